@@ -1,0 +1,1 @@
+"""The Slack surface of PushOps: one module per `/push` subcommand."""

@@ -1,0 +1,1 @@
+"""Persistence for PushOps: models, queries, encryption of secrets, migrations."""

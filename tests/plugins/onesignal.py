@@ -1,0 +1,1 @@
+"""Pytest fixtures: onesignal (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""Pytest fixtures: slack (filled in by its owner)."""
