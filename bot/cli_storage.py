@@ -1,0 +1,441 @@
+"""`pushops db|apps|keys|audit`: the operator's tools around the database and its secrets.
+
+Every expected failure (bad input, unknown workspace, missing key, wrong key, unreachable
+database) ends with one line on standard error and exit code 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, TextIO
+
+from pydantic import SecretStr, ValidationError
+from sqlalchemy.exc import DBAPIError
+
+from bot.settings import Settings, get_settings
+from storage import queries
+from storage.audit import iter_audit_events, verify_audit_chain
+from storage.crypto import CryptoError, KeyRing, generate_key, load_keyring
+from storage.db import Database, DatabaseURLError, display_url
+from storage.errors import StorageError
+from storage.migrations import current_revision, head_revision, upgrade
+from storage.models import AuditEvent
+
+EXPORT_FIELDS: Final = (
+    "team_id",
+    "seq",
+    "id",
+    "created_at",
+    "actor",
+    "action",
+    "target",
+    "outcome",
+    "details",
+    "prev_hash",
+    "hash",
+)
+
+
+class CliError(Exception):
+    """An expected failure; its message is printed as is."""
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the `db`, `apps`, `keys` and `audit` groups to the `pushops` parser."""
+    _add_db(subparsers)
+    _add_apps(subparsers)
+    _add_keys(subparsers)
+    _add_audit(subparsers)
+
+
+def _group(subparsers: Any, name: str, help_text: str) -> Any:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
+
+
+def _add_db(subparsers: Any) -> None:
+    actions = _group(subparsers, "db", "Manage the database schema.")
+    upgrade_parser = actions.add_parser(
+        "upgrade", help="Upgrade the database to this version's schema (creates it if empty)."
+    )
+    upgrade_parser.set_defaults(handler=_sync(_db_upgrade))
+
+
+def _add_apps(subparsers: Any) -> None:
+    actions = _group(subparsers, "apps", "Manage the OneSignal apps of each workspace.")
+    add = actions.add_parser(
+        "add",
+        help="Add a OneSignal app; its REST API key is read from ONESIGNAL_API_KEY or prompted.",
+        description="Add a OneSignal app to a workspace. The REST API key is read from "
+        "ONESIGNAL_API_KEY, or prompted for without echo; never from the command line.",
+    )
+    add.add_argument("--team", required=True, help="Slack workspace id (T…)")
+    add.add_argument("--name", required=True, help="name used with --app in Slack")
+    add.add_argument("--app-id", required=True, help="OneSignal app id (a UUID)")
+    add.add_argument("--default", action="store_true", help="make it the workspace default")
+    add.add_argument("--replace", action="store_true", help="replace the app of that name")
+    add.add_argument("--no-verify", action="store_true", help="save without asking OneSignal")
+    add.set_defaults(handler=_sync(_apps_add))
+    listing = actions.add_parser("list", help="List apps (keys masked).")
+    listing.add_argument("--team", help="only this workspace")
+    listing.set_defaults(handler=_sync(_apps_list))
+    remove = actions.add_parser("remove", help="Remove an app and its key.")
+    remove.add_argument("--team", required=True, help="Slack workspace id (T…)")
+    remove.add_argument("--name", required=True, help="the app's name")
+    remove.set_defaults(handler=_sync(_apps_remove))
+
+
+def _add_keys(subparsers: Any) -> None:
+    actions = _group(subparsers, "keys", "Manage the keys that encrypt secrets at rest.")
+    generate = actions.add_parser(
+        "generate", help="Print a new key for PUSHOPS_SECRET_KEY (and nothing else)."
+    )
+    generate.set_defaults(handler=_keys_generate)
+    rotate = actions.add_parser(
+        "rotate",
+        help="Re-encrypt every secret under the first key of PUSHOPS_SECRET_KEY.",
+        description="Re-encrypt every stored secret under the first key of PUSHOPS_SECRET_KEY. "
+        "Rotating: put the new key first (PUSHOPS_SECRET_KEY=new,old) in every running "
+        "process, run this, then remove the old key.",
+    )
+    rotate.set_defaults(handler=_sync(_keys_rotate))
+
+
+def _add_audit(subparsers: Any) -> None:
+    actions = _group(subparsers, "audit", "Check and export the audit log.")
+    verify = actions.add_parser("verify", help="Check that no audit event was edited or removed.")
+    verify.add_argument("--team", help="only this workspace")
+    verify.set_defaults(handler=_sync(_audit_verify))
+    export = actions.add_parser("export", help="Write the audit log as CSV or JSON lines.")
+    export.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
+    export.add_argument("--team", help="only this workspace")
+    export.add_argument(
+        "--since", type=_parse_since, help="only events at or after this time (ISO 8601, UTC)"
+    )
+    export.set_defaults(handler=_sync(_audit_export))
+
+
+def _parse_since(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date or time; use e.g. 2026-01-31 or 2026-01-31T09:00:00Z"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# --- running ----------------------------------------------------------------------------------
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _sync(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) -> Handler:
+    """A handler running `command`, turning every expected failure into a message."""
+
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            return asyncio.run(command(args))
+        except (CliError, StorageError, CryptoError, DatabaseURLError) as error:
+            return _fail(str(error))
+        except DBAPIError as error:
+            return _fail(f"The database failed: {_first_line(error.orig)}")
+        except OSError as error:
+            return _fail(f"{error.strerror or error.__class__.__name__}: {error.filename or ''}")
+
+    return handler
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().splitlines()[0] if error is not None and str(error).strip() else "?"
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise CliError(f"invalid settings: {problems}") from None
+
+
+async def _with_database(
+    settings: Settings, work: Callable[[Database], Awaitable[int]], *, migrated: bool = True
+) -> int:
+    url = settings.resolved_database_url
+    database = Database.open(url)
+    try:
+        if migrated:
+            await _require_head(database, url)
+        return await work(database)
+    except DBAPIError as error:
+        raise CliError(
+            f"Cannot use the database at {display_url(url)}: {_first_line(error.orig)}"
+        ) from None
+    finally:
+        await database.dispose()
+
+
+async def _require_head(database: Database, url: str) -> None:
+    current, head = await current_revision(database.engine), head_revision()
+    if current != head:
+        raise CliError(
+            f"The database at {display_url(url)} is at revision {current or 'none'}, this "
+            f"PushOps needs {head}: run `pushops db upgrade`."
+        )
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "cli"
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+
+async def _db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings()
+
+    async def work(database: Database) -> int:
+        before = await current_revision(database.engine)
+        await upgrade(database.engine)
+        after = await current_revision(database.engine)
+        where = display_url(settings.resolved_database_url)
+        if before == after:
+            print(f"The database at {where} is up to date (revision {after}).")
+        else:
+            print(f"Upgraded the database at {where} from {before or 'empty'} to {after}.")
+        return 0
+
+    return await _with_database(settings, work, migrated=False)
+
+
+# --- apps -------------------------------------------------------------------------------------
+
+
+def _read_api_key(settings: Settings) -> SecretStr:
+    if settings.onesignal_api_key is not None and settings.onesignal_api_key.get_secret_value():
+        return settings.onesignal_api_key
+    if not sys.stdin.isatty():
+        raise CliError(
+            "No REST API key: set ONESIGNAL_API_KEY, or run in a terminal to be asked for it."
+        )
+    try:
+        typed = getpass.getpass("OneSignal REST API key (not echoed): ")
+    except (EOFError, KeyboardInterrupt):
+        raise CliError("No REST API key was entered.") from None
+    if not typed.strip():
+        raise CliError("No REST API key was entered.")
+    return SecretStr(typed.strip())
+
+
+async def _verify(settings: Settings, app_id: str, api_key: SecretStr) -> None:
+    from bot.credentials import CredentialError, verify_onesignal_app
+
+    try:
+        await verify_onesignal_app(
+            app_id=app_id, rest_api_key=api_key, base_url=settings.onesignal_api_url
+        )
+    except CredentialError as error:
+        raise CliError(f"{error} (use --no-verify to save it anyway)") from None
+
+
+async def _apps_add(args: argparse.Namespace) -> int:
+    settings = _settings()
+    queries.validate_team_id(args.team)
+    queries.validate_app_name(args.name)
+    app_id = queries.validate_onesignal_app_id(args.app_id)
+    keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+    api_key = _read_api_key(settings)
+
+    async def work(database: Database) -> int:
+        if not args.no_verify:
+            await _verify(settings, app_id, api_key)
+        async with database.sessions.begin() as session:
+            app = await queries.add_app(
+                session=session,
+                keyring=keyring,
+                team_id=args.team,
+                name=args.name,
+                onesignal_app_id=app_id,
+                api_key=api_key,
+                added_by=_actor(),
+                make_default=args.default,
+                replace=args.replace,
+            )
+        default = " (default)" if app.is_default else ""
+        checked = "" if args.no_verify else ", key checked with OneSignal"
+        print(f"Saved app {app.name!r}{default} in workspace {app.team_id}{checked}.")
+        return 0
+
+    return await _with_database(settings, work)
+
+
+def _masked_key(app: Any, keyring: KeyRing) -> str:
+    try:
+        plain = queries.decrypt_app_key(app, keyring=keyring).get_secret_value()
+    except CryptoError as error:
+        return f"UNREADABLE ({error})"
+    return "••••" + plain[-4:] if len(plain) >= 16 else "••••"
+
+
+async def _apps_list(args: argparse.Namespace) -> int:
+    settings = _settings()
+    keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+
+    async def work(database: Database) -> int:
+        async with database.sessions() as session:
+            apps = await queries.list_apps(session=session, team_id=args.team)
+        if not apps:
+            print("No OneSignal app is configured" + (f" in {args.team}." if args.team else "."))
+            return 0
+        rows = [("TEAM", "NAME", "DEFAULT", "ONESIGNAL APP ID", "REST API KEY")]
+        rows += [
+            (
+                a.team_id,
+                a.name,
+                "yes" if a.is_default else "",
+                a.onesignal_app_id,
+                _masked_key(a, keyring),
+            )
+            for a in apps
+        ]
+        _print_table(rows, sys.stdout)
+        return 0
+
+    return await _with_database(settings, work)
+
+
+def _print_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
+            file=out,
+        )
+
+
+async def _apps_remove(args: argparse.Namespace) -> int:
+    settings = _settings()
+
+    async def work(database: Database) -> int:
+        async with database.sessions.begin() as session:
+            await queries.remove_app(
+                session=session, team_id=args.team, name=args.name, actor=_actor()
+            )
+        print(f"Removed app {args.name!r} and its key from workspace {args.team}.")
+        return 0
+
+    return await _with_database(settings, work)
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
+
+
+async def _keys_rotate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+
+    async def work(database: Database) -> int:
+        report = await queries.rotate_secrets(
+            session_factory=database.sessions, keyring=keyring, actor=_actor()
+        )
+        print(
+            f"Re-encrypted {report.reencrypted} secret(s) under key {keyring.primary_key_id}; "
+            f"{report.current} already were."
+        )
+        for failure in report.failures or []:
+            print(f"error: {failure}", file=sys.stderr)
+        if not report.ok:
+            return 1
+        if len(keyring.key_ids) > 1:
+            others = ", ".join(keyring.key_ids[1:])
+            print(
+                f"Every secret is under key {keyring.primary_key_id}; "
+                f"the old key(s) {others} can be removed."
+            )
+        return 0
+
+    return await _with_database(settings, work)
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+async def _audit_verify(args: argparse.Namespace) -> int:
+    settings = _settings()
+
+    async def work(database: Database) -> int:
+        async with database.sessions() as session:
+            report = await verify_audit_chain(session=session, team_id=args.team)
+        if report.ok:
+            print(
+                f"Audit chain intact: {report.events} event(s) in {report.workspaces} workspace(s)."
+            )
+            return 0
+        for problem in report.breaks:
+            print(f"Audit chain broken: {problem}", file=sys.stderr)
+        return 1
+
+    return await _with_database(settings, work)
+
+
+def _export_row(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "team_id": event.team_id,
+        "seq": event.seq,
+        "id": str(event.id),
+        "created_at": event.created_at.isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "outcome": event.outcome,
+        "details": event.details,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+async def _audit_export(args: argparse.Namespace) -> int:
+    settings = _settings()
+    out = sys.stdout
+
+    async def work(database: Database) -> int:
+        writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS) if args.format == "csv" else None
+        if writer is not None:
+            writer.writeheader()
+        async with database.sessions() as session:
+            async for event in iter_audit_events(
+                session=session, team_id=args.team, since=args.since
+            ):
+                row = _export_row(event)
+                if writer is None:
+                    out.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+                else:
+                    writer.writerow({**row, "details": json.dumps(row["details"], sort_keys=True)})
+        return 0
+
+    return await _with_database(settings, work)

@@ -1,0 +1,283 @@
+"""The audit log (DESIGN.md invariant 8): redaction, the per-workspace hash chain, its verification.
+
+Each event stores ``hash = sha256(prev_hash + canonical JSON of the event)``, where the event is
+every column but the two hashes, and ``prev_hash`` is the hash of the event before it in its
+workspace (`GENESIS_HASH` for the first). The workspace row keeps the head (last seq and hash):
+appending takes that row's write lock, so concurrent appends queue instead of forking the chain,
+and a removed tail shows as a head that points past the last event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.errors import WorkspaceNotFound
+from storage.models import GENESIS_HASH, AuditEvent, Workspace, utcnow
+
+REDACTED: Final = "[redacted]"
+_SECRET_KEY_NAME: Final = re.compile(
+    r"secret|token|passw|api_?key|apikey|authorization|credential|private|signing|cookie",
+    re.IGNORECASE,
+)
+# Values that are secrets whatever their key: Slack tokens, OneSignal keys, our ciphertexts.
+_SECRET_VALUE: Final = re.compile(
+    r"\b(xox[abeoprs]-|xapp-|os_v2_(app|org)_)|^v1:[0-9a-f]{8}:|^(Key|Basic|Bearer) \S",
+)
+_EXPORT_BATCH: Final = 500
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """An event to append; `details` is redacted on the way in."""
+
+    actor: str
+    action: str
+    target: str = ""
+    outcome: str = "ok"
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first place where a workspace's chain does not hold."""
+
+    team_id: str
+    seq: int | None
+    event_id: uuid.UUID | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"event #{self.seq} ({self.event_id})" if self.seq is not None else "the chain"
+        return f"workspace {self.team_id}, {where}: {self.reason}"
+
+
+@dataclass
+class ChainReport:
+    """What `verify_audit_chain` found: counts, and the first break per workspace."""
+
+    workspaces: int = 0
+    events: int = 0
+    breaks: list[ChainBreak] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every chain holds."""
+        return not self.breaks
+
+
+def redact(details: Mapping[str, Any]) -> dict[str, Any]:
+    """`details` as stored: secret-looking keys and values replaced, JSON-normalised.
+
+    The JSON round trip makes what is hashed exactly what the database gives back (tuples
+    become lists, keys become strings, anything else its `str`).
+    """
+    normalised = json.loads(json.dumps(dict(details), default=str))
+    cleaned = _redact_value(normalised)
+    assert isinstance(cleaned, dict)
+    return cleaned
+
+
+def _redact_value(value: Any, key: str = "") -> Any:
+    if key and _SECRET_KEY_NAME.search(key):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: _redact_value(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(item) for item in value]
+    if isinstance(value, str) and _SECRET_VALUE.search(value):
+        return REDACTED
+    return value
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(prev_hash: str, event: AuditEvent) -> str:
+    """The hash `event` must carry after `prev_hash`."""
+    payload = {
+        "id": str(event.id),
+        "team_id": event.team_id,
+        "seq": event.seq,
+        "created_at": _timestamp(event.created_at),
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "outcome": event.outcome,
+        "details": event.details,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+async def append_audit(
+    *,
+    session: AsyncSession,
+    team_id: str,
+    actor: str,
+    action: str,
+    target: str = "",
+    outcome: str = "ok",
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the workspace's chain, in the caller's transaction."""
+    entry = AuditEntry(actor, action, target, outcome, details or {})
+    (event,) = await append_audit_entries(session=session, team_id=team_id, entries=[entry])
+    return event
+
+
+async def append_audit_entries(
+    *, session: AsyncSession, team_id: str, entries: Sequence[AuditEntry]
+) -> list[AuditEvent]:
+    """Append several events to one workspace's chain with a single head update."""
+    if not entries:
+        return []
+    # Moving the head first takes the workspace row's write lock (PostgreSQL) for the rest of
+    # the transaction; a concurrent append waits here and then sees our head. On SQLite every
+    # transaction already holds the write lock (BEGIN IMMEDIATE, see storage.db).
+    head = (
+        await session.execute(
+            sa.update(Workspace)
+            .where(Workspace.team_id == team_id)
+            .values(audit_head_seq=Workspace.audit_head_seq + len(entries))
+            .returning(Workspace.audit_head_seq, Workspace.audit_head_hash)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+    if head is None:
+        raise WorkspaceNotFound(team_id)
+    last_seq, prev_hash = head
+    first_seq = last_seq - len(entries) + 1
+    events = [_new_event(team_id, first_seq + i, entry) for i, entry in enumerate(entries)]
+    return await _chain_and_store(session, team_id, events, prev_hash)
+
+
+def _new_event(team_id: str, seq: int, entry: AuditEntry) -> AuditEvent:
+    return AuditEvent(
+        id=uuid.uuid4(),
+        team_id=team_id,
+        seq=seq,
+        created_at=utcnow(),
+        actor=entry.actor[:64],
+        action=entry.action[:64],
+        target=entry.target[:200],
+        outcome=entry.outcome[:32],
+        details=redact(entry.details),
+    )
+
+
+async def _chain_and_store(
+    session: AsyncSession, team_id: str, events: list[AuditEvent], prev_hash: str
+) -> list[AuditEvent]:
+    for event in events:
+        event.prev_hash = prev_hash
+        event.hash = prev_hash = event_hash(prev_hash, event)
+    session.add_all(events)
+    await session.execute(
+        sa.update(Workspace)
+        .where(Workspace.team_id == team_id)
+        .values(audit_head_hash=prev_hash)
+        .execution_options(synchronize_session=False)
+    )
+    await session.flush(events)
+    return events
+
+
+async def list_audit_events(
+    *, session: AsyncSession, team_id: str, limit: int = 20, before_seq: int | None = None
+) -> list[AuditEvent]:
+    """The workspace's latest events, newest first (for `/push audit N`)."""
+    query = sa.select(AuditEvent).where(AuditEvent.team_id == team_id)
+    if before_seq is not None:
+        query = query.where(AuditEvent.seq < before_seq)
+    result = await session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit))
+    return list(result)
+
+
+async def get_audit_event(
+    *, session: AsyncSession, team_id: str, event_id: uuid.UUID
+) -> AuditEvent | None:
+    """One event of the workspace by id; another workspace's event is None."""
+    query = sa.select(AuditEvent).where(AuditEvent.id == event_id, AuditEvent.team_id == team_id)
+    return (await session.scalars(query)).one_or_none()
+
+
+async def iter_audit_events(
+    *, session: AsyncSession, team_id: str | None = None, since: datetime | None = None
+) -> AsyncIterator[AuditEvent]:
+    """Every event (of one workspace, or all: operator export), oldest first, streamed."""
+    query = sa.select(AuditEvent)
+    if team_id is not None:
+        query = query.where(AuditEvent.team_id == team_id)
+    if since is not None:
+        query = query.where(AuditEvent.created_at >= since)
+    query = query.order_by(AuditEvent.team_id, AuditEvent.seq)
+    last: tuple[str, int] | None = None
+    while True:  # keyset pages: constant memory and no server-side cursor to keep open
+        page_query = query
+        if last is not None:
+            page_query = query.where(sa.tuple_(AuditEvent.team_id, AuditEvent.seq) > last)
+        page = list(await session.scalars(page_query.limit(_EXPORT_BATCH)))
+        for event in page:
+            yield event
+        if len(page) < _EXPORT_BATCH:
+            return
+        last = (page[-1].team_id, page[-1].seq)
+
+
+async def verify_audit_chain(*, session: AsyncSession, team_id: str | None = None) -> ChainReport:
+    """Walk each workspace's chain; report the first edited, missing or reordered event."""
+    query = sa.select(Workspace.team_id, Workspace.audit_head_seq, Workspace.audit_head_hash)
+    if team_id is not None:
+        query = query.where(Workspace.team_id == team_id)
+    report = ChainReport()
+    for team, head_seq, head_hash in (
+        await session.execute(query.order_by(Workspace.team_id))
+    ).all():
+        report.workspaces += 1
+        problem = await _verify_workspace(session, team, head_seq, head_hash, report)
+        if problem is not None:
+            report.breaks.append(problem)
+    return report
+
+
+async def _verify_workspace(
+    session: AsyncSession, team_id: str, head_seq: int, head_hash: str, report: ChainReport
+) -> ChainBreak | None:
+    prev_hash, expected_seq = GENESIS_HASH, 1
+    async for event in iter_audit_events(session=session, team_id=team_id):
+        report.events += 1
+        problem = _check_event(event, expected_seq, prev_hash)
+        if problem is not None:
+            return ChainBreak(team_id, event.seq, event.id, problem)
+        prev_hash, expected_seq = event.hash, expected_seq + 1
+    last_seq = expected_seq - 1
+    if (last_seq, prev_hash) != (head_seq, head_hash):
+        return ChainBreak(
+            team_id,
+            None,
+            None,
+            f"the chain ends at event #{last_seq} but the workspace records #{head_seq} as its "
+            "last (events were removed from the end, or the record was altered)",
+        )
+    return None
+
+
+def _check_event(event: AuditEvent, expected_seq: int, prev_hash: str) -> str | None:
+    if event.seq != expected_seq:
+        return f"event #{expected_seq} is missing before it (removed)"
+    if event.prev_hash != prev_hash:
+        return "it does not follow the event before it (an event was removed, added or moved)"
+    if event_hash(prev_hash, event) != event.hash:
+        return "its content does not match its hash (edited or moved)"
+    return None

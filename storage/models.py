@@ -1,0 +1,314 @@
+"""The PushOps tables as SQLAlchemy 2 typed models; Alembic migrations must match them exactly."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+import sqlalchemy as sa
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.crypto import Purpose
+
+# Stable constraint names, so later migrations (and SQLite batch mode) can refer to them.
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+GENESIS_HASH: Final = "0" * 64
+"""The `prev_hash` of the first audit event of a workspace."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (what every timestamp column stores)."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and read back timezone-aware, on SQLite as on PostgreSQL.
+
+    SQLite keeps no offset, so an aware value is converted to UTC before it is written (string
+    comparison then orders correctly) and a read value is marked UTC. Naive values are refused:
+    they are the bug where a local time gets stored as UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware (use storage.models.utcnow())")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SendState(StrEnum):
+    """DESIGN.md invariant 2: the life of a send."""
+
+    DRAFT = "draft"
+    PENDING_APPROVAL = "pending_approval"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    MISSED = "missed"
+
+
+# The one table of legal moves; `transition_send` refuses anything else.
+TRANSITIONS: Final[dict[SendState, frozenset[SendState]]] = {
+    SendState.DRAFT: frozenset(
+        {SendState.PENDING_APPROVAL, SendState.SCHEDULED, SendState.CANCELLED, SendState.EXPIRED}
+    ),
+    SendState.PENDING_APPROVAL: frozenset(
+        {SendState.SCHEDULED, SendState.REJECTED, SendState.EXPIRED, SendState.CANCELLED}
+    ),
+    SendState.SCHEDULED: frozenset({SendState.SENDING, SendState.CANCELLED, SendState.MISSED}),
+    # back to scheduled: a retry later (429, outage) keeps the same idempotency key.
+    # cancelled: the on-call stop while a send is going out; delivery cancels at OneSignal.
+    SendState.SENDING: frozenset(
+        {SendState.SENT, SendState.FAILED, SendState.SCHEDULED, SendState.CANCELLED}
+    ),
+    # sent -> cancelled: a delivered-over-time notification stopped at OneSignal.
+    SendState.SENT: frozenset({SendState.CANCELLED}),
+    SendState.FAILED: frozenset({SendState.SCHEDULED}),
+    # a missed send: the requester sends it now, or drops it.
+    SendState.MISSED: frozenset({SendState.SCHEDULED, SendState.CANCELLED}),
+    SendState.CANCELLED: frozenset(),
+    SendState.REJECTED: frozenset(),
+    SendState.EXPIRED: frozenset(),
+}
+
+ACTIVE_STATES: Final = frozenset(
+    {SendState.DRAFT, SendState.PENDING_APPROVAL, SendState.SCHEDULED, SendState.SENDING}
+)
+"""States in which a send may still reach OneSignal."""
+
+
+class MemberRole(StrEnum):
+    """What a Slack user or user group may do in a workspace."""
+
+    ADMIN = "admin"
+    SENDER = "sender"
+    APPROVER = "approver"
+
+
+class Decision(StrEnum):
+    """An approver's answer."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+def _enum(enum: type[StrEnum], length: int) -> sa.Enum:
+    # Stored as plain strings (no native PostgreSQL enum) so a new state is a code change only.
+    return sa.Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    """Declarative base; its metadata is what migrations are compared against."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        uuid.UUID: sa.Uuid(),
+        dict[str, Any]: sa.JSON(),
+        list[dict[str, Any]]: sa.JSON(),
+    }
+
+
+class Timestamps:
+    """`created_at` and `updated_at`, set by the application in UTC."""
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Workspace(Timestamps, Base):
+    """A Slack workspace (team) using PushOps, with its settings and the head of its audit chain."""
+
+    __tablename__ = "workspaces"
+
+    team_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    enterprise_id: Mapped[str | None] = mapped_column(sa.String(32))
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    log_channel_id: Mapped[str | None] = mapped_column(sa.String(32))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The last audit event, so a deleted tail shows too; updated with each append.
+    audit_head_seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    audit_head_hash: Mapped[str] = mapped_column(
+        sa.String(64), default=GENESIS_HASH, server_default=GENESIS_HASH
+    )
+
+    def __repr__(self) -> str:
+        return f"Workspace(team_id={self.team_id!r}, name={self.name!r})"
+
+
+class OneSignalApp(Timestamps, Base):
+    """A OneSignal app configured in a workspace; its REST API key is stored encrypted."""
+
+    __tablename__ = "onesignal_apps"
+    __table_args__ = (
+        sa.UniqueConstraint("team_id", "name"),
+        # At most one default app per workspace.
+        sa.Index(
+            "uq_onesignal_apps_default_per_team",
+            "team_id",
+            unique=True,
+            sqlite_where=sa.text("is_default"),
+            postgresql_where=sa.text("is_default"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    team_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.team_id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(64))
+    onesignal_app_id: Mapped[str] = mapped_column(sa.String(64))
+    api_key_ciphertext: Mapped[str] = mapped_column(sa.Text)
+    is_default: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    added_by: Mapped[str] = mapped_column(sa.String(64), default="")
+
+    def __repr__(self) -> str:  # never the key, not even encrypted
+        return f"OneSignalApp(team_id={self.team_id!r}, name={self.name!r})"
+
+
+class Member(Base):
+    """A role held by a Slack user (U…/W…) or user group (S…) in a workspace."""
+
+    __tablename__ = "members"
+    __table_args__ = (sa.UniqueConstraint("team_id", "subject_id", "role"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    team_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.team_id"))
+    subject_id: Mapped[str] = mapped_column(sa.String(32))
+    role: Mapped[MemberRole] = mapped_column(_enum(MemberRole, 16))
+    added_by: Mapped[str] = mapped_column(sa.String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Send(Timestamps, Base):
+    """One notification request through its whole life (DESIGN.md invariants 2 and 3)."""
+
+    __tablename__ = "sends"
+    __table_args__ = (
+        sa.UniqueConstraint("team_id", "short_id"),
+        sa.Index(None, "state", "due_at"),
+        sa.Index(None, "team_id", "created_at"),
+        sa.Index(None, "team_id", "notification_id"),
+    )
+
+    # The UUID is OneSignal's idempotency key; it never changes, so retries cannot double-send.
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    short_id: Mapped[str] = mapped_column(sa.String(6))
+    team_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.team_id"))
+    # SET NULL keeps the history of sends when an app is removed; app_name keeps what it was.
+    app_ref: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("onesignal_apps.id", ondelete="SET NULL"), index=True
+    )
+    app_name: Mapped[str] = mapped_column(sa.String(64), default="")
+    requester_id: Mapped[str] = mapped_column(sa.String(32))
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    due_at: Mapped[datetime | None]
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    state: Mapped[SendState] = mapped_column(_enum(SendState, 24), default=SendState.DRAFT)
+    approvals_required: Mapped[int] = mapped_column(default=0, server_default="0")
+    approvals_received: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The first batch's OneSignal id (shown and looked up), then every batch's result.
+    notification_id: Mapped[str | None] = mapped_column(sa.String(64))
+    batches: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    # purpose ("approval", "log", "status"...) -> {"channel": ..., "ts": ...}
+    slack_messages: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(128))
+    claimed_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"Send(team_id={self.team_id!r}, short_id={self.short_id!r}, state={self.state!r})"
+
+
+class Approval(Base):
+    """One approver's decision on a send."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (sa.UniqueConstraint("send_id", "approver_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    team_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.team_id"), index=True)
+    send_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("sends.id", ondelete="CASCADE"))
+    approver_id: Mapped[str] = mapped_column(sa.String(32))
+    decision: Mapped[Decision] = mapped_column(_enum(Decision, 16))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """DESIGN.md invariant 8: append-only, each event hashing the one before it in its workspace."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.UniqueConstraint("team_id", "seq"), sa.Index(None, "created_at"))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    team_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.team_id"))
+    seq: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(sa.String(64))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    target: Mapped[str] = mapped_column(sa.String(200), default="")
+    outcome: Mapped[str] = mapped_column(sa.String(32), default="ok")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(sa.String(64))
+
+    def __repr__(self) -> str:
+        return f"AuditEvent(team_id={self.team_id!r}, seq={self.seq}, action={self.action!r})"
+
+
+# slack_sdk's installation and OAuth state stores (multi-workspace mode) read these tables; our
+# migrations create them. Token columns are widened to TEXT so they can hold our ciphertexts.
+SLACK_INSTALLATIONS: Final = SQLAlchemyInstallationStore.build_installations_table(
+    Base.metadata, "slack_installations"
+)
+SLACK_BOTS: Final = SQLAlchemyInstallationStore.build_bots_table(Base.metadata, "slack_bots")
+SLACK_OAUTH_STATES: Final = SQLAlchemyOAuthStateStore.build_oauth_states_table(
+    Base.metadata, "slack_oauth_states"
+)
+SLACK_TOKEN_COLUMNS: Final = {
+    "bot_token": Purpose.SLACK_BOT_TOKEN,
+    "bot_refresh_token": Purpose.SLACK_BOT_REFRESH_TOKEN,
+    "user_token": Purpose.SLACK_USER_TOKEN,
+    "user_refresh_token": Purpose.SLACK_USER_REFRESH_TOKEN,
+}
+"""Token column -> encryption purpose, in the Slack tables that have the column."""
+for _table in (SLACK_INSTALLATIONS, SLACK_BOTS):
+    for _name in SLACK_TOKEN_COLUMNS:
+        if _name in _table.c:
+            _table.c[_name].type = sa.Text()

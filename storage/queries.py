@@ -1,0 +1,1145 @@
+"""Every read and write of PushOps data: keyword-only, scoped by the Slack team id.
+
+Conventions:
+- Functions taking a `session` run inside the caller's transaction and never commit:
+  `async with database.sessions.begin() as session: ...` makes one unit of work.
+- Functions taking a `session_factory` (claims, sweeps, key rotation) open their own short
+  transactions, because they must be safe with several processes doing the same.
+- Every read of tenant data takes `team_id`; an id from another workspace is "not found".
+- Every change of a send's state goes through `transition_send` (or a claim/sweep built on
+  the same compare-and-set) and writes its audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import sqlalchemy as sa
+from pydantic import SecretStr
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage import ids
+from storage.audit import (
+    AuditEntry,
+    ChainBreak,
+    ChainReport,
+    append_audit,
+    append_audit_entries,
+    get_audit_event,
+    iter_audit_events,
+    list_audit_events,
+    redact,
+    verify_audit_chain,
+)
+from storage.crypto import KeyRing, Purpose, SecretDecryptionError, key_id_of
+from storage.errors import (
+    AlreadyDecided,
+    AppInUse,
+    AppNotFound,
+    DuplicateAppName,
+    IllegalTransition,
+    InvalidInput,
+    SelfApproval,
+    SendNotFound,
+    ShortIdExhausted,
+    WorkspaceNotFound,
+)
+from storage.models import (
+    ACTIVE_STATES,
+    SLACK_BOTS,
+    SLACK_INSTALLATIONS,
+    SLACK_TOKEN_COLUMNS,
+    TRANSITIONS,
+    Approval,
+    Decision,
+    Member,
+    MemberRole,
+    OneSignalApp,
+    Send,
+    SendState,
+    Workspace,
+    utcnow,
+)
+
+__all__ = [
+    "AppCredentials",
+    "AuditEntry",
+    "ChainBreak",
+    "ChainReport",
+    "RotationReport",
+    "add_app",
+    "add_member",
+    "append_audit",
+    "append_audit_entries",
+    "cancel_send",
+    "claim_due_sends",
+    "create_send",
+    "decrypt_app_key",
+    "ensure_workspace",
+    "expire_pending_approvals",
+    "find_send",
+    "get_app",
+    "get_app_by_id",
+    "get_app_credentials",
+    "get_audit_event",
+    "get_send",
+    "get_workspace",
+    "iter_audit_events",
+    "list_active_sends",
+    "list_apps",
+    "list_approvals",
+    "list_audit_events",
+    "list_members",
+    "list_sends",
+    "list_workspaces",
+    "mark_missed_sends",
+    "member_roles",
+    "next_due_at",
+    "reclaim_stale_sends",
+    "record_approval",
+    "record_send_progress",
+    "redact",
+    "remove_app",
+    "remove_member",
+    "rotate_secrets",
+    "set_default_app",
+    "set_slack_message",
+    "transition_send",
+    "update_workspace",
+    "verify_audit_chain",
+]
+
+DEFAULT_LEASE: Final = timedelta(minutes=5)
+"""How long a claimed send belongs to its worker before another may take it over."""
+
+_SHORT_ID_ATTEMPTS: Final = 8
+_TEAM_ID: Final = re.compile(r"^[TE][A-Z0-9]{1,31}$")
+_APP_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_FINISHING: Final = frozenset(
+    {SendState.SENT, SendState.FAILED, SendState.CANCELLED, SendState.REJECTED, SendState.EXPIRED}
+)
+# What a transition's `values` may not touch: identity, tenancy, and the state itself.
+_PROTECTED_COLUMNS: Final = frozenset({"id", "team_id", "short_id", "state", "created_at"})
+
+
+# --- workspaces -------------------------------------------------------------------------------
+
+
+def validate_team_id(team_id: str) -> str:
+    """`team_id` if it looks like a Slack team (T…) or enterprise (E…) id."""
+    if not _TEAM_ID.match(team_id):
+        raise InvalidInput(
+            f"{team_id!r} is not a Slack workspace id (like T0123ABCD); find it in the "
+            "workspace's URL or in Slack's About this workspace."
+        )
+    return team_id
+
+
+async def ensure_workspace(
+    *,
+    session: AsyncSession,
+    team_id: str,
+    name: str | None = None,
+    enterprise_id: str | None = None,
+) -> Workspace:
+    """The workspace row, created on first sight (concurrent first sights are fine)."""
+    validate_team_id(team_id)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(Workspace)
+        .values(team_id=team_id, name=name or "", enterprise_id=enterprise_id)
+        .on_conflict_do_nothing(index_elements=["team_id"])
+    )
+    workspace = await get_workspace(session=session, team_id=team_id)
+    assert workspace is not None
+    if name and workspace.name != name:
+        workspace.name = name
+    if enterprise_id and workspace.enterprise_id != enterprise_id:
+        workspace.enterprise_id = enterprise_id
+    return workspace
+
+
+async def get_workspace(*, session: AsyncSession, team_id: str) -> Workspace | None:
+    """The workspace, or None."""
+    return await session.get(Workspace, team_id)
+
+
+async def list_workspaces(*, session: AsyncSession) -> list[Workspace]:
+    """Every workspace (operator tools and the scheduler, never a Slack reply)."""
+    return list(await session.scalars(sa.select(Workspace).order_by(Workspace.team_id)))
+
+
+async def update_workspace(
+    *,
+    session: AsyncSession,
+    team_id: str,
+    actor: str,
+    name: str | None = None,
+    log_channel_id: str | None = None,
+    clear_log_channel: bool = False,
+    settings: Mapping[str, Any] | None = None,
+) -> Workspace:
+    """Change the workspace's name, log channel or settings (merged key by key); audited."""
+    workspace = await _require_workspace(session, team_id)
+    changed: dict[str, Any] = {}
+    if name is not None and name != workspace.name:
+        workspace.name = changed["name"] = name
+    if clear_log_channel or (log_channel_id is not None):
+        workspace.log_channel_id = changed["log_channel_id"] = (
+            None if clear_log_channel else log_channel_id
+        )
+    if settings:
+        workspace.settings = {**workspace.settings, **_json_safe(settings, "settings")}
+        changed["settings"] = sorted(settings)
+    if changed:
+        await append_audit(
+            session=session,
+            team_id=team_id,
+            actor=actor,
+            action="workspace.updated",
+            target=f"workspace {team_id}",
+            details=changed,
+        )
+    return workspace
+
+
+async def _require_workspace(session: AsyncSession, team_id: str) -> Workspace:
+    workspace = await get_workspace(session=session, team_id=team_id)
+    if workspace is None:
+        raise WorkspaceNotFound(team_id)
+    return workspace
+
+
+def _json_safe(value: Mapping[str, Any], what: str) -> dict[str, Any]:
+    try:
+        normalised = json.loads(json.dumps(dict(value)))
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"The {what} must be plain JSON data: {error}.") from None
+    assert isinstance(normalised, dict)
+    return normalised
+
+
+# --- OneSignal apps ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    """What a OneSignal call needs; the key is a `SecretStr`, so it never shows in a repr."""
+
+    app_ref: uuid.UUID
+    name: str
+    onesignal_app_id: str
+    api_key: SecretStr
+
+
+def validate_app_name(name: str) -> str:
+    """`name` if usable as `--app NAME`."""
+    if not _APP_NAME.match(name):
+        raise InvalidInput(
+            f"{name!r} is not a usable app name: use up to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit."
+        )
+    return name
+
+
+def validate_onesignal_app_id(app_id: str) -> str:
+    """The canonical form of a OneSignal app id (a UUID)."""
+    try:
+        return str(uuid.UUID(app_id.strip()))
+    except ValueError:
+        raise InvalidInput(
+            f"{app_id!r} is not a OneSignal app id; copy it from OneSignal's Settings > Keys & IDs "
+            "(it looks like 8f1c2d3e-…)."
+        ) from None
+
+
+async def add_app(
+    *,
+    session: AsyncSession,
+    keyring: KeyRing,
+    team_id: str,
+    name: str,
+    onesignal_app_id: str,
+    api_key: SecretStr,
+    added_by: str,
+    make_default: bool = False,
+    replace: bool = False,
+) -> OneSignalApp:
+    """Save an app and its encrypted REST API key; the workspace's first app becomes its default.
+
+    With `replace`, an app of the same name gets the new app id and key (a key rotated at
+    OneSignal); otherwise a duplicate name is `DuplicateAppName`.
+    """
+    validate_app_name(name)
+    app_id = validate_onesignal_app_id(onesignal_app_id)
+    if not api_key.get_secret_value().strip():
+        raise InvalidInput("The REST API key is empty.")
+    await ensure_workspace(session=session, team_id=team_id)
+    ciphertext = keyring.encrypt(
+        api_key.get_secret_value().strip(), team_id=team_id, purpose=Purpose.ONESIGNAL_API_KEY
+    )
+    app = await get_app(session=session, team_id=team_id, name=name)
+    action = "app.replaced"
+    if app is None:
+        action = "app.added"
+        app = OneSignalApp(id=uuid.uuid4(), team_id=team_id, name=name)
+        session.add(app)
+    elif not replace:
+        raise DuplicateAppName(team_id, name)
+    app.onesignal_app_id, app.api_key_ciphertext, app.added_by = app_id, ciphertext, added_by
+    has_default = await get_app(session=session, team_id=team_id) is not None
+    await session.flush()
+    if make_default or not has_default:
+        await _make_default(session, app)
+    await append_audit(
+        session=session,
+        team_id=team_id,
+        actor=added_by,
+        action=action,
+        target=f"app {name}",
+        details={
+            "onesignal_app_id": app_id,
+            "default": app.is_default,
+            "key_id": keyring.primary_key_id,
+        },
+    )
+    return app
+
+
+async def _make_default(session: AsyncSession, app: OneSignalApp) -> None:
+    # Clear first: the partial unique index allows one default per workspace at any moment.
+    await session.execute(
+        sa.update(OneSignalApp)
+        .where(OneSignalApp.team_id == app.team_id, OneSignalApp.id != app.id)
+        .values(is_default=False)
+    )
+    app.is_default = True
+    await session.flush()
+
+
+async def get_app(
+    *, session: AsyncSession, team_id: str, name: str | None = None
+) -> OneSignalApp | None:
+    """The app named `name` in the workspace, or its default app when `name` is None."""
+    query = sa.select(OneSignalApp).where(OneSignalApp.team_id == team_id)
+    query = query.where(OneSignalApp.name == name if name else OneSignalApp.is_default)
+    return (await session.scalars(query)).one_or_none()
+
+
+async def get_app_by_id(
+    *, session: AsyncSession, team_id: str, app_ref: uuid.UUID
+) -> OneSignalApp | None:
+    """The app with our id `app_ref`, only if it belongs to the workspace."""
+    query = sa.select(OneSignalApp).where(
+        OneSignalApp.id == app_ref, OneSignalApp.team_id == team_id
+    )
+    return (await session.scalars(query)).one_or_none()
+
+
+async def list_apps(*, session: AsyncSession, team_id: str | None) -> list[OneSignalApp]:
+    """The workspace's apps, default first; `team_id=None` lists every workspace (operator CLI)."""
+    query = sa.select(OneSignalApp)
+    if team_id is not None:
+        query = query.where(OneSignalApp.team_id == team_id)
+    order = (OneSignalApp.team_id, OneSignalApp.is_default.desc(), OneSignalApp.name)
+    return list(await session.scalars(query.order_by(*order)))
+
+
+async def set_default_app(
+    *, session: AsyncSession, team_id: str, name: str, actor: str
+) -> OneSignalApp:
+    """Make `name` the workspace's default app."""
+    app = await get_app(session=session, team_id=team_id, name=name)
+    if app is None:
+        raise AppNotFound(team_id, name)
+    await _make_default(session, app)
+    await append_audit(
+        session=session, team_id=team_id, actor=actor, action="app.default", target=f"app {name}"
+    )
+    return app
+
+
+async def remove_app(*, session: AsyncSession, team_id: str, name: str, actor: str) -> None:
+    """Delete an app and its key; refused while sends not yet delivered still need it.
+
+    Past sends keep their history (`app_name`); when the default goes, the oldest remaining
+    app becomes the default.
+    """
+    app = await get_app(session=session, team_id=team_id, name=name)
+    if app is None:
+        raise AppNotFound(team_id, name)
+    active = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Send)
+        .where(Send.app_ref == app.id, Send.state.in_(ACTIVE_STATES))
+    )
+    if active:
+        raise AppInUse(team_id, name, int(active))
+    was_default = app.is_default
+    await session.delete(app)
+    await session.flush()
+    if was_default:
+        successor = (
+            await session.scalars(
+                sa.select(OneSignalApp)
+                .where(OneSignalApp.team_id == team_id)
+                .order_by(OneSignalApp.created_at)
+                .limit(1)
+            )
+        ).one_or_none()
+        if successor is not None:
+            await _make_default(session, successor)
+    await append_audit(
+        session=session, team_id=team_id, actor=actor, action="app.removed", target=f"app {name}"
+    )
+
+
+def decrypt_app_key(app: OneSignalApp, *, keyring: KeyRing) -> SecretStr:
+    """The app's REST API key; `SecretDecryptionError` when it is not this workspace's."""
+    return keyring.decrypt(
+        app.api_key_ciphertext, team_id=app.team_id, purpose=Purpose.ONESIGNAL_API_KEY
+    )
+
+
+async def get_app_credentials(
+    *,
+    session: AsyncSession,
+    keyring: KeyRing,
+    team_id: str,
+    name: str | None = None,
+    app_ref: uuid.UUID | None = None,
+) -> AppCredentials:
+    """The decrypted credentials of an app, by our id, by name, or the default one."""
+    if app_ref is not None:
+        app = await get_app_by_id(session=session, team_id=team_id, app_ref=app_ref)
+    else:
+        app = await get_app(session=session, team_id=team_id, name=name)
+    if app is None:
+        raise AppNotFound(team_id, name)
+    return AppCredentials(
+        app.id, app.name, app.onesignal_app_id, decrypt_app_key(app, keyring=keyring)
+    )
+
+
+# --- members ----------------------------------------------------------------------------------
+
+
+async def add_member(
+    *, session: AsyncSession, team_id: str, subject_id: str, role: MemberRole, actor: str
+) -> Member:
+    """Give a user (U…/W…) or user group (S…) a role; adding an existing role is a no-op."""
+    await _require_workspace(session, team_id)
+    existing = (
+        await session.scalars(
+            sa.select(Member).where(
+                Member.team_id == team_id, Member.subject_id == subject_id, Member.role == role
+            )
+        )
+    ).one_or_none()
+    if existing is not None:
+        return existing
+    member = Member(team_id=team_id, subject_id=subject_id, role=role, added_by=actor)
+    session.add(member)
+    await session.flush()
+    await append_audit(
+        session=session,
+        team_id=team_id,
+        actor=actor,
+        action="member.added",
+        target=subject_id,
+        details={"role": role.value},
+    )
+    return member
+
+
+async def remove_member(
+    *, session: AsyncSession, team_id: str, subject_id: str, role: MemberRole, actor: str
+) -> bool:
+    """Take a role away; False when the subject did not have it."""
+    result = await session.execute(
+        sa.delete(Member).where(
+            Member.team_id == team_id, Member.subject_id == subject_id, Member.role == role
+        )
+    )
+    if not _rowcount(result):
+        return False
+    await append_audit(
+        session=session,
+        team_id=team_id,
+        actor=actor,
+        action="member.removed",
+        target=subject_id,
+        details={"role": role.value},
+    )
+    return True
+
+
+async def list_members(
+    *, session: AsyncSession, team_id: str, role: MemberRole | None = None
+) -> list[Member]:
+    """The workspace's role holders, optionally of one role."""
+    query = sa.select(Member).where(Member.team_id == team_id)
+    if role is not None:
+        query = query.where(Member.role == role)
+    return list(await session.scalars(query.order_by(Member.role, Member.subject_id)))
+
+
+async def member_roles(
+    *, session: AsyncSession, team_id: str, subject_ids: Iterable[str]
+) -> set[MemberRole]:
+    """The roles held by any of `subject_ids` (a user and the user groups they belong to)."""
+    subjects = list(subject_ids)
+    if not subjects:
+        return set()
+    query = sa.select(Member.role).where(Member.team_id == team_id, Member.subject_id.in_(subjects))
+    return set(await session.scalars(query))
+
+
+# --- sends ------------------------------------------------------------------------------------
+
+
+async def create_send(
+    *,
+    session: AsyncSession,
+    team_id: str,
+    requester_id: str,
+    app: OneSignalApp,
+    content: Mapping[str, Any],
+    audience: Mapping[str, Any],
+    state: SendState = SendState.DRAFT,
+    due_at: datetime | None = None,
+    timezone: str = "UTC",
+    approvals_required: int = 0,
+    is_test: bool = False,
+    new_short_id: Callable[[], str] = ids.new_short_id,
+) -> Send:
+    """Store a new send with a fresh short id (unique in the workspace); audited.
+
+    `content` and `audience` are the validated models' JSON; `state` is where the send starts
+    (draft, pending_approval or scheduled).
+    """
+    if app.team_id != team_id:
+        raise AppNotFound(team_id, app.name)
+    if state not in {SendState.DRAFT, SendState.PENDING_APPROVAL, SendState.SCHEDULED}:
+        raise IllegalTransition(f"A send cannot start as {state.value}.")
+    await _require_workspace(session, team_id)
+    fields: dict[str, Any] = {
+        "team_id": team_id,
+        "app_ref": app.id,
+        "app_name": app.name,
+        "requester_id": requester_id,
+        "content": _json_safe(content, "content"),
+        "audience": _json_safe(audience, "audience"),
+        "state": state,
+        "due_at": due_at,
+        "timezone": timezone,
+        "approvals_required": approvals_required,
+        "is_test": is_test,
+    }
+    send = await _insert_with_short_id(session, fields, new_short_id)
+    await append_audit(
+        session=session,
+        team_id=team_id,
+        actor=requester_id,
+        action="send.created",
+        target=f"send {send.short_id}",
+        details=_send_summary(send),
+    )
+    return send
+
+
+async def _insert_with_short_id(
+    session: AsyncSession, fields: dict[str, Any], new_short_id: Callable[[], str]
+) -> Send:
+    for _ in range(_SHORT_ID_ATTEMPTS):
+        send = Send(id=uuid.uuid4(), short_id=new_short_id(), **fields)
+        try:
+            # A savepoint, so a collision on (team_id, short_id) costs only this attempt.
+            async with session.begin_nested():
+                session.add(send)
+                await session.flush([send])
+            return send
+        except IntegrityError:
+            continue
+    raise ShortIdExhausted("No free short id was found for this send; try again.")
+
+
+def _send_summary(send: Send) -> dict[str, Any]:
+    audience = send.audience
+    return {
+        "send_id": str(send.id),
+        "app": send.app_name,
+        "state": send.state.value,
+        "due_at": send.due_at.isoformat() if send.due_at else None,
+        "test": send.is_test,
+        "segments": audience.get("segments", audience.get("included_segments", [])),
+        "external_ids": len(audience.get("external_ids", audience.get("users", [])) or []),
+    }
+
+
+async def get_send(*, session: AsyncSession, team_id: str, send_id: uuid.UUID) -> Send | None:
+    """The send with UUID `send_id`, only if it belongs to the workspace."""
+    query = sa.select(Send).where(Send.id == send_id, Send.team_id == team_id)
+    return (await session.scalars(query)).one_or_none()
+
+
+async def find_send(*, session: AsyncSession, team_id: str, ref: str) -> Send | None:
+    """The send `ref` names in the workspace: a short id (as typed) or a OneSignal id."""
+    short_id = ids.normalize_short_id(ref)
+    if short_id is not None:
+        query = sa.select(Send).where(Send.team_id == team_id, Send.short_id == short_id)
+        found = (await session.scalars(query)).one_or_none()
+        if found is not None:
+            return found
+    cleaned = ref.strip().strip("`").lower()
+    query = sa.select(Send).where(Send.team_id == team_id, Send.notification_id == cleaned)
+    return (await session.scalars(query.limit(1))).one_or_none()
+
+
+async def list_sends(
+    *,
+    session: AsyncSession,
+    team_id: str,
+    states: Collection[SendState] | None = None,
+    app_ref: uuid.UUID | None = None,
+    requester_id: str | None = None,
+    limit: int = 20,
+) -> list[Send]:
+    """The workspace's sends, newest first, optionally filtered."""
+    query = sa.select(Send).where(Send.team_id == team_id)
+    if states:
+        query = query.where(Send.state.in_(list(states)))
+    if app_ref is not None:
+        query = query.where(Send.app_ref == app_ref)
+    if requester_id is not None:
+        query = query.where(Send.requester_id == requester_id)
+    query = query.order_by(Send.created_at.desc(), Send.id).limit(limit)
+    return list(await session.scalars(query))
+
+
+async def list_active_sends(
+    *, session: AsyncSession, states: Collection[SendState] = (SendState.SCHEDULED,)
+) -> list[Send]:
+    """Sends of every workspace in `states`, by due time: what the scheduler re-derives at start."""
+    query = sa.select(Send).where(Send.state.in_(list(states)))
+    return list(await session.scalars(query.order_by(Send.due_at, Send.id)))
+
+
+async def next_due_at(*, session: AsyncSession) -> datetime | None:
+    """When the next scheduled send of any workspace is due (for the scheduler's timer)."""
+    query = sa.select(sa.func.min(Send.due_at)).where(Send.state == SendState.SCHEDULED)
+    return await session.scalar(query)
+
+
+def _as_states(expected: SendState | Collection[SendState]) -> frozenset[SendState]:
+    return frozenset({expected}) if isinstance(expected, SendState) else frozenset(expected)
+
+
+def check_transition(expected: Collection[SendState], new: SendState) -> None:
+    """Raise `IllegalTransition` unless every state in `expected` may move to `new`."""
+    for state in expected:
+        if new not in TRANSITIONS[state]:
+            raise IllegalTransition(f"A send cannot go from {state.value} to {new.value}.")
+
+
+async def transition_send(
+    *,
+    session: AsyncSession,
+    team_id: str,
+    send_id: uuid.UUID,
+    expected: SendState | Collection[SendState],
+    new: SendState,
+    actor: str,
+    values: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> bool:
+    """Move a send from `expected` to `new` by compare-and-set; True when this call won.
+
+    False when the send is not in this workspace or no longer in `expected` (someone else
+    moved it first). `values` sets other columns in the same UPDATE (e.g. `notification_id`,
+    `last_error`, `due_at`). The audit event `send.<new>` is written in the same transaction.
+    """
+    states = _as_states(expected)
+    check_transition(states, new)
+    bad = _PROTECTED_COLUMNS.intersection(values or {})
+    if bad:
+        raise InvalidInput(f"A transition cannot change {', '.join(sorted(bad))}.")
+    # Read (and on PostgreSQL lock) the row for the audit event's "from"; the UPDATE below is
+    # still the compare-and-set that decides.
+    row = (
+        await session.execute(
+            sa.select(Send.state, Send.short_id)
+            .where(Send.id == send_id, Send.team_id == team_id)
+            .with_for_update()
+        )
+    ).one_or_none()
+    if row is None or row.state not in states:
+        return False
+    now = utcnow()
+    changes: dict[str, Any] = {"state": new, "updated_at": now, **(values or {})}
+    if new in _FINISHING:
+        changes.setdefault("finished_at", now)
+    if row.state == SendState.SENDING:
+        changes.setdefault("lease_until", None)
+    result = await session.execute(
+        sa.update(Send)
+        .where(Send.id == send_id, Send.team_id == team_id, Send.state == row.state)
+        .values(**changes)
+        .execution_options(synchronize_session="fetch")
+    )
+    if _rowcount(result) != 1:
+        return False
+    audit_details = {"send_id": str(send_id), "from": row.state.value, "to": new.value}
+    await append_audit(
+        session=session,
+        team_id=team_id,
+        actor=actor,
+        action=f"send.{new.value}",
+        target=f"send {row.short_id}",
+        details={**audit_details, **(details or {})},
+    )
+    return True
+
+
+async def cancel_send(
+    *,
+    session: AsyncSession,
+    team_id: str,
+    send_id: uuid.UUID,
+    actor: str,
+    reason: str | None = None,
+) -> bool:
+    """Cancel a send not yet delivered (or being delivered); False when it was too late."""
+    cancellable = [state for state, nexts in TRANSITIONS.items() if SendState.CANCELLED in nexts]
+    cancellable = [state for state in cancellable if state != SendState.SENT]
+    return await transition_send(
+        session=session,
+        team_id=team_id,
+        send_id=send_id,
+        expected=cancellable,
+        new=SendState.CANCELLED,
+        actor=actor,
+        details={"reason": reason} if reason else None,
+    )
+
+
+async def record_send_progress(
+    *,
+    session: AsyncSession,
+    team_id: str,
+    send_id: uuid.UUID,
+    worker_id: str,
+    notification_id: str | None = None,
+    batches: Sequence[Mapping[str, Any]] | None = None,
+    last_error: str | None = None,
+    lease_until: datetime | None = None,
+) -> bool:
+    """Save delivery progress of a send this worker holds; False if it lost the claim."""
+    values: dict[str, Any] = {"updated_at": utcnow()}
+    if notification_id is not None:
+        values["notification_id"] = notification_id
+    if batches is not None:
+        values["batches"] = [_json_safe(batch, "batch result") for batch in batches]
+    if last_error is not None:
+        values["last_error"] = last_error
+    if lease_until is not None:
+        values["lease_until"] = lease_until
+    result = await session.execute(
+        sa.update(Send)
+        .where(
+            Send.id == send_id,
+            Send.team_id == team_id,
+            Send.state == SendState.SENDING,
+            Send.claimed_by == worker_id,
+        )
+        .values(**values)
+        .execution_options(synchronize_session="fetch")
+    )
+    return _rowcount(result) == 1
+
+
+async def set_slack_message(
+    *, session: AsyncSession, team_id: str, send_id: uuid.UUID, purpose: str, channel: str, ts: str
+) -> bool:
+    """Remember a Slack message about the send (to update it later); False if not found."""
+    send = await get_send(session=session, team_id=team_id, send_id=send_id)
+    if send is None:
+        return False
+    send.slack_messages = {**send.slack_messages, purpose: {"channel": channel, "ts": ts}}
+    await session.flush([send])
+    return True
+
+
+# --- claims and sweeps (several processes) -------------------------------------------------------
+
+
+async def claim_due_sends(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    now: datetime,
+    worker_id: str,
+    limit: int = 50,
+    lease: timedelta = DEFAULT_LEASE,
+    grace: timedelta | None = None,
+) -> list[Send]:
+    """Claim scheduled sends due by `now` (scheduled -> sending) for this worker.
+
+    Safe with many processes: on PostgreSQL the candidates are locked with
+    `FOR UPDATE SKIP LOCKED` (a competing claimer takes other rows instead of waiting), and
+    the UPDATE re-checks the state; on SQLite the transaction holds the write lock. Each send
+    is claimed by exactly one worker; `attempts` counts claims. With `grace`, sends late by
+    more than it are left for `mark_missed_sends`.
+    """
+    conditions = [Send.state == SendState.SCHEDULED, Send.due_at <= now]
+    if grace is not None:
+        conditions.append(Send.due_at >= now - grace)
+    changes = {
+        "claimed_by": worker_id,
+        "claimed_at": now,
+        "lease_until": now + lease,
+        "attempts": Send.attempts + 1,
+    }
+    return await _bulk_transition(
+        session_factory,
+        conditions=conditions,
+        order_by=(Send.due_at, Send.id),
+        limit=limit,
+        from_state=SendState.SCHEDULED,
+        to_state=SendState.SENDING,
+        changes=changes,
+        actor=f"worker:{worker_id}",
+        action="send.sending",
+    )
+
+
+async def reclaim_stale_sends(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    now: datetime,
+    worker_id: str,
+    limit: int = 50,
+    lease: timedelta = DEFAULT_LEASE,
+) -> list[Send]:
+    """Take over sends stuck in `sending` whose lease ran out (their worker died).
+
+    They keep their UUID, so retrying them reaches OneSignal with the same idempotency key.
+    """
+    conditions = [Send.state == SendState.SENDING, Send.lease_until < now]
+    changes = {
+        "claimed_by": worker_id,
+        "claimed_at": now,
+        "lease_until": now + lease,
+        "attempts": Send.attempts + 1,
+    }
+    return await _bulk_transition(
+        session_factory,
+        conditions=conditions,
+        order_by=(Send.lease_until, Send.id),
+        limit=limit,
+        from_state=SendState.SENDING,
+        to_state=SendState.SENDING,
+        changes=changes,
+        actor=f"worker:{worker_id}",
+        action="send.reclaimed",
+    )
+
+
+async def mark_missed_sends(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    now: datetime,
+    grace: timedelta,
+    limit: int = 100,
+    actor: str = "scheduler",
+) -> list[Send]:
+    """Scheduled sends late by more than `grace` become `missed` (never sent blindly)."""
+    return await _bulk_transition(
+        session_factory,
+        conditions=[Send.state == SendState.SCHEDULED, Send.due_at < now - grace],
+        order_by=(Send.due_at, Send.id),
+        limit=limit,
+        from_state=SendState.SCHEDULED,
+        to_state=SendState.MISSED,
+        changes={},
+        actor=actor,
+        action="send.missed",
+    )
+
+
+async def expire_pending_approvals(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    now: datetime,
+    ttl: timedelta,
+    limit: int = 100,
+    actor: str = "scheduler",
+) -> list[Send]:
+    """Sends waiting for approval longer than `ttl` become `expired`."""
+    return await _bulk_transition(
+        session_factory,
+        conditions=[Send.state == SendState.PENDING_APPROVAL, Send.created_at < now - ttl],
+        order_by=(Send.created_at, Send.id),
+        limit=limit,
+        from_state=SendState.PENDING_APPROVAL,
+        to_state=SendState.EXPIRED,
+        changes={"finished_at": now},
+        actor=actor,
+        action="send.expired",
+    )
+
+
+async def _bulk_transition(
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    conditions: Sequence[sa.ColumnElement[bool]],
+    order_by: Sequence[sa.ColumnElement[Any] | Any],
+    limit: int,
+    from_state: SendState,
+    to_state: SendState,
+    changes: Mapping[str, Any],
+    actor: str,
+    action: str,
+) -> list[Send]:
+    async with session_factory() as session, session.begin():
+        candidates = (
+            sa.select(Send.id)
+            .where(*conditions)
+            .order_by(*order_by)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        chosen = list(await session.scalars(candidates))
+        if not chosen:
+            return []
+        result = await session.scalars(
+            sa.update(Send)
+            .where(Send.id.in_(chosen), Send.state == from_state)
+            .values(state=to_state, updated_at=utcnow(), **changes)
+            .returning(Send)
+        )
+        sends = list(result)
+        await _audit_each(session, sends, from_state, actor, action)
+    return sends
+
+
+async def _audit_each(
+    session: AsyncSession, sends: Sequence[Send], from_state: SendState, actor: str, action: str
+) -> None:
+    by_team: dict[str, list[AuditEntry]] = {}
+    for send in sends:
+        details: dict[str, Any] = {
+            "send_id": str(send.id),
+            "from": from_state.value,
+            "to": send.state.value,
+        }
+        if send.state == SendState.SENDING:
+            details["attempt"] = send.attempts
+        by_team.setdefault(send.team_id, []).append(
+            AuditEntry(actor, action, f"send {send.short_id}", "ok", details)
+        )
+    # Always lock workspace rows in the same order, so two claimers cannot deadlock.
+    for team_id in sorted(by_team):
+        await append_audit_entries(session=session, team_id=team_id, entries=by_team[team_id])
+
+
+# --- approvals --------------------------------------------------------------------------------
+
+
+async def record_approval(
+    *,
+    session: AsyncSession,
+    team_id: str,
+    send_id: uuid.UUID,
+    approver_id: str,
+    decision: Decision,
+    reason: str | None = None,
+) -> Send:
+    """Record an approver's decision on a send pending approval; returns the updated send.
+
+    The requester cannot approve their own send; each approver answers once. Moving the send
+    on (scheduled when `approvals_received` reaches `approvals_required`, rejected on a
+    reject) is the caller's `transition_send`, in the same transaction.
+    """
+    send = await get_send(session=session, team_id=team_id, send_id=send_id)
+    if send is None:
+        raise SendNotFound(team_id, str(send_id))
+    if send.state != SendState.PENDING_APPROVAL:
+        raise IllegalTransition(
+            f"Send {send.short_id} is {send.state.value}, not pending approval."
+        )
+    if approver_id == send.requester_id:
+        raise SelfApproval(f"You requested send {send.short_id}; someone else has to approve it.")
+    try:
+        async with session.begin_nested():
+            session.add(
+                Approval(
+                    team_id=team_id,
+                    send_id=send_id,
+                    approver_id=approver_id,
+                    decision=decision,
+                    reason=reason,
+                )
+            )
+    except IntegrityError:
+        raise AlreadyDecided(f"You already answered for send {send.short_id}.") from None
+    if decision == Decision.APPROVE:
+        await session.execute(
+            sa.update(Send)
+            .where(Send.id == send_id, Send.team_id == team_id)
+            .values(approvals_received=Send.approvals_received + 1, updated_at=utcnow())
+            .execution_options(synchronize_session="fetch")
+        )
+    await append_audit(
+        session=session,
+        team_id=team_id,
+        actor=approver_id,
+        action=f"send.{decision.value}d",
+        target=f"send {send.short_id}",
+        details={"send_id": str(send_id), "reason": reason},
+    )
+    await session.refresh(send)
+    return send
+
+
+async def list_approvals(
+    *, session: AsyncSession, team_id: str, send_id: uuid.UUID
+) -> list[Approval]:
+    """The decisions on a send, oldest first."""
+    query = sa.select(Approval).where(Approval.team_id == team_id, Approval.send_id == send_id)
+    return list(await session.scalars(query.order_by(Approval.created_at)))
+
+
+# --- key rotation -----------------------------------------------------------------------------
+
+
+@dataclass
+class RotationReport:
+    """What `rotate_secrets` did."""
+
+    reencrypted: int = 0
+    current: int = 0
+    failures: list[str] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether every secret is now under the first key."""
+        return not self.failures
+
+
+async def rotate_secrets(
+    *, session_factory: async_sessionmaker[AsyncSession], keyring: KeyRing, actor: str
+) -> RotationReport:
+    """Re-encrypt every stored secret under the ring's first key, row by row.
+
+    Each row is its own short transaction and its UPDATE is a compare-and-set on the old
+    ciphertext, so this is safe while the bot serves (run it after every process has the new
+    ring). A secret that cannot be decrypted is reported and left as it is.
+    """
+    report = RotationReport(failures=[])
+    async with session_factory() as session:
+        apps = (
+            await session.execute(sa.select(OneSignalApp.id, OneSignalApp.api_key_ciphertext))
+        ).all()
+    for app_ref, ciphertext in apps:
+        if keyring.is_current(ciphertext):
+            report.current += 1
+            continue
+        await _rotate_app(session_factory, keyring, app_ref, actor, report)
+    for table in (SLACK_INSTALLATIONS, SLACK_BOTS):
+        await _rotate_slack_table(session_factory, keyring, table, report)
+    return report
+
+
+async def _rotate_app(
+    session_factory: async_sessionmaker[AsyncSession],
+    keyring: KeyRing,
+    app_ref: uuid.UUID,
+    actor: str,
+    report: RotationReport,
+) -> None:
+    assert report.failures is not None
+    async with session_factory() as session, session.begin():
+        app = await session.get(OneSignalApp, app_ref, with_for_update=True)
+        if app is None or keyring.is_current(app.api_key_ciphertext):
+            return
+        old = app.api_key_ciphertext
+        try:
+            plain = decrypt_app_key(app, keyring=keyring)
+        except SecretDecryptionError as error:
+            report.failures.append(f"app {app.name!r}: {error}")
+            return
+        new = keyring.encrypt(plain, team_id=app.team_id, purpose=Purpose.ONESIGNAL_API_KEY)
+        result = await session.execute(
+            sa.update(OneSignalApp)
+            .where(OneSignalApp.id == app_ref, OneSignalApp.api_key_ciphertext == old)
+            .values(api_key_ciphertext=new)
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(result) != 1:
+            return
+        report.reencrypted += 1
+        await append_audit(
+            session=session,
+            team_id=app.team_id,
+            actor=actor,
+            action="secret.reencrypted",
+            target=f"app {app.name}",
+            details={"from_key_id": key_id_of(old), "to_key_id": keyring.primary_key_id},
+        )
+
+
+async def _rotate_slack_table(
+    session_factory: async_sessionmaker[AsyncSession],
+    keyring: KeyRing,
+    table: sa.Table,
+    report: RotationReport,
+) -> None:
+    """Re-encrypt the Slack tokens our installation store wrote (plaintext rows are left)."""
+    assert report.failures is not None
+    columns = [name for name in SLACK_TOKEN_COLUMNS if name in table.c]
+    async with session_factory() as session:
+        rows = (await session.execute(sa.select(table.c.id))).scalars().all()
+    for row_id in rows:
+        async with session_factory() as session, session.begin():
+            row = (
+                await session.execute(
+                    sa.select(table).where(table.c.id == row_id).with_for_update()
+                )
+            ).one_or_none()
+            if row is None:
+                continue
+            owner = row.team_id or row.enterprise_id or ""
+            updates: dict[str, str] = {}
+            for column in columns:
+                token = getattr(row, column)
+                if token is None or key_id_of(token) is None:
+                    continue
+                if keyring.is_current(token):
+                    report.current += 1
+                    continue
+                purpose = SLACK_TOKEN_COLUMNS[column]
+                try:
+                    plain = keyring.decrypt(token, team_id=owner, purpose=purpose)
+                except SecretDecryptionError as error:
+                    report.failures.append(f"{table.name} row {row_id}: {error}")
+                    continue
+                updates[column] = keyring.encrypt(plain, team_id=owner, purpose=purpose)
+            if updates:
+                await session.execute(
+                    sa.update(table).where(table.c.id == row_id).values(**updates)
+                )
+                report.reencrypted += len(updates)
+
+
+def _rowcount(result: Any) -> int:
+    count: int = result.rowcount
+    return count
