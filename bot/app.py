@@ -1,0 +1,222 @@
+"""`build_app`: the Bolt app for one process, single-workspace or multi-workspace (OAuth).
+
+An app factory, never an import-time app: settings and services come in, an `AsyncApp`
+with every listener of the Slack surface comes out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+from urllib.parse import urljoin
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from slack_sdk.web.async_client import AsyncWebClient
+
+import commands
+from bot import const
+from bot.services import Services
+from bot.settings import Settings
+
+log = logging.getLogger("pushops.app")
+
+APOLOGY: Final = (
+    "Sorry, something went wrong on my side and I could not finish that. "
+    "Please try again in a minute. (Reference `{ref}` helps your admin find it in the logs.)"
+)
+OAUTH_STATE_TTL: Final = 600  # seconds an install link stays valid
+
+
+class AppConfigError(ValueError):
+    """The settings or services cannot make an app; the message says what is missing."""
+
+
+def is_oauth_mode(settings: Settings) -> bool:
+    """Whether the settings ask for multi-workspace OAuth mode."""
+    return bool(settings.slack_client_id and settings.slack_client_secret)
+
+
+def build_app(settings: Settings, *, services: Services) -> AsyncApp:
+    """The Bolt app with every listener registered.
+
+    Raises AppConfigError when neither a bot token nor OAuth credentials are set, or when
+    OAuth mode has no database to keep installations in.
+    """
+    client = _web_client(settings)
+    if is_oauth_mode(settings):
+        app = _oauth_app(settings, services, client)
+        app.enable_token_revocation_listeners()
+    elif settings.slack_bot_token is not None:
+        app = AsyncApp(
+            name="pushops",
+            logger=logging.getLogger("pushops.slack"),
+            client=client,
+            signing_secret=_secret(settings.slack_signing_secret),
+        )
+        _log_lifecycle_events(app)
+    else:
+        raise AppConfigError("Set SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.")
+    app.middleware(_measure(services))
+    app.error(_error_handler(services))
+    commands.register(app, services)
+    return app
+
+
+def _secret(value: Any) -> str:
+    # Bolt falls back to os.environ when given None; "" keeps the settings the only source.
+    return value.get_secret_value() if value is not None else ""
+
+
+def _web_client(settings: Settings) -> AsyncWebClient:
+    """The Web API client at SLACK_API_URL; retries once on Slack's rate limiting."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = AsyncWebClient(
+        token=None if is_oauth_mode(settings) else token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        logger=logging.getLogger("pushops.slack.web"),
+    )
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
+    return client
+
+
+def authorization_url(settings: Settings) -> str:
+    """Slack's "Add to Slack" page, next to the Web API (`…/api/` -> `…/oauth/v2/authorize`)."""
+    return urljoin(settings.slack_api_url, "../oauth/v2/authorize")
+
+
+def _oauth_app(settings: Settings, services: Services, client: AsyncWebClient) -> AsyncApp:
+    """Multi-workspace mode: installations in the database, bot tokens per team."""
+    if services.database is None:
+        raise AppConfigError("OAuth mode keeps installations in the database: none is set up.")
+    client_id = str(settings.slack_client_id)
+    client_secret = _secret(settings.slack_client_secret)
+    engine = services.database.engine
+    installations = AsyncSQLAlchemyInstallationStore(client_id=client_id, engine=engine)
+    oauth_settings = AsyncOAuthSettings(
+        client_id=client_id,
+        client_secret=client_secret,
+        scopes=list(const.BOT_SCOPES),
+        user_scopes=[],
+        install_path=const.PATH_INSTALL,
+        redirect_uri_path=const.PATH_OAUTH_REDIRECT,
+        authorization_url=authorization_url(settings),
+        installation_store=installations,
+        installation_store_bot_only=True,
+        state_store=AsyncSQLAlchemyOAuthStateStore(
+            expiration_seconds=OAUTH_STATE_TTL, engine=engine
+        ),
+        state_expiration_seconds=OAUTH_STATE_TTL,
+    )
+    # Our own authorize, for two things Bolt's default lacks: a cache of auth.test results
+    # (so a request costs one database read, not an extra Web API call) and our client
+    # (so token rotation also talks to SLACK_API_URL).
+    authorize = AsyncInstallationStoreAuthorize(
+        logger=logging.getLogger("pushops.slack.authorize"),
+        installation_store=installations,
+        client_id=client_id,
+        client_secret=client_secret,
+        bot_only=True,
+        cache_enabled=True,
+        client=client,
+    )
+    return AsyncApp(
+        name="pushops",
+        logger=logging.getLogger("pushops.slack"),
+        client=client,
+        signing_secret=_secret(settings.slack_signing_secret),
+        oauth_settings=oauth_settings,
+        installation_store=installations,
+        installation_store_bot_only=True,
+        # Bolt takes an AsyncAuthorize instance here (it checks with isinstance) though the
+        # parameter's hint only names plain callables.
+        authorize=authorize,  # type: ignore[arg-type]
+    )
+
+
+def _log_lifecycle_events(app: AsyncApp) -> None:
+    """Single-workspace mode keeps no installations: an uninstall is only worth a log line."""
+
+    async def on_lifecycle_event(event: dict[str, Any], context: dict[str, Any]) -> None:
+        log.warning("Slack sent %s for team %s", event.get("type"), context.get("team_id"))
+
+    app.event(const.EVENT_APP_UNINSTALLED)(on_lifecycle_event)
+    app.event(const.EVENT_TOKENS_REVOKED)(on_lifecycle_event)
+
+
+Next = Callable[[], Awaitable[BoltResponse]]
+
+
+def _measure(services: Services) -> Callable[..., Awaitable[BoltResponse]]:
+    """Middleware counting requests by kind and timing them until the ack."""
+
+    async def measure(req: AsyncBoltRequest, next: Next) -> BoltResponse:
+        started = time.perf_counter()
+        try:
+            return await next()
+        finally:
+            services.metrics.slack_requests.labels(kind=_kind(req.body)).inc()
+            services.metrics.slack_ack_seconds.observe(time.perf_counter() - started)
+
+    return measure
+
+
+def _kind(body: dict[str, Any]) -> str:
+    """command, block_actions, view_submission, event_callback... (bounded label values)."""
+    if "command" in body:
+        return "command"
+    kind = body.get("type")
+    if kind == "event_callback":
+        return "event"
+    return kind if isinstance(kind, str) and kind.isidentifier() and len(kind) < 40 else "other"
+
+
+def _error_handler(services: Services) -> Callable[..., Awaitable[BoltResponse | None]]:
+    """The one place where unexpected errors are logged and the user gets an apology."""
+
+    async def on_error(
+        error: Exception,
+        body: dict[str, Any],
+        respond: AsyncRespond | None,
+        response: BoltResponse | None,
+    ) -> BoltResponse | None:
+        ref = uuid.uuid4().hex[:8]
+        services.metrics.unexpected_errors.inc()
+        log.error(
+            "unexpected %s while handling a %s request (reference %s)",
+            type(error).__name__,
+            _kind(body),
+            ref,
+            exc_info=error,
+        )
+        # Bolt provides `respond` whenever the request carries a response_url.
+        await _apologize(respond, ref)
+        # Before the ack, answer Slack with an empty 200: the apology went through
+        # response_url, and a 500 would make Slack show its own error on top.
+        return BoltResponse(status=200, body="") if response is not None else None
+
+    return on_error
+
+
+async def _apologize(respond: AsyncRespond | None, ref: str) -> None:
+    if respond is None:
+        return
+    try:
+        await respond(
+            text=APOLOGY.format(ref=ref), response_type="ephemeral", replace_original=False
+        )
+    except (aiohttp.ClientError, TimeoutError) as e:
+        # The error itself is already logged; the apology is best effort.
+        log.warning("could not send the apology for %s: %s", ref, type(e).__name__)

@@ -1,0 +1,107 @@
+"""The ASGI app served by uvicorn: Slack's door, OAuth pages, health, readiness and metrics.
+
+In Socket Mode the same server runs without `/slack/events` (Slack talks over the
+websocket the lifespan opens) and keeps the health, readiness and metrics endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot import const
+from bot.services import Services
+
+log = logging.getLogger("pushops.server")
+
+READINESS_TIMEOUT: Final = 3.0
+"""Seconds `/readyz` waits for the readiness check before answering 503."""
+
+
+def build_server(app: AsyncApp, services: Services, *, socket_mode: bool = False) -> Starlette:
+    """The Starlette app around `app`; in Socket Mode its lifespan holds the websocket."""
+    slack = AsyncSlackRequestHandler(app)
+
+    async def slack_events(request: Request) -> Response:
+        response = await slack.handle(request)
+        services.metrics.http_events.labels(status=str(response.status_code)).inc()
+        return response
+
+    async def oauth_pages(request: Request) -> Response:
+        return await slack.handle(request)
+
+    async def readyz(_: Request) -> Response:
+        return await _readiness(services)
+
+    async def metrics(_: Request) -> Response:
+        return Response(services.metrics.render(), media_type=services.metrics.content_type)
+
+    routes = [
+        Route(const.PATH_HEALTHZ, _healthz, methods=["GET"]),
+        Route(const.PATH_READYZ, readyz, methods=["GET"]),
+        Route(const.PATH_METRICS, metrics, methods=["GET"]),
+    ]
+    if not socket_mode:
+        routes.append(Route(const.PATH_EVENTS, slack_events, methods=["POST"]))
+    if app.oauth_flow is not None:
+        routes.append(Route(app.oauth_flow.install_path, oauth_pages, methods=["GET"]))
+        routes.append(Route(app.oauth_flow.redirect_uri_path, oauth_pages, methods=["GET"]))
+    return Starlette(routes=routes, lifespan=_lifespan(app, services, socket_mode))
+
+
+async def _healthz(_: Request) -> Response:
+    """The process is up and its event loop answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def _readiness(services: Services) -> Response:
+    """200 when the services can serve (database reachable), 503 with a reason otherwise."""
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT):
+            await services.check_ready()
+    except Exception as e:  # noqa: BLE001 - whatever the check raises means "not ready"
+        reason = "timeout" if isinstance(e, TimeoutError) else type(e).__name__
+        log.warning("not ready: %s", reason)
+        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+def _lifespan(
+    app: AsyncApp, services: Services, socket_mode: bool
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """Start the services (and the Socket Mode connection); close them at shutdown."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await services.start()
+        socket = await _connect_socket_mode(app, services) if socket_mode else None
+        try:
+            yield
+        finally:
+            if socket is not None:
+                await socket.close_async()  # type: ignore[no-untyped-call]  # unannotated in Bolt
+            await services.aclose()
+
+    return lifespan
+
+
+async def _connect_socket_mode(app: AsyncApp, services: Services) -> AsyncSocketModeHandler:
+    """Open the Socket Mode websocket (through `apps.connections.open` at SLACK_API_URL)."""
+    token = services.settings.slack_app_token
+    if token is None:
+        raise ValueError("Socket Mode needs SLACK_APP_TOKEN")
+    handler = AsyncSocketModeHandler(app, app_token=token.get_secret_value(), web_client=app.client)
+    await handler.connect_async()  # type: ignore[no-untyped-call]  # unannotated in Bolt
+    log.info("connected to Slack over Socket Mode")
+    return handler

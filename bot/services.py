@@ -1,0 +1,145 @@
+"""The long-lived things Slack handlers use, built once per process and handed down.
+
+`Services` is the one object `build_app` and every command module receive. It holds the
+settings, the database, the pooled HTTP client for OneSignal, the metrics and the tracked
+background tasks (work that goes on after Slack was acknowledged), plus start/stop hooks
+the server's lifespan runs. Later parts (the scheduler, policy, delivery) join here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import httpx
+
+from bot.metrics import Metrics
+from bot.settings import Settings
+from storage.db import Database
+
+T = TypeVar("T")
+
+Hook = Callable[[], Awaitable[None]]
+"""An async callable run at start or at shutdown."""
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+"""Returns when the process can serve; raises (anything) when it cannot (`/readyz` -> 503)."""
+
+ONESIGNAL_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+"""Default timeouts of the pooled OneSignal client; the client may tighten them per call."""
+
+
+class Lifecycle(Protocol):
+    """Something started with the server and stopped with it (the scheduler)."""
+
+    async def start(self) -> None:
+        """Begin work; returns once started."""
+
+    async def stop(self) -> None:
+        """Stop work; returns once stopped."""
+
+
+class BackgroundTasks:
+    """Tasks that continue after Slack was acknowledged.
+
+    The event loop keeps only weak references to tasks, so one nobody holds may vanish
+    mid-way; this set holds them until they finish, and `drain` lets shutdown wait for them.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+        """Start `coro` as a task held until it ends."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def run(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> T:
+        """Run `coro` as a tracked task and return its result (its error propagates)."""
+        return await self.spawn(coro, name=name)
+
+    async def drain(self, grace: float) -> None:
+        """Wait up to `grace` s for the running tasks, then cancel what is left."""
+        pending = set(self._tasks)
+        if not pending:
+            return
+        _done, late = await asyncio.wait(pending, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+
+
+async def _always_ready() -> None:
+    """Readiness when nothing can fail (no database configured)."""
+
+
+@dataclass(kw_only=True, eq=False)
+class Services:
+    """Everything a handler needs besides the Slack request itself.
+
+    Attributes:
+        settings: the process settings.
+        onesignal_http: the one pooled `httpx.AsyncClient` for OneSignal (keys go per request).
+        database: engine and session factory; None only in tests that need no storage.
+        readiness: what `/readyz` awaits; defaults to a database ping when there is one.
+        scheduler: started after the start hooks, stopped before the shutdown hooks.
+        tasks: tracked background work, drained at shutdown.
+        metrics: the Prometheus counters served on `/metrics`.
+        on_startup / on_shutdown: hooks run in order at start, in reverse order at shutdown.
+    """
+
+    settings: Settings
+    onesignal_http: httpx.AsyncClient
+    database: Database | None = None
+    readiness: ReadinessCheck | None = None
+    scheduler: Lifecycle | None = None
+    tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    metrics: Metrics = field(default_factory=Metrics)
+    on_startup: list[Hook] = field(default_factory=list)
+    on_shutdown: list[Hook] = field(default_factory=list)
+    drain_timeout: float = 10.0
+
+    async def check_ready(self) -> None:
+        """Raise when the process cannot serve (see `readiness`)."""
+        if self.readiness is not None:
+            await self.readiness()
+        elif self.database is not None:
+            await self.database.ping()
+        else:
+            await _always_ready()
+
+    async def start(self) -> None:
+        """Run the start hooks, then start the scheduler."""
+        for hook in self.on_startup:
+            await hook()
+        if self.scheduler is not None:
+            await self.scheduler.start()
+
+    async def aclose(self) -> None:
+        """Stop the scheduler, finish background work, run the shutdown hooks (reversed)."""
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        await self.tasks.drain(self.drain_timeout)
+        for hook in reversed(self.on_shutdown):
+            await hook()
+
+
+def build_services(settings: Settings, *, database: Database | None = None) -> Services:
+    """The production services: a pooled OneSignal client and `database`, closed at shutdown.
+
+    Must run inside the event loop that will use them (the HTTP pool binds to it).
+    """
+    http = httpx.AsyncClient(timeout=ONESIGNAL_TIMEOUT, follow_redirects=False)
+    services = Services(settings=settings, onesignal_http=http, database=database)
+    services.on_shutdown.append(http.aclose)
+    if database is not None:
+        services.on_shutdown.append(database.dispose)
+    return services

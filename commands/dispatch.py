@@ -1,0 +1,122 @@
+"""The `/push` listener: parse and acknowledge at once, then run the subcommand's work.
+
+Invariant 1 (acknowledge first): before `ack()` only parsing and a subcommand's optional
+`before_ack` (fast, local, time-boxed) run. The rest runs after the ack as a tracked task
+of `services.tasks`, so it is neither garbage-collected nor cut off at shutdown; its errors
+still reach the app's one error handler because the listener awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import const
+from bot.services import Services
+from commands import help
+from commands._format import code, escape
+from commands._parsing import split_command, unescape_slack
+from commands.context import CommandContext, CommandError, Handler, Subcommand
+
+ACK_BUDGET = 2.0
+"""Seconds a `before_ack` may take; Slack shows an error to the user after 3 s."""
+
+Listener = Callable[..., Awaitable[None]]
+Work = Callable[[], Coroutine[Any, Any, None]]
+
+
+def build_listener(subcommands: Iterable[Subcommand], services: Services) -> Listener:
+    """The Bolt listener for `/push`, routing to `subcommands` by name."""
+    table = {sub.name: sub for sub in subcommands}
+
+    async def on_push(
+        ack: AsyncAck,
+        command: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+        logger: logging.Logger,
+    ) -> None:
+        try:
+            work = await _prepare(table, services, command, respond, client, logger)
+        finally:
+            # Even when preparing failed unexpectedly: Slack gets its ack, the error handler
+            # then apologizes through response_url.
+            await ack()
+        await services.tasks.run(work(), name=f"push:{command.get('text', '')[:20]}")
+
+    return on_push
+
+
+async def _prepare(
+    table: dict[str, Subcommand],
+    services: Services,
+    command: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    logger: logging.Logger,
+) -> Work:
+    """Parse the command and run its `before_ack`; returns the work for after the ack."""
+    text = unescape_slack(str(command.get("text") or ""))
+    ctx = CommandContext(
+        subcommand="",
+        args=(),
+        text=text,
+        team_id=str(command.get("team_id") or ""),
+        enterprise_id=command.get("enterprise_id") or None,
+        user_id=str(command.get("user_id") or ""),
+        channel_id=command.get("channel_id") or None,
+        trigger_id=command.get("trigger_id") or None,
+        respond=respond,
+        client=client,
+        services=services,
+        logger=logger,
+    )
+    try:
+        name, args = split_command(text)
+    except CommandError as e:
+        services.metrics.commands.labels(subcommand="unparsable").inc()
+        return partial(_reply_error, ctx, e)
+    ctx = replace(ctx, subcommand=name or const.SUB_HELP, args=args)
+    sub = table.get(ctx.subcommand)
+    services.metrics.commands.labels(subcommand=sub.name if sub else "unknown").inc()
+    if sub is None:
+        return partial(_reply_unknown, ctx)
+    if sub.before_ack is not None:
+        try:
+            async with asyncio.timeout(ACK_BUDGET):
+                prepared = await sub.before_ack(ctx)
+        except CommandError as e:
+            return partial(_reply_error, ctx, e)
+        ctx = replace(ctx, prepared=prepared)
+    return partial(_run, sub.handle, ctx)
+
+
+async def _run(handle: Handler, ctx: CommandContext) -> None:
+    """Run a handler; a CommandError it raises becomes the reply."""
+    try:
+        await handle(ctx)
+    except CommandError as e:
+        await _reply_error(ctx, e)
+
+
+async def _reply_error(ctx: CommandContext, error: CommandError) -> None:
+    message = escape(str(error))
+    await ctx.reply(f"{message}\nSee `{const.SLASH_COMMAND} help` for every command.")
+
+
+async def _reply_unknown(ctx: CommandContext) -> None:
+    """An unknown subcommand: say so, then show the help."""
+    typed = code(f"{const.SLASH_COMMAND} {ctx.subcommand}")
+    if ctx.subcommand in const.SUBCOMMANDS:
+        intro = f"{typed} is not available in this version yet. Here is what I can do:"
+    else:
+        intro = f"I don't know {typed}. Here is what I can do:"
+    await help.reply_with_help(ctx, intro)

@@ -1,0 +1,753 @@
+"""A fake Slack on 127.0.0.1: Web API, response_url endpoints and a Socket Mode websocket.
+
+One server per test session (uvicorn in a thread), reset before each test. It records every
+call with its arguments and token and answers like Slack does, including its errors
+(`invalid_auth`, `user_not_found`, `channel_not_found`...). Tests seed workspaces and users,
+then wait for the calls the app makes after its ack:
+
+    call = await fake_slack.wait_for("chat.postMessage")
+    reply = await fake_slack.wait_for_reply(response_url)
+
+Socket Mode: `apps.connections.open` hands out a ws:// URL of this server; a test pushes an
+envelope to the connected app with `await fake_slack.push_envelope(...)` and awaits its ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+DEFAULT_TEAM_ID = "T0PUSHOPS"
+DEFAULT_TEAM_NAME = "PushOps Test"
+DEFAULT_BOT_TOKEN = "xoxb-1-fake-bot-token"
+DEFAULT_BOT_USER_ID = "U0BOT"
+DEFAULT_APP_TOKEN = "xapp-1-A0PUSHOPS-fake-app-token"
+DEFAULT_USER_ID = "U0ALICE"
+DEFAULT_CLIENT_ID = "1111.2222"
+DEFAULT_CLIENT_SECRET = "fake-client-secret-abcdef"
+
+RESPONSE_URL = "response_url"
+"""The method name under which posts to a response_url are recorded."""
+
+# Arguments that the SDK sends as JSON strings inside form bodies.
+_JSON_ARGS = ("blocks", "attachments", "view", "metadata")
+_RESPONSE_URL_USES = 5  # Slack accepts five posts per response_url
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the app made: the method (or RESPONSE_URL), its arguments and token."""
+
+    method: str
+    args: dict[str, Any]
+    token: str | None = None
+    target: str | None = None  # the response_url's id for RESPONSE_URL calls
+
+
+@dataclass
+class Workspace:
+    """A workspace the fake knows, with its bot token."""
+
+    team_id: str
+    name: str
+    bot_token: str
+    bot_user_id: str = DEFAULT_BOT_USER_ID
+    bot_id: str = "B0BOT"
+    enterprise_id: str | None = None
+
+
+@dataclass
+class User:
+    """A Slack user as `users.info` returns it."""
+
+    id: str
+    team_id: str
+    name: str
+    real_name: str
+    tz: str = "Europe/Berlin"
+    tz_label: str = "Central European Time"
+    tz_offset: int = 3600
+    is_admin: bool = False
+    is_owner: bool = False
+    is_bot: bool = False
+    deleted: bool = False
+    email: str | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        """The `user` object of `users.info`."""
+        return {
+            "id": self.id,
+            "team_id": self.team_id,
+            "name": self.name,
+            "real_name": self.real_name,
+            "deleted": self.deleted,
+            "tz": self.tz,
+            "tz_label": self.tz_label,
+            "tz_offset": self.tz_offset,
+            "is_admin": self.is_admin,
+            "is_owner": self.is_owner,
+            "is_primary_owner": self.is_owner,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+            "is_bot": self.is_bot,
+            "profile": {
+                "real_name": self.real_name,
+                "display_name": self.name,
+                **({"email": self.email} if self.email else {}),
+            },
+        }
+
+
+@dataclass
+class Fault:
+    """A prepared failure for the next `times` calls of a method."""
+
+    error: str
+    times: int
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    calls: list[Call] = field(default_factory=list)
+    workspaces: dict[str, Workspace] = field(default_factory=dict)  # by bot token
+    users: dict[str, User] = field(default_factory=dict)
+    usergroups: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    app_tokens: set[str] = field(default_factory=set)
+    faults: dict[str, Fault] = field(default_factory=dict)
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    response_uses: dict[str, int] = field(default_factory=dict)
+    oauth_codes: dict[str, Workspace] = field(default_factory=dict)
+    oauth_client: tuple[str, str] = (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+    tickets: set[str] = field(default_factory=set)
+    delays: dict[str, float] = field(default_factory=dict)
+    acks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class FakeSlack:
+    """The fake Slack server; start() once, reset() per test."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = _State()
+        self._counter = itertools.count(1)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._socket: WebSocket | None = None
+        self.port = 0
+        self.reset()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:PORT` (no trailing slash)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """What SLACK_API_URL should be set to."""
+        return f"{self.base_url}/api/"
+
+    def start(self) -> None:
+        """Serve on a free port in a background thread; returns once it accepts requests."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._asgi(), log_level="warning", lifespan="off", ws="websockets-sansio"
+        )
+        self._server = uvicorn.Server(config)
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            assert self._server is not None
+            loop.run_until_complete(self._server.serve(sockets=[sock]))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-slack", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the fake Slack did not start")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def reset(self) -> None:
+        """Forget every call and seeded object; seed the default workspace and user."""
+        with self._lock:
+            self._state = _State()
+            self._state.app_tokens.add(DEFAULT_APP_TOKEN)
+        self._socket = None  # a connection left by an earlier test's app is no longer ours
+        self.add_workspace(DEFAULT_TEAM_ID, name=DEFAULT_TEAM_NAME, bot_token=DEFAULT_BOT_TOKEN)
+        self.add_user(DEFAULT_USER_ID, name="alice", real_name="Alice Admin", is_admin=True)
+
+    # --- seeding ----------------------------------------------------------------------------
+
+    def add_workspace(
+        self,
+        team_id: str,
+        *,
+        bot_token: str,
+        name: str = "Another Workspace",
+        bot_user_id: str = DEFAULT_BOT_USER_ID,
+        enterprise_id: str | None = None,
+    ) -> Workspace:
+        """A workspace whose `bot_token` the fake accepts."""
+        workspace = Workspace(
+            team_id=team_id,
+            name=name,
+            bot_token=bot_token,
+            bot_user_id=bot_user_id,
+            enterprise_id=enterprise_id,
+        )
+        with self._lock:
+            self._state.workspaces[bot_token] = workspace
+        return workspace
+
+    def add_user(self, user_id: str, *, team_id: str = DEFAULT_TEAM_ID, **fields: Any) -> User:
+        """A user `users.info` knows; fields: name, real_name, tz, tz_offset, is_admin..."""
+        fields.setdefault("name", user_id.lower())
+        fields.setdefault("real_name", fields["name"].title())
+        user = User(id=user_id, team_id=team_id, **fields)
+        with self._lock:
+            self._state.users[user_id] = user
+        return user
+
+    def add_usergroup(
+        self, group_id: str, users: list[str], *, team_id: str = DEFAULT_TEAM_ID
+    ) -> None:
+        """A user group whose members `usergroups.users.list` returns."""
+        with self._lock:
+            self._state.usergroups[group_id] = (team_id, list(users))
+
+    def revoke(self, bot_token: str) -> None:
+        """Make `bot_token` invalid from now on (as after an uninstall)."""
+        with self._lock:
+            self._state.workspaces.pop(bot_token, None)
+
+    def fail(
+        self,
+        method: str,
+        error: str,
+        *,
+        times: int = 1,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """The next `times` calls of `method` answer `{"ok": false, "error": error}`.
+
+        With status 429, add `headers={"Retry-After": "1"}` as Slack does.
+        """
+        with self._lock:
+            self._state.faults[method] = Fault(error, times, status, headers or {})
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Answer `method` (or RESPONSE_URL) only after `seconds`, from now on."""
+        with self._lock:
+            self._state.delays[method] = seconds
+
+    def set_oauth_client(self, client_id: str, client_secret: str) -> None:
+        """The app credentials `oauth.v2.access` accepts."""
+        with self._lock:
+            self._state.oauth_client = (client_id, client_secret)
+
+    def issue_oauth_code(
+        self,
+        team_id: str,
+        *,
+        team_name: str = "Installed Workspace",
+        bot_token: str | None = None,
+    ) -> str:
+        """A code that `oauth.v2.access` exchanges for an installation in `team_id`."""
+        code = "code-" + uuid.uuid4().hex
+        token = bot_token or f"xoxb-{team_id}-{uuid.uuid4().hex[:12]}"
+        workspace = Workspace(team_id=team_id, name=team_name, bot_token=token)
+        with self._lock:
+            self._state.oauth_codes[code] = workspace
+        return code
+
+    def new_response_url(self) -> str:
+        """A fresh response_url served by the fake."""
+        return f"{self.base_url}/response/{uuid.uuid4().hex}"
+
+    # --- inspection ---------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every recorded call, oldest first (a copy)."""
+        with self._lock:
+            return list(self._state.calls)
+
+    def calls_to(self, method: str, *, where: Callable[[Call], bool] | None = None) -> list[Call]:
+        """The recorded calls of one method (RESPONSE_URL for response_url posts)."""
+        return [c for c in self.calls if c.method == method and (where is None or where(c))]
+
+    def replies(self, response_url: str) -> list[dict[str, Any]]:
+        """The bodies posted to one response_url, oldest first."""
+        target = response_url.rstrip("/").rsplit("/", 1)[-1]
+        return [c.args for c in self.calls_to(RESPONSE_URL) if c.target == target]
+
+    async def wait_for(
+        self,
+        method: str,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109 - the natural spelling for tests
+        count: int = 1,
+        where: Callable[[Call], bool] | None = None,
+    ) -> Call:
+        """The `count`-th recorded call of `method` (matching `where`), once it happened."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.calls_to(method, where=where)
+            if len(found) >= count:
+                return found[count - 1]
+            if time.monotonic() > deadline:
+                raise AssertionError(self._timeout_message(method, count, timeout))
+            await asyncio.sleep(0.005)
+
+    def wait_for_sync(
+        self,
+        method: str,
+        *,
+        timeout: float = 5.0,
+        count: int = 1,
+        where: Callable[[Call], bool] | None = None,
+    ) -> Call:
+        """`wait_for` for synchronous tests."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.calls_to(method, where=where)
+            if len(found) >= count:
+                return found[count - 1]
+            if time.monotonic() > deadline:
+                raise AssertionError(self._timeout_message(method, count, timeout))
+            time.sleep(0.005)
+
+    async def wait_for_reply(
+        self,
+        response_url: str,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109
+        count: int = 1,
+    ) -> dict[str, Any]:
+        """The `count`-th body posted to `response_url`."""
+        target = response_url.rstrip("/").rsplit("/", 1)[-1]
+        call = await self.wait_for(
+            RESPONSE_URL, timeout=timeout, count=count, where=lambda c: c.target == target
+        )
+        return call.args
+
+    def _timeout_message(self, method: str, count: int, timeout: float) -> str:
+        seen = ", ".join(c.method for c in self.calls) or "nothing"
+        return f"no call #{count} to {method} within {timeout} s; the fake saw: {seen}"
+
+    # --- Socket Mode ------------------------------------------------------------------------
+
+    @property
+    def socket_connected(self) -> bool:
+        """Whether an app holds the Socket Mode websocket."""
+        return self._socket is not None
+
+    async def wait_socket_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Return once an app is connected over Socket Mode."""
+        deadline = time.monotonic() + timeout
+        while self._socket is None:
+            if time.monotonic() > deadline:
+                raise AssertionError("no app connected over Socket Mode")
+            await asyncio.sleep(0.005)
+
+    async def push_envelope(
+        self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool = False
+    ) -> str:
+        """Send an envelope (slash_commands, interactive, events_api) to the connected app."""
+        await self.wait_socket_connected()
+        envelope_id = str(uuid.uuid4())
+        message = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
+        ws, loop = self._socket, self._loop
+        assert ws is not None and loop is not None
+        future = asyncio.run_coroutine_threadsafe(ws.send_text(json.dumps(message)), loop)
+        await asyncio.wrap_future(future)
+        return envelope_id
+
+    async def wait_ack(
+        self,
+        envelope_id: str,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        """The app's acknowledgement of an envelope (`{"envelope_id": ..., "payload"?: ...}`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                ack = self._state.acks.get(envelope_id)
+            if ack is not None:
+                return ack
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no ack of envelope {envelope_id} within {timeout} s")
+            await asyncio.sleep(0.005)
+
+    # --- the server -------------------------------------------------------------------------
+
+    def _asgi(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/api/{method}", self._api, methods=["GET", "POST"]),
+                Route("/response/{target}", self._response_url, methods=["POST"]),
+                WebSocketRoute("/link/", self._websocket),
+            ]
+        )
+
+    async def _api(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        args = await _read_args(request)
+        token = _bearer(request) or args.pop("token", None)
+        await self._maybe_delay(method)
+        with self._lock:
+            self._state.calls.append(Call(method=method, args=args, token=token))
+            fault = self._take_fault(method)
+        if fault is not None:
+            return JSONResponse(
+                {"ok": False, "error": fault.error}, status_code=fault.status, headers=fault.headers
+            )
+        handler = _METHODS.get(method)
+        if handler is None:
+            return JSONResponse({"ok": False, "error": "unknown_method"}, status_code=404)
+        return JSONResponse(handler(self, request, args, token))
+
+    async def _maybe_delay(self, method: str) -> None:
+        with self._lock:
+            seconds = self._state.delays.get(method, 0.0)
+        if seconds:
+            await asyncio.sleep(seconds)
+
+    def _take_fault(self, method: str) -> Fault | None:
+        fault = self._state.faults.get(method)
+        if fault is None:
+            return None
+        fault.times -= 1
+        if fault.times <= 0:
+            del self._state.faults[method]
+        return fault
+
+    async def _response_url(self, request: Request) -> Response:
+        target = request.path_params["target"]
+        await self._maybe_delay(RESPONSE_URL)
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except json.JSONDecodeError:
+            return PlainTextResponse("invalid_payload", status_code=400)
+        with self._lock:
+            uses = self._state.response_uses.get(target, 0) + 1
+            self._state.response_uses[target] = uses
+            self._state.calls.append(Call(method=RESPONSE_URL, args=body, target=target))
+        if uses > _RESPONSE_URL_USES:
+            return PlainTextResponse("used_url", status_code=404)
+        return PlainTextResponse("ok")
+
+    async def _websocket(self, ws: WebSocket) -> None:
+        ticket = ws.query_params.get("ticket", "")
+        with self._lock:
+            known = ticket in self._state.tickets
+        if not known:
+            await ws.close(code=4001)
+            return
+        await ws.accept()
+        await ws.send_text(json.dumps({"type": "hello", "num_connections": 1}))
+        self._socket = ws
+        try:
+            while True:
+                ack = json.loads(await ws.receive_text())
+                with self._lock:
+                    self._state.acks[str(ack.get("envelope_id"))] = ack
+        except WebSocketDisconnect:
+            pass
+        finally:
+            if self._socket is ws:
+                self._socket = None
+
+    # --- Web API methods ----------------------------------------------------------------------
+
+    def _workspace(self, token: str | None) -> Workspace | None:
+        with self._lock:
+            return self._state.workspaces.get(token or "")
+
+    def _next_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._counter):06d}"
+
+
+def _auth_error(token: str | None) -> dict[str, Any]:
+    return {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
+
+
+def _bot_method(
+    func: Callable[[FakeSlack, Workspace, dict[str, Any]], dict[str, Any]],
+) -> Callable[[FakeSlack, Request, dict[str, Any], str | None], dict[str, Any]]:
+    """A Web API method that needs a valid bot token."""
+
+    def method(
+        fake: FakeSlack, _: Request, args: dict[str, Any], token: str | None
+    ) -> dict[str, Any]:
+        workspace = fake._workspace(token)
+        if workspace is None:
+            return _auth_error(token)
+        return func(fake, workspace, args)
+
+    return method
+
+
+def _auth_test(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ok": True,
+        "url": f"https://{ws.team_id.lower()}.slack.test/",
+        "team": ws.name,
+        "user": "pushops",
+        "team_id": ws.team_id,
+        "user_id": ws.bot_user_id,
+        "bot_id": ws.bot_id,
+        "is_enterprise_install": False,
+    }
+    if ws.enterprise_id:
+        result["enterprise_id"] = ws.enterprise_id
+    return result
+
+
+def _post_message(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    channel = args.get("channel")
+    if not channel:
+        return {"ok": False, "error": "channel_not_found"}
+    if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+        return {"ok": False, "error": "no_text"}
+    ts = fake._next_ts()
+    message = {"type": "message", "ts": ts, "text": args.get("text", ""), "bot_id": ws.bot_id}
+    if "blocks" in args:
+        message["blocks"] = args["blocks"]
+    with fake._lock:
+        fake._state.messages[(str(channel), ts)] = message
+    return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+
+def _post_ephemeral(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    if not args.get("channel"):
+        return {"ok": False, "error": "channel_not_found"}
+    if not args.get("user"):
+        return {"ok": False, "error": "user_not_in_channel"}
+    return {"ok": True, "message_ts": fake._next_ts()}
+
+
+def _update(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    key = (str(args.get("channel")), str(args.get("ts")))
+    with fake._lock:
+        message = fake._state.messages.get(key)
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        message.update({k: v for k, v in args.items() if k in ("text", "blocks")})
+    return {"ok": True, "channel": key[0], "ts": key[1], "text": message.get("text", "")}
+
+
+def _view_response(fake: FakeSlack, ws: Workspace, view: Any, view_id: str) -> dict[str, Any]:
+    if not isinstance(view, dict) or "type" not in view:
+        return {"ok": False, "error": "invalid_arguments"}
+    stored = {
+        **view,
+        "id": view_id,
+        "team_id": ws.team_id,
+        "hash": f"{time.time():.6f}",
+        "state": {"values": {}},
+    }
+    with fake._lock:
+        fake._state.views[view_id] = stored
+    return {"ok": True, "view": stored}
+
+
+def _views_open(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    if not args.get("trigger_id"):
+        return {"ok": False, "error": "invalid_trigger_id"}
+    return _view_response(fake, ws, args.get("view"), "V" + uuid.uuid4().hex[:10].upper())
+
+
+def _views_update(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    view_id = args.get("view_id")
+    if not view_id and args.get("external_id"):
+        with fake._lock:
+            view_id = next(
+                (
+                    vid
+                    for vid, v in fake._state.views.items()
+                    if v.get("external_id") == args["external_id"]
+                ),
+                None,
+            )
+    with fake._lock:
+        existing = fake._state.views.get(str(view_id))
+    if existing is None:
+        return {"ok": False, "error": "not_found"}
+    if args.get("hash") and args["hash"] != existing["hash"]:
+        return {"ok": False, "error": "hash_conflict"}
+    return _view_response(fake, ws, args.get("view"), str(view_id))
+
+
+def _views_publish(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    if not args.get("user_id"):
+        return {"ok": False, "error": "invalid_arguments"}
+    return _view_response(fake, ws, args.get("view"), "V" + uuid.uuid4().hex[:10].upper())
+
+
+def _users_info(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    with fake._lock:
+        user = fake._state.users.get(str(args.get("user")))
+    if user is None or user.team_id != ws.team_id:
+        return {"ok": False, "error": "user_not_found"}
+    return {"ok": True, "user": user.to_api()}
+
+
+def _conversations_open(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    users = str(args.get("users") or "").split(",")
+    if not users[0]:
+        return {"ok": False, "error": "users_list_not_supplied"}
+    with fake._lock:
+        known = all(fake._state.users.get(u) is not None for u in users)
+    if not known:
+        return {"ok": False, "error": "user_not_found"}
+    return {"ok": True, "channel": {"id": "D" + users[0].lstrip("U")}}
+
+
+def _usergroup_users(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    with fake._lock:
+        group = fake._state.usergroups.get(str(args.get("usergroup")))
+    if group is None or group[0] != ws.team_id:
+        return {"ok": False, "error": "no_such_subteam"}
+    return {"ok": True, "users": list(group[1])}
+
+
+def _connections_open(
+    fake: FakeSlack, request: Request, args: dict[str, Any], token: str | None
+) -> dict[str, Any]:
+    with fake._lock:
+        valid = token in fake._state.app_tokens
+        if valid:
+            ticket = uuid.uuid4().hex
+            fake._state.tickets.add(ticket)
+    if not valid:
+        return _auth_error(token)
+    return {"ok": True, "url": f"ws://127.0.0.1:{fake.port}/link/?ticket={ticket}"}
+
+
+def _oauth_access(
+    fake: FakeSlack, request: Request, args: dict[str, Any], token: str | None
+) -> dict[str, Any]:
+    client_id, client_secret = _basic_auth(request) or (
+        str(args.get("client_id")),
+        str(args.get("client_secret")),
+    )
+    with fake._lock:
+        if (client_id, client_secret) != fake._state.oauth_client:
+            return {"ok": False, "error": "invalid_client_id"}
+        workspace = fake._state.oauth_codes.pop(str(args.get("code")), None)
+        if workspace is None:
+            return {"ok": False, "error": "invalid_code"}
+        fake._state.workspaces[workspace.bot_token] = workspace
+    return {
+        "ok": True,
+        "app_id": "A0PUSHOPS",
+        "authed_user": {"id": DEFAULT_USER_ID},
+        "scope": "commands,chat:write,im:write,users:read,usergroups:read",
+        "token_type": "bot",
+        "access_token": workspace.bot_token,
+        "bot_user_id": workspace.bot_user_id,
+        "team": {"id": workspace.team_id, "name": workspace.name},
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+
+
+_METHODS: dict[str, Callable[[FakeSlack, Request, dict[str, Any], str | None], dict[str, Any]]] = {
+    "auth.test": _bot_method(_auth_test),
+    "chat.postMessage": _bot_method(_post_message),
+    "chat.postEphemeral": _bot_method(_post_ephemeral),
+    "chat.update": _bot_method(_update),
+    "views.open": _bot_method(_views_open),
+    "views.update": _bot_method(_views_update),
+    "views.publish": _bot_method(_views_publish),
+    "users.info": _bot_method(_users_info),
+    "conversations.open": _bot_method(_conversations_open),
+    "usergroups.users.list": _bot_method(_usergroup_users),
+    "apps.connections.open": _connections_open,
+    "oauth.v2.access": _oauth_access,
+}
+
+
+async def _read_args(request: Request) -> dict[str, Any]:
+    """Query string plus form or JSON body, with JSON-in-form fields decoded."""
+    args: dict[str, Any] = dict(request.query_params)
+    body = await request.body()
+    if body:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            args.update(json.loads(body))
+        else:
+            args.update(parse_qsl(body.decode(), keep_blank_values=True))
+    for key in _JSON_ARGS:
+        if isinstance(args.get(key), str):
+            with contextlib.suppress(json.JSONDecodeError):
+                args[key] = json.loads(args[key])
+    return args
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:] if header.lower().startswith("bearer ") else None
+
+
+def _basic_auth(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("basic "):
+        return None
+    user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    return user, password
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[FakeSlack]:
+    """A started fake, stopped on exit."""
+    fake = FakeSlack()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
