@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -649,3 +652,37 @@ def test_reset_drops_state_requests_and_faults(
     assert fake_onesignal.requests == []
     assert fake_onesignal.find_user(app.id, "external_id", "gone") is None
     assert send(client, fake_onesignal).status_code == 200
+
+
+# Running it by hand
+
+
+@pytest.mark.slow
+def test_it_runs_by_hand_and_prints_what_to_configure() -> None:
+    command = [sys.executable, "-m", "tests.fakes.onesignal", "--port", "0", "--users", "2"]
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        printed: dict[str, str] = {}
+        for line in iter(process.stdout.readline, ""):
+            if line.startswith("Ctrl-C"):
+                break
+            name, equals, value = line.strip().partition("=")
+            if equals:
+                printed[name] = value
+        key = {"Authorization": f"Key {printed['ONESIGNAL_API_KEY']}"}
+        base = f"{printed['ONESIGNAL_API_URL']}/apps/{printed['ONESIGNAL_APP_ID']}"
+
+        user = httpx.get(f"{base}/users/by/external_id/user-2", headers=key)
+        apps = httpx.get(
+            f"{printed['ONESIGNAL_API_URL']}/apps",
+            headers={"Authorization": f"Key {printed['ONESIGNAL_ORG_KEY']}"},
+        )
+    finally:
+        process.terminate()
+        returncode = process.wait(timeout=10)
+
+    assert user.status_code == 200
+    assert [app["id"] for app in apps.json()] == [printed["ONESIGNAL_APP_ID"]]
+    assert returncode == 0

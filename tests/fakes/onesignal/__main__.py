@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
+from types import FrameType
 
 from tests.fakes.onesignal.server import FakeOneSignal
 
@@ -27,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     fake = FakeOneSignal(
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ONESIGNAL_ORG_KEY={fake.org_api_key}")
     print(f"  users: {', '.join(f'user-{n}' for n in range(1, args.users + 1)) or 'none'}")
     print("Ctrl-C to stop.", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly when a supervisor terminates us
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

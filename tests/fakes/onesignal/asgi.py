@@ -85,8 +85,9 @@ class FakeOneSignalASGI:
             json=_loads(body),
             time=time.monotonic(),
         )
-        with self.store.lock:
-            self.store.requests.append(request)
+        if self.store.record_requests:
+            with self.store.lock:
+                self.store.requests.append(request)
         return request
 
     async def _apply_faults(self, method: str, path: str) -> StatusFault | object | None:

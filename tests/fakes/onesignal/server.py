@@ -169,6 +169,15 @@ class FakeOneSignal:
     def auto_advance(self, value: bool) -> None:
         self._store.auto_advance = value
 
+    @property
+    def record_requests(self) -> bool:
+        """Whether `requests` keeps what arrives (True; benchmarks may turn it off)."""
+        return self._store.record_requests
+
+    @record_requests.setter
+    def record_requests(self, value: bool) -> None:
+        self._store.record_requests = value
+
     # Seeding
 
     def add_user(

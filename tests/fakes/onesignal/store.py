@@ -148,6 +148,7 @@ class Store:
         self.notifications: dict[str, dict[str, Any]] = {}
         self.requests: list[RecordedRequest] = []
         self.auto_advance = False
+        self.record_requests = True
         self.reset()
 
     @property
@@ -160,6 +161,7 @@ class Store:
             self.notifications.clear()
             self.requests.clear()
             self.auto_advance = False
+            self.record_requests = True
             seed = self._seed
             self.add_app(seed.name, app_id=seed.id, rest_api_key=seed.rest_api_key)
             for name, size in DEFAULT_SEGMENTS.items():
