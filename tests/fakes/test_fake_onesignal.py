@@ -654,6 +654,19 @@ def test_reset_drops_state_requests_and_faults(
     assert send(client, fake_onesignal).status_code == 200
 
 
+def test_recording_can_be_turned_off_for_benchmarks(
+    fake_onesignal: FakeOneSignal, client: httpx.Client
+) -> None:
+    fake_onesignal.record_requests = False
+
+    response = send(client, fake_onesignal)
+
+    assert fake_onesignal.requests == []
+    assert fake_onesignal.notifications.keys() == {response.json()["id"]}
+    fake_onesignal.reset()
+    assert fake_onesignal.record_requests is True
+
+
 # Running it by hand
 
 
@@ -682,6 +695,8 @@ def test_it_runs_by_hand_and_prints_what_to_configure() -> None:
     finally:
         process.terminate()
         returncode = process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
     assert user.status_code == 200
     assert [app["id"] for app in apps.json()] == [printed["ONESIGNAL_APP_ID"]]
