@@ -511,6 +511,26 @@ def test_templates_are_listed_and_viewed(
     assert sent.status_code == 200
 
 
+def test_outcomes_take_both_name_lists_and_count_clicks(
+    fake_onesignal: FakeOneSignal, client: httpx.Client
+) -> None:
+    notification_id = send(client, fake_onesignal).json()["id"]
+    fake_onesignal.complete_delivery(notification_id)
+    names = {"outcome_names": "os__click.count,Revenue.sum", "outcome_names[]": "Sales, Plus.count"}
+
+    response = client.get(f"/apps/{fake_onesignal.app.id}/outcomes", params=names)
+
+    clicks = fake_onesignal.notifications[notification_id]["converted"]
+    assert clicks > 0
+    assert response.json() == {
+        "outcomes": [
+            {"id": "os__click", "value": clicks, "aggregation": "count"},
+            {"id": "Revenue", "value": 0, "aggregation": "sum"},
+            {"id": "Sales, Plus", "value": 0, "aggregation": "count"},
+        ]
+    }
+
+
 def test_every_operation_is_served(fake_onesignal: FakeOneSignal, client: httpx.Client) -> None:
     app_id = fake_onesignal.app.id
     two_devices = [{"type": "AndroidPush"}, {"type": "iOSPush"}]

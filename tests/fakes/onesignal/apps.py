@@ -105,8 +105,8 @@ def create_segment(call: Call) -> Reply:
     filters = body.get("filters")
     if not isinstance(name, str) or not name.strip():
         raise errors(400, "name is required")
-    if not isinstance(filters, list) or not filters:
-        raise errors(400, "filters must be a non-empty array")
+    if not isinstance(filters, list):  # required by the schema, but may be empty
+        raise errors(400, "filters must be an array")
     if call.state.segment_named(name) is not None:
         return Reply(409, {"success": False, "errors": [f"Segment {name} already exists"]})
     data = call.store.add_segment(call.state.app.id, name, filters=filters)
@@ -125,9 +125,13 @@ def delete_segment(call: Call) -> Reply:
 
 
 def outcomes(call: Call) -> Reply:
-    """GET /apps/{app_id}/outcomes?outcome_names=name.count|name.sum (also outcome_names[])."""
-    names = call.query.get("outcome_names", []) + call.query.get("outcome_names[]", [])
-    names = [part for name in names for part in name.split(",") if part]
+    """GET /apps/{app_id}/outcomes?outcome_names=a.count,b.sum (and outcome_names[]=...).
+
+    `outcome_names` is a comma-separated list; each `outcome_names[]` is one name that may
+    itself contain commas ("Sales, Purchase.count"), as the API documents.
+    """
+    listed = [n.strip() for value in call.query.get("outcome_names", []) for n in value.split(",")]
+    names = [n for n in listed if n] + call.query.get("outcome_names[]", [])
     if not names:
         raise errors(400, "outcome_names is required")
     mine = [n for n in call.store.notifications.values() if n["app_id"] == call.state.app.id]
