@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import urljoin
 
-import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -27,15 +25,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 import commands
 from bot import const
+from bot.errors import report_unexpected
 from bot.services import Services
 from bot.settings import Settings
 
 log = logging.getLogger("pushops.app")
 
-APOLOGY: Final = (
-    "Sorry, something went wrong on my side and I could not finish that. "
-    "Please try again in a minute. (Reference `{ref}` helps your admin find it in the logs.)"
-)
 OAUTH_STATE_TTL: Final = 600  # seconds an install link stays valid
 
 
@@ -184,7 +179,7 @@ def _kind(body: dict[str, Any]) -> str:
 
 
 def _error_handler(services: Services) -> Callable[..., Awaitable[BoltResponse | None]]:
-    """The one place where unexpected errors are logged and the user gets an apology."""
+    """Bolt's hook for errors raised inside listeners: see bot.errors."""
 
     async def on_error(
         error: Exception,
@@ -192,31 +187,10 @@ def _error_handler(services: Services) -> Callable[..., Awaitable[BoltResponse |
         respond: AsyncRespond | None,
         response: BoltResponse | None,
     ) -> BoltResponse | None:
-        ref = uuid.uuid4().hex[:8]
-        services.metrics.unexpected_errors.inc()
-        log.error(
-            "unexpected %s while handling a %s request (reference %s)",
-            type(error).__name__,
-            _kind(body),
-            ref,
-            exc_info=error,
-        )
         # Bolt provides `respond` whenever the request carries a response_url.
-        await _apologize(respond, ref)
+        await report_unexpected(error, kind=_kind(body), respond=respond, metrics=services.metrics)
         # Before the ack, answer Slack with an empty 200: the apology went through
         # response_url, and a 500 would make Slack show its own error on top.
         return BoltResponse(status=200, body="") if response is not None else None
 
     return on_error
-
-
-async def _apologize(respond: AsyncRespond | None, ref: str) -> None:
-    if respond is None:
-        return
-    try:
-        await respond(
-            text=APOLOGY.format(ref=ref), response_type="ephemeral", replace_original=False
-        )
-    except (aiohttp.ClientError, TimeoutError) as e:
-        # The error itself is already logged; the apology is best effort.
-        log.warning("could not send the apology for %s: %s", ref, type(e).__name__)

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import httpx
+from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.errors import report_unexpected
 from bot.metrics import Metrics
 from bot.settings import Settings
 from storage.db import Database
@@ -106,6 +108,26 @@ class Services:
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
     drain_timeout: float = 10.0
+
+    def after_ack(
+        self, coro: Coroutine[Any, Any, None], *, respond: AsyncRespond | None, kind: str
+    ) -> asyncio.Task[None]:
+        """Run `coro` after Slack was acknowledged, as a tracked task.
+
+        Its unexpected errors are reported like any other (bot.errors): logged with a
+        reference and an apology through `respond`. (Awaiting slow work inside a Bolt
+        listener instead would let a failure right after the ack undo that ack in Bolt's
+        runner, and Slack would see a timeout.)
+        """
+        return self.tasks.spawn(self._reporting(coro, respond=respond, kind=kind))
+
+    async def _reporting(
+        self, coro: Coroutine[Any, Any, None], *, respond: AsyncRespond | None, kind: str
+    ) -> None:
+        try:
+            await coro
+        except Exception as e:  # noqa: BLE001 - this is the top of work after the ack
+            await report_unexpected(e, kind=kind, respond=respond, metrics=self.metrics)
 
     async def check_ready(self) -> None:
         """Raise when the process cannot serve (see `readiness`)."""

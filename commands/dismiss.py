@@ -10,13 +10,15 @@ from bot.const import ACTION_DISMISS
 from bot.services import Services
 
 
-async def on_dismiss(ack: AsyncAck, respond: AsyncRespond) -> None:
-    """Ack, then ask Slack to delete the ephemeral message that carried the button."""
-    await ack()
+async def _delete_original(respond: AsyncRespond) -> None:
     await respond(delete_original=True)
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    """Listen to the Dismiss button."""
-    del services  # nothing to look up: the button only removes its own message
+    """Listen to the Dismiss button: ack, then ask Slack to delete the message carrying it."""
+
+    async def on_dismiss(ack: AsyncAck, respond: AsyncRespond) -> None:
+        await ack()
+        services.after_ack(_delete_original(respond), respond=respond, kind="block_actions")
+
     app.action(ACTION_DISMISS)(on_dismiss)

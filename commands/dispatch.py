@@ -2,8 +2,8 @@
 
 Invariant 1 (acknowledge first): before `ack()` only parsing and a subcommand's optional
 `before_ack` (fast, local, time-boxed) run. The rest runs after the ack as a tracked task
-of `services.tasks`, so it is neither garbage-collected nor cut off at shutdown; its errors
-still reach the app's one error handler because the listener awaits it.
+of `services.tasks` (`Services.after_ack`), so it is neither garbage-collected nor cut off at
+shutdown, and its unexpected errors reach the one reporter of bot.errors.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def build_listener(subcommands: Iterable[Subcommand], services: Services) -> Lis
             # Even when preparing failed unexpectedly: Slack gets its ack, the error handler
             # then apologizes through response_url.
             await ack()
-        await services.tasks.run(work(), name=f"push:{command.get('text', '')[:20]}")
+        services.after_ack(work(), respond=respond, kind="command")
 
     return on_push
 

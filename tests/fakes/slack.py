@@ -266,7 +266,8 @@ class FakeSlack:
     ) -> None:
         """The next `times` calls of `method` answer `{"ok": false, "error": error}`.
 
-        With status 429, add `headers={"Retry-After": "1"}` as Slack does.
+        With status 429, add `headers={"Retry-After": "1"}` as Slack does. For RESPONSE_URL
+        the answer is `error` as plain text with `status` (Slack says 404 `expired_url`).
         """
         with self._lock:
             self._state.faults[method] = Fault(error, times, status, headers or {})
@@ -477,6 +478,9 @@ class FakeSlack:
             uses = self._state.response_uses.get(target, 0) + 1
             self._state.response_uses[target] = uses
             self._state.calls.append(Call(method=RESPONSE_URL, args=body, target=target))
+            fault = self._take_fault(RESPONSE_URL)
+        if fault is not None:
+            return PlainTextResponse(fault.error, status_code=fault.status)
         if uses > _RESPONSE_URL_USES:
             return PlainTextResponse("used_url", status_code=404)
         return PlainTextResponse("ok")
