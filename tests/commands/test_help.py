@@ -1,0 +1,42 @@
+"""The help text covers the whole grammar of the slash command."""
+
+from bot import const
+from commands import SUBCOMMANDS, help
+
+
+def test_help_lists_every_subcommand_in_order():
+    text = help.help_text()
+
+    positions = [text.index(f"/push {name}") for name in const.SUBCOMMANDS]
+    assert positions == sorted(positions)
+
+
+def test_help_lists_every_send_option():
+    text = help.help_text()
+
+    for option in (
+        "--app",
+        "--title",
+        "--segment",
+        "--exclude",
+        "--user",
+        "--url",
+        "--image",
+        "--at",
+        "--in",
+        "--yes",
+        "--test",
+    ):
+        assert option in text
+
+
+def test_help_blocks_escape_and_fit_in_a_section():
+    blocks = help.help_blocks("I don't know `/push <x>`")
+
+    grammar = blocks[1]["text"]["text"]
+    assert len(grammar) <= 3000  # Slack's limit for a section's text
+    assert blocks[-1]["elements"][0]["action_id"] == const.ACTION_DISMISS
+
+
+def test_every_routed_subcommand_is_part_of_the_contract():
+    assert {sub.name for sub in SUBCOMMANDS} <= set(const.SUBCOMMANDS)
