@@ -1,0 +1,175 @@
+"""Claiming due sends with several processes: each send goes to exactly one claimer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from storage import queries
+from storage.db import Database
+from storage.models import AuditEvent, Send, SendState, utcnow
+
+
+def _process(database: Database, pool_size: int = 5) -> Database:
+    """Another engine on the same database: what a second replica would have."""
+    return Database.open(database.engine.url, pool_size=pool_size, max_overflow=0)
+
+
+async def _warm(database: Database, connections: int) -> None:
+    """Open `connections` pooled connections now, so the race is not about connecting."""
+    held = [await database.engine.connect() for _ in range(connections)]
+    for connection in held:
+        await connection.close()
+
+
+async def test_twenty_claimers_race_for_one_due_send_and_one_wins(database, storage_factory):
+    app = await storage_factory.app()
+    send = await storage_factory.send(app, due_at=utcnow() - timedelta(seconds=1))
+    contenders = _process(database, pool_size=20)
+    await _warm(contenders, 20)
+    start = asyncio.Barrier(20)
+
+    async def claimer(number: int) -> list[Send]:
+        await start.wait()
+        return await queries.claim_due_sends(
+            session_factory=contenders.sessions, now=utcnow(), worker_id=f"w{number}", limit=1
+        )
+
+    try:
+        results = await asyncio.gather(*(claimer(n) for n in range(20)))
+    finally:
+        await contenders.dispose()
+
+    winners = [claimed for claimed in results if claimed]
+    assert len(winners) == 1
+    (claimed,) = winners[0]
+    assert claimed.id == send.id and claimed.state == SendState.SENDING and claimed.attempts == 1
+    async with database.sessions() as session:
+        stored = await queries.get_send(session=session, team_id=app.team_id, send_id=send.id)
+        claims = await session.scalar(
+            sa.select(sa.func.count()).where(AuditEvent.action == "send.sending")
+        )
+        chain = await queries.verify_audit_chain(session=session)
+    assert stored is not None and stored.claimed_by == claimed.claimed_by
+    assert stored.lease_until is not None and stored.lease_until > utcnow()
+    assert claims == 1
+    assert chain.ok
+
+
+async def test_a_burst_of_due_sends_reaches_each_of_four_claimers_once(database, storage_factory):
+    app = await storage_factory.app()
+    due = utcnow() - timedelta(seconds=5)
+    expected = await storage_factory.due_sends(app, 1000, due)
+    processes = [_process(database, pool_size=1) for _ in range(4)]
+
+    async def claimer(number: int, process: Database) -> list[tuple[int, Send]]:
+        got: list[tuple[int, Send]] = []
+        while claimed := await queries.claim_due_sends(
+            session_factory=process.sessions, now=utcnow(), worker_id=f"w{number}", limit=25
+        ):
+            got += [(number, send) for send in claimed]
+        return got
+
+    try:
+        results = await asyncio.gather(*(claimer(n, p) for n, p in enumerate(processes)))
+    finally:
+        for process in processes:
+            await process.dispose()
+
+    claims = [pair for result in results for pair in result]
+    times_claimed = Counter(send.id for _, send in claims)
+    assert set(times_claimed) == set(expected)
+    assert set(times_claimed.values()) == {1}
+    assert all(send.claimed_by == f"w{number}" for number, send in claims)
+    async with database.sessions() as session:
+        states = dict(
+            (
+                await session.execute(sa.select(Send.state, sa.func.count()).group_by(Send.state))
+            ).all()
+        )
+        chain = await queries.verify_audit_chain(session=session, team_id=app.team_id)
+    assert states == {SendState.SENDING: 1000}
+    assert chain.ok and chain.events == 1000 + 1  # one claim event per send, plus app.added
+
+
+async def test_claims_skip_what_is_not_due_and_leave_late_sends_to_the_missed_sweep(
+    database, storage_factory
+):
+    app = await storage_factory.app()
+    now = utcnow()
+    due = await storage_factory.send(app, due_at=now - timedelta(seconds=30))
+    late = await storage_factory.send(app, due_at=now - timedelta(hours=2))
+    future = await storage_factory.send(app, due_at=now + timedelta(minutes=5))
+    draft = await storage_factory.send(
+        app, state=SendState.DRAFT, due_at=now - timedelta(minutes=1)
+    )
+
+    claimed = await queries.claim_due_sends(
+        session_factory=database.sessions, now=now, worker_id="w1", grace=timedelta(minutes=10)
+    )
+    missed = await queries.mark_missed_sends(
+        session_factory=database.sessions, now=now, grace=timedelta(minutes=10)
+    )
+
+    assert [send.id for send in claimed] == [due.id]
+    assert [send.id for send in missed] == [late.id]
+    async with database.sessions() as session:
+        assert await queries.next_due_at(session=session) == future.due_at
+        still = {
+            s.id: s.state for s in await queries.list_sends(session=session, team_id=app.team_id)
+        }
+    assert still[future.id] == SendState.SCHEDULED and still[draft.id] == SendState.DRAFT
+    assert still[late.id] == SendState.MISSED
+
+
+async def test_a_send_whose_worker_died_is_taken_over_with_the_same_key(database, storage_factory):
+    app = await storage_factory.app()
+    now = utcnow()
+    send = await storage_factory.send(app, due_at=now - timedelta(minutes=10))
+    (first,) = await queries.claim_due_sends(
+        session_factory=database.sessions,
+        now=now - timedelta(minutes=10),
+        worker_id="dead",
+        lease=timedelta(minutes=1),
+    )
+
+    assert (
+        await queries.reclaim_stale_sends(
+            session_factory=database.sessions,
+            now=now - timedelta(minutes=9, seconds=30),
+            worker_id="w2",
+        )
+        == []
+    )  # the lease still runs
+    (taken,) = await queries.reclaim_stale_sends(
+        session_factory=database.sessions, now=now, worker_id="w2"
+    )
+
+    assert taken.id == first.id == send.id  # same UUID: same OneSignal idempotency key
+    assert (taken.claimed_by, taken.attempts, taken.state) == ("w2", 2, SendState.SENDING)
+    async with database.sessions.begin() as session:
+        assert not await queries.record_send_progress(
+            session=session, team_id=app.team_id, send_id=send.id, worker_id="dead", last_error="x"
+        )
+
+
+async def test_pending_approvals_expire_after_their_time(database, storage_factory):
+    app = await storage_factory.app()
+    now = utcnow()
+    old = await storage_factory.send(
+        app, state=SendState.PENDING_APPROVAL, created_at=now - timedelta(days=2)
+    )
+    fresh = await storage_factory.send(app, state=SendState.PENDING_APPROVAL)
+
+    expired = await queries.expire_pending_approvals(
+        session_factory=database.sessions, now=now, ttl=timedelta(days=1)
+    )
+
+    assert [send.id for send in expired] == [old.id]
+    assert expired[0].state == SendState.EXPIRED and expired[0].finished_at is not None
+    async with database.sessions() as session:
+        stored = await queries.get_send(session=session, team_id=app.team_id, send_id=fresh.id)
+    assert stored is not None and stored.state == SendState.PENDING_APPROVAL
