@@ -29,9 +29,13 @@ from bot.errors import report_unexpected
 from bot.services import Services
 from bot.settings import Settings
 
-log = logging.getLogger("pushops.app")
+log = logging.getLogger(__name__)
 
 OAUTH_STATE_TTL: Final = 600  # seconds an install link stays valid
+NOT_INSTALLED: Final = (
+    "PushOps is not installed in this workspace, or its installation was removed. "
+    "Ask a Slack admin to install it again."
+)
 
 
 class AppConfigError(ValueError):
@@ -56,9 +60,9 @@ def build_app(settings: Settings, *, services: Services) -> AsyncApp:
     elif settings.slack_bot_token is not None:
         app = AsyncApp(
             name="pushops",
-            logger=logging.getLogger("pushops.slack"),
             client=client,
             signing_secret=_secret(settings.slack_signing_secret),
+            user_facing_authorize_error_message=NOT_INSTALLED,
         )
         _log_lifecycle_events(app)
     else:
@@ -81,7 +85,6 @@ def _web_client(settings: Settings) -> AsyncWebClient:
         token=None if is_oauth_mode(settings) else token,
         base_url=settings.slack_api_url,
         timeout=10,
-        logger=logging.getLogger("pushops.slack.web"),
     )
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
     return client
@@ -119,7 +122,7 @@ def _oauth_app(settings: Settings, services: Services, client: AsyncWebClient) -
     # (so a request costs one database read, not an extra Web API call) and our client
     # (so token rotation also talks to SLACK_API_URL).
     authorize = AsyncInstallationStoreAuthorize(
-        logger=logging.getLogger("pushops.slack.authorize"),
+        logger=logging.getLogger("slack_bolt.authorize"),
         installation_store=installations,
         client_id=client_id,
         client_secret=client_secret,
@@ -129,9 +132,9 @@ def _oauth_app(settings: Settings, services: Services, client: AsyncWebClient) -
     )
     return AsyncApp(
         name="pushops",
-        logger=logging.getLogger("pushops.slack"),
         client=client,
         signing_secret=_secret(settings.slack_signing_secret),
+        user_facing_authorize_error_message=NOT_INSTALLED,
         oauth_settings=oauth_settings,
         installation_store=installations,
         installation_store_bot_only=True,

@@ -34,7 +34,7 @@ from storage.crypto import CryptoError, KeyRing
 from storage.db import Database, DatabaseURLError, async_url, display_url
 from storage.migrations import upgrade
 
-log = logging.getLogger("pushops.serve")
+log = logging.getLogger(__name__)
 
 EXIT_SETTINGS: Final = 2  # the settings are wrong: nothing was started
 EXIT_STARTUP: Final = 1  # the settings look right but something refused at start

@@ -17,7 +17,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.metrics import Metrics
 
-log = logging.getLogger("pushops.errors")
+log = logging.getLogger(__name__)
 
 APOLOGY: Final = (
     "Sorry, something went wrong on my side and I could not finish that. "

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from bot import const
 from bot.services import Services
 
-log = logging.getLogger("pushops.server")
+log = logging.getLogger(__name__)
 
 READINESS_TIMEOUT: Final = 3.0
 """Seconds `/readyz` waits for the readiness check before answering 503."""
