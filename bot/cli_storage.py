@@ -27,6 +27,7 @@ from storage.db import Database, DatabaseURLError, display_url
 from storage.errors import StorageError
 from storage.migrations import current_revision, head_revision, upgrade
 from storage.models import AuditEvent
+from storage.rotation import rotate_secrets
 
 EXPORT_FIELDS: Final = (
     "team_id",
@@ -360,14 +361,14 @@ async def _keys_rotate(args: argparse.Namespace) -> int:
     keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
 
     async def work(database: Database) -> int:
-        report = await queries.rotate_secrets(
+        report = await rotate_secrets(
             session_factory=database.sessions, keyring=keyring, actor=_actor()
         )
         print(
             f"Re-encrypted {report.reencrypted} secret(s) under key {keyring.primary_key_id}; "
             f"{report.current} already were."
         )
-        for failure in report.failures or []:
+        for failure in report.failures:
             print(f"error: {failure}", file=sys.stderr)
         if not report.ok:
             return 1

@@ -40,7 +40,7 @@ from storage.audit import (
     redact,
     verify_audit_chain,
 )
-from storage.crypto import KeyRing, Purpose, SecretDecryptionError, key_id_of
+from storage.crypto import KeyRing, Purpose
 from storage.errors import (
     AlreadyDecided,
     AppInUse,
@@ -55,9 +55,6 @@ from storage.errors import (
 )
 from storage.models import (
     ACTIVE_STATES,
-    SLACK_BOTS,
-    SLACK_INSTALLATIONS,
-    SLACK_TOKEN_COLUMNS,
     TRANSITIONS,
     Approval,
     Decision,
@@ -75,7 +72,6 @@ __all__ = [
     "AuditEntry",
     "ChainBreak",
     "ChainReport",
-    "RotationReport",
     "add_app",
     "add_member",
     "append_audit",
@@ -110,7 +106,6 @@ __all__ = [
     "redact",
     "remove_app",
     "remove_member",
-    "rotate_secrets",
     "set_default_app",
     "set_slack_message",
     "transition_send",
@@ -1016,128 +1011,6 @@ async def list_approvals(
     """The decisions on a send, oldest first."""
     query = sa.select(Approval).where(Approval.team_id == team_id, Approval.send_id == send_id)
     return list(await session.scalars(query.order_by(Approval.created_at)))
-
-
-# --- key rotation -----------------------------------------------------------------------------
-
-
-@dataclass
-class RotationReport:
-    """What `rotate_secrets` did."""
-
-    reencrypted: int = 0
-    current: int = 0
-    failures: list[str] | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether every secret is now under the first key."""
-        return not self.failures
-
-
-async def rotate_secrets(
-    *, session_factory: async_sessionmaker[AsyncSession], keyring: KeyRing, actor: str
-) -> RotationReport:
-    """Re-encrypt every stored secret under the ring's first key, row by row.
-
-    Each row is its own short transaction and its UPDATE is a compare-and-set on the old
-    ciphertext, so this is safe while the bot serves (run it after every process has the new
-    ring). A secret that cannot be decrypted is reported and left as it is.
-    """
-    report = RotationReport(failures=[])
-    async with session_factory() as session:
-        apps = (
-            await session.execute(sa.select(OneSignalApp.id, OneSignalApp.api_key_ciphertext))
-        ).all()
-    for app_ref, ciphertext in apps:
-        if keyring.is_current(ciphertext):
-            report.current += 1
-            continue
-        await _rotate_app(session_factory, keyring, app_ref, actor, report)
-    for table in (SLACK_INSTALLATIONS, SLACK_BOTS):
-        await _rotate_slack_table(session_factory, keyring, table, report)
-    return report
-
-
-async def _rotate_app(
-    session_factory: async_sessionmaker[AsyncSession],
-    keyring: KeyRing,
-    app_ref: uuid.UUID,
-    actor: str,
-    report: RotationReport,
-) -> None:
-    assert report.failures is not None
-    async with session_factory() as session, session.begin():
-        app = await session.get(OneSignalApp, app_ref, with_for_update=True)
-        if app is None or keyring.is_current(app.api_key_ciphertext):
-            return
-        old = app.api_key_ciphertext
-        try:
-            plain = decrypt_app_key(app, keyring=keyring)
-        except SecretDecryptionError as error:
-            report.failures.append(f"app {app.name!r}: {error}")
-            return
-        new = keyring.encrypt(plain, team_id=app.team_id, purpose=Purpose.ONESIGNAL_API_KEY)
-        result = await session.execute(
-            sa.update(OneSignalApp)
-            .where(OneSignalApp.id == app_ref, OneSignalApp.api_key_ciphertext == old)
-            .values(api_key_ciphertext=new)
-            .execution_options(synchronize_session=False)
-        )
-        if _rowcount(result) != 1:
-            return
-        report.reencrypted += 1
-        await append_audit(
-            session=session,
-            team_id=app.team_id,
-            actor=actor,
-            action="secret.reencrypted",
-            target=f"app {app.name}",
-            details={"from_key_id": key_id_of(old), "to_key_id": keyring.primary_key_id},
-        )
-
-
-async def _rotate_slack_table(
-    session_factory: async_sessionmaker[AsyncSession],
-    keyring: KeyRing,
-    table: sa.Table,
-    report: RotationReport,
-) -> None:
-    """Re-encrypt the Slack tokens our installation store wrote (plaintext rows are left)."""
-    assert report.failures is not None
-    columns = [name for name in SLACK_TOKEN_COLUMNS if name in table.c]
-    async with session_factory() as session:
-        rows = (await session.execute(sa.select(table.c.id))).scalars().all()
-    for row_id in rows:
-        async with session_factory() as session, session.begin():
-            row = (
-                await session.execute(
-                    sa.select(table).where(table.c.id == row_id).with_for_update()
-                )
-            ).one_or_none()
-            if row is None:
-                continue
-            owner = row.team_id or row.enterprise_id or ""
-            updates: dict[str, str] = {}
-            for column in columns:
-                token = getattr(row, column)
-                if token is None or key_id_of(token) is None:
-                    continue
-                if keyring.is_current(token):
-                    report.current += 1
-                    continue
-                purpose = SLACK_TOKEN_COLUMNS[column]
-                try:
-                    plain = keyring.decrypt(token, team_id=owner, purpose=purpose)
-                except SecretDecryptionError as error:
-                    report.failures.append(f"{table.name} row {row_id}: {error}")
-                    continue
-                updates[column] = keyring.encrypt(plain, team_id=owner, purpose=purpose)
-            if updates:
-                await session.execute(
-                    sa.update(table).where(table.c.id == row_id).values(**updates)
-                )
-                report.reencrypted += len(updates)
 
 
 def _rowcount(result: Any) -> int:
