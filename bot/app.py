@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 import commands
 from bot import const
 from bot.errors import report_unexpected
+from bot.installations import EncryptedInstallationStore
 from bot.services import Services
 from bot.settings import Settings
 
@@ -51,7 +52,7 @@ def build_app(settings: Settings, *, services: Services) -> AsyncApp:
     """The Bolt app with every listener registered.
 
     Raises AppConfigError when neither a bot token nor OAuth credentials are set, or when
-    OAuth mode has no database to keep installations in.
+    OAuth mode has no database (or key ring) to keep installations in.
     """
     client = _web_client(settings)
     if is_oauth_mode(settings):
@@ -97,12 +98,16 @@ def authorization_url(settings: Settings) -> str:
 
 def _oauth_app(settings: Settings, services: Services, client: AsyncWebClient) -> AsyncApp:
     """Multi-workspace mode: installations in the database, bot tokens per team."""
-    if services.database is None:
-        raise AppConfigError("OAuth mode keeps installations in the database: none is set up.")
+    if services.database is None or services.keyring is None:
+        raise AppConfigError(
+            "OAuth mode keeps installations, encrypted, in the database: it needs both."
+        )
     client_id = str(settings.slack_client_id)
     client_secret = _secret(settings.slack_client_secret)
     engine = services.database.engine
-    installations = AsyncSQLAlchemyInstallationStore(client_id=client_id, engine=engine)
+    installations = EncryptedInstallationStore(
+        AsyncSQLAlchemyInstallationStore(client_id=client_id, engine=engine), services.keyring
+    )
     oauth_settings = AsyncOAuthSettings(
         client_id=client_id,
         client_secret=client_secret,

@@ -30,7 +30,7 @@ from bot.logs import configure_logging, redact, secrets_of, valid_level
 from bot.server import build_server
 from bot.services import build_services
 from bot.settings import Settings
-from storage.crypto import CryptoError, KeyRing
+from storage.crypto import CryptoError, KeyRing, load_keyring
 from storage.db import Database, DatabaseURLError, async_url, display_url
 from storage.migrations import upgrade
 
@@ -357,6 +357,7 @@ def run_serve(args: argparse.Namespace) -> int:
 async def serve(settings: Settings) -> None:
     """Check the tokens with Slack, migrate the database, then serve until a signal."""
     await preflight(settings)
+    keyring = _keyring(settings)
     database = Database.open(settings.resolved_database_url)
     await migrate_at_start(settings, database)
     try:
@@ -364,7 +365,7 @@ async def serve(settings: Settings) -> None:
     except StartupError:
         await database.dispose()
         raise
-    services = build_services(settings, database=database)
+    services = build_services(settings, database=database, keyring=keyring)
     app = build_app(settings, services=services)
     socket_mode = settings.slack_app_token is not None
     config = uvicorn.Config(
@@ -390,6 +391,14 @@ async def migrate_at_start(settings: Settings, database: Database) -> None:
             f"{str(e).splitlines()[0] if str(e) else ''}). Check DATABASE_URL and that the "
             "database is reachable."
         ) from e
+
+
+def _keyring(settings: Settings) -> KeyRing:
+    """The key ring from PUSHOPS_SECRET_KEY, or the key file in the data dir (made once)."""
+    try:
+        return load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+    except (CryptoError, OSError) as e:
+        raise StartupError(f"the secret key could not be loaded: {e}") from e
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -19,6 +19,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot.errors import report_unexpected
 from bot.metrics import Metrics
 from bot.settings import Settings
+from storage.crypto import KeyRing
 from storage.db import Database
 
 T = TypeVar("T")
@@ -91,6 +92,8 @@ class Services:
         settings: the process settings.
         onesignal_http: the one pooled `httpx.AsyncClient` for OneSignal (keys go per request).
         database: engine and session factory; None only in tests that need no storage.
+        keyring: the keys that seal secrets at rest (OneSignal keys, Slack tokens in OAuth
+            mode); None only in tests that store no secret.
         readiness: what `/readyz` awaits; defaults to a database ping when there is one.
         scheduler: started after the start hooks, stopped before the shutdown hooks.
         tasks: tracked background work, drained at shutdown.
@@ -101,6 +104,7 @@ class Services:
     settings: Settings
     onesignal_http: httpx.AsyncClient
     database: Database | None = None
+    keyring: KeyRing | None = None
     readiness: ReadinessCheck | None = None
     scheduler: Lifecycle | None = None
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
@@ -154,13 +158,15 @@ class Services:
             await hook()
 
 
-def build_services(settings: Settings, *, database: Database | None = None) -> Services:
-    """The production services: a pooled OneSignal client and `database`, closed at shutdown.
+def build_services(
+    settings: Settings, *, database: Database | None = None, keyring: KeyRing | None = None
+) -> Services:
+    """The production services: a pooled OneSignal client, `database` and `keyring`.
 
     Must run inside the event loop that will use them (the HTTP pool binds to it).
     """
     http = httpx.AsyncClient(timeout=ONESIGNAL_TIMEOUT, follow_redirects=False)
-    services = Services(settings=settings, onesignal_http=http, database=database)
+    services = Services(settings=settings, onesignal_http=http, database=database, keyring=keyring)
     services.on_shutdown.append(http.aclose)
     if database is not None:
         services.on_shutdown.append(database.dispose)

@@ -15,6 +15,7 @@ from bot import const
 from bot.app import build_app
 from bot.services import Services
 from bot.settings import Settings
+from storage.crypto import KeyRing, generate_key
 from storage.db import Database
 
 MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
@@ -81,7 +82,12 @@ def _oauth_app(tmp_path: Path) -> AsyncApp:
         slack_signing_secret="s" * 32,
     )
     database = Database.open(f"sqlite:///{tmp_path / 'manifest.db'}")
-    services = Services(settings=settings, onesignal_http=httpx.AsyncClient(), database=database)
+    services = Services(
+        settings=settings,
+        onesignal_http=httpx.AsyncClient(),
+        database=database,
+        keyring=KeyRing.from_text(generate_key()),
+    )
     return build_app(settings, services=services)
 
 

@@ -7,8 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from bot import const
+from storage.models import SLACK_BOTS
 from tests.fakes.slack import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from tests.plugins.slack import PushOps, default_services, make_settings
 
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:Deprecat
 
 
 @pytest.fixture
-async def oauth_app(serve_pushops, fake_slack, sqlite_database, tmp_path):
+async def oauth_app(serve_pushops, fake_slack, sqlite_database, keyring, tmp_path):
     settings = make_settings(
         fake_slack,
         tmp_path,
@@ -29,6 +31,7 @@ async def oauth_app(serve_pushops, fake_slack, sqlite_database, tmp_path):
     )
     services = default_services(settings)
     services.database = sqlite_database
+    services.keyring = keyring
     async with serve_pushops(settings, services=services) as running:
         yield running
 
@@ -65,7 +68,9 @@ async def test_install_link_points_at_slack_next_to_the_api_url_with_our_scopes(
     assert query["scope"] == [",".join(const.BOT_SCOPES)]
 
 
-async def test_an_installed_workspace_is_served_with_its_own_token(oauth_app, fake_slack):
+async def test_an_installed_workspace_is_served_with_its_own_token(
+    oauth_app, fake_slack, sqlite_database
+):
     _, state, cookie = await _install_page(oauth_app)
     done = await _redirect(oauth_app, fake_slack.issue_oauth_code(NEW_TEAM), state, cookie)
 
@@ -77,6 +82,10 @@ async def test_an_installed_workspace_is_served_with_its_own_token(oauth_app, fa
     assert "/push send" in (await sent.reply())["text"]
     auth = fake_slack.calls_to("auth.test")
     assert auth and auth[-1].token.startswith(f"xoxb-{NEW_TEAM}-")
+
+    async with sqlite_database.engine.connect() as connection:
+        [stored] = (await connection.execute(sa.select(SLACK_BOTS.c.bot_token))).scalars()
+    assert stored.startswith("v1:") and auth[-1].token not in stored  # sealed at rest
 
     calls_before = len(fake_slack.calls_to("auth.test"))
     again = await oauth_app.post_command("help", team=NEW_TEAM)

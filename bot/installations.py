@@ -1,0 +1,116 @@
+"""Slack installations (multi-workspace mode) with their tokens encrypted at rest.
+
+slack_sdk's SQLAlchemy store keeps tokens as given; this wrapper seals each token with the
+key ring before it is written and opens it after it is read, bound to its workspace and its
+column (storage.crypto), so a token copied into another workspace's row does not decrypt.
+`pushops keys rotate` (storage.rotation) re-encrypts these rows under a new key.
+"""
+
+from __future__ import annotations
+
+import copy
+from logging import Logger, getLogger
+from typing import Any, TypeVar
+
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.installation_store.models.bot import Bot
+from slack_sdk.oauth.installation_store.models.installation import Installation
+
+from storage.crypto import KeyRing, key_id_of
+from storage.models import SLACK_TOKEN_COLUMNS
+
+_Record = TypeVar("_Record", Bot, Installation)
+
+
+class EncryptedInstallationStore(AsyncInstallationStore):
+    """Wraps an installation store: tokens are ciphertexts in it, plaintext out of it."""
+
+    def __init__(self, inner: AsyncInstallationStore, keyring: KeyRing) -> None:
+        self._inner = inner
+        self._keyring = keyring
+
+    @property
+    def logger(self) -> Logger:
+        return getLogger(__name__)
+
+    async def async_save(self, installation: Installation) -> None:
+        """Save `installation` (and its bot) with every token sealed."""
+        await self._inner.async_save(self._sealed(installation))
+
+    async def async_save_bot(self, bot: Bot) -> None:
+        """Save `bot` with its tokens sealed."""
+        await self._inner.async_save_bot(self._sealed(bot))
+
+    async def async_find_bot(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+    ) -> Bot | None:
+        """The workspace's bot with its tokens opened, or None."""
+        bot = await self._inner.async_find_bot(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            is_enterprise_install=is_enterprise_install,
+        )
+        return self._opened(bot) if bot is not None else None
+
+    async def async_find_installation(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None = None,
+        is_enterprise_install: bool | None = False,
+    ) -> Installation | None:
+        """The workspace's installation with its tokens opened, or None."""
+        found = await self._inner.async_find_installation(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            user_id=user_id,
+            is_enterprise_install=is_enterprise_install,
+        )
+        return self._opened(found) if found is not None else None
+
+    async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        """Forget the workspace's bot (after `tokens_revoked` or `app_uninstalled`)."""
+        await self._inner.async_delete_bot(enterprise_id=enterprise_id, team_id=team_id)
+
+    async def async_delete_installation(
+        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
+    ) -> None:
+        """Forget the workspace's installation (or one user's)."""
+        await self._inner.async_delete_installation(
+            enterprise_id=enterprise_id, team_id=team_id, user_id=user_id
+        )
+
+    async def async_delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        """Forget everything of the workspace."""
+        await self._inner.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)
+
+    def _sealed(self, record: _Record) -> _Record:
+        owner = _owner(record)
+        sealed = copy.copy(record)
+        for column, purpose in SLACK_TOKEN_COLUMNS.items():
+            value: Any = getattr(record, column, None)
+            if isinstance(value, str) and value and key_id_of(value) is None:
+                setattr(
+                    sealed, column, self._keyring.encrypt(value, team_id=owner, purpose=purpose)
+                )
+        return sealed
+
+    def _opened(self, record: _Record) -> _Record:
+        owner = _owner(record)
+        for column, purpose in SLACK_TOKEN_COLUMNS.items():
+            value: Any = getattr(record, column, None)
+            # Rows written before encryption existed stay readable (rotation leaves them too).
+            if isinstance(value, str) and key_id_of(value) is not None:
+                plain = self._keyring.decrypt(value, team_id=owner, purpose=purpose)
+                setattr(record, column, plain.get_secret_value())
+        return record
+
+
+def _owner(record: Bot | Installation) -> str:
+    """The id tokens are bound to, as storage.rotation reads it back."""
+    return record.team_id or record.enterprise_id or ""
