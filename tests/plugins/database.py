@@ -30,7 +30,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,12 +82,17 @@ def _record_text(record: logging.LogRecord) -> str:
         return str(record.msg)
 
 
-def _masked(record: logging.LogRecord, secrets: set[str]) -> str | None:
-    text = _record_text(record)
-    found = [secret for secret in secrets if secret in text]
-    for secret in found:
-        text = text.replace(secret, "<secret>")
-    return f"{record.name}: {text[:300]}" if found else None
+def find_leaks(records: Sequence[logging.LogRecord], secrets: Collection[str]) -> list[str]:
+    """The records (formatted, secrets masked) in which any of `secrets` appears."""
+    leaks = []
+    for record in records:
+        text = _record_text(record)
+        found = [secret for secret in secrets if secret in text]
+        for secret in found:
+            text = text.replace(secret, "<secret>")
+        if found:
+            leaks.append(f"{record.name}: {text[:300]}")
+    return leaks
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +111,7 @@ def _no_secret_in_logs() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
         secrets = set(_SECRETS)
         _SECRETS.clear()
-    leaks = [leak for record in recorder.records if (leak := _masked(record, secrets))]
+    leaks = find_leaks(recorder.records, secrets)
     if leaks:
         pytest.fail("a secret appeared in a log line:\n" + "\n".join(leaks), pytrace=False)
 
