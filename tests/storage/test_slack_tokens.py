@@ -1,4 +1,4 @@
-"""Slack tokens in OAuth mode: encrypted for their workspace at rest, rotated with the rest."""
+"""Slack tokens in OAuth mode (bot.installations): encrypted for their workspace, rotated."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from slack_sdk.oauth.installation_store.models.installation import Installation
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 
+from bot.installations import EncryptedInstallationStore
 from storage.crypto import KeyRing, SecretDecryptionError, generate_key, key_id_of
 from storage.db import Database
 from storage.models import SLACK_BOTS, SLACK_INSTALLATIONS
 from storage.rotation import rotate_secrets
-from storage.slack_store import EncryptedInstallationStore
 from tests.plugins.database import register_secret
 
 
@@ -32,7 +33,12 @@ def _installation(team_id: str, bot_token: str) -> Installation:
 
 @pytest.fixture
 def store(database: Database, keyring: KeyRing) -> EncryptedInstallationStore:
-    return EncryptedInstallationStore(client_id="111.222", engine=database.engine, keyring=keyring)
+    return _store(database, keyring)
+
+
+def _store(database: Database, keyring: KeyRing) -> EncryptedInstallationStore:
+    inner = AsyncSQLAlchemyInstallationStore(client_id="111.222", engine=database.engine)
+    return EncryptedInstallationStore(inner, keyring)
 
 
 async def _raw(database: Database, table: sa.Table, team_id: str) -> Any:
@@ -40,7 +46,7 @@ async def _raw(database: Database, table: sa.Table, team_id: str) -> Any:
         return (await connection.execute(sa.select(table).where(table.c.team_id == team_id))).one()
 
 
-async def test_tokens_are_stored_encrypted_and_read_back_plain(database, store):
+async def test_tokens_are_stored_encrypted_and_read_back_plain(database, store, keyring):
     token = register_secret("xoxb-1111-2222-abcdefghijklmnop")
     await store.async_save(_installation("T0000TEST", token))
 
@@ -52,7 +58,7 @@ async def test_tokens_are_stored_encrypted_and_read_back_plain(database, store):
     assert installation.bot_refresh_token.startswith("xoxe-1-refresh-")
     for table in (SLACK_INSTALLATIONS, SLACK_BOTS):
         row = await _raw(database, table, "T0000TEST")
-        assert key_id_of(row.bot_token) == store._keyring.primary_key_id
+        assert key_id_of(row.bot_token) == keyring.primary_key_id
         assert token not in row.bot_token and "xoxe" not in row.bot_refresh_token
 
 
@@ -87,8 +93,6 @@ async def test_rotation_re_encrypts_slack_tokens(database, store, secret_key):
     )
 
     assert report.ok and report.reencrypted == 4  # bot + refresh token, in both tables
-    only_new = EncryptedInstallationStore(
-        client_id="111.222", engine=database.engine, keyring=KeyRing.from_text(new_key)
-    )
+    only_new = _store(database, KeyRing.from_text(new_key))
     bot = await only_new.async_find_bot(enterprise_id=None, team_id="T0000TEST")
     assert bot is not None and bot.bot_token == token
