@@ -1,0 +1,279 @@
+"""Our OneSignal client against the official SDK: create_notification calls per second.
+
+    .venv/bin/python benchmarks/onesignal_client.py [--calls 2000] [--in-flight 50]
+
+One fake OneSignal (tests/fakes/onesignal) runs in its own process for the whole run; each
+client runs in a fresh process of its own, so each side's import time and peak memory
+(maximum resident set size) are its own. Each side makes `--calls` create_notification
+calls one after another, then `--calls` with `--in-flight` at once: ours as asyncio tasks
+sharing one client, the SDK (`onesignal-python-api`, the `bench` extra) from that many
+threads sharing one ApiClient, whose urllib3 pool is sized to the threads so it is not
+starved. Two references run too: ours on httpx's default transport (why we use aiohttp's),
+and a bare aiohttp loop with no client library at all, the ceiling the fake allows.
+Target (issue 2): ours >= 1.0x the SDK sequentially and >= 2x with 50 in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# Fixed, made-up credentials of the fake's seeded app, known to every process of the run.
+APP_ID = "b3f1c0de-0000-4000-8000-00000000be4c"
+REST_KEY = "os_v2_app_benchmark"
+ORG_KEY = "os_v2_org_benchmark"
+WARMUP = 100
+SIDES = {
+    "ours": "ours (httpx on aiohttp transport)",
+    "ours-httpcore": "ours on httpx default transport",
+    "sdk": "official SDK (urllib3, threads)",
+    "raw-aiohttp": "bare aiohttp, no client library",
+}
+
+
+def payload(app_id: str) -> dict[str, Any]:
+    return {
+        "app_id": app_id,
+        "contents": {"en": "Release 2.0 is out"},
+        "headings": {"en": "News"},
+        "included_segments": ["Active Users"],
+    }
+
+
+# ------------------------------------------------------------------ worker processes
+
+
+def worker(side: str, url: str, calls: int, in_flight: int) -> dict[str, Any]:
+    """Run one side in this (fresh) process; returns its figures."""
+    started = time.perf_counter()
+    run = _SIDE_RUNNERS[side]()
+    import_seconds = time.perf_counter() - started
+    sequential, concurrent = run(url, calls, in_flight)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "side": side,
+        "import_ms": import_seconds * 1000,
+        "sequential": calls / sequential,
+        "concurrent": calls / concurrent,
+        "peak_mib": peak_kib / 1024,
+    }
+
+
+def _ours(transport: str) -> Callable[[str, int, int], tuple[float, float]]:
+    import httpx  # noqa: F401  (part of our import cost either way)
+
+    from bot.onesignal import OneSignalClient
+
+    async def main(url: str, calls: int, in_flight: int) -> tuple[float, float]:
+        http = None
+        if transport == "httpcore":
+            limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+            http = httpx.AsyncClient(limits=limits)
+        async with OneSignalClient(rest_api_key=REST_KEY, base_url=url, http_client=http) as client:
+
+            async def send() -> None:
+                created = await client.create_notification(payload(APP_ID))
+                assert created.id
+
+            return await _drive_async(send, calls, in_flight)
+
+    return lambda url, calls, in_flight: asyncio.run(main(url, calls, in_flight))
+
+
+def _raw_aiohttp() -> Callable[[str, int, int], tuple[float, float]]:
+    import aiohttp
+
+    async def main(url: str, calls: int, in_flight: int) -> tuple[float, float]:
+        headers = {"Authorization": f"Key {REST_KEY}"}
+        connector = aiohttp.TCPConnector(limit=100)
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+            async def send() -> None:
+                body = {**payload(APP_ID), "idempotency_key": str(uuid.uuid4())}
+                async with session.post(url + "/notifications", json=body) as response:
+                    assert (await response.json())["id"]
+
+            return await _drive_async(send, calls, in_flight)
+
+    return lambda url, calls, in_flight: asyncio.run(main(url, calls, in_flight))
+
+
+async def _drive_async(send: Callable[[], Any], calls: int, in_flight: int) -> tuple[float, float]:
+    for _ in range(WARMUP):
+        await send()
+    started = time.perf_counter()
+    for _ in range(calls):
+        await send()
+    sequential = time.perf_counter() - started
+
+    async def lane(count: int) -> None:
+        for _ in range(count):
+            await send()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane(n) for n in _split(calls, in_flight)))
+    return sequential, time.perf_counter() - started
+
+
+def _sdk() -> Callable[[str, int, int], tuple[float, float]]:
+    import onesignal
+    from onesignal.api import default_api
+    from onesignal.model.language_string_map import LanguageStringMap
+    from onesignal.model.notification import Notification
+
+    def run(url: str, calls: int, in_flight: int) -> tuple[float, float]:
+        config = onesignal.Configuration(host=url, rest_api_key=REST_KEY)
+        config.connection_pool_maxsize = in_flight
+        with onesignal.ApiClient(config) as api_client:
+            api = default_api.DefaultApi(api_client)
+
+            def send() -> None:
+                body = payload(APP_ID)
+                notification = Notification(
+                    app_id=body["app_id"],
+                    contents=LanguageStringMap(en=body["contents"]["en"]),
+                    headings=LanguageStringMap(en=body["headings"]["en"]),
+                    included_segments=body["included_segments"],
+                )
+                assert api.create_notification(notification).id
+
+            return _drive_threads(send, calls, in_flight)
+
+    return run
+
+
+def _drive_threads(send: Callable[[], None], calls: int, in_flight: int) -> tuple[float, float]:
+    for _ in range(WARMUP):
+        send()
+    started = time.perf_counter()
+    for _ in range(calls):
+        send()
+    sequential = time.perf_counter() - started
+    barrier = threading.Barrier(in_flight + 1)
+
+    def lane(count: int) -> None:
+        barrier.wait()
+        for _ in range(count):
+            send()
+
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        futures = [pool.submit(lane, n) for n in _split(calls, in_flight)]
+        barrier.wait()
+        started = time.perf_counter()
+        for future in futures:
+            future.result()
+        concurrent = time.perf_counter() - started
+    return sequential, concurrent
+
+
+def _split(calls: int, lanes: int) -> list[int]:
+    return [calls // lanes + (1 if n < calls % lanes else 0) for n in range(lanes)]
+
+
+_SIDE_RUNNERS: dict[str, Callable[[], Callable[[str, int, int], tuple[float, float]]]] = {
+    "ours": lambda: _ours("aiohttp"),
+    "ours-httpcore": lambda: _ours("httpcore"),
+    "sdk": _sdk,
+    "raw-aiohttp": _raw_aiohttp,
+}
+
+
+# ------------------------------------------------------------------------ the driver
+
+
+def start_fake() -> tuple[subprocess.Popen[str], str]:
+    """The fake OneSignal in a process of its own (its own core, its own GIL)."""
+    command = [
+        sys.executable, "-m", "tests.fakes.onesignal", "--port", "0", "--users", "0",
+        "--app-id", APP_ID, "--rest-api-key", REST_KEY, "--org-key", ORG_KEY,
+    ]  # fmt: skip
+    fake = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert fake.stdout is not None
+    for line in fake.stdout:
+        if found := re.search(r"Fake OneSignal at (\S+)", line):
+            return fake, found.group(1)
+    raise SystemExit("the fake OneSignal did not start")
+
+
+def run_side(side: str, url: str, calls: int, in_flight: int) -> dict[str, Any]:
+    command = [
+        sys.executable, str(Path(__file__).resolve()), "--worker", side, "--url", url,
+        "--calls", str(calls), "--in-flight", str(in_flight),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{side} failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def report(results: dict[str, dict[str, Any]], calls: int, in_flight: int) -> None:
+    print(f"\n{calls} create_notification calls against the fake OneSignal, each side")
+    header = (
+        f"{'sequential/s':>14}{f'{in_flight} in flight/s':>18}{'import ms':>11}{'peak MiB':>10}"
+    )
+    print(f"{'side':<36}{header}")
+    for side, label in SIDES.items():
+        r = results[side]
+        print(
+            f"{label:<36}{r['sequential']:>14.0f}{r['concurrent']:>18.0f}"
+            f"{r['import_ms']:>11.0f}{r['peak_mib']:>10.1f}"
+        )
+    ours, sdk, ceiling = results["ours"], results["sdk"], results["raw-aiohttp"]
+    seq = ours["sequential"] / sdk["sequential"]
+    conc = ours["concurrent"] / sdk["concurrent"]
+    print(
+        f"\nours / SDK: sequential {seq:.2f}x (target >= 1.0x), "
+        f"{in_flight} in flight {conc:.2f}x (target >= 2x)"
+    )
+    print(
+        f"ours / bare aiohttp (the fake's ceiling for a Python client): "
+        f"sequential {ours['sequential'] / ceiling['sequential']:.2f}x, "
+        f"{in_flight} in flight {ours['concurrent'] / ceiling['concurrent']:.2f}x"
+    )
+    print(
+        f"aiohttp transport / httpx default transport, {in_flight} in flight: "
+        f"{ours['concurrent'] / results['ours-httpcore']['concurrent']:.2f}x"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--in-flight", type=int, default=50)
+    parser.add_argument("--worker", choices=sorted(SIDES), help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.url, args.calls, args.in_flight)))
+        return 0
+    fake, url = start_fake()
+    try:
+        print(f"fake OneSignal at {url} (own process); {os.cpu_count()} CPUs")
+        results = {}
+        for side in SIDES:
+            results[side] = run_side(side, url, args.calls, args.in_flight)
+            print(f"  {SIDES[side]}: done", flush=True)
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
+    report(results, args.calls, args.in_flight)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
