@@ -54,17 +54,20 @@ def build_app(settings: Settings, *, services: Services) -> AsyncApp:
     Raises AppConfigError when neither a bot token nor OAuth credentials are set, or when
     OAuth mode has no database (or key ring) to keep installations in.
     """
-    client = _web_client(settings)
     if is_oauth_mode(settings):
-        app = _oauth_app(settings, services, client)
+        app = _oauth_app(settings, services, _configured(AsyncWebClient(), settings))
         app.enable_token_revocation_listeners()
     elif settings.slack_bot_token is not None:
+        # The token goes in as such (handing Bolt a client instead makes it warn whenever
+        # SLACK_BOT_TOKEN is in the environment); the client Bolt builds is then pointed at
+        # SLACK_API_URL.
         app = AsyncApp(
             name="pushops",
-            client=client,
+            token=settings.slack_bot_token.get_secret_value(),
             signing_secret=_secret(settings.slack_signing_secret),
             user_facing_authorize_error_message=NOT_INSTALLED,
         )
+        _configured(app.client, settings)
         _log_lifecycle_events(app)
     else:
         raise AppConfigError("Set SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.")
@@ -79,14 +82,13 @@ def _secret(value: Any) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
-def _web_client(settings: Settings) -> AsyncWebClient:
-    """The Web API client at SLACK_API_URL; retries once on Slack's rate limiting."""
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = AsyncWebClient(
-        token=None if is_oauth_mode(settings) else token,
-        base_url=settings.slack_api_url,
-        timeout=10,
-    )
+def _configured(client: AsyncWebClient, settings: Settings) -> AsyncWebClient:
+    """`client` at SLACK_API_URL, with a 10 s timeout and one retry on rate limiting.
+
+    Bolt copies these into the client it makes for each request.
+    """
+    client.base_url = settings.slack_api_url
+    client.timeout = 10
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
     return client
 

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import re
+import signal
 import socket
 import sys
 import uuid
@@ -343,6 +344,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return EXIT_SETTINGS
     assert settings is not None
     configure_logging(settings)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         asyncio.run(serve(settings))
     except StartupError as e:
@@ -352,6 +354,16 @@ def run_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    """SIGTERM is the normal way to stop: exit 0, not "killed by signal 15".
+
+    uvicorn catches SIGTERM, stops gracefully, then re-raises it to the handler that was
+    there before it; this one ends the process with status 0 (and a SIGTERM during the
+    start-up work, before uvicorn listens, stops it too).
+    """
+    raise SystemExit(0)
 
 
 async def serve(settings: Settings) -> None:

@@ -42,6 +42,7 @@ from tests.fakes.slack import (
     FakeSlack,
     serving,
 )
+from tests.plugins.database import register_secret
 
 
 @pytest.fixture(scope="session")
@@ -215,6 +216,14 @@ async def serve(
     socket_mode: bool | None = None,
 ) -> AsyncIterator[PushOps]:
     """Serve the real app for `settings` on 127.0.0.1:0 in this event loop."""
+    for secret in (
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        settings.slack_client_secret,
+    ):
+        if secret is not None:
+            register_secret(secret)  # the log guard fails the test if one shows up in a log
     services = services or default_services(settings, readiness)
     socket_mode = bool(settings.slack_app_token) if socket_mode is None else socket_mode
     app = build_app(settings, services=services)
