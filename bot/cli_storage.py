@@ -202,6 +202,10 @@ async def _require_head(database: Database, url: str) -> None:
         )
 
 
+def _keyring(settings: Settings) -> KeyRing:
+    return load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+
+
 def _actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"
@@ -264,10 +268,10 @@ async def _apps_add(args: argparse.Namespace) -> int:
     queries.validate_team_id(args.team)
     queries.validate_app_name(args.name)
     app_id = queries.validate_onesignal_app_id(args.app_id)
-    keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
-    api_key = _read_api_key(settings)
 
     async def work(database: Database) -> int:
+        keyring = _keyring(settings)
+        api_key = _read_api_key(settings)
         if not args.no_verify:
             await _verify(settings, app_id, api_key)
         async with database.sessions.begin() as session:
@@ -300,9 +304,9 @@ def _masked_key(app: Any, keyring: KeyRing) -> str:
 
 async def _apps_list(args: argparse.Namespace) -> int:
     settings = _settings()
-    keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
 
     async def work(database: Database) -> int:
+        keyring = _keyring(settings)
         async with database.sessions() as session:
             apps = await queries.list_apps(session=session, team_id=args.team)
         if not apps:
@@ -358,9 +362,9 @@ def _keys_generate(args: argparse.Namespace) -> int:
 
 async def _keys_rotate(args: argparse.Namespace) -> int:
     settings = _settings()
-    keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
 
     async def work(database: Database) -> int:
+        keyring = _keyring(settings)
         report = await rotate_secrets(
             session_factory=database.sessions, keyring=keyring, actor=_actor()
         )

@@ -215,7 +215,7 @@ def _read_or_create_key_file(path: Path) -> str:
         "%s is not set: generated a new key into %s (mode 0600). Back this file up or move its "
         "content into %s; without it the stored secrets cannot be decrypted.",
         _ENV_NAME,
-        path,
+        path.resolve(),
         _ENV_NAME,
     )
     return _read_key_file(path)

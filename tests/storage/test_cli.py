@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import pty
+import select
 import socket
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -331,3 +337,50 @@ async def test_commands_on_a_database_not_upgraded_say_how_to_fix_it(run_cli, tm
 async def test_an_unusable_database_url_is_explained(run_cli, url, message):
     result = await run_cli("db", "upgrade", env={"DATABASE_URL": url})
     assert result.code == 1 and result.stderr.startswith(f"error: {message}")
+
+
+def _read_until(fd: int, marker: bytes, timeout: float = 30.0) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+async def test_apps_add_prompts_for_the_key_without_echo_in_a_terminal(
+    sqlite_database, secret_key, tmp_path
+):
+    key = fake_api_key()
+    url = str(sqlite_database.engine.url.set(drivername="sqlite"))
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": url, "PUSHOPS_SECRET_KEY": secret_key}
+    argv = [sys.executable, "-m", "bot", *_add_args(str(uuid.uuid4())), "--no-verify"]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: a real terminal as its controlling tty
+        os.chdir(tmp_path)
+        os.execve(sys.executable, argv, env)
+    try:
+        prompt = await asyncio.to_thread(_read_until, terminal, b"(not echoed): ")
+        os.write(terminal, key.encode() + b"\n")
+        rest = await asyncio.to_thread(_read_until, terminal, b"Saved app")
+        rest += await asyncio.to_thread(_read_until, terminal, b"\n", 5.0)
+    finally:
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        os.close(terminal)
+
+    assert b"OneSignal REST API key (not echoed): " in prompt
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert key.encode() not in prompt + rest  # not echoed
+    assert b"Saved app 'main' (default) in workspace T0000TEST." in rest
+    async with sqlite_database.sessions() as session:
+        credentials = await queries.get_app_credentials(
+            session=session, keyring=KeyRing.from_text(secret_key), team_id=DEFAULT_TEAM
+        )
+    assert credentials.api_key.get_secret_value() == key
