@@ -239,7 +239,7 @@ async def test_200_with_empty_id_is_nothing_sent(
             }
         )
     assert caught.value.status == 200
-    assert caught.value.reason
+    assert caught.value.reason == "invalid_aliases: external_id: ghost"
     assert "nothing" in str(caught.value)
     assert fake_onesignal.notifications == {}
 

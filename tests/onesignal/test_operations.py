@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.onesignal import NotFound, OneSignalClient
+from bot.onesignal import NotFound, OneSignalClient, make_http_client
 from bot.onesignal import models as m
 from tests.onesignal import spec
 
@@ -88,6 +88,23 @@ def test_client_has_41_public_operations() -> None:
     assert len(expected) == 41
 
 
+async def test_clients_share_an_injected_pool_and_leave_it_open(fake_onesignal: Any) -> None:
+    second = fake_onesignal.add_app("Second")
+    async with make_http_client() as http:
+        for app_id, key in (
+            (fake_onesignal.app.id, fake_onesignal.app.rest_api_key),
+            (second.id, second.rest_api_key),
+        ):
+            async with OneSignalClient(
+                rest_api_key=key, base_url=fake_onesignal.url, http_client=http
+            ) as client:
+                page = await client.get_notifications(app_id, limit=1)
+                assert page.total_count == 0
+            assert not http.is_closed
+        keys = [r.headers["authorization"] for r in fake_onesignal.requests]
+        assert keys == [f"Key {fake_onesignal.app.rest_api_key}", f"Key {second.rest_api_key}"]
+
+
 # ---------------------------------------------------------------------- notifications
 
 
@@ -149,6 +166,8 @@ async def test_get_notification(client: OneSignalClient, fake_onesignal: Any) ->
     assert details.id == notification_id
     assert details.contents == {"en": "Later"}
     assert isinstance(details.send_after, int)
+    sent_text = fake_onesignal.requests_to("POST", "/notifications")[0].json["send_after"]
+    assert abs(datetime.fromisoformat(sent_text).timestamp() - details.send_after) < 1
     assert details.completed_at is None
 
 
