@@ -1,6 +1,7 @@
 """Multi-workspace mode: install through /slack/install and /slack/oauth_redirect, then serve
 the installed workspace with its own bot token; the auth.test result is cached."""
 
+import asyncio
 import html
 import re
 from urllib.parse import parse_qs, urlsplit
@@ -10,7 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from bot import const
+from storage.db import Database
 from storage.models import SLACK_BOTS
+from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from tests.plugins.slack import PushOps, default_services, make_settings
 
@@ -53,6 +56,16 @@ async def _redirect(app: PushOps, code: str, state: str, cookie: str) -> httpx.R
     return await app.http.get(
         const.PATH_OAUTH_REDIRECT, params={"code": code, "state": state}, headers={"Cookie": cookie}
     )
+
+
+async def _bots_eventually_gone(database: Database) -> bool:
+    """Whether the bot rows are gone once the event's listener (after its ack) has run."""
+    for _ in range(200):
+        async with database.engine.connect() as connection:
+            if not (await connection.execute(sa.select(SLACK_BOTS.c.team_id))).first():
+                return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 async def test_install_link_points_at_slack_next_to_the_api_url_with_our_scopes(
@@ -110,3 +123,20 @@ async def test_a_replayed_install_state_is_refused(oauth_app, fake_slack):
     assert first.status_code == 200
     assert second.status_code == 401  # Bolt refuses a state it already consumed
     assert len(fake_slack.calls_to("oauth.v2.access")) == 1
+
+
+async def test_uninstalling_forgets_the_workspace(oauth_app, fake_slack, sqlite_database):
+    _, state, cookie = await _install_page(oauth_app)
+    await _redirect(oauth_app, fake_slack.issue_oauth_code(NEW_TEAM), state, cookie)
+    await fake_slack.wait_for("auth.test")  # the installation is complete
+    for bot_token in [c.token for c in fake_slack.calls_to("auth.test") if c.token]:
+        fake_slack.revoke(bot_token)  # Slack revokes the tokens before it tells the app
+
+    response = await oauth_app.post_event(
+        signing.event_callback({"type": const.EVENT_APP_UNINSTALLED}, team_id=NEW_TEAM)
+    )
+
+    assert response.status_code == 200
+    assert await _bots_eventually_gone(sqlite_database)
+    sent = await oauth_app.post_command("help", team=NEW_TEAM)
+    assert "not installed in this workspace" in (await sent.reply())["text"]
