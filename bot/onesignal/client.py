@@ -61,6 +61,14 @@ class _Op(NamedTuple):
     repeatable: bool = False
 
 
+class _Failure(NamedTuple):
+    """A failed exchange: the error to raise, and whether (and when) to try again."""
+
+    error: OneSignalError
+    may_retry: bool
+    retry_after: float | None = None
+
+
 def _read(path: str, *, org_key: bool = False) -> _Op:
     return _Op("GET", path, org_key, repeatable=True)
 
@@ -748,43 +756,53 @@ class OneSignalClient:
         headers = self._headers(name, op, content is not None)
         retry = 0
         while True:
-            started = time.monotonic()
-            try:
-                response = await self._http.request(
-                    op.method,
-                    url,
-                    params=params,
-                    content=content,
-                    headers=headers,
-                    timeout=self._timeout,
-                )
-            except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
-                failure: OneSignalError = _transport_error(name, exc)
-                may_retry, retry_after = op.repeatable, None
-            else:
-                _log_response(name, response, started)
-                if response.is_success:
-                    return response
-                failure = self._api_error(name, response)
-                may_retry = response.status_code == 429 or (
-                    op.repeatable and response.status_code >= 500
-                )
-                retry_after = getattr(failure, "retry_after", None)
-            delay = self.retry.delay(retry, retry_after) if may_retry else None
+            outcome = await self._attempt(name, op, url, params, content, headers)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            delay = self.retry.delay(retry, outcome.retry_after) if outcome.may_retry else None
             if delay is None:
-                raise failure
-            retry += 1
+                raise outcome.error
             logger.warning(
                 "OneSignal %s: %s; retry %d of %d in %.2f s",
-                name, _short(failure), retry, self.retry.max_retries, delay,
+                name, _short(outcome.error), retry + 1, self.retry.max_retries, delay,
             )  # fmt: skip
             await asyncio.sleep(delay)
+            retry += 1
+
+    async def _attempt(
+        self,
+        name: str,
+        op: _Op,
+        url: str,
+        params: dict[str, Any] | None,
+        content: bytes | None,
+        headers: dict[str, str],
+    ) -> httpx.Response | _Failure:
+        """One HTTP exchange: the successful answer, or why it failed and if it may repeat."""
+        started = time.monotonic()
+        try:
+            response = await self._http.request(
+                op.method, url, params=params, content=content, headers=headers,
+                timeout=self._timeout,
+            )  # fmt: skip
+        except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
+            return _Failure(_transport_error(name, exc), may_retry=op.repeatable)
+        _log_response(name, response, started)
+        if response.is_success:
+            return response
+        error = self._api_error(name, response)
+        # A 429 was refused before anything ran, so it may repeat whatever the operation.
+        may_retry = response.status_code == 429 or (op.repeatable and response.status_code >= 500)
+        return _Failure(error, may_retry, getattr(error, "retry_after", None))
 
     def _headers(self, name: str, op: _Op, has_body: bool) -> dict[str, str]:
-        if op.org_key and self._org_key is None:
-            raise InvalidRequest(f"{name} needs the organization API key (organization_api_key)")
-        key = self._org_key if op.org_key else self._rest_key
-        assert key is not None  # checked above
+        key = self._rest_key
+        if op.org_key:
+            if self._org_key is None:
+                raise InvalidRequest(
+                    f"{name} needs the organization API key (organization_api_key)"
+                )
+            key = self._org_key
         headers = {"Authorization": "Key " + key.get_secret_value(), "Accept": "application/json"}
         if has_body:
             headers["Content-Type"] = "application/json"
