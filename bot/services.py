@@ -64,10 +64,6 @@ class BackgroundTasks:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def run(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> T:
-        """Run `coro` as a tracked task and return its result (its error propagates)."""
-        return await self.spawn(coro, name=name)
-
     async def drain(self, grace: float) -> None:
         """Wait up to `grace` s for the running tasks, then cancel what is left."""
         pending = set(self._tasks)
