@@ -276,20 +276,12 @@ async def add_app(
     """
     validate_app_name(name)
     app_id = validate_onesignal_app_id(onesignal_app_id)
-    if not api_key.get_secret_value().strip():
+    plain = api_key.get_secret_value().strip()
+    if not plain:
         raise InvalidInput("The REST API key is empty.")
     await ensure_workspace(session=session, team_id=team_id)
-    ciphertext = keyring.encrypt(
-        api_key.get_secret_value().strip(), team_id=team_id, purpose=Purpose.ONESIGNAL_API_KEY
-    )
-    app = await get_app(session=session, team_id=team_id, name=name)
-    action = "app.replaced"
-    if app is None:
-        action = "app.added"
-        app = OneSignalApp(id=uuid.uuid4(), team_id=team_id, name=name)
-        session.add(app)
-    elif not replace:
-        raise DuplicateAppName(team_id, name)
+    ciphertext = keyring.encrypt(plain, team_id=team_id, purpose=Purpose.ONESIGNAL_API_KEY)
+    app, action = await _app_to_write(session, team_id, name, replace)
     app.onesignal_app_id, app.api_key_ciphertext, app.added_by = app_id, ciphertext, added_by
     has_default = await get_app(session=session, team_id=team_id) is not None
     await session.flush()
@@ -308,6 +300,20 @@ async def add_app(
         },
     )
     return app
+
+
+async def _app_to_write(
+    session: AsyncSession, team_id: str, name: str, replace: bool
+) -> tuple[OneSignalApp, str]:
+    """The row `add_app` fills (new, or the one replaced) and its audit action."""
+    app = await get_app(session=session, team_id=team_id, name=name)
+    if app is None:
+        app = OneSignalApp(id=uuid.uuid4(), team_id=team_id, name=name)
+        session.add(app)
+        return app, "app.added"
+    if not replace:
+        raise DuplicateAppName(team_id, name)
+    return app, "app.replaced"
 
 
 async def _make_default(session: AsyncSession, app: OneSignalApp) -> None:
@@ -679,30 +685,40 @@ async def transition_send(
     ).one_or_none()
     if row is None or row.state not in states:
         return False
-    now = utcnow()
-    changes: dict[str, Any] = {"state": new, "updated_at": now, **(values or {})}
-    if new in _FINISHING:
-        changes.setdefault("finished_at", now)
-    if row.state == SendState.SENDING:
-        changes.setdefault("lease_until", None)
     result = await session.execute(
         sa.update(Send)
         .where(Send.id == send_id, Send.team_id == team_id, Send.state == row.state)
-        .values(**changes)
+        .values(**_transition_changes(row.state, new, values))
         .execution_options(synchronize_session="fetch")
     )
     if _rowcount(result) != 1:
         return False
-    audit_details = {"send_id": str(send_id), "from": row.state.value, "to": new.value}
     await append_audit(
         session=session,
         team_id=team_id,
         actor=actor,
         action=f"send.{new.value}",
         target=f"send {row.short_id}",
-        details={**audit_details, **(details or {})},
+        details={
+            "send_id": str(send_id),
+            "from": row.state.value,
+            "to": new.value,
+            **(details or {}),
+        },
     )
     return True
+
+
+def _transition_changes(
+    old: SendState, new: SendState, values: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    now = utcnow()
+    changes: dict[str, Any] = {"state": new, "updated_at": now, **(values or {})}
+    if new in _FINISHING:
+        changes.setdefault("finished_at", now)
+    if old == SendState.SENDING:  # the claim ends with the move
+        changes.setdefault("lease_until", None)
+    return changes
 
 
 async def cancel_send(
@@ -964,15 +980,7 @@ async def record_approval(
     on (scheduled when `approvals_received` reaches `approvals_required`, rejected on a
     reject) is the caller's `transition_send`, in the same transaction.
     """
-    send = await get_send(session=session, team_id=team_id, send_id=send_id)
-    if send is None:
-        raise SendNotFound(team_id, str(send_id))
-    if send.state != SendState.PENDING_APPROVAL:
-        raise IllegalTransition(
-            f"Send {send.short_id} is {send.state.value}, not pending approval."
-        )
-    if approver_id == send.requester_id:
-        raise SelfApproval(f"You requested send {send.short_id}; someone else has to approve it.")
+    send = await _pending_send(session, team_id, send_id, approver_id)
     try:
         async with session.begin_nested():
             session.add(
@@ -1002,6 +1010,21 @@ async def record_approval(
         details={"send_id": str(send_id), "reason": reason},
     )
     await session.refresh(send)
+    return send
+
+
+async def _pending_send(
+    session: AsyncSession, team_id: str, send_id: uuid.UUID, approver_id: str
+) -> Send:
+    send = await get_send(session=session, team_id=team_id, send_id=send_id)
+    if send is None:
+        raise SendNotFound(team_id, str(send_id))
+    if send.state != SendState.PENDING_APPROVAL:
+        raise IllegalTransition(
+            f"Send {send.short_id} is {send.state.value}, not pending approval."
+        )
+    if approver_id == send.requester_id:
+        raise SelfApproval(f"You requested send {send.short_id}; someone else has to approve it.")
     return send
 
 
