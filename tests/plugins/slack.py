@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from slack_bolt.async_app import AsyncApp
 
 from bot.app import build_app
 from bot.server import build_server
@@ -214,8 +215,13 @@ async def serve(
     services: Services | None = None,
     readiness: ReadinessCheck | None = None,
     socket_mode: bool | None = None,
+    app: AsyncApp | None = None,
 ) -> AsyncIterator[PushOps]:
-    """Serve the real app for `settings` on 127.0.0.1:0 in this event loop."""
+    """Serve the real app for `settings` on 127.0.0.1:0 in this event loop.
+
+    `app` serves a Bolt app the test assembled itself (e.g. with its own subcommands)
+    instead of `build_app(settings, services=services)`.
+    """
     for secret in (
         settings.slack_bot_token,
         settings.slack_signing_secret,
@@ -226,7 +232,7 @@ async def serve(
             register_secret(secret)  # the log guard fails the test if one shows up in a log
     services = services or default_services(settings, readiness)
     socket_mode = bool(settings.slack_app_token) if socket_mode is None else socket_mode
-    app = build_app(settings, services=services)
+    app = app or build_app(settings, services=services)
     asgi = build_server(app, services, socket_mode=socket_mode)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -263,7 +269,7 @@ ServeFactory = Callable[..., contextlib.AbstractAsyncContextManager[PushOps]]
 
 @pytest.fixture
 def serve_pushops(fake_slack: FakeSlack) -> ServeFactory:
-    """`serve_pushops(settings, *, services=None, readiness=None, socket_mode=None)`."""
+    """`serve_pushops(settings, *, services=None, readiness=None, socket_mode=None, app=None)`."""
 
     def factory(
         settings: Settings, **kwargs: Any
