@@ -12,7 +12,7 @@ from bot.services import Services
 from bot.settings import Settings
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.dispatch import build_listener
-from tests.plugins.slack import PushOps, default_services
+from tests.plugins.slack import PushOps, ServeFactory, default_services
 
 
 def _app(settings: Settings, services: Services, *subcommands: Subcommand) -> AsyncApp:
@@ -27,7 +27,7 @@ def _app(settings: Settings, services: Services, *subcommands: Subcommand) -> As
 
 
 @pytest.fixture
-def serve_with(serve_pushops, slack_settings):
+def serve_with(serve_pushops: ServeFactory, slack_settings: Settings) -> ServeFactory:
     def serve(*subcommands: Subcommand) -> contextlib.AbstractAsyncContextManager[PushOps]:
         services = default_services(slack_settings)
         app = _app(slack_settings, services, *subcommands)
