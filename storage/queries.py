@@ -594,16 +594,28 @@ async def get_send(*, session: AsyncSession, team_id: str, send_id: uuid.UUID) -
 
 
 async def find_send(*, session: AsyncSession, team_id: str, ref: str) -> Send | None:
-    """The send `ref` names in the workspace: a short id (as typed) or a OneSignal id."""
+    """The send `ref` names in the workspace: a short id (as typed) or a OneSignal id.
+
+    A OneSignal id matches the first batch's `notification_id`, or any later batch's.
+    """
     short_id = ids.normalize_short_id(ref)
     if short_id is not None:
         query = sa.select(Send).where(Send.team_id == team_id, Send.short_id == short_id)
         found = (await session.scalars(query)).one_or_none()
         if found is not None:
             return found
-    cleaned = ref.strip().strip("`").lower()
-    query = sa.select(Send).where(Send.team_id == team_id, Send.notification_id == cleaned)
-    return (await session.scalars(query.limit(1))).one_or_none()
+    try:
+        notification_id = str(uuid.UUID(ref.strip().strip("`")))
+    except ValueError:
+        return None
+    query = sa.select(Send).where(Send.team_id == team_id, Send.notification_id == notification_id)
+    found = (await session.scalars(query.limit(1))).one_or_none()
+    if found is not None:
+        return found
+    # Later batches live only in the JSON; a canonical UUID holds no LIKE wildcard.
+    in_batches = sa.cast(Send.batches, sa.Text).like(f'%"{notification_id}"%')
+    query = sa.select(Send).where(Send.team_id == team_id, in_batches).limit(1)
+    return (await session.scalars(query)).one_or_none()
 
 
 async def list_sends(
@@ -1005,7 +1017,7 @@ async def record_approval(
         session=session,
         team_id=team_id,
         actor=approver_id,
-        action=f"send.{decision.value}d",
+        action=f"approval.{decision.value}",
         target=f"send {send.short_id}",
         details={"send_id": str(send_id), "reason": reason},
     )

@@ -152,7 +152,11 @@ async def test_delivery_results_travel_with_the_transition(database, storage_fac
     app = await storage_factory.app()
     send = await storage_factory.send(app, state=SendState.SENDING, claimed_by="w1")
     notification_id = "b7f1c0de-0000-4000-8000-000000000001"
-    batches = [{"batch": 0, "notification_id": notification_id}]
+    second_batch = "b7f1c0de-0000-4000-8000-000000000002"
+    batches = [
+        {"batch": 0, "notification_id": notification_id},
+        {"batch": 1, "notification_id": second_batch},
+    ]
 
     async with database.sessions.begin() as session:
         assert await queries.record_send_progress(
@@ -173,6 +177,12 @@ async def test_delivery_results_travel_with_the_transition(database, storage_fac
 
     async with database.sessions() as session:
         found = await queries.find_send(session=session, team_id=app.team_id, ref=notification_id)
+        by_second = await queries.find_send(
+            session=session, team_id=app.team_id, ref=second_batch.upper()
+        )
+        elsewhere = await queries.find_send(session=session, team_id="T0000OTHER", ref=second_batch)
+    assert by_second is not None and by_second.id == send.id
+    assert elsewhere is None
     assert found is not None and found.id == send.id
     assert found.batches == batches and found.last_error is None
     assert found.state == SendState.SENT and found.lease_until is None
@@ -247,8 +257,14 @@ async def test_approvals_count_once_per_approver_never_the_requester(database, s
         approvals = await queries.list_approvals(
             session=session, team_id=app.team_id, send_id=send.id
         )
-    assert [a.approver_id for a in approvals] == ["U0APP1", "U0APP2"]
-    assert (await _audit_actions(database, app.team_id))[-2:] == ["send.approved", "send.approved"]
+    assert [(a.approver_id, a.decision) for a in approvals] == [
+        ("U0APP1", Decision.APPROVE),
+        ("U0APP2", Decision.APPROVE),
+    ]
+    rejected = await decide("U0APP3", Decision.REJECT)
+    assert rejected.approvals_received == 2  # a reject counts nothing; the caller moves the send
+    actions = await _audit_actions(database, app.team_id)
+    assert actions[-3:] == ["approval.approve", "approval.approve", "approval.reject"]
 
 
 async def test_a_decision_on_a_send_not_pending_is_refused(database, storage_factory):
