@@ -526,13 +526,15 @@ async def create_send(
     """Store a new send with a fresh short id (unique in the workspace); audited.
 
     `content` and `audience` are the validated models' JSON; `state` is where the send starts
-    (draft, pending_approval or scheduled).
+    (draft, pending_approval or scheduled); a scheduled send without `due_at` is due now.
     """
     if app.team_id != team_id:
         raise AppNotFound(team_id, app.name)
     if state not in {SendState.DRAFT, SendState.PENDING_APPROVAL, SendState.SCHEDULED}:
         raise IllegalTransition(f"A send cannot start as {state.value}.")
     await _require_workspace(session, team_id)
+    if state == SendState.SCHEDULED and due_at is None:
+        due_at = utcnow()
     fields: dict[str, Any] = {
         "team_id": team_id,
         "app_ref": app.id,

@@ -125,6 +125,24 @@ async def test_claims_skip_what_is_not_due_and_leave_late_sends_to_the_missed_sw
     assert still[late.id] == SendState.MISSED
 
 
+async def test_a_send_scheduled_without_a_time_is_due_at_once(database, storage_factory):
+    app = await storage_factory.app()
+    async with database.sessions.begin() as session:
+        send = await queries.create_send(
+            session=session,
+            team_id=app.team_id,
+            requester_id="U0ALICE",
+            app=app,
+            content={"contents": {"en": "now"}},
+            audience={"segments": ["All"]},
+            state=SendState.SCHEDULED,
+        )
+    claimed = await queries.claim_due_sends(
+        session_factory=database.sessions, now=utcnow(), worker_id="w1"
+    )
+    assert [c.id for c in claimed] == [send.id]
+
+
 async def test_a_send_whose_worker_died_is_taken_over_with_the_same_key(database, storage_factory):
     app = await storage_factory.app()
     now = utcnow()
