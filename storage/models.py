@@ -210,6 +210,19 @@ class Member(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class UserLink(Timestamps, Base):
+    """A Slack user's own OneSignal external id (`/push me`), the audience of `send --test`."""
+
+    __tablename__ = "user_links"
+
+    team_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.team_id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    external_id: Mapped[str] = mapped_column(sa.String(128))
+
+    def __repr__(self) -> str:
+        return f"UserLink(team_id={self.team_id!r}, user_id={self.user_id!r})"
+
+
 class Send(Timestamps, Base):
     """One notification request through its whole life (DESIGN.md invariants 2 and 3)."""
 

@@ -53,6 +53,12 @@ from storage.errors import (
     ShortIdExhausted,
     WorkspaceNotFound,
 )
+from storage.links import (
+    get_linked_external_id,
+    set_linked_external_id,
+    unlink_external_id,
+    validate_external_id,
+)
 from storage.models import (
     ACTIVE_STATES,
     TRANSITIONS,
@@ -87,6 +93,7 @@ __all__ = [
     "get_app_by_id",
     "get_app_credentials",
     "get_audit_event",
+    "get_linked_external_id",
     "get_send",
     "get_workspace",
     "iter_audit_events",
@@ -107,9 +114,12 @@ __all__ = [
     "remove_app",
     "remove_member",
     "set_default_app",
+    "set_linked_external_id",
     "set_slack_message",
     "transition_send",
+    "unlink_external_id",
     "update_workspace",
+    "validate_external_id",
     "verify_audit_chain",
 ]
 

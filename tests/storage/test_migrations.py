@@ -17,6 +17,7 @@ EXPECTED_TABLES = {
     "workspaces",
     "onesignal_apps",
     "members",
+    "user_links",
     "sends",
     "approvals",
     "audit_events",
