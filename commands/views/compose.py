@@ -1,0 +1,321 @@
+"""The compose form of `/push send`: the modal, and reading its submitted values back.
+
+Slack keeps what a person typed across `views.update` as long as each input block keeps its
+`block_id` and `action_id`, so the form is always rebuilt whole from `ComposeForm` (after an
+app change, or with a fresh audience estimate) without losing the text already entered.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from bot import const
+from commands._format import Block
+
+WHEN_NOW: Final = "now"
+WHEN_AT: Final = "at"
+WHEN_IN: Final = "in"
+
+MAX_OPTIONS: Final = 100
+"""Slack's limit of options in a select; more segments than this are typed instead."""
+_OPTION_TEXT: Final = 75  # Slack's limit on an option's text
+_OPTION_VALUE: Final = 150  # and on its value
+
+ESTIMATE_PROMPT: Final = "Pick an audience to see how many subscriptions it reaches."
+
+_WHEN_LABELS: Final = {
+    WHEN_NOW: "Now",
+    WHEN_AT: "At a date and time",
+    WHEN_IN: "After a delay",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComposeForm:
+    """What the compose modal shows besides the person's own input.
+
+    Attributes:
+        apps: the workspace's app names; the app select shows only when there are several.
+        app: the chosen app (the default one at first).
+        segments: segment names to pick from, or None when they are typed (listing failed,
+            the plan does not allow it, or there are more than a select holds).
+        segments_note: why segments are typed, shown under the field.
+        estimate: the line saying how many subscriptions the audience reaches.
+        metadata: the view's `private_metadata` (where to answer, which app).
+    """
+
+    apps: tuple[str, ...] = ()
+    app: str | None = None
+    segments: tuple[str, ...] | None = None
+    segments_note: str | None = None
+    estimate: str = ESTIMATE_PROMPT
+    metadata: str = ""
+
+
+def compose_view(form: ComposeForm) -> dict[str, Any]:
+    """The modal view of the compose form."""
+    blocks: list[Block] = []
+    if len(form.apps) > 1:
+        blocks.append(_app_block(form))
+    blocks += [
+        _text_input(const.BLOCK_COMPOSE_TITLE, "Title", optional=True, placeholder="Heading"),
+        _text_input(const.BLOCK_COMPOSE_MESSAGE, "Message", multiline=True),
+        _segments_block(const.BLOCK_COMPOSE_SEGMENTS, "Segments", form, hint=form.segments_note),
+        _segments_block(const.BLOCK_COMPOSE_EXCLUDE, "Excluded segments", form, hint=None),
+        _users_block(),
+        _url_input(const.BLOCK_COMPOSE_URL, "Link", "Opens when the notification is tapped"),
+        _url_input(const.BLOCK_COMPOSE_IMAGE, "Image", "URL of a picture to show"),
+        _when_block(),
+        _at_block(),
+        _text_input(
+            const.BLOCK_COMPOSE_IN, "Delay", optional=True, placeholder="10m, 2h, 1d or 1h30m"
+        ),
+        {
+            "type": "context",
+            "block_id": const.BLOCK_COMPOSE_ESTIMATE,
+            "elements": [{"type": "mrkdwn", "text": form.estimate}],
+        },
+    ]
+    return {
+        "type": "modal",
+        "callback_id": const.CALLBACK_COMPOSE,
+        "title": _plain("Send a push"),
+        "submit": _plain("Send"),
+        "close": _plain("Cancel"),
+        "private_metadata": form.metadata,
+        "blocks": blocks,
+    }
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text}
+
+
+def _option(value: str, text: str | None = None) -> dict[str, Any]:
+    shown = text or value
+    if len(shown) > _OPTION_TEXT:
+        shown = shown[: _OPTION_TEXT - 1] + "…"
+    return {"text": _plain(shown), "value": value}
+
+
+def _input(
+    block_id: str,
+    label: str,
+    element: dict[str, Any],
+    *,
+    optional: bool = False,
+    hint: str | None = None,
+    dispatch: bool = False,
+) -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "label": _plain(label),
+        "element": element,
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = _plain(hint[:2000])
+    if dispatch:
+        block["dispatch_action"] = True
+    return block
+
+
+def _text_input(
+    block_id: str,
+    label: str,
+    *,
+    optional: bool = False,
+    multiline: bool = False,
+    placeholder: str | None = None,
+) -> Block:
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": const.ACTION_COMPOSE_FIELD,
+        "multiline": multiline,
+    }
+    if placeholder:
+        element["placeholder"] = _plain(placeholder)
+    return _input(block_id, label, element, optional=optional)
+
+
+def _url_input(block_id: str, label: str, hint: str) -> Block:
+    element = {"type": "url_text_input", "action_id": const.ACTION_COMPOSE_FIELD}
+    return _input(block_id, label, element, optional=True, hint=hint)
+
+
+def _app_block(form: ComposeForm) -> Block:
+    element: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": const.ACTION_COMPOSE_APP,
+        "options": [_option(name) for name in form.apps[:MAX_OPTIONS]],
+    }
+    if form.app in form.apps:
+        element["initial_option"] = _option(form.app)
+    return _input(const.BLOCK_COMPOSE_APP, "OneSignal app", element, dispatch=True)
+
+
+def selectable(segments: tuple[str, ...] | None) -> bool:
+    """Whether these segments fit in a select (else they are typed)."""
+    return (
+        segments is not None
+        and 0 < len(segments) <= MAX_OPTIONS
+        and all(len(name) <= _OPTION_VALUE for name in segments)
+    )
+
+
+def _segments_block(block_id: str, label: str, form: ComposeForm, *, hint: str | None) -> Block:
+    element: dict[str, Any]
+    if form.segments is not None and selectable(form.segments):
+        element = {
+            "type": "multi_static_select",
+            "action_id": const.ACTION_COMPOSE_AUDIENCE,
+            "placeholder": _plain("Choose segments"),
+            "options": [_option(name) for name in form.segments],
+        }
+    else:
+        element = {
+            "type": "plain_text_input",
+            "action_id": const.ACTION_COMPOSE_AUDIENCE,
+            "placeholder": _plain("Segment names, separated by commas"),
+            "dispatch_action_config": {"trigger_actions_on": ["on_enter_pressed"]},
+        }
+    return _input(block_id, label, element, optional=True, hint=hint, dispatch=True)
+
+
+def _users_block() -> Block:
+    element = {
+        "type": "plain_text_input",
+        "action_id": const.ACTION_COMPOSE_AUDIENCE,
+        "multiline": True,
+        "placeholder": _plain("external ids, separated by commas or new lines"),
+        "dispatch_action_config": {"trigger_actions_on": ["on_enter_pressed"]},
+    }
+    return _input(
+        const.BLOCK_COMPOSE_USERS,
+        "Or users (external ids)",
+        element,
+        optional=True,
+        hint="Instead of segments: the users' external ids.",
+        dispatch=True,
+    )
+
+
+def _when_block() -> Block:
+    options = [_option(value, text) for value, text in _WHEN_LABELS.items()]
+    element = {
+        "type": "radio_buttons",
+        "action_id": const.ACTION_COMPOSE_FIELD,
+        "options": options,
+        "initial_option": options[0],
+    }
+    return _input(const.BLOCK_COMPOSE_WHEN, "When", element)
+
+
+def _at_block() -> Block:
+    element = {"type": "datetimepicker", "action_id": const.ACTION_COMPOSE_FIELD}
+    return _input(
+        const.BLOCK_COMPOSE_AT,
+        "Date and time",
+        element,
+        optional=True,
+        hint="For “At a date and time”; shown in your Slack time zone.",
+    )
+
+
+# --- reading the submitted form ------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComposeInput:
+    """The compose form's values, as typed (validation is the send service's job)."""
+
+    app: str | None = None
+    title: str | None = None
+    message: str = ""
+    segments: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    external_ids: tuple[str, ...] = ()
+    url: str | None = None
+    image: str | None = None
+    when: str = WHEN_NOW
+    at: datetime | None = None
+    in_: str | None = None
+
+
+def read_compose(values: dict[str, dict[str, Any]]) -> ComposeInput:
+    """The form's `view.state.values` as a `ComposeInput`."""
+    return ComposeInput(
+        app=_selected(values, const.BLOCK_COMPOSE_APP),
+        title=_text(values, const.BLOCK_COMPOSE_TITLE),
+        message=_text(values, const.BLOCK_COMPOSE_MESSAGE) or "",
+        segments=_names(values, const.BLOCK_COMPOSE_SEGMENTS),
+        excluded=_names(values, const.BLOCK_COMPOSE_EXCLUDE),
+        external_ids=split_ids(_text(values, const.BLOCK_COMPOSE_USERS) or ""),
+        url=_text(values, const.BLOCK_COMPOSE_URL),
+        image=_text(values, const.BLOCK_COMPOSE_IMAGE),
+        when=_selected(values, const.BLOCK_COMPOSE_WHEN) or WHEN_NOW,
+        at=_date_time(values, const.BLOCK_COMPOSE_AT),
+        in_=_text(values, const.BLOCK_COMPOSE_IN),
+    )
+
+
+def _state(values: dict[str, dict[str, Any]], block_id: str) -> dict[str, Any]:
+    """The state of the one element in `block_id` ({} when absent)."""
+    block = values.get(block_id) or {}
+    for state in block.values():
+        if isinstance(state, dict):
+            return state
+    return {}
+
+
+def _text(values: dict[str, dict[str, Any]], block_id: str) -> str | None:
+    value = _state(values, block_id).get("value")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()
+
+
+def _selected(values: dict[str, dict[str, Any]], block_id: str) -> str | None:
+    option = _state(values, block_id).get("selected_option")
+    value = option.get("value") if isinstance(option, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _names(values: dict[str, dict[str, Any]], block_id: str) -> tuple[str, ...]:
+    state = _state(values, block_id)
+    options = state.get("selected_options")
+    if isinstance(options, list):
+        return tuple(str(o["value"]) for o in options if isinstance(o, dict) and o.get("value"))
+    return split_names(_text(values, block_id) or "")
+
+
+def _date_time(values: dict[str, dict[str, Any]], block_id: str) -> datetime | None:
+    stamp = _state(values, block_id).get("selected_date_time")
+    if not isinstance(stamp, int | float) or isinstance(stamp, bool):
+        return None
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def split_names(text: str) -> tuple[str, ...]:
+    """Segment names typed with commas between them (names themselves may hold spaces)."""
+    return _unique(part.strip() for part in text.split(","))
+
+
+_ID_SEPARATORS: Final = re.compile(r"[,\s]+")
+
+
+def split_ids(text: str) -> tuple[str, ...]:
+    """External ids separated by commas, spaces or new lines, without repeats."""
+    return _unique(_ID_SEPARATORS.split(text))
+
+
+def _unique(parts: Any) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for part in parts:
+        if part:
+            seen.setdefault(part, None)
+    return tuple(seen)

@@ -1,0 +1,81 @@
+"""`/push list`: the workspace's scheduled and recent sends, newest first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Final
+
+from bot import const
+from commands._format import Block, code, context, escape, section
+from commands.views.sends import SendCard, button, ids_text, when_text
+
+MAX_SHOWN: Final = 20
+"""Sends per list; with headers this stays under Slack's 50 blocks per message."""
+
+_SNIPPET: Final = 60
+
+_STATE_WORDS: Final = {
+    "draft": "draft",
+    "pending_approval": "waiting for approval",
+    "scheduled": "scheduled",
+    "sending": "sending",
+    "sent": "sent",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "rejected": "rejected",
+    "expired": "expired",
+    "missed": "missed",
+}
+
+
+def list_blocks(
+    scheduled: Sequence[SendCard],
+    recent: Sequence[SendCard],
+    *,
+    app: str | None = None,
+    now: datetime | None = None,
+) -> list[Block]:
+    """Scheduled sends (each with Cancel), then recent ones; newest first in each."""
+    where = f" of app {code(app)}" if app else ""
+    blocks: list[Block] = [section(f"*Scheduled sends{where}*")]
+    if scheduled:
+        blocks.extend(_scheduled(card, now) for card in scheduled[:MAX_SHOWN])
+    else:
+        blocks.append(context("Nothing is scheduled."))
+    blocks.append({"type": "divider"})
+    blocks.append(section(f"*Recent sends{where}*"))
+    if recent:
+        blocks.extend(section(_line(card, now)) for card in recent[:MAX_SHOWN])
+    else:
+        blocks.append(context("No sends yet."))
+    hidden = max(len(scheduled) - MAX_SHOWN, 0) + max(len(recent) - MAX_SHOWN, 0)
+    if hidden:
+        blocks.append(context(f"{hidden} more not shown."))
+    return blocks
+
+
+def list_text(scheduled: Sequence[SendCard], recent: Sequence[SendCard]) -> str:
+    """The notification text of the list."""
+    return f"{len(scheduled)} scheduled, {len(recent)} recent sends."
+
+
+def _scheduled(card: SendCard, now: datetime | None) -> Block:
+    block = section(_line(card, now))
+    block["accessory"] = button("Cancel", const.ACTION_LIST_CANCEL, card.send_id, style="danger")
+    return block
+
+
+def _line(card: SendCard, now: datetime | None) -> str:
+    words = _STATE_WORDS.get(card.state.value, card.state.value)
+    test = " (test)" if card.is_test else ""
+    return (
+        f"{ids_text(card)} · {words}{test} · {escape(card.audience)} · "
+        f"{when_text(card, now=now)} · <@{card.requester_id}>\n"
+        f"{escape(_snippet(card))}"
+    )[:3000]
+
+
+def _snippet(card: SendCard) -> str:
+    text = " ".join(((card.title + ": ") if card.title else "").split() + card.message.split())
+    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 1] + "…"

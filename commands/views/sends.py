@@ -1,0 +1,288 @@
+"""Messages about one send: its card, the preview, outcomes, the log-channel post, the DMs.
+
+Every message names the send by its short id in code format (and the OneSignal id beside it
+once it exists), its audience, and its time in the requester's zone and in UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot import const
+from bot.timeparse import ScheduledTime
+from commands._format import Block, code, context, escape, section
+from storage.models import SendState
+
+SECTION_LIMIT = 3000
+"""Slack's limit on the text of a section block."""
+
+_MESSAGE_SHOWN = 2000  # of a notification's text in a card; the rest is elided
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendCard:
+    """What a message about a send shows (see `commands.notify.card_of` for a row's card).
+
+    Attributes:
+        send_id: the send's UUID as text: the value of its buttons.
+        audience: already described (`segment Active Users`, `2 users: a, b`).
+        timezone: the requester's IANA zone; times show in it and in UTC.
+        reason: why it failed, or what was said when it was cancelled (for the user).
+    """
+
+    send_id: str
+    short_id: str
+    state: SendState
+    app_name: str
+    requester_id: str
+    message: str
+    audience: str
+    timezone: str = "UTC"
+    title: str | None = None
+    url: str | None = None
+    image: str | None = None
+    due_at: datetime | None = None
+    finished_at: datetime | None = None
+    notification_id: str | None = None
+    is_test: bool = False
+    approvals_required: int = 0
+    approvals_received: int = 0
+    reason: str | None = None
+
+
+# --- text pieces -------------------------------------------------------------------------------
+
+
+def zone_of(name: str) -> ZoneInfo:
+    """The zone named `name`, or UTC when it is unknown here."""
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        return ZoneInfo("UTC")
+
+
+def describe_time(moment: datetime, timezone: str) -> str:
+    """`Tue 1 Dec 2026, 09:00 CET (08:00 UTC)`: `moment` in `timezone` and in UTC."""
+    return ScheduledTime(moment.astimezone(UTC), zone_of(timezone)).describe()
+
+
+def ids_text(card: SendCard) -> str:
+    """`` `7K3M9Q` `` and, once it exists, `` (OneSignal `…`) ``."""
+    text = code(card.short_id)
+    if card.notification_id:
+        text += f" (OneSignal {code(card.notification_id, limit=40)})"
+    return text
+
+
+def when_text(card: SendCard, *, now: datetime | None = None) -> str:
+    """The time that matters in the send's state, in the requester's zone and in UTC."""
+    moment = _moment(card)
+    if moment is None:
+        return "as soon as it is approved" if card.state == SendState.PENDING_APPROVAL else "now"
+    described = describe_time(moment, card.timezone)
+    if card.state in (SendState.DRAFT, SendState.PENDING_APPROVAL, SendState.SCHEDULED):
+        if moment <= (now or datetime.now(UTC)):
+            return f"now ({described})"
+    return described
+
+
+def _moment(card: SendCard) -> datetime | None:
+    if card.state in (SendState.SENT, SendState.FAILED, SendState.CANCELLED):
+        return card.finished_at or card.due_at
+    if card.state in (SendState.REJECTED, SendState.EXPIRED):
+        return card.finished_at
+    return card.due_at
+
+
+_HEADLINES: dict[SendState, str] = {
+    SendState.DRAFT: "Preview of {ids}",
+    SendState.PENDING_APPROVAL: "{ids} is waiting for approval",
+    SendState.SCHEDULED: "{ids} is scheduled",
+    SendState.SENDING: "{ids} is being sent",
+    SendState.SENT: "{ids} was sent",
+    SendState.FAILED: "{ids} failed",
+    SendState.CANCELLED: "{ids} was cancelled",
+    SendState.REJECTED: "{ids} was rejected",
+    SendState.EXPIRED: "{ids} expired without enough approvals",
+    SendState.MISSED: "{ids} was missed",
+}
+
+
+def headline(card: SendCard) -> str:
+    """`` `7K3M9Q` was sent `` and the like, by state."""
+    text = _HEADLINES[card.state].format(ids=ids_text(card))
+    return f"{text} (test send)" if card.is_test else text
+
+
+def _time_label(card: SendCard) -> str:
+    if card.state in (SendState.SENT, SendState.FAILED, SendState.CANCELLED):
+        return "At"
+    if card.state in (SendState.REJECTED, SendState.EXPIRED):
+        return "Decided"
+    if card.state == SendState.MISSED:
+        return "Was due"
+    return "When"
+
+
+def facts(card: SendCard, *, now: datetime | None = None) -> str:
+    """`App `x` · Audience: … · When: …` (one line of mrkdwn)."""
+    return (
+        f"App {code(card.app_name)} · Audience: {escape(card.audience)} · "
+        f"{_time_label(card)}: {when_text(card, now=now)}"
+    )
+
+
+def outcome_text(card: SendCard, *, now: datetime | None = None) -> str:
+    """One line for a reply, a DM or a notification: headline, audience and time."""
+    text = f"{headline(card)}. {facts(card, now=now)}."
+    if card.reason:
+        text += f"\n{escape(card.reason)}"
+    return text
+
+
+def content_text(card: SendCard) -> str:
+    """The notification as a quote: its title in bold, its message, link and image."""
+    message = card.message
+    if len(message) > _MESSAGE_SHOWN:
+        message = message[:_MESSAGE_SHOWN] + "…"
+    lines = [f"*{escape(_one_line(card.title))}*"] if card.title else []
+    lines.extend(escape(line) for line in message.splitlines() or [""])
+    quoted = "\n".join(f">{line}" for line in lines)
+    extras = [f"Link: {escape(card.url)}"] if card.url else []
+    if card.image:
+        extras.append(f"Image: {escape(card.image)}")
+    return "\n".join([quoted, *extras])[:SECTION_LIMIT]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# --- blocks ------------------------------------------------------------------------------------
+
+
+def card_blocks(card: SendCard, *, now: datetime | None = None) -> list[Block]:
+    """The headline, the notification, and its facts."""
+    blocks = [section(f"*{headline(card)}*"), section(content_text(card))]
+    blocks.append(context(f"{facts(card, now=now)} · requested by <@{card.requester_id}>"))
+    if card.reason:
+        blocks.append(section(escape(card.reason)[:SECTION_LIMIT]))
+    return blocks
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    """A button element; `style` is "primary" or "danger"."""
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": text},
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def actions(*elements: dict[str, Any], block_id: str | None = None) -> Block:
+    """An actions block of `elements`."""
+    block: Block = {"type": "actions", "elements": list(elements)}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def preview_blocks(
+    card: SendCard, *, estimate: str, approvals_note: str | None = None
+) -> list[Block]:
+    """The preview of a draft: the card, the audience estimate, Send and Cancel."""
+    blocks = card_blocks(card)
+    blocks.append(context(escape(estimate)))
+    if approvals_note:
+        blocks.append(context(escape(approvals_note)))
+    blocks.append(
+        actions(
+            button("Send", const.ACTION_SEND_CONFIRM, card.send_id, style="primary"),
+            button("Cancel", const.ACTION_SEND_DISCARD, card.send_id),
+        )
+    )
+    return blocks
+
+
+def preview_text(card: SendCard, *, estimate: str) -> str:
+    """The notification text of a preview."""
+    return f"{headline(card)}. {facts(card)}. {estimate}"
+
+
+def outcome_blocks(
+    card: SendCard, *, note: str | None = None, now: datetime | None = None
+) -> list[Block]:
+    """A reply or DM about what happened to a send, with an optional note under it."""
+    blocks = card_blocks(card, now=now)
+    if note:
+        blocks.append(context(escape(note)))
+    return blocks
+
+
+def missed_blocks(card: SendCard, *, grace: str) -> list[Block]:
+    """The DM about a missed send: what was missed, and Send now / Drop."""
+    blocks = card_blocks(card)
+    blocks.append(
+        section(
+            f"It was found more than {grace} late, so it was not sent blindly. "
+            "Send it now, or drop it?"
+        )
+    )
+    blocks.append(
+        actions(
+            button("Send now", const.ACTION_MISSED_SEND_NOW, card.send_id, style="primary"),
+            button("Drop", const.ACTION_MISSED_DROP, card.send_id, style="danger"),
+        )
+    )
+    return blocks
+
+
+def approval_request_blocks(card: SendCard, *, estimate: str | None = None) -> list[Block]:
+    """The approval request in the approvals channel, with Approve and Reject."""
+    blocks = [
+        section(
+            f"*<@{card.requester_id}> asks to send {ids_text(card)}* ({_approvals_count(card)})"
+        ),
+        section(content_text(card)),
+        context(facts(card)),
+    ]
+    if estimate:
+        blocks.append(context(escape(estimate)))
+    blocks.append(
+        actions(
+            button("Approve", const.ACTION_APPROVE, card.send_id, style="primary"),
+            button("Reject", const.ACTION_REJECT, card.send_id, style="danger"),
+        )
+    )
+    return blocks
+
+
+def _approvals_count(card: SendCard) -> str:
+    needed = max(card.approvals_required, 1)
+    noun = "approval" if needed == 1 else "approvals"
+    return f"{card.approvals_received} of {needed} {noun}"
+
+
+def approval_closed_blocks(card: SendCard, *, outcome: str) -> list[Block]:
+    """The approval request once decided, expired or withdrawn: no buttons, what happened.
+
+    `outcome` is mrkdwn (mentions allowed); escape user text in it before.
+    """
+    return [
+        section(f"*{headline(card)}*"),
+        section(content_text(card)),
+        context(f"{facts(card)} · requested by <@{card.requester_id}>"),
+        section(outcome[:SECTION_LIMIT]),
+    ]
+
+
+def log_blocks(card: SendCard) -> list[Block]:
+    """The log-channel message about a send (posted once, then updated in place)."""
+    return card_blocks(card)
