@@ -1,0 +1,142 @@
+"""Who is an admin, sender or approver: Slack's flags, PUSHOPS_ADMINS, stored roles and user
+groups, asked of the fake Slack and a real database."""
+
+import httpx
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.policy import Role
+from bot.services import Services
+from commands.access import (
+    interaction_ids,
+    require_admin,
+    resolve_actor,
+    senders_configured,
+)
+from commands.context import CommandError
+from storage import queries
+from tests.fakes.slack import DEFAULT_BOT_TOKEN, DEFAULT_TEAM_ID
+from tests.plugins.slack import make_settings
+
+TEAM = DEFAULT_TEAM_ID
+
+
+@pytest.fixture
+async def services(fake_slack, sqlite_database, tmp_path):
+    settings = make_settings(fake_slack, tmp_path, PUSHOPS_ADMINS="U0BOSS")
+    async with httpx.AsyncClient() as http:
+        yield Services(settings=settings, onesignal_http=http, database=sqlite_database)
+
+
+@pytest.fixture
+def client(fake_slack):
+    return AsyncWebClient(token=DEFAULT_BOT_TOKEN, base_url=fake_slack.api_url)
+
+
+async def _give(services, subject_id, role, team_id=TEAM):
+    async with services.database.sessions.begin() as session:
+        await queries.ensure_workspace(session=session, team_id=team_id)
+        await queries.add_member(
+            session=session, team_id=team_id, subject_id=subject_id, role=role, actor="U0BOSS"
+        )
+
+
+async def _actor(services, client, user_id, team_id=TEAM):
+    return await resolve_actor(team_id=team_id, user_id=user_id, client=client, services=services)
+
+
+@pytest.mark.parametrize("flag", ["is_admin", "is_owner"])
+async def test_slack_workspace_admins_and_owners_are_admins(services, client, fake_slack, flag):
+    fake_slack.add_user("U0CHIEF", **{flag: True})
+
+    actor = await _actor(services, client, "U0CHIEF")
+
+    assert actor.is_admin() and actor.roles == frozenset(Role)
+
+
+async def test_pushops_admins_and_stored_admins_need_no_slack_call(services, client, fake_slack):
+    await _give(services, "U0STORED", Role.ADMIN)
+
+    assert (await _actor(services, client, "U0BOSS")).is_admin()
+    assert (await _actor(services, client, "U0STORED")).is_admin()
+    assert fake_slack.calls_to("users.info") == []
+
+
+async def test_a_plain_member_holds_no_role_and_may_send_until_senders_are_named(
+    services, client, fake_slack
+):
+    fake_slack.add_user("U0BOB")
+
+    actor = await _actor(services, client, "U0BOB")
+    assert actor.roles == frozenset()
+    assert actor.can_send(senders_configured=await senders_configured(services, TEAM))
+
+    await _give(services, "U0CAROL", Role.SENDER)
+    assert not actor.can_send(senders_configured=await senders_configured(services, TEAM))
+    assert (await _actor(services, client, "U0CAROL")).can_send(senders_configured=True)
+
+
+async def test_a_user_groups_role_reaches_its_members_only(services, client, fake_slack):
+    fake_slack.add_user("U0BOB")
+    fake_slack.add_user("U0DAN")
+    fake_slack.add_usergroup("S0ONCALL", ["U0BOB"])
+    await _give(services, "S0ONCALL", Role.APPROVER)
+
+    bob = await _actor(services, client, "U0BOB")
+    dan = await _actor(services, client, "U0DAN")
+
+    assert bob.roles == frozenset({Role.APPROVER}) and bob.can_approve()
+    assert dan.roles == frozenset() and not dan.can_approve()
+
+
+async def test_roles_are_scoped_to_their_workspace(services, client, fake_slack):
+    fake_slack.add_user("U0BOB")
+    await _give(services, "U0BOB", Role.ADMIN, team_id="T0OTHER")
+
+    assert not (await _actor(services, client, "U0BOB")).is_admin()
+
+
+async def test_slacks_answers_are_cached(services, client, fake_slack):
+    fake_slack.add_user("U0BOB")
+    fake_slack.add_usergroup("S0ONCALL", ["U0BOB"])
+    await _give(services, "S0ONCALL", Role.SENDER)
+
+    for _ in range(3):
+        await _actor(services, client, "U0BOB")
+
+    assert len(fake_slack.calls_to("users.info")) == 1
+    assert len(fake_slack.calls_to("usergroups.users.list")) == 1
+
+
+async def test_a_slack_failure_means_no_admin_role_and_no_error(services, client, fake_slack):
+    fake_slack.fail("users.info", "ratelimited", status=429, headers={"Retry-After": "0"})
+    fake_slack.fail("usergroups.users.list", "no_such_subteam")
+    await _give(services, "S0GONE", Role.APPROVER)
+
+    actor = await _actor(services, client, "U0ALICE")
+
+    assert actor.roles == frozenset()
+
+
+async def test_require_admin_refuses_with_who_to_ask(services, client, fake_slack):
+    fake_slack.add_user("U0BOB")
+
+    with pytest.raises(CommandError) as refused:
+        await require_admin(
+            team_id=TEAM, user_id="U0BOB", client=client, services=services, action="run audit"
+        )
+
+    assert str(refused.value).startswith("Only PushOps admins can run audit.")
+    assert "give you the admin role in `/push setup`" in str(refused.value)
+    admin = await require_admin(team_id=TEAM, user_id="U0ALICE", client=client, services=services)
+    assert admin.is_admin()
+
+
+def test_interaction_ids_refuse_someone_from_another_workspace():
+    body = {"team": {"id": "T1"}, "user": {"id": "U1", "team_id": "T1"}}
+    assert interaction_ids(body) == ("T1", "U1")
+
+    with pytest.raises(CommandError, match="Only people of this workspace"):
+        interaction_ids({"team": {"id": "T1"}, "user": {"id": "U9", "team_id": "T9"}})
+    with pytest.raises(CommandError):
+        interaction_ids({"team": {"id": "T1"}, "user": {}})
