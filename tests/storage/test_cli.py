@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from storage import queries
 from storage.crypto import KeyRing, SecretDecryptionError, generate_key
 from storage.db import Database
+from storage.migrations import head_revision
 from storage.models import OneSignalApp, SendState
 from tests.plugins.database import DEFAULT_TEAM, OTHER_TEAM, fake_api_key, register_secret
 
@@ -319,11 +320,11 @@ async def test_commands_on_a_database_not_upgraded_say_how_to_fix_it(run_cli, tm
     result = await run_cli("apps", "list", env={"DATABASE_URL": url})
     assert result.code == 1
     assert result.stderr.endswith(
-        "is at revision none, this PushOps needs 0001: run `pushops db upgrade`.\n"
+        f"is at revision none, this PushOps needs {head_revision()}: run `pushops db upgrade`.\n"
     )
 
     upgraded = await run_cli("db", "upgrade", env={"DATABASE_URL": url})
-    assert upgraded.code == 0 and "from empty to 0001" in upgraded.stdout
+    assert upgraded.code == 0 and f"from empty to {head_revision()}" in upgraded.stdout
     assert (await run_cli("apps", "list", env={"DATABASE_URL": url})).code == 0
 
 
