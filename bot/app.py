@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 import commands
 from bot import const
+from bot.default_app import default_app_hook
 from bot.errors import report_unexpected
 from bot.installations import EncryptedInstallationStore
 from bot.services import Services
@@ -69,6 +70,7 @@ def build_app(settings: Settings, *, services: Services) -> AsyncApp:
         )
         _configured(app.client, settings)
         _log_lifecycle_events(app)
+        services.on_startup.append(default_app_hook(settings, services, app.client))
     else:
         raise AppConfigError("Set SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.")
     app.middleware(_measure(services))

@@ -13,11 +13,14 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.const import SLASH_COMMAND
 from bot.services import Services
-from commands import dismiss, help
+from commands import dismiss, help, me
 from commands.context import Subcommand
 from commands.dispatch import build_listener
 
-SUBCOMMANDS: tuple[Subcommand, ...] = (help.SUBCOMMAND,)
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    help.SUBCOMMAND,
+    me.SUBCOMMAND,
+)
 """The subcommands `/push` routes to; one not listed here answers with the help."""
 
 REGISTRARS: tuple[Callable[[AsyncApp, Services], None], ...] = (dismiss.register,)
