@@ -13,13 +13,14 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.const import SLASH_COMMAND
 from bot.services import Services
-from commands import dismiss, help, me
+from commands import dismiss, help, me, user
 from commands.context import Subcommand
 from commands.dispatch import build_listener
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     help.SUBCOMMAND,
     me.SUBCOMMAND,
+    user.SUBCOMMAND,
 )
 """The subcommands `/push` routes to; one not listed here answers with the help."""
 

@@ -1,0 +1,126 @@
+"""`/push user EXTERNAL_ID [--app NAME]`: a OneSignal user's properties, aliases and devices."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bot import const
+from bot.onesignal import (
+    Forbidden,
+    NotFound,
+    OneSignalAPIError,
+    OneSignalClient,
+    OneSignalError,
+    OneSignalTransportError,
+    RateLimited,
+    Unauthorized,
+    User,
+)
+from commands._format import code, escape
+from commands._parsing import parse_options
+from commands.access import database_of
+from commands.context import CommandContext, CommandError, Subcommand
+from commands.help import usage
+from commands.views.user import user_blocks, user_headline
+from storage import queries
+from storage.crypto import SecretDecryptionError
+from storage.errors import AppNotFound, InvalidInput
+from storage.queries import AppCredentials
+
+C = const.SLASH_COMMAND
+ALIAS_LABEL: Final = "external_id"
+_RETRIES: Final = 1  # a person is waiting: one quick retry, then "try again"
+
+
+async def handle(ctx: CommandContext) -> None:
+    """Look the user up in the chosen app (the default one without --app) and show them."""
+    external_id, app_name = parse(ctx.args)
+    credentials = await app_credentials(ctx, app_name)
+    user = await _fetch(ctx, credentials, external_id)
+    await ctx.reply(
+        user_headline(external_id, credentials.name),
+        blocks=user_blocks(external_id, credentials.name, user),
+    )
+
+
+def parse(args: tuple[str, ...]) -> tuple[str, str | None]:
+    """The external id and the `--app` name (None: the default app)."""
+    grammar = usage(const.SUB_USER)
+    options = parse_options(args, single=("--app",), usage=grammar)
+    if len(options.positional) != 1:
+        what = "Which user?" if not options.positional else "Give one external id."
+        raise CommandError(f"{what} Give their external id.\nUsage: {grammar}")
+    try:
+        external_id = queries.validate_external_id(options.positional[0])
+    except InvalidInput as error:
+        raise CommandError(f"{error}\nUsage: {grammar}") from None
+    return external_id, options.one("--app")
+
+
+async def app_credentials(ctx: CommandContext, name: str | None) -> AppCredentials:
+    """The workspace's app `name` (or default app) with its key; CommandError when none."""
+    keyring = ctx.services.keyring
+    if keyring is None:
+        raise CommandError("PushOps runs without its secret key here; ask whoever runs it.")
+    async with database_of(ctx.services).sessions() as session:
+        try:
+            return await queries.get_app_credentials(
+                session=session, keyring=keyring, team_id=ctx.team_id, name=name
+            )
+        except AppNotFound:
+            apps = await queries.list_apps(session=session, team_id=ctx.team_id)
+        except SecretDecryptionError:
+            raise CommandError(
+                f"The REST API key of app {escape(name or 'default')} cannot be read with this "
+                f"PushOps's secret key. An admin can enter it again in `{C} setup`."
+            ) from None
+    raise CommandError(_no_app_message(name, [app.name for app in apps]))
+
+
+def _no_app_message(name: str | None, names: list[str]) -> str:
+    if not names:
+        return (
+            f"No OneSignal app is set up in this workspace yet: an admin adds one with `{C} setup`."
+        )
+    known = ", ".join(names)
+    if name is None:
+        return f"No default OneSignal app is set. Choose one with --app NAME ({known})."
+    return f"No OneSignal app is named {code(name)} here. Apps: {known}."
+
+
+async def _fetch(ctx: CommandContext, credentials: AppCredentials, external_id: str) -> User:
+    client = OneSignalClient(
+        rest_api_key=credentials.api_key,
+        base_url=ctx.services.settings.onesignal_api_url,
+        http_client=ctx.services.onesignal_http,
+        max_retries=_RETRIES,
+        retry_max_delay=2.0,
+    )
+    try:
+        return await client.fetch_user(credentials.onesignal_app_id, ALIAS_LABEL, external_id)
+    except OneSignalError as error:
+        raise CommandError(onesignal_problem(error, credentials.name, external_id)) from None
+
+
+def onesignal_problem(error: OneSignalError, app_name: str, external_id: str) -> str:
+    """What to tell the person when OneSignal did not give the user."""
+    app = f"app *{escape(app_name)}*"
+    if isinstance(error, NotFound):
+        return (
+            f"OneSignal has no user with external id {code(external_id, limit=130)} in {app}. "
+            "External ids are case-sensitive: check it, or look in another app with --app NAME."
+        )
+    if isinstance(error, Unauthorized | Forbidden):
+        return (
+            f"OneSignal refused the REST API key of {app}. An admin can replace it in `{C} setup`."
+        )
+    if isinstance(error, RateLimited):
+        return "OneSignal is limiting how often PushOps may ask right now; try again in a minute."
+    if isinstance(error, OneSignalTransportError):
+        return "OneSignal could not be reached; try again in a minute."
+    if isinstance(error, OneSignalAPIError):
+        return f"OneSignal answered with HTTP {error.status} instead of the user; try again later."
+    return "OneSignal's answer could not be read; try again later."
+
+
+SUBCOMMAND = Subcommand(name=const.SUB_USER, handle=handle)
