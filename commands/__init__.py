@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.const import SLASH_COMMAND
 from bot.services import Services
-from commands import dismiss, help, me, user
+from commands import audit, dismiss, help, me, user
 from commands.context import Subcommand
 from commands.dispatch import build_listener
 
@@ -21,6 +21,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     help.SUBCOMMAND,
     me.SUBCOMMAND,
     user.SUBCOMMAND,
+    audit.SUBCOMMAND,
 )
 """The subcommands `/push` routes to; one not listed here answers with the help."""
 

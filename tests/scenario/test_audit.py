@@ -1,0 +1,107 @@
+"""`/push audit [N]` (admins): the workspace's last N audit events, readable, newest first."""
+
+import json
+
+import pytest
+
+from storage import queries
+from tests.fakes.slack import DEFAULT_TEAM_ID
+from tests.scenario.workspace import onesignal_settings, serve_with_storage
+
+
+@pytest.fixture
+async def app(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path):
+    settings = onesignal_settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_with_storage(serve_pushops, settings, database, keyring) as running:
+        yield running
+
+
+async def _events(database, count, team_id=DEFAULT_TEAM_ID, actor="U0BOB"):
+    async with database.sessions.begin() as session:
+        await queries.ensure_workspace(session=session, team_id=team_id)
+        for i in range(count):
+            await queries.append_audit(
+                session=session,
+                team_id=team_id,
+                actor=actor,
+                action="test.event",
+                target=f"thing {i}",
+                details={"n": i, "note": "<!here>"},
+            )
+
+
+def _shown(reply):
+    return json.dumps(reply["blocks"], ensure_ascii=False)
+
+
+async def test_audit_shows_the_last_20_events_newest_first(app, database):
+    await _events(database, 25)  # after app.added of the settings' default app: 26 events
+
+    reply = await (await app.post_command("audit")).reply()
+
+    shown = _shown(reply)
+    assert reply["response_type"] == "ephemeral"
+    assert reply["text"] == "The last 20 audit events of this workspace, newest first:"
+    assert shown.index("`#26`") < shown.index("`#7`")
+    assert "`#6`" not in shown
+    assert "<@U0BOB> · *test.event* · thing 24 · n=24, note=&lt;!here&gt;" in shown
+    assert "<!here>" not in shown
+
+
+async def test_audit_n_shows_n_and_says_when_there_are_fewer(app, database):
+    await _events(database, 3)
+
+    three = await (await app.post_command("audit 3")).reply()
+    all_of_them = await (await app.post_command("audit 100")).reply()
+
+    assert three["text"] == "The last 3 audit events of this workspace, newest first:"
+    assert all_of_them["text"] == "All 4 audit events of this workspace, newest first:"
+    assert "`#1` · " in _shown(all_of_them)
+    assert "`settings` · *app.added* · app default · onesignal_app_id=" in _shown(all_of_them)
+
+
+async def test_audit_of_one_workspace_never_shows_anothers(app, database):
+    await _events(database, 2, team_id="T0OTHER", actor="U0SPY")
+
+    reply = await (await app.post_command("audit 100")).reply()
+
+    assert "U0SPY" not in _shown(reply)
+
+
+async def test_a_hundred_events_fit_in_one_reply(app, database):
+    await _events(database, 120)
+
+    reply = await (await app.post_command("audit 100")).reply()
+
+    sections = [b for b in reply["blocks"] if b["type"] == "section"]
+    assert len(reply["blocks"]) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in sections)
+    assert _shown(reply).count("*test.event*") == 100
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("audit 0", "Show between 1 and 100 events."),
+        ("audit 101", "Show between 1 and 100 events."),
+        ("audit many", "Give how many events to show as one number"),
+        ("audit 5 6", "Give how many events to show as one number"),
+        ("audit --all", "Unknown option --all"),
+    ],
+)
+async def test_bad_input_is_answered(app, text, answer):
+    reply = await (await app.post_command(text)).reply()
+
+    assert answer in reply["text"]
+    assert "/push audit [N]" in reply["text"]
+
+
+async def test_a_non_admin_is_refused(app, fake_slack, database):
+    fake_slack.add_user("U0BOB")
+
+    reply = await (await app.post_command("audit", user="U0BOB")).reply()
+
+    assert reply["text"].startswith(
+        "Only PushOps admins can read the audit log (`/push audit`). Ask a Slack workspace admin"
+    )
+    assert "blocks" not in reply or not any("app.added" in json.dumps(b) for b in reply["blocks"])
