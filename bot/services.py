@@ -16,8 +16,12 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.delivery import DeliveryPolicy, SendService
 from bot.errors import report_unexpected
 from bot.metrics import Metrics
+from bot.notifier import NotifierRelay
+from bot.onesignal import make_http_client
+from bot.scheduling import Scheduler
 from bot.settings import Settings
 from storage.crypto import KeyRing
 from storage.db import Database
@@ -92,6 +96,9 @@ class Services:
             mode); None only in tests that store no secret.
         readiness: what `/readyz` awaits; defaults to a database ping when there is one.
         scheduler: started after the start hooks, stopped before the shutdown hooks.
+        sends: the send services (bot.delivery); None without a database and key ring.
+        notifier: where outcomes of sends go; the Slack side plugs its notifier in with
+            `services.notifier.target = ...` (until then they are only logged).
         tasks: tracked background work, drained at shutdown.
         metrics: the Prometheus counters served on `/metrics`.
         on_startup / on_shutdown: hooks run in order at start, in reverse order at shutdown.
@@ -103,6 +110,8 @@ class Services:
     keyring: KeyRing | None = None
     readiness: ReadinessCheck | None = None
     scheduler: Lifecycle | None = None
+    sends: SendService | None = None
+    notifier: NotifierRelay = field(default_factory=NotifierRelay)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     metrics: Metrics = field(default_factory=Metrics)
     on_startup: list[Hook] = field(default_factory=list)
@@ -161,9 +170,45 @@ def build_services(
 
     Must run inside the event loop that will use them (the HTTP pool binds to it).
     """
-    http = httpx.AsyncClient(timeout=ONESIGNAL_TIMEOUT, follow_redirects=False)
+    http = make_http_client(timeout=ONESIGNAL_TIMEOUT)
     services = Services(settings=settings, onesignal_http=http, database=database, keyring=keyring)
     services.on_shutdown.append(http.aclose)
     if database is not None:
         services.on_shutdown.append(database.dispose)
+    if database is not None and keyring is not None:
+        attach_delivery(services)
     return services
+
+
+def attach_delivery(
+    services: Services,
+    *,
+    policy: DeliveryPolicy | None = None,
+    sweep_interval: float = 15.0,
+    worker_id: str | None = None,
+) -> SendService:
+    """Give `services` its `SendService` and `Scheduler` (needs a database and key ring).
+
+    The scheduler starts and stops with the services; the service's queued results are
+    written at shutdown. Tests call this with a short `policy` and `sweep_interval`.
+    """
+    if services.database is None or services.keyring is None:
+        raise ValueError("delivery needs the services' database and keyring")
+    sends = SendService(
+        database=services.database,
+        keyring=services.keyring,
+        http=services.onesignal_http,
+        settings=services.settings,
+        notifier=services.notifier,
+        policy=policy,
+        worker_id=worker_id,
+    )
+    services.sends = sends
+    services.scheduler = Scheduler(
+        database=services.database,
+        deliver=sends,
+        settings=services.settings,
+        sweep_interval=sweep_interval,
+    )
+    services.on_shutdown.append(sends.aclose)
+    return sends

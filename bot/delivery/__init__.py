@@ -1,0 +1,55 @@
+"""The send services between the Slack surface and OneSignal (DELIVERY_API.md).
+
+`SendService` creates, confirms, approves, delivers, cancels and reports sends;
+`SendContent` and `Audience` validate what a send says and to whom. Nothing here imports
+Slack: outcomes reach people through `bot.notifier.Notifier`.
+
+    content.py   SendContent, Audience, SendRejected (OneSignal's limits)
+    outcomes.py  Estimate, CancelOutcome, StatusReport, SendNotFound, DeliveryPolicy
+    service.py   SendService
+    attempt.py   one delivery attempt and what OneSignal's answers mean
+    writer.py    delivery results written many per transaction
+    apps.py      a OneSignal client per app on one shared pool, keys kept briefly
+    recall.py    cancelling at OneSignal and reading counters
+"""
+
+from bot.delivery.attempt import notification_ids
+from bot.delivery.content import (
+    MAX_EXTERNAL_IDS,
+    MAX_SEGMENT_NAME,
+    MAX_TEXT_BYTES,
+    MAX_URL_LENGTH,
+    Audience,
+    RejectedField,
+    SendContent,
+    SendRejected,
+)
+from bot.delivery.outcomes import (
+    CancelKind,
+    CancelOutcome,
+    DeliveryPolicy,
+    Estimate,
+    SendNotFound,
+    StatusReport,
+)
+from bot.delivery.service import SendService, Timers
+
+__all__ = [
+    "MAX_EXTERNAL_IDS",
+    "MAX_SEGMENT_NAME",
+    "MAX_TEXT_BYTES",
+    "MAX_URL_LENGTH",
+    "Audience",
+    "CancelKind",
+    "CancelOutcome",
+    "DeliveryPolicy",
+    "Estimate",
+    "RejectedField",
+    "SendContent",
+    "SendNotFound",
+    "SendRejected",
+    "SendService",
+    "StatusReport",
+    "Timers",
+    "notification_ids",
+]

@@ -1,0 +1,124 @@
+"""OneSignal clients per configured app, sharing one connection pool, with keys kept briefly.
+
+Decrypting an app's key costs a database read and an AES-GCM open; a burst of sends of one
+app would pay it per send. The decrypted key lives here for `DeliveryPolicy.credentials_ttl`
+seconds (inside a `SecretStr`, so it never shows in a repr) and is dropped when OneSignal
+refuses it, so a key replaced with `pushops apps add --replace` is picked up at once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from bot.delivery.outcomes import DeliveryPolicy
+from bot.onesignal import OneSignalClient
+from storage import queries
+from storage.crypto import KeyRing, SecretDecryptionError
+from storage.db import Database
+from storage.errors import AppNotFound
+from storage.models import OneSignalApp
+
+
+class AppUnavailable(Exception):
+    """The send's app cannot be used (removed, or its key cannot be decrypted); says why."""
+
+
+@dataclass(frozen=True)
+class AppClient:
+    """A client ready for one app: OneSignal's app id, our name and id for it, the client."""
+
+    app_ref: uuid.UUID
+    name: str
+    onesignal_app_id: str
+    client: OneSignalClient
+
+
+class AppClients:
+    """One `OneSignalClient` per (workspace, app), on the shared `http` pool, kept for a while."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        keyring: KeyRing,
+        http: httpx.AsyncClient,
+        base_url: str,
+        policy: DeliveryPolicy,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._database = database
+        self._keyring = keyring
+        self._http = http
+        self._base_url = base_url
+        self._policy = policy
+        self._clock = clock
+        self._cache: dict[tuple[str, uuid.UUID], tuple[float, AppClient]] = {}
+
+    async def for_app(self, team_id: str, app_ref: uuid.UUID | None, app_name: str) -> AppClient:
+        """The client of the app `app_ref` of the workspace; AppUnavailable when it is gone."""
+        if app_ref is None:
+            raise AppUnavailable(
+                f"The OneSignal app {app_name!r} was removed from PushOps; add it again with "
+                "/push setup, then send again."
+            )
+        cached = self._cache.get((team_id, app_ref))
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
+        async with self._database.sessions() as session:
+            app = await queries.get_app_by_id(session=session, team_id=team_id, app_ref=app_ref)
+        if app is None:
+            raise AppUnavailable(
+                f"The OneSignal app {app_name!r} was removed from PushOps; add it again with "
+                "/push setup, then send again."
+            )
+        return self._remember(app)
+
+    async def by_name(self, team_id: str, name: str | None) -> AppClient:
+        """The client of the app named `name` (the default app when None); AppNotFound if none."""
+        async with self._database.sessions() as session:
+            app = await queries.get_app(session=session, team_id=team_id, name=name)
+        if app is None:
+            raise AppNotFound(team_id, name)
+        return self._remember(app)
+
+    async def all_of(self, team_id: str) -> list[AppClient]:
+        """Clients of every app of the workspace, default first (for a bare OneSignal id)."""
+        async with self._database.sessions() as session:
+            apps = await queries.list_apps(session=session, team_id=team_id)
+        clients = []
+        for app in apps:
+            try:
+                clients.append(self._remember(app))
+            except AppUnavailable:
+                continue
+        return clients
+
+    def forget(self, team_id: str, app_ref: uuid.UUID | None) -> None:
+        """Drop a cached key (OneSignal refused it: it may have been replaced)."""
+        if app_ref is not None:
+            self._cache.pop((team_id, app_ref), None)
+
+    def _remember(self, app: OneSignalApp) -> AppClient:
+        try:
+            key = queries.decrypt_app_key(app, keyring=self._keyring)
+        except SecretDecryptionError:
+            raise AppUnavailable(
+                f"The key of the OneSignal app {app.name!r} cannot be decrypted with this "
+                "PUSHOPS_SECRET_KEY; an admin can add the app again with /push setup."
+            ) from None
+        client = OneSignalClient(
+            rest_api_key=key,
+            base_url=self._base_url,
+            http_client=self._http,
+            max_retries=self._policy.client_retries,
+            retry_base_delay=self._policy.client_retry_delay,
+            retry_max_delay=self._policy.client_retry_max_delay,
+        )
+        ready = AppClient(app.id, app.name, app.onesignal_app_id, client)
+        self._cache[(app.team_id, app.id)] = (self._clock() + self._policy.credentials_ttl, ready)
+        return ready

@@ -1,0 +1,118 @@
+"""What the send services answer (estimates, cancellations, status) and how hard they try."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final, Literal, TypeAlias
+
+from storage.models import Send
+
+CancelKind: TypeAlias = Literal[
+    "stopped_before_sending", "cancelled_at_onesignal", "already_finished", "not_cancellable"
+]
+
+COUNTERS: Final = ("successful", "failed", "errored", "converted", "remaining", "received")
+"""OneSignal's delivery counters a status report sums over a send's notifications."""
+
+MAY_STILL_REACH: Final = "A notification already sending may still reach some users."
+
+
+class SendNotFound(LookupError):
+    """No send (or OneSignal notification) by that reference in this workspace."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(
+            f"No send `{ref[:64]}` in this workspace. Use the 6-character id PushOps showed "
+            "(like `7K3M9Q`) or the OneSignal notification id; `/push list` shows recent sends."
+        )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """How many people an audience reaches now; `count` None with a `note` when unknown."""
+
+    count: int | None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What `cancel` did, in words fit for the person who asked.
+
+    Attributes:
+        send: the send, or None when the reference was a OneSignal id PushOps does not know.
+        kind: stopped before it left; cancelled at OneSignal (it had left); already finished
+            (delivered to everyone, or already stopped); or not cancellable (OneSignal
+            refused or could not be reached; the message says which).
+        message: an exact, honest sentence or two.
+    """
+
+    send: Send | None
+    kind: CancelKind
+    message: str
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """OneSignal's counters for a send (summed over its batches) or a bare notification.
+
+    Attributes:
+        send: the send, or None for a OneSignal id PushOps does not know.
+        notification_ids: every notification of the send (one per batch).
+        counters: successful, failed, errored, converted, remaining, received.
+        per_platform: platform (`ios`, `android`, ...) -> counter -> value.
+        completed_at: when OneSignal finished, once every notification has.
+        canceled: whether OneSignal reports any of them cancelled.
+        note: a sentence when counters are missing or partial (not sent yet, unreachable).
+    """
+
+    send: Send | None
+    notification_ids: list[str]
+    counters: dict[str, int] = field(default_factory=dict)
+    per_platform: dict[str, dict[str, int]] = field(default_factory=dict)
+    completed_at: datetime | None = None
+    canceled: bool = False
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How delivery tries, waits and holds; the defaults suit production, tests shorten them.
+
+    Attributes:
+        max_attempts: claims of one send before a passing failure (timeout, 5xx, 429)
+            becomes `failed`; each attempt already retries inside the client.
+        backoff: seconds before the second attempt; doubles per attempt, up to `max_backoff`.
+            OneSignal's `Retry-After`, when longer, wins.
+        lease: seconds a claimed send belongs to its worker; a live worker renews it, a dead
+            worker's send is taken over once it ends (and retried with the same key).
+        max_in_flight: OneSignal calls at once in this process.
+        client_retries, client_retry_delay, client_retry_max_delay: the client's own retries
+            inside one attempt (`bot.onesignal.RetryPolicy`).
+        credentials_ttl: seconds a decrypted app key is kept in memory.
+        record_batch: most delivery results written in one transaction.
+    """
+
+    max_attempts: int = 5
+    backoff: float = 10.0
+    max_backoff: float = 300.0
+    lease: float = 60.0
+    max_in_flight: int = 50
+    client_retries: int = 3
+    client_retry_delay: float = 0.5
+    client_retry_max_delay: float = 30.0
+    credentials_ttl: float = 60.0
+    record_batch: int = 200
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.max_in_flight < 1 or self.record_batch < 1:
+            raise ValueError("max_attempts, max_in_flight and record_batch must be at least 1")
+        if min(self.backoff, self.max_backoff, self.lease, self.credentials_ttl) <= 0:
+            raise ValueError("backoff, max_backoff, lease and credentials_ttl must be positive")
+
+    def wait_before(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        wait: float = min(self.max_backoff, self.backoff * 2.0 ** max(0, attempt - 1))
+        return max(wait, retry_after or 0.0)

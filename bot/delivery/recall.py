@@ -1,0 +1,118 @@
+"""Stopping notifications at OneSignal, and reading their counters: what `cancel` and `status` ask.
+
+A notification OneSignal already accepted can only be asked to stop; what was already
+delivered stays delivered. These helpers say exactly that, never more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from bot.delivery.apps import AppClient
+from bot.delivery.attempt import explain
+from bot.delivery.outcomes import COUNTERS
+from bot.onesignal import BadRequest, NotFound, NotificationDetails, OneSignalError
+
+log = logging.getLogger(__name__)
+
+Answer = Literal["cancelled", "finished", "unknown", "error"]
+
+
+@dataclass(frozen=True)
+class Recall:
+    """OneSignal's answers to cancelling some notifications."""
+
+    answers: dict[str, Answer] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def ids(self, answer: Answer) -> list[str]:
+        """The notifications that got `answer`."""
+        return [nid for nid, got in self.answers.items() if got == answer]
+
+
+async def recall(app: AppClient, notification_ids: Sequence[str]) -> Recall:
+    """Ask OneSignal to cancel each notification; what each answer was.
+
+    `finished`: OneSignal says it was already sent to everyone (or it no longer exists to
+    cancel); `unknown`: this app has no such notification; `error`: no usable answer.
+    """
+    answers: dict[str, Answer] = {}
+    errors: dict[str, str] = {}
+    for nid in notification_ids:
+        try:
+            await app.client.cancel_notification(app.onesignal_app_id, nid)
+        except NotFound:
+            answers[nid] = "unknown"
+        except BadRequest as error:
+            # OneSignal answers 400 "Notification has already been sent to all recipients".
+            answers[nid] = "finished"
+            errors[nid] = explain(error)
+        except OneSignalError as error:
+            answers[nid] = "error"
+            errors[nid] = explain(error)
+        else:
+            answers[nid] = "cancelled"
+    return Recall(answers, errors)
+
+
+@dataclass
+class Counters:
+    """Counters summed over notifications, per platform too."""
+
+    totals: dict[str, int] = field(default_factory=dict)
+    per_platform: dict[str, dict[str, int]] = field(default_factory=dict)
+    completed: list[datetime | None] = field(default_factory=list)
+    canceled: bool = False
+
+    def add(self, details: NotificationDetails) -> None:
+        """Add one notification's counters."""
+        for name in COUNTERS:
+            self.totals[name] = self.totals.get(name, 0) + (getattr(details, name) or 0)
+        for platform, stats in (details.platform_delivery_stats or {}).items():
+            if not isinstance(stats, dict):
+                continue
+            into = self.per_platform.setdefault(str(platform), {})
+            for name, value in stats.items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    into[name] = into.get(name, 0) + value
+        completed = details.completed_at
+        self.completed.append(datetime.fromtimestamp(completed, UTC) if completed else None)
+        self.canceled = self.canceled or bool(details.canceled)
+
+    @property
+    def completed_at(self) -> datetime | None:
+        """When the last notification finished, once every one has."""
+        if not self.completed or any(moment is None for moment in self.completed):
+            return None
+        return max(moment for moment in self.completed if moment is not None)
+
+
+async def read_counters(
+    app: AppClient, notification_ids: Sequence[str]
+) -> tuple[Counters, list[str]]:
+    """The summed counters, and a sentence per notification OneSignal did not give."""
+    counters = Counters()
+    problems: list[str] = []
+    for nid in notification_ids:
+        try:
+            counters.add(await app.client.get_notification(app.onesignal_app_id, nid))
+        except OneSignalError as error:
+            problems.append(f"{nid}: {explain(error)}")
+    return counters, problems
+
+
+async def find_notification(
+    apps: Sequence[AppClient], notification_id: str
+) -> tuple[AppClient, NotificationDetails] | None:
+    """The app (of those given) that has this notification, and its details; None if none."""
+    for app in apps:
+        try:
+            details = await app.client.get_notification(app.onesignal_app_id, notification_id)
+        except (NotFound, BadRequest):
+            continue
+        return app, details
+    return None

@@ -1,0 +1,692 @@
+"""`SendService`: the send state machine between the Slack surface and OneSignal.
+
+The Slack side calls it (DELIVERY_API.md); the scheduler feeds it due sends. Fast methods
+(`create`, `confirm`, `discard`, `find`, `recent`) touch only the database and may run
+before Slack's ack; the others talk to OneSignal and run after it. Outcomes that happen
+later (sent, failed, missed, expired) reach people through the `Notifier`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Final, Protocol
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.delivery import recall as recalling
+from bot.delivery.apps import AppClient, AppClients, AppUnavailable
+from bot.delivery.attempt import Attempt, attempt_delivery, explain, notification_ids
+from bot.delivery.content import Audience, SendContent, SendRejected
+from bot.delivery.outcomes import (
+    MAY_STILL_REACH,
+    CancelOutcome,
+    DeliveryPolicy,
+    Estimate,
+    SendNotFound,
+    StatusReport,
+)
+from bot.delivery.writer import ResultWriter, Written
+from bot.notifier import Notifier, NotifierRelay
+from bot.onesignal import MAX_IDS_PER_REQUEST, EstimateRecipientsRequest, OneSignalError
+from bot.settings import Settings
+from bot.timeparse import MAX_AHEAD
+from storage import deliveries, queries
+from storage.crypto import KeyRing
+from storage.db import Database
+from storage.errors import SendNotFound as StoredSendNotFound
+from storage.models import Decision, OneSignalApp, Send, SendState, utcnow
+
+log = logging.getLogger(__name__)
+
+PAST_TOLERANCE: Final = timedelta(seconds=60)
+"""How far in the past a due time may be (a slow form) before it is refused as passed."""
+
+UPCOMING: Final = (SendState.PENDING_APPROVAL, SendState.SCHEDULED, SendState.SENDING)
+FINISHED: Final = (
+    SendState.SENT,
+    SendState.FAILED,
+    SendState.CANCELLED,
+    SendState.REJECTED,
+    SendState.EXPIRED,
+    SendState.MISSED,
+)
+_NOT_LEFT: Final = (
+    SendState.DRAFT,
+    SendState.PENDING_APPROVAL,
+    SendState.SCHEDULED,
+    SendState.MISSED,
+)
+
+
+class Timers(Protocol):
+    """What the service needs of the scheduler: in-memory timers keyed by send id."""
+
+    def arm(self, send_id: uuid.UUID, due_at: datetime, *, retry: bool = False) -> None:
+        """Act on the send at `due_at` (replacing an earlier timer of it); `retry`: the send
+        is held in `sending` until then, and is taken over for another attempt."""
+
+    def disarm(self, send_id: uuid.UUID) -> None:
+        """Forget the send's timer, if any."""
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique per process, for `claimed_by`."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class SendService:
+    """Creates, confirms, approves, delivers, cancels and reports sends (one per process).
+
+    Wire it with `bot.services.build_services`; tests build it directly. `notifier` may be
+    replaced at any time (`service.notifier.target = ...`); `timers` is set by the
+    `Scheduler` that uses this service.
+    """
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        keyring: KeyRing,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        notifier: Notifier | None = None,
+        policy: DeliveryPolicy | None = None,
+        worker_id: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.policy = policy or DeliveryPolicy()
+        self.notifier = notifier if isinstance(notifier, NotifierRelay) else NotifierRelay(notifier)
+        self.worker_id = worker_id or default_worker_id()
+        self.timers: Timers | None = None
+        self.clock = clock
+        self.apps = AppClients(
+            database=database,
+            keyring=keyring,
+            http=http,
+            base_url=settings.onesignal_api_url,
+            policy=self.policy,
+        )
+        self._writer = ResultWriter(
+            database=database, worker_id=self.worker_id, batch=self.policy.record_batch
+        )
+        self._slots = asyncio.Semaphore(self.policy.max_in_flight)
+        self._delivering: set[uuid.UUID] = set()
+
+    @property
+    def grace(self) -> timedelta:
+        """PUSHOPS_MISFIRE_GRACE: a send later than this is not sent blindly."""
+        return timedelta(seconds=self.settings.misfire_grace)
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim holds (`DeliveryPolicy.lease`)."""
+        return timedelta(seconds=self.policy.lease)
+
+    @property
+    def delivering(self) -> frozenset[uuid.UUID]:
+        """The sends this process is delivering right now."""
+        return frozenset(self._delivering)
+
+    async def aclose(self) -> None:
+        """Write the results still queued; call at shutdown, after the deliveries ended."""
+        await self._writer.aclose()
+
+    # --- creating ------------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        team_id: str,
+        requester_id: str,
+        app_name: str | None,
+        content: SendContent,
+        audience: Audience,
+        due_at: datetime | None,
+        timezone: str,
+        confirm: bool,
+        is_test: bool = False,
+        approvals_required: int = 0,
+    ) -> Send:
+        """Validate and store a send (fast, database only: it may run before the ack).
+
+        `confirm=False` stores a draft (a preview awaiting its Send button); `confirm=True`
+        a scheduled send, or one pending approval when `approvals_required > 0`. `due_at`
+        None means now. Call `dispatch(send)` after the ack. Raises `SendRejected`.
+        """
+        self._check_due(due_at)
+        if approvals_required < 0:
+            raise ValueError("approvals_required must not be negative")
+        state = SendState.DRAFT
+        if confirm:
+            state = SendState.PENDING_APPROVAL if approvals_required else SendState.SCHEDULED
+        async with self.database.sessions.begin() as session:
+            app = await self._resolve_app(session, team_id, app_name)
+            return await queries.create_send(
+                session=session,
+                team_id=team_id,
+                requester_id=requester_id,
+                app=app,
+                content=content.model_dump(exclude_none=True),
+                audience=audience.model_dump(mode="json"),
+                state=state,
+                due_at=due_at,
+                timezone=timezone,
+                approvals_required=approvals_required,
+                is_test=is_test,
+            )
+
+    def _check_due(self, due_at: datetime | None) -> None:
+        if due_at is None:
+            return
+        if due_at.tzinfo is None:
+            raise SendRejected("when", "The time has no time zone; give one, like 09:00 UTC.")
+        now = self.clock()
+        if due_at < now - PAST_TOLERANCE:
+            raise SendRejected(
+                "when", "That time has passed. Pick a later time, or leave it out to send now."
+            )
+        if due_at > now + MAX_AHEAD:
+            raise SendRejected("when", "That is more than 30 days ahead; pick an earlier time.")
+
+    async def _resolve_app(
+        self, session: AsyncSession, team_id: str, app_name: str | None
+    ) -> OneSignalApp:
+        app = await queries.get_app(session=session, team_id=team_id, name=app_name)
+        if app is not None:
+            return app
+        names = [a.name for a in await queries.list_apps(session=session, team_id=team_id)]
+        if not names:
+            raise SendRejected(
+                "app",
+                "No OneSignal app is set up in this workspace yet; an admin can add one "
+                "with /push setup.",
+            )
+        if app_name is None:
+            raise SendRejected(
+                "app",
+                f"This workspace has no default app; add --app with one of: {', '.join(names)}.",
+            )
+        raise SendRejected(
+            "app", f"There is no app {app_name!r} here; use --app with one of: {', '.join(names)}."
+        )
+
+    async def confirm(
+        self, *, team_id: str, send_id: uuid.UUID, actor: str, approvals_required: int = 0
+    ) -> Send | None:
+        """A draft's Send button: draft -> scheduled (or pending_approval); fast, database only.
+
+        None when the draft is gone or already confirmed: two clicks cannot send twice.
+        Call `dispatch(send)` after the ack.
+        """
+        new = SendState.PENDING_APPROVAL if approvals_required > 0 else SendState.SCHEDULED
+        async with self.database.sessions.begin() as session:
+            send = await queries.get_send(session=session, team_id=team_id, send_id=send_id)
+            if send is None or send.state != SendState.DRAFT:
+                return None
+            values: dict[str, object] = {"approvals_required": approvals_required}
+            if send.due_at is None:
+                values["due_at"] = self.clock()
+            moved = await queries.transition_send(
+                session=session,
+                team_id=team_id,
+                send_id=send_id,
+                expected=SendState.DRAFT,
+                new=new,
+                actor=actor,
+                values=values,
+            )
+        return await self._get(team_id, send_id) if moved else None
+
+    async def discard(self, *, team_id: str, send_id: uuid.UUID, actor: str) -> bool:
+        """A draft's Cancel button: draft -> cancelled; False when it was not a draft any more."""
+        async with self.database.sessions.begin() as session:
+            return await queries.transition_send(
+                session=session,
+                team_id=team_id,
+                send_id=send_id,
+                expected=SendState.DRAFT,
+                new=SendState.CANCELLED,
+                actor=actor,
+            )
+
+    # --- approvals -----------------------------------------------------------------------
+
+    async def approve(self, *, team_id: str, send_id: uuid.UUID, approver_id: str) -> Send | None:
+        """Record an approval; with enough of them the send is scheduled and dispatched.
+
+        Raises storage's `SelfApproval` (the requester), `AlreadyDecided`,
+        `IllegalTransition` (no longer pending), and `SendNotFound` for an unknown id.
+        Returns the send as it is afterwards.
+        """
+        async with self.database.sessions.begin() as session:
+            send = await self._record_decision(session, team_id, send_id, approver_id, None, True)
+            if send.approvals_received >= send.approvals_required:
+                values = {} if send.due_at is not None else {"due_at": self.clock()}
+                await queries.transition_send(
+                    session=session,
+                    team_id=team_id,
+                    send_id=send_id,
+                    expected=SendState.PENDING_APPROVAL,
+                    new=SendState.SCHEDULED,
+                    actor=approver_id,
+                    values=values,
+                )
+        approved = await self._get(team_id, send_id)
+        if approved is not None and approved.state == SendState.SCHEDULED:
+            await self.dispatch(approved)
+            return await self._get(team_id, send_id)
+        return approved
+
+    async def reject(
+        self, *, team_id: str, send_id: uuid.UUID, approver_id: str, reason: str | None
+    ) -> Send | None:
+        """Record a rejection: pending_approval -> rejected. Raises as `approve`."""
+        async with self.database.sessions.begin() as session:
+            await self._record_decision(session, team_id, send_id, approver_id, reason, False)
+            await queries.transition_send(
+                session=session,
+                team_id=team_id,
+                send_id=send_id,
+                expected=SendState.PENDING_APPROVAL,
+                new=SendState.REJECTED,
+                actor=approver_id,
+                details={"reason": reason} if reason else None,
+            )
+        return await self._get(team_id, send_id)
+
+    async def _record_decision(
+        self,
+        session: AsyncSession,
+        team_id: str,
+        send_id: uuid.UUID,
+        approver_id: str,
+        reason: str | None,
+        approve: bool,
+    ) -> Send:
+        try:
+            return await queries.record_approval(
+                session=session,
+                team_id=team_id,
+                send_id=send_id,
+                approver_id=approver_id,
+                decision=Decision.APPROVE if approve else Decision.REJECT,
+                reason=reason,
+            )
+        except StoredSendNotFound:
+            raise SendNotFound(str(send_id)) from None
+
+    # --- delivering ----------------------------------------------------------------------
+
+    async def dispatch(self, send: Send) -> None:
+        """After the ack: deliver a scheduled send that is due, arm the timer of a later one,
+        and ask approvers about a send pending approval. Outcomes go to the notifier."""
+        if send.state == SendState.PENDING_APPROVAL:
+            await self.notifier.approval_requested(send)
+            return
+        if send.state != SendState.SCHEDULED:
+            return
+        due = send.due_at or self.clock()
+        if due <= self.clock():
+            await self.deliver(send)
+        elif self.timers is not None:
+            self.timers.arm(send.id, due)
+        else:
+            log.info("send %s is due at %s; no scheduler runs in this process", send.short_id, due)
+
+    async def deliver(self, send: Send) -> Send | None:
+        """Deliver one send now and record the outcome; the send's row afterwards.
+
+        A scheduled send is claimed first (scheduled -> sending; None when another worker
+        claimed it, it is not due, or it is later than the grace). A claimed send keeps its
+        UUID as idempotency key, so a retry reaches OneSignal with the same key. The send
+        ends `sent`, `failed`, or held in `sending` until a retry at its lease's end.
+        """
+        if send.state == SendState.SCHEDULED:
+            claimed = await deliveries.claim_send(
+                session_factory=self.database.sessions,
+                send_id=send.id,
+                now=self.clock(),
+                worker_id=self.worker_id,
+                lease=self.lease,
+                grace=self.grace,
+            )
+            if claimed is None:
+                return None
+            send = claimed
+        elif send.state != SendState.SENDING or send.claimed_by != self.worker_id:
+            return None
+        self._delivering.add(send.id)
+        try:
+            async with self._slots:
+                attempt = await attempt_delivery(
+                    send, apps=self.apps, policy=self.policy, now=self.clock()
+                )
+            written = await self._writer.write(attempt.result)
+            await self._after(send, attempt, written)
+            return written.send
+        finally:
+            self._delivering.discard(send.id)
+
+    async def _after(self, send: Send, attempt: Attempt, written: Written) -> None:
+        """Tell people, arm a retry, or stop what OneSignal sent for a send cancelled meanwhile."""
+        row = written.send
+        if written.status == "lost" and row is not None and row.state == SendState.CANCELLED:
+            await self._stop_late(row, attempt.notification_ids, f"worker:{self.worker_id}")
+            return
+        if written.status != "recorded" or row is None:
+            log.info("send %s was taken over by another worker", send.short_id)
+            return
+        if row.state == SendState.SENT and attempt.reason is None:
+            await self.notifier.send_delivered(row)
+        elif row.state in (SendState.SENT, SendState.FAILED):
+            await self.notifier.send_failed(row, attempt.reason or "Delivery failed.")
+        elif row.lease_until is not None:
+            log.warning(
+                "send %s: attempt %d failed, retrying at %s: %s",
+                row.short_id, row.attempts, row.lease_until.isoformat(), attempt.reason,
+            )  # fmt: skip
+            if self.timers is not None:
+                self.timers.arm(row.id, row.lease_until, retry=True)
+
+    async def _stop_late(self, send: Send, ids: list[str], actor: str) -> None:
+        """The send was cancelled while going out: ask OneSignal to stop what it accepted."""
+        if not ids:
+            return
+        try:
+            app = await self.apps.for_app(send.team_id, send.app_ref, send.app_name)
+        except AppUnavailable as error:
+            log.warning("send %s was cancelled but cannot be stopped: %s", send.short_id, error)
+            return
+        await self._audit_recall(send, actor, await recalling.recall(app, ids))
+
+    async def renew_leases(self) -> int:
+        """Extend the claims of the sends being delivered now (the scheduler calls this)."""
+        return await deliveries.renew_leases(
+            session_factory=self.database.sessions,
+            worker_id=self.worker_id,
+            send_ids=self.delivering,
+            lease_until=self.clock() + self.lease,
+        )
+
+    # --- cancelling ----------------------------------------------------------------------
+
+    async def cancel(self, *, team_id: str, ref: str, actor: str) -> CancelOutcome:
+        """Stop a send (short id or OneSignal id), or a bare OneSignal notification id.
+
+        Not left yet (draft, pending approval, scheduled, missed): cancelled, its timer
+        removed, nobody received it. Left (sending, sent): OneSignal is asked to cancel,
+        and the message says honestly what that means. Raises `SendNotFound`.
+        """
+        send = await self._lookup(team_id, ref)
+        if send is None:
+            return await self._cancel_bare(team_id, ref, actor)
+        if send.state in _NOT_LEFT:
+            outcome = await self._stop_before_sending(send, actor)
+            if outcome is not None:
+                return outcome
+            send = await self._get(team_id, send.id) or send
+        if send.state == SendState.SENDING:
+            outcome = await self._stop_while_sending(send, actor)
+            if outcome is not None:
+                return outcome
+            send = await self._get(team_id, send.id) or send
+        if send.state == SendState.SENT:
+            return await self._stop_sent(send, actor)
+        return CancelOutcome(
+            send, "already_finished", f"`{send.short_id}` is {send.state.value}: nothing to stop."
+        )
+
+    async def _cancel(self, send: Send, actor: str) -> bool:
+        async with self.database.sessions.begin() as session:
+            return await queries.cancel_send(
+                session=session, team_id=send.team_id, send_id=send.id, actor=actor
+            )
+
+    async def _stop_before_sending(self, send: Send, actor: str) -> CancelOutcome | None:
+        if not await self._cancel(send, actor):
+            return None
+        if self.timers is not None:
+            self.timers.disarm(send.id)
+        return CancelOutcome(
+            await self._get(send.team_id, send.id),
+            "stopped_before_sending",
+            f"Stopped `{send.short_id}` before it was sent: nobody received it.",
+        )
+
+    async def _stop_while_sending(self, send: Send, actor: str) -> CancelOutcome | None:
+        if not await self._cancel(send, actor):
+            return None
+        await self._stop_late(send, notification_ids(send), actor)
+        return CancelOutcome(
+            await self._get(send.team_id, send.id),
+            "cancelled_at_onesignal",
+            f"Stopped `{send.short_id}` while it was going out: if OneSignal had already "
+            f"accepted it, PushOps asks OneSignal to cancel it. {MAY_STILL_REACH}",
+        )
+
+    async def _stop_sent(self, send: Send, actor: str) -> CancelOutcome:
+        ids = notification_ids(send)
+        try:
+            app = await self.apps.for_app(send.team_id, send.app_ref, send.app_name)
+        except AppUnavailable as error:
+            return CancelOutcome(send, "not_cancellable", f"Cannot stop `{send.short_id}`: {error}")
+        answer = await recalling.recall(app, ids)
+        await self._audit_recall(send, actor, answer)
+        if answer.ids("cancelled"):
+            await self._cancel(send, actor)
+            return CancelOutcome(
+                await self._get(send.team_id, send.id),
+                "cancelled_at_onesignal",
+                f"Asked OneSignal to stop `{send.short_id}` ({', '.join(ids)}); what had not "
+                f"gone out yet will not. {MAY_STILL_REACH}",
+            )
+        if answer.ids("error"):
+            why = " ".join(answer.errors.values())
+            return CancelOutcome(
+                send,
+                "not_cancellable",
+                f"Could not stop `{send.short_id}`: {why} Try again in a minute.",
+            )
+        return CancelOutcome(
+            send,
+            "already_finished",
+            f"`{send.short_id}` was already delivered to everyone; a push cannot be recalled "
+            "once it has arrived.",
+        )
+
+    async def _cancel_bare(self, team_id: str, ref: str, actor: str) -> CancelOutcome:
+        """A OneSignal id PushOps did not send: cancel it in whichever app of ours has it."""
+        nid = _notification_id(ref)
+        found = await recalling.find_notification(await self.apps.all_of(team_id), nid)
+        if found is None:
+            raise SendNotFound(ref)
+        app, _details = found
+        answer = await recalling.recall(app, [nid])
+        await _audit_bare_cancel(self.database, team_id, actor, nid, app, answer)
+        if answer.answers.get(nid) == "cancelled":
+            return CancelOutcome(
+                None,
+                "cancelled_at_onesignal",
+                f"Asked OneSignal to stop notification {nid} (app {app.name}); what had not "
+                f"gone out yet will not. {MAY_STILL_REACH}",
+            )
+        if answer.answers.get(nid) == "finished":
+            return CancelOutcome(
+                None,
+                "already_finished",
+                f"Notification {nid} was already delivered to everyone; it cannot be recalled.",
+            )
+        return CancelOutcome(
+            None,
+            "not_cancellable",
+            f"Could not stop notification {nid}: {' '.join(answer.errors.values())} "
+            "Try again in a minute.",
+        )
+
+    async def _audit_recall(self, send: Send, actor: str, answer: recalling.Recall) -> None:
+        async with self.database.sessions.begin() as session:
+            await queries.append_audit(
+                session=session,
+                team_id=send.team_id,
+                actor=actor,
+                action="send.cancel_at_onesignal",
+                target=f"send {send.short_id}",
+                outcome="ok" if not answer.ids("error") else "error",
+                details={"send_id": str(send.id), "answers": answer.answers, **answer.errors},
+            )
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def status(self, *, team_id: str, ref: str) -> StatusReport:
+        """OneSignal's counters for a send (summed over its batches) or a bare notification id.
+
+        Raises `SendNotFound`. When OneSignal cannot answer, the report carries a `note`.
+        """
+        send = await self._lookup(team_id, ref)
+        if send is None:
+            return await self._bare_status(team_id, ref)
+        ids = notification_ids(send)
+        if not ids:
+            return StatusReport(send, [], note=_not_sent_note(send))
+        try:
+            app = await self.apps.for_app(send.team_id, send.app_ref, send.app_name)
+        except AppUnavailable as error:
+            return StatusReport(send, ids, note=f"Counters unavailable: {error}")
+        counters, problems = await recalling.read_counters(app, ids)
+        note = f"Counters unavailable for {'; '.join(problems)}" if problems else None
+        return StatusReport(
+            send,
+            ids,
+            counters.totals,
+            counters.per_platform,
+            counters.completed_at,
+            counters.canceled,
+            note,
+        )
+
+    refresh_status = status
+
+    async def _bare_status(self, team_id: str, ref: str) -> StatusReport:
+        nid = _notification_id(ref)
+        found = await recalling.find_notification(await self.apps.all_of(team_id), nid)
+        if found is None:
+            raise SendNotFound(ref)
+        counters = recalling.Counters()
+        counters.add(found[1])
+        note = f"Not sent by PushOps; found in app {found[0].name}."
+        return StatusReport(
+            None,
+            [nid],
+            counters.totals,
+            counters.per_platform,
+            counters.completed_at,
+            counters.canceled,
+            note,
+        )
+
+    async def estimate(self, *, team_id: str, app_name: str | None, audience: Audience) -> Estimate:
+        """How many people `audience` reaches now (OneSignal's count); a note when unknown.
+
+        Raises `SendRejected(field="app")` for an unknown app.
+        """
+        async with self.database.sessions() as session:
+            stored = await self._resolve_app(session, team_id, app_name)
+        try:
+            app = await self.apps.for_app(team_id, stored.id, stored.name)
+        except AppUnavailable as error:
+            return Estimate(None, f"estimate unavailable: {error}")
+        if audience.by_id and len(audience.external_ids) > MAX_IDS_PER_REQUEST:
+            return Estimate(
+                None,
+                f"estimate unavailable: OneSignal counts up to {MAX_IDS_PER_REQUEST:,} users "
+                f"at once; this send lists {len(audience.external_ids):,}.",
+            )
+        return await _estimate(app, audience)
+
+    async def find(self, *, team_id: str, ref: str) -> Send:
+        """The send `ref` names (short id or OneSignal id) in this workspace; `SendNotFound`."""
+        send = await self._lookup(team_id, ref)
+        if send is None:
+            raise SendNotFound(ref)
+        return send
+
+    async def recent(self, *, team_id: str, limit: int = 20) -> tuple[list[Send], list[Send]]:
+        """(upcoming, recent): sends yet to go out by due time; finished ones newest first."""
+        async with self.database.sessions() as session:
+            upcoming = await queries.list_sends(
+                session=session, team_id=team_id, states=UPCOMING, limit=limit
+            )
+            finished = await queries.list_sends(
+                session=session, team_id=team_id, states=FINISHED, limit=limit
+            )
+        upcoming.sort(key=lambda send: (send.due_at or send.created_at, send.short_id))
+        return upcoming, finished
+
+    async def _lookup(self, team_id: str, ref: str) -> Send | None:
+        async with self.database.sessions() as session:
+            return await queries.find_send(session=session, team_id=team_id, ref=ref)
+
+    async def _get(self, team_id: str, send_id: uuid.UUID) -> Send | None:
+        async with self.database.sessions() as session:
+            return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
+
+
+def _notification_id(ref: str) -> str:
+    try:
+        return str(uuid.UUID(ref.strip().strip("`")))
+    except ValueError:
+        raise SendNotFound(ref) from None
+
+
+def _not_sent_note(send: Send) -> str:
+    if send.state in (SendState.SCHEDULED, SendState.PENDING_APPROVAL, SendState.DRAFT):
+        return f"Not sent yet ({send.state.value.replace('_', ' ')})."
+    if send.state == SendState.SENDING:
+        return "Going out now; OneSignal has not confirmed it yet."
+    if send.last_error:
+        return f"Nothing was sent: {send.last_error}"
+    return f"Nothing was sent ({send.state.value})."
+
+
+async def _estimate(app: AppClient, audience: Audience) -> Estimate:
+    if audience.by_id:
+        request = EstimateRecipientsRequest(
+            app_id=app.onesignal_app_id,
+            include_aliases={"external_id": list(audience.external_ids)},
+            target_channel="push",
+        )
+    else:
+        request = EstimateRecipientsRequest(
+            app_id=app.onesignal_app_id, **audience.segment_fields()
+        )
+    try:
+        estimate = await app.client.estimate_notification_recipients(request)
+    except OneSignalError as error:
+        return Estimate(None, f"estimate unavailable: {explain(error)}")
+    note = "OneSignal capped this count." if estimate.cap_applied else None
+    return Estimate(estimate.count, note)
+
+
+async def _audit_bare_cancel(
+    database: Database, team_id: str, actor: str, nid: str, app: AppClient, answer: recalling.Recall
+) -> None:
+    """Audit a cancel of a notification PushOps did not send."""
+    async with database.sessions.begin() as session:
+        await queries.append_audit(
+            session=session,
+            team_id=team_id,
+            actor=actor,
+            action="notification.cancel",
+            target=f"notification {nid}",
+            outcome="ok" if answer.answers.get(nid) != "error" else "error",
+            details={"app": app.name, "answer": answer.answers.get(nid), **answer.errors},
+        )

@@ -1,0 +1,177 @@
+"""How outcomes of sends reach people: the interface the Slack surface implements, and its helpers.
+
+Delivery and scheduling know nothing of Slack. They tell a `Notifier` what happened (sent,
+failed, missed, an approval requested or expired); `commands/` implements it with messages.
+`NotifierRelay` is what the services hold: it forwards to whichever notifier is plugged in
+(a logging `NullNotifier` until the Slack side plugs its own) and never lets a notifier's
+error reach delivery. `RecordingNotifier` is the tests' notifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, Literal, Protocol, TypeAlias
+
+from storage.models import Send
+
+log = logging.getLogger(__name__)
+
+NoticeKind: TypeAlias = Literal[
+    "send_delivered", "send_failed", "send_missed", "approval_expired", "approval_requested"
+]
+KINDS: Final[tuple[NoticeKind, ...]] = (
+    "send_delivered",
+    "send_failed",
+    "send_missed",
+    "approval_expired",
+    "approval_requested",
+)
+
+
+class Notifier(Protocol):
+    """What happened to a send, told to the people concerned (implemented by the Slack side).
+
+    Each method gets the send's row as it is after the change. Implementations may be slow
+    (Slack calls) and may fail; the services call them through a `NotifierRelay`, which logs
+    a failure and goes on.
+    """
+
+    async def send_delivered(self, send: Send) -> None:
+        """The send reached OneSignal (`sent`; its notification ids are in the row)."""
+
+    async def send_failed(self, send: Send, reason: str) -> None:
+        """The send failed, or was only partly delivered; `reason` says what and why.
+
+        A partly delivered send is `sent` (its delivered batches can still be cancelled),
+        and `reason` names both the batches that failed and those that went out.
+        """
+
+    async def send_missed(self, send: Send) -> None:
+        """The send was found later than PUSHOPS_MISFIRE_GRACE and was not sent (`missed`)."""
+
+    async def approval_expired(self, send: Send) -> None:
+        """Nobody decided within PUSHOPS_APPROVAL_TTL (`expired`)."""
+
+    async def approval_requested(self, send: Send) -> None:
+        """The send entered `pending_approval`; approvers should be asked."""
+
+
+class NullNotifier:
+    """The notifier until the Slack side plugs in its own: it only logs."""
+
+    async def send_delivered(self, send: Send) -> None:
+        """Log the delivery."""
+        log.info("send %s delivered (notification %s)", send.short_id, send.notification_id)
+
+    async def send_failed(self, send: Send, reason: str) -> None:
+        """Log the failure."""
+        log.warning("send %s failed: %s", send.short_id, reason)
+
+    async def send_missed(self, send: Send) -> None:
+        """Log the miss."""
+        log.warning("send %s missed: found later than the misfire grace", send.short_id)
+
+    async def approval_expired(self, send: Send) -> None:
+        """Log the expiry."""
+        log.info("approval of send %s expired", send.short_id)
+
+    async def approval_requested(self, send: Send) -> None:
+        """Log the request."""
+        log.info("send %s awaits approval", send.short_id)
+
+
+class NotifierRelay:
+    """The notifier the services hold: forwards to `target`, and never raises.
+
+    The Slack side plugs in its notifier with `relay.target = SlackNotifier(...)` (or
+    `Services.notifier.target = ...`) once its client exists. A notifier that raises is
+    logged and ignored: a delivered send stays delivered whatever Slack says.
+    """
+
+    def __init__(self, target: Notifier | None = None) -> None:
+        self.target: Notifier = target if target is not None else NullNotifier()
+
+    async def send_delivered(self, send: Send) -> None:
+        """Forward to the target; never raises."""
+        await self._guarded("send_delivered", send, lambda: self.target.send_delivered(send))
+
+    async def send_failed(self, send: Send, reason: str) -> None:
+        """Forward to the target; never raises."""
+        await self._guarded("send_failed", send, lambda: self.target.send_failed(send, reason))
+
+    async def send_missed(self, send: Send) -> None:
+        """Forward to the target; never raises."""
+        await self._guarded("send_missed", send, lambda: self.target.send_missed(send))
+
+    async def approval_expired(self, send: Send) -> None:
+        """Forward to the target; never raises."""
+        await self._guarded("approval_expired", send, lambda: self.target.approval_expired(send))
+
+    async def approval_requested(self, send: Send) -> None:
+        """Forward to the target; never raises."""
+        await self._guarded(
+            "approval_requested", send, lambda: self.target.approval_requested(send)
+        )
+
+    async def _guarded(self, kind: str, send: Send, call: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await call()
+        except Exception:  # noqa: BLE001 - a notifier's failure must never undo a delivery
+            log.exception("could not tell Slack about send %s (%s)", send.short_id, kind)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One call a `RecordingNotifier` received."""
+
+    kind: NoticeKind
+    send: Send
+    reason: str | None = None
+
+
+class RecordingNotifier:
+    """A notifier for tests: keeps every call, and lets a test wait for one."""
+
+    def __init__(self) -> None:
+        self.notices: list[Notice] = []
+        self._changed = asyncio.Condition()
+
+    def of(self, kind: NoticeKind) -> list[Notice]:
+        """The notices of one kind, in order."""
+        return [notice for notice in self.notices if notice.kind == kind]
+
+    async def wait_for(
+        self, kind: NoticeKind, *, count: int = 1, seconds: float = 10.0
+    ) -> list[Notice]:
+        """Wait until `count` notices of `kind` arrived (TimeoutError after `seconds`)."""
+        async with asyncio.timeout(seconds), self._changed:
+            await self._changed.wait_for(lambda: len(self.of(kind)) >= count)
+        return self.of(kind)
+
+    async def _record(self, kind: NoticeKind, send: Send, reason: str | None = None) -> None:
+        async with self._changed:
+            self.notices.append(Notice(kind, send, reason))
+            self._changed.notify_all()
+
+    async def send_delivered(self, send: Send) -> None:
+        """Record it."""
+        await self._record("send_delivered", send)
+
+    async def send_failed(self, send: Send, reason: str) -> None:
+        """Record it."""
+        await self._record("send_failed", send, reason)
+
+    async def send_missed(self, send: Send) -> None:
+        """Record it."""
+        await self._record("send_missed", send)
+
+    async def approval_expired(self, send: Send) -> None:
+        """Record it."""
+        await self._record("approval_expired", send)
+
+    async def approval_requested(self, send: Send) -> None:
+        """Record it."""
+        await self._record("approval_requested", send)

@@ -1,0 +1,392 @@
+"""The scheduler: in-memory timers derived from the `sends` table (DESIGN.md invariant 4).
+
+The table is the truth and the timers a cache. At start and on every sweep the scheduler
+re-derives them from the table: a timer per scheduled send at its due time, and per send
+held in `sending` at the end of its lease (a retry waits for it; a crashed worker's send is
+taken over after it). A timer only wakes the claimer; the compare-and-set claim in the
+database decides who delivers, so a stale timer, a second replica or a lost timer are all
+harmless, and a process killed at any point loses nothing.
+
+Due sends are claimed in batches (`claim_due_sends`) and delivered concurrently, bounded by
+`DeliveryPolicy.max_in_flight`; a send later than PUSHOPS_MISFIRE_GRACE is marked `missed`
+and reported, never sent; approvals older than PUSHOPS_APPROVAL_TTL expire. `stop()` (at
+SIGTERM) takes no new work, lets deliveries in flight finish within `drain_timeout`, and
+leaves any that do not in `sending` for the next scheduler to take over with the same key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.delivery import SendService
+from bot.delivery.service import default_worker_id
+from bot.notifier import Notifier, NotifierRelay
+from bot.settings import Settings
+from storage import deliveries, queries
+from storage.db import Database
+from storage.models import Send, SendState, utcnow
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[Send], Awaitable[object]]
+"""Delivers one claimed send (`SendService.deliver`, or a test's own)."""
+
+DEFAULT_LEASE: Final = timedelta(seconds=60)
+SWEEP_JOB: Final = "pushops-sweep"
+_BATCH_LIMIT: Final = 500  # rows per missed/expired sweep transaction
+_RETRY_PAUSE: Final = 1.0  # seconds before the claimer tries again after a database error
+
+
+class Scheduler:
+    """Timers, sweeps and claims for one process (`Services.scheduler`; a `Lifecycle`).
+
+    Args:
+        database: where the sends are.
+        deliver: the `SendService` (which then arms timers through this scheduler), or any
+            async callable taking a claimed send.
+        settings: PUSHOPS_MISFIRE_GRACE and PUSHOPS_APPROVAL_TTL.
+        worker_id: who claims (default: the service's, else host:pid:random).
+        sweep_interval: seconds between sweeps of the table.
+        clock: the current time (UTC).
+        notifier: for missed sends and expired approvals (default: the service's).
+        claim_batch: sends claimed per transaction.
+        drain_timeout: seconds `stop()` waits for deliveries in flight.
+    """
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        deliver: SendService | Deliver,
+        settings: Settings,
+        worker_id: str | None = None,
+        sweep_interval: float = 15.0,
+        clock: Callable[[], datetime] = utcnow,
+        notifier: Notifier | None = None,
+        claim_batch: int = 100,
+        drain_timeout: float = 10.0,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.sweep_interval = sweep_interval
+        self.clock = clock
+        self.claim_batch = claim_batch
+        self.drain_timeout = drain_timeout
+        self._service = deliver if isinstance(deliver, SendService) else None
+        if self._service is not None:
+            if worker_id is not None and worker_id != self._service.worker_id:
+                raise ValueError("a scheduler claims with its SendService's worker_id")
+            self._service.timers = self
+            self.worker_id = self._service.worker_id
+            self.lease = self._service.lease
+            self.notifier = self._service.notifier if notifier is None else NotifierRelay(notifier)
+            self._deliver: Deliver = self._service.deliver
+        else:
+            assert not isinstance(deliver, SendService)
+            self.worker_id = worker_id or default_worker_id()
+            self.lease = DEFAULT_LEASE
+            self.notifier = NotifierRelay(notifier)
+            self._deliver = deliver
+        self._aps: AsyncIOScheduler | None = None
+        self._armed: dict[uuid.UUID, datetime] = {}
+        self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._side_tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._reclaim = False
+        self._stopping = False
+        self._claimer: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    @property
+    def grace(self) -> timedelta:
+        """PUSHOPS_MISFIRE_GRACE."""
+        return timedelta(seconds=self.settings.misfire_grace)
+
+    @property
+    def running(self) -> bool:
+        """Whether the scheduler was started and not stopped."""
+        return self._aps is not None and not self._stopping
+
+    @property
+    def armed(self) -> int:
+        """How many timers are armed now."""
+        return len(self._armed)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Derive every timer from the table, pick up what is due or stuck, then run."""
+        if self._aps is not None:
+            return
+        _quiet_apscheduler()
+        self._stopping = False
+        self._aps = AsyncIOScheduler(
+            timezone=UTC,
+            # Late timers still fire: whether a send is too late is the grace's call, below.
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        )
+        self._aps.start(paused=True)  # arming thousands of timers is cheaper while paused
+        self._claimer = asyncio.get_running_loop().create_task(
+            self._claim_loop(), name="pushops-claimer"
+        )
+        await self.sweep()
+        self._aps.resume()
+        self._aps.add_job(
+            self.sweep, IntervalTrigger(seconds=self.sweep_interval, timezone=UTC), id=SWEEP_JOB
+        )
+        self._heartbeat = asyncio.get_running_loop().create_task(
+            self._keep_leases(), name="pushops-leases"
+        )
+        log.info(
+            "scheduler started (worker %s): %d timers armed, sweep every %g s",
+            self.worker_id, len(self._armed), self.sweep_interval,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        """Take no new work, let deliveries in flight finish (bounded), then stop.
+
+        Deliveries still running after `drain_timeout` are cancelled: their sends stay
+        claimed and another scheduler retries them, with the same key, once the lease ends.
+        """
+        if self._aps is None or self._stopping:
+            return
+        self._stopping = True
+        self._aps.shutdown(wait=False)
+        self._wake.set()
+        await _finish(self._claimer, within=self.drain_timeout)
+        in_flight = list(self._in_flight.values())
+        if in_flight:
+            log.info("waiting up to %g s for %d deliveries", self.drain_timeout, len(in_flight))
+            _done, late = await asyncio.wait(in_flight, timeout=self.drain_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning(
+                    "%d deliveries did not finish; they resume after their lease", len(late)
+                )
+                await asyncio.wait(late)
+        await _finish(self._heartbeat, within=0)
+        if self._side_tasks:
+            await asyncio.wait(set(self._side_tasks), timeout=self.drain_timeout)
+        self._armed.clear()
+        self._aps = None
+        log.info("scheduler stopped (worker %s)", self.worker_id)
+
+    # --- timers --------------------------------------------------------------------------
+
+    def arm(self, send_id: uuid.UUID, due_at: datetime, *, retry: bool = False) -> None:
+        """Wake the claimer at `due_at` for this send (idempotent; replaces its timer).
+
+        `retry`: the send is held in `sending` until `due_at` (a retry, or a crashed
+        worker's lease); it is taken over then. Does nothing when not running.
+        """
+        if self._aps is None or self._stopping:
+            return
+        if due_at <= self.clock():
+            self._armed.pop(send_id, None)
+            self._poke(retry)
+            return
+        self._aps.add_job(
+            self._fire,
+            DateTrigger(run_date=due_at, timezone=UTC),
+            id=str(send_id),
+            replace_existing=True,
+            kwargs={"send_id": send_id, "retry": retry},
+        )
+        self._armed[send_id] = due_at
+
+    def disarm(self, send_id: uuid.UUID) -> None:
+        """Forget the send's timer (a stale one would be harmless: the claim decides)."""
+        if self._armed.pop(send_id, None) is not None and self._aps is not None:
+            with contextlib.suppress(LookupError):  # it fired meanwhile
+                self._aps.remove_job(str(send_id))
+
+    async def _fire(self, send_id: uuid.UUID, retry: bool) -> None:
+        self._armed.pop(send_id, None)
+        self._poke(retry)
+
+    def _poke(self, retry: bool) -> None:
+        self._reclaim = self._reclaim or retry
+        self._wake.set()
+
+    # --- the sweep -----------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        """Re-derive the timers from the table; pick up due and stuck sends; mark missed
+        sends and expire approvals (each reported through the notifier)."""
+        try:
+            await self._mark_missed()
+            await self._expire_approvals()
+            await self._derive_timers()
+        except SQLAlchemyError as error:
+            log.warning("sweep failed (%s); the next one tries again", type(error).__name__)
+            if self._aps is None:
+                raise
+
+    async def _mark_missed(self) -> None:
+        while True:
+            missed = await queries.mark_missed_sends(
+                session_factory=self.database.sessions,
+                now=self.clock(),
+                grace=self.grace,
+                limit=_BATCH_LIMIT,
+                actor=f"worker:{self.worker_id}",
+            )
+            for send in missed:
+                self.disarm(send.id)
+                log.warning("send %s missed: due %s, not sent", send.short_id, send.due_at)
+                self._side(self.notifier.send_missed(send))
+            if len(missed) < _BATCH_LIMIT:
+                return
+
+    async def _expire_approvals(self) -> None:
+        while True:
+            expired = await queries.expire_pending_approvals(
+                session_factory=self.database.sessions,
+                now=self.clock(),
+                ttl=timedelta(seconds=self.settings.approval_ttl),
+                limit=_BATCH_LIMIT,
+                actor=f"worker:{self.worker_id}",
+            )
+            for send in expired:
+                self._side(self.notifier.approval_expired(send))
+            if len(expired) < _BATCH_LIMIT:
+                return
+
+    async def _derive_timers(self) -> None:
+        async with self.database.sessions() as session:
+            timers = await deliveries.list_timers(session=session)
+        now = self.clock()
+        busy = set(self._in_flight) | (self._service.delivering if self._service else set())
+        wanted: dict[uuid.UUID, tuple[datetime, bool]] = {}
+        for timer in timers:
+            retry = timer.state == SendState.SENDING
+            if retry and timer.send_id in busy:
+                continue  # ours, in flight: its lease is being renewed
+            if timer.at is None or timer.at <= now:
+                self._poke(retry)
+            else:
+                wanted[timer.send_id] = (timer.at, retry)
+        for send_id in [s for s in self._armed if s not in wanted]:
+            self.disarm(send_id)  # cancelled or taken elsewhere
+        for send_id, (at, retry) in wanted.items():
+            if self._armed.get(send_id) != at:
+                self.arm(send_id, at, retry=retry)
+
+    # --- claiming and delivering ---------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                await self._claim_all()
+            except SQLAlchemyError as error:
+                log.warning("claiming failed (%s); trying again", type(error).__name__)
+                await asyncio.sleep(_RETRY_PAUSE)
+                self._wake.set()
+
+    async def _claim_all(self) -> None:
+        if self._reclaim:
+            self._reclaim = False
+            while not self._stopping:
+                taken = await queries.reclaim_stale_sends(
+                    session_factory=self.database.sessions,
+                    now=self.clock(),
+                    worker_id=self.worker_id,
+                    limit=self.claim_batch,
+                    lease=self.lease,
+                )
+                self._start_all(taken)
+                if len(taken) < self.claim_batch:
+                    break
+        while not self._stopping:
+            claimed = await queries.claim_due_sends(
+                session_factory=self.database.sessions,
+                now=self.clock(),
+                worker_id=self.worker_id,
+                limit=self.claim_batch,
+                lease=self.lease,
+                grace=self.grace,
+            )
+            self._start_all(claimed)
+            if len(claimed) < self.claim_batch:
+                return
+
+    def _start_all(self, sends: list[Send]) -> None:
+        for send in sends:
+            self._armed.pop(send.id, None)
+            task = asyncio.get_running_loop().create_task(
+                self._delivery(send), name=f"pushops-deliver-{send.short_id}"
+            )
+            self._in_flight[send.id] = task
+            task.add_done_callback(functools.partial(self._done, send.id))
+
+    def _done(self, send_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(send_id, None)
+
+    async def _delivery(self, send: Send) -> None:
+        try:
+            await self._deliver(send)
+        except Exception:  # noqa: BLE001 - the top of a delivery task; the send stays claimed
+            log.exception(
+                "delivery of send %s failed unexpectedly; it is retried after its lease",
+                send.short_id,
+            )
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of sends being delivered, so no one takes them over meanwhile."""
+        period = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            busy = set(self._in_flight) | (self._service.delivering if self._service else set())
+            if not busy:
+                continue
+            try:
+                await deliveries.renew_leases(
+                    session_factory=self.database.sessions,
+                    worker_id=self.worker_id,
+                    send_ids=busy,
+                    lease_until=self.clock() + self.lease,
+                )
+            except SQLAlchemyError as error:
+                log.warning("could not renew leases (%s)", type(error).__name__)
+
+    def _side(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a notification aside, so a slow Slack does not hold up the sweep."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+
+async def _finish(task: asyncio.Task[None] | None, *, within: float) -> None:
+    """Wait for `task` up to `within` seconds, then cancel it."""
+    if task is None or task.done():
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), within)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _quiet_apscheduler() -> None:
+    """APScheduler logs every job run at INFO: one line per send would drown the log."""
+    for name in ("apscheduler.executors.default", "apscheduler.scheduler"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)

@@ -1,0 +1,313 @@
+"""The delivery side of `sends`: claiming one send, the scheduler's timers, leases, results in bulk.
+
+Same conventions as `storage.queries`: keyword-only, every state change a compare-and-set with
+its audit event in the same transaction. These functions open their own short transactions
+(they take a `session_factory`), because several workers run them at once. They are not
+scoped by team: the scheduler serves every workspace, and nothing here answers a Slack user.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.audit import AuditEntry, append_audit_entries
+from storage.errors import InvalidInput
+from storage.models import Send, SendState, utcnow
+from storage.queries import DEFAULT_LEASE, _bulk_transition  # the claims' shared machinery
+
+__all__ = [
+    "DeliveryResult",
+    "FinishedSends",
+    "Timer",
+    "claim_send",
+    "finish_sends",
+    "list_timers",
+    "renew_leases",
+]
+
+# What an attempt may leave a send in: delivered, given up, or still held for another try.
+_RESULT_STATES: Final = frozenset({SendState.SENT, SendState.FAILED, SendState.SENDING})
+
+
+async def claim_send(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    send_id: uuid.UUID,
+    now: datetime,
+    worker_id: str,
+    lease: timedelta = DEFAULT_LEASE,
+    grace: timedelta | None = None,
+) -> Send | None:
+    """Claim one due scheduled send for this worker (scheduled -> sending), as `claim_due_sends`.
+
+    None when it is not this worker's to take: someone claimed or cancelled it first, it is
+    not due yet, or (with `grace`) it is later than the grace and left for `mark_missed_sends`.
+    """
+    conditions = [Send.id == send_id, Send.state == SendState.SCHEDULED, Send.due_at <= now]
+    if grace is not None:
+        conditions.append(Send.due_at >= now - grace)
+    claimed = await _bulk_transition(
+        session_factory,
+        conditions=conditions,
+        order_by=(Send.id,),
+        limit=1,
+        from_state=SendState.SCHEDULED,
+        to_state=SendState.SENDING,
+        changes={
+            "claimed_by": worker_id,
+            "claimed_at": now,
+            "lease_until": now + lease,
+            "attempts": Send.attempts + 1,
+        },
+        actor=f"worker:{worker_id}",
+        action="send.sending",
+    )
+    return claimed[0] if claimed else None
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A moment the scheduler must act on a send.
+
+    `at` is the due time of a scheduled send, or the end of the lease of a send held in
+    `sending` (a retry waits for it; a crashed worker's send is taken over after it).
+    """
+
+    send_id: uuid.UUID
+    state: SendState
+    at: datetime | None
+
+
+async def list_timers(*, session: AsyncSession) -> list[Timer]:
+    """Every scheduled or held send of every workspace, with the moment it needs attention.
+
+    Only four columns are read, so re-deriving thousands of timers stays cheap.
+    """
+    query = sa.select(Send.id, Send.state, Send.due_at, Send.lease_until).where(
+        Send.state.in_([SendState.SCHEDULED, SendState.SENDING])
+    )
+    rows = (await session.execute(query)).all()
+    return [
+        Timer(
+            row.id, row.state, row.due_at if row.state == SendState.SCHEDULED else row.lease_until
+        )
+        for row in rows
+    ]
+
+
+async def renew_leases(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    worker_id: str,
+    send_ids: Collection[uuid.UUID],
+    lease_until: datetime,
+) -> int:
+    """Extend this worker's lease on sends it is still delivering; how many it still holds.
+
+    A long delivery keeps its send this way, so no other worker takes it over meanwhile.
+    """
+    if not send_ids:
+        return 0
+    async with session_factory() as session, session.begin():
+        result = await session.execute(
+            sa.update(Send)
+            .where(
+                Send.id.in_(list(send_ids)),
+                Send.state == SendState.SENDING,
+                Send.claimed_by == worker_id,
+            )
+            .values(lease_until=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+    count: int = getattr(result, "rowcount", 0)
+    return count
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """The end of one delivery attempt, to record.
+
+    Attributes:
+        send_id: the send.
+        state: `sent`, `failed`, or `sending` for a send kept for another try at `retry_at`.
+        notification_id: the first OneSignal id (shown and looked up), when there is one.
+        batches: every batch's outcome (JSON-ready mappings).
+        error: why it failed, or what failed in a send partly delivered; None clears it.
+        retry_at: when to try again (only with state `sending`); it becomes the lease's end.
+        details: extra audit details (never secrets).
+    """
+
+    send_id: uuid.UUID
+    state: SendState
+    notification_id: str | None = None
+    batches: Sequence[Mapping[str, Any]] = ()
+    error: str | None = None
+    retry_at: datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.state not in _RESULT_STATES:
+            raise InvalidInput(f"A delivery cannot end in {self.state.value}.")
+        if (self.state == SendState.SENDING) != (self.retry_at is not None):
+            raise InvalidInput("A send kept in sending needs retry_at, and only then.")
+
+
+@dataclass
+class FinishedSends:
+    """What `finish_sends` did.
+
+    Attributes:
+        recorded: the sends as recorded (sent, failed, or sending until their retry).
+        lost: sends this worker no longer held (cancelled meanwhile, or taken over by another
+            worker), as they are now; a cancelled one still got the notification ids.
+    """
+
+    recorded: list[Send] = field(default_factory=list)
+    lost: list[Send] = field(default_factory=list)
+
+
+async def finish_sends(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    worker_id: str,
+    results: Sequence[DeliveryResult],
+) -> FinishedSends:
+    """Record many delivery attempts in one transaction.
+
+    Each result applies only while its send is still `sending` and claimed by `worker_id`
+    (the rows are locked first, so the check holds until commit); it writes `send.sent`,
+    `send.failed` or `send.retry` to the audit log. A send cancelled meanwhile keeps its
+    state but gets the notification ids, so whoever cancels at OneSignal can find them.
+    """
+    if not results:
+        return FinishedSends()
+    by_id = {result.send_id: result for result in results}
+    now = utcnow()
+    async with session_factory() as session, session.begin():
+        current = await _lock_rows(session, list(by_id))
+        held = [
+            result
+            for result in by_id.values()
+            if (row := current.get(result.send_id)) is not None
+            and row.state == SendState.SENDING
+            and row.claimed_by == worker_id
+        ]
+        for result in held:
+            await _apply(session, result, now)
+        await _keep_ids_of_cancelled(session, by_id, current, held)
+        await _audit_results(session, held, current, worker_id)
+        rows = await _reload(session, list(by_id))
+    held_ids = {result.send_id for result in held}
+    return FinishedSends(
+        recorded=[rows[i] for i in by_id if i in held_ids and i in rows],
+        lost=[rows[i] for i in by_id if i not in held_ids and i in rows],
+    )
+
+
+async def _lock_rows(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    query = (
+        sa.select(
+            Send.id,
+            Send.team_id,
+            Send.short_id,
+            Send.state,
+            Send.claimed_by,
+            Send.attempts,
+            Send.notification_id,
+        )
+        .where(Send.id.in_(ids))
+        .order_by(Send.id)  # one lock order for every worker: no deadlock between them
+        .with_for_update()
+    )
+    return {row.id: row for row in (await session.execute(query)).all()}
+
+
+def _changes(result: DeliveryResult, now: datetime) -> dict[str, Any]:
+    changes: dict[str, Any] = {
+        "updated_at": now,
+        "batches": [dict(batch) for batch in result.batches],
+        "last_error": result.error,
+    }
+    if result.notification_id is not None:
+        changes["notification_id"] = result.notification_id
+    if result.state == SendState.SENDING:
+        changes["lease_until"] = result.retry_at
+    else:
+        changes.update(state=result.state, finished_at=now, lease_until=None)
+    return changes
+
+
+async def _apply(session: AsyncSession, result: DeliveryResult, now: datetime) -> None:
+    await session.execute(
+        sa.update(Send)
+        .where(Send.id == result.send_id, Send.state == SendState.SENDING)
+        .values(**_changes(result, now))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _keep_ids_of_cancelled(
+    session: AsyncSession,
+    by_id: Mapping[uuid.UUID, DeliveryResult],
+    current: Mapping[uuid.UUID, Any],
+    held: Sequence[DeliveryResult],
+) -> None:
+    held_ids = {result.send_id for result in held}
+    for send_id, result in by_id.items():
+        row = current.get(send_id)
+        if send_id in held_ids or row is None or row.state != SendState.CANCELLED:
+            continue
+        if result.notification_id is None or row.notification_id is not None:
+            continue
+        await session.execute(
+            sa.update(Send)
+            .where(Send.id == send_id, Send.state == SendState.CANCELLED)
+            .values(
+                notification_id=result.notification_id,
+                batches=[dict(batch) for batch in result.batches],
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def _audit_results(
+    session: AsyncSession,
+    held: Sequence[DeliveryResult],
+    current: Mapping[uuid.UUID, Any],
+    worker_id: str,
+) -> None:
+    by_team: dict[str, list[AuditEntry]] = {}
+    for result in held:
+        row = current[result.send_id]
+        action = "send.retry" if result.state == SendState.SENDING else f"send.{result.state.value}"
+        details: dict[str, Any] = {
+            "send_id": str(result.send_id),
+            "from": SendState.SENDING.value,
+            "to": result.state.value,
+            "attempt": row.attempts,
+            **dict(result.details),
+        }
+        if result.notification_id:
+            details["notification_id"] = result.notification_id
+        if result.error:
+            details["error"] = result.error
+        if result.retry_at is not None:
+            details["retry_at"] = result.retry_at.isoformat()
+        entry = AuditEntry(f"worker:{worker_id}", action, f"send {row.short_id}", "ok", details)
+        by_team.setdefault(row.team_id, []).append(entry)
+    # Workspace rows are locked in one order by every writer, so two cannot deadlock.
+    for team_id in sorted(by_team):
+        await append_audit_entries(session=session, team_id=team_id, entries=by_team[team_id])
+
+
+async def _reload(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, Send]:
+    query = sa.select(Send).where(Send.id.in_(ids)).execution_options(populate_existing=True)
+    return {send.id: send for send in await session.scalars(query)}
