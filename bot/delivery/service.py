@@ -482,7 +482,16 @@ class SendService:
         answer = await recalling.recall(app, ids)
         await self._audit_recall(send, actor, answer)
         if answer.ids("cancelled"):
-            await self._cancel(send, actor)
+            async with self.database.sessions.begin() as session:
+                await queries.transition_send(
+                    session=session,
+                    team_id=send.team_id,
+                    send_id=send.id,
+                    expected=SendState.SENT,
+                    new=SendState.CANCELLED,
+                    actor=actor,
+                    details={"cancelled_at_onesignal": answer.ids("cancelled")},
+                )
             return CancelOutcome(
                 await self._get(send.team_id, send.id),
                 "cancelled_at_onesignal",

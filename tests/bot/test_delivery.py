@@ -1,0 +1,516 @@
+"""SendService against the fake OneSignal over loopback and a real database.
+
+What a user would see: the requests OneSignal received (one per send, its UUID as
+idempotency key), the row's state and error, the audit trail, and the notifier's calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from bot.delivery import (
+    Audience,
+    DeliveryPolicy,
+    SendContent,
+    SendNotFound,
+    SendRejected,
+    notification_ids,
+)
+from bot.onesignal.batching import batch_key
+from storage.errors import SelfApproval
+from storage.models import SendState, utcnow
+from tests.bot.deliverykit import FAST, SEGMENT, audit_chain_ok, kit, seeded_app
+from tests.plugins.database import OTHER_TEAM
+
+
+@pytest.fixture
+async def env(database, keyring, fake_onesignal, storage_factory):
+    app = await seeded_app(storage_factory, fake_onesignal)
+    async with kit(database, keyring, fake_onesignal, app) as ready:
+        yield ready
+
+
+# --- creating ---------------------------------------------------------------------------------
+
+
+async def test_create_stores_a_draft_scheduled_or_pending_send(env):
+    draft = await env.create(confirm=False)
+    scheduled = await env.create(due_in=3600)
+    pending = await env.create(approvals=2)
+
+    assert (draft.state, scheduled.state, pending.state) == (
+        SendState.DRAFT,
+        SendState.SCHEDULED,
+        SendState.PENDING_APPROVAL,
+    )
+    stored = await env.row(scheduled)
+    assert stored.content == {"message": "Hello"}
+    assert stored.audience == {"segments": [SEGMENT], "excluded_segments": [], "external_ids": []}
+    assert stored.app_name == "main" and stored.timezone == "Europe/Berlin"
+    assert pending.approvals_required == 2
+    assert await env.actions(scheduled) == ["send.created"]
+    assert env.posted() == []  # creating never calls OneSignal
+
+
+async def test_an_unknown_app_is_refused_naming_the_configured_ones(env, storage_factory):
+    await storage_factory.app(name="staging")
+
+    with pytest.raises(SendRejected) as caught:
+        await env.sends.create(
+            team_id=env.app.team_id,
+            requester_id="U0ALICE",
+            app_name="prod",
+            content=SendContent(message="Hi"),
+            audience=Audience(segments=[SEGMENT]),
+            due_at=None,
+            timezone="UTC",
+            confirm=True,
+        )
+
+    assert caught.value.field == "app"
+    assert "main, staging" in str(caught.value)
+
+
+async def test_a_workspace_without_apps_is_told_how_to_add_one(env, storage_factory):
+    await storage_factory.workspace(OTHER_TEAM)
+
+    with pytest.raises(SendRejected, match="/push setup") as caught:
+        await env.create(team_id=OTHER_TEAM)
+
+    assert caught.value.field == "app"
+
+
+@pytest.mark.parametrize(
+    ("due_at", "words"),
+    [
+        (lambda: utcnow() - timedelta(minutes=5), "That time has passed"),
+        (lambda: utcnow() + timedelta(days=31), "more than 30 days ahead"),
+        (lambda: utcnow().replace(tzinfo=None), "no time zone"),
+    ],
+)
+async def test_a_bad_time_is_refused(env, due_at, words):
+    with pytest.raises(SendRejected, match=words) as caught:
+        await env.sends.create(
+            team_id=env.app.team_id,
+            requester_id="U0ALICE",
+            app_name=None,
+            content=SendContent(message="Hi"),
+            audience=Audience(segments=[SEGMENT]),
+            due_at=due_at(),
+            timezone="UTC",
+            confirm=True,
+        )
+
+    assert caught.value.field == "when"
+
+
+async def test_a_draft_is_confirmed_once_however_often_it_is_clicked(env):
+    draft = await env.create(confirm=False)
+
+    first, second = await asyncio.gather(
+        env.sends.confirm(team_id=env.app.team_id, send_id=draft.id, actor="U0ALICE"),
+        env.sends.confirm(team_id=env.app.team_id, send_id=draft.id, actor="U0ALICE"),
+    )
+
+    confirmed = [send for send in (first, second) if send is not None]
+    assert len(confirmed) == 1
+    assert confirmed[0].state == SendState.SCHEDULED and confirmed[0].due_at is not None
+    assert await env.sends.discard(team_id=env.app.team_id, send_id=draft.id, actor="U0A") is False
+
+
+async def test_a_discarded_draft_is_cancelled(env):
+    draft = await env.create(confirm=False)
+
+    assert await env.sends.discard(team_id=env.app.team_id, send_id=draft.id, actor="U0ALICE")
+
+    assert (await env.row(draft)).state == SendState.CANCELLED
+
+
+# --- delivering ---------------------------------------------------------------------------
+
+
+async def test_a_send_due_now_reaches_onesignal_once_with_its_uuid_as_key(env):
+    send = await env.create("Release 2.0 is out")
+
+    await env.sends.dispatch(send)
+
+    (request,) = env.posted()
+    assert request.json["idempotency_key"] == str(send.id)
+    assert request.json["contents"] == {"en": "Release 2.0 is out"}
+    assert request.json["included_segments"] == [SEGMENT]
+    assert request.json["app_id"] == env.fake.app.id
+    row = await env.row(send)
+    (created,) = env.created()
+    assert row.state == SendState.SENT
+    assert row.notification_id == created["id"]
+    assert row.batches[0]["recipients"] == 1000
+    assert row.finished_at is not None and row.lease_until is None
+    assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
+    (notice,) = env.notifier.of("send_delivered")
+    assert notice.send.id == send.id and notice.send.notification_id == created["id"]
+    assert await audit_chain_ok(env.database)
+
+
+async def test_delivering_twice_sends_once(env):
+    send = await env.create()
+
+    results = await asyncio.gather(env.sends.deliver(send), env.sends.deliver(send))
+
+    assert sum(result is not None for result in results) == 1
+    assert len(env.posted()) == 1
+
+
+async def test_two_503s_then_success_make_one_notification(env):
+    env.fake.faults.statuses([503, 503], path="/notifications")
+    send = await env.create()
+
+    await env.sends.deliver(send)
+
+    posted = env.posted()
+    assert len(posted) == 3
+    assert {r.json["idempotency_key"] for r in posted} == {str(send.id)}
+    assert len(env.created()) == 1
+    assert (await env.row(send)).state == SendState.SENT
+
+
+async def test_a_429_with_retry_after_is_waited_for(env):
+    env.fake.faults.statuses([429], path="/notifications", retry_after=1)
+    send = await env.create()
+
+    await env.sends.deliver(send)
+
+    first, second = env.posted()
+    assert second.time - first.time >= 1.0
+    assert second.json["idempotency_key"] == first.json["idempotency_key"] == str(send.id)
+    assert len(env.created()) == 1
+    assert (await env.row(send)).state == SendState.SENT
+
+
+async def test_a_400_fails_at_once_with_onesignals_message(env):
+    env.fake.faults.statuses([400], path="/notifications")
+    send = await env.create()
+
+    await env.sends.deliver(send)
+
+    assert len(env.posted()) == 1
+    row = await env.row(send)
+    assert row.state == SendState.FAILED
+    assert row.last_error == "OneSignal refused it (HTTP 400): Bad Request."
+    (notice,) = env.notifier.of("send_failed")
+    assert notice.reason == row.last_error
+    assert await env.actions(send) == ["send.created", "send.sending", "send.failed"]
+
+
+async def test_nobody_to_send_to_fails_with_onesignals_reason(env):
+    send = await env.create(segments=["Nobody Here"])
+
+    await env.sends.deliver(send)
+
+    row = await env.row(send)
+    assert row.state == SendState.FAILED
+    assert row.last_error == "OneSignal sent it to nobody: All included players are not subscribed."
+    assert env.created() == []
+
+
+async def test_a_passing_failure_keeps_the_send_for_a_later_attempt(env):
+    env.fake.faults.statuses([503] * 4, path="/notifications")
+    send = await env.create()
+
+    row = await env.sends.deliver(send)
+
+    assert row is not None and row.state == SendState.SENDING
+    assert row.last_error == "OneSignal failed (HTTP 503): Service Unavailable."
+    assert row.lease_until is not None and row.lease_until > utcnow()
+    assert row.attempts == 1
+    assert "send.retry" in await env.actions(send)
+    assert env.notifier.notices == []
+
+
+async def test_5000_users_go_out_in_three_batches_with_three_keys(env):
+    users = [f"user-{i}" for i in range(5000)]
+    for user in users:
+        env.fake.add_user(env.fake.app.id, user)
+    send = await env.create(external_ids=users)
+
+    await env.sends.deliver(send)
+
+    posted = env.posted()
+    keys = [r.json["idempotency_key"] for r in posted]
+    assert keys == [batch_key(str(send.id), i, 3) for i in range(3)]
+    assert [len(r.json["include_aliases"]["external_id"]) for r in posted] == [2000, 2000, 1000]
+    assert all(r.json["target_channel"] == "push" for r in posted)
+    row = await env.row(send)
+    assert row.state == SendState.SENT and row.last_error is None
+    assert [b["recipients"] for b in row.batches] == [2000, 2000, 1000]
+    assert notification_ids(row) == [b["notification_id"] for b in row.batches]
+    assert set(notification_ids(row)) == {n["id"] for n in env.created()}
+
+
+async def test_one_failing_batch_is_reported_beside_the_two_that_went_out(env):
+    users = [f"user-{i}" for i in range(5000)]
+    for user in users:
+        env.fake.add_user(env.fake.app.id, user)
+    env.fake.faults.statuses([200, 400], path="/notifications")
+    send = await env.create(external_ids=users)
+
+    await env.sends.deliver(send)
+
+    row = await env.row(send)
+    first, second, third = row.batches
+    assert row.state == SendState.SENT  # what went out can still be cancelled
+    assert first["notification_id"] and third["notification_id"]
+    assert second["notification_id"] is None and second["status"] == 400
+    assert second["error"] == "OneSignal refused it (HTTP 400): Bad Request."
+    (notice,) = env.notifier.of("send_failed")
+    assert notice.reason == row.last_error
+    assert "1 of 3 batches (2,000 users) failed" in notice.reason
+    assert "batch 2 of 3 (2,000 users): OneSignal refused it (HTTP 400)" in notice.reason
+    assert f"batch 1 ({first['notification_id']})" in notice.reason
+    assert f"batch 3 ({third['notification_id']})" in notice.reason
+    assert len(env.created()) == 2
+
+
+async def test_a_removed_app_fails_the_send_with_a_way_out(env):
+    send = await env.create()
+    async with env.database.sessions.begin() as session:
+        stored = await session.get(type(send), send.id)
+        stored.app_ref = None
+
+    await env.sends.deliver(send)
+
+    row = await env.row(send)
+    assert row.state == SendState.FAILED
+    assert "was removed from PushOps" in row.last_error
+    assert env.posted() == []
+
+
+async def test_a_failing_notifier_does_not_undo_a_delivery(env, caplog):
+    class Broken:
+        async def send_delivered(self, send):
+            raise RuntimeError("Slack is down")
+
+    env.sends.notifier.target = Broken()
+    send = await env.create()
+
+    await env.sends.dispatch(send)
+
+    assert (await env.row(send)).state == SendState.SENT
+    assert "could not tell Slack about send" in caplog.text
+
+
+# --- approvals ----------------------------------------------------------------------------
+
+
+async def test_dispatching_a_send_pending_approval_asks_the_approvers(env):
+    send = await env.create(approvals=1)
+
+    await env.sends.dispatch(send)
+
+    (notice,) = env.notifier.of("approval_requested")
+    assert notice.send.id == send.id
+    assert env.posted() == []
+
+
+async def test_the_requester_cannot_approve_their_own_send(env):
+    send = await env.create(approvals=1)
+
+    with pytest.raises(SelfApproval):
+        await env.sends.approve(team_id=env.app.team_id, send_id=send.id, approver_id="U0ALICE")
+
+    assert (await env.row(send)).state == SendState.PENDING_APPROVAL
+
+
+async def test_enough_approvals_schedule_and_deliver_the_send(env):
+    send = await env.create(approvals=2)
+    team = env.app.team_id
+
+    once = await env.sends.approve(team_id=team, send_id=send.id, approver_id="U0BOB")
+    twice = await env.sends.approve(team_id=team, send_id=send.id, approver_id="U0CAROL")
+
+    assert once.state == SendState.PENDING_APPROVAL and once.approvals_received == 1
+    assert twice.state == SendState.SENT
+    assert len(env.posted()) == 1
+    actions = await env.actions(send)
+    assert actions[-4:] == ["approval.approve", "send.scheduled", "send.sending", "send.sent"]
+
+
+async def test_a_rejected_send_is_never_sent(env):
+    send = await env.create(approvals=1)
+
+    rejected = await env.sends.reject(
+        team_id=env.app.team_id, send_id=send.id, approver_id="U0BOB", reason="typo"
+    )
+
+    assert rejected.state == SendState.REJECTED
+    assert env.posted() == []
+
+
+async def test_approving_an_unknown_send_is_not_found(env):
+    with pytest.raises(SendNotFound):
+        await env.sends.approve(team_id=env.app.team_id, send_id=uuid.uuid4(), approver_id="U0B")
+
+
+# --- cancelling -----------------------------------------------------------------------------
+
+
+async def test_cancelling_a_scheduled_send_stops_it_before_it_leaves(env):
+    send = await env.create(due_in=3600)
+
+    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=send.short_id, actor="U0BOB")
+
+    assert outcome.kind == "stopped_before_sending"
+    assert outcome.message == f"Stopped `{send.short_id}` before it was sent: nobody received it."
+    assert outcome.send.state == SendState.CANCELLED
+    assert env.fake.requests == []
+
+
+async def test_cancelling_a_sent_send_asks_onesignal_and_says_what_that_means(env):
+    send = await env.create()
+    await env.sends.deliver(send)
+    nid = (await env.row(send)).notification_id
+
+    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=nid, actor="U0BOB")
+
+    assert outcome.kind == "cancelled_at_onesignal"
+    assert "A notification already sending may still reach some users." in outcome.message
+    assert env.fake.notifications[nid]["canceled"] is True
+    assert (await env.row(send)).state == SendState.CANCELLED
+    assert "send.cancel_at_onesignal" in await env.actions(send)
+
+
+async def test_a_send_delivered_to_everyone_cannot_be_recalled(env):
+    send = await env.create()
+    await env.sends.deliver(send)
+    env.fake.complete_delivery()
+
+    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=send.short_id, actor="U0BOB")
+
+    assert outcome.kind == "already_finished"
+    assert "already delivered to everyone" in outcome.message
+    assert (await env.row(send)).state == SendState.SENT
+
+
+async def test_a_send_cancelled_while_going_out_is_stopped_at_onesignal_too(env):
+    hold = env.fake.faults.hold(method="POST", path="/notifications")
+    send = await env.create()
+    delivery = asyncio.create_task(env.sends.deliver(send))
+    await asyncio.to_thread(hold.arrived.wait, 10)
+
+    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=send.short_id, actor="U0BOB")
+    hold.release()
+    await delivery
+
+    assert outcome.kind == "cancelled_at_onesignal"
+    assert "may still reach some users" in outcome.message
+    row = await env.row(send)
+    (created,) = env.created()
+    assert row.state == SendState.CANCELLED
+    assert row.notification_id == created["id"]
+    assert env.fake.notifications[created["id"]]["canceled"] is True
+    assert env.notifier.notices == []  # no "delivered" for a send that was stopped
+    assert "send.cancel_at_onesignal" in await env.actions(send)
+
+
+async def test_a_bare_onesignal_id_is_cancelled_in_the_app_that_has_it(env):
+    from bot.onesignal import OneSignalClient
+
+    async with OneSignalClient(
+        rest_api_key=env.fake.app.rest_api_key, base_url=env.fake.url
+    ) as client:
+        created = await client.create_notification(
+            {"app_id": env.fake.app.id, "contents": {"en": "x"}, "included_segments": [SEGMENT]}
+        )
+
+    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=created.id, actor="U0BOB")
+
+    assert outcome.send is None and outcome.kind == "cancelled_at_onesignal"
+    assert "may still reach some users" in outcome.message
+    assert env.fake.notifications[created.id]["canceled"] is True
+
+
+@pytest.mark.parametrize("ref", ["ZZZZZZ", str(uuid.uuid4()), "not an id"])
+async def test_an_unknown_reference_is_not_found(env, ref):
+    with pytest.raises(SendNotFound, match="/push list"):
+        await env.sends.cancel(team_id=env.app.team_id, ref=ref, actor="U0BOB")
+
+
+async def test_another_workspaces_send_is_not_found(env, storage_factory):
+    send = await env.create()
+    await storage_factory.workspace(OTHER_TEAM)
+
+    with pytest.raises(SendNotFound):
+        await env.sends.find(team_id=OTHER_TEAM, ref=send.short_id)
+    with pytest.raises(SendNotFound):
+        await env.sends.cancel(team_id=OTHER_TEAM, ref=send.short_id, actor="U0EVE")
+
+    assert (await env.row(send)).state == SendState.SCHEDULED
+
+
+# --- status and estimates -------------------------------------------------------------------
+
+
+async def test_status_sums_onesignals_counters_over_the_batches(env):
+    users = [f"user-{i}" for i in range(3000)]
+    for user in users:
+        env.fake.add_user(env.fake.app.id, user)
+    send = await env.create(external_ids=users)
+    await env.sends.deliver(send)
+    env.fake.complete_delivery()
+
+    report = await env.sends.status(team_id=env.app.team_id, ref=send.short_id)
+
+    assert len(report.notification_ids) == 2
+    assert report.counters["successful"] + report.counters["failed"] == 3000
+    assert report.counters["remaining"] == 0
+    assert report.per_platform["android"]["successful"] == report.counters["successful"]
+    assert report.completed_at is not None and report.note is None
+
+
+async def test_status_of_a_send_not_yet_sent_says_so(env):
+    send = await env.create(due_in=3600)
+
+    report = await env.sends.status(team_id=env.app.team_id, ref=send.short_id)
+
+    assert report.notification_ids == [] and report.note == "Not sent yet (scheduled)."
+    assert env.fake.requests == []
+
+
+async def test_estimate_asks_onesignal_for_the_audience(env):
+    estimate = await env.sends.estimate(
+        team_id=env.app.team_id, app_name=None, audience=Audience(segments=[SEGMENT])
+    )
+
+    assert estimate.count == 1000 and estimate.note is None
+
+
+async def test_an_estimate_onesignal_cannot_give_says_why(env):
+    env.fake.faults.statuses([401], path="/notifications/count-unsaved")
+
+    estimate = await env.sends.estimate(
+        team_id=env.app.team_id, app_name=None, audience=Audience(segments=[SEGMENT])
+    )
+
+    assert estimate.count is None
+    assert estimate.note.startswith("estimate unavailable: OneSignal refused it (HTTP 401)")
+
+
+async def test_recent_lists_upcoming_sends_by_due_time_then_finished_ones(env):
+    later = await env.create(due_in=7200)
+    sooner = await env.create(due_in=3600)
+    done = await env.create()
+    await env.sends.deliver(done)
+
+    upcoming, finished = await env.sends.recent(team_id=env.app.team_id)
+
+    assert [s.id for s in upcoming] == [sooner.id, later.id]
+    assert [s.id for s in finished] == [done.id]
+
+
+async def test_the_policy_refuses_nonsense():
+    with pytest.raises(ValueError):
+        DeliveryPolicy(max_attempts=0)
+    assert FAST.wait_before(1) == 0.2 and FAST.wait_before(3, retry_after=4) == 4
