@@ -13,19 +13,45 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.const import SLASH_COMMAND
 from bot.services import Services
-from commands import audit, dismiss, help, me, user
+from commands import (
+    approvals,
+    audit,
+    cancel,
+    dismiss,
+    help,
+    listing,
+    me,
+    notify,
+    send,
+    setup,
+    status,
+    user,
+)
 from commands.context import Subcommand
 from commands.dispatch import build_listener
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     help.SUBCOMMAND,
+    send.SUBCOMMAND,
+    cancel.SUBCOMMAND,
+    status.SUBCOMMAND,
+    listing.SUBCOMMAND,
     me.SUBCOMMAND,
     user.SUBCOMMAND,
     audit.SUBCOMMAND,
+    setup.SUBCOMMAND,
 )
 """The subcommands `/push` routes to; one not listed here answers with the help."""
 
-REGISTRARS: tuple[Callable[[AsyncApp, Services], None], ...] = (dismiss.register,)
+REGISTRARS: tuple[Callable[[AsyncApp, Services], None], ...] = (
+    dismiss.register,
+    notify.register,
+    send.register,
+    status.register,
+    listing.register,
+    approvals.register,
+    setup.register,
+)
 """Modules' `register(app, services)`: listeners for their buttons, forms and events."""
 
 

@@ -319,3 +319,26 @@ def _unique(parts: Any) -> tuple[str, ...]:
         if part:
             seen.setdefault(part, None)
     return tuple(seen)
+
+
+def form_of(view: dict[str, Any]) -> ComposeForm:
+    """The `ComposeForm` a shown compose view was built from (for rebuilding it)."""
+    by_id = {block.get("block_id"): block for block in view.get("blocks") or ()}
+    apps = _option_values(by_id.get(const.BLOCK_COMPOSE_APP))
+    segments_block = by_id.get(const.BLOCK_COMPOSE_SEGMENTS) or {}
+    listed = segments_block.get("element", {}).get("type") == "multi_static_select"
+    estimate_block = by_id.get(const.BLOCK_COMPOSE_ESTIMATE) or {}
+    elements = estimate_block.get("elements") or [{}]
+    return ComposeForm(
+        apps=apps,
+        app=None,
+        segments=_option_values(segments_block) if listed else None,
+        segments_note=(segments_block.get("hint") or {}).get("text"),
+        estimate=str(elements[0].get("text") or ESTIMATE_PROMPT),
+        metadata=str(view.get("private_metadata") or ""),
+    )
+
+
+def _option_values(block: dict[str, Any] | None) -> tuple[str, ...]:
+    options = ((block or {}).get("element") or {}).get("options") or ()
+    return tuple(str(option["value"]) for option in options if isinstance(option, dict))

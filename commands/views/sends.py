@@ -6,6 +6,7 @@ once it exists), its audience, and its time in the requester's zone and in UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -194,14 +195,14 @@ def actions(*elements: dict[str, Any], block_id: str | None = None) -> Block:
     return block
 
 
-def preview_blocks(
-    card: SendCard, *, estimate: str, approvals_note: str | None = None
-) -> list[Block]:
-    """The preview of a draft: the card, the audience estimate, Send and Cancel."""
+def preview_blocks(card: SendCard, *, estimate: str, notes: Sequence[str] = ()) -> list[Block]:
+    """The preview of a draft: the card, the audience estimate, notes, Send and Cancel.
+
+    `notes` are mrkdwn (a clock change, the approvals it needs); escape user text in them.
+    """
     blocks = card_blocks(card)
     blocks.append(context(escape(estimate)))
-    if approvals_note:
-        blocks.append(context(escape(approvals_note)))
+    blocks.extend(context(note) for note in notes)
     blocks.append(
         actions(
             button("Send", const.ACTION_SEND_CONFIRM, card.send_id, style="primary"),

@@ -1,0 +1,227 @@
+"""The buttons on messages about a send that wait for someone: Approve / Reject on an approval
+request, and Send now / Drop on the direct message about a missed send.
+
+Every click is checked again on the server (invariant 6): the clicker's workspace is the
+request's, the send belongs to it, the clicker may do this (an approver who is not the
+requester; the requester for a missed send), and the send is still in the state the button
+was made for. The state machine's compare-and-set keeps a double click from acting twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import const
+from bot.delivery import SendNotFound
+from bot.services import Services
+from commands.access import interaction_ids, resolve_actor
+from commands.cancel import cancel
+from commands.cards import card_of
+from commands.context import CommandError
+from commands.notify import notifier_of
+from commands.sending import (
+    button_send_id,
+    go,
+    load_send,
+    refuse,
+    replacing,
+    sends_of,
+)
+from commands.views import sends as views
+from storage import queries
+from storage.errors import AlreadyDecided, IllegalTransition, SelfApproval
+from storage.models import Send, SendState, utcnow
+
+_STATE_WORDS: Final = {
+    SendState.SCHEDULED: "is scheduled",
+    SendState.SENDING: "is being sent",
+    SendState.SENT: "was already sent",
+    SendState.FAILED: "failed",
+    SendState.CANCELLED: "was cancelled",
+    SendState.REJECTED: "was rejected",
+    SendState.EXPIRED: "expired",
+    SendState.MISSED: "was missed",
+    SendState.PENDING_APPROVAL: "is waiting for approval",
+    SendState.DRAFT: "is only a draft",
+}
+
+Handler = Callable[[Services, dict[str, Any], AsyncRespond, AsyncWebClient], Awaitable[None]]
+
+
+def _state_words(send: Send) -> str:
+    return f"{views.ids_text(card_of(send))} {_STATE_WORDS[send.state]}"
+
+
+async def _clicked(
+    services: Services, body: dict[str, Any], expected: SendState
+) -> tuple[str, str, Send]:
+    """(team, clicker, send) for a click on a button made for a send in `expected`.
+
+    CommandError (the refusal to show the clicker) when someone of another workspace
+    clicked, the send is unknown here, or it has moved on since the button was made.
+    """
+    team_id, user_id = interaction_ids(body)
+    send = await load_send(services, team_id, button_send_id(body))
+    if send is None:
+        raise CommandError("That send is not known in this workspace.")
+    if send.state != expected:
+        raise CommandError(f"{_state_words(send)}; this button no longer applies.")
+    return team_id, user_id, send
+
+
+# --- approvals -------------------------------------------------------------------------------
+
+
+async def _check_approver(
+    services: Services, client: AsyncWebClient, team_id: str, user_id: str, send: Send
+) -> None:
+    if user_id == send.requester_id:
+        raise CommandError(
+            f"You asked for {views.ids_text(card_of(send))}; someone else has to approve it."
+        )
+    actor = await resolve_actor(team_id=team_id, user_id=user_id, client=client, services=services)
+    if not actor.can_approve():
+        raise CommandError(
+            "Only PushOps approvers can approve or reject sends. Ask a PushOps admin for the "
+            "approver role in `/push setup`."
+        )
+
+
+async def _approve(
+    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    team_id, user_id, send = await _clicked(services, body, SendState.PENDING_APPROVAL)
+    await _check_approver(services, client, team_id, user_id, send)
+    notifier = notifier_of(services)
+    try:
+        result = await sends_of(services).approve(
+            team_id=team_id, send_id=send.id, approver_id=user_id
+        )
+    except (SelfApproval, AlreadyDecided, IllegalTransition, SendNotFound) as error:
+        raise CommandError(str(error)) from None
+    if result is None:
+        raise CommandError("That send is not known in this workspace.")
+    if result.state == SendState.PENDING_APPROVAL:
+        if notifier is not None:
+            await notifier.close_approval(result, _still_needed(result, user_id), keep_buttons=True)
+        await refuse(respond, f"Your approval of {views.ids_text(card_of(result))} is recorded.")
+        return
+    if notifier is not None:
+        await notifier.close_approval(result, f"Approved by <@{user_id}>.")
+        if result.state == SendState.SCHEDULED:  # later: delivered, failed... are told by DM
+            card = card_of(result)
+            await notifier.tell_requester(
+                result,
+                f"<@{user_id}> approved {views.ids_text(card)}.",
+                views.outcome_blocks(card, note=f"Approved by {user_id}."),
+            )
+
+
+def _still_needed(send: Send, user_id: str) -> str:
+    left = send.approvals_required - send.approvals_received
+    noun = "approval" if left == 1 else "approvals"
+    return f"Approved by <@{user_id}>; {left} more {noun} needed."
+
+
+async def _reject(
+    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    team_id, user_id, send = await _clicked(services, body, SendState.PENDING_APPROVAL)
+    await _check_approver(services, client, team_id, user_id, send)
+    try:
+        result = await sends_of(services).reject(
+            team_id=team_id, send_id=send.id, approver_id=user_id, reason=None
+        )
+    except (SelfApproval, AlreadyDecided, IllegalTransition, SendNotFound) as error:
+        raise CommandError(str(error)) from None
+    if result is None:
+        raise CommandError("That send is not known in this workspace.")
+    notifier = notifier_of(services)
+    if notifier is not None:
+        await notifier.close_approval(result, f"Rejected by <@{user_id}>; it will not be sent.")
+        await notifier.announce(result)
+        card = card_of(result)
+        await notifier.tell_requester(
+            result,
+            f"<@{user_id}> rejected {views.ids_text(card)}; it will not be sent.",
+            views.outcome_blocks(card, note="Rejected by an approver; nothing was sent."),
+        )
+
+
+# --- missed sends ----------------------------------------------------------------------------
+
+
+async def _missed(services: Services, body: dict[str, Any]) -> tuple[str, str, Send]:
+    team_id, user_id, send = await _clicked(services, body, SendState.MISSED)
+    if user_id != send.requester_id:
+        raise CommandError(f"Only <@{send.requester_id}>, who asked for this send, can decide.")
+    return team_id, user_id, send
+
+
+async def _send_now(
+    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    team_id, user_id, send = await _missed(services, body)
+    if services.database is None:
+        raise CommandError("That send is not known in this workspace.")
+    # missed -> scheduled, due now, by compare-and-set: a second click finds it moved on.
+    async with services.database.sessions.begin() as session:
+        moved = await queries.transition_send(
+            session=session,
+            team_id=team_id,
+            send_id=send.id,
+            expected=SendState.MISSED,
+            new=SendState.SCHEDULED,
+            actor=user_id,
+            values={"due_at": utcnow()},
+        )
+    again = await load_send(services, team_id, send.id)
+    if not moved or again is None:
+        raise CommandError(f"{_state_words(again or send)}; this button no longer applies.")
+    await go(services, again, replacing(respond))
+
+
+async def _drop(
+    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    team_id, user_id, send = await _missed(services, body)
+    outcome = await cancel(services, team_id=team_id, ref=send.short_id, actor=user_id)
+    card = card_of(outcome.send or send)
+    await replacing(respond)(
+        outcome.message, views.outcome_blocks(card, note="Dropped; nothing was sent.")
+    )
+
+
+# --- listeners -------------------------------------------------------------------------------
+
+
+def _listener(services: Services, handler: Handler) -> Callable[..., Awaitable[None]]:
+    """Ack at once; run `handler` after the ack, its CommandError told to the clicker only."""
+
+    async def work(body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
+        try:
+            await handler(services, body, respond, client)
+        except CommandError as error:
+            await refuse(respond, str(error))
+
+    async def listener(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        services.after_ack(work(body, respond, client), respond=respond, kind="block_actions")
+
+    return listener
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Listen to Approve / Reject and Send now / Drop."""
+    app.action(const.ACTION_APPROVE)(_listener(services, _approve))
+    app.action(const.ACTION_REJECT)(_listener(services, _reject))
+    app.action(const.ACTION_MISSED_SEND_NOW)(_listener(services, _send_now))
+    app.action(const.ACTION_MISSED_DROP)(_listener(services, _drop))

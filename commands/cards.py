@@ -1,0 +1,60 @@
+"""From a stored send (and the services' answers) to what the views draw."""
+
+from __future__ import annotations
+
+from bot.delivery import Audience, Estimate, SendContent, SendRejected
+from commands.views.sends import SendCard
+from storage.models import Send
+
+ESTIMATE_UNAVAILABLE = "Estimate unavailable."
+
+
+def card_of(send: Send, *, reason: str | None = None) -> SendCard:
+    """The card of `send`; `reason` (a failure, a cancellation) shows under it."""
+    message, title, url, image = _content(send)
+    return SendCard(
+        send_id=str(send.id),
+        short_id=send.short_id,
+        state=send.state,
+        app_name=send.app_name,
+        requester_id=send.requester_id,
+        message=message,
+        title=title,
+        url=url,
+        image=image,
+        audience=describe_audience(send),
+        timezone=send.timezone or "UTC",
+        due_at=send.due_at,
+        finished_at=send.finished_at,
+        notification_id=send.notification_id,
+        is_test=send.is_test,
+        approvals_required=send.approvals_required,
+        approvals_received=send.approvals_received,
+        reason=reason,
+    )
+
+
+def _content(send: Send) -> tuple[str, str | None, str | None, str | None]:
+    try:
+        content = SendContent.from_stored(send.content)
+    except (SendRejected, TypeError):  # a row written by an older version: show what is there
+        text = send.content.get("message") or send.content.get("contents", {}).get("en")
+        return str(text or ""), None, None, None
+    return content.message, content.title, content.url, content.image
+
+
+def describe_audience(send: Send) -> str:
+    """`segment Active Users`, `2 users: a, b`, as `Audience.describe` words it."""
+    try:
+        return Audience.from_stored(send.audience).describe()
+    except (SendRejected, TypeError):
+        return "an audience this version cannot read"
+
+
+def estimate_text(estimate: Estimate) -> str:
+    """`Reaches about 600 subscriptions now.`, or why there is no estimate."""
+    if estimate.count is None:
+        return estimate.note or ESTIMATE_UNAVAILABLE
+    noun = "subscription" if estimate.count == 1 else "subscriptions"
+    text = f"Reaches about {estimate.count:,} {noun} now."
+    return f"{text} {estimate.note}" if estimate.note else text

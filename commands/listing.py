@@ -1,0 +1,113 @@
+"""`/push list [--app NAME]`: the workspace's scheduled and recent sends, newest first, each
+one still to go out with a Cancel button."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import const
+from bot.services import Services
+from commands._format import Block
+from commands._parsing import parse_options
+from commands.access import interaction_ids
+from commands.cancel import cancel
+from commands.cards import card_of
+from commands.context import CommandContext, CommandError, Subcommand
+from commands.help import usage
+from commands.sending import button_send_id, load_send, may_cancel, refuse, sends_of
+from commands.views import sends as send_views
+from commands.views.listing import list_blocks, list_text
+from storage import queries
+from storage.models import Send
+
+LIMIT = 20
+"""Sends of each kind shown."""
+
+
+async def before_ack(ctx: CommandContext) -> object:
+    """Check the words before the ack: the app's name, if any."""
+    sends_of(ctx.services)
+    options = parse_options(ctx.args, single=("--app",), usage=usage(const.SUB_LIST))
+    if options.positional:
+        raise CommandError(f"`list` takes only --app NAME.\nUsage: {usage(const.SUB_LIST)}")
+    return options.one("--app")
+
+
+async def _check_app(services: Services, team_id: str, app: str) -> None:
+    if services.database is None:
+        return
+    async with services.database.sessions() as session:
+        names = [a.name for a in await queries.list_apps(session=session, team_id=team_id)]
+    if app not in names:
+        known = ", ".join(names) or "none yet (an admin adds one with `/push setup`)"
+        raise CommandError(f"There is no app {app!r} here; the apps are: {known}.")
+
+
+async def listing(services: Services, team_id: str, app: str | None) -> tuple[str, list[Block]]:
+    """The list's text and blocks, newest first, optionally of one app."""
+    if app is not None:
+        await _check_app(services, team_id, app)
+    upcoming, finished = await sends_of(services).recent(team_id=team_id, limit=LIMIT)
+    scheduled = [card_of(s) for s in _newest_first(upcoming, app)]
+    recent = [card_of(s) for s in _newest_first(finished, app)]
+    return list_text(scheduled, recent), list_blocks(scheduled, recent, app=app)
+
+
+def _newest_first(sends: Sequence[Send], app: str | None) -> list[Send]:
+    chosen = [s for s in sends if app is None or s.app_name == app]
+    return sorted(chosen, key=lambda s: (s.created_at, s.short_id), reverse=True)
+
+
+async def handle(ctx: CommandContext) -> None:
+    """Reply with the list."""
+    app = ctx.prepared if isinstance(ctx.prepared, str) else None
+    text, blocks = await listing(ctx.services, ctx.team_id, app)
+    await ctx.reply(text, blocks=blocks)
+
+
+async def _cancel_clicked(
+    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    """A Cancel in the list: cancel at once, say what happened, show the list again."""
+    try:
+        team_id, user_id = interaction_ids(body)
+        send = await load_send(services, team_id, button_send_id(body))
+        if send is None:
+            raise CommandError("That send is no longer known here; `/push list` again.")
+        await may_cancel(services, client, team_id, user_id)
+        outcome = await cancel(services, team_id=team_id, ref=send.short_id, actor=user_id)
+    except CommandError as error:
+        await refuse(respond, str(error))
+        return
+    card = card_of(outcome.send or send)
+    await respond(
+        text=outcome.message,
+        blocks=send_views.outcome_blocks(card, note=outcome.message),
+        replace_original=False,
+        response_type="ephemeral",
+    )
+    text, blocks = await listing(services, team_id, None)
+    await respond(text=text, blocks=blocks, replace_original=True)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Listen to the Cancel buttons of the list."""
+
+    async def on_cancel(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        services.after_ack(
+            _cancel_clicked(services, body, respond, client), respond=respond, kind="block_actions"
+        )
+
+    app.action(const.ACTION_LIST_CANCEL)(on_cancel)
+
+
+SUBCOMMAND = Subcommand(name=const.SUB_LIST, handle=handle, before_ack=before_ack)

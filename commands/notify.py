@@ -1,0 +1,325 @@
+"""The Slack side of what happens to sends: DMs to the requester, the log channel, approvals.
+
+`SlackNotifier` implements `bot.notifier.Notifier`; `register` plugs it into the services'
+relay. Outcomes reach the requester in a direct message from the app (ephemeral replies
+cannot be edited, and a `response_url` dies after 30 minutes), except while a command is
+answering that very send in place (`answering`). The log channel, when the workspace has
+one, gets one message per send, posted when the send is announced and updated in place at
+every later step; its channel and ts are kept in the send's `slack_messages`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, Final
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.delivery import Audience, SendRejected
+from bot.notifier import NotifierRelay
+from bot.policy import ApprovalPolicy, PolicyError
+from bot.services import Services
+from commands._format import Block, context
+from commands.cards import card_of, estimate_text
+from commands.views import sends as views
+from storage import queries
+from storage.models import Send, Workspace
+
+log = logging.getLogger(__name__)
+
+LOG: Final = "log"
+APPROVAL: Final = "approval"
+"""Purposes of the Slack messages kept in `Send.slack_messages`."""
+
+ClientSource = Callable[[str], Awaitable[AsyncWebClient | None]]
+"""The Web API client holding a workspace's bot token (None when not installed there)."""
+
+SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
+"""What a Slack call may raise that is Slack's trouble, not ours."""
+
+
+def client_source(app: AsyncApp) -> ClientSource:
+    """Clients per workspace: the app's own client with one bot token, else the installation's."""
+    store = app.installation_store
+
+    async def for_team(team_id: str) -> AsyncWebClient | None:
+        if store is None:
+            return app.client
+        bot = await store.async_find_bot(enterprise_id=None, team_id=team_id)
+        if bot is None or not bot.bot_token:
+            return None
+        base = app.client
+        return AsyncWebClient(
+            token=bot.bot_token,
+            base_url=base.base_url,
+            timeout=base.timeout,
+            retry_handlers=list(base.retry_handlers),
+        )
+
+    return for_team
+
+
+def grace_words(seconds: float) -> str:
+    """`10 minutes`, `90 seconds`, `2 hours`."""
+    for size, unit in ((3600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    count = int(seconds)
+    return f"{count} second{'s' if count != 1 else ''}"
+
+
+class SlackNotifier:
+    """`bot.notifier.Notifier` in Slack messages (see the module's docstring)."""
+
+    def __init__(self, *, services: Services, clients: ClientSource) -> None:
+        self._services = services
+        self._clients = clients
+        self._answering: set[uuid.UUID] = set()
+
+    # --- answering in place -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def answering(self, send_id: uuid.UUID) -> Iterator[None]:
+        """While a command replies about this send itself, outcomes skip the requester's DM."""
+        self._answering.add(send_id)
+        try:
+            yield
+        finally:
+            self._answering.discard(send_id)
+
+    # --- the Notifier protocol -------------------------------------------------------------
+
+    async def send_delivered(self, send: Send) -> None:
+        """Update the log message; DM the requester unless a command answers in place."""
+        await self.announce(send)
+        if send.id not in self._answering:
+            card = card_of(send)
+            await self.tell_requester(send, views.outcome_text(card), views.outcome_blocks(card))
+
+    async def send_failed(self, send: Send, reason: str) -> None:
+        """Update the log message; DM the requester (with why) unless answered in place."""
+        card = card_of(send, reason=reason)
+        await self._update_log(send, card)
+        if send.id not in self._answering:
+            await self.tell_requester(send, views.outcome_text(card), views.outcome_blocks(card))
+
+    async def send_missed(self, send: Send) -> None:
+        """Update the log message; ask the requester to send it now or drop it."""
+        card = card_of(send)
+        await self._update_log(send, card)
+        grace = grace_words(self._services.settings.misfire_grace)
+        await self.tell_requester(
+            send, views.outcome_text(card), views.missed_blocks(card, grace=grace)
+        )
+
+    async def approval_requested(self, send: Send) -> None:
+        """Post the request with Approve / Reject to the approvals channel; log it."""
+        await self.announce(send)
+        workspace = await self._workspace(send.team_id)
+        channel = _approvals_channel(workspace)
+        card = card_of(send)
+        if channel is None:
+            await self.tell_requester(
+                send,
+                f"{views.headline(card)}, but this workspace has no approvals channel. "
+                "Ask a PushOps admin to choose one in `/push setup`.",
+            )
+            return
+        estimate = await self._estimate(send)
+        posted = await self._post(
+            send.team_id,
+            channel,
+            views.outcome_text(card),
+            views.approval_request_blocks(card, estimate=estimate),
+        )
+        if posted is None:
+            await self.tell_requester(
+                send,
+                f"{views.headline(card)}, but I could not post the request in <#{channel}>. "
+                "Invite me there (`/invite @PushOps`), then send again.",
+            )
+            return
+        await self._remember(send, APPROVAL, channel, posted)
+
+    async def approval_expired(self, send: Send) -> None:
+        """Close the request in the approvals channel, update the log, tell the requester."""
+        card = card_of(send)
+        await self.close_approval(send, "Nobody decided in time; it expired and was not sent.")
+        await self._update_log(send, card)
+        await self.tell_requester(send, views.outcome_text(card), views.outcome_blocks(card))
+
+    # --- used by the commands as well ------------------------------------------------------
+
+    async def announce(self, send: Send, *, reason: str | None = None) -> None:
+        """Post the send to the log channel, or update the message already posted about it."""
+        await self._update_log(send, card_of(send, reason=reason))
+
+    async def close_approval(self, send: Send, outcome: str, *, keep_buttons: bool = False) -> None:
+        """Replace the approval request's buttons with `outcome` (mrkdwn).
+
+        With `keep_buttons` (more approvals needed) the request stays open, `outcome` under it.
+        """
+        where = await self._message(send, APPROVAL)
+        if where is None:
+            return
+        card = card_of(send)
+        if keep_buttons:
+            blocks = [*views.approval_request_blocks(card), context(outcome)]
+        else:
+            blocks = views.approval_closed_blocks(card, outcome=outcome)
+        await self._update(send.team_id, where, views.outcome_text(card), blocks)
+
+    async def tell_requester(
+        self, send: Send, text: str, blocks: Sequence[Block] | None = None
+    ) -> None:
+        """A direct message from the app to the send's requester."""
+        await self.tell(send.team_id, send.requester_id, text, blocks)
+
+    async def tell(
+        self, team_id: str, user_id: str, text: str, blocks: Sequence[Block] | None = None
+    ) -> None:
+        """A direct message from the app to `user_id`; Slack's refusals are logged."""
+        client = await self._clients(team_id)
+        if client is None:
+            log.warning("no Slack installation of team %s to write to %s", team_id, user_id)
+            return
+        try:
+            opened = await client.conversations_open(users=user_id)
+            await client.chat_postMessage(
+                channel=opened["channel"]["id"],
+                text=text,
+                blocks=list(blocks) if blocks is not None else None,
+                unfurl_links=False,
+            )
+        except SLACK_ERRORS as error:
+            log.warning("could not write to %s: %s", user_id, _slack_reason(error))
+
+    # --- the log channel -------------------------------------------------------------------
+
+    async def _update_log(self, send: Send, card: views.SendCard) -> None:
+        """Update the log message about `send`, or post it when there is none yet."""
+        text, blocks = views.outcome_text(card), views.log_blocks(card)
+        where = await self._message(send, LOG)
+        if where is not None:
+            await self._update(send.team_id, where, text, blocks)
+            return
+        workspace = await self._workspace(send.team_id)
+        channel = workspace.log_channel_id if workspace is not None else None
+        if not channel:
+            return
+        ts = await self._post(send.team_id, channel, text, blocks)
+        if ts is not None:
+            await self._remember(send, LOG, channel, ts)
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    async def _post(
+        self, team_id: str, channel: str, text: str, blocks: Sequence[Block]
+    ) -> str | None:
+        """Post a message; its ts, or None when Slack refused (logged)."""
+        client = await self._clients(team_id)
+        if client is None:
+            return None
+        try:
+            response = await client.chat_postMessage(
+                channel=channel, text=text, blocks=list(blocks), unfurl_links=False
+            )
+        except SLACK_ERRORS as error:
+            log.warning("could not post in %s: %s", channel, _slack_reason(error))
+            return None
+        return str(response["ts"])
+
+    async def _update(
+        self, team_id: str, where: dict[str, str], text: str, blocks: Sequence[Block]
+    ) -> None:
+        client = await self._clients(team_id)
+        if client is None:
+            return
+        try:
+            await client.chat_update(
+                channel=where["channel"], ts=where["ts"], text=text, blocks=list(blocks)
+            )
+        except SLACK_ERRORS as error:
+            log.warning("could not update %s: %s", where.get("channel"), _slack_reason(error))
+
+    async def _message(self, send: Send, purpose: str) -> dict[str, str] | None:
+        """Where the `purpose` message about `send` is, read fresh from the database."""
+        database = self._services.database
+        if database is None:
+            return None
+        async with database.sessions() as session:
+            fresh = await queries.get_send(session=session, team_id=send.team_id, send_id=send.id)
+        found: Any = (fresh.slack_messages if fresh is not None else {}).get(purpose)
+        if isinstance(found, dict) and found.get("channel") and found.get("ts"):
+            return {"channel": str(found["channel"]), "ts": str(found["ts"])}
+        return None
+
+    async def _remember(self, send: Send, purpose: str, channel: str, ts: str) -> None:
+        database = self._services.database
+        if database is None:
+            return
+        async with database.sessions.begin() as session:
+            await queries.set_slack_message(
+                session=session,
+                team_id=send.team_id,
+                send_id=send.id,
+                purpose=purpose,
+                channel=channel,
+                ts=ts,
+            )
+
+    async def _workspace(self, team_id: str) -> Workspace | None:
+        database = self._services.database
+        if database is None:
+            return None
+        async with database.sessions() as session:
+            return await queries.get_workspace(session=session, team_id=team_id)
+
+    async def _estimate(self, send: Send) -> str | None:
+        sends = self._services.sends
+        if sends is None:
+            return None
+        try:
+            audience = Audience.from_stored(send.audience)
+        except (SendRejected, TypeError):
+            return None
+        estimate = await sends.estimate(
+            team_id=send.team_id, app_name=send.app_name, audience=audience
+        )
+        return estimate_text(estimate)
+
+
+def _approvals_channel(workspace: Workspace | None) -> str | None:
+    if workspace is None:
+        return None
+    try:
+        return ApprovalPolicy.from_settings(workspace.settings).channel_id
+    except PolicyError:
+        return None
+
+
+def _slack_reason(error: BaseException) -> str:
+    if isinstance(error, SlackApiError) and error.response is not None:
+        return str(error.response.get("error", "unknown"))
+    return type(error).__name__
+
+
+def notifier_of(services: Services) -> SlackNotifier | None:
+    """The Slack notifier plugged into the services, if any."""
+    relay = getattr(services, "notifier", None)
+    target = relay.target if isinstance(relay, NotifierRelay) else relay
+    return target if isinstance(target, SlackNotifier) else None
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Plug a `SlackNotifier` for `app` into the services' notifier relay."""
+    relay = getattr(services, "notifier", None)
+    if isinstance(relay, NotifierRelay):
+        relay.target = SlackNotifier(services=services, clients=client_source(app))

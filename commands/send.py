@@ -1,0 +1,282 @@
+"""`/push send`: the compose form without arguments; with them the one-line grammar, answered
+with a preview (Send / Cancel), straight on with `--yes`, or only to yourself with `--test`.
+
+Before the ack (invariant 1) the words are parsed and checked, the requester is looked up
+(their right to send, their time zone: Slack's answers are cached, and the lookup is
+time-boxed) and the send's row is stored, so a send the user is told about is never lost.
+If Slack is too slow to say who the requester is, the row is stored right after the ack
+instead, still before anything is said to the user. OneSignal is only asked after the ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import const
+from bot.delivery import Audience, SendContent, SendRejected
+from bot.policy import approvals_required
+from bot.services import Services
+from bot.timeparse import ScheduledTime, TimeParseError, parse_when
+from commands import send_form
+from commands._format import Block
+from commands.access import interaction_ids
+from commands.cards import card_of, estimate_text
+from commands.context import CommandContext, CommandError, Subcommand
+from commands.requester import Requester, requester
+from commands.send_grammar import SendRequest, parse_send
+from commands.sending import (
+    Draft,
+    Reply,
+    approvals_note,
+    button_send_id,
+    go,
+    linked_external_id,
+    load_send,
+    policy_of,
+    refuse,
+    replacing,
+    sends_of,
+    store,
+)
+from commands.views import sends as views
+from storage.models import Send, SendState
+
+LOOKUP_BUDGET: Final = 1.0
+"""Seconds the requester lookup may take before the ack (dispatch allows 2 s in all)."""
+
+
+@dataclass(frozen=True)
+class _OpenForm:
+    """`/push send` alone: open the compose form after the ack."""
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """Slack was slow to say who asks: store the send right after the ack."""
+
+    request: SendRequest
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored send and the notes its time carries (a clock change, an unknown zone)."""
+
+    send: Send
+    notes: tuple[str, ...] = ()
+
+
+OPEN_FORM: Final = _OpenForm()
+
+
+async def before_ack(ctx: CommandContext) -> object:
+    """Parse, check, and store the send's row (see the module's docstring)."""
+    if not ctx.args:
+        sends_of(ctx.services)
+        return OPEN_FORM
+    request = parse_send(ctx.args)
+    sends_of(ctx.services)
+    try:
+        async with asyncio.timeout(LOOKUP_BUDGET):
+            person = await _requester(ctx)
+    except TimeoutError:
+        return _Deferred(request)
+    return await store_request(ctx, request, person)
+
+
+async def handle(ctx: CommandContext) -> None:
+    """After the ack: open the form, or preview / send the stored send."""
+    prepared = ctx.prepared
+    if isinstance(prepared, _OpenForm):
+        await send_form.open_form(ctx)
+        return
+    if isinstance(prepared, _Deferred):
+        prepared = await store_request(ctx, prepared.request, await _requester(ctx))
+    if not isinstance(prepared, Stored):
+        raise TypeError(f"unexpected preparation {prepared!r}")
+    if prepared.send.state == SendState.DRAFT:
+        await _preview(ctx, prepared)
+    else:
+        await go(ctx.services, prepared.send, _command_reply(ctx), notes=prepared.notes)
+
+
+async def _requester(ctx: CommandContext) -> Requester:
+    return await requester(
+        services=ctx.services, client=ctx.client, team_id=ctx.team_id, user_id=ctx.user_id
+    )
+
+
+async def store_request(ctx: CommandContext, request: SendRequest, person: Requester) -> Stored:
+    """Validate the request into a send and store it (a draft unless `--yes`); DB only."""
+    when = _when(request, person)
+    draft = await _draft(ctx, request, when)
+    try:
+        send = await store(
+            ctx.services,
+            team_id=ctx.team_id,
+            requester=person,
+            draft=draft,
+            confirm=request.yes,
+        )
+    except SendRejected as error:
+        raise CommandError(str(error)) from None
+    return Stored(send=send, notes=when.notes if when is not None else ())
+
+
+def _when(request: SendRequest, person: Requester) -> ScheduledTime | None:
+    try:
+        return parse_when(at=request.at, in_=request.in_, tz=person.timezone)
+    except TimeParseError as error:
+        option = "--at" if request.at is not None else "--in"
+        raise CommandError(f"{option}: {error}") from None
+
+
+async def _draft(ctx: CommandContext, request: SendRequest, when: ScheduledTime | None) -> Draft:
+    external_ids = request.external_ids
+    if request.test:
+        external_ids = (await linked_external_id(ctx.services, ctx.team_id, ctx.user_id),)
+    try:
+        content = SendContent(
+            message=request.message, title=request.title, url=request.url, image=request.image
+        )
+        audience = Audience(
+            segments=request.segments,
+            excluded_segments=request.excluded,
+            external_ids=external_ids,
+        )
+    except SendRejected as error:
+        raise CommandError(str(error)) from None
+    return Draft(
+        app=request.app,
+        content=content,
+        audience=audience,
+        due_at=when.utc if when is not None else None,
+        is_test=request.test,
+    )
+
+
+def _command_reply(ctx: CommandContext) -> Reply:
+    async def reply(text: str, blocks: Sequence[Block]) -> None:
+        await ctx.reply(text, blocks=blocks)
+
+    return reply
+
+
+async def _preview(ctx: CommandContext, stored: Stored) -> None:
+    """The ephemeral preview: the send, how many it reaches, Send and Cancel."""
+    send = stored.send
+    estimate = await sends_of(ctx.services).estimate(
+        team_id=send.team_id, app_name=send.app_name, audience=Audience.from_stored(send.audience)
+    )
+    notes = list(stored.notes)
+    needs = approvals_note(send, await policy_of(ctx.services, send.team_id))
+    if needs:
+        notes.append(needs)
+    card = card_of(send)
+    text = estimate_text(estimate)
+    await ctx.reply(
+        views.preview_text(card, estimate=text),
+        blocks=views.preview_blocks(card, estimate=text, notes=notes),
+    )
+
+
+# --- the preview's buttons ------------------------------------------------------------------
+
+
+async def _draft_of(
+    services: Services, body: dict[str, Any], respond: AsyncRespond
+) -> tuple[str, str, Send] | None:
+    """(team, clicker, the draft) for a preview's button, or None after refusing."""
+    try:
+        team_id, user_id = interaction_ids(body)
+    except CommandError as error:
+        await refuse(respond, str(error))
+        return None
+    send = await load_send(services, team_id, button_send_id(body))
+    if send is None:
+        await refuse(respond, "This preview is no longer known here; send the command again.")
+        return None
+    if send.requester_id != user_id:
+        await refuse(respond, f"Only <@{send.requester_id}>, who wrote this send, can answer it.")
+        return None
+    return team_id, user_id, send
+
+
+async def _confirm(
+    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    found = await _draft_of(services, body, respond)
+    if found is None:
+        return
+    team_id, user_id, draft = found
+    try:  # the right to send is checked again: roles may have changed since the preview
+        await requester(services=services, client=client, team_id=team_id, user_id=user_id)
+    except CommandError as error:
+        await refuse(respond, str(error))
+        return
+    policy = await policy_of(services, team_id)
+    needed = approvals_required(policy, Audience.from_stored(draft.audience), is_test=draft.is_test)
+    confirmed = await sends_of(services).confirm(
+        team_id=team_id, send_id=draft.id, actor=user_id, approvals_required=needed
+    )
+    if confirmed is None:
+        await _already_answered(services, team_id, draft, respond)
+        return
+    await go(services, confirmed, replacing(respond))
+
+
+async def _discard(services: Services, body: dict[str, Any], respond: AsyncRespond) -> None:
+    found = await _draft_of(services, body, respond)
+    if found is None:
+        return
+    team_id, user_id, draft = found
+    if not await sends_of(services).discard(team_id=team_id, send_id=draft.id, actor=user_id):
+        await _already_answered(services, team_id, draft, respond)
+        return
+    card = card_of(await load_send(services, team_id, draft.id) or draft)
+    await replacing(respond)(
+        f"Cancelled {views.ids_text(card)}: nothing was sent.",
+        views.outcome_blocks(card, note="Nothing was sent."),
+    )
+
+
+async def _already_answered(
+    services: Services, team_id: str, draft: Send, respond: AsyncRespond
+) -> None:
+    """A second click (or one on an old preview): show where the send is now."""
+    current = await load_send(services, team_id, draft.id) or draft
+    card = card_of(current)
+    await replacing(respond)(
+        views.outcome_text(card),
+        views.outcome_blocks(card, note="This preview was already answered."),
+    )
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Listen to the preview's Send and Cancel buttons, and the compose form."""
+
+    async def on_confirm(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        services.after_ack(
+            _confirm(services, body, respond, client), respond=respond, kind="block_actions"
+        )
+
+    async def on_discard(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        services.after_ack(_discard(services, body, respond), respond=respond, kind="block_actions")
+
+    app.action(const.ACTION_SEND_CONFIRM)(on_confirm)
+    app.action(const.ACTION_SEND_DISCARD)(on_discard)
+    send_form.register(app, services)
+
+
+SUBCOMMAND = Subcommand(name=const.SUB_SEND, handle=handle, before_ack=before_ack)

@@ -1,0 +1,341 @@
+"""The compose form of `/push send`: opened right after the ack, kept current, submitted.
+
+`views.open` runs first (its trigger id dies 3 s after the command); the app's segments
+are then listed from OneSignal and the form updated with them, or with a typed field and
+the reason when listing fails or the plan does not allow it. Changing the audience updates
+the estimate of how many subscriptions it reaches. A submission is checked and its send
+stored before the ack; bad fields come back inline (`response_action="errors"`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import const
+from bot.delivery import Audience, SendContent, SendRejected
+from bot.delivery.attempt import explain
+from bot.onesignal import OneSignalError
+from bot.services import Services
+from bot.timeparse import TimeParseError, parse_in
+from commands._format import Block
+from commands.access import interaction_ids
+from commands.cards import estimate_text
+from commands.context import CommandContext, CommandError
+from commands.notify import SLACK_ERRORS, notifier_of
+from commands.requester import Requester, requester
+from commands.sending import Draft, Reply, go, sends_of, store
+from commands.views import compose
+from commands.views.compose import ComposeForm, ComposeInput
+from storage import queries
+from storage.errors import AppNotFound
+
+log = logging.getLogger(__name__)
+
+LOOKUP_BUDGET: Final = 1.5
+"""Seconds the requester lookup may take inside a submission (Slack waits 3 s for the ack)."""
+
+LOADING: Final = "Loading this app's segments…"
+
+
+@dataclass(frozen=True)
+class Meta:
+    """The form's `private_metadata`: where to answer, which app is chosen."""
+
+    channel: str | None = None
+    app: str | None = None
+
+    def dump(self) -> str:
+        """As JSON text (Slack keeps up to 3,000 characters)."""
+        return json.dumps({"channel": self.channel, "app": self.app})
+
+    @classmethod
+    def load(cls, text: str) -> Meta:
+        """From the view's metadata; empty when it is not ours."""
+        try:
+            data = json.loads(text or "{}")
+        except ValueError:
+            return cls()
+        if not isinstance(data, dict):
+            return cls()
+        return cls(channel=data.get("channel") or None, app=data.get("app") or None)
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+async def open_form(ctx: CommandContext) -> None:
+    """Open the compose form, then fill in the default app's segments."""
+    names, default = await _apps(ctx.services, ctx.team_id)
+    if not names:
+        raise CommandError(
+            "No OneSignal app is set up in this workspace yet; an admin can add one with "
+            "`/push setup`."
+        )
+    form = ComposeForm(
+        apps=names,
+        app=default,
+        segments_note=LOADING,
+        metadata=Meta(channel=ctx.channel_id, app=default).dump(),
+    )
+    opened = await ctx.client.views_open(trigger_id=ctx.trigger_id, view=compose.compose_view(form))
+    view = opened["view"]
+    await _refresh(ctx.services, ctx.client, ctx.team_id, view, form)
+
+
+async def _apps(services: Services, team_id: str) -> tuple[tuple[str, ...], str | None]:
+    """The workspace's app names (default first) and the default one."""
+    if services.database is None:
+        return (), None
+    async with services.database.sessions() as session:
+        apps = await queries.list_apps(session=session, team_id=team_id)
+    default = next((app.name for app in apps if app.is_default), apps[0].name if apps else None)
+    return tuple(app.name for app in apps), default
+
+
+async def _refresh(
+    services: Services,
+    client: AsyncWebClient,
+    team_id: str,
+    view: dict[str, Any],
+    form: ComposeForm,
+) -> None:
+    """List the chosen app's segments and show them (the estimate starts over)."""
+    segments, note = await list_segments(services, team_id, Meta.load(form.metadata).app)
+    updated = replace(form, segments=segments, segments_note=note, estimate=compose.ESTIMATE_PROMPT)
+    await _update(client, view, updated)
+
+
+async def list_segments(
+    services: Services, team_id: str, app: str | None
+) -> tuple[tuple[str, ...] | None, str | None]:
+    """(segment names, None), or (None, why they must be typed)."""
+    typed = "Type segment names, separated by commas."
+    try:
+        client = await sends_of(services).apps.by_name(team_id, app)
+        page = await client.client.get_segments(client.onesignal_app_id, limit=compose.MAX_OPTIONS)
+    except AppNotFound:
+        return None, f"The app is not set up any more. {typed}"
+    except OneSignalError as error:
+        return None, f"Segments could not be listed ({explain(error)}). {typed}"
+    names = tuple(segment.name for segment in page.segments if segment.is_active is not False)
+    if not names:
+        return None, f"OneSignal lists no segments for this app. {typed}"
+    if (page.total_count or 0) > len(names) or not compose.selectable(names):
+        return None, f"This app has more segments than a menu holds. {typed}"
+    return names, None
+
+
+async def _update(client: AsyncWebClient, view: dict[str, Any], form: ComposeForm) -> None:
+    """Show `form` in place of `view`; a newer change by the person wins (hash conflict)."""
+    try:
+        await client.views_update(
+            view_id=view["id"], hash=view.get("hash"), view=compose.compose_view(form)
+        )
+    except SLACK_ERRORS as error:  # hash_conflict, or the form was closed meanwhile
+        log.info("compose form not updated: %s", type(error).__name__)
+
+
+# --- changes in the open form ----------------------------------------------------------------
+
+
+async def _app_changed(services: Services, body: dict[str, Any], client: AsyncWebClient) -> None:
+    team_id, _ = interaction_ids(body)
+    view = body["view"]
+    chosen = compose.read_compose(view["state"]["values"]).app
+    meta = replace(Meta.load(view.get("private_metadata") or ""), app=chosen)
+    form = replace(
+        compose.form_of(view), app=chosen, segments=None, segments_note=LOADING,
+        metadata=meta.dump(),
+    )  # fmt: skip
+    await _refresh(services, client, team_id, view, form)
+
+
+async def _audience_changed(
+    services: Services, body: dict[str, Any], client: AsyncWebClient
+) -> None:
+    team_id, _ = interaction_ids(body)
+    view = body["view"]
+    typed = compose.read_compose(view["state"]["values"])
+    form = compose.form_of(view)
+    app = Meta.load(form.metadata).app
+    try:
+        audience = _audience(typed)
+    except SendRejected as error:
+        text = str(error)
+    else:
+        estimate = await sends_of(services).estimate(
+            team_id=team_id, app_name=app, audience=audience
+        )
+        text = estimate_text(estimate)
+    await _update(client, view, replace(form, app=typed.app or app, estimate=text))
+
+
+def _audience(typed: ComposeInput) -> Audience:
+    return Audience(
+        segments=typed.segments,
+        excluded_segments=typed.excluded,
+        external_ids=typed.external_ids,
+    )
+
+
+# --- submission --------------------------------------------------------------------------------
+
+_FIELD_BLOCKS: Final = {
+    "message": const.BLOCK_COMPOSE_MESSAGE,
+    "title": const.BLOCK_COMPOSE_TITLE,
+    "url": const.BLOCK_COMPOSE_URL,
+    "image": const.BLOCK_COMPOSE_IMAGE,
+    "app": const.BLOCK_COMPOSE_APP,
+}
+
+
+class FormErrors(Exception):
+    """Bad fields: block id -> what is wrong and how to fix it."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(", ".join(errors))
+        self.errors = errors
+
+
+def _error_block(field: str, typed: ComposeInput, view: dict[str, Any]) -> str:
+    """The block showing a refusal of `field` (one that exists in this view)."""
+    shown = {block.get("block_id") for block in view.get("blocks") or ()}
+    if field == "audience":
+        block = const.BLOCK_COMPOSE_USERS if typed.external_ids else const.BLOCK_COMPOSE_SEGMENTS
+    elif field == "when":
+        block = const.BLOCK_COMPOSE_IN if typed.when == compose.WHEN_IN else const.BLOCK_COMPOSE_AT
+    else:
+        block = _FIELD_BLOCKS.get(field, const.BLOCK_COMPOSE_MESSAGE)
+    return block if block in shown else const.BLOCK_COMPOSE_MESSAGE
+
+
+def _due(typed: ComposeInput, timezone: str | None) -> datetime | None:
+    """When to send, from the radio buttons and the picker or delay; FormErrors if unusable."""
+    if typed.when == compose.WHEN_AT:
+        if typed.at is None:
+            raise FormErrors({const.BLOCK_COMPOSE_AT: "Pick a date and time, or choose Now."})
+        if typed.at <= datetime.now(UTC):
+            raise FormErrors({const.BLOCK_COMPOSE_AT: "That time has passed; pick a later one."})
+        return typed.at
+    if typed.when == compose.WHEN_IN:
+        if not typed.in_:
+            raise FormErrors(
+                {const.BLOCK_COMPOSE_IN: "Type a delay like 10m or 2h, or choose Now."}
+            )
+        try:
+            return parse_in(typed.in_, tz=timezone).utc
+        except TimeParseError as error:
+            raise FormErrors({const.BLOCK_COMPOSE_IN: str(error)}) from None
+    return None
+
+
+def _draft(typed: ComposeInput, meta: Meta, timezone: str | None, view: dict[str, Any]) -> Draft:
+    """The form's values as a send; FormErrors naming each bad field."""
+    errors: dict[str, str] = {}
+    content = audience = None
+    due = None
+    try:
+        content = SendContent(
+            message=typed.message, title=typed.title, url=typed.url, image=typed.image
+        )
+    except SendRejected as error:
+        errors[_error_block(error.field, typed, view)] = str(error)
+    try:
+        audience = _audience(typed)
+    except SendRejected as error:
+        errors.setdefault(_error_block(error.field, typed, view), str(error))
+    try:
+        due = _due(typed, timezone)
+    except FormErrors as error:
+        errors.update(error.errors)
+    if errors or content is None or audience is None:
+        raise FormErrors(errors)
+    return Draft(app=typed.app or meta.app, content=content, audience=audience, due_at=due)
+
+
+async def _submitted(
+    services: Services, body: dict[str, Any], client: AsyncWebClient
+) -> tuple[Any, Meta]:
+    """Check the form and store its send (before the ack); FormErrors for bad fields."""
+    view = body["view"]
+    typed = compose.read_compose(view["state"]["values"])
+    meta = Meta.load(view.get("private_metadata") or "")
+    try:
+        team_id, user_id = interaction_ids(body)
+        async with asyncio.timeout(LOOKUP_BUDGET):
+            person: Requester = await requester(
+                services=services, client=client, team_id=team_id, user_id=user_id
+            )
+    except CommandError as error:
+        raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: str(error)}) from None
+    except TimeoutError:
+        raise FormErrors(
+            {const.BLOCK_COMPOSE_MESSAGE: "Slack was slow to say who you are; press Send again."}
+        ) from None
+    draft = _draft(typed, meta, person.timezone, view)
+    try:
+        send = await store(services, team_id=team_id, requester=person, draft=draft, confirm=True)
+    except SendRejected as error:
+        raise FormErrors({_error_block(error.field, typed, view): str(error)}) from None
+    except CommandError as error:
+        raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: str(error)}) from None
+    return send, meta
+
+
+def _ephemeral(
+    services: Services, client: AsyncWebClient, team_id: str, user_id: str, channel: str | None
+) -> Reply:
+    """Answers in the channel the form was opened from (only to the requester), else by DM."""
+
+    async def reply(text: str, blocks: Sequence[Block]) -> None:
+        if channel:
+            try:
+                await client.chat_postEphemeral(
+                    channel=channel, user=user_id, text=text, blocks=list(blocks)
+                )
+                return
+            except SLACK_ERRORS as error:  # not in that channel, say: a DM will do
+                log.info("ephemeral answer not posted: %s", type(error).__name__)
+        notifier = notifier_of(services)
+        if notifier is not None:
+            await notifier.tell(team_id, user_id, text, blocks)
+
+    return reply
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Listen to the compose form: app and audience changes, and its submission."""
+
+    async def on_app(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        services.after_ack(_app_changed(services, body, client), respond=None, kind="block_actions")
+
+    async def on_audience(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        services.after_ack(
+            _audience_changed(services, body, client), respond=None, kind="block_actions"
+        )
+
+    async def on_submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        try:
+            send, meta = await _submitted(services, body, client)
+        except FormErrors as error:
+            await ack(response_action="errors", errors=error.errors)
+            return
+        await ack()
+        reply = _ephemeral(services, client, send.team_id, send.requester_id, meta.channel)
+        services.after_ack(go(services, send, reply), respond=None, kind="view_submission")
+
+    app.action(const.ACTION_COMPOSE_APP)(on_app)
+    app.action(const.ACTION_COMPOSE_AUDIENCE)(on_audience)
+    app.view(const.CALLBACK_COMPOSE)(on_submit)

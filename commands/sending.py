@@ -1,0 +1,219 @@
+"""What every way of sending shares: storing a send, and taking it on after the ack.
+
+The command line (`commands.send`), the compose form (`commands.send_form`) and the buttons
+of previews and missed sends all end here, so a send is announced, dispatched and answered
+the same way whichever door it came through.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.delivery import Audience, SendContent, SendRejected, SendService
+from bot.policy import ApprovalPolicy, PolicyError, approvals_required
+from bot.services import Services
+from commands._format import Block
+from commands.access import resolve_actor, senders_configured
+from commands.cards import card_of
+from commands.context import CommandError
+from commands.notify import notifier_of
+from commands.requester import Requester
+from commands.views import sends as views
+from storage import queries
+from storage.errors import AppNotFound
+from storage.models import Send, SendState
+
+Reply = Callable[[str, Sequence[Block]], Awaitable[None]]
+"""Answers the requester where they are (a response_url, an ephemeral message, a DM)."""
+
+
+def sends_of(services: Services) -> SendService:
+    """The send service, or a CommandError saying sending is not possible here."""
+    sends = services.sends
+    if sends is None:
+        raise CommandError(
+            "Sending is not set up in this PushOps: it runs without a database. "
+            "Ask whoever runs it to set DATABASE_URL and PUSHOPS_SECRET_KEY."
+        )
+    return sends
+
+
+async def policy_of(services: Services, team_id: str) -> ApprovalPolicy:
+    """The workspace's approval policy (off when it has none)."""
+    if services.database is None:
+        return ApprovalPolicy()
+    async with services.database.sessions() as session:
+        workspace = await queries.get_workspace(session=session, team_id=team_id)
+    if workspace is None:
+        return ApprovalPolicy()
+    try:
+        return ApprovalPolicy.from_settings(workspace.settings)
+    except PolicyError as error:
+        # Refuse rather than send without the approval the admins asked for.
+        raise CommandError(f"{error}. Until then nothing can be sent.") from None
+
+
+async def linked_external_id(services: Services, team_id: str, user_id: str) -> str:
+    """The requester's own external id for `--test`; CommandError saying how to link one."""
+    linked = None
+    if services.database is not None:
+        async with services.database.sessions() as session:
+            linked = await queries.get_linked_external_id(
+                session=session, team_id=team_id, user_id=user_id
+            )
+    if linked is None:
+        raise CommandError(
+            "--test sends only to your own external id, and you have none linked yet. "
+            "Link it with `/push me YOUR_EXTERNAL_ID`, then try again."
+        )
+    return linked
+
+
+@dataclass(frozen=True, kw_only=True)
+class Draft:
+    """A send as given, ready to store: validated content and audience."""
+
+    app: str | None
+    content: SendContent
+    audience: Audience
+    due_at: datetime | None
+    is_test: bool = False
+
+
+async def store(
+    services: Services, *, team_id: str, requester: Requester, draft: Draft, confirm: bool
+) -> Send:
+    """Store the send (a draft awaiting its preview's Send, or confirmed); DB only.
+
+    SendRejected (bad field, unknown app) comes out as is, for the caller to word.
+    """
+    policy = await policy_of(services, team_id)
+    required = approvals_required(policy, draft.audience, is_test=draft.is_test)
+    try:
+        return await sends_of(services).create(
+            team_id=team_id,
+            requester_id=requester.actor.user_id,
+            app_name=draft.app,
+            content=draft.content,
+            audience=draft.audience,
+            due_at=draft.due_at,
+            timezone=requester.zone_name,
+            confirm=confirm,
+            is_test=draft.is_test,
+            approvals_required=required,
+        )
+    except AppNotFound as error:  # a workspace without any app
+        raise SendRejected("app", str(error)) from None
+
+
+def approvals_note(send: Send, policy: ApprovalPolicy) -> str | None:
+    """`Needs 1 approval in #approvals before it goes out.` when the send needs any."""
+    if send.approvals_required <= 0:
+        return None
+    noun = "approval" if send.approvals_required == 1 else "approvals"
+    where = f" in <#{policy.channel_id}>" if policy.channel_id else ""
+    return f"Needs {send.approvals_required} {noun}{where} before it goes out."
+
+
+async def go(services: Services, send: Send, reply: Reply, *, notes: Sequence[str] = ()) -> None:
+    """Take a confirmed send on: announce it, deliver or arm it, answer with what happened.
+
+    A send due now is delivered while the requester waits for this answer, so its outcome
+    comes here rather than in a DM; a later one (or one waiting for approval) is told by DM.
+    """
+    sends = sends_of(services)
+    notifier = notifier_of(services)
+    if notifier is not None and send.state != SendState.PENDING_APPROVAL:
+        await notifier.announce(send)
+    if notifier is not None and _due_now(send):
+        with notifier.answering(send.id):
+            await sends.dispatch(send)
+    else:
+        await sends.dispatch(send)
+    current = await sends.find(team_id=send.team_id, ref=send.short_id)
+    await answer(services, current, reply, notes=notes)
+
+
+def _due_now(send: Send) -> bool:
+    return send.state == SendState.SCHEDULED and (
+        send.due_at is None or send.due_at <= datetime.now(UTC)
+    )
+
+
+async def answer(
+    services: Services, send: Send, reply: Reply, *, notes: Sequence[str] = ()
+) -> None:
+    """Reply with the send's card and what comes next for it."""
+    card = card_of(send, reason=send.last_error if send.state == SendState.FAILED else None)
+    follow = _what_next(send, await policy_of(services, send.team_id))
+    note = " ".join([*notes, follow]) if follow else " ".join(notes) or None
+    await reply(views.outcome_text(card), views.outcome_blocks(card, note=note))
+
+
+def _what_next(send: Send, policy: ApprovalPolicy) -> str | None:
+    cancel = f"`/push cancel {send.short_id}` stops it."
+    if send.state == SendState.PENDING_APPROVAL:
+        return f"{approvals_note(send, policy)} You get a message when it is decided."
+    if send.state == SendState.SCHEDULED and not _due_now(send):
+        return f"{cancel} You get a message when it goes out."
+    if send.state in (SendState.SCHEDULED, SendState.SENDING):
+        return f"It is on its way; you get a message with the result. {cancel}"
+    return None
+
+
+def send_uuid(value: object) -> uuid.UUID | None:
+    """The send UUID a button carries, or None for a malformed one."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def button_send_id(body: Mapping[str, Any]) -> uuid.UUID | None:
+    """The send UUID in the value of the button clicked in `body`."""
+    actions = body.get("actions") or [{}]
+    return send_uuid(actions[0].get("value"))
+
+
+async def load_send(services: Services, team_id: str, send_id: uuid.UUID | None) -> Send | None:
+    """The send with this UUID in this workspace (another workspace's is not found)."""
+    if services.database is None or send_id is None:
+        return None
+    async with services.database.sessions() as session:
+        return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
+
+
+async def may_cancel(
+    services: Services, client: AsyncWebClient, team_id: str, user_id: str
+) -> None:
+    """Refuse (CommandError) someone who may neither send nor approve: the brake is theirs."""
+    actor = await resolve_actor(team_id=team_id, user_id=user_id, client=client, services=services)
+    if actor.can_approve() or actor.can_send(
+        senders_configured=await senders_configured(services, team_id)
+    ):
+        return
+    raise CommandError(
+        "Only PushOps senders and approvers can cancel sends in this workspace. Ask a PushOps "
+        "admin for a role in `/push setup`."
+    )
+
+
+async def refuse(respond: AsyncRespond, message: str) -> None:
+    """An ephemeral answer to a clicker that leaves the message clicked on as it is."""
+    await respond(text=message, response_type="ephemeral", replace_original=False)
+
+
+def replacing(respond: AsyncRespond) -> Reply:
+    """A reply that replaces the message whose button was clicked."""
+
+    async def reply(text: str, blocks: Sequence[Block]) -> None:
+        await respond(text=text, blocks=list(blocks), replace_original=True)
+
+    return reply

@@ -1,0 +1,82 @@
+"""`/push status ID`: OneSignal's delivery counters of a send, per platform, with Refresh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot import const
+from bot.delivery import SendNotFound, StatusReport
+from bot.services import Services
+from commands.access import interaction_ids
+from commands.cancel import one_ref
+from commands.cards import card_of
+from commands.context import CommandContext, CommandError, Subcommand
+from commands.sending import refuse, sends_of
+from commands.views.status import StatusView, status_blocks, status_text
+from storage.models import utcnow
+
+
+async def before_ack(ctx: CommandContext) -> object:
+    """Check the words before the ack; OneSignal is asked after it."""
+    sends_of(ctx.services)
+    return one_ref(ctx, const.SUB_STATUS)
+
+
+async def report(services: Services, team_id: str, ref: str) -> StatusView:
+    """The status of `ref` as the view draws it; CommandError for an unknown id."""
+    try:
+        found = await sends_of(services).status(team_id=team_id, ref=ref)
+    except SendNotFound as error:
+        raise CommandError(str(error)) from None
+    return view_of(found, ref)
+
+
+def view_of(found: StatusReport, ref: str) -> StatusView:
+    """What the status reply shows of a report."""
+    return StatusView(
+        ref=ref,
+        card=card_of(found.send) if found.send is not None else None,
+        notification_ids=tuple(found.notification_ids),
+        counters=found.counters,
+        per_platform=found.per_platform,
+        completed_at=found.completed_at,
+        canceled=found.canceled,
+        timezone=found.send.timezone if found.send is not None else "UTC",
+        note=found.note,
+        checked_at=utcnow(),
+    )
+
+
+async def handle(ctx: CommandContext) -> None:
+    """Reply with the counters."""
+    ref = str(ctx.prepared) if ctx.prepared is not None else one_ref(ctx, const.SUB_STATUS)
+    shown = await report(ctx.services, ctx.team_id, ref)
+    await ctx.reply(status_text(shown), blocks=status_blocks(shown))
+
+
+async def _refresh(services: Services, body: dict[str, Any], respond: AsyncRespond) -> None:
+    try:
+        team_id, _ = interaction_ids(body)
+        ref = str((body.get("actions") or [{}])[0].get("value") or "")
+        shown = await report(services, team_id, ref)
+    except CommandError as error:
+        await refuse(respond, str(error))
+        return
+    await respond(text=status_text(shown), blocks=status_blocks(shown), replace_original=True)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Listen to the Refresh button of status replies."""
+
+    async def on_refresh(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        services.after_ack(_refresh(services, body, respond), respond=respond, kind="block_actions")
+
+    app.action(const.ACTION_STATUS_REFRESH)(on_refresh)
+
+
+SUBCOMMAND = Subcommand(name=const.SUB_STATUS, handle=handle, before_ack=before_ack)
