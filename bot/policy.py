@@ -24,7 +24,14 @@ SETTINGS_KEY: Final = "approvals"
 
 
 class PolicyError(ValueError):
-    """An approval policy that cannot work; the message says what to change."""
+    """An approval policy that cannot work; the message says what to change.
+
+    `field` names the part to change: "mode", "approvals" or "channel_id".
+    """
+
+    def __init__(self, message: str, *, field: str = "mode") -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class AudienceLike(Protocol):
@@ -57,11 +64,13 @@ class ApprovalPolicy:
         if self.mode not in APPROVAL_MODES:
             raise PolicyError(f"Unknown approval mode {self.mode!r}; use off, segments or all.")
         if isinstance(self.approvals, bool) or not isinstance(self.approvals, int):
-            raise PolicyError("The number of approvals must be a whole number.")
+            raise PolicyError("The number of approvals must be a whole number.", field="approvals")
         if not 1 <= self.approvals <= MAX_APPROVALS:
-            raise PolicyError(f"Approvals needed must be between 1 and {MAX_APPROVALS}.")
+            raise PolicyError(
+                f"Approvals needed must be between 1 and {MAX_APPROVALS}.", field="approvals"
+            )
         if self.mode != "off" and not self.channel_id:
-            raise PolicyError("Choose the channel where approvers are asked.")
+            raise PolicyError("Choose the channel where approvers are asked.", field="channel_id")
 
     @property
     def enabled(self) -> bool:
@@ -89,7 +98,7 @@ class ApprovalPolicy:
                 channel_id=data.get("channel_id") or None,
             )
         except PolicyError as error:
-            raise PolicyError(f"{_STORED_INVALID} ({error})") from None
+            raise PolicyError(f"{_STORED_INVALID} ({error})", field=error.field) from None
 
     def to_settings(self) -> dict[str, Any]:
         """The policy as plain JSON, for `update_workspace(settings={"approvals": ...})`."""

@@ -1,0 +1,487 @@
+"""`/push setup` (admins): one modal to add or replace OneSignal apps, choose the default app and
+the log channel, remove apps, give roles and set the approval policy.
+
+Flow: the command opens the home view right after the ack (its trigger_id dies in 3 s). A
+button acks at once, then re-checks that the clicker is an admin and updates the modal. A bad
+field is refused inline (`response_action="errors"`) before anything is saved.
+
+Checking a REST API key takes a round trip to OneSignal, which must never run before an ack
+(DESIGN.md invariant 1) and may take longer than Slack's 3 s. So the app form is acked with
+`response_action="update"` to a "checking…" view, and the check continues in the background;
+then `views.update` shows the home (saved) or the form again with the problem under the
+field. The key lives only in that task's memory until it is sealed in the database: no view,
+metadata, error or log line ever carries it. The roles and approvals forms need no outside
+call but the (cached) admin check, so they are saved before their ack, within a time budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import const
+from bot.credentials import CredentialError, CredentialProblem, verify_onesignal_app
+from bot.default_app import DEFAULT_APP_NAME
+from bot.policy import ApprovalPolicy, PolicyError, Role
+from bot.services import Services
+from commands._format import escape
+from commands._parsing import parse_options
+from commands.access import database_of, interaction_ids, require_admin
+from commands.context import CommandContext, CommandError, Subcommand
+from commands.dispatch import ACK_BUDGET
+from commands.help import usage
+from commands.setup_forms import (
+    AppEntry,
+    FormErrors,
+    RoleChange,
+    Values,
+    parse_app_form,
+    parse_policy_form,
+    parse_roles_form,
+)
+from commands.views.setup import (
+    AppFormState,
+    AppRow,
+    SetupState,
+    View,
+    app_form_view,
+    checking_view,
+    home_view,
+    message_view,
+    policy_form_view,
+    roles_form_view,
+    subject_mention,
+)
+from storage import queries
+from storage.errors import AppInUse, AppNotFound, DuplicateAppName
+
+log = logging.getLogger(__name__)
+
+ACTION: Final = f"set PushOps up (`{const.SLASH_COMMAND} setup`)"
+"""What a non-admin is told they cannot do."""
+
+_PROBLEM_FIELD: Final[Mapping[CredentialProblem, str]] = {
+    CredentialProblem.WRONG_KEY: const.BLOCK_SETUP_APP_KEY,
+    CredentialProblem.UNKNOWN_APP: const.BLOCK_SETUP_APP_ID,
+    CredentialProblem.UNREACHABLE: "",  # the whole form
+}
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+async def handle(ctx: CommandContext) -> None:
+    """Refuse non-admins; open the setup home."""
+    if parse_options(ctx.args, usage=usage(const.SUB_SETUP)).positional:
+        raise CommandError(
+            f"`{const.SLASH_COMMAND} setup` takes nothing after it: it opens a form.\n"
+            f"Usage: {usage(const.SUB_SETUP)}"
+        )
+    # Users.info (when asked, cached for a minute) and one database read come before
+    # views.open; both are quick, well inside the trigger's 3 s.
+    await require_admin(ctx, action=ACTION)
+    state = await load_state(ctx.services, ctx.team_id)
+    if not ctx.trigger_id:
+        raise CommandError("Slack sent no way to open a form; run the command again.")
+    try:
+        await ctx.client.views_open(trigger_id=ctx.trigger_id, view=home_view(state))
+    except SlackApiError as error:
+        raise CommandError(
+            f"Slack did not open the setup form ({_slack_error(error)}); "
+            f"run `{const.SLASH_COMMAND} setup` again."
+        ) from None
+
+
+SUBCOMMAND = Subcommand(name=const.SUB_SETUP, handle=handle)
+
+
+async def load_state(services: Services, team_id: str) -> SetupState:
+    """What the home shows for the workspace."""
+    async with database_of(services).sessions() as session:
+        workspace = await queries.get_workspace(session=session, team_id=team_id)
+        apps = await queries.list_apps(session=session, team_id=team_id)
+        members = await queries.list_members(session=session, team_id=team_id)
+    settings_app = bool(services.settings.onesignal_app_id and services.settings.slack_bot_token)
+    rows = tuple(
+        AppRow(
+            a.name, a.onesignal_app_id, a.is_default, settings_app and a.name == DEFAULT_APP_NAME
+        )
+        for a in apps
+    )
+    holders: dict[Role, tuple[str, ...]] = {}
+    for member in members:
+        holders[member.role] = (*holders.get(member.role, ()), member.subject_id)
+    policy, problem = ApprovalPolicy(), None
+    try:
+        policy = ApprovalPolicy.from_settings(workspace.settings if workspace else {})
+    except PolicyError as error:
+        problem = str(error)
+    return SetupState(
+        apps=rows,
+        log_channel_id=workspace.log_channel_id if workspace else None,
+        policy=policy,
+        policy_problem=problem,
+        members=holders,
+    )
+
+
+# --- buttons in the modal ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Click:
+    """A click in the setup modal by an admin (checked), with what it needs to act."""
+
+    team_id: str
+    user_id: str
+    action: Mapping[str, Any]
+    services: Services
+
+    @property
+    def value(self) -> str:
+        """The clicked button's value (an app's name)."""
+        return str(self.action.get("value") or "")
+
+    async def home(self, notice: str | None = None, *, ok: bool = True) -> View:
+        """The home, fresh from the database, with what just happened."""
+        return home_view(await load_state(self.services, self.team_id), notice=notice, ok=ok)
+
+
+ClickWork = Callable[[Click], Awaitable[View]]
+
+
+async def _add_app(click: Click) -> View:
+    return app_form_view(AppFormState())
+
+
+async def _replace_app(click: Click) -> View:
+    async with database_of(click.services).sessions() as session:
+        app = await queries.get_app(session=session, team_id=click.team_id, name=click.value)
+    if app is None:
+        return await click.home(f"There is no app {escape(click.value)} any more.", ok=False)
+    return app_form_view(AppFormState(replace=app.name, app_id=app.onesignal_app_id))
+
+
+async def _make_default(click: Click) -> View:
+    try:
+        async with database_of(click.services).sessions.begin() as session:
+            await queries.set_default_app(
+                session=session, team_id=click.team_id, name=click.value, actor=click.user_id
+            )
+    except AppNotFound as error:
+        return await click.home(escape(str(error)), ok=False)
+    return await click.home(f"*{escape(click.value)}* is now the default app.")
+
+
+async def _remove_app(click: Click) -> View:
+    try:
+        async with database_of(click.services).sessions.begin() as session:
+            await queries.remove_app(
+                session=session, team_id=click.team_id, name=click.value, actor=click.user_id
+            )
+    except (AppNotFound, AppInUse) as error:
+        return await click.home(escape(str(error)), ok=False)
+    return await click.home(f"Removed *{escape(click.value)}* and its key.")
+
+
+async def _set_log_channel(click: Click) -> View:
+    channel = str(click.action.get("selected_conversation") or "")
+    if not channel:
+        return await click.home()
+    await _update_workspace(click, log_channel_id=channel)
+    return await click.home(
+        f"Results of sends will be posted in <#{channel}>. Invite PushOps there "
+        "(`/invite @PushOps`) so it can post."
+    )
+
+
+async def _log_off(click: Click) -> View:
+    await _update_workspace(click, clear_log_channel=True)
+    return await click.home("Results of sends are no longer posted in a channel.")
+
+
+async def _update_workspace(click: Click, **changes: Any) -> None:
+    async with database_of(click.services).sessions.begin() as session:
+        await queries.ensure_workspace(session=session, team_id=click.team_id)
+        await queries.update_workspace(
+            session=session, team_id=click.team_id, actor=click.user_id, **changes
+        )
+
+
+async def _roles_form(click: Click) -> View:
+    return roles_form_view((await load_state(click.services, click.team_id)).members)
+
+
+async def _policy_form(click: Click) -> View:
+    return policy_form_view((await load_state(click.services, click.team_id)).policy)
+
+
+async def _back(click: Click) -> View:
+    return await click.home()
+
+
+CLICKS: Final[Mapping[str, ClickWork]] = {
+    const.ACTION_SETUP_ADD_APP: _add_app,
+    const.ACTION_SETUP_REPLACE_APP: _replace_app,
+    const.ACTION_SETUP_DEFAULT_APP: _make_default,
+    const.ACTION_SETUP_REMOVE_APP: _remove_app,
+    const.ACTION_SETUP_LOG_CHANNEL: _set_log_channel,
+    const.ACTION_SETUP_LOG_OFF: _log_off,
+    const.ACTION_SETUP_ROLES: _roles_form,
+    const.ACTION_SETUP_POLICY: _policy_form,
+    const.ACTION_SETUP_BACK: _back,
+}
+"""What each button (or picker) of the setup modal does; each returns the next view."""
+
+
+def _click_listener(services: Services, work: ClickWork) -> Callable[..., Awaitable[None]]:
+    async def on_click(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        services.after_ack(_clicked(services, body, client, work), respond=None, kind="setup")
+
+    return on_click
+
+
+async def _clicked(
+    services: Services, body: dict[str, Any], client: AsyncWebClient, work: ClickWork
+) -> None:
+    """Re-check the admin, do the click's work, show the next view."""
+    view_id = str((body.get("view") or {}).get("id") or "")
+    try:
+        team_id, user_id = interaction_ids(body)
+        await require_admin(
+            team_id=team_id, user_id=user_id, client=client, services=services, action=ACTION
+        )
+        action = (body.get("actions") or [{}])[0]
+        view = await work(Click(team_id, user_id, action, services))
+    except CommandError as error:
+        view = message_view(str(error))
+    await _show(client, view_id, view)
+
+
+async def _show(client: AsyncWebClient, view_id: str, view: View) -> None:
+    """Replace the modal's content; a modal closed meanwhile is fine."""
+    try:
+        await client.views_update(view_id=view_id, view=view)
+    except SlackApiError as error:
+        log.info("setup view %s not updated: %s", view_id, _slack_error(error))
+
+
+def _slack_error(error: SlackApiError) -> str:
+    return str(error.response.get("error", "unknown")) if error.response is not None else "?"
+
+
+# --- the app form: checked with OneSignal after the ack --------------------------------------
+
+
+def _app_submit_listener(services: Services) -> Callable[..., Awaitable[None]]:
+    async def on_submit(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        try:
+            team_id, user_id = interaction_ids(body)
+            entry = parse_app_form(view["state"]["values"], view.get("private_metadata", ""))
+            await _check_name(services, team_id, entry)
+        except CommandError as error:
+            await ack(response_action="update", view=message_view(str(error)))
+            return
+        except FormErrors as error:
+            await ack(response_action="errors", errors=error.errors)
+            return
+        await ack(response_action="update", view=checking_view(entry.name, entry.app_id))
+        work = _check_and_save(services, client, str(view["id"]), team_id, user_id, entry)
+        services.after_ack(work, respond=None, kind="setup")
+
+    return on_submit
+
+
+async def _check_name(services: Services, team_id: str, entry: AppEntry) -> None:
+    """A new app's name must be free; a replaced app must still exist (a local read)."""
+    async with database_of(services).sessions() as session:
+        app = await queries.get_app(session=session, team_id=team_id, name=entry.name)
+    if app is not None and not entry.replace:
+        raise FormErrors(
+            {
+                const.BLOCK_SETUP_APP_NAME: f"An app named {entry.name} exists already: "
+                "use its Replace key button, or choose another name."
+            }
+        )
+    if app is None and entry.replace:
+        raise FormErrors(
+            {const.BLOCK_SETUP_APP_ID: f"The app {entry.name} was removed meanwhile; go Back."}
+        )
+
+
+async def _check_and_save(
+    services: Services,
+    client: AsyncWebClient,
+    view_id: str,
+    team_id: str,
+    user_id: str,
+    entry: AppEntry,
+) -> None:
+    """Re-check the admin, ask OneSignal about the key, save it; show what came of it."""
+    try:
+        await require_admin(
+            team_id=team_id, user_id=user_id, client=client, services=services, action=ACTION
+        )
+        await verify_onesignal_app(
+            app_id=entry.app_id,
+            rest_api_key=entry.api_key,
+            base_url=services.settings.onesignal_api_url,
+            http_client=services.onesignal_http,
+        )
+        view = await _save_app(services, team_id, user_id, entry)
+    except CommandError as error:
+        view = message_view(str(error))
+    except CredentialError as error:
+        view = app_form_view(_form_again(entry, {_PROBLEM_FIELD[error.problem]: str(error)}))
+    await _show(client, view_id, view)
+
+
+def _form_again(entry: AppEntry, errors: Mapping[str, str]) -> AppFormState:
+    """The form as it was submitted, but for the key, with `errors` under their fields."""
+    return AppFormState(
+        replace=entry.name if entry.replace else None,
+        name=entry.name,
+        app_id=entry.app_id,
+        make_default=entry.make_default,
+        errors=errors,
+    )
+
+
+async def _save_app(services: Services, team_id: str, user_id: str, entry: AppEntry) -> View:
+    keyring = services.keyring
+    if keyring is None:
+        return message_view("PushOps runs without its secret key here; ask whoever runs it.")
+    try:
+        async with database_of(services).sessions.begin() as session:
+            app = await queries.add_app(
+                session=session,
+                keyring=keyring,
+                team_id=team_id,
+                name=entry.name,
+                onesignal_app_id=entry.app_id,
+                api_key=entry.api_key,
+                added_by=user_id,
+                make_default=entry.make_default,
+                replace=entry.replace,
+            )
+            is_default = app.is_default
+    except DuplicateAppName as error:  # added by someone else since the form was checked
+        return app_form_view(_form_again(entry, {const.BLOCK_SETUP_APP_NAME: str(error)}))
+    notice = f"Saved *{escape(entry.name)}*: OneSignal accepted its REST API key."
+    if is_default:
+        notice += " It is the default app."
+    state = await load_state(services, team_id)
+    return home_view(state, notice=notice)
+
+
+# --- the roles and approvals forms: saved before the ack ---------------------------------------
+
+
+FormWork = Callable[[Services, str, str, Values], Awaitable[str]]
+"""Saves a checked form for (services, team id, user id, values); returns the notice."""
+
+
+def _local_submit_listener(
+    services: Services, work: FormWork, first_block: str
+) -> Callable[..., Awaitable[None]]:
+    async def on_submit(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        try:
+            async with asyncio.timeout(ACK_BUDGET):
+                team_id, user_id = interaction_ids(body)
+                await require_admin(
+                    team_id=team_id,
+                    user_id=user_id,
+                    client=client,
+                    services=services,
+                    action=ACTION,
+                )
+                notice = await work(services, team_id, user_id, view["state"]["values"])
+                state = await load_state(services, team_id)
+        except FormErrors as error:
+            await ack(response_action="errors", errors=error.errors)
+        except CommandError as error:
+            await ack(response_action="update", view=message_view(str(error)))
+        except TimeoutError:
+            await ack(response_action="errors", errors={first_block: _TOO_SLOW})
+        else:
+            await ack(response_action="update", view=home_view(state, notice=notice))
+
+    return on_submit
+
+
+_TOO_SLOW: Final = "Slack or the database took too long to answer; save again."
+
+
+async def _save_roles(services: Services, team_id: str, user_id: str, values: Values) -> str:
+    change = parse_roles_form(values)
+    async with database_of(services).sessions.begin() as session:
+        await queries.ensure_workspace(session=session, team_id=team_id)
+        changed = [s for s in change.subjects if await _apply(session, team_id, user_id, change, s)]
+    return roles_notice(change, changed)
+
+
+async def _apply(
+    session: AsyncSession, team_id: str, user_id: str, change: RoleChange, subject: str
+) -> bool:
+    if not change.give:
+        return await queries.remove_member(
+            session=session, team_id=team_id, subject_id=subject, role=change.role, actor=user_id
+        )
+    had = await queries.member_roles(session=session, team_id=team_id, subject_ids=[subject])
+    await queries.add_member(
+        session=session, team_id=team_id, subject_id=subject, role=change.role, actor=user_id
+    )
+    return change.role not in had
+
+
+def roles_notice(change: RoleChange, changed: list[str]) -> str:
+    """What the roles form did, in a sentence."""
+    role = change.role.value
+    if not changed:
+        holders = "all of them already" if change.give else "none of them"
+        return f"Nothing changed: {holders} held the {role} role."
+    who = ", ".join(subject_mention(s) for s in changed)
+    return f"{who} {'now hold' if change.give else 'no longer hold'} the {role} role."
+
+
+async def _save_policy(services: Services, team_id: str, user_id: str, values: Values) -> str:
+    policy = parse_policy_form(values)
+    async with database_of(services).sessions.begin() as session:
+        await queries.ensure_workspace(session=session, team_id=team_id)
+        await queries.update_workspace(
+            session=session,
+            team_id=team_id,
+            actor=user_id,
+            settings={"approvals": policy.to_settings()},
+        )
+    return "Saved the approval policy."
+
+
+# --- wiring ------------------------------------------------------------------------------------
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Listen to the setup modal's buttons and forms."""
+    for action_id, work in CLICKS.items():
+        app.action(action_id)(_click_listener(services, work))
+    app.view(const.CALLBACK_SETUP_APP)(_app_submit_listener(services))
+    app.view(const.CALLBACK_SETUP_ROLES)(
+        _local_submit_listener(services, _save_roles, const.BLOCK_SETUP_ROLE)
+    )
+    app.view(const.CALLBACK_SETUP_POLICY)(
+        _local_submit_listener(services, _save_policy, const.BLOCK_SETUP_POLICY_MODE)
+    )
