@@ -10,7 +10,7 @@ idempotency key until `DeliveryPolicy.max_attempts`; OneSignal's refusals (400, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,7 +89,7 @@ def notification_ids(send: Send) -> list[str]:
 
 
 async def attempt_delivery(
-    send: Send, *, apps: AppClients, policy: DeliveryPolicy, now: datetime
+    send: Send, *, apps: AppClients, policy: DeliveryPolicy, clock: Callable[[], datetime]
 ) -> Attempt:
     """Send a claimed send to OneSignal once (the client retries briefly inside) and judge it."""
     try:
@@ -104,7 +104,7 @@ async def attempt_delivery(
     batches = await _call(send, app, content, audience)
     if any(isinstance(b.error, Unauthorized | Forbidden) for b in batches):
         apps.forget(send.team_id, send.app_ref)
-    return judge(send, batches, policy=policy, now=now)
+    return judge(send, batches, policy=policy, now=clock())  # waits count from the failure
 
 
 async def _call(

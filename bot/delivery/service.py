@@ -368,7 +368,7 @@ class SendService:
         try:
             async with self._slots:
                 attempt = await attempt_delivery(
-                    send, apps=self.apps, policy=self.policy, now=self.clock()
+                    send, apps=self.apps, policy=self.policy, clock=self.clock
                 )
             written = await self._writer.write(attempt.result)
             await self._after(send, attempt, written)

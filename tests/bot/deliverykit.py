@@ -184,9 +184,10 @@ async def insert_due(
     database: Database, app: OneSignalApp, count: int, due_at: datetime, *, prefix: str = ""
 ) -> list[uuid.UUID]:
     """`count` scheduled sends due at `due_at`, in one statement (load tests)."""
-    rows = [
+    ids = [uuid.uuid4() for _ in range(count)]
+    rows: list[dict[str, Any]] = [
         {
-            "id": uuid.uuid4(),
+            "id": send_id,
             "short_id": f"{prefix}{i:0{6 - len(prefix)}d}",
             "team_id": app.team_id,
             "app_ref": app.id,
@@ -197,11 +198,11 @@ async def insert_due(
             "state": SendState.SCHEDULED,
             "due_at": due_at,
         }
-        for i in range(count)
+        for i, send_id in enumerate(ids)
     ]
     async with database.sessions.begin() as session:
         await session.execute(sa.insert(Send), rows)
-    return [row["id"] for row in rows]
+    return ids
 
 
 async def audit_chain_ok(database: Database) -> bool:

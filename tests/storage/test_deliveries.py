@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from storage import deliveries, queries
+from storage.db import Database
 from storage.deliveries import DeliveryResult
 from storage.errors import InvalidInput
-from storage.models import SendState, utcnow
+from storage.models import Send, SendState, utcnow
 
 
-async def _claim(database, send, worker="w1", **kwargs):
+async def _claim(database: Database, send: Send, worker: str = "w1", **kwargs: Any) -> Send | None:
     return await deliveries.claim_send(
         session_factory=database.sessions,
         send_id=send.id,
@@ -57,7 +59,7 @@ async def test_timers_are_due_times_and_lease_ends(database, storage_factory):
 
     assert set(timers) == {scheduled.id, held.id}
     assert timers[scheduled.id].at == due and timers[scheduled.id].state == SendState.SCHEDULED
-    assert timers[held.id].at == claimed.lease_until
+    assert claimed is not None and timers[held.id].at == claimed.lease_until
 
 
 async def test_only_the_holder_renews_a_lease(database, storage_factory):

@@ -1,0 +1,336 @@
+"""The scheduler against the fake OneSignal and a real database: timers derived from the table,
+crashes, several schedulers, misfires, expiries, retries across attempts, and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from bot.delivery import SendService
+from bot.onesignal import make_http_client
+from bot.scheduling import Scheduler
+from bot.settings import Settings
+from storage.crypto import KeyRing
+from storage.db import Database
+from storage.models import AuditEvent, Send, SendState, utcnow
+from tests.bot.deliverykit import (
+    FAST,
+    SEGMENT,
+    audit_chain_ok,
+    insert_due,
+    kit,
+    seeded_app,
+    settings_for,
+)
+
+
+@pytest.fixture
+async def app(storage_factory, fake_onesignal):
+    return await seeded_app(storage_factory, fake_onesignal)
+
+
+@pytest.fixture
+async def env(database, keyring, fake_onesignal, app):
+    async with kit(database, keyring, fake_onesignal, app) as ready:
+        yield ready
+
+
+async def _count(database: Database, state: SendState) -> int:
+    async with database.sessions() as session:
+        return int(
+            await session.scalar(
+                sa.select(sa.func.count()).select_from(Send).where(Send.state == state)
+            )
+        )
+
+
+async def _wait_count(database: Database, state: SendState, count: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while await _count(database, state) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{await _count(database, state)} sends {state}, not {count}")
+        await asyncio.sleep(0.1)
+
+
+async def test_a_send_due_in_2s_goes_out_once_and_a_cancelled_one_never(env):
+    await env.start()
+    started = time.monotonic()
+    kept = await env.create("kept", due_in=2)
+    dropped = await env.create("dropped", due_in=2)
+    await env.sends.dispatch(kept)
+    await env.sends.dispatch(dropped)
+    assert env.scheduler.armed == 2
+
+    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=dropped.short_id, actor="U0B")
+    await env.wait_state(kept, SendState.SENT)
+    await asyncio.sleep(1.0)  # two more sweeps: the cancelled one stays cancelled
+
+    assert outcome.kind == "stopped_before_sending" and env.scheduler.armed == 0
+    (request,) = env.posted()
+    assert request.json["idempotency_key"] == str(kept.id)
+    assert request.time - started >= 1.9  # not before it was due
+    assert (await env.row(dropped)).state == SendState.CANCELLED
+    assert len(env.notifier.of("send_delivered")) == 1
+
+
+async def test_at_start_every_scheduled_send_gets_a_timer(env):
+    sends = [await env.create(due_in=3600 + i) for i in range(3)]
+
+    await env.start()
+
+    assert env.scheduler.armed == 3
+    await env.sends.cancel(team_id=env.app.team_id, ref=sends[0].short_id, actor="U0B")
+    assert env.scheduler.armed == 2
+
+
+async def test_a_send_another_replica_created_is_found_by_the_sweep(env, database, app):
+    await env.start()
+
+    (due_soon,) = await insert_due(database, app, 1, utcnow() + timedelta(seconds=1))
+    (due_already,) = await insert_due(database, app, 1, utcnow() - timedelta(seconds=5), prefix="P")
+
+    await env.wait_state(due_soon, SendState.SENT)
+    await env.wait_state(due_already, SendState.SENT)
+    assert sorted(r.json["idempotency_key"] for r in env.posted()) == sorted(
+        [str(due_soon), str(due_already)]
+    )
+
+
+async def test_a_send_later_than_the_grace_is_missed_and_not_sent(env, database, app):
+    (late,) = await insert_due(database, app, 1, utcnow() - timedelta(hours=1))
+
+    await env.start()
+
+    row = await env.row(late)
+    assert row.state == SendState.MISSED
+    (notice,) = await env.notifier.wait_for("send_missed")
+    assert notice.send.id == late
+    assert env.posted() == []
+
+
+async def test_approvals_past_their_ttl_expire(database, keyring, fake_onesignal, app):
+    async with kit(database, keyring, fake_onesignal, app, approval_ttl=0.5) as env:
+        pending = await env.create(approvals=1)
+        await asyncio.sleep(0.6)
+
+        await env.start()
+
+        assert (await env.row(pending)).state == SendState.EXPIRED
+        (notice,) = await env.notifier.wait_for("approval_expired")
+        assert notice.send.id == pending.id
+
+
+async def test_a_send_stuck_in_sending_after_a_crash_is_taken_over(env, storage_factory, app):
+    stuck = await storage_factory.send(
+        app,
+        state=SendState.SENDING,
+        content={"message": "stuck"},
+        audience={"segments": [SEGMENT]},
+        claimed_by="dead-worker",
+        attempts=1,
+        lease_until=utcnow() - timedelta(seconds=1),
+    )
+
+    await env.start()
+
+    row = await env.wait_state(stuck, SendState.SENT)
+    (request,) = env.posted()
+    assert request.json["idempotency_key"] == str(stuck.id)
+    assert row.attempts == 2 and row.claimed_by == env.sends.worker_id
+    assert "send.reclaimed" in await env.actions(stuck)
+
+
+async def test_passing_failures_are_retried_with_backoff_then_fail(
+    database, keyring, fake_onesignal, app
+):
+    policy = replace(FAST, max_attempts=2, client_retries=1, backoff=0.3)
+    async with kit(database, keyring, fake_onesignal, app, policy=policy) as env:
+        env.fake.faults.statuses([503] * 10, path="/notifications")
+        await env.start()
+        send = await env.create()
+
+        await env.sends.dispatch(send)
+        row = await env.wait_state(send, SendState.FAILED)
+
+    posted = env.posted()
+    assert len(posted) == 4  # two attempts, each with one retry inside the client
+    assert {r.json["idempotency_key"] for r in posted} == {str(send.id)}
+    assert posted[2].time - posted[1].time >= 0.3  # the backoff between attempts
+    assert row.last_error == (
+        "OneSignal failed (HTTP 503): Service Unavailable. Gave up after 2 attempts."
+    )
+    (notice,) = env.notifier.of("send_failed")
+    assert notice.reason == row.last_error
+    assert env.created() == []
+
+
+async def test_stop_lets_a_delivery_in_flight_finish(env):
+    hold = env.fake.faults.hold(method="POST", path="/notifications")
+    await env.start()
+    send = await env.create()
+    env.scheduler.arm(send.id, utcnow())  # due now: the scheduler's claimer takes it
+    await asyncio.to_thread(hold.arrived.wait, 10)
+
+    stopping = asyncio.create_task(env.scheduler.stop())
+    await asyncio.sleep(0.3)
+    assert not stopping.done()  # waiting for the delivery, not dropping it
+    hold.release()
+    await stopping
+
+    assert (await env.row(send)).state == SendState.SENT
+    assert len(env.created()) == 1
+
+
+async def test_a_delivery_cut_off_at_shutdown_resumes_with_the_same_key(
+    database, keyring, fake_onesignal, app
+):
+    hold = fake_onesignal.faults.hold(method="POST", path="/notifications")
+    async with kit(database, keyring, fake_onesignal, app) as first:
+        first.scheduler.drain_timeout = 0.2
+        await first.start()
+        send = await first.create()
+        first.scheduler.arm(send.id, utcnow())
+        await asyncio.to_thread(hold.arrived.wait, 10)
+        await first.scheduler.stop()
+        assert (await first.row(send)).state == SendState.SENDING  # still claimed, not lost
+    hold.release()  # OneSignal now acts on the request the first scheduler never heard back from
+    async with kit(database, keyring, fake_onesignal, app) as second:
+        await second.start()
+        row = await second.wait_state(send, SendState.SENT)
+
+    keys = [r.json["idempotency_key"] for r in second.posted()]
+    assert keys == [str(send.id), str(send.id)]
+    (created,) = second.created()
+    assert row.notification_id == created["id"]
+
+
+def _abandoned_scheduler(
+    url: URL,
+    keyring: KeyRing,
+    settings: Settings,
+    loop: asyncio.AbstractEventLoop,
+    parts: dict[str, Any],
+) -> None:
+    """Run a scheduler in `loop` on this thread until the loop is stopped from outside."""
+    asyncio.set_event_loop(loop)
+
+    async def start() -> None:
+        parts["database"] = Database.open(url)
+        parts["http"] = make_http_client()
+        sends = SendService(
+            database=parts["database"],
+            keyring=keyring,
+            http=parts["http"],
+            settings=settings,
+            policy=replace(FAST, lease=3.0),  # no lease renewal before the crash
+            worker_id="crashed-worker",
+        )
+        scheduler = Scheduler(
+            database=parts["database"], deliver=sends, settings=settings, sweep_interval=60
+        )
+        await scheduler.start()
+
+    loop.run_until_complete(start())
+    loop.run_forever()
+
+
+def _bury(loop: asyncio.AbstractEventLoop, parts: dict[str, Any]) -> None:
+    """After the test: close what the abandoned process left open."""
+
+    async def close() -> None:
+        leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
+        await parts["http"].aclose()
+        await parts["database"].dispose()
+
+    loop.run_until_complete(close())
+    loop.close()
+
+
+async def test_a_crash_between_the_claim_and_the_result_ends_with_one_notification(
+    database, keyring, fake_onesignal, app
+):
+    hold = fake_onesignal.faults.hold(method="POST", path="/notifications")
+    (send_id,) = await insert_due(database, app, 1, utcnow())
+    settings = settings_for(fake_onesignal)
+    crashed_loop = asyncio.new_event_loop()
+    parts: dict[str, Any] = {}
+    thread = threading.Thread(
+        target=_abandoned_scheduler,
+        args=(database.engine.url, keyring, settings, crashed_loop, parts),
+        daemon=True,
+    )
+    thread.start()
+    await asyncio.to_thread(hold.arrived.wait, 10)
+    # The crash: the process state is abandoned right after the claim, mid-call; OneSignal
+    # then creates the notification, but nobody is left to store its id.
+    crashed_loop.call_soon_threadsafe(crashed_loop.stop)
+    await asyncio.to_thread(thread.join, 10)
+    hold.release()
+    await asyncio.to_thread(_wait_for, lambda: len(fake_onesignal.notifications) == 1)
+    try:
+        async with kit(database, keyring, fake_onesignal, app) as fresh:
+            claimed = await fresh.row(send_id)
+            assert (claimed.state, claimed.claimed_by) == (SendState.SENDING, "crashed-worker")
+
+            await fresh.start()
+            row = await fresh.wait_state(send_id, SendState.SENT)
+    finally:
+        await asyncio.to_thread(_bury, crashed_loop, parts)
+
+    (created,) = fresh.created()
+    assert [r.json["idempotency_key"] for r in fresh.posted()] == [str(send_id)] * 2
+    assert row.notification_id == created["id"] and row.attempts == 2
+    assert len(fresh.notifier.of("send_delivered")) == 1
+    assert await audit_chain_ok(database)
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+async def test_two_schedulers_deliver_500_sends_due_in_the_same_second_once_each(
+    database, keyring, fake_onesignal, app
+):
+    due = utcnow() + timedelta(seconds=1.5)
+    ids = await insert_due(database, app, 500, due)
+    replicas = [Database.open(database.engine.url, pool_size=3) for _ in range(2)]
+    try:
+        async with (
+            kit(replicas[0], keyring, fake_onesignal, app, worker_id="replica-a") as a,
+            kit(replicas[1], keyring, fake_onesignal, app, worker_id="replica-b") as b,
+        ):
+            await asyncio.gather(a.start(), b.start())
+            await _wait_count(database, SendState.SENT, 500, seconds=60)
+    finally:
+        for replica in replicas:
+            await replica.dispose()
+
+    keys = Counter(r.json["idempotency_key"] for r in fake_onesignal.requests_to("POST", "/n"))
+    assert len(fake_onesignal.notifications) == 500
+    assert set(keys) == {str(i) for i in ids} and max(keys.values()) == 1
+    async with database.sessions() as session:
+        claims = Counter(
+            await session.scalars(
+                sa.select(AuditEvent.actor).where(AuditEvent.action == "send.sent")
+            )
+        )
+    assert sum(claims.values()) == 500
+    assert set(claims) <= {"worker:replica-a", "worker:replica-b"}
+    assert await audit_chain_ok(database)
