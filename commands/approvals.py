@@ -119,7 +119,7 @@ async def _approve(
             await notifier.tell_requester(
                 result,
                 f"<@{user_id}> approved {views.ids_text(card)}.",
-                views.outcome_blocks(card, note=f"Approved by {user_id}."),
+                views.outcome_blocks(card, note=f"Approved by <@{user_id}>."),
             )
 
 

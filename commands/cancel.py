@@ -6,6 +6,7 @@ from __future__ import annotations
 from bot import const
 from bot.delivery import CancelOutcome, SendNotFound
 from bot.services import Services
+from commands._format import escape
 from commands._parsing import parse_options
 from commands.cards import card_of
 from commands.context import CommandContext, CommandError, Subcommand
@@ -42,7 +43,9 @@ async def handle(ctx: CommandContext) -> None:
         await ctx.reply(outcome.message)
         return
     card = card_of(outcome.send)
-    await ctx.reply(outcome.message, blocks=views.outcome_blocks(card, note=outcome.message))
+    await ctx.reply(
+        outcome.message, blocks=views.outcome_blocks(card, note=escape(outcome.message))
+    )
 
 
 async def cancel(services: Services, *, team_id: str, ref: str, actor: str) -> CancelOutcome:

@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
 from bot.services import Services
-from commands._format import Block
+from commands._format import Block, escape
 from commands._parsing import parse_options
 from commands.access import interaction_ids
 from commands.cancel import cancel
@@ -88,7 +88,7 @@ async def _cancel_clicked(
     card = card_of(outcome.send or send)
     await respond(
         text=outcome.message,
-        blocks=send_views.outcome_blocks(card, note=outcome.message),
+        blocks=send_views.outcome_blocks(card, note=escape(outcome.message)),
         replace_original=False,
         response_type="ephemeral",
     )

@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.delivery import Audience, SendContent, SendRejected, SendService
 from bot.policy import ApprovalPolicy, PolicyError, approvals_required
 from bot.services import Services
-from commands._format import Block
+from commands._format import Block, escape
 from commands.access import resolve_actor, senders_configured
 from commands.cards import card_of
 from commands.context import CommandError
@@ -153,7 +153,8 @@ async def answer(
     """Reply with the send's card and what comes next for it."""
     card = card_of(send, reason=send.last_error if send.state == SendState.FAILED else None)
     follow = _what_next(send, await policy_of(services, send.team_id))
-    note = " ".join([*notes, follow]) if follow else " ".join(notes) or None
+    said = [escape(text) for text in notes]
+    note = " ".join([*said, follow]) if follow else " ".join(said) or None
     await reply(views.outcome_text(card), views.outcome_blocks(card, note=note))
 
 

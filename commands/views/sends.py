@@ -220,10 +220,13 @@ def preview_text(card: SendCard, *, estimate: str) -> str:
 def outcome_blocks(
     card: SendCard, *, note: str | None = None, now: datetime | None = None
 ) -> list[Block]:
-    """A reply or DM about what happened to a send, with an optional note under it."""
+    """A reply or DM about what happened to a send, with an optional note under it.
+
+    `note` is mrkdwn (channel links, mentions); escape user text in it before.
+    """
     blocks = card_blocks(card, now=now)
     if note:
-        blocks.append(context(escape(note)))
+        blocks.append(context(note))
     return blocks
 
 

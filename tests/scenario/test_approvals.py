@@ -1,0 +1,257 @@
+"""Approvals: a risky send waits in the approvals channel with Approve / Reject; every click is
+checked again on the server (who clicked, which workspace, which state); the requester hears
+the outcome. Missed sends: the requester is asked by DM to send now or drop."""
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot import const
+from storage.models import SendState, utcnow
+from tests.scenario.sendkit import (
+    ALICE,
+    APPROVALS_CHANNEL,
+    BOB,
+    CAROL,
+    SEGMENT,
+    buttons,
+    click,
+    creates,
+    dm_to,
+    only_send,
+    require_approvals,
+    serve_sending,
+    settings,
+    text_of,
+    wait_for_state,
+)
+
+
+@pytest.fixture
+async def app(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path):
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring) as running:
+        await require_approvals(database, fake_slack)
+        fake_onesignal.add_user(fake_onesignal.app.id, "cust-1")
+        yield running
+
+
+async def _requested(app: Any, fake_slack: Any, database: Any) -> Any:
+    """ALICE asks for a send to a segment; the request lands in the approvals channel."""
+    sent = await app.post_command(f'send --yes --segment "{SEGMENT}" "Big news"')
+    reply = await sent.reply()
+    send = await only_send(database)
+    assert send.state == SendState.PENDING_APPROVAL
+    assert "waiting for approval" in text_of(reply)
+    assert f"Needs 1 approval in <#{APPROVALS_CHANNEL}>" in text_of(reply)
+    request = await fake_slack.wait_for(
+        "chat.postMessage", where=lambda c: c.args.get("channel") == APPROVALS_CHANNEL
+    )
+    return send, request
+
+
+async def test_a_risky_send_waits_for_approval_with_buttons(
+    app, fake_slack, fake_onesignal, database
+):
+    send, request = await _requested(app, fake_slack, database)
+
+    found = buttons(request.args["blocks"])
+    assert found[const.ACTION_APPROVE]["value"] == str(send.id)
+    assert found[const.ACTION_REJECT]["value"] == str(send.id)
+    assert f"<@{ALICE}> asks to send `{send.short_id}`" in text_of(request.args)
+    assert "Reaches about 600 subscriptions now." in text_of(request.args)
+    assert creates(fake_onesignal) == []
+
+
+async def test_approve_sends_once_and_tells_the_requester(
+    app, fake_slack, fake_onesignal, database
+):
+    send, _ = await _requested(app, fake_slack, database)
+
+    await click(app, const.ACTION_APPROVE, str(send.id), user=BOB, channel=APPROVALS_CHANNEL)
+
+    done = await wait_for_state(database, send.short_id, SendState.SENT)
+    [request] = creates(fake_onesignal)
+    assert request.json["idempotency_key"] == str(send.id)
+    dm = await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE))
+    assert f"`{send.short_id}`" in dm.args["text"] and "was sent" in dm.args["text"]
+    closed = await fake_slack.wait_for(
+        "chat.update", where=lambda c: c.args["channel"] == APPROVALS_CHANNEL
+    )
+    assert f"Approved by <@{BOB}>" in text_of(closed.args)
+    assert buttons(closed.args["blocks"]) == {}
+    assert done.approvals_received == 1
+
+
+async def test_the_requester_cannot_approve_their_own_send(
+    app, fake_slack, fake_onesignal, database
+):
+    send, _ = await _requested(app, fake_slack, database)
+
+    clicked = await click(app, const.ACTION_APPROVE, str(send.id), user=ALICE)
+
+    answer = await app.fake.wait_for_reply(clicked)
+    assert "someone else has to approve it" in answer["text"]
+    assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
+    assert (await only_send(database)).state == SendState.PENDING_APPROVAL
+    assert creates(fake_onesignal) == []
+
+
+async def test_a_non_approvers_click_is_refused(app, fake_slack, fake_onesignal, database):
+    send, _ = await _requested(app, fake_slack, database)
+
+    approve = await click(app, const.ACTION_APPROVE, str(send.id), user=CAROL)
+    reject = await click(app, const.ACTION_REJECT, str(send.id), user=CAROL)
+
+    for url in (approve, reject):
+        answer = await app.fake.wait_for_reply(url)
+        assert "Only PushOps approvers can approve or reject sends" in answer["text"]
+    assert (await only_send(database)).state == SendState.PENDING_APPROVAL
+    assert creates(fake_onesignal) == []
+
+
+async def test_a_click_from_another_workspace_is_refused(app, fake_slack, database):
+    send, _ = await _requested(app, fake_slack, database)
+
+    clicked = await click(app, const.ACTION_APPROVE, str(send.id), user=BOB, user_team="T0GUEST")
+
+    answer = await app.fake.wait_for_reply(clicked)
+    assert "Only people of this workspace can use this." in answer["text"]
+    assert (await only_send(database)).state == SendState.PENDING_APPROVAL
+
+
+async def test_reject_never_sends_and_tells_the_requester(
+    app, fake_slack, fake_onesignal, database
+):
+    send, _ = await _requested(app, fake_slack, database)
+
+    await click(app, const.ACTION_REJECT, str(send.id), user=BOB)
+
+    await wait_for_state(database, send.short_id, SendState.REJECTED)
+    dm = await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE))
+    assert f"<@{BOB}> rejected `{send.short_id}`" in dm.args["text"]
+    late = await click(app, const.ACTION_APPROVE, str(send.id), user=BOB)
+    answer = await app.fake.wait_for_reply(late)
+    assert "was rejected; this button no longer applies" in answer["text"]
+    await asyncio.sleep(0.6)  # a sweep later
+    assert creates(fake_onesignal) == []
+
+
+async def test_a_double_click_on_approve_sends_once(app, fake_slack, fake_onesignal, database):
+    send, _ = await _requested(app, fake_slack, database)
+
+    urls = await asyncio.gather(
+        *(click(app, const.ACTION_APPROVE, str(send.id), user=BOB) for _ in range(3))
+    )
+
+    await wait_for_state(database, send.short_id, SendState.SENT)
+    await asyncio.sleep(0.3)
+    assert len(creates(fake_onesignal)) == 1
+    refusals = [r for url in urls for r in app.fake.replies(url)]
+    assert len(refusals) >= 2  # the other clicks were told why nothing happened
+
+
+async def test_two_approvals_needed_keeps_the_request_open_after_one(
+    app, fake_slack, fake_onesignal, database
+):
+    await require_approvals(database, fake_slack, approvals=2)
+    fake_slack.add_user("U0DAVE", name="dave", is_admin=True)
+    send, _ = await _requested_two(app, database)
+
+    first = await click(app, const.ACTION_APPROVE, str(send.id), user=BOB)
+
+    assert "is recorded" in (await app.fake.wait_for_reply(first))["text"]
+    update = await fake_slack.wait_for(
+        "chat.update", where=lambda c: c.args["channel"] == APPROVALS_CHANNEL
+    )
+    assert "1 more approval needed" in text_of(update.args)
+    assert const.ACTION_APPROVE in buttons(update.args["blocks"])
+    assert creates(fake_onesignal) == []
+    await click(app, const.ACTION_APPROVE, str(send.id), user="U0DAVE")
+    await wait_for_state(database, send.short_id, SendState.SENT)
+    assert len(creates(fake_onesignal)) == 1
+
+
+async def _requested_two(app: Any, database: Any) -> Any:
+    sent = await app.post_command(f'send --yes --segment "{SEGMENT}" "Big news"')
+    await sent.reply()
+    return await only_send(database), sent
+
+
+async def test_cancelling_a_pending_send_closes_its_request(app, fake_slack, database):
+    send, _ = await _requested(app, fake_slack, database)
+
+    sent = await app.post_command(f"cancel {send.short_id}")
+
+    await sent.reply()
+    closed = await fake_slack.wait_for(
+        "chat.update", where=lambda c: c.args["channel"] == APPROVALS_CHANNEL
+    )
+    assert f"Cancelled by <@{ALICE}>" in text_of(closed.args)
+    assert buttons(closed.args["blocks"]) == {}
+
+
+async def test_a_send_to_listed_users_needs_no_approval_under_the_segments_policy(
+    app, fake_onesignal, database
+):
+    sent = await app.post_command('send --yes --user cust-1 "Just you"')
+
+    await sent.reply()
+    assert (await only_send(database)).state == SendState.SENT
+    assert len(creates(fake_onesignal)) == 1
+
+
+# --- missed sends -------------------------------------------------------------------------------
+
+
+async def _missed(app: Any, fake_slack: Any, database: Any, storage_factory: Any) -> Any:
+    """A send found too late by the scheduler: ALICE gets a DM with Send now / Drop."""
+    async with database.sessions() as session:
+        from storage import queries
+
+        default = await queries.get_app(session=session, team_id="T0PUSHOPS", name="default")
+    send = await storage_factory.send(
+        default,
+        state=SendState.SCHEDULED,
+        due_at=utcnow() - timedelta(hours=2),
+        requester_id=ALICE,
+        content={"message": "Too late"},
+        audience={"external_ids": ["cust-1"]},
+    )
+    dm = await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE))
+    await wait_for_state(database, send.short_id, SendState.MISSED)
+    return send, dm
+
+
+async def test_a_missed_send_is_offered_to_send_now(
+    app, fake_slack, fake_onesignal, database, storage_factory
+):
+    send, dm = await _missed(app, fake_slack, database, storage_factory)
+    assert "was missed" in dm.args["text"]
+    found = buttons(dm.args["blocks"])
+    assert found[const.ACTION_MISSED_SEND_NOW]["value"] == str(send.id)
+    assert creates(fake_onesignal) == []
+
+    clicked = await click(app, const.ACTION_MISSED_SEND_NOW, str(send.id), channel="D0ALICE")
+
+    answer = await app.fake.wait_for_reply(clicked)
+    assert "was sent" in text_of(answer) and answer["replace_original"] is True
+    assert len(creates(fake_onesignal)) == 1
+    again = await click(app, const.ACTION_MISSED_SEND_NOW, str(send.id), channel="D0ALICE")
+    assert "no longer applies" in (await app.fake.wait_for_reply(again))["text"]
+    assert len(creates(fake_onesignal)) == 1
+
+
+async def test_a_missed_send_can_be_dropped(
+    app, fake_slack, fake_onesignal, database, storage_factory
+):
+    send, _ = await _missed(app, fake_slack, database, storage_factory)
+
+    clicked = await click(app, const.ACTION_MISSED_DROP, str(send.id), channel="D0ALICE")
+
+    answer = await app.fake.wait_for_reply(clicked)
+    assert "Dropped; nothing was sent." in text_of(answer)
+    assert (await only_send(database)).state == SendState.CANCELLED
+    assert creates(fake_onesignal) == []

@@ -1,0 +1,94 @@
+"""`/push list`: scheduled and recent sends of this workspace only, newest first, each one still
+to go out with a Cancel button that acts at once."""
+
+from typing import Any
+
+import pytest
+
+from bot import const
+from storage.models import SendState
+from tests.plugins.database import OTHER_TEAM
+from tests.scenario.sendkit import (
+    SEGMENT,
+    all_sends,
+    buttons,
+    click,
+    creates,
+    serve_sending,
+    settings,
+    text_of,
+    wait_for_state,
+)
+
+
+@pytest.fixture
+async def app(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path):
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring) as running:
+        yield running
+
+
+async def _send(app: Any, options: str, message: str) -> None:
+    sent = await app.post_command(f'send --yes {options} --segment "{SEGMENT}" "{message}"')
+    await sent.reply()
+
+
+async def test_the_list_shows_scheduled_then_recent_sends_newest_first(
+    app, database, storage_factory
+):
+    await _send(app, "", "First sent")
+    await _send(app, "", "Second sent")
+    await _send(app, "--in 1h", "Later one")
+    await _send(app, "--in 2h", "Even later")
+    first, second, later, even_later = await all_sends(database)
+    await wait_for_state(database, second.short_id, SendState.SENT)
+    theirs = await storage_factory.send(await storage_factory.app(OTHER_TEAM, make_default=True))
+
+    sent = await app.post_command("list")
+
+    reply = await sent.reply()
+    text = text_of(reply)
+    order = [text.index(s.short_id) for s in (even_later, later, second, first)]
+    assert order == sorted(order)
+    assert theirs.short_id not in text
+    cancels = [b for b in reply["blocks"] if b.get("accessory", {}).get("action_id")]
+    assert [b["accessory"]["value"] for b in cancels] == [str(even_later.id), str(later.id)]
+    assert "Later one" in text and "scheduled" in text
+
+
+async def test_cancel_in_the_list_acts_at_once_and_shows_the_list_again(
+    app, fake_onesignal, database
+):
+    await _send(app, "--in 1h", "Later one")
+    [send] = await all_sends(database)
+    listed = await app.post_command("list")
+    reply = await listed.reply()
+    button = buttons(reply["blocks"])[const.ACTION_LIST_CANCEL]
+
+    clicked = await click(app, const.ACTION_LIST_CANCEL, button["value"])
+
+    told = await app.fake.wait_for_reply(clicked)
+    assert f"Stopped `{send.short_id}` before it was sent" in told["text"]
+    assert told["replace_original"] is False
+    again = await app.fake.wait_for_reply(clicked, count=2)
+    assert again["replace_original"] is True and "Nothing is scheduled." in text_of(again)
+    [cancelled] = await all_sends(database)
+    assert cancelled.state == SendState.CANCELLED and creates(fake_onesignal) == []
+
+
+async def test_list_of_one_app_and_of_an_unknown_app(app, database):
+    await _send(app, "--in 1h", "Later one")
+
+    known = await app.post_command("list --app default")
+    unknown = await app.post_command("list --app shop")
+
+    assert "Later one" in text_of(await known.reply())
+    reply = await unknown.reply()
+    assert "There is no app 'shop' here; the apps are: default." in reply["text"]
+
+
+async def test_an_empty_list_says_so(app):
+    sent = await app.post_command("list")
+
+    text = text_of(await sent.reply())
+    assert "Nothing is scheduled." in text and "No sends yet." in text
