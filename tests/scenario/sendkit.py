@@ -118,13 +118,17 @@ async def only_send(database: Database) -> Send:
 
 
 async def wait_for_state(
-    database: Database, short_id: str, *states: SendState, within: float = 10.0
+    database: Database,
+    short_id: str,
+    *states: SendState,
+    within: float = 10.0,
+    team_id: str = DEFAULT_TEAM_ID,
 ) -> Send:
     """The send once it is in one of `states` (waiting up to `within` seconds)."""
     deadline = time.monotonic() + within
     while True:
         async with database.sessions() as session:
-            send = await queries.find_send(session=session, team_id=DEFAULT_TEAM_ID, ref=short_id)
+            send = await queries.find_send(session=session, team_id=team_id, ref=short_id)
         if send is not None and send.state in states:
             return send
         if time.monotonic() > deadline:

@@ -1,0 +1,221 @@
+"""`/push send` alone: the compose form opens right after the ack, offers the app's segments
+(or typed names when OneSignal will not list them), shows the audience's reach, and sends on
+submit; bad fields come back inline and nothing is written."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot import const
+from commands.views.compose import WHEN_AT, WHEN_IN, WHEN_NOW, ComposeForm, compose_view
+from storage.models import SendState, utcnow
+from tests.fakes import signing
+from tests.fakes.slack import DEFAULT_TEAM_ID
+from tests.scenario.sendkit import (
+    ALICE,
+    SEGMENT,
+    all_sends,
+    creates,
+    serve_sending,
+    settings,
+    text_of,
+    wait_for_state,
+)
+
+FIELD = const.ACTION_COMPOSE_FIELD
+AUDIENCE = const.ACTION_COMPOSE_AUDIENCE
+META = '{"channel": "C0GENERAL", "app": "default"}'
+
+
+@pytest.fixture
+def database(sqlite_database):
+    """The form's logic does not depend on the backend: SQLite only."""
+    return sqlite_database
+
+
+@pytest.fixture
+async def app(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path):
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring) as running:
+        yield running
+
+
+def by_id(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {block.get("block_id"): block for block in view["blocks"]}
+
+
+async def opened_form(app: Any, fake_slack: Any) -> tuple[str, dict[str, Any]]:
+    """Run `/push send`; the view id and the form once its segments are filled in."""
+    sent = await app.post_command("send")
+    assert sent.response.status_code == 200
+    opened = await fake_slack.wait_for("views.open")
+    assert (
+        opened.args["trigger_id"] and opened.args["view"]["callback_id"] == const.CALLBACK_COMPOSE
+    )
+    updated = await fake_slack.wait_for("views.update")
+    return updated.args["view_id"], updated.args["view"]
+
+
+def values(
+    *,
+    message: str | None = "Version 2 is out",
+    title: str | None = None,
+    segments: tuple[str, ...] = (SEGMENT,),
+    users: str | None = None,
+    when: str = WHEN_NOW,
+    at: int | None = None,
+    delay: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Slack's `view.state.values` of a filled-in compose form."""
+    return {
+        const.BLOCK_COMPOSE_TITLE: {FIELD: {"type": "plain_text_input", "value": title}},
+        const.BLOCK_COMPOSE_MESSAGE: {FIELD: {"type": "plain_text_input", "value": message}},
+        const.BLOCK_COMPOSE_SEGMENTS: {
+            AUDIENCE: {
+                "type": "multi_static_select",
+                "selected_options": [{"value": s} for s in segments],
+            }
+        },
+        const.BLOCK_COMPOSE_EXCLUDE: {
+            AUDIENCE: {"type": "multi_static_select", "selected_options": []}
+        },
+        const.BLOCK_COMPOSE_USERS: {AUDIENCE: {"type": "plain_text_input", "value": users}},
+        const.BLOCK_COMPOSE_URL: {FIELD: {"type": "url_text_input", "value": None}},
+        const.BLOCK_COMPOSE_IMAGE: {FIELD: {"type": "url_text_input", "value": None}},
+        const.BLOCK_COMPOSE_WHEN: {
+            FIELD: {"type": "radio_buttons", "selected_option": {"value": when}}
+        },
+        const.BLOCK_COMPOSE_AT: {FIELD: {"type": "datetimepicker", "selected_date_time": at}},
+        const.BLOCK_COMPOSE_IN: {FIELD: {"type": "plain_text_input", "value": delay}},
+    }
+
+
+async def submit(app: Any, filled: dict[str, dict[str, Any]]) -> Any:
+    """Submit the compose form (one app, segments listed) with `filled` values."""
+    payload = signing.view_submission(
+        callback_id=const.CALLBACK_COMPOSE,
+        user_id=ALICE,
+        team_id=DEFAULT_TEAM_ID,
+        values=filled,
+        private_metadata=META,
+    )
+    form = ComposeForm(apps=("default",), app="default", segments=(SEGMENT,), metadata=META)
+    payload["view"]["blocks"] = compose_view(form)["blocks"]
+    return await app.post_action(payload)
+
+
+async def test_the_form_opens_after_the_ack_with_the_apps_segments(app, fake_slack):
+    _, view = await opened_form(app, fake_slack)
+
+    segments = by_id(view)[const.BLOCK_COMPOSE_SEGMENTS]["element"]
+    assert segments["type"] == "multi_static_select"
+    assert {o["value"] for o in segments["options"]} == {
+        "Subscribed Users",
+        "Active Users",
+        "Engaged Users",
+        "Inactive Users",
+    }
+    assert const.BLOCK_COMPOSE_APP not in by_id(view)  # one app: no app menu
+
+
+async def test_segments_are_typed_when_onesignal_will_not_list_them(
+    app, fake_slack, fake_onesignal
+):
+    fake_onesignal.faults.statuses([402], path=f"/apps/{fake_onesignal.app.id}/segments")
+
+    _, view = await opened_form(app, fake_slack)
+
+    segments = by_id(view)[const.BLOCK_COMPOSE_SEGMENTS]
+    assert segments["element"]["type"] == "plain_text_input"
+    assert "Segments could not be listed" in segments["hint"]["text"]
+    assert "HTTP 402" in segments["hint"]["text"]
+    assert "Type segment names" in segments["hint"]["text"]
+
+
+async def test_choosing_an_audience_shows_its_reach(app, fake_slack):
+    view_id, view = await opened_form(app, fake_slack)
+    shown = {**view, "id": view_id, "hash": "h1", "state": {"values": values()}}
+
+    payload = signing.block_actions(
+        action_id=AUDIENCE,
+        user_id=ALICE,
+        team_id=DEFAULT_TEAM_ID,
+        response_url="",
+        block_id=const.BLOCK_COMPOSE_SEGMENTS,
+        view=shown,
+        element_type="multi_static_select",
+    )
+    response = await app.post_action(payload)
+
+    assert response.status_code == 200
+    update = await fake_slack.wait_for("views.update", count=2)
+    estimate = by_id(update.args["view"])[const.BLOCK_COMPOSE_ESTIMATE]
+    assert estimate["elements"][0]["text"] == "Reaches about 600 subscriptions now."
+    assert update.args["view_id"] == view_id and update.args["hash"] == "h1"
+
+
+async def test_a_submitted_form_sends_and_answers_in_the_channel(
+    app, fake_slack, fake_onesignal, database
+):
+    response = await submit(app, values(title="Release"))
+
+    assert response.status_code == 200 and response.text == ""
+    [send] = await all_sends(database)
+    await wait_for_state(database, send.short_id, SendState.SENT)
+    answer = await fake_slack.wait_for("chat.postEphemeral")
+    assert answer.args["channel"] == "C0GENERAL" and answer.args["user"] == ALICE
+    assert f"`{send.short_id}`" in answer.args["text"] and "was sent" in answer.args["text"]
+    [request] = creates(fake_onesignal)
+    assert request.json["headings"] == {"en": "Release"}
+
+
+async def test_a_form_scheduled_with_the_picker_is_armed(app, fake_slack, database):
+    due = utcnow() + timedelta(hours=3)
+
+    response = await submit(app, values(when=WHEN_AT, at=int(due.timestamp())))
+
+    assert response.status_code == 200
+    [send] = await all_sends(database)
+    assert send.state == SendState.SCHEDULED
+    assert send.due_at is not None and abs((send.due_at - due).total_seconds()) < 1
+    answer = await fake_slack.wait_for("chat.postEphemeral")
+    assert "is scheduled" in text_of(answer.args)
+
+
+@pytest.mark.parametrize(
+    ("filled", "block", "words"),
+    [
+        (values(message=None), const.BLOCK_COMPOSE_MESSAGE, "write the text people will read"),
+        (values(message="   "), const.BLOCK_COMPOSE_MESSAGE, "The message is empty"),
+        (values(segments=()), const.BLOCK_COMPOSE_SEGMENTS, "No audience"),
+        (values(users="cust-1"), const.BLOCK_COMPOSE_USERS, "not both"),
+        (values(title="T" * 5000), const.BLOCK_COMPOSE_MESSAGE, "The notification is too long"),
+        (values(when=WHEN_AT), const.BLOCK_COMPOSE_AT, "Pick a date and time"),
+        (values(when=WHEN_AT, at=1_600_000_000), const.BLOCK_COMPOSE_AT, "That time has passed"),
+        (values(when=WHEN_IN, delay="soon"), const.BLOCK_COMPOSE_IN, "as a delay"),
+        (values(when=WHEN_IN, delay="60d"), const.BLOCK_COMPOSE_IN, "more than 30 days"),
+    ],
+    ids=[
+        "no message",
+        "blank message",
+        "no audience",
+        "segments and users",
+        "5000-character title",
+        "no time",
+        "past time",
+        "unparseable delay",
+        "delay too long",
+    ],
+)
+async def test_bad_fields_come_back_inline_and_nothing_is_written(
+    app, fake_onesignal, database, filled, block, words
+):
+    response = await submit(app, filled)
+
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["response_action"] == "errors"
+    assert words in answer["errors"][block], answer["errors"]
+    assert await all_sends(database) == []
+    assert creates(fake_onesignal) == []
