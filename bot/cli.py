@@ -16,6 +16,7 @@ from collections.abc import Sequence
 GROUPS: dict[str, str] = {
     "serve": "bot.cli_serve",
     "check": "bot.cli_serve",
+    "worker": "bot.cli_worker",
     "db": "bot.cli_storage",
     "apps": "bot.cli_storage",
     "keys": "bot.cli_storage",

@@ -111,10 +111,12 @@ def _validation_problem(error: Any) -> Problem:
     return Problem(name, f"{error.get('msg', 'is not valid')}.", f"Correct {name} or unset it.")
 
 
-def find_problems(settings: Settings) -> list[Problem]:
-    """Every problem of `settings`, in the order a person would fix them."""
+def find_problems(
+    settings: Settings, checks: Iterable[Callable[[Settings], list[Problem]]] | None = None
+) -> list[Problem]:
+    """Every problem of `settings` (for `serve`, or the given `checks`), in fixing order."""
     problems: list[Problem] = []
-    for check in _CHECKS:
+    for check in _CHECKS if checks is None else checks:
         problems.extend(check(settings))
     return problems
 
@@ -328,6 +330,15 @@ _CHECKS: Final[tuple[Callable[[Settings], list[Problem]], ...]] = (
     _check_storage,
     _check_logging,
 )
+
+WORKER_CHECKS: Final[tuple[Callable[[Settings], list[Problem]], ...]] = (
+    _check_placeholders,
+    _check_onesignal,
+    _check_urls,
+    _check_storage,
+    _check_logging,
+)
+"""What `pushops worker` needs: no Slack, everything else that delivers sends."""
 
 
 # --- serve --------------------------------------------------------------------------------------

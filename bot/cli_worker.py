@@ -1,0 +1,88 @@
+"""`pushops worker`: the scheduler alone, without Slack: delivers due sends, marks missed ones.
+
+It runs beside `pushops serve` (which has its own scheduler) or instead of a second one:
+several may share a database, the claim in it keeps each send to one of them. It stops
+cleanly on SIGTERM or Ctrl-C: deliveries in flight finish first (bounded), and a send it
+could not finish is taken over, with the same idempotency key, by the next scheduler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from bot.cli_serve import (
+    EXIT_SETTINGS,
+    EXIT_STARTUP,
+    WORKER_CHECKS,
+    StartupError,
+    find_problems,
+    format_problems,
+    load_settings,
+    migrate_at_start,
+)
+from bot.logs import configure_logging, redact, secrets_of
+from bot.services import build_services
+from bot.settings import Settings
+from storage.crypto import CryptoError, load_keyring
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add `worker` to the `pushops` parser."""
+    worker = subparsers.add_parser(
+        "worker",
+        help="deliver scheduled sends without serving Slack (several may share a database)",
+    )
+    worker.set_defaults(handler=run_worker)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """`pushops worker`: check the settings, then deliver until SIGTERM or Ctrl-C."""
+    del args
+    settings, problems = load_settings()
+    if settings is not None:
+        problems = find_problems(settings, WORKER_CHECKS)
+    if problems:
+        print(format_problems(problems, heading="PushOps worker cannot start:"), file=sys.stderr)
+        return EXIT_SETTINGS
+    assert settings is not None
+    configure_logging(settings)
+    try:
+        asyncio.run(work(settings))
+    except StartupError as e:
+        print(
+            f"PushOps worker cannot start: {redact(str(e), secrets_of(settings))}", file=sys.stderr
+        )
+        return EXIT_STARTUP
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def work(settings: Settings) -> None:
+    """Run the scheduler on the configured database until a stop signal."""
+    try:
+        keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+    except (CryptoError, OSError) as e:
+        raise StartupError(f"the secret key could not be loaded: {e}") from e
+    database = Database.open(settings.resolved_database_url)
+    await migrate_at_start(settings, database)
+    services = build_services(settings, database=database, keyring=keyring)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await services.start()
+    log.info("PushOps worker running; SIGTERM stops it")
+    try:
+        await stop.wait()
+    finally:
+        log.info("PushOps worker stopping")
+        await services.aclose()
