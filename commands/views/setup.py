@@ -19,6 +19,8 @@ from commands._format import Block, code, context, escape, section
 View = dict[str, Any]
 
 TITLE: Final = "PushOps setup"
+MAX_APPS_SHOWN: Final = 30
+"""Apps listed in the home (two blocks each; a modal holds at most 100 blocks)."""
 F: Final = const.ACTION_SETUP_FIELD
 
 ROLE_LABELS: Final[Mapping[Role, str]] = {
@@ -165,8 +167,11 @@ def apps_blocks(apps: Sequence[AppRow]) -> list[Block]:
         blocks.append(
             context("No app yet. Add one: PushOps checks its REST API key with OneSignal first.")
         )
-    for app in apps:
+    for app in apps[:MAX_APPS_SHOWN]:
         blocks += [section(app_line(app)), app_actions(app)]
+    if len(apps) > MAX_APPS_SHOWN:
+        hidden = len(apps) - MAX_APPS_SHOWN
+        blocks.append(context(f"…and {hidden} more: `pushops apps list` shows every app."))
     blocks.append(_actions(button("Add an app", const.ACTION_SETUP_ADD_APP, style="primary")))
     return blocks
 
