@@ -81,18 +81,22 @@ class SlackNotifier:
     def __init__(self, *, services: Services, clients: ClientSource) -> None:
         self._services = services
         self._clients = clients
-        self._answering: set[uuid.UUID] = set()
+        self._answering: dict[uuid.UUID, list[str]] = {}
 
     # --- answering in place -----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def answering(self, send_id: uuid.UUID) -> Iterator[None]:
-        """While a command replies about this send itself, outcomes skip the requester's DM."""
-        self._answering.add(send_id)
+    def answering(self, send_id: uuid.UUID) -> Iterator[list[str]]:
+        """While a command replies about this send itself, outcomes skip the requester's DM.
+
+        Yields the list that collects the reasons of failures told meanwhile, for the reply.
+        """
+        reasons: list[str] = []
+        self._answering[send_id] = reasons
         try:
-            yield
+            yield reasons
         finally:
-            self._answering.discard(send_id)
+            self._answering.pop(send_id, None)
 
     # --- the Notifier protocol -------------------------------------------------------------
 
@@ -107,7 +111,10 @@ class SlackNotifier:
         """Update the log message; DM the requester (with why) unless answered in place."""
         card = card_of(send, reason=reason)
         await self._update_log(send, card)
-        if send.id not in self._answering:
+        answering = self._answering.get(send.id)
+        if answering is not None:
+            answering.append(reason)
+        else:
             await self.tell_requester(send, views.outcome_text(card), views.outcome_blocks(card))
 
     async def send_missed(self, send: Send) -> None:

@@ -132,13 +132,14 @@ async def go(services: Services, send: Send, reply: Reply, *, notes: Sequence[st
     notifier = notifier_of(services)
     if notifier is not None and send.state != SendState.PENDING_APPROVAL:
         await notifier.announce(send)
+    reasons: list[str] = []
     if notifier is not None and _due_now(send):
-        with notifier.answering(send.id):
+        with notifier.answering(send.id) as reasons:
             await sends.dispatch(send)
     else:
         await sends.dispatch(send)
     current = await sends.find(team_id=send.team_id, ref=send.short_id)
-    await answer(services, current, reply, notes=notes)
+    await answer(services, current, reply, notes=notes, reason=reasons[-1] if reasons else None)
 
 
 def _due_now(send: Send) -> bool:
@@ -148,10 +149,17 @@ def _due_now(send: Send) -> bool:
 
 
 async def answer(
-    services: Services, send: Send, reply: Reply, *, notes: Sequence[str] = ()
+    services: Services,
+    send: Send,
+    reply: Reply,
+    *,
+    notes: Sequence[str] = (),
+    reason: str | None = None,
 ) -> None:
-    """Reply with the send's card and what comes next for it."""
-    card = card_of(send, reason=send.last_error if send.state == SendState.FAILED else None)
+    """Reply with the send's card (and `reason` it failed, even partly), and what comes next."""
+    if reason is None and send.state == SendState.FAILED:
+        reason = send.last_error
+    card = card_of(send, reason=reason)
     follow = _what_next(send, await policy_of(services, send.team_id))
     said = [escape(text) for text in notes]
     note = " ".join([*said, follow]) if follow else " ".join(said) or None

@@ -27,6 +27,7 @@ from tests.scenario.sendkit import (
     text_of,
     wait_for_state,
 )
+from tests.scenario.workspace import onesignal_settings
 
 
 @pytest.fixture
@@ -255,3 +256,39 @@ async def test_a_missed_send_can_be_dropped(
     assert "Dropped; nothing was sent." in text_of(answer)
     assert (await only_send(database)).state == SendState.CANCELLED
     assert creates(fake_onesignal) == []
+
+
+async def test_send_on_a_preview_of_a_risky_send_asks_for_approval(app, fake_slack, database):
+    sent = await app.post_command(f'send --segment "{SEGMENT}" "Big news"')
+    preview = await sent.reply()
+    send = await only_send(database)
+    assert f"Needs 1 approval in <#{APPROVALS_CHANNEL}>" in text_of(preview)
+
+    clicked = await click(app, const.ACTION_SEND_CONFIRM, str(send.id))
+
+    answer = await app.fake.wait_for_reply(clicked)
+    assert "waiting for approval" in text_of(answer)
+    assert (await only_send(database)).state == SendState.PENDING_APPROVAL
+    await fake_slack.wait_for(
+        "chat.postMessage", where=lambda c: c.args.get("channel") == APPROVALS_CHANNEL
+    )
+
+
+async def test_an_unanswered_request_expires_and_the_requester_hears_it(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path
+):
+    config = onesignal_settings(fake_slack, fake_onesignal, tmp_path, approval_ttl=0.5)
+    async with serve_sending(serve_pushops, config, database, keyring) as running:
+        await require_approvals(database, fake_slack)
+        send, _ = await _requested(running, fake_slack, database)
+
+        await wait_for_state(database, send.short_id, SendState.EXPIRED)
+
+        closed = await fake_slack.wait_for(
+            "chat.update", where=lambda c: c.args["channel"] == APPROVALS_CHANNEL
+        )
+        assert "expired and was not sent" in text_of(closed.args)
+        assert buttons(closed.args["blocks"]) == {}
+        dm = await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE))
+        assert "expired without enough approvals" in dm.args["text"]
+        assert creates(fake_onesignal) == []

@@ -3,7 +3,9 @@ fire once with a DM and an updated log message, the ack never waiting for OneSig
 clear refusal per kind of bad input that writes nothing."""
 
 import asyncio
+import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -263,3 +265,39 @@ async def test_a_test_send_goes_only_to_the_requesters_linked_id(app, fake_onesi
     assert "included_segments" not in request.json
     send = await only_send(database)
     assert send.is_test and "test send" in text_of(reply)
+
+
+async def test_times_are_read_and_shown_in_the_requesters_zone_and_in_utc(app, database):
+    sent = await app.post_command(f'send --yes --at "tomorrow 9am" --segment "{SEGMENT}" Hi')
+
+    reply = await sent.reply()
+    send = await only_send(database)
+    assert send.timezone == "Europe/Berlin"  # from users.info
+    assert send.due_at is not None and send.due_at.astimezone(ZoneInfo("Europe/Berlin")).hour == 9
+    assert re.search(r"09:00 CES?T \(0[78]:00 UTC\)", text_of(reply)), text_of(reply)
+
+
+async def test_a_refused_send_is_answered_with_onesignals_reason(app, fake_onesignal, database):
+    fake_onesignal.faults.statuses([400], method="POST", path="/notifications")
+
+    sent = await app.post_command(f'send --yes --segment "{SEGMENT}" Hello')
+
+    reply = await sent.reply()
+    send = await wait_for_state(database, (await only_send(database)).short_id, SendState.FAILED)
+    assert f"`{send.short_id}`" in text_of(reply) and "failed" in text_of(reply)
+    assert "OneSignal refused it (HTTP 400)" in text_of(reply)
+
+
+async def test_when_slack_is_slow_to_say_who_asks_the_send_is_stored_after_the_ack(
+    app, fake_slack, fake_onesignal, database
+):
+    fake_slack.delay("users.info", 1.1)  # longer than the lookup may take before the ack
+
+    sent = await app.post_command(f'send --yes --segment "{SEGMENT}" Hello')
+
+    assert sent.response.status_code == 200
+    assert await all_sends(database) == []  # Slack got its ack before the lookup ended
+    reply = await sent.reply(timeout=10)
+    send = await only_send(database)
+    assert f"`{send.short_id}`" in text_of(reply) and "was sent" in text_of(reply)
+    assert len(creates(fake_onesignal)) == 1

@@ -6,12 +6,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from bot import const
 from commands.views.compose import WHEN_AT, WHEN_IN, WHEN_NOW, ComposeForm, compose_view
+from storage import queries
 from storage.models import SendState, utcnow
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
+from tests.plugins.database import register_secret
 from tests.scenario.sendkit import (
     ALICE,
     SEGMENT,
@@ -219,3 +222,42 @@ async def test_bad_fields_come_back_inline_and_nothing_is_written(
     assert words in answer["errors"][block], answer["errors"]
     assert await all_sends(database) == []
     assert creates(fake_onesignal) == []
+
+
+async def test_with_two_apps_the_form_offers_a_choice_and_lists_the_chosen_apps_segments(
+    app, fake_slack, fake_onesignal, database, keyring
+):
+    shop = fake_onesignal.add_app("Shop")
+    fake_onesignal.add_segment(shop.id, "Shoppers", size=42)
+    async with database.sessions.begin() as session:
+        await queries.add_app(
+            session=session,
+            keyring=keyring,
+            team_id=DEFAULT_TEAM_ID,
+            name="shop",
+            onesignal_app_id=shop.id,
+            api_key=SecretStr(register_secret(shop.rest_api_key)),
+            added_by=ALICE,
+        )
+    view_id, view = await opened_form(app, fake_slack)
+    menu = by_id(view)[const.BLOCK_COMPOSE_APP]["element"]
+    assert [o["value"] for o in menu["options"]] == ["default", "shop"]
+    assert menu["initial_option"]["value"] == "default"
+    chosen = {const.ACTION_COMPOSE_APP: {"selected_option": {"value": "shop"}}}
+    state = {const.BLOCK_COMPOSE_APP: chosen}
+
+    payload = signing.block_actions(
+        action_id=const.ACTION_COMPOSE_APP,
+        user_id=ALICE,
+        team_id=DEFAULT_TEAM_ID,
+        response_url="",
+        block_id=const.BLOCK_COMPOSE_APP,
+        view={**view, "id": view_id, "hash": "h2", "state": {"values": state}},
+        element_type="static_select",
+    )
+    await app.post_action(payload)
+
+    update = await fake_slack.wait_for("views.update", count=2)
+    segments = by_id(update.args["view"])[const.BLOCK_COMPOSE_SEGMENTS]["element"]
+    assert [o["value"] for o in segments["options"]] == ["Shoppers"]
+    assert '"app": "shop"' in update.args["view"]["private_metadata"]
