@@ -78,11 +78,10 @@ OPEN_FORM: Final = _OpenForm()
 
 async def before_ack(ctx: CommandContext) -> object:
     """Parse, check, and store the send's row (see the module's docstring)."""
+    sends_of(ctx.services)  # refuses at once when this PushOps cannot send
     if not ctx.args:
-        sends_of(ctx.services)
         return OPEN_FORM
     request = parse_send(ctx.args)
-    sends_of(ctx.services)
     try:
         async with asyncio.timeout(LOOKUP_BUDGET):
             person = await _requester(ctx)

@@ -38,6 +38,7 @@ from commands.views import compose
 from commands.views.compose import ComposeForm, ComposeInput
 from storage import queries
 from storage.errors import AppNotFound
+from storage.models import Send
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ def _draft(typed: ComposeInput, meta: Meta, timezone: str | None, view: dict[str
 
 async def _submitted(
     services: Services, body: dict[str, Any], client: AsyncWebClient
-) -> tuple[Any, Meta]:
+) -> tuple[Send, Meta]:
     """Check the form and store its send (before the ack); FormErrors for bad fields."""
     view = body["view"]
     typed = compose.read_compose(view["state"]["values"])

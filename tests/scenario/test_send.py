@@ -125,6 +125,19 @@ async def test_yes_sends_at_once_and_answers_with_both_ids(app, fake_onesignal, 
     assert f"`{send.short_id}`" in text_of(reply) and "was sent" in text_of(reply)
     assert f"OneSignal `{send.notification_id}`" in text_of(reply)
     assert len(creates(fake_onesignal)) == 1
+    # answered in place: no direct message repeats it
+    assert app.fake.calls_to("chat.postMessage", where=dm_to(ALICE)) == []
+
+
+async def test_the_requesters_zone_is_asked_of_slack_once(app, fake_slack, database):
+    first = await app.post_command(f'send --segment "{SEGMENT}" One')
+    await first.reply()
+    asked = len(fake_slack.calls_to("users.info"))
+
+    second = await app.post_command(f'send --segment "{SEGMENT}" Two')
+
+    await second.reply()
+    assert asked >= 1 and len(fake_slack.calls_to("users.info")) == asked
 
 
 async def test_the_ack_does_not_wait_for_onesignal(app, fake_onesignal, database):
