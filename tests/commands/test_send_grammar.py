@@ -4,10 +4,10 @@ import pytest
 
 from commands._parsing import split_words
 from commands.context import CommandError
-from commands.send_grammar import parse_send
+from commands.send_grammar import SendRequest, parse_send
 
 
-def parse(text):
+def parse(text: str) -> SendRequest:
     return parse_send(split_words(text))
 
 

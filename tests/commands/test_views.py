@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from bot import const
 from commands.views import compose, listing, sends, status
@@ -11,8 +12,8 @@ DUE = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-def card(**overrides):
-    values = {
+def card(**overrides: Any) -> sends.SendCard:
+    values: dict[str, Any] = {
         "send_id": "5f0c3c5e-0000-4000-8000-000000000001",
         "short_id": "7K3M9Q",
         "state": SendState.SCHEDULED,
@@ -28,13 +29,13 @@ def card(**overrides):
     return sends.SendCard(**values)
 
 
-def texts(blocks):
+def texts(blocks: Any) -> str:
     """All the text of `blocks`, as one string."""
     return json.dumps(blocks, ensure_ascii=False)
 
 
-def buttons(blocks):
-    found = []
+def buttons(blocks: Any) -> list[Any]:
+    found: list[Any] = []
     for block in blocks:
         found += [e for e in block.get("elements", []) if e.get("type") == "button"]
         if block.get("accessory", {}).get("type") == "button":
@@ -143,7 +144,7 @@ def test_too_many_segments_for_a_select_are_typed():
 def test_reading_the_form_back():
     field = const.ACTION_COMPOSE_FIELD
     audience = const.ACTION_COMPOSE_AUDIENCE
-    values = {
+    values: dict[str, Any] = {
         const.BLOCK_COMPOSE_APP: {const.ACTION_COMPOSE_APP: {"selected_option": {"value": "b"}}},
         const.BLOCK_COMPOSE_TITLE: {field: {"value": "  Hi  "}},
         const.BLOCK_COMPOSE_MESSAGE: {field: {"value": "Body"}},
