@@ -1,0 +1,620 @@
+"""How fast PushOps acknowledges Slack: `pushops serve` against a bare Bolt app that only acks.
+
+    .venv/bin/python benchmarks/ack_latency.py [--rates 50,100,200,400] [--duration 10]
+        [--commands send,user] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+
+Processes: the fake Slack (benchmarks/servers/fake_slack.py) and the fake OneSignal
+(`python -m tests.fakes.onesignal`) each in their own; the real app as `pushops serve`
+pointed at them (a fresh SQLite file, or a fresh PostgreSQL database with --postgres); the
+bare app (benchmarks/servers/bare_app.py) on the same server stack with the same signing
+secret; and this load generator. Slack's requests arrive at a rate whatever the app does,
+so the load is open loop: request i of a step leaves at t0 + i/rate, never waiting for
+earlier answers. Every body is a signed `/push send --yes …` (to a segment) or
+`/push user …` (a user seeded at the fake OneSignal) with its own response_url.
+
+Per (command, rate, app) it prints p50, p99 and max of the HTTP response time (request
+written -> response read), the real/bare ratios, the highest rate of the ladder each side
+sustains with p99 < 250 ms, and whether the real app's work after the ack happened: the
+replies posted to response URLs and the notifications the fake OneSignal received.
+Between steps the real app's work after the ack is left to finish, so each step starts idle.
+Target (issue 5): at 100 requests/s the real p99 is at most 3x the bare app's; up to
+200 requests/s no real response takes over 250 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.fakes.signing, when run as benchmarks/ack_latency.py
+
+from tests.fakes import signing  # noqa: E402
+
+# Fixed, made-up credentials of the fake OneSignal's seeded app, known to every process.
+APP_ID = "b3f1c0de-0000-4000-8000-00000000ac4e"
+REST_KEY = "os_v2_app_ackbenchmark"
+ORG_KEY = "os_v2_org_ackbenchmark"
+USERS = 20  # user-1..N seeded at the fake OneSignal, asked for in turn by /push user
+SEGMENT = "Active Users"  # one of the fake's seeded segments
+LIMIT_MS = 250.0  # a response slower than this counts against a rate
+TARGET_RATIO = 3.0  # issue 5: real p99 <= 3x bare p99 at 100 requests/s
+TARGET_RATE = 100
+REQUIRED_RATES = (50, 100, 200)  # issue 5 asks for these; higher ones only while sustained
+WARMUP = 20  # sequential requests per app and command before measuring
+START_TIMEOUT = 60.0
+DRAIN_TIMEOUT = 120.0
+CLIENT_TIMEOUT = 10.0  # Slack gives up after 3 s; a slower answer is still measured
+COMMANDS = ("send", "user")
+APPS = ("real", "bare")
+
+
+# ------------------------------------------------------------------ processes
+
+
+class FakeSlackProcess:
+    """benchmarks/servers/fake_slack.py: its settings, and its counts on request."""
+
+    def __init__(self, log: IO[str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.servers.fake_slack"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the fake Slack did not start; see its log")
+        self.info: dict[str, str] = json.loads(line)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("counts\n")
+        self.process.stdin.flush()
+        answer: dict[str, dict[str, int]] = json.loads(self.process.stdout.readline())
+        return answer
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        _stop(self.process)
+
+
+def start_fake_onesignal(log: IO[str]) -> tuple[subprocess.Popen[str], str]:
+    command = [
+        sys.executable,
+        "-m",
+        "tests.fakes.onesignal",
+        "--port=0",
+        f"--app-id={APP_ID}",
+        f"--rest-api-key={REST_KEY}",
+        f"--org-key={ORG_KEY}",
+        f"--users={USERS}",
+    ]
+    fake = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+    assert fake.stdout is not None
+    for line in fake.stdout:
+        if "ONESIGNAL_API_URL=" in line:
+            url = line.split("=", 1)[1].strip()
+            # Nothing more is read from it: its remaining lines fit in the pipe.
+            return fake, url
+    raise RuntimeError("the fake OneSignal did not start; see its log")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def pushops_command() -> list[str]:
+    """`pushops` from this interpreter's environment (`python -m bot` is the same program)."""
+    script = Path(sys.executable).parent / "pushops"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bot"]
+
+
+def base_env() -> dict[str, str]:
+    """A clean environment: nothing of the caller's Slack or PushOps settings leaks in."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+    return {name: os.environ[name] for name in keep if name in os.environ}
+
+
+def generate_key(workdir: Path) -> str:
+    done = subprocess.run(
+        [*pushops_command(), "keys", "generate"],
+        cwd=workdir,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def start_server(command: list[str], env: dict[str, str], cwd: Path, log: IO[str]) -> Any:
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str | None) -> Iterator[str | None]:
+    """A fresh database on the server at `server_url` for this run, dropped afterwards."""
+    if server_url is None:
+        yield None
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"pushops_bench_{uuid.uuid4().hex[:10]}"
+    admin = make_url(server_url).set(drivername="postgresql")
+    dsn = admin.render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ------------------------------------------------------------------ load
+
+
+@dataclass
+class Step:
+    """One (app, command, rate) run: a response time per answered request."""
+
+    app: str
+    command: str
+    rate: int
+    sent: int = 0
+    times_ms: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    max_late_ms: float = 0.0  # how far behind schedule this generator sent a request
+
+    @property
+    def ok(self) -> int:
+        return len(self.times_ms)
+
+    def quantile(self, q: float) -> float:
+        """Nearest-rank quantile of the response times (inf when none was answered)."""
+        if not self.times_ms:
+            return math.inf
+        ordered = sorted(self.times_ms)
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    @property
+    def sustained(self) -> bool:
+        return not self.errors and self.ok == self.sent and self.quantile(0.99) < LIMIT_MS
+
+
+class Load:
+    """Signed `/push` requests to an app's `/slack/events`, open loop."""
+
+    def __init__(self, session: aiohttp.ClientSession, slack: dict[str, str]) -> None:
+        self.session = session
+        self.slack = slack
+        self.counter = 0
+
+    def text(self, command: str) -> str:
+        self.counter += 1
+        if command == "send":
+            return f'send --yes --segment "{SEGMENT}" "Benchmark notification {self.counter}"'
+        return f"user user-{self.counter % USERS + 1}"
+
+    def request(self, command: str) -> tuple[str, dict[str, str]]:
+        """A freshly signed body (and headers) with its own response_url."""
+        fields = signing.slash_command(
+            text=self.text(command),
+            response_url=f"{self.slack['base_url']}/response/{uuid.uuid4().hex}",
+            user_id=self.slack["user_id"],
+            team_id=self.slack["team_id"],
+        )
+        body = signing.form_body(fields)
+        return body, signing.signed_headers(body, secret=self.slack["signing_secret"])
+
+    async def one(self, url: str, command: str, step: Step | None = None) -> None:
+        body, headers = self.request(command)
+        started = time.perf_counter()
+        try:
+            async with self.session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as error:
+            if step is not None:
+                kind = type(error).__name__
+                step.errors[kind] = step.errors.get(kind, 0) + 1
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if step is None:
+            return
+        if status == 200:
+            step.times_ms.append(elapsed_ms)
+        else:
+            step.errors[f"HTTP {status}"] = step.errors.get(f"HTTP {status}", 0) + 1
+
+    async def warm_up(self, url: str, command: str) -> None:
+        for _ in range(WARMUP):
+            await self.one(url, command)
+
+    async def run(self, url: str, step: Step, duration: float) -> None:
+        """`rate * duration` requests, request i leaving at t0 + i/rate."""
+        total = round(step.rate * duration)
+        tasks: list[asyncio.Task[None]] = []
+        t0 = time.perf_counter() + 0.05
+        for i in range(total):
+            due = t0 + i / step.rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            step.max_late_ms = max(step.max_late_ms, (time.perf_counter() - due) * 1000)
+            tasks.append(asyncio.create_task(self.one(url, step.command, step)))
+            step.sent += 1
+        await asyncio.gather(*tasks)
+
+
+# ------------------------------------------------------------------ the run
+
+
+@dataclass
+class Apps:
+    urls: dict[str, str]
+    fake_slack: FakeSlackProcess
+    onesignal_url: str
+    expected_replies: int = 0  # real-app requests answered 200: each owes one reply
+    sends: int = 0  # of which /push send --yes: each owes one notification
+
+    def replies(self) -> int:
+        return self.fake_slack.counts()["calls"].get("response_url", 0)
+
+    async def drain(self) -> None:
+        """Wait until the real app's work after the ack has answered every request."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        # Polled: the replies are counted in another process.
+        for _ in range(int(DRAIN_TIMEOUT / 0.2)):
+            if self.replies() >= self.expected_replies or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.2)
+
+
+async def run_ladder(
+    apps: Apps, load: Load, rates: list[int], duration: float, commands: list[str]
+) -> list[Step]:
+    steps: list[Step] = []
+    for command in commands:
+        climbing = dict.fromkeys(APPS, True)
+        for app in APPS:
+            await load.warm_up(apps.urls[app], command)
+            if app == "real":
+                apps.expected_replies += WARMUP
+                apps.sends += WARMUP if command == "send" else 0
+                await apps.drain()
+        for rate in rates:
+            for app in APPS:
+                if rate not in REQUIRED_RATES and not climbing[app]:
+                    continue
+                step = Step(app=app, command=command, rate=rate)
+                await load.run(apps.urls[app], step, duration)
+                steps.append(step)
+                climbing[app] = climbing[app] and step.sustained
+                print(_progress(step), file=sys.stderr, flush=True)
+                if app == "real":
+                    apps.expected_replies += step.ok
+                    apps.sends += step.ok if command == "send" else 0
+                    await apps.drain()
+    return steps
+
+
+def _progress(step: Step) -> str:
+    return (
+        f"  {step.command} {step.rate}/s {step.app}: p50 {step.quantile(0.5):.1f} ms, "
+        f"p99 {step.quantile(0.99):.1f} ms, max {step.quantile(1.0):.1f} ms"
+    )
+
+
+async def notifications_at_onesignal(url: str) -> int:
+    headers = {"Authorization": f"Key {REST_KEY}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{url}/notifications", params={"app_id": APP_ID, "limit": "1"}, headers=headers
+        ) as response,
+    ):
+        body = await response.json()
+        return int(body["total_count"])
+
+
+async def wait_until_serving(url: str, processes: dict[str, subprocess.Popen[Any]]) -> None:
+    """Until `url` answers a signed request with 200 (the app authorized with the fake)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {process.returncode}; see its log")
+            body = "ssl_check=1&token=x"  # Slack's URL check: Bolt answers 200 once signed
+            headers = signing.signed_headers(body)
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.post(url, data=body, headers=headers) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"nothing answered at {url} within {START_TIMEOUT:.0f} s")
+
+
+def real_env(workdir: Path, slack: dict[str, str], onesignal_url: str, db: str) -> dict[str, str]:
+    return {
+        **base_env(),
+        "SLACK_BOT_TOKEN": slack["bot_token"],
+        "SLACK_SIGNING_SECRET": slack["signing_secret"],
+        "SLACK_API_URL": slack["api_url"],
+        "ONESIGNAL_API_URL": onesignal_url,
+        "ONESIGNAL_APP_ID": APP_ID,
+        "ONESIGNAL_API_KEY": REST_KEY,
+        "PUSHOPS_DATA_DIR": str(workdir / "data"),
+        "DATABASE_URL": db,
+        "PUSHOPS_SECRET_KEY": generate_key(workdir),
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+    }
+
+
+def bare_env(slack: dict[str, str]) -> dict[str, str]:
+    return {
+        **base_env(),
+        "PYTHONPATH": str(ROOT),
+        "SLACK_BOT_TOKEN": slack["bot_token"],
+        "SLACK_SIGNING_SECRET": slack["signing_secret"],
+        "SLACK_API_URL": slack["api_url"],
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+    }
+
+
+async def measure(
+    args: argparse.Namespace, workdir: Path, db_url: str
+) -> tuple[list[Step], dict[str, Any]]:
+    logs = {name: (workdir / f"{name}.log").open("w") for name in ("slack", "onesignal", *APPS)}
+    fake_slack = FakeSlackProcess(logs["slack"])
+    onesignal, onesignal_url = start_fake_onesignal(logs["onesignal"])
+    processes: dict[str, subprocess.Popen[Any]] = {}
+    try:
+        slack = fake_slack.info
+        env = {"real": real_env(workdir, slack, onesignal_url, db_url), "bare": bare_env(slack)}
+        commands = {
+            "real": [*pushops_command(), "serve"],
+            "bare": [sys.executable, "-m", "benchmarks.servers.bare_app"],
+        }
+        for app in APPS:
+            processes[app] = start_server(commands[app], env[app], workdir, logs[app])
+        urls = {app: f"http://127.0.0.1:{env[app]['PORT']}/slack/events" for app in APPS}
+        for app in APPS:
+            await wait_until_serving(urls[app], processes)
+        apps = Apps(urls=urls, fake_slack=fake_slack, onesignal_url=onesignal_url)
+        connector = aiohttp.TCPConnector(limit=0)  # open loop: never queue in the client
+        timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            steps = await run_ladder(
+                apps, Load(session, slack), args.rates, args.duration, args.commands
+            )
+        counts = fake_slack.counts()
+        checks = {
+            "expected_replies": apps.expected_replies,
+            "replies": counts["calls"].get("response_url", 0),
+            "reply_words": counts["replies"],
+            "calls": counts["calls"],
+            "sends": apps.sends,
+            "notifications": await notifications_at_onesignal(onesignal_url),
+        }
+        return steps, checks
+    finally:
+        for process in processes.values():
+            _stop(process)
+        _stop(onesignal)
+        fake_slack.stop()
+        for log in logs.values():
+            log.close()
+
+
+# ------------------------------------------------------------------ report
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isinf(value) else f"{value:.1f}"
+
+
+def _find(steps: list[Step], app: str, command: str, rate: int) -> Step | None:
+    return next((s for s in steps if (s.app, s.command, s.rate) == (app, command, rate)), None)
+
+
+def report(
+    steps: list[Step], checks: dict[str, Any], args: argparse.Namespace, database: str
+) -> bool:
+    """Print the tables; True when both targets are met."""
+    cores = os.cpu_count()
+    print("PushOps ack latency: HTTP response time of signed /push requests, open loop")
+    print(
+        f"  {cores} cores shared by the app under test, the fake Slack, the fake OneSignal "
+        "and this load generator (one process each); the idle app waits."
+    )
+    print(
+        f"  python {platform.python_version()}, database {database}, {args.duration:g} s per "
+        f"step, rates {', '.join(map(str, args.rates))} /s (above {max(REQUIRED_RATES)} only "
+        "while the previous rate held p99 < 250 ms)"
+    )
+    print(
+        "  real = `pushops serve` (after-ack work drained between steps); "
+        "bare = AsyncApp whose /push only acks"
+    )
+    print()
+    header = f"{'command':8} {'rate/s':>6} {'app':5} {'answered':>9} {'p50 ms':>8} "
+    header += f"{'p99 ms':>8} {'max ms':>8} {'late ms':>8}  errors"
+    print(header)
+    for step in steps:
+        errors = ", ".join(f"{k}: {v}" for k, v in step.errors.items()) or "-"
+        print(
+            f"{step.command:8} {step.rate:>6} {step.app:5} {f'{step.ok}/{step.sent}':>9} "
+            f"{_ms(step.quantile(0.5)):>8} {_ms(step.quantile(0.99)):>8} "
+            f"{_ms(step.quantile(1.0)):>8} {step.max_late_ms:>8.1f}  {errors}"
+        )
+    print("  late ms: the most this generator sent a request behind its schedule.")
+    print()
+    ratio_header = "".join(f"{q + ' real/bare':>15}" for q in ("p50", "p99", "max"))
+    print(f"{'command':8} {'rate/s':>6}{ratio_header}")
+    for command in args.commands:
+        for rate in args.rates:
+            real, bare = _find(steps, "real", command, rate), _find(steps, "bare", command, rate)
+            if real is None or bare is None:
+                continue
+            ratios = [real.quantile(q) / bare.quantile(q) for q in (0.5, 0.99, 1.0)]
+            print(f"{command:8} {rate:>6} " + " ".join(f"{r:>13.2f}x" for r in ratios))
+    print()
+    print(f"highest rate of the ladder sustained (every answer 200, p99 < {LIMIT_MS:.0f} ms):")
+    for command in args.commands:
+        parts = []
+        for app in APPS:
+            best = _sustained_rate(steps, app, command, args.rates)
+            parts.append(f"{app} {best if best is not None else 'none'} /s")
+        print(f"  {command:8} " + ", ".join(parts))
+    print()
+    met = _targets(steps, args.commands)
+    print()
+    _print_checks(checks)
+    return met
+
+
+def _sustained_rate(steps: list[Step], app: str, command: str, rates: list[int]) -> int | None:
+    """The highest rate of the ladder held, with every lower rate held too."""
+    best = None
+    for rate in rates:
+        step = _find(steps, app, command, rate)
+        if step is None or not step.sustained:
+            break
+        best = rate
+    return best
+
+
+def _targets(steps: list[Step], commands: list[str]) -> bool:
+    met = True
+    print("targets (issue 5), real app:")
+    for command in commands:
+        real = _find(steps, "real", command, TARGET_RATE)
+        bare = _find(steps, "bare", command, TARGET_RATE)
+        if real is not None and bare is not None:
+            ratio = real.quantile(0.99) / bare.quantile(0.99)
+            ok = ratio <= TARGET_RATIO
+            met &= ok
+            print(
+                f"  {command:8} p99 at {TARGET_RATE}/s = {ratio:.2f}x bare "
+                f"(<= {TARGET_RATIO:g}x): {'met' if ok else 'MISSED'}"
+            )
+        low = [s for s in steps if s.app == "real" and s.command == command and s.rate <= 200]
+        if low:
+            worst = max(s.quantile(1.0) for s in low)
+            ok = worst <= LIMIT_MS and all(s.ok == s.sent for s in low)
+            met &= ok
+            print(
+                f"  {command:8} slowest response up to 200/s = {_ms(worst)} ms "
+                f"(<= {LIMIT_MS:.0f} ms): {'met' if ok else 'MISSED'}"
+            )
+    return met
+
+
+def _print_checks(checks: dict[str, Any]) -> None:
+    print("work after the ack (real app, warm-up included):")
+    print(
+        f"  replies posted to response_url at the fake Slack: {checks['replies']} "
+        f"of {checks['expected_replies']} acknowledged requests"
+    )
+    words = ", ".join(f"{w!r}: {n}" for w, n in sorted(checks["reply_words"].items()))
+    print(f"  replies by opening words (ids left out): {words or 'none'}")
+    print(
+        f"  notifications created at the fake OneSignal: {checks['notifications']} "
+        f"of {checks['sends']} sends acknowledged"
+    )
+    other = {m: n for m, n in checks["calls"].items() if m != "response_url"}
+    print(f"  other Slack Web API calls: {json.dumps(other, sort_keys=True)}")
+
+
+# ------------------------------------------------------------------ main
+
+
+def _rates(text: str) -> list[int]:
+    rates = sorted({int(part) for part in text.split(",") if part.strip()})
+    if not rates or rates[0] <= 0:
+        raise argparse.ArgumentTypeError("give positive rates, like 50,100,200")
+    return rates
+
+
+def _commands(text: str) -> list[str]:
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    if not chosen or any(c not in COMMANDS for c in chosen):
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(COMMANDS)}")
+    return chosen
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", type=_rates, default=[50, 100, 200, 400])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per step")
+    parser.add_argument("--commands", type=_commands, default=list(COMMANDS))
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="a PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/postgres): "
+        "the real app gets a fresh database there instead of SQLite",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="pushops-ack-"))
+    try:
+        with postgres_database(args.postgres) as pg_url:
+            db_url = pg_url or f"sqlite:///{workdir / 'pushops.db'}"
+            steps, checks = asyncio.run(measure(args, workdir, db_url))
+        database = "PostgreSQL" if pg_url else "SQLite"
+        report(steps, checks, args, database)
+    finally:
+        if args.keep:
+            print(f"logs kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
