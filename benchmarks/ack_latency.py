@@ -202,6 +202,7 @@ class Step:
     times_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     max_late_ms: float = 0.0  # how far behind schedule this generator sent a request
+    replied_after_s: float | None = None  # real app: last reply posted, after the last request
 
     @property
     def ok(self) -> int:
@@ -287,6 +288,43 @@ class Load:
 # ------------------------------------------------------------------ the run
 
 
+class Profiler:
+    """With --profile DIR: py-spy samples an app during each of its steps (speedscope JSON).
+
+    py-spy is not a dependency of PushOps: `pip install py-spy` to use this.
+    """
+
+    def __init__(self, folder: Path | None, processes: dict[str, subprocess.Popen[Any]]) -> None:
+        self.folder = folder
+        self.processes = processes
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def executable() -> str | None:
+        """py-spy on PATH or beside this interpreter (a venv's bin/), None without it."""
+        beside = Path(sys.executable).with_name("py-spy")
+        return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+    @contextlib.contextmanager
+    def recording(self, app: str, name: str, seconds: float) -> Iterator[None]:
+        spy = self.executable()
+        if self.folder is None or spy is None:
+            yield
+            return
+        output = self.folder / f"{name}.speedscope.json"
+        command = [
+            spy, "record", "--pid", str(self.processes[app].pid), "--duration",
+            str(math.ceil(seconds)), "--rate", "250", "--format", "speedscope",
+            "--output", str(output), "--nonblocking",
+        ]  # fmt: skip
+        recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            yield
+        finally:
+            recorder.wait()
+
+
 @dataclass
 class Apps:
     urls: dict[str, str]
@@ -298,19 +336,24 @@ class Apps:
     def replies(self) -> int:
         return self.fake_slack.counts()["calls"].get("response_url", 0)
 
-    async def drain(self) -> None:
-        """Wait until the real app's work after the ack has answered every request."""
-        deadline = time.monotonic() + DRAIN_TIMEOUT
+    async def drain(self) -> float:
+        """Wait until the real app's work after the ack has answered every request.
+
+        Returns the seconds waited (DRAIN_TIMEOUT at most).
+        """
+        began = time.monotonic()
         # Polled: the replies are counted in another process.
-        for _ in range(int(DRAIN_TIMEOUT / 0.2)):
-            if self.replies() >= self.expected_replies or time.monotonic() > deadline:
-                return
-            await asyncio.sleep(0.2)
+        for _ in range(int(DRAIN_TIMEOUT / 0.1)):
+            if self.replies() >= self.expected_replies:
+                break
+            await asyncio.sleep(0.1)
+        return time.monotonic() - began
 
 
 async def run_ladder(
-    apps: Apps, load: Load, rates: list[int], duration: float, commands: list[str]
+    apps: Apps, load: Load, args: argparse.Namespace, profiler: Profiler
 ) -> list[Step]:
+    rates, duration, commands = args.rates, args.duration, args.commands
     steps: list[Step] = []
     for command in commands:
         climbing = dict.fromkeys(APPS, True)
@@ -325,14 +368,15 @@ async def run_ladder(
                 if rate not in REQUIRED_RATES and not climbing[app]:
                     continue
                 step = Step(app=app, command=command, rate=rate)
-                await load.run(apps.urls[app], step, duration)
+                with profiler.recording(app, f"{app}-{command}-{rate}", duration):
+                    await load.run(apps.urls[app], step, duration)
                 steps.append(step)
                 climbing[app] = climbing[app] and step.sustained
                 print(_progress(step), file=sys.stderr, flush=True)
                 if app == "real":
                     apps.expected_replies += step.ok
                     apps.sends += step.ok if command == "send" else 0
-                    await apps.drain()
+                    step.replied_after_s = await apps.drain()
     return steps
 
 
@@ -425,9 +469,8 @@ async def measure(
         connector = aiohttp.TCPConnector(limit=0)  # open loop: never queue in the client
         timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            steps = await run_ladder(
-                apps, Load(session, slack), args.rates, args.duration, args.commands
-            )
+            profiler = Profiler(args.profile, processes)
+            steps = await run_ladder(apps, Load(session, slack), args, profiler)
         counts = fake_slack.counts()
         checks = {
             "expected_replies": apps.expected_replies,
@@ -452,6 +495,13 @@ async def measure(
 
 def _ms(value: float) -> str:
     return "-" if math.isinf(value) else f"{value:.1f}"
+
+
+def _done(step: Step) -> str:
+    if step.replied_after_s is None:
+        return "-"
+    late = step.replied_after_s >= DRAIN_TIMEOUT
+    return f">{DRAIN_TIMEOUT:.0f}" if late else f"{step.replied_after_s:.1f}"
 
 
 def _find(steps: list[Step], app: str, command: str, rate: int) -> Step | None:
@@ -479,16 +529,20 @@ def report(
     )
     print()
     header = f"{'command':8} {'rate/s':>6} {'app':5} {'answered':>9} {'p50 ms':>8} "
-    header += f"{'p99 ms':>8} {'max ms':>8} {'late ms':>8}  errors"
+    header += f"{'p99 ms':>8} {'max ms':>8} {'late ms':>8} {'done s':>7}  errors"
     print(header)
     for step in steps:
         errors = ", ".join(f"{k}: {v}" for k, v in step.errors.items()) or "-"
         print(
             f"{step.command:8} {step.rate:>6} {step.app:5} {f'{step.ok}/{step.sent}':>9} "
             f"{_ms(step.quantile(0.5)):>8} {_ms(step.quantile(0.99)):>8} "
-            f"{_ms(step.quantile(1.0)):>8} {step.max_late_ms:>8.1f}  {errors}"
+            f"{_ms(step.quantile(1.0)):>8} {step.max_late_ms:>8.1f} {_done(step):>7}  {errors}"
         )
     print("  late ms: the most this generator sent a request behind its schedule.")
+    print(
+        "  done s: real app, when its last reply reached the fake Slack, in s after the "
+        "last request"
+    )
     print()
     ratio_header = "".join(f"{q + ' real/bare':>15}" for q in ("p50", "p99", "max"))
     print(f"{'command':8} {'rate/s':>6}{ratio_header}")
@@ -596,11 +650,19 @@ def _parser() -> argparse.ArgumentParser:
         "the real app gets a fresh database there instead of SQLite",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record each step of each app with py-spy into DIR (speedscope JSON)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.profile is not None and Profiler.executable() is None:
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
     workdir = Path(tempfile.mkdtemp(prefix="pushops-ack-"))
     try:
         with postgres_database(args.postgres) as pg_url:
