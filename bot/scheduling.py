@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.delivery import SendService
 from bot.delivery.service import default_worker_id
+from bot.delivery.writer import WriteGate
 from bot.notifier import Notifier, NotifierRelay
 from bot.settings import Settings
 from storage import deliveries, queries
@@ -93,12 +94,14 @@ class Scheduler:
             self.lease = self._service.lease
             self.notifier = self._service.notifier if notifier is None else NotifierRelay(notifier)
             self._deliver: Deliver = self._service.deliver
+            self._writes = self._service.writes
         else:
             assert not isinstance(deliver, SendService)
             self.worker_id = worker_id or default_worker_id()
             self.lease = DEFAULT_LEASE
             self.notifier = NotifierRelay(notifier)
             self._deliver = deliver
+            self._writes = WriteGate(database)
         self._aps: AsyncIOScheduler | None = None
         self._armed: dict[uuid.UUID, datetime] = {}
         self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -237,13 +240,14 @@ class Scheduler:
 
     async def _mark_missed(self) -> None:
         while True:
-            missed = await queries.mark_missed_sends(
-                session_factory=self.database.sessions,
-                now=self.clock(),
-                grace=self.grace,
-                limit=_BATCH_LIMIT,
-                actor=f"worker:{self.worker_id}",
-            )
+            async with self._writes:
+                missed = await queries.mark_missed_sends(
+                    session_factory=self.database.sessions,
+                    now=self.clock(),
+                    grace=self.grace,
+                    limit=_BATCH_LIMIT,
+                    actor=f"worker:{self.worker_id}",
+                )
             for send in missed:
                 self.disarm(send.id)
                 log.warning("send %s missed: due %s, not sent", send.short_id, send.due_at)
@@ -253,13 +257,14 @@ class Scheduler:
 
     async def _expire_approvals(self) -> None:
         while True:
-            expired = await queries.expire_pending_approvals(
-                session_factory=self.database.sessions,
-                now=self.clock(),
-                ttl=timedelta(seconds=self.settings.approval_ttl),
-                limit=_BATCH_LIMIT,
-                actor=f"worker:{self.worker_id}",
-            )
+            async with self._writes:
+                expired = await queries.expire_pending_approvals(
+                    session_factory=self.database.sessions,
+                    now=self.clock(),
+                    ttl=timedelta(seconds=self.settings.approval_ttl),
+                    limit=_BATCH_LIMIT,
+                    actor=f"worker:{self.worker_id}",
+                )
             for send in expired:
                 self._side(self.notifier.approval_expired(send))
             if len(expired) < _BATCH_LIMIT:
@@ -304,25 +309,27 @@ class Scheduler:
         if self._reclaim:
             self._reclaim = False
             while not self._stopping:
-                taken = await queries.reclaim_stale_sends(
+                async with self._writes:
+                    taken = await queries.reclaim_stale_sends(
+                        session_factory=self.database.sessions,
+                        now=self.clock(),
+                        worker_id=self.worker_id,
+                        limit=self.claim_batch,
+                        lease=self.lease,
+                    )
+                self._start_all(taken)
+                if len(taken) < self.claim_batch:
+                    break
+        while not self._stopping:
+            async with self._writes:
+                claimed = await queries.claim_due_sends(
                     session_factory=self.database.sessions,
                     now=self.clock(),
                     worker_id=self.worker_id,
                     limit=self.claim_batch,
                     lease=self.lease,
+                    grace=self.grace,
                 )
-                self._start_all(taken)
-                if len(taken) < self.claim_batch:
-                    break
-        while not self._stopping:
-            claimed = await queries.claim_due_sends(
-                session_factory=self.database.sessions,
-                now=self.clock(),
-                worker_id=self.worker_id,
-                limit=self.claim_batch,
-                lease=self.lease,
-                grace=self.grace,
-            )
             self._start_all(claimed)
             if len(claimed) < self.claim_batch:
                 return
@@ -357,12 +364,13 @@ class Scheduler:
             if not busy:
                 continue
             try:
-                await deliveries.renew_leases(
-                    session_factory=self.database.sessions,
-                    worker_id=self.worker_id,
-                    send_ids=busy,
-                    lease_until=self.clock() + self.lease,
-                )
+                async with self._writes:
+                    await deliveries.renew_leases(
+                        session_factory=self.database.sessions,
+                        worker_id=self.worker_id,
+                        send_ids=busy,
+                        lease_until=self.clock() + self.lease,
+                    )
             except SQLAlchemyError as error:
                 log.warning("could not renew leases (%s)", type(error).__name__)
 

@@ -8,6 +8,7 @@ refuses it, so a key replaced with `pushops apps add --replace` is picked up at 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -58,6 +59,9 @@ class AppClients:
         self._policy = policy
         self._clock = clock
         self._cache: dict[tuple[str, uuid.UUID], tuple[float, AppClient]] = {}
+        # One lookup per app at a time: a burst of due sends of one app must not each
+        # read and decrypt its key while the first lookup is still on its way.
+        self._lookups: dict[tuple[str, uuid.UUID], asyncio.Lock] = {}
 
     async def for_app(self, team_id: str, app_ref: uuid.UUID | None, app_name: str) -> AppClient:
         """The client of the app `app_ref` of the workspace; AppUnavailable when it is gone."""
@@ -66,17 +70,22 @@ class AppClients:
                 f"The OneSignal app {app_name!r} was removed from PushOps; add it again with "
                 "/push setup, then send again."
             )
-        cached = self._cache.get((team_id, app_ref))
+        key = (team_id, app_ref)
+        cached = self._cache.get(key)
         if cached is not None and cached[0] > self._clock():
             return cached[1]
-        async with self._database.sessions() as session:
-            app = await queries.get_app_by_id(session=session, team_id=team_id, app_ref=app_ref)
-        if app is None:
-            raise AppUnavailable(
-                f"The OneSignal app {app_name!r} was removed from PushOps; add it again with "
-                "/push setup, then send again."
-            )
-        return self._remember(app)
+        async with self._lookups.setdefault(key, asyncio.Lock()):
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] > self._clock():
+                return cached[1]
+            async with self._database.sessions() as session:
+                app = await queries.get_app_by_id(session=session, team_id=team_id, app_ref=app_ref)
+            if app is None:
+                raise AppUnavailable(
+                    f"The OneSignal app {app_name!r} was removed from PushOps; add it again "
+                    "with /push setup, then send again."
+                )
+            return self._remember(app)
 
     async def by_name(self, team_id: str, name: str | None) -> AppClient:
         """The client of the app named `name` (the default app when None); AppNotFound if none."""

@@ -32,7 +32,7 @@ from bot.delivery.outcomes import (
     SendNotFound,
     StatusReport,
 )
-from bot.delivery.writer import ResultWriter, Written
+from bot.delivery.writer import ResultWriter, WriteGate, Written
 from bot.notifier import Notifier, NotifierRelay
 from bot.onesignal import MAX_IDS_PER_REQUEST, EstimateRecipientsRequest, OneSignalError
 from bot.settings import Settings
@@ -40,6 +40,7 @@ from bot.timeparse import MAX_AHEAD
 from storage import deliveries, queries
 from storage.crypto import KeyRing
 from storage.db import Database
+from storage.deliveries import apply_result
 from storage.errors import SendNotFound as StoredSendNotFound
 from storage.models import Decision, OneSignalApp, Send, SendState, utcnow
 
@@ -115,8 +116,12 @@ class SendService:
             base_url=settings.onesignal_api_url,
             policy=self.policy,
         )
+        self.writes = WriteGate(database)
         self._writer = ResultWriter(
-            database=database, worker_id=self.worker_id, batch=self.policy.record_batch
+            database=database,
+            worker_id=self.worker_id,
+            batch=self.policy.record_batch,
+            gate=self.writes,
         )
         self._slots = asyncio.Semaphore(self.policy.max_in_flight)
         self._delivering: set[uuid.UUID] = set()
@@ -351,14 +356,15 @@ class SendService:
         ends `sent`, `failed`, or held in `sending` until a retry at its lease's end.
         """
         if send.state == SendState.SCHEDULED:
-            claimed = await deliveries.claim_send(
-                session_factory=self.database.sessions,
-                send_id=send.id,
-                now=self.clock(),
-                worker_id=self.worker_id,
-                lease=self.lease,
-                grace=self.grace,
-            )
+            async with self.writes:
+                claimed = await deliveries.claim_send(
+                    session_factory=self.database.sessions,
+                    send_id=send.id,
+                    now=self.clock(),
+                    worker_id=self.worker_id,
+                    lease=self.lease,
+                    grace=self.grace,
+                )
             if claimed is None:
                 return None
             send = claimed
@@ -371,6 +377,8 @@ class SendService:
                     send, apps=self.apps, policy=self.policy, clock=self.clock
                 )
             written = await self._writer.write(attempt.result)
+            if written.status == "recorded" and written.at is not None:
+                written = Written("recorded", apply_result(send, attempt.result, written.at))
             await self._after(send, attempt, written)
             return written.send
         finally:
@@ -410,12 +418,13 @@ class SendService:
 
     async def renew_leases(self) -> int:
         """Extend the claims of the sends being delivered now (the scheduler calls this)."""
-        return await deliveries.renew_leases(
-            session_factory=self.database.sessions,
-            worker_id=self.worker_id,
-            send_ids=self.delivering,
-            lease_until=self.clock() + self.lease,
-        )
+        async with self.writes:
+            return await deliveries.renew_leases(
+                session_factory=self.database.sessions,
+                worker_id=self.worker_id,
+                send_ids=self.delivering,
+                lease_until=self.clock() + self.lease,
+            )
 
     # --- cancelling ----------------------------------------------------------------------
 

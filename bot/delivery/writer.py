@@ -13,22 +13,50 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from storage import deliveries
-from storage.db import Database
+from storage.db import Database, is_sqlite
 from storage.deliveries import DeliveryResult
 from storage.models import Send
 
 log = logging.getLogger(__name__)
 
 
+class WriteGate:
+    """One delivery write at a time in this process on SQLite; no gate on PostgreSQL.
+
+    SQLite has a single writer, and a transaction that finds the write lock taken waits in
+    SQLite's busy handler, which sleeps 1, 2, 5, 10... ms between tries: a burst of claims
+    and results contending that way loses tens of milliseconds per conflict. Queuing here,
+    in asyncio, hands the lock over the moment it is free. PostgreSQL locks rows, not the
+    database, so its transactions need no gate.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._lock = asyncio.Lock() if is_sqlite(database.engine) else None
+
+    async def __aenter__(self) -> None:
+        if self._lock is not None:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+
 @dataclass(frozen=True)
 class Written:
-    """What became of one result: `recorded`, or `lost` (the send was no longer ours)."""
+    """What became of one result.
+
+    `recorded` (at `at`; `storage.deliveries.apply_result` gives the row), `lost` with the
+    row as it is now (the send was no longer ours: cancelled, or taken over), or `gone`.
+    """
 
     status: Literal["recorded", "lost", "gone"]
-    send: Send | None
+    send: Send | None = None
+    at: datetime | None = None
 
 
 @dataclass
@@ -40,8 +68,9 @@ class _Pending:
 class ResultWriter:
     """Collects results and writes them in batches of up to `batch` from one background task."""
 
-    def __init__(self, *, database: Database, worker_id: str, batch: int) -> None:
+    def __init__(self, *, database: Database, worker_id: str, batch: int, gate: WriteGate) -> None:
         self._database = database
+        self._gate = gate
         self._worker_id = worker_id
         self._batch = batch
         self._queue: list[_Pending] = []
@@ -83,22 +112,23 @@ class ResultWriter:
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
-            finished = await deliveries.finish_sends(
-                session_factory=self._database.sessions,
-                worker_id=self._worker_id,
-                results=[pending.result for pending in batch],
-            )
+            async with self._gate:
+                finished = await deliveries.finish_sends(
+                    session_factory=self._database.sessions,
+                    worker_id=self._worker_id,
+                    results=[pending.result for pending in batch],
+                )
         except Exception as error:  # noqa: BLE001 - handed to each waiting delivery, who logs it
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(error)
             return
-        recorded = {send.id: send for send in finished.recorded}
+        recorded = set(finished.recorded)
         lost = {send.id: send for send in finished.lost}
         for pending in batch:
             send_id = pending.result.send_id
             if send_id in recorded:
-                written = Written("recorded", recorded[send_id])
+                written = Written("recorded", at=finished.at)
             elif send_id in lost:
                 written = Written("lost", lost[send_id])
             else:

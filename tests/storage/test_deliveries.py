@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from storage import deliveries, queries
 from storage.db import Database
@@ -94,8 +95,18 @@ async def test_results_of_many_sends_are_recorded_together_and_audited(database,
         session_factory=database.sessions, worker_id="w1", results=results
     )
 
-    by_id = {send.id: send for send in finished.recorded}
+    assert sorted(finished.recorded) == sorted(send.id for send in sends)
     assert finished.lost == []
+    async with database.sessions() as session:
+        rows = await session.scalars(sa.select(Send).where(Send.id.in_(finished.recorded)))
+        by_id = {send.id: send for send in rows}
+    for send, result in zip(sends, results, strict=True):
+        applied = deliveries.apply_result(send, result, finished.at)
+        assert (applied.state, applied.last_error, applied.lease_until) == (
+            by_id[send.id].state,
+            by_id[send.id].last_error,
+            by_id[send.id].lease_until,
+        )
     assert by_id[sends[0].id].state == SendState.SENT
     assert by_id[sends[0].id].notification_id == "n-1"
     assert by_id[sends[0].id].finished_at is not None

@@ -1,0 +1,298 @@
+"""The scheduler: 10,000 sends due inside 10 s, and re-arming 10,000 timers after a restart.
+
+    .venv/bin/python benchmarks/scheduler.py [--sends 10000] [--window 10] [--database-url URL]
+
+One process, as the issue asks: the fake OneSignal (tests/fakes/onesignal) serves from a
+thread of it, and a `SendService` with its `Scheduler`, built as `pushops serve` builds
+them (the default `DeliveryPolicy`: 50 OneSignal calls in flight, one pooled client),
+deliver to it over loopback. The database is a fresh SQLite file unless --database-url
+names another (an empty PostgreSQL database, say).
+
+Burst: `--sends` scheduled sends, due evenly across a `--window`-second window that opens
+a few seconds after they are stored; the scheduler is started (arming every timer) and
+the run waits until each send is recorded `sent`. Lateness of a send = when its request
+reached the fake minus its due time. Also counted: notifications the fake holds, and
+requests per idempotency key (a duplicate would show as a key seen twice).
+
+Restart: `--sends` sends scheduled an hour ahead; a fresh scheduler (as after a restart)
+is timed from `start()` to its return, when every timer is armed.
+
+Targets (issue 4): p99 lateness < 1 s, re-arming < 5 s, exactly `--sends` notifications.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from bot.delivery import SendService  # noqa: E402
+from bot.notifier import Notifier, NullNotifier  # noqa: E402
+from bot.onesignal import make_http_client  # noqa: E402
+from bot.scheduling import Scheduler  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from storage import queries  # noqa: E402
+from storage.crypto import KeyRing, generate_key  # noqa: E402
+from storage.db import Database, display_url  # noqa: E402
+from storage.migrations import upgrade  # noqa: E402
+from storage.models import OneSignalApp, Send, SendState, utcnow  # noqa: E402
+from tests.fakes.onesignal import FakeOneSignal  # noqa: E402
+
+TEAM = "T0BENCH"
+LEAD = 4.0  # seconds between storing the burst and its window opening
+TARGET_P99 = 1.0
+TARGET_REARM = 5.0
+
+
+async def _database(url: str | None, workdir: Path) -> Database:
+    database = Database.open(url or f"sqlite:///{workdir / 'bench.db'}")
+    await upgrade(database.engine)
+    return database
+
+
+async def _app(database: Database, keyring: KeyRing, fake: FakeOneSignal) -> OneSignalApp:
+    from pydantic import SecretStr
+
+    async with database.sessions.begin() as session:
+        return await queries.add_app(
+            session=session,
+            keyring=keyring,
+            team_id=TEAM,
+            name="bench",
+            onesignal_app_id=fake.app.id,
+            api_key=SecretStr(fake.app.rest_api_key),
+            added_by="U0BENCH",
+        )
+
+
+async def _store(database: Database, app: OneSignalApp, dues: list[datetime], tag: str) -> None:
+    rows: list[dict[str, Any]] = [
+        {
+            "id": uuid.uuid4(),
+            "short_id": f"{tag}{i:05d}",
+            "team_id": TEAM,
+            "app_ref": app.id,
+            "app_name": app.name,
+            "requester_id": "U0BENCH",
+            "content": {"message": f"burst {i}"},
+            "audience": {"segments": ["Subscribed Users"]},
+            "state": SendState.SCHEDULED,
+            "due_at": due,
+        }
+        for i, due in enumerate(dues)
+    ]
+    async with database.sessions.begin() as session:
+        for start in range(0, len(rows), 1000):
+            await session.execute(sa.insert(Send), rows[start : start + 1000])
+
+
+async def _count(database: Database, state: SendState) -> int:
+    async with database.sessions() as session:
+        query = sa.select(sa.func.count()).select_from(Send).where(Send.state == state)
+        return int(await session.scalar(query) or 0)
+
+
+async def _due_times(database: Database) -> dict[str, float]:
+    async with database.sessions() as session:
+        rows = await session.execute(sa.select(Send.id, Send.due_at))
+        return {str(row.id): row.due_at.timestamp() for row in rows}
+
+
+class Delivered(NullNotifier):
+    """Counts delivered sends; `all` is set once `expected` were recorded as sent."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.all = asyncio.Event()
+
+    async def send_delivered(self, send: Send) -> None:
+        self.count += 1
+        if self.count >= self.expected:
+            self.all.set()
+
+
+def _services(
+    database: Database, keyring: KeyRing, settings: Settings, http: Any, notifier: Notifier
+) -> tuple[SendService, Scheduler]:
+    sends = SendService(
+        database=database, keyring=keyring, http=http, settings=settings, notifier=notifier
+    )
+    return sends, Scheduler(database=database, deliver=sends, settings=settings)
+
+
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _thread_cpu(native_id: int | None) -> float:
+    """CPU seconds of one thread of this process (Linux), 0 where unknown."""
+    try:
+        fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def burst(
+    database: Database, keyring: KeyRing, fake: FakeOneSignal, count: int, window: float
+) -> dict[str, Any]:
+    """`count` sends due across `window` seconds: lateness at the fake, and what it holds."""
+    app = await _app(database, keyring, fake)
+    opens = utcnow() + timedelta(seconds=LEAD)
+    dues = [opens + timedelta(seconds=window * i / count) for i in range(count)]
+    await _store(database, app, dues, "B")
+    settings = Settings(_env_file=None, onesignal_api_url=fake.url)
+    http = make_http_client()
+    delivered = Delivered(count)
+    sends, scheduler = _services(database, keyring, settings, http, delivered)
+    fake_thread = getattr(getattr(fake, "_thread", None), "native_id", None)
+    cpu, fake_cpu = _process_cpu(), _thread_cpu(fake_thread)
+    began = time.perf_counter()
+    await scheduler.start()
+    armed_in = time.perf_counter() - began
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(delivered.all.wait(), timeout=window + LEAD + 120)
+    recorded_after = (utcnow() - dues[-1]).total_seconds()
+    fake_cpu = _thread_cpu(fake_thread) - fake_cpu
+    cpu = _process_cpu() - cpu - fake_cpu
+    await scheduler.stop()
+    await sends.aclose()
+    await http.aclose()
+    return _lateness(fake, await _due_times(database), count) | {
+        "armed_in": armed_in,
+        "recorded": await _count(database, SendState.SENT),
+        "recorded_after": recorded_after,
+        "cpu_ms": cpu / count * 1000,
+        "fake_cpu_ms": fake_cpu / count * 1000,
+    }
+
+
+def _lateness(fake: FakeOneSignal, dues: dict[str, float], count: int) -> dict[str, Any]:
+    # The fake stamps arrivals with time.monotonic(); this process shares that clock.
+    wall_offset = time.time() - time.monotonic()
+    posted = fake.requests_to("POST", "/notifications")
+    keys = Counter(request.json["idempotency_key"] for request in posted)
+    late = [
+        request.time + wall_offset - dues[request.json["idempotency_key"]]
+        for request in posted
+        if request.json["idempotency_key"] in dues
+    ]
+    return {
+        "notifications": len(fake.notifications),
+        "requests": len(posted),
+        "duplicate_keys": sum(1 for seen in keys.values() if seen > 1),
+        "p50": statistics.median(late) if late else float("nan"),
+        "p99": _percentile(late, 0.99) if late else float("nan"),
+        "max": max(late) if late else float("nan"),
+        "early": sum(1 for value in late if value < 0),
+        "count": count,
+    }
+
+
+async def restart(
+    database: Database, keyring: KeyRing, fake: FakeOneSignal, count: int
+) -> dict[str, Any]:
+    """`count` sends an hour ahead; how long a fresh scheduler takes to arm every timer."""
+    async with database.sessions() as session:
+        app = await queries.get_app(session=session, team_id=TEAM, name="bench")
+    assert app is not None
+    ahead = utcnow() + timedelta(hours=1)
+    await _store(database, app, [ahead + timedelta(seconds=i) for i in range(count)], "R")
+    settings = Settings(_env_file=None, onesignal_api_url=fake.url)
+    http = make_http_client()
+    sends, scheduler = _services(database, keyring, settings, http, NullNotifier())
+    began = time.perf_counter()
+    await scheduler.start()
+    elapsed = time.perf_counter() - began
+    armed = scheduler.armed
+    await scheduler.stop()
+    await sends.aclose()
+    await http.aclose()
+    return {"rearm": elapsed, "armed": armed}
+
+
+async def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    keyring = KeyRing.from_text(generate_key())
+    with tempfile.TemporaryDirectory() as workdir, FakeOneSignal() as fake:
+        database = await _database(args.database_url, Path(workdir))
+        try:
+            async with database.sessions.begin() as session:
+                await queries.ensure_workspace(session=session, team_id=TEAM, name="bench")
+            first = await burst(database, keyring, fake, args.sends, args.window)
+            second = await restart(database, keyring, fake, args.sends)
+        finally:
+            await database.dispose()
+    backend = "a SQLite file" if args.database_url is None else display_url(args.database_url)
+    return report(first, second, args, backend)
+
+
+def report(first: dict[str, Any], second: dict[str, Any], args: argparse.Namespace, db: str) -> int:
+    """Print the figures beside their targets; 0 when every target is met."""
+    count = args.sends
+    rows = [
+        ("lateness p50 (due -> request at fake)", f"{first['p50'] * 1000:.0f} ms", ""),
+        ("lateness p99", f"{first['p99'] * 1000:.0f} ms", f"< {TARGET_P99 * 1000:.0f} ms"),
+        ("lateness max", f"{first['max'] * 1000:.0f} ms", ""),
+        ("requests sent before due", str(first["early"]), "0"),
+        ("notifications at the fake", f"{first['notifications']:,}", f"exactly {count:,}"),
+        ("requests / keys seen twice", f"{first['requests']:,} / {first['duplicate_keys']}", ""),
+        ("sends recorded sent", f"{first['recorded']:,}", f"{count:,}"),
+        ("  all recorded, after the last was due", f"{first['recorded_after']:.1f} s", ""),
+        ("timers armed at start (burst)", f"{first['armed_in']:.2f} s", ""),
+        ("CPU per send: PushOps (all its threads)", f"{first['cpu_ms']:.2f} ms", ""),
+        ("CPU per send: the fake OneSignal's thread", f"{first['fake_cpu_ms']:.2f} ms", ""),
+        (f"restart: {second['armed']:,} timers armed in", f"{second['rearm']:.2f} s", "< 5 s"),
+    ]
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"Scheduler benchmark: {count:,} sends due within {args.window:g} s, on {db}")
+    print(f"  ({os.cpu_count()} CPUs, load average {load} at the end)")
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, target in rows:
+        print(f"  {name:<{width}}  {value:>14}  {('target ' + target) if target else ''}")
+    met = (
+        first["p99"] < TARGET_P99
+        and second["rearm"] < TARGET_REARM
+        and second["armed"] == count
+        and first["notifications"] == count
+        and first["duplicate_keys"] == 0
+        and first["early"] == 0
+    )
+    print("All targets met." if met else "Some target was missed.")
+    return 0 if met else 1
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sends", type=int, default=10_000)
+    parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main(_arguments())))
