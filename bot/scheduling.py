@@ -228,15 +228,20 @@ class Scheduler:
 
     async def sweep(self) -> None:
         """Re-derive the timers from the table; pick up due and stuck sends; mark missed
-        sends and expire approvals (each reported through the notifier)."""
+        sends and expire approvals (each reported through the notifier).
+
+        A database error is logged and left to the next sweep, also at start: a database
+        that hiccups must not keep the server down; called outside a running scheduler, it
+        raises.
+        """
         try:
             await self._mark_missed()
             await self._expire_approvals()
             await self._derive_timers()
         except SQLAlchemyError as error:
-            log.warning("sweep failed (%s); the next one tries again", type(error).__name__)
             if self._aps is None:
                 raise
+            log.warning("sweep failed (%s); the next one tries again", type(error).__name__)
 
     async def _mark_missed(self) -> None:
         while True:

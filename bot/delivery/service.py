@@ -370,6 +370,8 @@ class SendService:
             send = claimed
         elif send.state != SendState.SENDING or send.claimed_by != self.worker_id:
             return None
+        if send.id in self._delivering:
+            return None  # already on its way from this process
         self._delivering.add(send.id)
         try:
             async with self._slots:

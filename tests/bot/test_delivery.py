@@ -164,6 +164,21 @@ async def test_delivering_twice_sends_once(env):
     assert len(env.posted()) == 1
 
 
+async def test_a_send_already_on_its_way_is_not_attempted_again(env):
+    hold = env.fake.faults.hold(method="POST", path="/notifications")
+    send = await env.create()
+    first = asyncio.create_task(env.sends.deliver(send))
+    await asyncio.to_thread(hold.arrived.wait, 10)
+
+    again = await env.sends.deliver(await env.row(send))  # claimed by this very process
+    hold.release()
+    await first
+
+    assert again is None
+    assert len(env.posted()) == 1
+    assert (await env.row(send)).state == SendState.SENT
+
+
 async def test_two_503s_then_success_make_one_notification(env):
     env.fake.faults.statuses([503, 503], path="/notifications")
     send = await env.create()
