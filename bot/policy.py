@@ -49,7 +49,8 @@ class ApprovalPolicy:
 
     Attributes:
         mode: "off" (none), "segments" (any send to a segment, i.e. a whole-audience send)
-            or "all" (every send that is not a test).
+            or "all" (every send, tests included: `/push me` links any external id without
+            proof that it is the caller's, so a test send can reach anyone).
         approvals: distinct approvals needed, 1 to MAX_APPROVALS.
         channel_id: the approvals channel; required unless mode is "off".
 
@@ -117,13 +118,15 @@ def approvals_required(
     """How many distinct approvals a send needs before it may go out (0: none).
 
     `audience` is an object with `segments` or the stored audience mapping
-    (`{"segments": [...], "users": [...]}`). Test sends never need approval.
+    (`{"segments": [...], "users": [...]}`). Under "all" a test send needs approval like any
+    other: its audience is whatever external id the requester linked with `/push me`, which
+    nothing proves is theirs. Under "off" and "segments" it needs none.
     """
-    if is_test or policy.mode == "off":
+    if policy.mode == "off":
         return 0
     if policy.mode == "all":
         return policy.approvals
-    return policy.approvals if _segments(audience) else 0
+    return policy.approvals if _segments(audience) and not is_test else 0
 
 
 def _segments(audience: AudienceLike | Mapping[str, Any]) -> Sequence[str]:

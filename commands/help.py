@@ -14,7 +14,8 @@ USAGE: dict[str, str] = {
 {C} send                           open the compose form
 {C} send [options] MESSAGE         preview with Send / Cancel buttons
 {C} send --yes [options] MESSAGE   no preview: send (or request approval) now
-{C} send --test [options] MESSAGE  only to your own linked external id; no approval
+{C} send --test [options] MESSAGE  only to your own linked external id
+                                   (needs approval only when every send does)
     --app NAME         which OneSignal app (default: the workspace default)
     --title TEXT       heading
     --segment NAME     repeatable; audience by segment

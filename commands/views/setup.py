@@ -31,7 +31,7 @@ ROLE_LABELS: Final[Mapping[Role, str]] = {
 MODE_LABELS: Final[Mapping[str, tuple[str, str]]] = {
     "off": ("Off", "No send needs approval."),
     "segments": ("Sends to segments", "A send to a segment (a whole audience) needs approval."),
-    "all": ("Every send", "Every send needs approval, except tests to your own id."),
+    "all": ("Every send", "Every send needs approval, tests to your own id too."),
 }
 
 

@@ -34,7 +34,8 @@ USERS = Audience(users=("cust-4711",))
         ("segments", SEGMENT, True, 0),
         ("all", USERS, False, 2),
         ("all", SEGMENT, False, 2),
-        ("all", USERS, True, 0),
+        ("all", USERS, True, 2),  # /push me proves nothing: a test can reach anyone
+        ("off", USERS, True, 0),
     ],
 )
 def test_approvals_required_by_mode_audience_and_test(mode, audience, is_test, needed):
