@@ -1,4 +1,7 @@
-"""`/push user EXTERNAL_ID [--app NAME]`: a OneSignal user's properties, aliases and devices."""
+"""`/push user EXTERNAL_ID [--app NAME]`: a OneSignal user's properties, aliases and devices.
+
+Open to every member (support uses it); each lookup is in the audit log, without the user's data.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +25,10 @@ from commands.access import database_of
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
 from commands.views.user import user_blocks, user_headline
-from storage import queries
+from storage import lookups, queries
 from storage.crypto import SecretDecryptionError
 from storage.errors import AppNotFound, InvalidInput
+from storage.lookups import LookupOutcome
 from storage.queries import AppCredentials
 
 C = const.SLASH_COMMAND
@@ -36,7 +40,7 @@ async def handle(ctx: CommandContext) -> None:
     """Look the user up in the chosen app (the default one without --app) and show them."""
     external_id, app_name = parse(ctx.args)
     credentials = await app_credentials(ctx, app_name)
-    user = await _fetch(ctx, credentials, external_id)
+    user = await _look_up(ctx, credentials, external_id)
     await ctx.reply(
         user_headline(external_id, credentials.name),
         blocks=user_blocks(external_id, credentials.name, user),
@@ -88,6 +92,32 @@ def _no_app_message(name: str | None, names: list[str]) -> str:
     return f"No OneSignal app is named {code(name)} here. Apps: {known}."
 
 
+async def _look_up(ctx: CommandContext, credentials: AppCredentials, external_id: str) -> User:
+    """The user as OneSignal has them; every attempt that reached OneSignal is audited."""
+    try:
+        user = await _fetch(ctx, credentials, external_id)
+    except OneSignalError as error:
+        outcome: LookupOutcome = "not_found" if isinstance(error, NotFound) else "failed"
+        await _audit(ctx, credentials.name, external_id, outcome)
+        raise CommandError(onesignal_problem(error, credentials.name, external_id)) from None
+    await _audit(ctx, credentials.name, external_id, "ok")
+    return user
+
+
+async def _audit(
+    ctx: CommandContext, app_name: str, external_id: str, outcome: LookupOutcome
+) -> None:
+    async with database_of(ctx.services).sessions.begin() as session:
+        await lookups.record_user_lookup(
+            session=session,
+            team_id=ctx.team_id,
+            actor=ctx.user_id,
+            external_id=external_id,
+            app_name=app_name,
+            outcome=outcome,
+        )
+
+
 async def _fetch(ctx: CommandContext, credentials: AppCredentials, external_id: str) -> User:
     client = OneSignalClient(
         rest_api_key=credentials.api_key,
@@ -96,10 +126,7 @@ async def _fetch(ctx: CommandContext, credentials: AppCredentials, external_id: 
         max_retries=_RETRIES,
         retry_max_delay=2.0,
     )
-    try:
-        return await client.fetch_user(credentials.onesignal_app_id, ALIAS_LABEL, external_id)
-    except OneSignalError as error:
-        raise CommandError(onesignal_problem(error, credentials.name, external_id)) from None
+    return await client.fetch_user(credentials.onesignal_app_id, ALIAS_LABEL, external_id)
 
 
 def onesignal_problem(error: OneSignalError, app_name: str, external_id: str) -> str:

@@ -98,15 +98,37 @@ async def test_another_app_is_chosen_with_app(app, fake_onesignal, database, key
     assert request.path.startswith(f"/apps/{second.id}/")
 
 
-async def test_a_user_onesignal_does_not_know_is_said_so(app, fake_onesignal, database):
-    before = await _audit_count(database)
+async def _lookups(database):
+    async with database.sessions() as session:
+        query = (
+            sa.select(AuditEvent)
+            .where(AuditEvent.action == "user.lookup")
+            .order_by(AuditEvent.created_at, AuditEvent.seq)
+        )
+        return list(await session.scalars(query))
 
+
+async def test_every_lookup_is_in_the_audit_log_without_the_users_data(
+    app, fake_onesignal, database, customer
+):
+    await (await app.post_command("user cust-4711", user="U0SUPPORT")).reply()
+
+    [event] = await _lookups(database)
+    assert (event.team_id, event.actor, event.target) == (DEFAULT_TEAM_ID, "U0SUPPORT", "cust-4711")
+    assert event.outcome == "ok"
+    assert event.details == {"app": "default"}
+    stored = json.dumps(event.details)
+    assert "Europe/Berlin" not in stored and IOS_TOKEN[-6:] not in stored  # no user data
+
+
+async def test_a_user_onesignal_does_not_know_is_said_so(app, fake_onesignal, database):
     reply = await (await app.post_command("user cust-0000")).reply()
 
     assert reply["text"].startswith(
         "OneSignal has no user with external id `cust-0000` in app *default*."
     )
-    assert await _audit_count(database) == before
+    [event] = await _lookups(database)  # the attempt is audited too
+    assert (event.target, event.outcome) == ("cust-0000", "not_found")
 
 
 @pytest.mark.parametrize(
@@ -143,12 +165,14 @@ async def test_a_key_onesignal_refuses_is_reported_for_an_admin_to_replace(
     assert "`/push setup`" in reply["text"]
 
 
-async def test_an_unreachable_onesignal_is_reported(app, fake_onesignal, customer):
+async def test_an_unreachable_onesignal_is_reported(app, fake_onesignal, database, customer):
     fake_onesignal.faults.drop_connections(times=2, path="/apps/")
 
     reply = await (await app.post_command("user cust-4711")).reply()
 
     assert "OneSignal could not be reached; try again in a minute." in reply["text"]
+    [event] = await _lookups(database)
+    assert (event.target, event.outcome) == ("cust-4711", "failed")
 
 
 async def test_a_workspace_without_apps_is_told_how_to_add_one(
