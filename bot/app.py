@@ -110,7 +110,9 @@ def _oauth_app(settings: Settings, services: Services, client: AsyncWebClient) -
     client_secret = _secret(settings.slack_client_secret)
     engine = services.database.engine
     installations = EncryptedInstallationStore(
-        AsyncSQLAlchemyInstallationStore(client_id=client_id, engine=engine), services.keyring
+        AsyncSQLAlchemyInstallationStore(client_id=client_id, engine=engine),
+        services.keyring,
+        database=services.database,
     )
     oauth_settings = AsyncOAuthSettings(
         client_id=client_id,

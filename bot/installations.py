@@ -4,6 +4,9 @@ slack_sdk's SQLAlchemy store keeps tokens as given; this wrapper seals each toke
 key ring before it is written and opens it after it is read, bound to its workspace and its
 column (storage.crypto), so a token copied into another workspace's row does not decrypt.
 `pushops keys rotate` (storage.rotation) re-encrypts these rows under a new key.
+
+Given the database, an installation also makes (or refreshes) its workspace's row with the
+workspace's name and Enterprise Grid org, which the bot needs to find its token again later.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
+from storage import queries
 from storage.crypto import KeyRing, key_id_of
+from storage.db import Database
 from storage.models import SLACK_TOKEN_COLUMNS
 
 _Record = TypeVar("_Record", Bot, Installation)
@@ -25,17 +30,21 @@ _Record = TypeVar("_Record", Bot, Installation)
 class EncryptedInstallationStore(AsyncInstallationStore):
     """Wraps an installation store: tokens are ciphertexts in it, plaintext out of it."""
 
-    def __init__(self, inner: AsyncInstallationStore, keyring: KeyRing) -> None:
+    def __init__(
+        self, inner: AsyncInstallationStore, keyring: KeyRing, *, database: Database | None = None
+    ) -> None:
         self._inner = inner
         self._keyring = keyring
+        self._database = database
 
     @property
     def logger(self) -> Logger:
         return getLogger(__name__)
 
     async def async_save(self, installation: Installation) -> None:
-        """Save `installation` (and its bot) with every token sealed."""
+        """Save `installation` (and its bot) with every token sealed; record its workspace."""
         await self._inner.async_save(self._sealed(installation))
+        await self._record_workspace(installation)
 
     async def async_save_bot(self, bot: Bot) -> None:
         """Save `bot` with its tokens sealed."""
@@ -88,6 +97,19 @@ class EncryptedInstallationStore(AsyncInstallationStore):
     async def async_delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         """Forget everything of the workspace."""
         await self._inner.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)
+
+    async def _record_workspace(self, installation: Installation) -> None:
+        # An org-wide install names no workspace: each one's row gets its org from its first
+        # request instead (commands pass the request's enterprise_id to ensure_workspace).
+        if self._database is None or not installation.team_id:
+            return
+        async with self._database.sessions.begin() as session:
+            await queries.ensure_workspace(
+                session=session,
+                team_id=installation.team_id,
+                name=installation.team_name,
+                enterprise_id=installation.enterprise_id,
+            )
 
     def _sealed(self, record: _Record) -> _Record:
         owner = _owner(record)

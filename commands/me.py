@@ -40,7 +40,9 @@ async def _show(ctx: CommandContext) -> None:
 async def _link(ctx: CommandContext, external_id: str) -> None:
     try:
         async with database_of(ctx.services).sessions.begin() as session:
-            await queries.ensure_workspace(session=session, team_id=ctx.team_id)
+            await queries.ensure_workspace(
+                session=session, team_id=ctx.team_id, enterprise_id=ctx.enterprise_id
+            )
             changed = await queries.set_linked_external_id(
                 session=session, team_id=ctx.team_id, user_id=ctx.user_id, external_id=external_id
             )

@@ -19,6 +19,8 @@ from typing import Any, Final
 import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery import Audience, SendRejected
@@ -29,6 +31,7 @@ from commands._format import Block, context
 from commands.cards import card_of, estimate_text
 from commands.views import sends as views
 from storage import queries
+from storage.db import Database
 from storage.models import Send, Workspace
 
 log = logging.getLogger(__name__)
@@ -44,14 +47,28 @@ SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 """What a Slack call may raise that is Slack's trouble, not ours."""
 
 
-def client_source(app: AsyncApp) -> ClientSource:
-    """Clients per workspace: the app's own client with one bot token, else the installation's."""
+def client_source(app: AsyncApp, database: Database | None = None) -> ClientSource:
+    """Clients per workspace: the app's own client with one bot token, else the installation's.
+
+    An installation in an Enterprise Grid org is kept under the org's id as well as the
+    workspace's (or under the org's alone when installed org-wide), so the workspace's
+    `enterprise_id` is read from `database` to find it.
+    """
     store = app.installation_store
+    enterprises: dict[str, str] = {}  # a workspace's org does not change: keep what was found
+
+    async def enterprise_of(team_id: str) -> str | None:
+        if team_id not in enterprises and database is not None:
+            async with database.sessions() as session:
+                workspace = await queries.get_workspace(session=session, team_id=team_id)
+            if workspace is not None and workspace.enterprise_id:
+                enterprises[team_id] = workspace.enterprise_id
+        return enterprises.get(team_id)
 
     async def for_team(team_id: str) -> AsyncWebClient | None:
         if store is None:
             return app.client
-        bot = await store.async_find_bot(enterprise_id=None, team_id=team_id)
+        bot = await find_bot(store, enterprise_id=await enterprise_of(team_id), team_id=team_id)
         if bot is None or not bot.bot_token:
             return None
         base = app.client
@@ -63,6 +80,18 @@ def client_source(app: AsyncApp) -> ClientSource:
         )
 
     return for_team
+
+
+async def find_bot(
+    store: AsyncInstallationStore, *, enterprise_id: str | None, team_id: str
+) -> Bot | None:
+    """The bot installed in the workspace, else (in a Grid org) the one installed org-wide."""
+    bot = await store.async_find_bot(enterprise_id=enterprise_id, team_id=team_id)
+    if bot is None and enterprise_id is not None:
+        bot = await store.async_find_bot(
+            enterprise_id=enterprise_id, team_id=None, is_enterprise_install=True
+        )
+    return bot
 
 
 def grace_words(seconds: float) -> str:
@@ -329,4 +358,5 @@ def register(app: AsyncApp, services: Services) -> None:
     """Plug a `SlackNotifier` for `app` into the services' notifier relay."""
     relay = getattr(services, "notifier", None)
     if isinstance(relay, NotifierRelay):
-        relay.target = SlackNotifier(services=services, clients=client_source(app))
+        clients = client_source(app, services.database)
+        relay.target = SlackNotifier(services=services, clients=clients)

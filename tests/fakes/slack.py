@@ -72,6 +72,7 @@ class Workspace:
     bot_user_id: str = DEFAULT_BOT_USER_ID
     bot_id: str = "B0BOT"
     enterprise_id: str | None = None
+    org_wide: bool = False  # installed for the whole Grid org: its token serves every workspace
 
 
 @dataclass
@@ -288,11 +289,21 @@ class FakeSlack:
         *,
         team_name: str = "Installed Workspace",
         bot_token: str | None = None,
+        enterprise_id: str | None = None,
+        org_wide: bool = False,
     ) -> str:
-        """A code that `oauth.v2.access` exchanges for an installation in `team_id`."""
+        """A code that `oauth.v2.access` exchanges for an installation in `team_id`, a
+        workspace of the Enterprise Grid org `enterprise_id` when given; with `org_wide`, an
+        installation for the whole org (`team_id` is then the org's id)."""
         code = "code-" + uuid.uuid4().hex
         token = bot_token or f"xoxb-{team_id}-{uuid.uuid4().hex[:12]}"
-        workspace = Workspace(team_id=team_id, name=team_name, bot_token=token)
+        workspace = Workspace(
+            team_id=team_id,
+            name=team_name,
+            bot_token=token,
+            enterprise_id=enterprise_id,
+            org_wide=org_wide,
+        )
         with self._lock:
             self._state.oauth_codes[code] = workspace
         return code
@@ -545,7 +556,7 @@ def _auth_test(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str
         "team_id": ws.team_id,
         "user_id": ws.bot_user_id,
         "bot_id": ws.bot_id,
-        "is_enterprise_install": False,
+        "is_enterprise_install": ws.org_wide,
     }
     if ws.enterprise_id:
         result["enterprise_id"] = ws.enterprise_id
@@ -636,7 +647,7 @@ def _views_publish(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict
 def _users_info(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
     with fake._lock:
         user = fake._state.users.get(str(args.get("user")))
-    if user is None or user.team_id != ws.team_id:
+    if user is None or (user.team_id != ws.team_id and not ws.org_wide):
         return {"ok": False, "error": "user_not_found"}
     return {"ok": True, "user": user.to_api()}
 
@@ -695,9 +706,11 @@ def _oauth_access(
         "token_type": "bot",
         "access_token": workspace.bot_token,
         "bot_user_id": workspace.bot_user_id,
-        "team": {"id": workspace.team_id, "name": workspace.name},
-        "enterprise": None,
-        "is_enterprise_install": False,
+        "team": None if workspace.org_wide else {"id": workspace.team_id, "name": workspace.name},
+        "enterprise": (
+            {"id": workspace.enterprise_id, "name": "Grid Org"} if workspace.enterprise_id else None
+        ),
+        "is_enterprise_install": workspace.org_wide,
     }
 
 
