@@ -167,7 +167,9 @@ def _check_slack_mode(s: Settings) -> list[Problem]:
                 "SLACK_CLIENT_SECRET (many workspaces, OAuth).",
             )
         ]
-    if token and (client_id or secret):
+    if client_id != secret:
+        return [_half_oauth(has_token=token, has_client_id=client_id)]
+    if token and client_id:
         return [
             Problem(
                 "SLACK_BOT_TOKEN",
@@ -176,16 +178,27 @@ def _check_slack_mode(s: Settings) -> list[Problem]:
                 "SLACK_CLIENT_SECRET for one.",
             )
         ]
-    if client_id != secret:
-        missing = "SLACK_CLIENT_SECRET" if client_id else "SLACK_CLIENT_ID"
-        return [
-            Problem(
-                missing,
-                "OAuth mode needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.",
-                f"set {missing} (Basic Information > App Credentials).",
-            )
-        ]
     return []
+
+
+def _half_oauth(*, has_token: bool, has_client_id: bool) -> Problem:
+    """One of SLACK_CLIENT_ID / SLACK_CLIENT_SECRET without the other: name the missing one."""
+    given, missing = "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"
+    if not has_client_id:
+        given, missing = missing, given
+    where = "Basic Information > App Credentials"
+    if not has_token:
+        return Problem(
+            missing,
+            "OAuth mode needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.",
+            f"set {missing} ({where}).",
+        )
+    return Problem(
+        missing,
+        f"{given} is set without {missing}, beside SLACK_BOT_TOKEN.",
+        f"for one workspace with the bot token, unset {given}; for many workspaces (OAuth), "
+        f"set {missing} ({where}) and unset SLACK_BOT_TOKEN.",
+    )
 
 
 def _check_tokens(s: Settings) -> list[Problem]:

@@ -81,6 +81,28 @@ def test_check_refuses_a_bot_token_together_with_oauth_credentials(env, capsys):
     assert "both a bot token and OAuth credentials are set" in err
 
 
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"), ("SLACK_CLIENT_SECRET", "SLACK_CLIENT_ID")],
+)
+def test_check_names_the_missing_half_of_oauth_credentials_beside_a_bot_token(
+    env, capsys, given, missing
+):
+    env(
+        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
+        SLACK_SIGNING_SECRET=DEFAULT_SIGNING_SECRET,
+        **{given: "1111.2222"},
+    )
+
+    code, _, err = run(capsys, "check")
+
+    assert code == 1
+    assert err.startswith("Found 1 problem in the settings:")
+    assert f"- {missing}: {given} is set without {missing}" in err
+    assert f"set {missing}" in err and f"unset {given}" in err  # both ways out
+    assert "both a bot token and OAuth credentials are set" not in err
+
+
 def test_check_lists_every_problem_with_its_fix_in_one_message(env, capsys):
     env(
         SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
