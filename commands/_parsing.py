@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from commands.context import CommandError
+from commands.help import USAGE
 
 # Slack escapes exactly these three in command text.
 _SLACK_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
@@ -112,8 +114,9 @@ def parse_options(
 
     Option names are given with their dashes (`"--title"`). Values follow as the next word or
     after `=` (`--title=Hi`). A lone `--` ends the options: what follows is positional even
-    if it starts with `--`. Unknown options, missing values and a single-valued option given
-    twice raise CommandError; `usage` is appended to those messages.
+    if it starts with `--`. Unknown options, missing or empty values (`--app ""`, `--title=`)
+    and a single-valued option given twice raise CommandError; `usage` is appended to those
+    messages.
     """
     flag_set, single_set, multi_set = set(flags), set(single), set(repeatable)
     positional: list[str] = []
@@ -142,6 +145,8 @@ def parse_options(
             index += 1
         else:
             raise CommandError(_with_usage(f"{name} needs a value after it.", usage))
+        if not value.strip():
+            raise CommandError(_with_usage(_empty_value(name, usage), usage))
         if name in single_set and name in values:
             raise CommandError(_with_usage(f"{name} is given twice; give it once.", usage))
         values.setdefault(name, []).append(value)
@@ -157,6 +162,18 @@ def _unknown_option(name: str, flags: set[str]) -> str:
         return f"{name} takes no value."
     shown = name if len(name) <= 40 else name[:40] + "…"
     return f"Unknown option {shown}. (To use -- in a message, put -- alone before the message.)"
+
+
+def _empty_value(name: str, usage: str) -> str:
+    # The grammar already names what the option takes (`--app NAME`, `--title TEXT`): the
+    # usage given first, then every subcommand's (a short usage may leave the option out).
+    grammar = "\n".join((usage, *USAGE.values()))
+    found = re.search(rf"(?<![\w-]){re.escape(name)}[ =]([A-Z][A-Z_]*)", grammar)
+    what = found.group(1) if found else "VALUE"
+    return (
+        f"{name} is empty. Give it a value ({name} {what}, in quotes if it has spaces), "
+        f"or leave {name} out."
+    )
 
 
 def _with_usage(message: str, usage: str) -> str:

@@ -77,6 +77,9 @@ def test_a_lone_double_dash_ends_the_options():
         (["--title"], "--title needs a value after it."),
         (["--title", "a", "--title", "b"], "--title is given twice; give it once."),
         (["--yes=1"], "--yes takes no value."),
+        (["--title", ""], "--title is empty. Give it a value (--title TEXT, in quotes"),
+        (["--title="], "--title is empty. Give it a value"),
+        (["--title", "  "], "--title is empty. Give it a value"),
     ],
 )
 def test_option_mistakes_are_named_with_the_usage(words, message):

@@ -52,7 +52,7 @@ def test_a_message_starting_with_dashes_after_a_lone_double_dash():
         ("--exclude Churned --user a hi", "only narrows segments", "add --segment NAME"),
         ("--test --segment Beta hi", "only to your own", "remove --segment"),
         ("--user , hi", "--user needs external ids", "--user cust-1,cust-2"),
-        ('--segment "" hi', "--segment needs a segment name", '--segment "Active Users"'),
+        ('--segment "" hi', "--segment is empty", "--segment NAME, in quotes if it has spaces"),
         ("--segment Beta --colour red hi", "Unknown option --colour", "Usage: /push send"),
         ("--segment Beta --title", "--title needs a value", "Usage: /push send"),
         ("--segment Beta --yes=1 hi", "--yes takes no value", "Usage"),
