@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
-from bot.const import ACTION_DISMISS
+from bot.const import ACTION_DISMISS, SLASH_COMMAND
 
 Block = dict[str, Any]
+
+MAX_APPS_NAMED: Final = 20
+"""Configured apps named in one answer; the rest are counted."""
 
 
 def escape(text: str) -> str:
@@ -45,3 +49,24 @@ def dismiss_actions() -> Block:
             }
         ],
     }
+
+
+def unknown_app_text(name: str | None, configured: Sequence[str]) -> str:
+    """The one answer when the app asked for (`name`; None: the default) is not there.
+
+    Names the configured apps and how to pick one (`--app NAME`), or how to add the first.
+    """
+    missing = f"There is no OneSignal app named {code(name)} here" if name is not None else ""
+    if not configured:
+        setup = f"an admin adds one with `{SLASH_COMMAND} setup`."
+        if not missing:
+            return f"No OneSignal app is set up in this workspace yet: {setup}"
+        return f"{missing}, and none is set up yet: {setup}"
+    problem = f"{missing}." if missing else "This workspace has no default OneSignal app."
+    return f"{problem} Pick one with `--app NAME`: {_app_names(configured)}."
+
+
+def _app_names(names: Sequence[str]) -> str:
+    shown = ", ".join(code(n) for n in names[:MAX_APPS_NAMED])
+    hidden = len(names) - MAX_APPS_NAMED
+    return f"{shown} and {hidden} more" if hidden > 0 else shown

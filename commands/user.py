@@ -19,7 +19,7 @@ from bot.onesignal import (
     Unauthorized,
     User,
 )
-from commands._format import code, escape
+from commands._format import code, escape, unknown_app_text
 from commands._parsing import parse_options
 from commands.access import database_of
 from commands.context import CommandContext, CommandError, Subcommand
@@ -78,18 +78,7 @@ async def app_credentials(ctx: CommandContext, name: str | None) -> AppCredentia
                 f"The REST API key of app {escape(name or 'default')} cannot be read with this "
                 f"PushOps's secret key. An admin can enter it again in `{C} setup`."
             ) from None
-    raise CommandError(_no_app_message(name, [app.name for app in apps]))
-
-
-def _no_app_message(name: str | None, names: list[str]) -> str:
-    if not names:
-        return (
-            f"No OneSignal app is set up in this workspace yet: an admin adds one with `{C} setup`."
-        )
-    known = ", ".join(names)
-    if name is None:
-        return f"No default OneSignal app is set. Choose one with --app NAME ({known})."
-    return f"No OneSignal app is named {code(name)} here. Apps: {known}."
+    raise CommandError(unknown_app_text(name, [app.name for app in apps]))
 
 
 async def _look_up(ctx: CommandContext, credentials: AppCredentials, external_id: str) -> User:

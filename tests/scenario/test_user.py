@@ -138,7 +138,10 @@ async def test_a_user_onesignal_does_not_know_is_said_so(app, fake_onesignal, da
         ("user a b", "Give one external id."),
         ("user cust-4711 --color red", "Unknown option --color"),
         ("user cust-4711 --app", "--app needs a value"),
-        ("user cust-4711 --app nope", "No OneSignal app is named `nope` here. Apps: default."),
+        (
+            "user cust-4711 --app nope",
+            "There is no OneSignal app named `nope` here. Pick one with `--app NAME`: `default`.",
+        ),
     ],
 )
 async def test_bad_input_is_answered_without_asking_onesignal_or_writing(
