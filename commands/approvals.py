@@ -3,8 +3,9 @@ request, and Send now / Drop on the direct message about a missed send.
 
 Every click is checked again on the server (invariant 6): the clicker's workspace is the
 request's, the send belongs to it, the clicker may do this (an approver who is not the
-requester; the requester for a missed send), and the send is still in the state the button
-was made for. The state machine's compare-and-set keeps a double click from acting twice.
+requester; for a missed send, its requester, who may still send, under the approval policy
+of now), and the send is still in the state the button was made for. The state machine's
+compare-and-set keeps a double click from acting twice.
 """
 
 from __future__ import annotations
@@ -18,25 +19,27 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
-from bot.delivery import SendNotFound
+from bot.delivery import Audience, SendNotFound
+from bot.policy import approvals_required
 from bot.services import Services
 from commands.access import interaction_ids, resolve_actor
 from commands.cancel import cancel
 from commands.cards import card_of
 from commands.context import CommandError
 from commands.notify import notifier_of
+from commands.requester import requester
 from commands.sending import (
     button_send_id,
     go,
     load_send,
+    policy_of,
     refuse,
     replacing,
     sends_of,
 )
 from commands.views import sends as views
-from storage import queries
 from storage.errors import AlreadyDecided, IllegalTransition, SelfApproval
-from storage.models import Send, SendState, utcnow
+from storage.models import Send, SendState
 
 _STATE_WORDS: Final = {
     SendState.SCHEDULED: "is scheduled",
@@ -168,23 +171,18 @@ async def _send_now(
     services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
     team_id, user_id, send = await _missed(services, body)
-    if services.database is None:
-        raise CommandError("That send is not known in this workspace.")
-    # missed -> scheduled, due now, by compare-and-set: a second click finds it moved on.
-    async with services.database.sessions.begin() as session:
-        moved = await queries.transition_send(
-            session=session,
-            team_id=team_id,
-            send_id=send.id,
-            expected=SendState.MISSED,
-            new=SendState.SCHEDULED,
-            actor=user_id,
-            values={"due_at": utcnow()},
-        )
-    again = await load_send(services, team_id, send.id)
-    if not moved or again is None:
+    # As on a preview's Send: the right to send and the approval policy are checked again,
+    # since roles and policy may have changed since the send was asked for.
+    await requester(services=services, client=client, team_id=team_id, user_id=user_id)
+    policy = await policy_of(services, team_id)
+    needed = approvals_required(policy, Audience.from_stored(send.audience), is_test=send.is_test)
+    resent = await sends_of(services).resend_missed(
+        team_id=team_id, send_id=send.id, actor=user_id, approvals_required=needed
+    )
+    if resent is None:  # a second click, or a Drop, came first
+        again = await load_send(services, team_id, send.id)
         raise CommandError(f"{_state_words(again or send)}; this button no longer applies.")
-    await go(services, again, replacing(respond))
+    await go(services, resent, replacing(respond))
 
 
 async def _drop(

@@ -89,8 +89,11 @@ TRANSITIONS: Final[dict[SendState, frozenset[SendState]]] = {
     # sent -> cancelled: a delivered-over-time notification stopped at OneSignal.
     SendState.SENT: frozenset({SendState.CANCELLED}),
     SendState.FAILED: frozenset({SendState.SCHEDULED}),
-    # a missed send: the requester sends it now, or drops it.
-    SendState.MISSED: frozenset({SendState.SCHEDULED, SendState.CANCELLED}),
+    # a missed send: the requester sends it now, or drops it; "send now" asks for approval
+    # first (pending_approval) when the workspace's policy requires it by then.
+    SendState.MISSED: frozenset(
+        {SendState.SCHEDULED, SendState.PENDING_APPROVAL, SendState.CANCELLED}
+    ),
     SendState.CANCELLED: frozenset(),
     SendState.REJECTED: frozenset(),
     SendState.EXPIRED: frozenset(),

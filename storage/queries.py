@@ -918,11 +918,16 @@ async def expire_pending_approvals(
     limit: int = 100,
     actor: str = "scheduler",
 ) -> list[Send]:
-    """Sends waiting for approval longer than `ttl` become `expired`."""
+    """Sends waiting for approval longer than `ttl` become `expired`.
+
+    The wait counts from the send's last change (`updated_at`): when it entered
+    pending_approval, which for a missed send asked again is long after it was created, or
+    its last approval.
+    """
     return await _bulk_transition(
         session_factory,
-        conditions=[Send.state == SendState.PENDING_APPROVAL, Send.created_at < now - ttl],
-        order_by=(Send.created_at, Send.id),
+        conditions=[Send.state == SendState.PENDING_APPROVAL, Send.updated_at < now - ttl],
+        order_by=(Send.updated_at, Send.id),
         limit=limit,
         from_state=SendState.PENDING_APPROVAL,
         to_state=SendState.EXPIRED,

@@ -263,6 +263,41 @@ class SendService:
                 actor=actor,
             )
 
+    async def resend_missed(
+        self, *, team_id: str, send_id: uuid.UUID, actor: str, approvals_required: int = 0
+    ) -> Send | None:
+        """A missed send's "Send now": missed -> scheduled, due now (compare-and-set, audited).
+
+        `approvals_required` is what the workspace's policy asks now; a send with fewer
+        approvals goes to pending_approval instead, due as soon as it is approved. Approvals
+        already given to it still count: its content and audience are the ones approved.
+        The caller checks the actor's right to send first. None when the send is no longer
+        missed (a second click, a Drop). Fast, database only; call `dispatch(send)` after.
+        """
+        if approvals_required < 0:
+            raise ValueError("approvals_required must not be negative")
+        async with self.database.sessions.begin() as session:
+            send = await queries.get_send(session=session, team_id=team_id, send_id=send_id)
+            if send is None or send.state != SendState.MISSED:
+                return None
+            new = SendState.SCHEDULED
+            values: dict[str, object] = {"due_at": self.clock(), "last_error": None}
+            if send.approvals_received < approvals_required:
+                new = SendState.PENDING_APPROVAL
+                values = {"due_at": None, "last_error": None}
+                values["approvals_required"] = approvals_required
+            moved = await queries.transition_send(
+                session=session,
+                team_id=team_id,
+                send_id=send_id,
+                expected=SendState.MISSED,
+                new=new,
+                actor=actor,
+                values=values,
+                details={"resent": True},
+            )
+        return await self._get(team_id, send_id) if moved else None
+
     # --- approvals -----------------------------------------------------------------------
 
     async def approve(self, *, team_id: str, send_id: uuid.UUID, approver_id: str) -> Send | None:

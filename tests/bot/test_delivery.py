@@ -21,6 +21,7 @@ from bot.delivery import (
     notification_ids,
 )
 from bot.onesignal.batching import batch_key
+from storage import queries
 from storage.errors import SelfApproval
 from storage.models import SendState, utcnow
 from tests.bot.deliverykit import FAST, SEGMENT, audit_chain_ok, kit, seeded_app
@@ -128,6 +129,60 @@ async def test_a_discarded_draft_is_cancelled(env):
     assert await env.sends.discard(team_id=env.app.team_id, send_id=draft.id, actor="U0ALICE")
 
     assert (await env.row(draft)).state == SendState.CANCELLED
+
+
+async def _missed(env, **create):
+    send = await env.create(due_in=3600, **create)
+    async with env.database.sessions.begin() as session:
+        await queries.transition_send(
+            session=session,
+            team_id=send.team_id,
+            send_id=send.id,
+            expected=SendState.SCHEDULED,
+            new=SendState.MISSED,
+            actor="scheduler",
+        )
+    return send
+
+
+async def test_a_missed_send_is_sent_again_once_however_often_it_is_clicked(env):
+    send = await _missed(env)
+
+    first, second = await asyncio.gather(
+        env.sends.resend_missed(team_id=env.app.team_id, send_id=send.id, actor="U0ALICE"),
+        env.sends.resend_missed(team_id=env.app.team_id, send_id=send.id, actor="U0ALICE"),
+    )
+
+    (resent,) = [s for s in (first, second) if s is not None]
+    assert resent.state == SendState.SCHEDULED and resent.due_at <= utcnow()
+    assert (await env.actions(send))[-1] == "send.scheduled"
+    await env.sends.dispatch(resent)
+    (request,) = env.posted()
+    assert request.json["idempotency_key"] == str(send.id)
+
+
+async def test_a_missed_send_asks_for_the_approvals_the_policy_now_requires(env):
+    send = await _missed(env)
+
+    resent = await env.sends.resend_missed(
+        team_id=env.app.team_id, send_id=send.id, actor="U0ALICE", approvals_required=1
+    )
+
+    assert resent.state == SendState.PENDING_APPROVAL and resent.approvals_required == 1
+    assert resent.due_at is None  # as soon as it is approved
+    await env.sends.dispatch(resent)
+    (notice,) = env.notifier.of("approval_requested")
+    assert notice.send.id == send.id and env.posted() == []
+    approved = await env.sends.approve(team_id=env.app.team_id, send_id=send.id, approver_id="U0B")
+    assert approved.state == SendState.SENT
+
+
+async def test_only_a_missed_send_is_sent_again(env):
+    send = await env.create(due_in=3600)
+
+    again = await env.sends.resend_missed(team_id=env.app.team_id, send_id=send.id, actor="U0A")
+
+    assert again is None and (await env.row(send)).state == SendState.SCHEDULED
 
 
 # --- delivering ---------------------------------------------------------------------------

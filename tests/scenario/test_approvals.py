@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from bot import const
-from storage.models import SendState, utcnow
+from storage import queries
+from storage.models import MemberRole, SendState, utcnow
 from tests.scenario.sendkit import (
     ALICE,
     APPROVALS_CHANNEL,
@@ -207,21 +208,27 @@ async def test_a_send_to_listed_users_needs_no_approval_under_the_segments_polic
 # --- missed sends -------------------------------------------------------------------------------
 
 
-async def _missed(app: Any, fake_slack: Any, database: Any, storage_factory: Any) -> Any:
-    """A send found too late by the scheduler: ALICE gets a DM with Send now / Drop."""
+async def _missed(
+    app: Any,
+    fake_slack: Any,
+    database: Any,
+    storage_factory: Any,
+    *,
+    requester: str = ALICE,
+    audience: dict[str, Any] | None = None,
+) -> Any:
+    """A send found too late by the scheduler: its requester gets a DM with Send now / Drop."""
     async with database.sessions() as session:
-        from storage import queries
-
         default = await queries.get_app(session=session, team_id="T0PUSHOPS", name="default")
     send = await storage_factory.send(
         default,
         state=SendState.SCHEDULED,
         due_at=utcnow() - timedelta(hours=2),
-        requester_id=ALICE,
+        requester_id=requester,
         content={"message": "Too late"},
-        audience={"external_ids": ["cust-1"]},
+        audience=audience or {"external_ids": ["cust-1"]},
     )
-    dm = await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE))
+    dm = await fake_slack.wait_for("chat.postMessage", where=dm_to(requester))
     await wait_for_state(database, send.short_id, SendState.MISSED)
     return send, dm
 
@@ -243,6 +250,57 @@ async def test_a_missed_send_is_offered_to_send_now(
     again = await click(app, const.ACTION_MISSED_SEND_NOW, str(send.id), channel="D0ALICE")
     assert "no longer applies" in (await app.fake.wait_for_reply(again))["text"]
     assert len(creates(fake_onesignal)) == 1
+
+
+async def test_send_now_on_a_missed_send_checks_the_right_to_send_again(
+    app, fake_slack, fake_onesignal, database, storage_factory
+):
+    send, _ = await _missed(app, fake_slack, database, storage_factory, requester=CAROL)
+    async with database.sessions.begin() as session:  # BOB becomes the only sender
+        await queries.add_member(
+            session=session,
+            team_id=send.team_id,
+            subject_id=BOB,
+            role=MemberRole.SENDER,
+            actor=ALICE,
+        )
+
+    clicked = await click(app, const.ACTION_MISSED_SEND_NOW, str(send.id), user=CAROL)
+
+    answer = await app.fake.wait_for_reply(clicked)
+    assert "Only PushOps senders can send notifications" in answer["text"]
+    assert answer["replace_original"] is False
+    await asyncio.sleep(0.6)  # a sweep later
+    assert (await only_send(database)).state == SendState.MISSED
+    assert creates(fake_onesignal) == []
+
+
+async def test_send_now_on_a_missed_send_asks_for_approval_when_the_policy_now_requires_it(
+    app, fake_slack, fake_onesignal, database, storage_factory
+):
+    send, _ = await _missed(
+        app, fake_slack, database, storage_factory, audience={"segments": [SEGMENT]}
+    )
+
+    clicked = await click(app, const.ACTION_MISSED_SEND_NOW, str(send.id), channel="D0ALICE")
+
+    answer = await app.fake.wait_for_reply(clicked)
+    assert "waiting for approval" in text_of(answer) and answer["replace_original"] is True
+    assert f"Needs 1 approval in <#{APPROVALS_CHANNEL}>" in text_of(answer)
+    request = await fake_slack.wait_for(
+        "chat.postMessage", where=lambda c: c.args.get("channel") == APPROVALS_CHANNEL
+    )
+    assert buttons(request.args["blocks"])[const.ACTION_APPROVE]["value"] == str(send.id)
+    await asyncio.sleep(0.6)  # a sweep later: waiting, neither sent nor expired
+    pending = await only_send(database)
+    assert (pending.state, pending.approvals_required) == (SendState.PENDING_APPROVAL, 1)
+    assert creates(fake_onesignal) == []
+
+    await click(app, const.ACTION_APPROVE, str(send.id), user=BOB, channel=APPROVALS_CHANNEL)
+
+    await wait_for_state(database, send.short_id, SendState.SENT)
+    [create] = creates(fake_onesignal)
+    assert create.json["idempotency_key"] == str(send.id)
 
 
 async def test_a_missed_send_can_be_dropped(

@@ -177,10 +177,22 @@ async def test_a_send_whose_worker_died_is_taken_over_with_the_same_key(database
 async def test_pending_approvals_expire_after_their_time(database, storage_factory):
     app = await storage_factory.app()
     now = utcnow()
+    long_ago = now - timedelta(days=2)
     old = await storage_factory.send(
-        app, state=SendState.PENDING_APPROVAL, created_at=now - timedelta(days=2)
+        app, state=SendState.PENDING_APPROVAL, created_at=long_ago, updated_at=long_ago
     )
     fresh = await storage_factory.send(app, state=SendState.PENDING_APPROVAL)
+    # created long ago, missed, and asked again just now: it waits from now on
+    asked_again = await storage_factory.send(app, state=SendState.MISSED, created_at=long_ago)
+    async with database.sessions.begin() as session:
+        assert await queries.transition_send(
+            session=session,
+            team_id=app.team_id,
+            send_id=asked_again.id,
+            expected=SendState.MISSED,
+            new=SendState.PENDING_APPROVAL,
+            actor="U0REQUESTER",
+        )
 
     expired = await queries.expire_pending_approvals(
         session_factory=database.sessions, now=now, ttl=timedelta(days=1)
@@ -189,5 +201,8 @@ async def test_pending_approvals_expire_after_their_time(database, storage_facto
     assert [send.id for send in expired] == [old.id]
     assert expired[0].state == SendState.EXPIRED and expired[0].finished_at is not None
     async with database.sessions() as session:
-        stored = await queries.get_send(session=session, team_id=app.team_id, send_id=fresh.id)
-    assert stored is not None and stored.state == SendState.PENDING_APPROVAL
+        for waiting in (fresh, asked_again):
+            stored = await queries.get_send(
+                session=session, team_id=app.team_id, send_id=waiting.id
+            )
+            assert stored is not None and stored.state == SendState.PENDING_APPROVAL
