@@ -440,7 +440,23 @@ async def _audit_export(args: argparse.Namespace) -> int:
                 if writer is None:
                     out.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
                 else:
-                    writer.writerow({**row, "details": json.dumps(row["details"], sort_keys=True)})
+                    row["details"] = json.dumps(row["details"], sort_keys=True)
+                    writer.writerow({name: csv_cell(value) for name, value in row.items()})
         return 0
 
     return await _with_database(settings, work)
+
+
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """`value` safe to open in a spreadsheet: text that would start a formula gets a `'`.
+
+    Actors and targets come from Slack users (an external id, a name), and Excel, LibreOffice
+    and Google Sheets run a cell starting with = + - @ (or a tab or CR before one) as a formula
+    (OWASP "CSV injection"). The JSON lines export keeps every value exact.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -198,6 +198,30 @@ async def test_export_writes_csv_and_json_lines_filtered_by_team_and_time(
     assert len((await run_cli("audit", "export", "--since", earlier)).stdout.splitlines()) == 7
 
 
+@pytest.mark.parametrize(
+    "cell",
+    ['=HYPERLINK("http://evil.test","x")', "+1+1", "-2+3", "@SUM(1)", "\tcmd", "\rcmd"],
+)
+async def test_csv_export_defuses_cells_a_spreadsheet_would_run(
+    database, storage_factory, run_cli, cell
+):
+    # Targets and actors come from Slack users (an external id looked up, a user's name).
+    await storage_factory.workspace(DEFAULT_TEAM)
+    async with database.sessions.begin() as session:
+        await queries.append_audit(
+            session=session, team_id=DEFAULT_TEAM, actor=cell, action="user.lookup", target=cell
+        )
+
+    every = await run_cli("audit", "export", "--format", "csv")
+    jsonl = await run_cli("audit", "export", "--format", "jsonl")
+
+    [row] = list(csv.DictReader(io.StringIO(every.stdout)))
+    assert (row["actor"], row["target"]) == ("'" + cell, "'" + cell)
+    assert row["action"] == "user.lookup" and row["details"] == "{}"  # ordinary cells untouched
+    [line] = [json.loads(text) for text in jsonl.stdout.splitlines()]
+    assert (line["actor"], line["target"]) == (cell, cell)  # JSON lines keep the exact value
+
+
 async def test_a_bad_since_is_a_usage_error(run_cli):
     result = await run_cli("audit", "export", "--since", "yesterday-ish")
     assert result.code == 2
