@@ -1,28 +1,50 @@
-"""The async engine and session factory behind `DATABASE_URL` (aiosqlite or psycopg 3)."""
+"""The async engine and session factory behind `DATABASE_URL` (aiosqlite or psycopg 3).
+
+A transaction opened with `begin()` (`database.sessions.begin()`, or `session.begin()`) is a
+write transaction; one that a first query opens is a read. On SQLite the difference matters:
+only a write takes the database's single write lock (BEGIN IMMEDIATE), and a read runs on
+connections of its own that refuse to write (`PRAGMA query_only`), so a long read such as an
+audit export never holds up a send, a claim or an audit append, and a write slipped into a
+read fails at once instead of some day under load. PostgreSQL locks rows, so both kinds run
+on one engine there.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransactionOrigin
 
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 """How long a SQLite writer waits for another one before giving up with "database is locked"."""
 
+_SQLITE_BUSY: Final = 5  # SQLITE_BUSY, the primary result code of "database is locked"
+_PG_LOCK_NOT_AVAILABLE: Final = "55P03"  # what lock_timeout raises
+
+_LOCK_WAIT_MS: ContextVar[int | None] = ContextVar("pushops_lock_wait_ms", default=None)
+
 
 class DatabaseURLError(ValueError):
     """`DATABASE_URL` names no database PushOps can use; the message says what would work."""
+
+
+class WriteBusy(Exception):
+    """Another writer held the database longer than the caller could wait; nothing was written."""
 
 
 def async_url(url: str | URL) -> URL:
@@ -55,68 +77,202 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 
 
 def create_engine(url: str | URL, *, echo: bool = False, **options: Any) -> AsyncEngine:
-    """An engine for `url`; a SQLite file (and its folder) is created on first use.
+    """An engine for `url` (its writes, on SQLite); a SQLite file and its folder are created.
 
-    `options` go to SQLAlchemy's `create_async_engine` (e.g. `pool_size`).
+    `options` go to SQLAlchemy's `create_async_engine` (e.g. `pool_size`). SQL parameters
+    never appear in SQLAlchemy's errors or logs (`hide_parameters`): they may hold secrets.
     """
     target = async_url(url)
     if target.get_backend_name() != "sqlite":
-        return create_async_engine(target, echo=echo, pool_pre_ping=True, **options)
+        engine = create_async_engine(
+            target, echo=echo, pool_pre_ping=True, hide_parameters=True, **options
+        )
+        _configure_postgresql(engine)
+        return engine
     if target.database and target.database != ":memory:":
         Path(target.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-    engine = create_async_engine(target, echo=echo, connect_args=connect_args, **options)
-    _configure_sqlite(engine)
+    engine = _sqlite_engine(target, echo, options)
+    _configure_sqlite(engine, reads=False)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for every transaction.
+def _sqlite_engine(target: URL, echo: bool, options: dict[str, Any]) -> AsyncEngine:
+    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    return create_async_engine(
+        target, echo=echo, connect_args=connect_args, hide_parameters=True, **options
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, *, reads: bool) -> None:
+    """WAL, foreign keys, a busy timeout; BEGIN IMMEDIATE for writes, a plain BEGIN for reads.
 
     The Python driver would open transactions lazily and as readers; a reader that later writes
     fails at once with "database is locked" when another writer got in between, instead of
     waiting. BEGIN IMMEDIATE takes the write lock up front, so writers queue (up to the busy
-    timeout) and every transaction sees a stable database: this is what keeps a compare-and-set,
-    a claim or an audit append correct on SQLite. Readers in WAL mode are never blocked.
+    timeout) and every write transaction sees a stable database: this is what keeps a
+    compare-and-set, a claim or an audit append correct on SQLite. Reads begin deferred: in
+    WAL mode they neither wait for the writer nor hold it up, and each sees one snapshot.
+
+    `synchronous=NORMAL` (writes only): in WAL mode a commit is then not synced to disk until
+    the next checkpoint. A committed send survives a crash of PushOps (the WAL is in the OS's
+    hands); only a power cut or an OS crash may lose the last commits. It takes a file sync
+    (milliseconds) off every commit, and commits hold the write lock that much shorter.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout={_busy_ms(None)}")
+        cursor.execute("PRAGMA query_only=ON" if reads else "PRAGMA synchronous=NORMAL")
         cursor.close()
+        record.info["busy_ms"] = _busy_ms(None)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
+        if reads:
+            connection.exec_driver_sql("BEGIN")
+            return
+        _set_busy_timeout(connection, _LOCK_WAIT_MS.get())
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose objects stay readable after commit (the callers hand them to Slack views)."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def _busy_ms(limit_ms: int | None) -> int:
+    return int(SQLITE_BUSY_TIMEOUT_S * 1000) if limit_ms is None else limit_ms
+
+
+def _set_busy_timeout(connection: sa.Connection, limit_ms: int | None) -> None:
+    """Give the pooled SQLite connection the wait this transaction may spend on the lock.
+
+    Only when it changes: most transactions in a row are of one kind, and a PRAGMA costs a
+    round trip to the driver's thread.
+    """
+    wanted = _busy_ms(limit_ms)
+    if connection.info.get("busy_ms") != wanted:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
+        connection.info["busy_ms"] = wanted
+
+
+def _configure_postgresql(engine: AsyncEngine) -> None:
+    """Inside `limited_lock_wait`, a transaction waits on row locks no longer than allowed."""
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        limit_ms = _LOCK_WAIT_MS.get()
+        if limit_ms is not None:
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(limit_ms)}")
+
+
+@contextlib.contextmanager
+def limited_lock_wait(seconds: float) -> Iterator[None]:
+    """Write transactions begun inside wait at most `seconds` for another writer's lock.
+
+    When that is not enough the transaction fails before anything of it is written, and
+    `WriteBusy` comes out of this block: the caller may say for sure that nothing was stored.
+    Nothing else is cut short: a transaction that got its locks runs to its commit (a timeout
+    that could cancel a commit would leave the caller not knowing what it stored).
+    """
+    token = _LOCK_WAIT_MS.set(max(1, int(seconds * 1000)))
+    try:
+        yield
+    except DBAPIError as error:
+        if _is_lock_timeout(error):
+            raise WriteBusy("the database is busy with other writes; nothing was written") from None
+        raise
+    finally:
+        _LOCK_WAIT_MS.reset(token)
+
+
+def _is_lock_timeout(error: DBAPIError) -> bool:
+    original = error.orig
+    if getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
+        return True
+    code = getattr(original, "sqlite_errorcode", None)
+    # SQLite in WAL mode is busy only at BEGIN IMMEDIATE: before the transaction wrote a thing.
+    return isinstance(code, int) and code & 0xFF == _SQLITE_BUSY
+
+
+class RoutingSession(Session):
+    """A session whose reads (transactions a first query began) run on the read engine.
+
+    SQLAlchemy's documented way to split reads from writes is overriding `get_bind`. A
+    transaction begun with `begin()` is a write and runs on the session's own bind.
+    """
+
+    def __init__(self, *args: Any, reads: Engine | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reads = reads
+
+    def get_bind(self, mapper: Any = None, *, bind: Any = None, **kwargs: Any) -> Any:
+        """The read engine for a read transaction, else the session's bind."""
+        if self._reads is not None and bind is None and not self.writing:
+            return self._reads
+        return super().get_bind(mapper, bind=bind, **kwargs)
+
+    @property
+    def writing(self) -> bool:
+        """Whether the transaction in progress was begun with `begin()` (is a write)."""
+        root = self.get_transaction()
+        return root is not None and root.origin is SessionTransactionOrigin.BEGIN
+
+
+def create_session_factory(
+    engine: AsyncEngine, *, reads: AsyncEngine | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit (the callers hand them to Slack views).
+
+    With `reads`, read transactions run there (see `RoutingSession`).
+    """
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        sync_session_class=RoutingSession,
+        reads=reads.sync_engine if reads is not None else None,
+    )
+
+
+def _read_engine(engine: AsyncEngine, echo: bool, options: dict[str, Any]) -> AsyncEngine | None:
+    """SQLite's engine for reads (its own connections, which refuse to write); None elsewhere."""
+    url = engine.url
+    if not is_sqlite(engine) or url.database in (None, "", ":memory:"):
+        return None  # an in-memory database is private to its connection: no second one
+    reads = _sqlite_engine(url, echo, options)
+    _configure_sqlite(reads, reads=True)
+    return reads
 
 
 @dataclass(frozen=True)
 class Database:
-    """An engine and its session factory: what the app, the scheduler and the CLI share."""
+    """An engine and its session factory: what the app, the scheduler and the CLI share.
+
+    `engine` is the one for writes (and everything that is not a session: migrations, Slack's
+    installation store); `read_engine` is SQLite's engine for reads, None on PostgreSQL.
+    """
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    read_engine: AsyncEngine | None = None
 
     @classmethod
     def open(cls, url: str | URL, *, echo: bool = False, **options: Any) -> Database:
         """Connect lazily to `url` (nothing is opened until the first query)."""
         engine = create_engine(url, echo=echo, **options)
-        return cls(engine=engine, sessions=create_session_factory(engine))
+        reads = _read_engine(engine, echo, options)
+        return cls(
+            engine=engine,
+            sessions=create_session_factory(engine, reads=reads),
+            read_engine=reads,
+        )
 
     async def ping(self) -> None:
-        """Raise if the database cannot be reached (for `/readyz`)."""
-        async with self.engine.connect() as connection:
+        """Raise if the database cannot be reached (for `/readyz`); takes no write lock."""
+        async with (self.read_engine or self.engine).connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
         await self.engine.dispose()

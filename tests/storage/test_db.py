@@ -1,0 +1,126 @@
+"""The engine behind `DATABASE_URL`: reads never hold up writes, a writer that cannot get its
+locks in time fails having written nothing, and SQL parameters stay out of error texts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from storage import queries
+from storage.db import Database, WriteBusy, is_sqlite, limited_lock_wait
+from storage.models import Workspace
+from tests.plugins.database import DEFAULT_TEAM
+
+HANG_GUARD = 10.0  # seconds; a write held up by a reader would wait SQLite's 30 s busy timeout
+
+
+async def _rename(database: Database, name: str) -> None:
+    async with database.sessions.begin() as session:
+        await session.execute(
+            sa.update(Workspace).where(Workspace.team_id == DEFAULT_TEAM).values(name=name)
+        )
+
+
+async def _name(database: Database) -> str | None:
+    async with database.sessions() as session:
+        workspace = await queries.get_workspace(session=session, team_id=DEFAULT_TEAM)
+    return workspace.name if workspace else None
+
+
+@contextlib.asynccontextmanager
+async def _holding_the_write_lock(database: Database) -> AsyncIterator[None]:
+    """A write transaction that has locked the workspace row (and, on SQLite, the database)."""
+    async with database.sessions.begin() as session:
+        await session.execute(
+            sa.update(Workspace).where(Workspace.team_id == DEFAULT_TEAM).values(name="held")
+        )
+        yield
+
+
+async def test_a_read_left_open_does_not_hold_up_a_write(database, storage_factory):
+    await storage_factory.workspace(DEFAULT_TEAM, name="before")
+    async with database.sessions() as reader:
+        await queries.get_workspace(session=reader, team_id=DEFAULT_TEAM)  # a read, begun
+
+        async with asyncio.timeout(HANG_GUARD):
+            await _rename(database, "after")
+
+        # The read keeps its snapshot; a new one sees the write.
+        workspace = await queries.get_workspace(session=reader, team_id=DEFAULT_TEAM)
+        assert workspace is not None
+    assert await _name(database) == "after"
+
+
+async def test_readiness_takes_no_write_lock(database, storage_factory):
+    await storage_factory.workspace(DEFAULT_TEAM)
+    async with _holding_the_write_lock(database):
+        async with asyncio.timeout(HANG_GUARD):
+            await database.ping()
+
+
+async def test_a_write_that_cannot_get_its_lock_in_time_writes_nothing(database, storage_factory):
+    await storage_factory.workspace(DEFAULT_TEAM, name="before")
+    other = Database.open(database.engine.url)  # another process, as far as locks go
+    try:
+        async with _holding_the_write_lock(other):
+            with pytest.raises(WriteBusy), limited_lock_wait(0.2):
+                async with asyncio.timeout(HANG_GUARD):
+                    await _rename(database, "lost")
+    finally:
+        await other.dispose()
+
+    assert await _name(database) == "held"
+
+
+async def test_a_write_within_the_limit_waits_for_the_lock_and_commits(database, storage_factory):
+    await storage_factory.workspace(DEFAULT_TEAM)
+
+    async def hold_briefly() -> None:
+        async with _holding_the_write_lock(database):
+            await asyncio.sleep(0.2)
+
+    holder = asyncio.create_task(hold_briefly())
+    await asyncio.sleep(0.05)
+    with limited_lock_wait(5.0):
+        await _rename(database, "waited")
+    await holder
+
+    assert await _name(database) == "waited"
+
+
+async def test_a_write_in_a_read_transaction_is_refused_on_sqlite(database, storage_factory):
+    if not is_sqlite(database.engine):
+        pytest.skip("PostgreSQL locks rows: its reads and writes share one engine")
+    await storage_factory.workspace(DEFAULT_TEAM, name="before")
+
+    async with database.sessions() as session:
+        with pytest.raises(DBAPIError, match="readonly"):
+            await session.execute(
+                sa.update(Workspace).where(Workspace.team_id == DEFAULT_TEAM).values(name="x")
+            )
+
+    assert await _name(database) == "before"
+
+
+async def test_sql_parameters_never_reach_an_error_text(database, storage_factory):
+    await storage_factory.workspace(DEFAULT_TEAM)
+    secret = "os_v2_app_do-not-print-me"
+
+    with pytest.raises(IntegrityError) as failed:
+        async with database.sessions.begin() as session:
+            await session.execute(sa.insert(Workspace).values(team_id=DEFAULT_TEAM, name=secret))
+
+    assert secret not in str(failed.value)
+
+
+async def test_sqlite_commits_are_synced_at_checkpoints(database):
+    if not is_sqlite(database.engine):
+        pytest.skip("SQLite only")
+    async with database.sessions.begin() as session:
+        synchronous = (await session.execute(sa.text("PRAGMA synchronous"))).scalar_one()
+    assert synchronous == 1  # NORMAL: safe from a crash of PushOps in WAL mode
