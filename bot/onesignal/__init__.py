@@ -30,6 +30,7 @@ from bot.onesignal.models import (
     User,
 )
 from bot.onesignal.retry import RetryPolicy
+from bot.onesignal.transport import PooledHttpClient
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -51,6 +52,7 @@ __all__ = [
     "OneSignalError",
     "OneSignalTimeout",
     "OneSignalTransportError",
+    "PooledHttpClient",
     "RateLimited",
     "RecipientEstimate",
     "RetryPolicy",

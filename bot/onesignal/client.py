@@ -15,7 +15,6 @@ from urllib.parse import quote
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from bot.onesignal import models as m
@@ -39,13 +38,25 @@ from bot.onesignal.errors import (
     normalize_errors,
 )
 from bot.onesignal.retry import RetryPolicy
+from bot.onesignal.transport import (
+    DEFAULT_TIMEOUT,
+    USER_AGENT,
+    Answer,
+    Channel,
+    make_http_client,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "USER_AGENT",
+    "OneSignalClient",
+    "make_http_client",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.onesignal.com"
-# A send to a large segment can take OneSignal several seconds to accept.
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-USER_AGENT = "pushops-onesignal/0.1"
 
 T = TypeVar("T")
 Body = BaseModel | Mapping[str, Any]
@@ -139,27 +150,6 @@ _OPS: dict[str, _Op] = {
 _APPS = TypeAdapter(list[m.AppInfo])
 
 
-def make_http_client(
-    *,
-    max_connections: int = 100,
-    timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-) -> httpx.AsyncClient:
-    """A pooled `httpx.AsyncClient` on the aiohttp transport, to share between clients.
-
-    httpx's own async transport (httpcore) is several times slower under concurrency
-    (encode/httpx#3215); `benchmarks/onesignal_client.py` measures both. aiohttp is
-    already installed for slack-bolt. Create it inside the event loop that will use it.
-    """
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits),
-        timeout=timeout,
-        headers={"User-Agent": USER_AGENT},
-    )
-
-
 class OneSignalClient:
     """Async client of OneSignal's REST API, one method per operation of the official SDK.
 
@@ -197,10 +187,12 @@ class OneSignalClient:
             else _secret("organization_api_key", organization_api_key)
         )
         self.base_url = base_url.rstrip("/")
-        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retry = RetryPolicy(max_retries, retry_base_delay, retry_max_delay)
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else make_http_client(timeout=timeout)
+        timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._channel = Channel(self._http, timeout)
+        self._headers = _Headers(self._rest_key, self._org_key)
 
     def __repr__(self) -> str:
         org = "set" if self._org_key else "unset"
@@ -729,11 +721,11 @@ class OneSignalClient:
         body: BaseModel | Mapping[str, Any] | None = None,
     ) -> T:
         """Send operation `name` and decode its answer with `parse`."""
-        response = await self._request(name, path=path, query=query, body=body)
+        answer = await self._request(name, path=path, query=query, body=body)
         try:
-            return parse(response.content)
+            return parse(answer.content)
         except ValidationError as exc:
-            raise _unexpected(name, response, exc) from None
+            raise _unexpected(name, answer, exc) from None
 
     async def _request(
         self,
@@ -742,7 +734,7 @@ class OneSignalClient:
         path: Mapping[str, str] | None = None,
         query: Mapping[str, Any] | None = None,
         body: BaseModel | Mapping[str, Any] | None = None,
-    ) -> httpx.Response:
+    ) -> Answer:
         """Send operation `name` and return its successful answer, undecoded."""
         op = _OPS[name]
         url = self.base_url + (op.path.format_map(_quoted(path)) if path else op.path)
@@ -751,13 +743,13 @@ class OneSignalClient:
 
     async def _send(
         self, name: str, op: _Op, url: str, params: dict[str, Any] | None, content: bytes | None
-    ) -> httpx.Response:
+    ) -> Answer:
         """One logical request: the HTTP exchange, repeated as the retry policy allows."""
-        headers = self._headers(name, op, content is not None)
+        headers = self._headers_for(name, op, content is not None)
         retry = 0
         while True:
             outcome = await self._attempt(name, op, url, params, content, headers)
-            if isinstance(outcome, httpx.Response):
+            if isinstance(outcome, Answer):
                 return outcome
             delay = self.retry.delay(retry, outcome.retry_after) if outcome.may_retry else None
             if delay is None:
@@ -776,48 +768,38 @@ class OneSignalClient:
         url: str,
         params: dict[str, Any] | None,
         content: bytes | None,
-        headers: dict[str, str],
-    ) -> httpx.Response | _Failure:
+        headers: Mapping[str, str],
+    ) -> Answer | _Failure:
         """One HTTP exchange: the successful answer, or why it failed and if it may repeat."""
         started = time.monotonic()
         try:
-            response = await self._http.request(
-                op.method, url, params=params, content=content, headers=headers,
-                timeout=self._timeout,
-            )  # fmt: skip
+            answer = await self._channel.send(
+                op.method, url, params=params, content=content, headers=headers
+            )
         except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
             return _Failure(_transport_error(name, exc), may_retry=op.repeatable)
-        _log_response(name, response, started)
-        if response.is_success:
-            return response
-        error = self._api_error(name, response)
+        _log_response(name, answer, started)
+        if answer.is_success:
+            return answer
+        error = self._api_error(name, answer)
         # A 429 was refused before anything ran, so it may repeat whatever the operation.
-        may_retry = response.status_code == 429 or (op.repeatable and response.status_code >= 500)
+        may_retry = answer.status == 429 or (op.repeatable and answer.status >= 500)
         return _Failure(error, may_retry, getattr(error, "retry_after", None))
 
-    def _headers(self, name: str, op: _Op, has_body: bool) -> dict[str, str]:
-        key = self._rest_key
-        if op.org_key:
-            if self._org_key is None:
-                raise InvalidRequest(
-                    f"{name} needs the organization API key (organization_api_key)"
-                )
-            key = self._org_key
-        headers = {"Authorization": "Key " + key.get_secret_value(), "Accept": "application/json"}
-        if has_body:
-            headers["Content-Type"] = "application/json"
+    def _headers_for(self, name: str, op: _Op, has_body: bool) -> Mapping[str, str]:
+        headers = self._headers.get(org_key=op.org_key, has_body=has_body)
+        if headers is None:
+            raise InvalidRequest(f"{name} needs the organization API key (organization_api_key)")
         return headers
 
-    def _api_error(self, name: str, response: httpx.Response) -> OneSignalAPIError:
-        body = self._decoded_body(response)
-        retry_after = _retry_after(response.headers.get("Retry-After"))
-        return error_for_status(
-            response.status_code, operation=name, body=body, retry_after=retry_after
-        )
+    def _api_error(self, name: str, answer: Answer) -> OneSignalAPIError:
+        body = self._decoded_body(answer)
+        retry_after = _retry_after(answer.headers.get("Retry-After"))
+        return error_for_status(answer.status, operation=name, body=body, retry_after=retry_after)
 
-    def _decoded_body(self, response: httpx.Response) -> Any:
+    def _decoded_body(self, answer: Answer) -> Any:
         """The answer as JSON (else text), with any of our keys scrubbed out of it."""
-        text = response.text
+        text = answer.text
         for key in (self._rest_key, self._org_key):
             if key is not None:
                 text = text.replace(key.get_secret_value(), "[redacted]")
@@ -828,6 +810,33 @@ class OneSignalClient:
 
 
 # ------------------------------------------------------------------------- helpers
+
+
+class _Headers:
+    """The request headers of each kind of call, built once per client; never shown.
+
+    They carry the keys, so this object's repr says nothing of them.
+    """
+
+    __slots__ = ("_org", "_rest")
+
+    def __init__(self, rest_key: SecretStr, org_key: SecretStr | None) -> None:
+        self._rest = _header_pair(rest_key)
+        self._org = None if org_key is None else _header_pair(org_key)
+
+    def __repr__(self) -> str:
+        return "<OneSignal request headers>"
+
+    def get(self, *, org_key: bool, has_body: bool) -> Mapping[str, str] | None:
+        """The headers for a call with the REST key (or the organization key), None if unset."""
+        pair = self._org if org_key else self._rest
+        return None if pair is None else pair[has_body]
+
+
+def _header_pair(key: SecretStr) -> tuple[Mapping[str, str], Mapping[str, str]]:
+    """(without a body, with a JSON body)."""
+    bare = {"Authorization": "Key " + key.get_secret_value(), "Accept": "application/json"}
+    return bare, {**bare, "Content-Type": "application/json"}
 
 
 def _secret(name: str, value: str | SecretStr) -> SecretStr:
@@ -945,11 +954,11 @@ def _nothing_sent(created: m.NotificationCreated) -> NothingSent:
     )
 
 
-def _unexpected(name: str, response: httpx.Response, exc: ValidationError) -> UnexpectedResponse:
+def _unexpected(name: str, answer: Answer, exc: ValidationError) -> UnexpectedResponse:
     return UnexpectedResponse(
-        f"OneSignal {name} answered HTTP {response.status_code} with an unexpected body: "
+        f"OneSignal {name} answered HTTP {answer.status} with an unexpected body: "
         + _describe(exc),
-        status=response.status_code,
+        status=answer.status,
     )
 
 
@@ -959,7 +968,7 @@ def _short(error: OneSignalError) -> str:
     return str(error).split(": ", 1)[-1]
 
 
-def _log_response(name: str, response: httpx.Response, started: float) -> None:
+def _log_response(name: str, answer: Answer, started: float) -> None:
     if logger.isEnabledFor(logging.DEBUG):
         elapsed = (time.monotonic() - started) * 1000
-        logger.debug("OneSignal %s: HTTP %d in %.0f ms", name, response.status_code, elapsed)
+        logger.debug("OneSignal %s: HTTP %d in %.0f ms", name, answer.status, elapsed)

@@ -1,13 +1,23 @@
-"""Fixtures of the OneSignal client tests: a real client pointed at the fake over loopback."""
+"""Fixtures of the OneSignal client tests: a real client pointed at the fake over loopback.
+
+Every test that takes `client` or `http_client` runs once per way a request can travel:
+`pooled` (the client of `make_http_client`, whose aiohttp pool `OneSignalClient` uses
+directly), `pooled-hooked` (the same client with an event hook, so requests go through
+httpx and its aiohttp transport) and `httpx` (a plain `httpx.AsyncClient` on httpcore, as a
+user might inject).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
-from bot.onesignal import OneSignalClient
+from bot.onesignal import OneSignalClient, make_http_client
+
+HTTP_PATHS = ["pooled", "pooled-hooked", "httpx"]
 
 
 def make_client(fake: Any, **overrides: Any) -> OneSignalClient:
@@ -24,7 +34,29 @@ def make_client(fake: Any, **overrides: Any) -> OneSignalClient:
     return OneSignalClient(**options)
 
 
+async def _noop_hook(_: Any) -> None:
+    """An event hook that only makes its presence felt: requests must then go through httpx."""
+
+
+def open_http_client(path: str) -> httpx.AsyncClient:
+    """An httpx client for one of `HTTP_PATHS` (the caller closes it)."""
+    if path == "httpx":
+        return httpx.AsyncClient()
+    http = make_http_client()
+    if path == "pooled-hooked":
+        http.event_hooks = {"request": [_noop_hook], "response": [_noop_hook]}
+    return http
+
+
+@pytest.fixture(params=HTTP_PATHS)
+async def http_client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    async with open_http_client(request.param) as http:
+        yield http
+
+
 @pytest.fixture
-async def client(fake_onesignal: Any) -> AsyncIterator[OneSignalClient]:
-    async with make_client(fake_onesignal) as client:
+async def client(
+    fake_onesignal: Any, http_client: httpx.AsyncClient
+) -> AsyncIterator[OneSignalClient]:
+    async with make_client(fake_onesignal, http_client=http_client) as client:
         yield client

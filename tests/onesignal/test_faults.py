@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.onesignal import (
@@ -63,9 +64,11 @@ async def test_429_is_retried_even_for_a_write(
     assert len(fake_onesignal.requests_to("POST", f"/apps/{fake_onesignal.app.id}/segments")) == 2
 
 
-async def test_429_beyond_the_retries_raises_rate_limited(fake_onesignal: Any) -> None:
+async def test_429_beyond_the_retries_raises_rate_limited(
+    fake_onesignal: Any, http_client: httpx.AsyncClient
+) -> None:
     fake_onesignal.faults.statuses([429, 429, 429], path="/notifications", retry_after=0.01)
-    async with make_client(fake_onesignal, max_retries=2) as client:
+    async with make_client(fake_onesignal, http_client=http_client, max_retries=2) as client:
         with pytest.raises(RateLimited) as caught:
             await client.get_notifications(fake_onesignal.app.id)
     assert caught.value.status == 429
@@ -74,9 +77,11 @@ async def test_429_beyond_the_retries_raises_rate_limited(fake_onesignal: Any) -
     assert len(fake_onesignal.requests_to("GET", "/notifications")) == 3
 
 
-async def test_retry_after_above_the_cap_is_not_waited_for(fake_onesignal: Any) -> None:
+async def test_retry_after_above_the_cap_is_not_waited_for(
+    fake_onesignal: Any, http_client: httpx.AsyncClient
+) -> None:
     fake_onesignal.faults.statuses([429], path="/notifications", retry_after=120)
-    async with make_client(fake_onesignal, retry_max_delay=5.0) as client:
+    async with make_client(fake_onesignal, http_client=http_client, retry_max_delay=5.0) as client:
         with pytest.raises(RateLimited) as caught:
             await client.get_notifications(fake_onesignal.app.id)
     assert caught.value.retry_after == 120
@@ -142,9 +147,11 @@ async def test_dropped_connection_on_an_unsafe_write_surfaces(
     assert len(fake_onesignal.requests_to("POST", f"/apps/{fake_onesignal.app.id}/segments")) == 1
 
 
-async def test_every_retry_failing_raises_the_last_error(fake_onesignal: Any) -> None:
+async def test_every_retry_failing_raises_the_last_error(
+    fake_onesignal: Any, http_client: httpx.AsyncClient
+) -> None:
     fake_onesignal.faults.drop_connections(10, method="POST", path="/notifications")
-    async with make_client(fake_onesignal, max_retries=2) as client:
+    async with make_client(fake_onesignal, http_client=http_client, max_retries=2) as client:
         with pytest.raises(OneSignalConnectError):
             await client.create_notification(notification(fake_onesignal))
     assert len(set(keys_sent(fake_onesignal))) == 1
@@ -152,17 +159,25 @@ async def test_every_retry_failing_raises_the_last_error(fake_onesignal: Any) ->
     assert fake_onesignal.notifications == {}
 
 
-async def test_a_timeout_surfaces_as_a_transport_error(fake_onesignal: Any) -> None:
+async def test_a_timeout_surfaces_as_a_transport_error(
+    fake_onesignal: Any, http_client: httpx.AsyncClient
+) -> None:
     fake_onesignal.faults.latency(1.0, path="/notifications")
-    async with make_client(fake_onesignal, timeout=0.2, max_retries=1) as client:
+    async with make_client(
+        fake_onesignal, http_client=http_client, timeout=0.2, max_retries=1
+    ) as client:
         with pytest.raises(OneSignalTimeout) as caught:
             await client.get_notification(fake_onesignal.app.id, str(uuid.uuid4()))
     assert isinstance(caught.value, OneSignalTransportError)
     assert len(fake_onesignal.requests_to("GET", "/notifications/")) == 2
 
 
-async def test_unreachable_server_is_a_connect_error(fake_onesignal: Any) -> None:
-    async with make_client(fake_onesignal, base_url="http://127.0.0.1:9", max_retries=1) as client:
+async def test_unreachable_server_is_a_connect_error(
+    fake_onesignal: Any, http_client: httpx.AsyncClient
+) -> None:
+    async with make_client(
+        fake_onesignal, http_client=http_client, base_url="http://127.0.0.1:9", max_retries=1
+    ) as client:
         with pytest.raises(OneSignalConnectError):
             await client.get_segments(fake_onesignal.app.id)
 
@@ -196,8 +211,12 @@ async def test_client_errors_are_not_retried(
     assert fake_onesignal.notifications == {}
 
 
-async def test_wrong_key_is_forbidden_and_unknown_app_not_found(fake_onesignal: Any) -> None:
-    async with make_client(fake_onesignal, rest_api_key="os_v2_app_wrong") as client:
+async def test_wrong_key_is_forbidden_and_unknown_app_not_found(
+    fake_onesignal: Any, http_client: httpx.AsyncClient
+) -> None:
+    async with make_client(
+        fake_onesignal, http_client=http_client, rest_api_key="os_v2_app_wrong"
+    ) as client:
         with pytest.raises(Forbidden) as caught:
             await client.get_notifications(fake_onesignal.app.id, limit=1)
         assert "Access denied" in str(caught.value)

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.onesignal import NotFound, OneSignalClient, make_http_client
@@ -103,6 +104,37 @@ async def test_clients_share_an_injected_pool_and_leave_it_open(fake_onesignal: 
             assert not http.is_closed
         keys = [r.headers["authorization"] for r in fake_onesignal.requests]
         assert keys == [f"Key {fake_onesignal.app.rest_api_key}", f"Key {second.rest_api_key}"]
+
+
+async def test_event_hooks_set_on_the_pool_see_every_request(fake_onesignal: Any) -> None:
+    """The pool's own fast path must not skip hooks a user adds to it."""
+    seen: list[tuple[str, str, int]] = []
+
+    async def on_response(response: httpx.Response) -> None:
+        seen.append((response.request.method, response.request.url.path, response.status_code))
+
+    async with make_http_client() as http:
+        http.event_hooks["response"].append(on_response)
+        client = OneSignalClient(
+            rest_api_key=fake_onesignal.app.rest_api_key,
+            base_url=fake_onesignal.url,
+            http_client=http,
+        )
+        await client.get_notifications(fake_onesignal.app.id, limit=1)
+    assert seen == [("GET", "/notifications", 200)]
+
+
+async def test_a_closed_pool_refuses_further_requests(fake_onesignal: Any) -> None:
+    http = make_http_client()
+    client = OneSignalClient(
+        rest_api_key=fake_onesignal.app.rest_api_key, base_url=fake_onesignal.url, http_client=http
+    )
+    await client.get_notifications(fake_onesignal.app.id, limit=1)
+    await http.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.get_notifications(fake_onesignal.app.id, limit=1)
+    assert http.aiohttp_session().closed
+    assert len(fake_onesignal.requests) == 1
 
 
 # ---------------------------------------------------------------------- notifications

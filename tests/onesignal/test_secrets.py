@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.onesignal import OneSignalClient, OneSignalError
@@ -13,14 +14,14 @@ from tests.onesignal.conftest import make_client
 
 
 async def test_keys_never_reach_logs_reprs_or_errors(
-    fake_onesignal: Any, caplog: pytest.LogCaptureFixture
+    fake_onesignal: Any, http_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     keys = [fake_onesignal.app.rest_api_key, fake_onesignal.org_api_key]
     texts: list[str] = []
     fake_onesignal.faults.statuses([503, 429], path="/notifications", retry_after=0.01)
     fake_onesignal.faults.drop_connections(1, path="/apps")
-    async with make_client(fake_onesignal) as client:
+    async with make_client(fake_onesignal, http_client=http_client) as client:
         texts.append(repr(client))
         texts.append(str(vars(client)))
         texts.append(repr(await client.get_notifications(fake_onesignal.app.id, limit=1)))
@@ -35,7 +36,9 @@ async def test_keys_never_reach_logs_reprs_or_errors(
             with pytest.raises(OneSignalError) as caught:
                 await failing
             texts += [str(caught.value), repr(caught.value), repr(caught.value.__dict__)]
-    async with make_client(fake_onesignal, rest_api_key="os_v2_app_wrongkey") as wrong:
+    async with make_client(
+        fake_onesignal, http_client=http_client, rest_api_key="os_v2_app_wrongkey"
+    ) as wrong:
         with pytest.raises(OneSignalError) as caught:
             await wrong.get_notifications(fake_onesignal.app.id)
         texts += [str(caught.value), repr(caught.value.__dict__), repr(wrong)]
@@ -46,10 +49,12 @@ async def test_keys_never_reach_logs_reprs_or_errors(
             assert key not in text
 
 
-async def test_a_key_echoed_by_the_server_is_scrubbed(fake_onesignal: Any) -> None:
+async def test_a_key_echoed_by_the_server_is_scrubbed(
+    fake_onesignal: Any, http_client: httpx.AsyncClient
+) -> None:
     """OneSignal quotes a bad value back in its error; were it a key, it would not show."""
     key = fake_onesignal.app.rest_api_key
-    async with make_client(fake_onesignal) as client:
+    async with make_client(fake_onesignal, http_client=http_client) as client:
         with pytest.raises(OneSignalError) as caught:
             await client.create_notification(
                 {
