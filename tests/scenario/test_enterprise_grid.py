@@ -2,6 +2,8 @@
 org-wide, the bot still finds its token for what it says later, outside any request (the
 requester's DM when a scheduled send has gone out)."""
 
+from typing import Any
+
 import pytest
 from pydantic import SecretStr
 
@@ -69,7 +71,7 @@ async def _command(app: PushOps, text: str, *, org_wide: bool = False) -> SentCo
     return SentCommand(fake=app.fake, response_url=response_url, response=response)
 
 
-async def _add_app(database, keyring, fake_onesignal) -> None:
+async def _add_app(database: Any, keyring: Any, fake_onesignal: Any) -> None:
     async with database.sessions.begin() as session:
         await queries.add_app(
             session=session,
@@ -82,7 +84,9 @@ async def _add_app(database, keyring, fake_onesignal) -> None:
         )
 
 
-async def _scheduled_send_is_told_by_dm(app, fake_slack, fake_onesignal, database, org_wide):
+async def _scheduled_send_is_told_by_dm(
+    app: PushOps, fake_slack: Any, fake_onesignal: Any, database: Any, org_wide: bool
+) -> Any:
     sent = await _command(app, f'send --yes --in 1s --segment "{SEGMENT}" Hello', org_wide=org_wide)
 
     assert "is scheduled" in text_of(await sent.reply())

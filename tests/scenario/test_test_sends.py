@@ -2,9 +2,12 @@
 that it is the caller's, so under the policy "every send" a test send waits for approval like
 any other; under "off" and "sends to segments" it goes straight out."""
 
+from typing import Any
+
 import pytest
 
 from storage.models import SendState
+from tests.plugins.slack import PushOps
 from tests.scenario.sendkit import (
     APPROVALS_CHANNEL,
     creates,
@@ -25,7 +28,7 @@ async def app(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_
         yield running
 
 
-async def _test_send(app):
+async def _test_send(app: PushOps) -> dict[str, Any]:
     """ALICE links someone else's external id, then test-sends to it with --yes."""
     await (await app.post_command("me cust-4711")).reply()
     return await (await app.post_command('send --yes --test "Hello you"')).reply()
