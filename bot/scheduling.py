@@ -9,7 +9,8 @@ harmless, and a process killed at any point loses nothing.
 
 Due sends are claimed in batches (`claim_due_sends`) and delivered concurrently, bounded by
 `DeliveryPolicy.max_in_flight`; a send later than PUSHOPS_MISFIRE_GRACE is marked `missed`
-and reported, never sent; approvals older than PUSHOPS_APPROVAL_TTL expire. `stop()` (at
+and reported, never sent, and so is a crashed worker's claim found that late with no
+notification id recorded; approvals older than PUSHOPS_APPROVAL_TTL expire. `stop()` (at
 SIGTERM) takes no new work, lets deliveries in flight finish within `drain_timeout`, and
 leaves any that do not in `sending` for the next scheduler to take over with the same key.
 """
@@ -313,6 +314,9 @@ class Scheduler:
     async def _claim_all(self) -> None:
         if self._reclaim:
             self._reclaim = False
+            # A held send found later than the grace with nothing known sent is missed first;
+            # the rest is taken over (same key) or, if partly sent, ended by the service.
+            await self._mark_missed()
             while not self._stopping:
                 async with self._writes:
                     taken = await queries.reclaim_stale_sends(
@@ -321,6 +325,7 @@ class Scheduler:
                         worker_id=self.worker_id,
                         limit=self.claim_batch,
                         lease=self.lease,
+                        grace=self.grace,
                     )
                 self._start_all(taken)
                 if len(taken) < self.claim_batch:

@@ -83,8 +83,16 @@ TRANSITIONS: Final[dict[SendState, frozenset[SendState]]] = {
     SendState.SCHEDULED: frozenset({SendState.SENDING, SendState.CANCELLED, SendState.MISSED}),
     # back to scheduled: a retry later (429, outage) keeps the same idempotency key.
     # cancelled: the on-call stop while a send is going out; delivery cancels at OneSignal.
+    # missed: a claim whose worker died, found later than the misfire grace with nothing
+    # known to have gone out; it is not sent blindly (DESIGN.md invariant 4).
     SendState.SENDING: frozenset(
-        {SendState.SENT, SendState.FAILED, SendState.SCHEDULED, SendState.CANCELLED}
+        {
+            SendState.SENT,
+            SendState.FAILED,
+            SendState.SCHEDULED,
+            SendState.CANCELLED,
+            SendState.MISSED,
+        }
     ),
     # sent -> cancelled: a delivered-over-time notification stopped at OneSignal.
     SendState.SENT: frozenset({SendState.CANCELLED}),

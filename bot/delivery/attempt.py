@@ -88,10 +88,27 @@ def notification_ids(send: Send) -> list[str]:
     return ids
 
 
+def deadline_of(send: Send, grace: timedelta | None) -> datetime | None:
+    """The last moment an attempt of `send` may start: its due time plus the misfire grace
+    (DESIGN.md invariant 4); None when there is no such limit."""
+    if grace is None or send.due_at is None:
+        return None
+    return send.due_at + grace
+
+
 async def attempt_delivery(
-    send: Send, *, apps: AppClients, policy: DeliveryPolicy, clock: Callable[[], datetime]
+    send: Send,
+    *,
+    apps: AppClients,
+    policy: DeliveryPolicy,
+    clock: Callable[[], datetime],
+    grace: timedelta | None = None,
 ) -> Attempt:
-    """Send a claimed send to OneSignal once (the client retries briefly inside) and judge it."""
+    """Send a claimed send to OneSignal once (the client retries briefly inside) and judge it.
+
+    With `grace`, a retry that would start later than the send's due time plus the grace is
+    not planned: the send ends failed (or partly delivered) now, saying why.
+    """
     try:
         content = SendContent.from_stored(send.content)
         audience = Audience.from_stored(send.audience)
@@ -104,7 +121,8 @@ async def attempt_delivery(
     batches = await _call(send, app, content, audience)
     if any(isinstance(b.error, Unauthorized | Forbidden) for b in batches):
         apps.forget(send.team_id, send.app_ref)
-    return judge(send, batches, policy=policy, now=clock())  # waits count from the failure
+    # waits count from the failure
+    return judge(send, batches, policy=policy, now=clock(), deadline=deadline_of(send, grace))
 
 
 async def _call(
@@ -129,9 +147,18 @@ async def _call(
 
 
 def judge(
-    send: Send, batches: Sequence[BatchResult], *, policy: DeliveryPolicy, now: datetime
+    send: Send,
+    batches: Sequence[BatchResult],
+    *,
+    policy: DeliveryPolicy,
+    now: datetime,
+    deadline: datetime | None = None,
 ) -> Attempt:
-    """Sent, failed, or kept for another attempt, from each batch's outcome."""
+    """Sent, failed, or kept for another attempt, from each batch's outcome.
+
+    A retry is planned only if it starts by `deadline` (however long OneSignal's
+    Retry-After): a send is never attempted later than its due time plus the grace.
+    """
     done = [b for b in batches if b.ok and b.notification_id]
     bad = [b for b in batches if not b.ok]
     ids = [b.notification_id for b in done if b.notification_id]
@@ -140,17 +167,72 @@ def judge(
     if not bad:
         return Attempt(DeliveryResult(send.id, SendState.SENT, first, recorded), None, ids)
     passing = [b for b in bad if b.error is not None and is_passing(b.error)]
+    reason = _failures(bad, len(batches))
     if passing and send.attempts < policy.max_attempts:
         wait = policy.wait_before(send.attempts, _longest_retry_after(passing))
         retry_at = now + timedelta(seconds=wait)
-        reason = _failures(bad, len(batches))
-        result = DeliveryResult(send.id, SendState.SENDING, first, recorded, reason, retry_at)
-        return Attempt(result, reason, ids)
-    reason = _failures(bad, len(batches))
-    if passing:
+        if deadline is None or retry_at <= deadline:
+            result = DeliveryResult(send.id, SendState.SENDING, first, recorded, reason, retry_at)
+            return Attempt(result, reason, ids)
+        reason += (
+            f" Not tried again: the next try ({span(wait)} later) would be more than "
+            f"{span(_grace_of(send, deadline))} after its due time."
+        )
+    elif passing:
         reason += f" Gave up after {send.attempts} attempts."
+    return _ended(send, done, bad, len(batches), reason, recorded)
+
+
+def too_late(send: Send, *, grace: timedelta) -> Attempt:
+    """The end of a send found still unfinished more than `grace` after its due time: what
+    went out (the batches with an id) stays sent, the rest is not attempted any more."""
+    recorded = [dict(batch) for batch in send.batches or []]
+    ids = [str(b["notification_id"]) for b in recorded if b.get("notification_id")]
+    missing = [b for b in recorded if not b.get("notification_id")]
+    why = f"Not sent: still not delivered {span(grace.total_seconds())} after its due time."
+    if not ids:
+        return Attempt(DeliveryResult(send.id, SendState.FAILED, None, recorded, why), why)
+    users = sum(int(b.get("external_ids") or 0) for b in missing)
+    went = ", ".join(
+        f"batch {int(b.get('index', 0)) + 1} ({b['notification_id']})"
+        for b in recorded
+        if b.get("notification_id")
+    )
+    reason = (
+        f"Partly delivered: {len(missing)} of {len(recorded)} batches ({users:,} users) were "
+        f"not sent, being still undelivered {span(grace.total_seconds())} after the due time. "
+        f"The other {len(ids)} went out: {went}."
+    )
+    result = DeliveryResult(send.id, SendState.SENT, ids[0], recorded, reason)
+    return Attempt(result, reason, ids)
+
+
+def span(seconds: float) -> str:
+    """`45 s`, `10 min`, `2 h`: a duration for people."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+def _grace_of(send: Send, deadline: datetime) -> float:
+    return (deadline - send.due_at).total_seconds() if send.due_at is not None else 0.0
+
+
+def _ended(
+    send: Send,
+    done: Sequence[BatchResult],
+    bad: Sequence[BatchResult],
+    total: int,
+    reason: str,
+    recorded: list[dict[str, Any]],
+) -> Attempt:
+    """No more attempts: sent (partly) when any batch went out, else failed."""
+    ids = [b.notification_id for b in done if b.notification_id]
+    first = ids[0] if ids else None
     if done:
-        reason = _partly(done, bad, len(batches), reason)
+        reason = _partly(done, bad, total, reason)
         return Attempt(
             DeliveryResult(send.id, SendState.SENT, first, recorded, reason), reason, ids
         )

@@ -22,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery import recall as recalling
 from bot.delivery.apps import AppClient, AppClients, AppUnavailable
-from bot.delivery.attempt import Attempt, attempt_delivery, explain, notification_ids
+from bot.delivery.attempt import (
+    Attempt,
+    attempt_delivery,
+    deadline_of,
+    explain,
+    notification_ids,
+    too_late,
+)
 from bot.delivery.content import Audience, SendContent, SendRejected
 from bot.delivery.outcomes import (
     MAY_STILL_REACH,
@@ -388,8 +395,11 @@ class SendService:
         A scheduled send is claimed first (scheduled -> sending; None when another worker
         claimed it, it is not due, or it is later than the grace). A claimed send keeps its
         UUID as idempotency key, so a retry reaches OneSignal with the same key. The send
-        ends `sent`, `failed`, or held in `sending` until a retry at its lease's end.
+        ends `sent`, `failed`, or held in `sending` until a retry at its lease's end; no
+        attempt starts later than its due time plus the grace (a held send found that late
+        keeps what went out and sends nothing more).
         """
+        held = send.state == SendState.SENDING  # a retry, or taken over from a dead worker
         if send.state == SendState.SCHEDULED:
             async with self.writes:
                 claimed = await deliveries.claim_send(
@@ -409,10 +419,14 @@ class SendService:
             return None  # already on its way from this process
         self._delivering.add(send.id)
         try:
-            async with self._slots:
-                attempt = await attempt_delivery(
-                    send, apps=self.apps, policy=self.policy, clock=self.clock
-                )
+            deadline = deadline_of(send, self.grace)
+            if held and deadline is not None and self.clock() > deadline:
+                attempt = too_late(send, grace=self.grace)
+            else:
+                async with self._slots:
+                    attempt = await attempt_delivery(
+                        send, apps=self.apps, policy=self.policy, clock=self.clock, grace=self.grace
+                    )
             written = await self._writer.write(attempt.result)
             if written.status == "recorded" and written.at is not None:
                 written = Written("recorded", apply_result(send, attempt.result, written.at))

@@ -29,8 +29,12 @@ from tests.plugins.database import OTHER_TEAM
 
 
 @pytest.fixture
-async def env(database, keyring, fake_onesignal, storage_factory):
-    app = await seeded_app(storage_factory, fake_onesignal)
+async def app(storage_factory, fake_onesignal):
+    return await seeded_app(storage_factory, fake_onesignal)
+
+
+@pytest.fixture
+async def env(database, keyring, fake_onesignal, app):
     async with kit(database, keyring, fake_onesignal, app) as ready:
         yield ready
 
@@ -258,6 +262,33 @@ async def test_a_429_with_retry_after_is_waited_for(env):
     assert second.json["idempotency_key"] == first.json["idempotency_key"] == str(send.id)
     assert len(env.created()) == 1
     assert (await env.row(send)).state == SendState.SENT
+
+
+async def test_a_retry_after_beyond_the_grace_is_not_waited_for(env):
+    env.fake.faults.statuses([429] * 5, path="/notifications", retry_after=3600)
+    send = await env.create()
+
+    row = await env.sends.deliver(send)
+
+    assert len(env.posted()) == 1  # the client does not wait an hour either
+    assert row.state == SendState.FAILED and row.lease_until is None
+    assert row.last_error == (
+        "OneSignal's rate limit was reached (HTTP 429). Not tried again: the next try (1 h "
+        "later) would be more than 10 min after its due time."
+    )
+    (notice,) = env.notifier.of("send_failed")
+    assert notice.reason == row.last_error
+    assert env.created() == []
+
+
+async def test_a_retry_is_planned_only_within_the_grace(database, keyring, fake_onesignal, app):
+    async with kit(database, keyring, fake_onesignal, app, misfire_grace=30) as env:
+        env.fake.faults.statuses([503] * 10, path="/notifications")
+        send = await env.create()
+
+        first = await env.sends.deliver(send)
+        assert first.state == SendState.SENDING  # 0.2 s later is well within 30 s
+        assert first.lease_until <= first.due_at + timedelta(seconds=30)
 
 
 async def test_a_400_fails_at_once_with_onesignals_message(env):

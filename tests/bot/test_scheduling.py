@@ -150,6 +150,62 @@ async def test_a_send_stuck_in_sending_after_a_crash_is_taken_over(env, storage_
     assert "send.reclaimed" in await env.actions(stuck)
 
 
+async def test_a_claim_cut_off_and_found_later_than_the_grace_is_missed_not_sent(
+    env, storage_factory, app
+):
+    stuck = await storage_factory.send(
+        app,
+        due_at=utcnow() - timedelta(hours=3),
+        state=SendState.SENDING,
+        content={"message": "stuck for hours"},
+        audience={"segments": [SEGMENT]},
+        claimed_by="dead-worker",
+        attempts=1,
+        lease_until=utcnow() - timedelta(hours=2),
+    )
+
+    await env.start()
+
+    row = await env.wait_state(stuck, SendState.MISSED)
+    (notice,) = await env.notifier.wait_for("send_missed")
+    assert notice.send.id == stuck.id
+    await asyncio.sleep(1.0)  # two more sweeps
+    assert env.posted() == []
+    assert (await env.row(stuck)).state == SendState.MISSED and row.lease_until is None
+    assert (await env.actions(stuck))[-1] == "send.missed"
+
+
+async def test_a_partly_sent_claim_found_later_than_the_grace_sends_nothing_more(
+    env, storage_factory, app
+):
+    first_id = "a3f1c2d4-0000-4000-8000-000000000001"
+    stuck = await storage_factory.send(
+        app,
+        due_at=utcnow() - timedelta(hours=3),
+        state=SendState.SENDING,
+        content={"message": "half out"},
+        audience={"external_ids": ["u-1", "u-2"]},
+        claimed_by="dead-worker",
+        attempts=1,
+        lease_until=utcnow() - timedelta(hours=2),
+        notification_id=first_id,
+        batches=[
+            {"index": 0, "external_ids": 2000, "notification_id": first_id, "error": None},
+            {"index": 1, "external_ids": 500, "notification_id": None, "error": "HTTP 503"},
+        ],
+    )
+
+    await env.start()
+
+    row = await env.wait_state(stuck, SendState.SENT)
+    (notice,) = await env.notifier.wait_for("send_failed")
+    assert env.posted() == []
+    assert row.notification_id == first_id
+    assert row.last_error == notice.reason
+    assert notice.reason.startswith("Partly delivered: 1 of 2 batches (500 users) were not sent")
+    assert f"batch 1 ({first_id})" in notice.reason
+
+
 async def test_passing_failures_are_retried_with_backoff_then_fail(
     database, keyring, fake_onesignal, app
 ):

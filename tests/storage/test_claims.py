@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from datetime import timedelta
 
@@ -172,6 +173,42 @@ async def test_a_send_whose_worker_died_is_taken_over_with_the_same_key(database
         assert not await queries.record_send_progress(
             session=session, team_id=app.team_id, send_id=send.id, worker_id="dead", last_error="x"
         )
+
+
+async def test_a_dead_workers_claim_found_later_than_the_grace_is_missed_unless_it_went_out(
+    database, storage_factory
+):
+    app = await storage_factory.app()
+    now = utcnow()
+    held = {"state": SendState.SENDING, "claimed_by": "dead", "attempts": 1}
+    expired = {**held, "lease_until": now - timedelta(hours=1)}
+    old = now - timedelta(hours=2)
+    blind = await storage_factory.send(app, due_at=old, **expired)
+    partly = await storage_factory.send(
+        app, due_at=old, notification_id=str(uuid.uuid4()), **expired
+    )
+    recent = await storage_factory.send(app, due_at=now - timedelta(minutes=5), **expired)
+    leased = await storage_factory.send(
+        app, due_at=old, **held, lease_until=now + timedelta(hours=1)
+    )
+    grace = timedelta(minutes=10)
+
+    taken = await queries.reclaim_stale_sends(
+        session_factory=database.sessions, now=now, worker_id="w2", grace=grace
+    )
+    missed = await queries.mark_missed_sends(
+        session_factory=database.sessions, now=now, grace=grace
+    )
+
+    assert {send.id for send in taken} == {partly.id, recent.id}
+    assert [send.id for send in missed] == [blind.id]
+    assert missed[0].state == SendState.MISSED and missed[0].lease_until is None
+    async with database.sessions() as session:
+        still = await queries.get_send(session=session, team_id=app.team_id, send_id=leased.id)
+        events = await queries.list_audit_events(session=session, team_id=app.team_id, limit=50)
+    assert still is not None and still.state == SendState.SENDING  # its worker is alive
+    (event,) = [e for e in events if e.action == "send.missed"]
+    assert event.details["from"] == "sending"
 
 
 async def test_pending_approvals_expire_after_their_time(database, storage_factory):
