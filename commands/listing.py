@@ -1,9 +1,8 @@
-"""`/push list [--app NAME]`: the workspace's scheduled and recent sends, newest first, each
-one still to go out with a Cancel button."""
+"""`/push list [--app NAME]`: the workspace's scheduled sends, soonest first, each with a Cancel
+button, then its recent ones, latest first."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -24,7 +23,6 @@ from commands.sending import button_send_id, load_send, may_cancel, refuse, send
 from commands.views import sends as send_views
 from commands.views.listing import list_blocks, list_text
 from storage import queries
-from storage.models import Send
 
 LIMIT = 20
 """Sends of each kind shown."""
@@ -50,18 +48,14 @@ async def _check_app(services: Services, team_id: str, app: str) -> None:
 
 
 async def listing(services: Services, team_id: str, app: str | None) -> tuple[str, list[Block]]:
-    """The list's text and blocks, newest first, optionally of one app."""
+    """The list's text and blocks, optionally of one app: scheduled sends soonest first (the
+    next to go out on top), then recent ones latest first."""
     if app is not None:
         await _check_app(services, team_id, app)
-    upcoming, finished = await sends_of(services).recent(team_id=team_id, limit=LIMIT)
-    scheduled = [card_of(s) for s in _newest_first(upcoming, app)]
-    recent = [card_of(s) for s in _newest_first(finished, app)]
+    upcoming, finished = await sends_of(services).recent(team_id=team_id, limit=LIMIT, app_name=app)
+    scheduled = [card_of(s) for s in upcoming]
+    recent = [card_of(s) for s in finished]
     return list_text(scheduled, recent), list_blocks(scheduled, recent, app=app)
-
-
-def _newest_first(sends: Sequence[Send], app: str | None) -> list[Send]:
-    chosen = [s for s in sends if app is None or s.app_name == app]
-    return sorted(chosen, key=lambda s: (s.created_at, s.short_id), reverse=True)
 
 
 async def handle(ctx: CommandContext) -> None:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -78,6 +78,7 @@ __all__ = [
     "AuditEntry",
     "ChainBreak",
     "ChainReport",
+    "SendOrder",
     "add_app",
     "add_member",
     "append_audit",
@@ -126,6 +127,14 @@ __all__ = [
 DEFAULT_LEASE: Final = timedelta(minutes=5)
 """How long a claimed send belongs to its worker before another may take it over."""
 
+SendOrder: TypeAlias = Literal["created", "due", "finished"]
+"""How `list_sends` orders: newest created, soonest due, or latest finished first."""
+
+_SEND_ORDERS: Final[dict[str, tuple[sa.ColumnElement[Any], ...]]] = {
+    "created": (Send.created_at.desc(),),
+    "due": (sa.func.coalesce(Send.due_at, Send.created_at).asc(),),
+    "finished": (sa.func.coalesce(Send.finished_at, Send.due_at, Send.created_at).desc(),),
+}
 _SHORT_ID_ATTEMPTS: Final = 8
 _TEAM_ID: Final = re.compile(r"^[TE][A-Z0-9]{1,31}$")
 _APP_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -636,18 +645,28 @@ async def list_sends(
     team_id: str,
     states: Collection[SendState] | None = None,
     app_ref: uuid.UUID | None = None,
+    app_name: str | None = None,
     requester_id: str | None = None,
+    order: SendOrder = "created",
     limit: int = 20,
 ) -> list[Send]:
-    """The workspace's sends, newest first, optionally filtered."""
+    """The workspace's first `limit` sends in `order`, optionally filtered.
+
+    `order`: "created", newest first; "due", soonest due first (a send without a due time,
+    waiting for approval, counts from its creation); "finished", the latest to end first
+    (by the moment a list shows: when it finished, else when it was due).
+    Filters and order are in the query, so the limit cuts only what would not be shown.
+    """
     query = sa.select(Send).where(Send.team_id == team_id)
     if states:
         query = query.where(Send.state.in_(list(states)))
     if app_ref is not None:
         query = query.where(Send.app_ref == app_ref)
+    if app_name is not None:
+        query = query.where(Send.app_name == app_name)
     if requester_id is not None:
         query = query.where(Send.requester_id == requester_id)
-    query = query.order_by(Send.created_at.desc(), Send.id).limit(limit)
+    query = query.order_by(*_SEND_ORDERS[order], Send.id).limit(limit)
     return list(await session.scalars(query))
 
 

@@ -688,16 +688,32 @@ class SendService:
             raise SendNotFound(ref)
         return send
 
-    async def recent(self, *, team_id: str, limit: int = 20) -> tuple[list[Send], list[Send]]:
-        """(upcoming, recent): sends yet to go out by due time; finished ones newest first."""
+    async def recent(
+        self, *, team_id: str, limit: int = 20, app_name: str | None = None
+    ) -> tuple[list[Send], list[Send]]:
+        """(upcoming, recent), at most `limit` of each, optionally of one app only.
+
+        Upcoming: sends yet to go out, the soonest due first (one waiting for approval
+        without a time counts from its creation). Recent: finished ones, the latest to end
+        first. Both are chosen in the database, so the limit never drops the soonest.
+        """
         async with self.database.sessions() as session:
             upcoming = await queries.list_sends(
-                session=session, team_id=team_id, states=UPCOMING, limit=limit
+                session=session,
+                team_id=team_id,
+                states=UPCOMING,
+                app_name=app_name,
+                order="due",
+                limit=limit,
             )
             finished = await queries.list_sends(
-                session=session, team_id=team_id, states=FINISHED, limit=limit
+                session=session,
+                team_id=team_id,
+                states=FINISHED,
+                app_name=app_name,
+                order="finished",
+                limit=limit,
             )
-        upcoming.sort(key=lambda send: (send.due_at or send.created_at, send.short_id))
         return upcoming, finished
 
     async def _lookup(self, team_id: str, ref: str) -> Send | None:

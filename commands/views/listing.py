@@ -1,4 +1,4 @@
-"""`/push list`: the workspace's scheduled and recent sends, newest first."""
+"""`/push list`: the workspace's scheduled sends (soonest first) and recent ones (latest first)."""
 
 from __future__ import annotations
 
@@ -36,15 +36,16 @@ def list_blocks(
     app: str | None = None,
     now: datetime | None = None,
 ) -> list[Block]:
-    """Scheduled sends (each with Cancel), then recent ones; newest first in each."""
+    """Scheduled sends (each with Cancel), soonest first, then recent ones, latest first;
+    each header says its order. The caller gives them in that order."""
     where = f" of app {code(app)}" if app else ""
-    blocks: list[Block] = [section(f"*Scheduled sends{where}*")]
+    blocks: list[Block] = [section(f"*Scheduled sends{where}*, soonest first")]
     if scheduled:
         blocks.extend(_scheduled(card, now) for card in scheduled[:MAX_SHOWN])
     else:
         blocks.append(context("Nothing is scheduled."))
     blocks.append({"type": "divider"})
-    blocks.append(section(f"*Recent sends{where}*"))
+    blocks.append(section(f"*Recent sends{where}*, latest first"))
     if recent:
         blocks.extend(section(_line(card, now)) for card in recent[:MAX_SHOWN])
     else:

@@ -602,13 +602,38 @@ async def test_an_estimate_onesignal_cannot_give_says_why(env):
 async def test_recent_lists_upcoming_sends_by_due_time_then_finished_ones(env):
     later = await env.create(due_in=7200)
     sooner = await env.create(due_in=3600)
+    created_first = await env.create()
     done = await env.create()
     await env.sends.deliver(done)
+    await env.sends.deliver(created_first)  # finished last: listed first
 
     upcoming, finished = await env.sends.recent(team_id=env.app.team_id)
 
     assert [s.id for s in upcoming] == [sooner.id, later.id]
-    assert [s.id for s in finished] == [done.id]
+    assert [s.id for s in finished] == [created_first.id, done.id]
+
+
+async def test_recent_keeps_the_soonest_of_many_and_one_apps_only(env, storage_factory):
+    soonest = await env.create(due_in=600)  # created first
+    for i in range(3):
+        await env.create(due_in=3600 + i)
+    other = await storage_factory.app(name="shop")
+    await env.sends.create(
+        team_id=env.app.team_id,
+        requester_id="U0ALICE",
+        app_name="shop",
+        content=SendContent(message="shop"),
+        audience=Audience(segments=(SEGMENT,)),
+        due_at=utcnow() + timedelta(seconds=60),
+        timezone="UTC",
+        confirm=True,
+    )
+
+    upcoming, _ = await env.sends.recent(team_id=env.app.team_id, limit=2, app_name="main")
+    (of_shop,), _ = await env.sends.recent(team_id=env.app.team_id, app_name=other.name)
+
+    assert [s.id for s in upcoming][:1] == [soonest.id] and len(upcoming) == 2
+    assert {s.app_name for s in upcoming} == {"main"} and of_shop.app_name == "shop"
 
 
 async def test_the_policy_refuses_nonsense():

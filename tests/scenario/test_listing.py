@@ -1,12 +1,15 @@
-"""`/push list`: scheduled and recent sends of this workspace only, newest first, each one still
-to go out with a Cancel button that acts at once."""
+"""`/push list`: scheduled sends of this workspace only, soonest first, each with a Cancel button
+that acts at once, then recent ones, latest first; `--app` keeps one app's."""
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bot import const
-from storage.models import SendState
+from storage import queries
+from storage.models import SendState, utcnow
+from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import OTHER_TEAM
 from tests.scenario.sendkit import (
     SEGMENT,
@@ -33,14 +36,14 @@ async def _send(app: Any, options: str, message: str) -> None:
     await sent.reply()
 
 
-async def test_the_list_shows_scheduled_then_recent_sends_newest_first(
+async def test_the_list_shows_scheduled_sends_soonest_first_then_recent_ones_latest_first(
     app, database, storage_factory
 ):
     await _send(app, "", "First sent")
     await _send(app, "", "Second sent")
-    await _send(app, "--in 1h", "Later one")
     await _send(app, "--in 2h", "Even later")
-    first, second, later, even_later = await all_sends(database)
+    await _send(app, "--in 1h", "Later one")
+    first, second, even_later, later = await all_sends(database)
     await wait_for_state(database, second.short_id, SendState.SENT)
     theirs = await storage_factory.send(await storage_factory.app(OTHER_TEAM, make_default=True))
 
@@ -48,12 +51,57 @@ async def test_the_list_shows_scheduled_then_recent_sends_newest_first(
 
     reply = await sent.reply()
     text = text_of(reply)
-    order = [text.index(s.short_id) for s in (even_later, later, second, first)]
+    order = [text.index(s.short_id) for s in (later, even_later, second, first)]
     assert order == sorted(order)
     assert theirs.short_id not in text
     cancels = [b for b in reply["blocks"] if b.get("accessory", {}).get("action_id")]
-    assert [b["accessory"]["value"] for b in cancels] == [str(even_later.id), str(later.id)]
+    assert [b["accessory"]["value"] for b in cancels] == [str(later.id), str(even_later.id)]
     assert "Later one" in text and "scheduled" in text
+    assert "*Scheduled sends*, soonest first" in text and "*Recent sends*, latest first" in text
+
+
+async def _scheduled(storage_factory: Any, app_row: Any, hours: float, message: str) -> Any:
+    return await storage_factory.send(
+        app_row,
+        due_at=utcnow() + timedelta(hours=hours),
+        content={"message": message},
+        audience={"segments": [SEGMENT]},
+    )
+
+
+async def _default_app(database: Any) -> Any:
+    async with database.sessions() as session:
+        return await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
+
+
+async def test_the_soonest_sends_are_listed_however_many_are_scheduled(
+    app, database, storage_factory
+):
+    default = await _default_app(database)
+    soonest = await _scheduled(storage_factory, default, 1, "Soonest")  # created first
+    others = [await _scheduled(storage_factory, default, 2 + i, f"Later {i}") for i in range(21)]
+
+    sent = await app.post_command("list")
+
+    reply = await sent.reply()
+    cancels = [b["accessory"]["value"] for b in reply["blocks"] if b.get("accessory")]
+    assert cancels == [str(s.id) for s in [soonest, *others[:19]]]
+    assert others[-1].short_id not in text_of(reply)
+
+
+async def test_list_of_one_app_is_filtered_before_it_is_cut(app, database, storage_factory):
+    default = await _default_app(database)
+    ours = await _scheduled(storage_factory, default, 3, "Of default")
+    shop = await storage_factory.app(DEFAULT_TEAM_ID, name="shop")
+    for i in range(20):  # created later, and due sooner
+        await _scheduled(storage_factory, shop, 1, f"Of shop {i}")
+
+    sent = await app.post_command("list --app default")
+
+    reply = await sent.reply()
+    cancels = [b["accessory"]["value"] for b in reply["blocks"] if b.get("accessory")]
+    assert cancels == [str(ours.id)]
+    assert "*Scheduled sends of app `default`*, soonest first" in text_of(reply)
 
 
 async def test_cancel_in_the_list_acts_at_once_and_shows_the_list_again(
