@@ -106,7 +106,9 @@ async def _approve(
         result = await sends_of(services).approve(
             team_id=team_id, send_id=send.id, approver_id=user_id
         )
-    except (SelfApproval, AlreadyDecided, IllegalTransition, SendNotFound) as error:
+    except IllegalTransition:
+        raise await _moved_on(services, send, "approval") from None
+    except (SelfApproval, AlreadyDecided, SendNotFound) as error:
         raise CommandError(str(error)) from None
     if result is None:
         raise CommandError("That send is not known in this workspace.")
@@ -126,6 +128,13 @@ async def _approve(
             )
 
 
+async def _moved_on(services: Services, send: Send, decision: str) -> CommandError:
+    """The refusal of a decision on a send that left pending approval meanwhile (a cancel,
+    an expiry, another approver's rejection won the race): nothing of it was recorded."""
+    current = await load_send(services, send.team_id, send.id) or send
+    return CommandError(f"{_state_words(current)} meanwhile; your {decision} was not recorded.")
+
+
 def _still_needed(send: Send, user_id: str) -> str:
     left = send.approvals_required - send.approvals_received
     noun = "approval" if left == 1 else "approvals"
@@ -141,7 +150,9 @@ async def _reject(
         result = await sends_of(services).reject(
             team_id=team_id, send_id=send.id, approver_id=user_id, reason=None
         )
-    except (SelfApproval, AlreadyDecided, IllegalTransition, SendNotFound) as error:
+    except IllegalTransition:
+        raise await _moved_on(services, send, "rejection") from None
+    except (SelfApproval, AlreadyDecided, SendNotFound) as error:
         raise CommandError(str(error)) from None
     if result is None:
         raise CommandError("That send is not known in this workspace.")

@@ -1059,9 +1059,11 @@ async def record_approval(
 ) -> Send:
     """Record an approver's decision on a send pending approval; returns the updated send.
 
-    The requester cannot approve their own send; each approver answers once. Moving the send
-    on (scheduled when `approvals_received` reaches `approvals_required`, rejected on a
-    reject) is the caller's `transition_send`, in the same transaction.
+    The requester cannot approve their own send; each approver answers once. The send's row
+    stays locked until the caller's transaction ends, so moving it on (scheduled when
+    `approvals_received` reaches `approvals_required`, rejected on a reject) with
+    `transition_send` in the same transaction cannot lose a race to a cancel. Raises
+    `IllegalTransition` when the send is no longer pending approval.
     """
     send = await _pending_send(session, team_id, send_id, approver_id)
     try:
@@ -1099,7 +1101,16 @@ async def record_approval(
 async def _pending_send(
     session: AsyncSession, team_id: str, send_id: uuid.UUID, approver_id: str
 ) -> Send:
-    send = await get_send(session=session, team_id=team_id, send_id=send_id)
+    # Locked (on PostgreSQL; SQLite's write transaction holds the whole database) until the
+    # decision commits: a cancel or expiry racing it waits, then finds the send decided, and
+    # a decision that comes second finds the send moved on and records nothing.
+    query = (
+        sa.select(Send)
+        .where(Send.id == send_id, Send.team_id == team_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    send = (await session.scalars(query)).one_or_none()
     if send is None:
         raise SendNotFound(team_id, str(send_id))
     if send.state != SendState.PENDING_APPROVAL:

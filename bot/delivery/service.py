@@ -48,6 +48,7 @@ from storage import deliveries, queries
 from storage.crypto import KeyRing
 from storage.db import Database
 from storage.deliveries import apply_result
+from storage.errors import IllegalTransition
 from storage.errors import SendNotFound as StoredSendNotFound
 from storage.models import Decision, OneSignalApp, Send, SendState, utcnow
 
@@ -311,14 +312,16 @@ class SendService:
         """Record an approval; with enough of them the send is scheduled and dispatched.
 
         Raises storage's `SelfApproval` (the requester), `AlreadyDecided`,
-        `IllegalTransition` (no longer pending), and `SendNotFound` for an unknown id.
-        Returns the send as it is afterwards.
+        `IllegalTransition` (no longer pending: cancelled, expired, decided), and
+        `SendNotFound` for an unknown id; then nothing is recorded. The send's row is locked
+        from the check to the commit, so a cancel cannot slip between them. Returns the send
+        as it is afterwards.
         """
         async with self.database.sessions.begin() as session:
             send = await self._record_decision(session, team_id, send_id, approver_id, None, True)
             if send.approvals_received >= send.approvals_required:
                 values = {} if send.due_at is not None else {"due_at": self.clock()}
-                await queries.transition_send(
+                moved = await queries.transition_send(
                     session=session,
                     team_id=team_id,
                     send_id=send_id,
@@ -327,6 +330,7 @@ class SendService:
                     actor=approver_id,
                     values=values,
                 )
+                _require_moved(moved, send)
         approved = await self._get(team_id, send_id)
         if approved is not None and approved.state == SendState.SCHEDULED:
             await self.dispatch(approved)
@@ -338,8 +342,10 @@ class SendService:
     ) -> Send | None:
         """Record a rejection: pending_approval -> rejected. Raises as `approve`."""
         async with self.database.sessions.begin() as session:
-            await self._record_decision(session, team_id, send_id, approver_id, reason, False)
-            await queries.transition_send(
+            send = await self._record_decision(
+                session, team_id, send_id, approver_id, reason, False
+            )
+            moved = await queries.transition_send(
                 session=session,
                 team_id=team_id,
                 send_id=send_id,
@@ -348,6 +354,7 @@ class SendService:
                 actor=approver_id,
                 details={"reason": reason} if reason else None,
             )
+            _require_moved(moved, send)
         return await self._get(team_id, send_id)
 
     async def _record_decision(
@@ -723,6 +730,16 @@ class SendService:
     async def _get(self, team_id: str, send_id: uuid.UUID) -> Send | None:
         async with self.database.sessions() as session:
             return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
+
+
+def _require_moved(moved: bool, send: Send) -> None:
+    """Undo a decision (by raising inside its transaction) on a send that did not move.
+
+    The row lock taken with the decision makes this unreachable; it stays so that a
+    decision is never kept without its effect.
+    """
+    if not moved:
+        raise IllegalTransition(f"Send {send.short_id} is no longer pending approval.")
 
 
 def _notification_id(ref: str) -> str:

@@ -3,10 +3,12 @@ checked again on the server (who clicked, which workspace, which state); the req
 the outcome. Missed sends: the requester is asked by DM to send now or drop."""
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from bot import const
 from storage import queries
@@ -17,6 +19,7 @@ from tests.scenario.sendkit import (
     BOB,
     CAROL,
     SEGMENT,
+    audit_actions,
     buttons,
     click,
     creates,
@@ -153,6 +156,51 @@ async def test_a_double_click_on_approve_sends_once(app, fake_slack, fake_onesig
     assert len(creates(fake_onesignal)) == 1
     refusals = [r for url in urls for r in app.fake.replies(url)]
     assert len(refusals) >= 2  # the other clicks were told why nothing happened
+
+
+async def _blocked_by(database: Any, holder: int) -> None:
+    """Wait until some database session waits for a lock held by the session `holder`."""
+    deadline = time.monotonic() + 10
+    query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+    while True:
+        async with database.sessions() as session:
+            if await session.scalar(query, {"pid": holder}):
+                return
+        assert time.monotonic() < deadline, "nobody waited for the lock"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("action", [const.ACTION_APPROVE, const.ACTION_REJECT])
+async def test_a_decision_racing_a_cancel_is_refused_and_not_recorded(
+    app, fake_slack, fake_onesignal, database, action
+):
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the race needs row locks; SQLite runs one write at a time")
+    send, _ = await _requested(app, fake_slack, database)
+
+    async with database.sessions.begin() as session:  # a cancel, still committing
+        assert await queries.cancel_send(
+            session=session, team_id=send.team_id, send_id=send.id, actor=ALICE
+        )
+        holder = await session.scalar(sa.text("SELECT pg_backend_pid()"))
+        clicked = await click(app, action, str(send.id), user=BOB, channel=APPROVALS_CHANNEL)
+        await _blocked_by(database, holder)
+
+    answer = await app.fake.wait_for_reply(clicked)
+    decision = "approval" if action == const.ACTION_APPROVE else "rejection"
+    assert answer["text"] == (
+        f"`{send.short_id}` was cancelled meanwhile; your {decision} was not recorded."
+    )
+    assert answer["replace_original"] is False
+    after = await only_send(database)
+    assert (after.state, after.approvals_received) == (SendState.CANCELLED, 0)
+    async with database.sessions() as session:
+        assert (
+            await queries.list_approvals(session=session, team_id=send.team_id, send_id=send.id)
+            == []
+        )
+    assert not [a for a in await audit_actions(database) if a.startswith("approval.")]
+    assert creates(fake_onesignal) == []
 
 
 async def test_two_approvals_needed_keeps_the_request_open_after_one(
