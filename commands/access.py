@@ -4,78 +4,107 @@ Admins are Slack workspace admins and owners (`users.info`), the users named in
 `PUSHOPS_ADMINS`, and members given the admin role in `/push setup`. Roles are stored for
 users (U…/W…) and user groups (S…); a group's role reaches its members
 (`usergroups.users.list`). Slack's answers are cached per process for `CACHE_TTL` seconds,
-so a click or a form costs no extra Web API call while someone works in the setup form.
+so a click or a form costs no extra Web API call while someone works in the setup form; one
+`users.info` answers both who is an admin and which time zone a person's times are in
+(`user_facts`). The workspace's roles and approval policy are read together and kept for
+`TEAM_TTL` seconds (`team_facts`), so a send costs no read of them before its ack.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import weakref
 from collections.abc import Mapping
-from typing import Any, Final, Generic, TypeVar, overload
+from dataclasses import dataclass, field
+from typing import Any, Final, overload
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
+from bot.cache import Expiring
 from bot.policy import Actor, Role
 from bot.services import Services
 from commands.context import CommandContext, CommandError
 from storage import queries
 from storage.db import Database
-from storage.models import Member
 
 log = logging.getLogger(__name__)
 
 CACHE_TTL: Final = 60.0
-"""Seconds a Slack answer about a user or a user group is reused."""
+"""Seconds a Slack answer about a user (admin flag, time zone) or a user group is reused."""
 
-_CACHE_LIMIT: Final = 10_000  # entries per process; the oldest go first beyond it
+MISSING_TTL: Final = 10.0
+"""Seconds Slack's "no such user / group" is reused: briefly, it may exist a moment later."""
 
-K = TypeVar("K")
-V = TypeVar("V")
+TEAM_TTL: Final = 5.0
+"""Seconds a workspace's stored roles and approval policy are reused before the next read.
 
+`/push setup` in this process drops them at once when it changes them; a change made through
+another replica (or straight in the database) is seen here at most this much later.
+"""
 
-class _TTLCache(Generic[K, V]):
-    """A small expiring map. Hand-written: cachetools is not a dependency, and this is all
-    that is needed (no locking: one event loop)."""
-
-    def __init__(self, ttl: float, limit: int = _CACHE_LIMIT) -> None:
-        self._ttl, self._limit = ttl, limit
-        self._items: dict[K, tuple[float, V]] = {}
-
-    def get(self, key: K) -> V | None:
-        found = self._items.get(key)
-        if found is None or found[0] < time.monotonic():
-            self._items.pop(key, None)
-            return None
-        return found[1]
-
-    def put(self, key: K, value: V) -> None:
-        if len(self._items) >= self._limit:
-            self._items.pop(next(iter(self._items)))
-        self._items[key] = (time.monotonic() + self._ttl, value)
+_MISSING_USER: Final = frozenset({"user_not_found", "user_not_visible", "users_not_found"})
+_MISSING_GROUP: Final = frozenset({"no_such_subteam", "subteam_not_found"})
+# Any other refusal (ratelimited, an outage, a bad token) is not kept: the next request asks
+# again rather than treat someone as a non-admin in UTC for a while.
 
 
-class _SlackFacts:
-    """Slack's answers for one `Services` (one app): admin flags and user group members."""
+@dataclass(frozen=True)
+class UserFacts:
+    """What Slack says of a person (`users.info`): workspace admin or owner, and time zone.
+
+    `timezone` is None when unknown: times are then read as UTC.
+    """
+
+    is_admin: bool = False
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class TeamFacts:
+    """A workspace's stored role holders and settings (the approval policy lives there)."""
+
+    members: tuple[tuple[str, Role], ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def roles_of(self, subject_id: str) -> set[Role]:
+        """The roles held by this user or group itself."""
+        return {role for subject, role in self.members if subject == subject_id}
+
+    def group_roles(self) -> dict[str, set[Role]]:
+        """User group id -> the roles given to the group."""
+        groups: dict[str, set[Role]] = {}
+        for subject, role in self.members:
+            if is_usergroup_id(subject):
+                groups.setdefault(subject, set()).add(role)
+        return groups
+
+    @property
+    def senders_configured(self) -> bool:
+        """Whether anyone holds the sender role; until then anyone in the workspace may send."""
+        return any(role == Role.SENDER for _, role in self.members)
+
+
+class _Facts:
+    """The cached answers of one `Services` (one app): Slack's and the database's."""
 
     def __init__(self) -> None:
-        self.admins: _TTLCache[tuple[str, str], bool] = _TTLCache(CACHE_TTL)
-        self.groups: _TTLCache[tuple[str, str], frozenset[str]] = _TTLCache(CACHE_TTL)
+        self.users: Expiring[tuple[str, str], UserFacts] = Expiring()
+        self.groups: Expiring[tuple[str, str], frozenset[str]] = Expiring()
+        self.teams: Expiring[str, TeamFacts] = Expiring()
 
 
 # Keyed by the Services object, so each app (and each test's app) has its own cache without
 # a field in Services; the entry goes when the Services does.
-_FACTS: weakref.WeakKeyDictionary[Services, _SlackFacts] = weakref.WeakKeyDictionary()
+_FACTS: weakref.WeakKeyDictionary[Services, _Facts] = weakref.WeakKeyDictionary()
 
 
-def _facts(services: Services) -> _SlackFacts:
+def _facts(services: Services) -> _Facts:
     facts = _FACTS.get(services)
     if facts is None:
-        facts = _FACTS[services] = _SlackFacts()
+        facts = _FACTS[services] = _Facts()
     return facts
 
 
@@ -89,6 +118,61 @@ def database_of(services: Services) -> Database:
     return services.database
 
 
+# --- what Slack and the database say ------------------------------------------------------
+
+
+async def user_facts(
+    services: Services, client: AsyncWebClient, team_id: str, user_id: str
+) -> UserFacts:
+    """The person's admin flag and time zone from one `users.info` (cached, see CACHE_TTL).
+
+    Slack trouble is never an error here: the person is then no Slack admin, zone unknown.
+    """
+
+    async def ask() -> tuple[UserFacts, float | None]:
+        return await _ask_users_info(client, user_id)
+
+    return await _facts(services).users.get((team_id, user_id), ask)
+
+
+async def _ask_users_info(client: AsyncWebClient, user_id: str) -> tuple[UserFacts, float | None]:
+    try:
+        response = await client.users_info(user=user_id)
+    except SlackApiError as error:
+        reason = _slack_error(error)
+        log.warning("users.info refused for %s: %s", user_id, reason)
+        return UserFacts(), MISSING_TTL if reason in _MISSING_USER else None
+    except (aiohttp.ClientError, TimeoutError) as error:
+        log.warning("users.info for %s failed: %s", user_id, type(error).__name__)
+        return UserFacts(), None
+    user: Mapping[str, Any] = response.get("user") or {}
+    is_admin = bool(user.get("is_admin") or user.get("is_owner")) and not user.get("deleted")
+    zone = user.get("tz") if isinstance(user.get("tz"), str) else None
+    return UserFacts(is_admin=is_admin, timezone=zone), CACHE_TTL
+
+
+async def team_facts(services: Services, team_id: str) -> TeamFacts:
+    """The workspace's role holders and settings, in one read (cached, see TEAM_TTL)."""
+    database = services.database
+    if database is None:
+        return TeamFacts()
+
+    async def read() -> tuple[TeamFacts, float | None]:
+        async with database.sessions() as session:
+            members = await queries.list_members(session=session, team_id=team_id)
+            workspace = await queries.get_workspace(session=session, team_id=team_id)
+        held = tuple((member.subject_id, member.role) for member in members)
+        settings = dict(workspace.settings) if workspace is not None else {}
+        return TeamFacts(members=held, settings=settings), TEAM_TTL
+
+    return await _facts(services).teams.get(team_id, read)
+
+
+def forget_team(services: Services, team_id: str) -> None:
+    """Read the workspace's roles and settings afresh next time (they were just changed)."""
+    _facts(services).teams.forget(team_id)
+
+
 # --- resolving the actor --------------------------------------------------------------------
 
 
@@ -98,7 +182,12 @@ async def resolve_actor(ctx: CommandContext, /) -> Actor: ...
 
 @overload
 async def resolve_actor(
-    *, team_id: str, user_id: str, client: AsyncWebClient, services: Services
+    *,
+    team_id: str,
+    user_id: str,
+    client: AsyncWebClient,
+    services: Services,
+    facts: UserFacts | None = None,
 ) -> Actor: ...
 
 
@@ -110,30 +199,41 @@ async def resolve_actor(
     user_id: str | None = None,
     client: AsyncWebClient | None = None,
     services: Services | None = None,
+    facts: UserFacts | None = None,
 ) -> Actor:
     """Everything the user may do in the workspace: from a command's context, or (in a
-    button or form handler) from the team id, user id, Web API client and services."""
+    button or form handler) from the team id, user id, Web API client and services.
+
+    `facts`: Slack's answer about the user when the caller already has it.
+    """
     if ctx is not None:
         team_id, user_id, client, services = ctx.team_id, ctx.user_id, ctx.client, ctx.services
     if team_id is None or user_id is None or client is None or services is None:
         raise TypeError("resolve_actor needs a CommandContext or all four keyword arguments")
-    roles = await _roles(team_id, user_id, client, services)
+    roles = await _roles(team_id, user_id, client, services, facts)
     return Actor(team_id=team_id, user_id=user_id, roles=frozenset(roles))
 
 
 async def _roles(
-    team_id: str, user_id: str, client: AsyncWebClient, services: Services
+    team_id: str,
+    user_id: str,
+    client: AsyncWebClient,
+    services: Services,
+    facts: UserFacts | None,
 ) -> set[Role]:
     """The user's roles; cheap sources first, Slack only when they do not settle it."""
-    members = await _members(services, team_id)
-    roles = {m.role for m in members if m.subject_id == user_id}
+    team = await team_facts(services, team_id)
+    roles = team.roles_of(user_id)
     if user_id in services.settings.admin_ids:
         roles.add(Role.ADMIN)
-    if Role.ADMIN not in roles and await _is_slack_admin(team_id, user_id, client, services):
-        roles.add(Role.ADMIN)
+    if Role.ADMIN not in roles:
+        if facts is None:
+            facts = await user_facts(services, client, team_id, user_id)
+        if facts.is_admin:
+            roles.add(Role.ADMIN)
     if Role.ADMIN in roles:
         return roles
-    for group_id, group_roles in _group_roles(members).items():
+    for group_id, group_roles in team.group_roles().items():
         if group_roles <= roles:
             continue
         if user_id in await _group_members(team_id, group_id, client, services):
@@ -141,78 +241,33 @@ async def _roles(
     return roles
 
 
-async def _members(services: Services, team_id: str) -> list[Member]:
-    if services.database is None:
-        return []
-    async with services.database.sessions() as session:
-        return await queries.list_members(session=session, team_id=team_id)
-
-
-def _group_roles(members: list[Member]) -> dict[str, set[Role]]:
-    groups: dict[str, set[Role]] = {}
-    for member in members:
-        if is_usergroup_id(member.subject_id):
-            groups.setdefault(member.subject_id, set()).add(member.role)
-    return groups
-
-
 def is_usergroup_id(subject_id: str) -> bool:
     """Whether a stored subject is a Slack user group (S…) rather than a user (U…/W…)."""
     return subject_id.startswith("S")
 
 
-async def _is_slack_admin(
-    team_id: str, user_id: str, client: AsyncWebClient, services: Services
-) -> bool:
-    """Whether Slack says the user is a workspace admin or owner (cached)."""
-    cache = _facts(services).admins
-    cached = cache.get((team_id, user_id))
-    if cached is not None:
-        return cached
-    try:
-        response = await client.users_info(user=user_id)
-    except SlackApiError as error:
-        log.warning("users.info refused for %s: %s", user_id, _slack_error(error))
-        cache.put((team_id, user_id), False)  # e.g. user_not_found: asking again won't help
-        return False
-    except (aiohttp.ClientError, TimeoutError) as error:
-        log.warning("users.info for %s failed: %s", user_id, type(error).__name__)
-        return False  # not cached: the next request asks again
-    user: Mapping[str, Any] = response.get("user") or {}
-    is_admin = bool(user.get("is_admin") or user.get("is_owner")) and not user.get("deleted")
-    cache.put((team_id, user_id), is_admin)
-    return is_admin
-
-
 async def _group_members(
     team_id: str, group_id: str, client: AsyncWebClient, services: Services
 ) -> frozenset[str]:
-    """The members of a user group (cached); empty when Slack does not know it."""
-    cache = _facts(services).groups
-    cached = cache.get((team_id, group_id))
-    if cached is not None:
-        return cached
-    try:
-        response = await client.usergroups_users_list(usergroup=group_id)
-    except SlackApiError as error:
-        log.warning("usergroups.users.list refused for %s: %s", group_id, _slack_error(error))
-        cache.put((team_id, group_id), frozenset())
-        return frozenset()
-    except (aiohttp.ClientError, TimeoutError) as error:
-        log.warning("usergroups.users.list for %s failed: %s", group_id, type(error).__name__)
-        return frozenset()
-    users = frozenset(str(u) for u in response.get("users") or ())
-    cache.put((team_id, group_id), users)
-    return users
+    """The members of a user group (cached); empty when Slack does not say."""
+
+    async def ask() -> tuple[frozenset[str], float | None]:
+        try:
+            response = await client.usergroups_users_list(usergroup=group_id)
+        except SlackApiError as error:
+            reason = _slack_error(error)
+            log.warning("usergroups.users.list refused for %s: %s", group_id, reason)
+            return frozenset(), MISSING_TTL if reason in _MISSING_GROUP else None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            log.warning("usergroups.users.list for %s failed: %s", group_id, type(error).__name__)
+            return frozenset(), None
+        return frozenset(str(u) for u in response.get("users") or ()), CACHE_TTL
+
+    return await _facts(services).groups.get((team_id, group_id), ask)
 
 
 def _slack_error(error: SlackApiError) -> str:
     return str(error.response.get("error", "unknown")) if error.response is not None else "?"
-
-
-def forget_cached(services: Services) -> None:
-    """Drop every cached Slack answer of `services` (after roles changed, say)."""
-    _FACTS.pop(services, None)
 
 
 # --- refusing ---------------------------------------------------------------------------------
@@ -267,11 +322,7 @@ async def require_admin(
 
 async def senders_configured(services: Services, team_id: str) -> bool:
     """Whether anyone holds the sender role; until then anyone in the workspace may send."""
-    if services.database is None:
-        return False
-    async with services.database.sessions() as session:
-        senders = await queries.list_members(session=session, team_id=team_id, role=Role.SENDER)
-    return bool(senders)
+    return (await team_facts(services, team_id)).senders_configured
 
 
 def interaction_ids(body: Mapping[str, Any]) -> tuple[str, str]:

@@ -11,7 +11,9 @@ Checking a REST API key takes a round trip to OneSignal, which must never run be
 then `views.update` shows the home (saved) or the form again with the problem under the
 field. The key lives only in that task's memory until it is sealed in the database: no view,
 metadata, error or log line ever carries it. The roles and approvals forms need no outside
-call but the (cached) admin check, so they are saved before their ack, within a time budget.
+call but the (cached) admin check, so they are saved before their ack: Slack's answer is
+awaited for at most a second and other writers for at most another, and either way a form
+that is refused says that nothing was saved. A save is never cut short once it may commit.
 """
 
 from __future__ import annotations
@@ -35,9 +37,8 @@ from bot.policy import ApprovalPolicy, PolicyError, Role
 from bot.services import Services
 from commands._format import escape
 from commands._parsing import parse_options
-from commands.access import database_of, interaction_ids, require_admin
+from commands.access import database_of, forget_team, interaction_ids, require_admin
 from commands.context import CommandContext, CommandError, Subcommand
-from commands.dispatch import ACK_BUDGET
 from commands.help import usage
 from commands.setup_forms import (
     AppEntry,
@@ -62,6 +63,7 @@ from commands.views.setup import (
     subject_mention,
 )
 from storage import queries
+from storage.db import WriteBusy, limited_lock_wait
 from storage.errors import AppInUse, AppNotFound, DuplicateAppName
 
 log = logging.getLogger(__name__)
@@ -400,30 +402,51 @@ def _local_submit_listener(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         try:
-            async with asyncio.timeout(ACK_BUDGET):
-                team_id, user_id = interaction_ids(body)
-                await require_admin(
-                    team_id=team_id,
-                    user_id=user_id,
-                    client=client,
-                    services=services,
-                    action=ACTION,
-                )
+            team_id, user_id = await _admin_in_time(services, body, client)
+            with limited_lock_wait(SAVE_WAIT):
                 notice = await work(services, team_id, user_id, view["state"]["values"])
-                state = await load_state(services, team_id)
         except FormErrors as error:
             await ack(response_action="errors", errors=error.errors)
+            return
         except CommandError as error:
             await ack(response_action="update", view=message_view(str(error)))
+            return
         except TimeoutError:
-            await ack(response_action="errors", errors={first_block: _TOO_SLOW})
-        else:
-            await ack(response_action="update", view=home_view(state, notice=notice))
+            await ack(response_action="errors", errors={first_block: SLACK_TOO_SLOW})
+            return
+        except WriteBusy:
+            await ack(response_action="errors", errors={first_block: DATABASE_BUSY})
+            return
+        # Saved: from here on nothing may say otherwise. The home is one quick read.
+        state = await load_state(services, team_id)
+        await ack(response_action="update", view=home_view(state, notice=notice))
 
     return on_submit
 
 
-_TOO_SLOW: Final = "Slack or the database took too long to answer; save again."
+async def _admin_in_time(
+    services: Services, body: dict[str, Any], client: AsyncWebClient
+) -> tuple[str, str]:
+    """(team, user) of an admin; TimeoutError when Slack takes over LOOKUP_BUDGET to say."""
+    team_id, user_id = interaction_ids(body)
+    async with asyncio.timeout(LOOKUP_BUDGET):
+        await require_admin(
+            team_id=team_id, user_id=user_id, client=client, services=services, action=ACTION
+        )
+    return team_id, user_id
+
+
+LOOKUP_BUDGET: Final = 1.0
+"""Seconds Slack may take to say whether the person saving a form is an admin (the form is
+saved before its ack, and Slack waits 3 s for that)."""
+
+SAVE_WAIT: Final = 1.0
+"""Seconds a form's save may wait for other writers before it gives up having saved nothing."""
+
+SLACK_TOO_SLOW: Final = (
+    "Slack was slow to say whether you are an admin; nothing was saved. Save again."
+)
+DATABASE_BUSY: Final = "PushOps is busy; nothing was saved. Save again in a moment."
 
 
 async def _save_roles(services: Services, team_id: str, user_id: str, values: Values) -> str:
@@ -431,6 +454,7 @@ async def _save_roles(services: Services, team_id: str, user_id: str, values: Va
     async with database_of(services).sessions.begin() as session:
         await queries.ensure_workspace(session=session, team_id=team_id)
         changed = [s for s in change.subjects if await _apply(session, team_id, user_id, change, s)]
+    forget_team(services, team_id)
     return roles_notice(change, changed)
 
 
@@ -468,6 +492,7 @@ async def _save_policy(services: Services, team_id: str, user_id: str, values: V
             actor=user_id,
             settings={"approvals": policy.to_settings()},
         )
+    forget_team(services, team_id)
     return "Saved the approval policy."
 
 

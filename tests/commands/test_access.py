@@ -1,6 +1,8 @@
 """Who is an admin, sender or approver: Slack's flags, PUSHOPS_ADMINS, stored roles and user
 groups, asked of the fake Slack and a real database."""
 
+import asyncio
+
 import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -8,12 +10,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.policy import Role
 from bot.services import Services
 from commands.access import (
+    forget_team,
     interaction_ids,
     require_admin,
     resolve_actor,
     senders_configured,
+    team_facts,
+    user_facts,
 )
 from commands.context import CommandError
+from commands.requester import requester
 from storage import queries
 from tests.fakes.slack import DEFAULT_BOT_TOKEN, DEFAULT_TEAM_ID
 from tests.plugins.slack import make_settings
@@ -34,11 +40,13 @@ def client(fake_slack):
 
 
 async def _give(services, subject_id, role, team_id=TEAM):
+    """A role given as `/push setup` gives it: stored, and this process told."""
     async with services.database.sessions.begin() as session:
         await queries.ensure_workspace(session=session, team_id=team_id)
         await queries.add_member(
             session=session, team_id=team_id, subject_id=subject_id, role=role, actor="U0BOSS"
         )
+    forget_team(services, team_id)
 
 
 async def _actor(services, client, user_id, team_id=TEAM):
@@ -116,6 +124,55 @@ async def test_a_slack_failure_means_no_admin_role_and_no_error(services, client
     actor = await _actor(services, client, "U0ALICE")
 
     assert actor.roles == frozenset()
+
+
+async def test_a_refusal_that_may_pass_is_not_remembered(services, client, fake_slack):
+    fake_slack.fail("users.info", "ratelimited")
+
+    first = await user_facts(services, client, TEAM, "U0ALICE")
+    second = await user_facts(services, client, TEAM, "U0ALICE")
+
+    assert (first.is_admin, first.timezone) == (False, None)  # unknown: no admin, UTC
+    assert (second.is_admin, second.timezone) == (True, "Europe/Berlin")
+    assert len(fake_slack.calls_to("users.info")) == 2
+
+
+async def test_a_user_slack_does_not_know_is_remembered_briefly(services, client, fake_slack):
+    for _ in range(2):
+        facts = await user_facts(services, client, TEAM, "U0NOBODY")
+
+    assert (facts.is_admin, facts.timezone) == (False, None)
+    assert len(fake_slack.calls_to("users.info")) == 1
+
+
+async def test_one_users_info_answers_both_the_right_to_send_and_the_zone(
+    services, client, fake_slack
+):
+    fake_slack.add_user("U0BOB", tz="America/New_York")
+
+    person, actor = await asyncio.gather(
+        requester(services=services, client=client, team_id=TEAM, user_id="U0BOB"),
+        _actor(services, client, "U0BOB"),
+    )
+
+    assert person.timezone == "America/New_York" and actor.roles == frozenset()
+    assert len(fake_slack.calls_to("users.info")) == 1
+
+
+async def test_roles_are_read_once_and_read_again_when_setup_changes_them(services):
+    await _give(services, "U0BOB", Role.SENDER)
+    before = await team_facts(services, TEAM)
+    async with services.database.sessions.begin() as session:  # as another replica would
+        await queries.add_member(
+            session=session, team_id=TEAM, subject_id="U0DAN", role=Role.ADMIN, actor="U0BOSS"
+        )
+
+    kept = await team_facts(services, TEAM)
+    forget_team(services, TEAM)
+    fresh = await team_facts(services, TEAM)
+
+    assert kept is before and kept.roles_of("U0DAN") == set()
+    assert fresh.roles_of("U0DAN") == {Role.ADMIN} and fresh.senders_configured
 
 
 async def test_require_admin_refuses_with_who_to_ask(services, client, fake_slack):

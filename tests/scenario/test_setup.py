@@ -16,6 +16,7 @@ from storage.models import AuditEvent
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import fake_api_key, register_secret
+from tests.scenario.busy import held_by_another_writer
 from tests.scenario.workspace import onesignal_settings, serve_with_storage
 
 TEAM = DEFAULT_TEAM_ID
@@ -433,6 +434,45 @@ async def test_a_role_change_naming_nobody_is_refused_inline(app, fake_slack, da
         "response_action": "errors",
         "errors": {const.BLOCK_SETUP_ROLE_USERS: "Choose at least one person or user group."},
     }
+    assert await _members(database) == set()
+
+
+async def test_a_role_form_meeting_a_busy_database_saves_nothing_and_says_so(
+    app, fake_slack, database
+):
+    view_id, _, _ = await _open(app, fake_slack)
+
+    async with held_by_another_writer(database):
+        response = await _submit(
+            app, view_id, const.CALLBACK_SETUP_ROLES, _roles_values("give", "sender", ["U0BOB"])
+        )
+
+    assert response.json() == {
+        "response_action": "errors",
+        "errors": {
+            const.BLOCK_SETUP_ROLE: "PushOps is busy; nothing was saved. Save again in a moment."
+        },
+    }
+    assert await _members(database) == set()
+
+
+async def test_a_role_form_waits_for_slack_only_so_long_and_then_saves_nothing(
+    app, fake_slack, database
+):
+    view_id, _, _ = await _open(app, fake_slack)
+    fake_slack.add_user("U0CHIEF", is_admin=True)  # not asked about yet
+    fake_slack.delay("users.info", 1.5)
+
+    response = await _submit(
+        app,
+        view_id,
+        const.CALLBACK_SETUP_ROLES,
+        _roles_values("give", "sender", ["U0BOB"]),
+        user="U0CHIEF",
+    )
+
+    error = response.json()["errors"][const.BLOCK_SETUP_ROLE]
+    assert error.startswith("Slack was slow") and "nothing was saved" in error
     assert await _members(database) == set()
 
 
