@@ -9,9 +9,10 @@ the server's lifespan runs. Later parts (the scheduler, policy, delivery) join h
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import httpx
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -36,6 +37,10 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 ONESIGNAL_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 """Default timeouts of the pooled OneSignal client; the client may tighten them per call."""
+
+HEAVY_WORK_LIMIT: Final = 4
+"""Heavy jobs after the ack (a delivery and its answer, a preview's estimate) run at once by
+default; see `Services.heavy_work`."""
 
 
 class Lifecycle(Protocol):
@@ -102,6 +107,7 @@ class Services:
         tasks: tracked background work, drained at shutdown.
         metrics: the Prometheus counters served on `/metrics`.
         on_startup / on_shutdown: hooks run in order at start, in reverse order at shutdown.
+        heavy_work_limit: how many heavy jobs after the ack run at once (`heavy_work`).
     """
 
     settings: Settings
@@ -117,6 +123,23 @@ class Services:
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
     drain_timeout: float = 10.0
+    heavy_work_limit: int = HEAVY_WORK_LIMIT
+    _heavy: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+
+    @contextlib.asynccontextmanager
+    async def heavy_work(self) -> AsyncIterator[None]:
+        """Hold one of `heavy_work_limit` places while doing heavy work after an ack.
+
+        A burst of sends would otherwise start as many deliveries (claims, OneSignal calls,
+        results, audit, replies) as requests arrived, and they would take the event loop and
+        the database from the acks of the requests still arriving. Waiting here, the extra
+        ones cost nothing. Only heavy work queues: `/push cancel`, the emergency brake, and
+        every other light answer never wait for a place.
+        """
+        if self._heavy is None:  # made at first use, inside the serving loop
+            self._heavy = asyncio.Semaphore(max(1, self.heavy_work_limit))
+        async with self._heavy:
+            yield
 
     def after_ack(
         self, coro: Coroutine[Any, Any, None], *, respond: AsyncRespond | None, kind: str

@@ -1,15 +1,20 @@
 """The `/push` listener: parse and acknowledge at once, then run the subcommand's work.
 
 Invariant 1 (acknowledge first): before `ack()` only parsing and a subcommand's optional
-`before_ack` (fast, local, time-boxed) run. The rest runs after the ack as a tracked task
-of `services.tasks` (`Services.after_ack`), so it is neither garbage-collected nor cut off at
-shutdown, and its unexpected errors reach the one reporter of bot.errors.
+`before_ack` (fast, local, its waits bounded by itself) run. The rest runs after the ack as a
+tracked task of `services.tasks` (`Services.after_ack`), so it is neither garbage-collected
+nor cut off at shutdown, and its unexpected errors reach the one reporter of bot.errors.
+
+A `before_ack` is never cancelled: it may be storing a send, and one cut short could have
+committed or not. When it takes longer than `ACK_BUDGET`, Slack gets its ack anyway and the
+`before_ack` goes on; its outcome is answered after the ack like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio import Future
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import replace
 from functools import partial
@@ -27,7 +32,9 @@ from commands._parsing import split_command, unescape_slack
 from commands.context import CommandContext, CommandError, Handler, Subcommand
 
 ACK_BUDGET = 2.0
-"""Seconds a `before_ack` may take; Slack shows an error to the user after 3 s."""
+"""Seconds the ack waits for a `before_ack`; Slack shows an error to the user after 3 s."""
+
+log = logging.getLogger(__name__)
 
 Listener = Callable[..., Awaitable[None]]
 Work = Callable[[], Coroutine[Any, Any, None]]
@@ -89,14 +96,32 @@ async def _prepare(
     services.metrics.commands.labels(subcommand=sub.name if sub else "unknown").inc()
     if sub is None:
         return partial(_reply_unknown, ctx)
-    if sub.before_ack is not None:
-        try:
-            async with asyncio.timeout(ACK_BUDGET):
-                prepared = await sub.before_ack(ctx)
-        except CommandError as e:
-            return partial(_reply_error, ctx, e)
-        ctx = replace(ctx, prepared=prepared)
-    return partial(_run, sub.handle, ctx)
+    if sub.before_ack is None:
+        return partial(_run, sub.handle, ctx)
+    running = services.tasks.spawn(_awaited(sub.before_ack(ctx)), name=f"before-ack-{sub.name}")
+    done, _ = await asyncio.wait({running}, timeout=ACK_BUDGET)
+    if not done:
+        log.warning("/push %s: preparing took over %.1f s; acked first", sub.name, ACK_BUDGET)
+        return partial(_finish_late, sub.handle, ctx, running)
+    try:
+        prepared = running.result()
+    except CommandError as e:
+        return partial(_reply_error, ctx, e)
+    return partial(_run, sub.handle, replace(ctx, prepared=prepared))
+
+
+async def _awaited(preparing: Awaitable[object]) -> object:
+    return await preparing
+
+
+async def _finish_late(handle: Handler, ctx: CommandContext, running: Future[object]) -> None:
+    """After an ack that could not wait for `before_ack`: its outcome, then the handler."""
+    try:
+        prepared = await running
+    except CommandError as e:
+        await _reply_error(ctx, e)
+        return
+    await _run(handle, replace(ctx, prepared=prepared))
 
 
 async def _run(handle: Handler, ctx: CommandContext) -> None:

@@ -2,10 +2,12 @@
 with a preview (Send / Cancel), straight on with `--yes`, or only to yourself with `--test`.
 
 Before the ack (invariant 1) the words are parsed and checked, the requester is looked up
-(their right to send, their time zone: Slack's answers are cached, and the lookup is
-time-boxed) and the send's row is stored, so a send the user is told about is never lost.
-If Slack is too slow to say who the requester is, the row is stored right after the ack
-instead, still before anything is said to the user. OneSignal is only asked after the ack.
+(their right to send, their time zone: Slack's answers and the workspace's roles are cached,
+and the lookup is time-boxed) and the send's row is stored in one write transaction, so a
+send the user is told about is never lost. If Slack is too slow to say who the requester is,
+the row is stored right after the ack instead, still before anything is said to the user.
+When other writers hold the database too long the send is refused as busy, with nothing
+stored (`commands.sending.store`). OneSignal is only asked after the ack.
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ async def handle(ctx: CommandContext) -> None:
     if not isinstance(prepared, Stored):
         raise TypeError(f"unexpected preparation {prepared!r}")
     if prepared.send.state == SendState.DRAFT:
-        await _preview(ctx, prepared)
+        async with ctx.services.heavy_work():  # OneSignal's estimate
+            await _preview(ctx, prepared)
     else:
         await go(ctx.services, prepared.send, _command_reply(ctx), notes=prepared.notes)
 

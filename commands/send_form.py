@@ -4,7 +4,9 @@
 are then listed from OneSignal and the form updated with them, or with a typed field and
 the reason when listing fails or the plan does not allow it. Changing the audience updates
 the estimate of how many subscriptions it reaches. A submission is checked and its send
-stored before the ack; bad fields come back inline (`response_action="errors"`).
+stored before the ack; bad fields come back inline (`response_action="errors"`). Slack is
+answered within `ACK_BUDGET` even when storing takes longer (the form then closes and the
+outcome follows in a message), and one form stores one send however often Send is pressed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,6 +25,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
+from bot.cache import Expiring
 from bot.delivery import Audience, SendContent, SendRejected
 from bot.delivery.attempt import explain
 from bot.onesignal import OneSignalError
@@ -31,6 +35,7 @@ from commands._format import Block
 from commands.access import interaction_ids
 from commands.cards import estimate_text
 from commands.context import CommandContext, CommandError
+from commands.dispatch import ACK_BUDGET
 from commands.notify import SLACK_ERRORS, notifier_of
 from commands.requester import Requester, requester
 from commands.sending import Draft, Reply, go, sends_of, store
@@ -42,7 +47,7 @@ from storage.models import Send
 
 log = logging.getLogger(__name__)
 
-LOOKUP_BUDGET: Final = 1.5
+LOOKUP_BUDGET: Final = 1.0
 """Seconds the requester lookup may take inside a submission (Slack waits 3 s for the ack)."""
 
 LOADING: Final = "Loading this app's segments…"
@@ -267,7 +272,11 @@ def _draft(typed: ComposeInput, meta: Meta, timezone: str | None, view: dict[str
 async def _submitted(
     services: Services, body: dict[str, Any], client: AsyncWebClient
 ) -> tuple[Send, Meta]:
-    """Check the form and store its send (before the ack); FormErrors for bad fields."""
+    """Check the form and store its send (before the ack); FormErrors for bad fields.
+
+    Slack's lookup waits at most LOOKUP_BUDGET, the store at most its own wait for other
+    writers (`commands.sending.store`); each refusal says that nothing was sent.
+    """
     view = body["view"]
     typed = compose.read_compose(view["state"]["values"])
     meta = Meta.load(view.get("private_metadata") or "")
@@ -280,9 +289,7 @@ async def _submitted(
     except CommandError as error:
         raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: str(error)}) from None
     except TimeoutError:
-        raise FormErrors(
-            {const.BLOCK_COMPOSE_MESSAGE: "Slack was slow to say who you are; press Send again."}
-        ) from None
+        raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: SLACK_TOO_SLOW}) from None
     draft = _draft(typed, meta, person.timezone, view)
     try:
         send = await store(services, team_id=team_id, requester=person, draft=draft, confirm=True)
@@ -291,6 +298,53 @@ async def _submitted(
     except CommandError as error:
         raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: str(error)}) from None
     return send, meta
+
+
+SLACK_TOO_SLOW: Final = "Slack was slow to say who you are; nothing was sent. Press Send again."
+
+SUBMITTED_TTL: Final = 900.0
+"""Seconds a form that produced a send is remembered, so submitting it again sends nothing."""
+
+Submission = tuple[Send, Meta]
+
+_SUBMITTED: weakref.WeakKeyDictionary[Services, Expiring[tuple[str, str], Submission]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _submissions(services: Services) -> Expiring[tuple[str, str], Submission]:
+    """The forms submitted to this app (one map per `Services`), by (team, view id)."""
+    found = _SUBMITTED.get(services)
+    if found is None:
+        found = _SUBMITTED[services] = Expiring()
+    return found
+
+
+def _form_key(body: dict[str, Any]) -> tuple[str, str]:
+    """(team, view id): one modal, however often its Send is pressed."""
+    view = body.get("view") or {}
+    team = (body.get("team") or {}).get("id") or view.get("team_id") or ""
+    return str(team), str(view.get("id") or "")
+
+
+async def _submit_once(
+    services: Services, body: dict[str, Any], client: AsyncWebClient
+) -> tuple[Submission, bool]:
+    """The submission's send, stored once per form; (it, whether this request stored it).
+
+    A second press of Send on the same form (a double click, or a press after a slow
+    answer) shares the first one's outcome instead of storing a second send.
+    """
+    stored_here: list[bool] = []
+
+    async def first() -> tuple[Submission, float | None]:
+        stored_here.append(True)
+        return await _submitted(services, body, client), SUBMITTED_TTL
+
+    key = _form_key(body)
+    if not key[1]:  # no view id to know the form by (never from Slack): store it
+        return await _submitted(services, body, client), True
+    return await _submissions(services).get(key, first), bool(stored_here)
 
 
 def _ephemeral(
@@ -314,6 +368,27 @@ def _ephemeral(
     return reply
 
 
+async def _finish_late(
+    services: Services,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    outcome: asyncio.Task[tuple[Submission, bool]],
+) -> None:
+    """A submission answered before it was stored: send it, or say why it was not."""
+    try:
+        (send, meta), stored_here = await outcome
+    except FormErrors as error:
+        team_id, user_id = interaction_ids(body)
+        channel = Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
+        why = " ".join(error.errors.values())
+        reply = _ephemeral(services, client, team_id, user_id, channel)
+        await reply(f"Your notification was not sent: {why}", [])
+        return
+    if stored_here:
+        reply = _ephemeral(services, client, send.team_id, send.requester_id, meta.channel)
+        await go(services, send, reply)
+
+
 def register(app: AsyncApp, services: Services) -> None:
     """Listen to the compose form: app and audience changes, and its submission."""
 
@@ -328,14 +403,25 @@ def register(app: AsyncApp, services: Services) -> None:
         )
 
     async def on_submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        # Run apart from this request, so Slack gets its answer within ACK_BUDGET whatever
+        # happens; a store that takes longer is never cut short (it may be committing).
+        outcome = services.tasks.spawn(_submit_once(services, body, client), name="compose")
+        done, _ = await asyncio.wait({outcome}, timeout=ACK_BUDGET)
+        if not done:
+            await ack()  # close the form; what came of it follows in a message
+            services.after_ack(
+                _finish_late(services, body, client, outcome), respond=None, kind="view_submission"
+            )
+            return
         try:
-            send, meta = await _submitted(services, body, client)
+            (send, meta), stored_here = outcome.result()
         except FormErrors as error:
             await ack(response_action="errors", errors=error.errors)
             return
         await ack()
-        reply = _ephemeral(services, client, send.team_id, send.requester_id, meta.channel)
-        services.after_ack(go(services, send, reply), respond=None, kind="view_submission")
+        if stored_here:
+            reply = _ephemeral(services, client, send.team_id, send.requester_id, meta.channel)
+            services.after_ack(go(services, send, reply), respond=None, kind="view_submission")
 
     app.action(const.ACTION_COMPOSE_APP)(on_app)
     app.action(const.ACTION_COMPOSE_AUDIENCE)(on_audience)

@@ -7,26 +7,31 @@ the same way whichever door it came through.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery import Audience, SendContent, SendRejected, SendService
+from bot.delivery.writer import WriteGate
 from bot.policy import ApprovalPolicy, PolicyError, approvals_required
 from bot.services import Services
 from commands._format import Block, escape
-from commands.access import resolve_actor, senders_configured
+from commands.access import resolve_actor, senders_configured, team_facts
 from commands.cards import card_of
 from commands.context import CommandError
 from commands.notify import notifier_of
 from commands.requester import Requester
 from commands.views import sends as views
 from storage import queries
+from storage.db import WriteBusy, limited_lock_wait
 from storage.errors import AppNotFound
 from storage.models import Send, SendState
 
@@ -46,15 +51,10 @@ def sends_of(services: Services) -> SendService:
 
 
 async def policy_of(services: Services, team_id: str) -> ApprovalPolicy:
-    """The workspace's approval policy (off when it has none)."""
-    if services.database is None:
-        return ApprovalPolicy()
-    async with services.database.sessions() as session:
-        workspace = await queries.get_workspace(session=session, team_id=team_id)
-    if workspace is None:
-        return ApprovalPolicy()
+    """The workspace's approval policy (off when it has none; cached, see `team_facts`)."""
+    settings = (await team_facts(services, team_id)).settings
     try:
-        return ApprovalPolicy.from_settings(workspace.settings)
+        return ApprovalPolicy.from_settings(settings)
     except PolicyError as error:
         # Refuse rather than send without the approval the admins asked for.
         raise CommandError(f"{error}. Until then nothing can be sent.") from None
@@ -87,30 +87,67 @@ class Draft:
     is_test: bool = False
 
 
+STORE_WAIT: Final = 1.0
+"""Seconds storing a send may wait for other writers (this process's, then the database's)."""
+
+MIN_LOCK_WAIT: Final = 0.05
+"""Seconds a store that got its turn late may still wait for the database's own lock."""
+
+BUSY: Final = (
+    "PushOps is busy right now: nothing was stored and nothing will be sent. Try again in a moment."
+)
+
+
 async def store(
     services: Services, *, team_id: str, requester: Requester, draft: Draft, confirm: bool
 ) -> Send:
     """Store the send (a draft awaiting its preview's Send, or confirmed); DB only.
 
-    SendRejected (bad field, unknown app) comes out as is, for the caller to word.
+    One write transaction (the row and its audit event); the roles and policy it needs come
+    from a cache. It waits for other writers at most `STORE_WAIT` s and then refuses with
+    `BUSY` having stored nothing; a store that got its locks is never cut short, so whoever
+    is told it failed can be sure nothing goes out. SendRejected (bad field, unknown app)
+    comes out as is, for the caller to word.
     """
     policy = await policy_of(services, team_id)
     required = approvals_required(policy, draft.audience, is_test=draft.is_test)
+    sends = sends_of(services)
     try:
-        return await sends_of(services).create(
-            team_id=team_id,
-            requester_id=requester.actor.user_id,
-            app_name=draft.app,
-            content=draft.content,
-            audience=draft.audience,
-            due_at=draft.due_at,
-            timezone=requester.zone_name,
-            confirm=confirm,
-            is_test=draft.is_test,
-            approvals_required=required,
-        )
+        async with _turn_to_write(sends.writes, STORE_WAIT) as left:
+            with limited_lock_wait(left):
+                return await sends.create(
+                    team_id=team_id,
+                    requester_id=requester.actor.user_id,
+                    app_name=draft.app,
+                    content=draft.content,
+                    audience=draft.audience,
+                    due_at=draft.due_at,
+                    timezone=requester.zone_name,
+                    confirm=confirm,
+                    is_test=draft.is_test,
+                    approvals_required=required,
+                )
+    except WriteBusy:
+        raise CommandError(BUSY) from None
     except AppNotFound as error:  # a workspace without any app
         raise SendRejected("app", str(error)) from None
+
+
+@contextlib.asynccontextmanager
+async def _turn_to_write(gate: WriteGate, wait: float) -> AsyncIterator[float]:
+    """This process's turn to write (SQLite has one writer), waited for at most `wait` s.
+
+    Yields the seconds left of `wait`; raises WriteBusy when the turn did not come in time.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            async with asyncio.timeout_at(deadline):
+                await stack.enter_async_context(gate)  # cancelled while waiting: not taken
+        except TimeoutError:
+            raise WriteBusy("no turn to write in time") from None
+        yield max(deadline - loop.time(), MIN_LOCK_WAIT)
 
 
 def approvals_note(send: Send, policy: ApprovalPolicy) -> str | None:
@@ -127,19 +164,32 @@ async def go(services: Services, send: Send, reply: Reply, *, notes: Sequence[st
 
     A send due now is delivered while the requester waits for this answer, so its outcome
     comes here rather than in a DM; a later one (or one waiting for approval) is told by DM.
+    Heavy work: it waits for a place (`Services.heavy_work`).
     """
+    async with services.heavy_work():
+        current, reason = await _take_on(services, send)
+        await answer(services, current, reply, notes=notes, reason=reason)
+
+
+async def _take_on(services: Services, send: Send) -> tuple[Send, str | None]:
+    """Announce, then deliver (due now) or dispatch the send; (its row now, why it failed)."""
     sends = sends_of(services)
     notifier = notifier_of(services)
     if notifier is not None and send.state != SendState.PENDING_APPROVAL:
         await notifier.announce(send)
-    reasons: list[str] = []
-    if notifier is not None and _due_now(send):
-        with notifier.answering(send.id) as reasons:
-            await sends.dispatch(send)
-    else:
-        await sends.dispatch(send)
-    current = await sends.find(team_id=send.team_id, ref=send.short_id)
-    await answer(services, current, reply, notes=notes, reason=reasons[-1] if reasons else None)
+    if not _due_now(send):
+        await sends.dispatch(send)  # arms its timer, or asks the approvers
+        return send, None
+    answering: AbstractContextManager[list[str]] = (
+        notifier.answering(send.id) if notifier is not None else nullcontext([])
+    )
+    with answering as reasons:
+        delivered = await sends.deliver(send)  # the row as delivery left it: no re-read
+    if delivered is None:  # not claimed here: another worker took it, or it is not due yet
+        delivered = await sends.find(team_id=send.team_id, ref=send.short_id)
+        if delivered.state == SendState.SCHEDULED:
+            await sends.dispatch(delivered)
+    return delivered, reasons[-1] if reasons else None
 
 
 def _due_now(send: Send) -> bool:

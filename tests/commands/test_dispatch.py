@@ -115,3 +115,45 @@ async def test_an_unexpected_error_after_the_ack_becomes_an_apology(serve_with):
     assert sent.response.status_code == 200
     assert reply["text"].startswith("Sorry, something went wrong on my side")
     assert "boom" not in reply["text"]
+
+
+async def test_a_slow_before_ack_is_acked_in_time_and_never_cut_short(serve_with):
+    release = asyncio.Event()
+    stored: list[tuple[str, ...]] = []
+
+    async def store(ctx: CommandContext) -> object:
+        await release.wait()  # a store waiting on a lock: cut short, it might have committed
+        stored.append(ctx.args)
+        return "row 7"
+
+    async def handle(ctx: CommandContext) -> None:
+        await ctx.reply(f"stored {ctx.prepared}")
+
+    async with serve_with(Subcommand(name="send", handle=handle, before_ack=store)) as app:
+        sent = await app.post_command("send hello")  # answered once the ack stops waiting
+        assert sent.response.status_code == 200
+        assert sent.replies() == []
+        release.set()
+        reply = await sent.reply()
+
+    assert reply["text"] == "stored row 7"
+    assert stored == [("hello",)]
+
+
+async def test_a_refusal_after_a_late_ack_is_still_replied(serve_with):
+    release = asyncio.Event()
+
+    async def refuse_late(ctx: CommandContext) -> object:
+        await release.wait()
+        raise CommandError("PushOps is busy right now: nothing was stored.")
+
+    async def handle(ctx: CommandContext) -> None:
+        raise AssertionError("a refused command has no handler run")
+
+    async with serve_with(Subcommand(name="send", handle=handle, before_ack=refuse_late)) as app:
+        sent = await app.post_command("send hello")
+        assert sent.response.status_code == 200
+        release.set()
+        reply = await sent.reply()
+
+    assert reply["text"].startswith("PushOps is busy right now: nothing was stored.")

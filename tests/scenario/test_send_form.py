@@ -2,6 +2,7 @@
 (or typed names when OneSignal will not list them), shows the audience's reach, and sends on
 submit; bad fields come back inline and nothing is written."""
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from storage.models import SendState, utcnow
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import register_secret
+from tests.scenario.busy import held_by_another_writer
 from tests.scenario.sendkit import (
     ALICE,
     SEGMENT,
@@ -171,6 +173,31 @@ async def test_a_submitted_form_sends_and_answers_in_the_channel(
     assert f"`{send.short_id}`" in answer.args["text"] and "was sent" in answer.args["text"]
     [request] = creates(fake_onesignal)
     assert request.json["headings"] == {"en": "Release"}
+
+
+async def test_pressing_send_twice_on_one_form_sends_once(app, fake_onesignal, database):
+    both = await asyncio.gather(submit(app, values()), submit(app, values()))
+    again = await submit(app, values())  # pressed once more after Slack answered
+
+    assert [r.status_code for r in (*both, again)] == [200, 200, 200]
+    [send] = await all_sends(database)
+    await wait_for_state(database, send.short_id, SendState.SENT)
+    assert len(creates(fake_onesignal)) == 1
+
+
+async def test_a_form_meeting_a_busy_database_stores_nothing_and_says_so(
+    app, fake_onesignal, database
+):
+    async with held_by_another_writer(database):
+        response = await submit(app, values())
+
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["response_action"] == "errors"
+    message = answer["errors"][const.BLOCK_COMPOSE_MESSAGE]
+    assert "PushOps is busy" in message and "nothing was stored" in message
+    assert await all_sends(database) == []
+    assert creates(fake_onesignal) == []
 
 
 async def test_a_form_scheduled_with_the_picker_is_armed(app, fake_slack, database):
