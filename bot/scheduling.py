@@ -366,23 +366,38 @@ class Scheduler:
             )
 
     async def _keep_leases(self) -> None:
-        """Renew the leases of sends being delivered, so no one takes them over meanwhile."""
+        """Renew the leases of sends being delivered, so no one takes them over meanwhile.
+
+        It runs as long as the scheduler: a renewal that fails is logged and tried again at
+        the next beat.
+        """
         period = self.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(period)
-            busy = set(self._in_flight) | (self._service.delivering if self._service else set())
-            if not busy:
-                continue
             try:
-                async with self._writes:
-                    await deliveries.renew_leases(
-                        session_factory=self.database.sessions,
-                        worker_id=self.worker_id,
-                        send_ids=busy,
-                        lease_until=self.clock() + self.lease,
-                    )
-            except SQLAlchemyError as error:
-                log.warning("could not renew leases (%s)", type(error).__name__)
+                await self._renew_leases()
+            except Exception as error:  # noqa: BLE001 - the top of the heartbeat task
+                # Whatever failed (the database, a driver, a bug), ending this task would let
+                # the leases of sends still going out run out, and another worker would take
+                # them over mid-delivery: keep beating, the next renewal may succeed. A
+                # database error's text is left out (it may name hosts); a bug's is not.
+                log.warning(
+                    "could not renew leases (%s); trying again in %g s",
+                    type(error).__name__, period,
+                    exc_info=not isinstance(error, SQLAlchemyError),
+                )  # fmt: skip
+
+    async def _renew_leases(self) -> None:
+        busy = set(self._in_flight) | (self._service.delivering if self._service else set())
+        if not busy:
+            return
+        async with self._writes:
+            await deliveries.renew_leases(
+                session_factory=self.database.sessions,
+                worker_id=self.worker_id,
+                send_ids=busy,
+                lease_until=self.clock() + self.lease,
+            )
 
     def _side(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a notification aside, so a slow Slack does not hold up the sweep."""

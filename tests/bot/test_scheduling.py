@@ -230,6 +230,58 @@ async def test_passing_failures_are_retried_with_backoff_then_fail(
     assert env.created() == []
 
 
+class _FlakyClock:
+    """The scheduler's clock; raises once when told to, as any bug in a renewal could."""
+
+    def __init__(self) -> None:
+        self.fail_next = False
+        self.failures = 0
+
+    def __call__(self) -> Any:
+        if self.fail_next:
+            self.fail_next = False
+            self.failures += 1
+            raise RuntimeError("renewal broke")
+        return utcnow()
+
+
+async def test_a_failing_lease_renewal_does_not_stop_the_heartbeat(env, caplog):
+    clock = _FlakyClock()
+    scheduler = Scheduler(
+        database=env.database,
+        deliver=env.sends,
+        settings=env.sends.settings,
+        sweep_interval=60,
+        clock=clock,
+        drain_timeout=5.0,
+    )
+    hold = env.fake.faults.hold(method="POST", path="/notifications")
+    try:
+        await scheduler.start()
+        send = await env.create()
+        scheduler.arm(send.id, utcnow())
+        await asyncio.to_thread(hold.arrived.wait, 10)
+        clock.fail_next = True  # the next renewal fails
+
+        deadline = time.monotonic() + 10
+        while clock.failures == 0:
+            assert time.monotonic() < deadline, "no renewal was tried"
+            await asyncio.sleep(0.05)
+        failed_at = (await env.row(send)).lease_until
+        while (await env.row(send)).lease_until <= failed_at:
+            assert time.monotonic() < deadline, "the lease was not renewed after the failure"
+            await asyncio.sleep(0.1)
+        hold.release()
+        row = await env.wait_state(send, SendState.SENT)
+    finally:
+        hold.release()
+        await scheduler.stop()
+
+    assert row.claimed_by == env.sends.worker_id and row.attempts == 1
+    assert len(env.posted()) == 1
+    assert "could not renew leases (RuntimeError)" in caplog.text
+
+
 async def test_stop_lets_a_delivery_in_flight_finish(env):
     hold = env.fake.faults.hold(method="POST", path="/notifications")
     await env.start()
