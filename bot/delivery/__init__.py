@@ -13,7 +13,7 @@ Slack: outcomes reach people through `bot.notifier.Notifier`.
     recall.py    cancelling at OneSignal and reading counters
 """
 
-from bot.delivery.attempt import notification_ids
+from bot.delivery.attempt import notification_ids, notification_name
 from bot.delivery.content import (
     MAX_EXTERNAL_IDS,
     MAX_SEGMENT_NAME,
@@ -52,4 +52,5 @@ __all__ = [
     "StatusReport",
     "Timers",
     "notification_ids",
+    "notification_name",
 ]

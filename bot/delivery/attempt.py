@@ -125,13 +125,23 @@ async def attempt_delivery(
     return judge(send, batches, policy=policy, now=clock(), deadline=deadline_of(send, grace))
 
 
+def notification_name(send: Send) -> str:
+    """The `name` every OneSignal notification of `send` carries (each of its batches too).
+
+    OneSignal shows it in its dashboard and returns it when notifications are listed; with
+    the send's UUID in it, a cancel can find what a worker that died created but never
+    recorded (`recall.find_by_name`).
+    """
+    return f"PushOps {send.short_id} {send.id}"
+
+
 async def _call(
     send: Send, app: AppClient, content: SendContent, audience: Audience
 ) -> list[BatchResult]:
     key = str(send.id)  # DESIGN.md invariant 3: the send's UUID is the idempotency key
     template: dict[str, Any] = {
         "app_id": app.onesignal_app_id,
-        "name": f"PushOps {send.short_id}",
+        "name": notification_name(send),
         **content.notification_fields(),
     }
     if audience.by_id:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal
 
 from bot.delivery.apps import AppClient
 from bot.delivery.attempt import explain
@@ -20,6 +20,8 @@ from bot.onesignal import BadRequest, NotFound, NotificationDetails, OneSignalEr
 log = logging.getLogger(__name__)
 
 Answer = Literal["cancelled", "finished", "unknown", "error"]
+
+_PAGE: Final = 50  # OneSignal lists at most 50 notifications a page
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,34 @@ async def read_counters(
         except OneSignalError as error:
             problems.append(f"{nid}: {explain(error)}")
     return counters, problems
+
+
+LOOKUP_PAGES: Final = 4
+"""Pages of 50 (OneSignal's most) `find_by_name` reads, newest first."""
+
+
+async def find_by_name(app: AppClient, name: str, *, since: datetime | None) -> list[str]:
+    """The ids of the app's notifications named `name`, queued since `since` (a minute's
+    slack for clocks), among its latest `LOOKUP_PAGES` pages; what was found before an error.
+
+    Its limit: an app that queued more than 200 notifications since then hides older ones.
+    """
+    earliest = since.timestamp() - 60 if since is not None else None
+    found: list[str] = []
+    for page in range(LOOKUP_PAGES):
+        try:
+            listed = await app.client.get_notifications(
+                app.onesignal_app_id, limit=_PAGE, offset=page * _PAGE
+            )
+        except OneSignalError as error:
+            log.warning("could not list notifications of app %s: %s", app.name, explain(error))
+            break
+        notifications = listed.notifications
+        found += [n.id for n in notifications if getattr(n, "name", None) == name]
+        older = [n for n in notifications if earliest and (n.queued_at or 0) < earliest]
+        if older or len(notifications) < _PAGE:
+            break
+    return found
 
 
 async def find_notification(

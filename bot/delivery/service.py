@@ -28,6 +28,7 @@ from bot.delivery.attempt import (
     deadline_of,
     explain,
     notification_ids,
+    notification_name,
     too_late,
 )
 from bot.delivery.content import Audience, SendContent, SendRejected
@@ -463,15 +464,29 @@ class SendService:
             if self.timers is not None:
                 self.timers.arm(row.id, row.lease_until, retry=True)
 
-    async def _stop_late(self, send: Send, ids: list[str], actor: str) -> None:
-        """The send was cancelled while going out: ask OneSignal to stop what it accepted."""
-        if not ids:
+    async def _stop_late(
+        self, send: Send, ids: list[str], actor: str, *, look_up: bool = False
+    ) -> None:
+        """The send was cancelled while going out: ask OneSignal to stop what it accepted.
+
+        `look_up`: with no id recorded, look for notifications OneSignal may have created
+        for it anyway (its worker died after the call, before writing the answer down).
+        """
+        if not ids and not look_up:
             return
         try:
             app = await self.apps.for_app(send.team_id, send.app_ref, send.app_name)
         except AppUnavailable as error:
             log.warning("send %s was cancelled but cannot be stopped: %s", send.short_id, error)
             return
+        if not ids:
+            # Replaying the create with the same key would find it too, but would send it
+            # if the first call never arrived; listing recent notifications never sends.
+            # A worker still alive records its ids when its call returns, and stops them
+            # then (`_after`); one that died mid-call is found here by name.
+            ids = await recalling.find_by_name(app, notification_name(send), since=send.claimed_at)
+            if not ids:
+                return
         await self._audit_recall(send, actor, await recalling.recall(app, ids))
 
     async def renew_leases(self) -> int:
@@ -532,7 +547,7 @@ class SendService:
     async def _stop_while_sending(self, send: Send, actor: str) -> CancelOutcome | None:
         if not await self._cancel(send, actor):
             return None
-        await self._stop_late(send, notification_ids(send), actor)
+        await self._stop_late(send, notification_ids(send), actor, look_up=send.attempts > 0)
         return CancelOutcome(
             await self._get(send.team_id, send.id),
             "cancelled_at_onesignal",

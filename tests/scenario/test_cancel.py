@@ -2,11 +2,16 @@
 happened; ids it does not know here (or of another workspace) are refused without a write."""
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from storage.models import SendState
+from bot.delivery import notification_name
+from bot.onesignal import OneSignalClient
+from storage import queries
+from storage.models import SendState, utcnow
+from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import OTHER_TEAM
 from tests.scenario.sendkit import (
     LOG_CHANNEL,
@@ -78,6 +83,47 @@ async def test_cancel_takes_the_onesignal_id_too(app, fake_onesignal, database):
     reply = await sent.reply()
     assert f"Asked OneSignal to stop `{send.short_id}`" in reply["text"]
     assert len(fake_onesignal.requests_to("DELETE", "/notifications/")) == 1
+
+
+async def test_cancel_finds_what_a_worker_that_died_mid_send_had_created(
+    app, fake_onesignal, database, storage_factory
+):
+    async with database.sessions() as session:
+        default = await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
+    send = await storage_factory.send(  # claimed by a worker that died mid-call
+        default,
+        state=SendState.SENDING,
+        content={"message": "Wrong one"},
+        audience={"segments": [SEGMENT]},
+        claimed_by="dead-worker",
+        claimed_at=utcnow(),
+        attempts=1,
+        lease_until=utcnow() + timedelta(minutes=5),
+    )
+    async with OneSignalClient(
+        rest_api_key=fake_onesignal.app.rest_api_key, base_url=fake_onesignal.url
+    ) as client:  # what its call had made OneSignal create, and another notification
+        body = {"app_id": fake_onesignal.app.id, "contents": {"en": "Wrong one"}}
+        lost = await client.create_notification(
+            {**body, "included_segments": [SEGMENT], "name": notification_name(send),
+             "idempotency_key": str(send.id)}
+        )  # fmt: skip
+        other = await client.create_notification(
+            {**body, "included_segments": [SEGMENT], "name": "Newsletter"}
+        )
+
+    sent = await app.post_command(f"cancel {send.short_id}")
+
+    reply = await sent.reply()
+    assert f"Stopped `{send.short_id}` while it was going out" in reply["text"]
+    assert "may still reach some users" in reply["text"]
+    assert fake_onesignal.notifications[lost.id]["canceled"] is True
+    assert fake_onesignal.notifications[other.id]["canceled"] is False
+    assert [r.path for r in fake_onesignal.requests_to("DELETE", "/notifications/")] == [
+        f"/notifications/{lost.id}"
+    ]
+    assert (await only_send(database)).state == SendState.CANCELLED
+    assert len(creates(fake_onesignal)) == 2  # looked up, never created again
 
 
 async def test_a_delivered_send_cannot_be_recalled_and_says_so(app, fake_onesignal, database):
