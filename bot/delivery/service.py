@@ -97,6 +97,16 @@ class SendService:
     Wire it with `bot.services.build_services`; tests build it directly. `notifier` may be
     replaced at any time (`service.notifier.target = ...`); `timers` is set by the
     `Scheduler` that uses this service.
+
+    Args:
+        database: where the sends are (every state change a compare-and-set there).
+        keyring: decrypts the apps' OneSignal keys.
+        http: the process's one pooled client; each app's OneSignal client shares it.
+        settings: the OneSignal base URL and PUSHOPS_MISFIRE_GRACE.
+        notifier: who hears of outcomes (default: a logging `NullNotifier`).
+        policy: attempts, waits, leases and concurrency of delivery.
+        worker_id: who claims sends (default: host:pid:random).
+        clock: the current time (UTC).
     """
 
     def __init__(
@@ -665,6 +675,7 @@ class SendService:
         )
 
     refresh_status = status
+    """The same as `status`: what a status message's Refresh asks."""
 
     async def _bare_status(self, team_id: str, ref: str) -> StatusReport:
         nid = _notification_id(ref)
