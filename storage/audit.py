@@ -13,6 +13,7 @@ store the new head hash), with rows built as plain dicts: no ORM objects, no uni
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -37,6 +38,8 @@ _SECRET_KEY_NAME: Final = re.compile(
 _SECRET_VALUE: Final = re.compile(
     r"\b(xox[abeoprs]-|xapp-|os_v2_(app|org)_)|^v1:[0-9a-f]{8}:|^(Key|Basic|Bearer) \S",
 )
+# Each pattern of _SECRET_VALUE contains one of these; a value with none is not searched.
+_SECRET_VALUE_HINTS: Final = ("xox", "xapp-", "os_v2_", "v1:", "Key ", "Basic ", "Bearer ")
 _EXPORT_BATCH: Final = 500
 
 
@@ -91,11 +94,11 @@ def redact(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _redact_value(value: Any, key: str = "") -> Any:
-    if key and _SECRET_KEY_NAME.search(key):
+    if key and _is_secret_key(key):
         return REDACTED
     kind = type(value)
     if kind is str:
-        return REDACTED if _SECRET_VALUE.search(value) else value
+        return REDACTED if _is_secret_value(value) else value
     if kind is dict and all(type(k) is str for k in value):
         return {k: _redact_value(v, k) for k, v in value.items()}
     if kind is list:
@@ -108,38 +111,61 @@ def _redact_value(value: Any, key: str = "") -> Any:
     return _redact_value(json.loads(json.dumps(value, default=str)))
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_secret_key(key: str) -> bool:
+    # Details use a small vocabulary of keys; the regex is most of an event's redaction cost.
+    return _SECRET_KEY_NAME.search(key) is not None
+
+
+def _is_secret_value(value: str) -> bool:
+    if not any(hint in value for hint in _SECRET_VALUE_HINTS):
+        return False
+    return _SECRET_VALUE.search(value) is not None
+
+
 def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event_hash(prev_hash: str, event: AuditEvent) -> str:
     """The hash `event` must carry after `prev_hash`."""
-    return _hash(
-        prev_hash,
-        {
-            "id": event.id,
-            "team_id": event.team_id,
-            "seq": event.seq,
-            "created_at": event.created_at,
-            "actor": event.actor,
-            "action": event.action,
-            "target": event.target,
-            "outcome": event.outcome,
-            "details": event.details,
-        },
-    )
+    columns = {
+        "id": event.id,
+        "team_id": event.team_id,
+        "seq": event.seq,
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "outcome": event.outcome,
+        "details": event.details,
+    }
+    return _hash(prev_hash, columns, _timestamp(event.created_at))
 
 
-_HASHED: Final = ("id", "team_id", "seq", "created_at", "actor", "action", "target", "outcome")
+# The canonical form: sorted keys, no spaces, UTF-8. Built once (json.dumps with options
+# builds an encoder per call).
+_CANONICAL_JSON: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+).encode
 
 
-def _hash(prev_hash: str, event: Mapping[str, Any]) -> str:
-    """sha256 of `prev_hash` and the canonical JSON of the event's columns (not its hashes)."""
-    payload = {name: event[name] for name in _HASHED}
-    payload["id"] = str(payload["id"])
-    payload["created_at"] = _timestamp(payload["created_at"])
-    payload["details"] = event["details"]
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _hash(prev_hash: str, event: Mapping[str, Any], created_at: str) -> str:
+    """sha256 of `prev_hash` and the canonical JSON of the event's columns (not its hashes).
+
+    `event` maps column names to values; `created_at` is already in `_timestamp` form.
+    """
+    payload = {
+        "id": str(event["id"]),
+        "team_id": event["team_id"],
+        "seq": event["seq"],
+        "created_at": created_at,
+        "actor": event["actor"],
+        "action": event["action"],
+        "target": event["target"],
+        "outcome": event["outcome"],
+        "details": event["details"],
+    }
+    canonical = _CANONICAL_JSON(payload)
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 
 
@@ -206,11 +232,12 @@ async def _append(
     last_seq, prev_hash = head
     first_seq = last_seq - len(entries) + 1
     now = utcnow()
+    stamp = _timestamp(now)
     rows = []
     for number, entry in enumerate(entries):
         row = _new_row(team_id, first_seq + number, now, entry)
         row["prev_hash"] = prev_hash
-        row["hash"] = prev_hash = _hash(prev_hash, row)
+        row["hash"] = prev_hash = _hash(prev_hash, row, stamp)
         rows.append(row)
     await session.execute(_INSERT_EVENTS, rows)
     await session.execute(_STORE_HEAD_HASH, {"team": team_id, "head_hash": prev_hash})
