@@ -6,9 +6,13 @@ workspace (`GENESIS_HASH` for the first). The workspace row keeps the head (last
 appending takes that row's write lock, so concurrent appends queue instead of forking the chain,
 and a removed tail shows as a head that points past the last event.
 
-Appending is on the path of every send (two events each), so it is written as three statements
-per call whatever the number of events (move the head, insert the events in one executemany,
-store the new head hash), with rows built as plain dicts: no ORM objects, no unit of work.
+Appending is on the path of every send (two events each), and each SQL statement costs more than
+hashing dozens of events, so an append is two statements whatever the number of events: move
+the head (when this process guessed it right) and insert the events in one executemany, with
+rows built as plain dicts: no ORM objects, no unit of work. The guess is the head this process
+last wrote for the workspace; when it is wrong (another process wrote since, or a transaction
+rolled back) the first statement only reads and locks the head, the events are chained after
+it, and a third statement stores the new head: what every append cost before the guess.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import hashlib
 import json
 import re
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -193,62 +198,99 @@ async def append_audit_entries(
 ) -> None:
     """Append several events to one workspace's chain, in the caller's transaction.
 
-    Three statements whatever the number of events (see the module docstring).
+    Two or three statements whatever the number of events (see the module docstring).
     """
     if entries:
         await _append(session, team_id, entries)
 
 
-# Moving the head first takes the workspace row's write lock (PostgreSQL) for the rest of the
-# transaction; a concurrent append waits there and then sees our head. On SQLite every
-# transaction already holds the write lock (BEGIN IMMEDIATE, see storage.db). It is an
-# ORM-enabled UPDATE so that the session first flushes what the caller added (the workspace
-# itself, say, in the same transaction).
-_ADVANCE_HEAD: Final = (
-    sa.update(Workspace)
-    .where(Workspace.team_id == sa.bindparam("team"))
-    .values(audit_head_seq=Workspace.audit_head_seq + sa.bindparam("count"))
-    .returning(Workspace.audit_head_seq, Workspace.audit_head_hash)
-    .execution_options(synchronize_session=False)
+# The first statement of every append takes the workspace row's write lock (PostgreSQL) for the
+# rest of the transaction; a concurrent append waits there and then sees our head. On SQLite
+# every transaction already holds the write lock (BEGIN IMMEDIATE, see storage.db). It moves
+# the head to `new_*` only if the head is still `guess_*`, and returns the head it leaves: ours
+# (the guess was right) or the one to chain after. SET expressions read the row as it was.
+_GUESS_HOLDS: Final = sa.and_(
+    Workspace.audit_head_seq == sa.bindparam("guess_seq"),
+    Workspace.audit_head_hash == sa.bindparam("guess_hash"),
 )
-_STORE_HEAD_HASH: Final = (
-    sa.update(Workspace)
+_MOVE_HEAD: Final = (
+    sa.update(cast(sa.Table, Workspace.__table__))
     .where(Workspace.team_id == sa.bindparam("team"))
-    .values(audit_head_hash=sa.bindparam("head_hash"))
-    .execution_options(synchronize_session=False)
+    .values(
+        audit_head_seq=sa.case(
+            (_GUESS_HOLDS, sa.bindparam("new_seq")), else_=Workspace.audit_head_seq
+        ),
+        audit_head_hash=sa.case(
+            (_GUESS_HOLDS, sa.bindparam("new_hash")), else_=Workspace.audit_head_hash
+        ),
+    )
+    .returning(Workspace.audit_head_seq, Workspace.audit_head_hash)
+)
+_SET_HEAD: Final = (
+    sa.update(cast(sa.Table, Workspace.__table__))
+    .where(Workspace.team_id == sa.bindparam("team"))
+    .values(audit_head_seq=sa.bindparam("new_seq"), audit_head_hash=sa.bindparam("new_hash"))
 )
 # A Core INSERT on the table: executemany, without the ORM's per-object bookkeeping.
 _INSERT_EVENTS: Final = sa.insert(cast(sa.Table, AuditEvent.__table__))
+_NO_HEAD: Final = (-1, "")  # matches no workspace: the first statement then only reads the head
+
+Head = tuple[int, str]
+# Per engine (so per database), per workspace: the head this process last wrote.
+_HEAD_GUESSES: Final[weakref.WeakKeyDictionary[object, dict[str, Head]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _append(
     session: AsyncSession, team_id: str, entries: Sequence[AuditEntry]
 ) -> list[dict[str, Any]]:
     """Chain `entries` after the workspace's head and store them; the stored rows."""
-    params = {"team": team_id, "count": len(entries)}
-    head = (await session.execute(_ADVANCE_HEAD, params)).one_or_none()
-    if head is None:
-        raise WorkspaceNotFound(team_id)
-    last_seq, prev_hash = head
-    first_seq = last_seq - len(entries) + 1
+    # The statements below are Core, which does not autoflush: the caller may have just added
+    # the workspace itself in this transaction.
+    await session.flush()
     now = utcnow()
     stamp = _timestamp(now)
-    rows = []
-    for number, entry in enumerate(entries):
-        row = _new_row(team_id, first_seq + number, now, entry)
-        row["prev_hash"] = prev_hash
-        row["hash"] = prev_hash = _hash(prev_hash, row, stamp)
-        rows.append(row)
+    rows = [_new_row(team_id, now, entry) for entry in entries]
+    guesses = _HEAD_GUESSES.setdefault(session.bind, {}) if session.bind is not None else {}
+    # Taken out while in use: put back only once these rows are stored.
+    guess = guesses.pop(team_id, _NO_HEAD)
+    new_head = _NO_HEAD if guess == _NO_HEAD else _chain(rows, guess, stamp)
+    params = {
+        "team": team_id,
+        "guess_seq": guess[0],
+        "guess_hash": guess[1],
+        "new_seq": new_head[0],
+        "new_hash": new_head[1],
+    }
+    head = (await session.execute(_MOVE_HEAD, params)).one_or_none()
+    if head is None:
+        raise WorkspaceNotFound(team_id)
+    if tuple(head) != new_head:  # the guess was wrong: chain after the real head
+        new_head = _chain(rows, (head[0], head[1]), stamp)
+        params = {"team": team_id, "new_seq": new_head[0], "new_hash": new_head[1]}
+        await session.execute(_SET_HEAD, params)
     await session.execute(_INSERT_EVENTS, rows)
-    await session.execute(_STORE_HEAD_HASH, {"team": team_id, "head_hash": prev_hash})
+    guesses[team_id] = new_head
     return rows
 
 
-def _new_row(team_id: str, seq: int, now: datetime, entry: AuditEntry) -> dict[str, Any]:
+def _chain(rows: list[dict[str, Any]], head: Head, stamp: str) -> Head:
+    """Number and hash `rows` as the events after `head`; the head they make."""
+    seq, prev_hash = head
+    for row in rows:
+        seq += 1
+        row["seq"] = seq
+        row["prev_hash"] = prev_hash
+        row["hash"] = prev_hash = _hash(prev_hash, row, stamp)
+    return seq, prev_hash
+
+
+def _new_row(team_id: str, now: datetime, entry: AuditEntry) -> dict[str, Any]:
+    """An event's columns but its place in the chain (`seq` and the hashes)."""
     return {
         "id": uuid.uuid4(),
         "team_id": team_id,
-        "seq": seq,
         "created_at": now,
         "actor": entry.actor[:64],
         "action": entry.action[:64],

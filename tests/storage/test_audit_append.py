@@ -162,3 +162,46 @@ async def test_a_chain_written_by_the_first_release_verifies_and_grows(
         0,
         "Audit chain intact: 3 event(s) in 1 workspace(s).\n",
     )
+
+
+async def _append_one(database: Database, action: str) -> None:
+    async with database.sessions.begin() as session:
+        await queries.append_audit(
+            session=session, team_id=DEFAULT_TEAM, actor="U0ALICE", action=action
+        )
+
+
+async def test_appends_from_two_processes_interleave_into_one_chain(
+    database, storage_factory, run_cli
+):
+    """Each process remembers the head it wrote last; the other's appends make that stale."""
+    await storage_factory.workspace(DEFAULT_TEAM)
+    other = Database.open(database.engine.url)
+    try:
+        for number, writer in enumerate([database, other, other, database, database, other]):
+            await _append_one(writer, f"step.{number}")
+    finally:
+        await other.dispose()
+
+    events = await _stored(database)
+    assert [(e.seq, e.action) for e in events] == [(n + 1, f"step.{n}") for n in range(6)]
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+    assert (await run_cli("audit", "verify")).code == 0
+
+
+async def test_an_append_rolled_back_leaves_no_gap(database, storage_factory, run_cli):
+    await storage_factory.workspace(DEFAULT_TEAM)
+    await _append_one(database, "kept.1")
+    session = database.sessions()
+    async with session:
+        async with session.begin():
+            await queries.append_audit(
+                session=session, team_id=DEFAULT_TEAM, actor="U0ALICE", action="rolled.back"
+            )
+            await session.rollback()
+    await _append_one(database, "kept.2")
+
+    events = await _stored(database)
+    assert [(e.seq, e.action) for e in events] == [(1, "kept.1"), (2, "kept.2")]
+    assert events[1].prev_hash == events[0].hash
+    assert (await run_cli("audit", "verify")).code == 0
