@@ -44,7 +44,9 @@ _SECRET_VALUE: Final = re.compile(
     r"\b(xox[abeoprs]-|xapp-|os_v2_(app|org)_)|^v1:[0-9a-f]{8}:|^(Key|Basic|Bearer) \S",
 )
 # Each pattern of _SECRET_VALUE contains one of these; a value with none is not searched.
-_SECRET_VALUE_HINTS: Final = ("xox", "xapp-", "os_v2_", "v1:", "Key ", "Basic ", "Bearer ")
+_SECRET_VALUE_HINT: Final = re.compile(
+    "|".join(map(re.escape, ("xox", "xapp-", "os_v2_", "v1:", "Key ", "Basic ", "Bearer ")))
+)
 _EXPORT_BATCH: Final = 500
 
 
@@ -123,9 +125,7 @@ def _is_secret_key(key: str) -> bool:
 
 
 def _is_secret_value(value: str) -> bool:
-    if not any(hint in value for hint in _SECRET_VALUE_HINTS):
-        return False
-    return _SECRET_VALUE.search(value) is not None
+    return _SECRET_VALUE_HINT.search(value) is not None and _SECRET_VALUE.search(value) is not None
 
 
 def _timestamp(value: datetime) -> str:
