@@ -12,7 +12,10 @@ Burst: `--sends` scheduled sends, due evenly across a `--window`-second window t
 a few seconds after they are stored; the scheduler is started (arming every timer) and
 the run waits until each send is recorded `sent`. Lateness of a send = when its request
 reached the fake minus its due time. Also counted: notifications the fake holds, and
-requests per idempotency key (a duplicate would show as a key seen twice).
+requests per idempotency key (a duplicate would show as a key seen twice). CPU per send is
+that of PushOps (every thread but the fake's), of which its event loop's thread, and the
+fake's thread; the time Python's garbage collector ran during the burst, and its longest
+pause, are shown too (both are on the path of every send in this one process).
 
 Restart: `--sends` sends scheduled an hour ahead; a fresh scheduler (as after a restart)
 is timed from `start()` to its return, when every timer is armed.
@@ -25,12 +28,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -152,6 +157,31 @@ def _thread_cpu(native_id: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class GcWatch:
+    """Time spent in garbage collection while it is on: total, longest pause, collections."""
+
+    def __init__(self) -> None:
+        self.total = self.longest = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def __enter__(self) -> GcWatch:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        self.total += pause
+        self.longest = max(self.longest, pause)
+        self.collections[info["generation"]] += 1
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -171,13 +201,17 @@ async def burst(
     sends, scheduler = _services(database, keyring, settings, http, delivered)
     fake_thread = getattr(getattr(fake, "_thread", None), "native_id", None)
     cpu, fake_cpu = _process_cpu(), _thread_cpu(fake_thread)
+    loop_thread = threading.get_native_id()
+    loop_cpu = _thread_cpu(loop_thread)
     began = time.perf_counter()
-    await scheduler.start()
-    armed_in = time.perf_counter() - began
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(delivered.all.wait(), timeout=window + LEAD + 120)
+    with GcWatch() as collector:
+        await scheduler.start()
+        armed_in = time.perf_counter() - began
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(delivered.all.wait(), timeout=window + LEAD + 120)
     recorded_after = (utcnow() - dues[-1]).total_seconds()
     fake_cpu = _thread_cpu(fake_thread) - fake_cpu
+    loop_cpu = _thread_cpu(loop_thread) - loop_cpu
     cpu = _process_cpu() - cpu - fake_cpu
     await scheduler.stop()
     await sends.aclose()
@@ -187,7 +221,9 @@ async def burst(
         "recorded": await _count(database, SendState.SENT),
         "recorded_after": recorded_after,
         "cpu_ms": cpu / count * 1000,
+        "loop_cpu_ms": loop_cpu / count * 1000,
         "fake_cpu_ms": fake_cpu / count * 1000,
+        "gc": collector,
     }
 
 
@@ -254,6 +290,8 @@ async def main(args: argparse.Namespace) -> int:
 def report(first: dict[str, Any], second: dict[str, Any], args: argparse.Namespace, db: str) -> int:
     """Print the figures beside their targets; 0 when every target is met."""
     count = args.sends
+    gc_watch: GcWatch = first["gc"]
+    gc_pauses = f"{gc_watch.longest * 1000:.0f} ms / " + ",".join(map(str, gc_watch.collections))
     rows = [
         ("lateness p50 (due -> request at fake)", f"{first['p50'] * 1000:.0f} ms", ""),
         ("lateness p99", f"{first['p99'] * 1000:.0f} ms", f"< {TARGET_P99 * 1000:.0f} ms"),
@@ -265,7 +303,10 @@ def report(first: dict[str, Any], second: dict[str, Any], args: argparse.Namespa
         ("  all recorded, after the last was due", f"{first['recorded_after']:.1f} s", ""),
         ("timers armed at start (burst)", f"{first['armed_in']:.2f} s", ""),
         ("CPU per send: PushOps (all its threads)", f"{first['cpu_ms']:.2f} ms", ""),
+        ("  of which its event loop's thread", f"{first['loop_cpu_ms']:.2f} ms", ""),
         ("CPU per send: the fake OneSignal's thread", f"{first['fake_cpu_ms']:.2f} ms", ""),
+        ("garbage collection during the burst", f"{gc_watch.total:.2f} s", ""),
+        ("  longest pause / gen0,1,2 collections", gc_pauses, ""),
         (f"restart: {second['armed']:,} timers armed in", f"{second['rearm']:.2f} s", "< 5 s"),
     ]
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
