@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeVar
 
@@ -41,6 +41,10 @@ ONESIGNAL_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 HEAVY_WORK_LIMIT: Final = 4
 """Heavy jobs after the ack (a delivery and its answer, a preview's estimate) run at once by
 default; see `Services.heavy_work`."""
+
+ACKS_FIRST_WAIT: Final = 0.5
+"""Seconds heavy work lets Slack requests awaiting their ack go first before it goes on anyway
+(so a steady stream of requests delays it, never stops it)."""
 
 
 class Lifecycle(Protocol):
@@ -125,6 +129,38 @@ class Services:
     drain_timeout: float = 10.0
     heavy_work_limit: int = HEAVY_WORK_LIMIT
     _heavy: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+    _acking: int = field(default=0, init=False, repr=False)
+    _no_acks: asyncio.Event | None = field(default=None, init=False, repr=False)
+
+    @contextlib.contextmanager
+    def acking(self) -> Iterator[None]:
+        """Mark a Slack request as awaiting its ack (bot.server wraps each request in this)."""
+        self._acking += 1
+        self._acks_event().clear()
+        try:
+            yield
+        finally:
+            self._acking -= 1
+            if self._acking == 0:
+                self._acks_event().set()
+
+    async def acks_first(self) -> None:
+        """Let the Slack requests awaiting their ack go first (up to ACKS_FIRST_WAIT s).
+
+        One event loop serves acks and the work after them; Slack waits at most 3 s for an
+        ack, a delivery's answer can wait. Heavy work calls this between its steps.
+        """
+        if self._acking == 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ACKS_FIRST_WAIT):
+                await self._acks_event().wait()
+
+    def _acks_event(self) -> asyncio.Event:
+        if self._no_acks is None:  # made at first use, inside the serving loop
+            self._no_acks = asyncio.Event()
+            self._no_acks.set()
+        return self._no_acks
 
     @contextlib.asynccontextmanager
     async def heavy_work(self) -> AsyncIterator[None]:
@@ -133,12 +169,14 @@ class Services:
         A burst of sends would otherwise start as many deliveries (claims, OneSignal calls,
         results, audit, replies) as requests arrived, and they would take the event loop and
         the database from the acks of the requests still arriving. Waiting here, the extra
-        ones cost nothing. Only heavy work queues: `/push cancel`, the emergency brake, and
-        every other light answer never wait for a place.
+        ones cost nothing, and a place is taken only once the requests awaiting their ack
+        went first (`acks_first`). Only heavy work queues: `/push cancel`, the emergency
+        brake, and every other light answer never wait for a place.
         """
         if self._heavy is None:  # made at first use, inside the serving loop
             self._heavy = asyncio.Semaphore(max(1, self.heavy_work_limit))
         async with self._heavy:
+            await self.acks_first()
             yield
 
     def after_ack(

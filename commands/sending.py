@@ -7,10 +7,8 @@ the same way whichever door it came through.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +18,6 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery import Audience, SendContent, SendRejected, SendService
-from bot.delivery.writer import WriteGate
 from bot.policy import ApprovalPolicy, PolicyError, approvals_required
 from bot.services import Services
 from commands._format import Block, escape
@@ -88,10 +85,7 @@ class Draft:
 
 
 STORE_WAIT: Final = 1.0
-"""Seconds storing a send may wait for other writers (this process's, then the database's)."""
-
-MIN_LOCK_WAIT: Final = 0.05
-"""Seconds a store that got its turn late may still wait for the database's own lock."""
+"""Seconds storing a send may wait for another writer's lock before it gives up."""
 
 BUSY: Final = (
     "PushOps is busy right now: nothing was stored and nothing will be sent. Try again in a moment."
@@ -113,41 +107,23 @@ async def store(
     required = approvals_required(policy, draft.audience, is_test=draft.is_test)
     sends = sends_of(services)
     try:
-        async with _turn_to_write(sends.writes, STORE_WAIT) as left:
-            with limited_lock_wait(left):
-                return await sends.create(
-                    team_id=team_id,
-                    requester_id=requester.actor.user_id,
-                    app_name=draft.app,
-                    content=draft.content,
-                    audience=draft.audience,
-                    due_at=draft.due_at,
-                    timezone=requester.zone_name,
-                    confirm=confirm,
-                    is_test=draft.is_test,
-                    approvals_required=required,
-                )
+        with limited_lock_wait(STORE_WAIT):
+            return await sends.create(
+                team_id=team_id,
+                requester_id=requester.actor.user_id,
+                app_name=draft.app,
+                content=draft.content,
+                audience=draft.audience,
+                due_at=draft.due_at,
+                timezone=requester.zone_name,
+                confirm=confirm,
+                is_test=draft.is_test,
+                approvals_required=required,
+            )
     except WriteBusy:
         raise CommandError(BUSY) from None
     except AppNotFound as error:  # a workspace without any app
         raise SendRejected("app", str(error)) from None
-
-
-@contextlib.asynccontextmanager
-async def _turn_to_write(gate: WriteGate, wait: float) -> AsyncIterator[float]:
-    """This process's turn to write (SQLite has one writer), waited for at most `wait` s.
-
-    Yields the seconds left of `wait`; raises WriteBusy when the turn did not come in time.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    async with contextlib.AsyncExitStack() as stack:
-        try:
-            async with asyncio.timeout_at(deadline):
-                await stack.enter_async_context(gate)  # cancelled while waiting: not taken
-        except TimeoutError:
-            raise WriteBusy("no turn to write in time") from None
-        yield max(deadline - loop.time(), MIN_LOCK_WAIT)
 
 
 def approvals_note(send: Send, policy: ApprovalPolicy) -> str | None:
@@ -168,6 +144,7 @@ async def go(services: Services, send: Send, reply: Reply, *, notes: Sequence[st
     """
     async with services.heavy_work():
         current, reason = await _take_on(services, send)
+        await services.acks_first()
         await answer(services, current, reply, notes=notes, reason=reason)
 
 
@@ -177,6 +154,7 @@ async def _take_on(services: Services, send: Send) -> tuple[Send, str | None]:
     notifier = notifier_of(services)
     if notifier is not None and send.state != SendState.PENDING_APPROVAL:
         await notifier.announce(send)
+        await services.acks_first()
     if not _due_now(send):
         await sends.dispatch(send)  # arms its timer, or asks the approvers
         return send, None

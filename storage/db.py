@@ -7,21 +7,29 @@ connections of its own that refuse to write (`PRAGMA query_only`), so a long rea
 audit export never holds up a send, a claim or an audit append, and a write slipped into a
 read fails at once instead of some day under load. PostgreSQL locks rows, so both kinds run
 on one engine there.
+
+SQLite writes run on the event loop's thread (`LoopThreadConnection`); reads keep
+aiosqlite's worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
+import aiosqlite
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,9 +37,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, SessionTransactionOrigin
+from sqlalchemy.util import await_only
 
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 """How long a SQLite writer waits for another one before giving up with "database is locked"."""
+
+SQLITE_CONNECT_TIMEOUT_S: Final = 5.0
+"""How long opening a SQLite connection may wait for a lock (its PRAGMAs)."""
+
+_LOCK_RETRY_FIRST_S: Final = 0.001
+_LOCK_RETRY_MAX_S: Final = 0.02
 
 _SQLITE_BUSY: Final = 5  # SQLITE_BUSY, the primary result code of "database is locked"
 _PG_LOCK_NOT_AVAILABLE: Final = "55P03"  # what lock_timeout raises
@@ -89,11 +104,24 @@ def create_engine(url: str | URL, *, echo: bool = False, **options: Any) -> Asyn
         )
         _configure_postgresql(engine)
         return engine
-    if target.database and target.database != ":memory:":
-        Path(target.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = _sqlite_engine(target, echo, options)
-    _configure_sqlite(engine, reads=False)
+    if not _is_file(target):
+        engine = _sqlite_engine(target, echo, options)
+        _configure_sqlite(engine, reads=False, inline=False)
+        return engine
+    Path(str(target.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        target,
+        echo=echo,
+        hide_parameters=True,
+        async_creator=_loop_thread_connector(str(target.database)),
+        **options,
+    )
+    _configure_sqlite(engine, reads=False, inline=True)
     return engine
+
+
+def _is_file(target: URL) -> bool:
+    return bool(target.database) and target.database != ":memory:"
 
 
 def _sqlite_engine(target: URL, echo: bool, options: dict[str, Any]) -> AsyncEngine:
@@ -103,7 +131,43 @@ def _sqlite_engine(target: URL, echo: bool, options: dict[str, Any]) -> AsyncEng
     )
 
 
-def _configure_sqlite(engine: AsyncEngine, *, reads: bool) -> None:
+class LoopThreadConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose statements run on the event loop's own thread.
+
+    Through aiosqlite's worker thread every statement costs a round trip and a turn of the
+    event loop, and a send's write transaction has ten: on a busy loop the write lock, held
+    from BEGIN IMMEDIATE to COMMIT, then lasted tens of milliseconds per send, and every ack
+    queued behind it. Run here, a write transaction holds the lock only as long as SQLite
+    works (a WAL commit does not sync the file, see `_configure_sqlite`), and no other task
+    runs in between. Writers never wait inside SQLite, which would stop the loop: another
+    writer's lock is waited for with asyncio sleeps (`_begin_immediate`). Reads keep the
+    worker thread: they may be long, and hold no lock.
+
+    Relies on aiosqlite (0.22) running each statement through `_execute`;
+    tests/storage/test_db.py checks where statements run.
+    """
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self._running or self._connection is None:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+
+def _loop_thread_connector(path: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
+    """SQLAlchemy's `async_creator` for `LoopThreadConnection`s to the file at `path`."""
+
+    async def connect() -> aiosqlite.Connection:
+        connector = partial(
+            sqlite3.connect, path, timeout=SQLITE_CONNECT_TIMEOUT_S, check_same_thread=False
+        )
+        connection = LoopThreadConnection(connector, 64)
+        connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own connections
+        return await connection
+
+    return connect
+
+
+def _configure_sqlite(engine: AsyncEngine, *, reads: bool, inline: bool = False) -> None:
     """WAL, foreign keys, a busy timeout; BEGIN IMMEDIATE for writes, a plain BEGIN for reads.
 
     The Python driver would open transactions lazily and as readers; a reader that later writes
@@ -117,42 +181,50 @@ def _configure_sqlite(engine: AsyncEngine, *, reads: bool) -> None:
     the next checkpoint. A committed send survives a crash of PushOps (the WAL is in the OS's
     hands); only a power cut or an OS crash may lose the last commits. It takes a file sync
     (milliseconds) off every commit, and commits hold the write lock that much shorter.
+    `inline` (writes on the loop's thread): SQLite itself never waits for the lock
+    (`busy_timeout=0`); `_begin_immediate` does.
     """
+    busy_ms = 0 if inline else int(SQLITE_BUSY_TIMEOUT_S * 1000)
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={_busy_ms(None)}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA query_only=ON" if reads else "PRAGMA synchronous=NORMAL")
         cursor.close()
-        record.info["busy_ms"] = _busy_ms(None)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         if reads:
             connection.exec_driver_sql("BEGIN")
-            return
-        _set_busy_timeout(connection, _LOCK_WAIT_MS.get())
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif inline:
+            _begin_immediate(connection, _LOCK_WAIT_MS.get())
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _busy_ms(limit_ms: int | None) -> int:
-    return int(SQLITE_BUSY_TIMEOUT_S * 1000) if limit_ms is None else limit_ms
+def _begin_immediate(connection: sa.Connection, limit_ms: int | None) -> None:
+    """BEGIN IMMEDIATE, waiting for another writer's lock with asyncio sleeps.
 
-
-def _set_busy_timeout(connection: sa.Connection, limit_ms: int | None) -> None:
-    """Give the pooled SQLite connection the wait this transaction may spend on the lock.
-
-    Only when it changes: most transactions in a row are of one kind, and a PRAGMA costs a
-    round trip to the driver's thread.
+    Gives up after `limit_ms` (SQLITE_BUSY_TIMEOUT_S without a limit) with SQLite's own
+    "database is locked", which `limited_lock_wait` turns into WriteBusy.
     """
-    wanted = _busy_ms(limit_ms)
-    if connection.info.get("busy_ms") != wanted:
-        connection.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
-        connection.info["busy_ms"] = wanted
+    wait = SQLITE_BUSY_TIMEOUT_S if limit_ms is None else limit_ms / 1000
+    deadline = time.monotonic() + wait
+    pause = _LOCK_RETRY_FIRST_S
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as error:
+            if not _is_lock_timeout(error) or time.monotonic() + pause > deadline:
+                raise
+        # Inside SQLAlchemy's greenlet: this awaits on the event loop, which goes on.
+        await_only(asyncio.sleep(pause))
+        pause = min(pause * 2, _LOCK_RETRY_MAX_S)
 
 
 def _configure_postgresql(engine: AsyncEngine) -> None:
@@ -236,7 +308,7 @@ def create_session_factory(
 def _read_engine(engine: AsyncEngine, echo: bool, options: dict[str, Any]) -> AsyncEngine | None:
     """SQLite's engine for reads (its own connections, which refuse to write); None elsewhere."""
     url = engine.url
-    if not is_sqlite(engine) or url.database in (None, "", ":memory:"):
+    if not is_sqlite(engine) or not _is_file(url):
         return None  # an in-memory database is private to its connection: no second one
     reads = _sqlite_engine(url, echo, options)
     _configure_sqlite(reads, reads=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -124,3 +125,25 @@ async def test_sqlite_commits_are_synced_at_checkpoints(database):
     async with database.sessions.begin() as session:
         synchronous = (await session.execute(sa.text("PRAGMA synchronous"))).scalar_one()
     assert synchronous == 1  # NORMAL: safe from a crash of PushOps in WAL mode
+
+
+async def _thread_running(session) -> int:
+    """The thread SQLite runs this session's statements on."""
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    await driver.create_function("thread_id", 0, threading.get_ident)
+    return (await session.execute(sa.text("SELECT thread_id()"))).scalar_one()
+
+
+async def test_sqlite_writes_run_on_the_event_loops_thread_and_reads_do_not(database):
+    if not is_sqlite(database.engine):
+        pytest.skip("SQLite only")
+    async with database.sessions.begin() as session:
+        writes = await _thread_running(session)
+    async with database.sessions() as session:
+        reads = await _thread_running(session)
+
+    # A write's statements take no turn of the event loop each (the lock is held shorter);
+    # a read's may be long and go on beside the loop.
+    assert writes == threading.get_ident()
+    assert reads != threading.get_ident()
