@@ -180,21 +180,36 @@ class Services:
             yield
 
     def after_ack(
-        self, coro: Coroutine[Any, Any, None], *, respond: AsyncRespond | None, kind: str
+        self,
+        coro: Coroutine[Any, Any, None],
+        *,
+        respond: AsyncRespond | None,
+        kind: str,
+        acks_first: bool = False,
     ) -> asyncio.Task[None]:
         """Run `coro` after Slack was acknowledged, as a tracked task.
 
         Its unexpected errors are reported like any other (bot.errors): logged with a
         reference and an apology through `respond`. (Awaiting slow work inside a Bolt
         listener instead would let a failure right after the ack undo that ack in Bolt's
-        runner, and Slack would see a timeout.)
+        runner, and Slack would see a timeout.) With `acks_first` it starts once the
+        requests awaiting their ack went first (`Services.acks_first`); the emergency brake
+        never asks for that.
         """
-        return self.tasks.spawn(self._reporting(coro, respond=respond, kind=kind))
+        work = self._reporting(coro, respond=respond, kind=kind, acks_first=acks_first)
+        return self.tasks.spawn(work)
 
     async def _reporting(
-        self, coro: Coroutine[Any, Any, None], *, respond: AsyncRespond | None, kind: str
+        self,
+        coro: Coroutine[Any, Any, None],
+        *,
+        respond: AsyncRespond | None,
+        kind: str,
+        acks_first: bool,
     ) -> None:
         try:
+            if acks_first:
+                await self.acks_first()
             await coro
         except Exception as e:  # noqa: BLE001 - this is the top of work after the ack
             await report_unexpected(e, kind=kind, respond=respond, metrics=self.metrics)

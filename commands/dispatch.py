@@ -18,7 +18,7 @@ from asyncio import Future
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -35,6 +35,9 @@ ACK_BUDGET = 2.0
 """Seconds the ack waits for a `before_ack`; Slack shows an error to the user after 3 s."""
 
 log = logging.getLogger(__name__)
+
+BRAKES: Final = frozenset({const.SUB_CANCEL})
+"""Subcommands whose work after the ack never lets other requests' acks go first."""
 
 Listener = Callable[..., Awaitable[None]]
 Work = Callable[[], Coroutine[Any, Any, None]]
@@ -57,9 +60,19 @@ def build_listener(subcommands: Iterable[Subcommand], services: Services) -> Lis
             # Even when preparing failed unexpectedly: Slack gets its ack, the error handler
             # then apologizes through response_url.
             await ack()
-        services.after_ack(work(), respond=respond, kind="command")
+        brake = _subcommand_word(command) in BRAKES
+        services.after_ack(work(), respond=respond, kind="command", acks_first=not brake)
 
     return on_push
+
+
+def _subcommand_word(command: dict[str, Any]) -> str:
+    """The first word after `/push`, lower-cased ("" when there is none or it does not parse)."""
+    try:
+        name, _ = split_command(unescape_slack(str(command.get("text") or "")))
+    except CommandError:
+        return ""
+    return name
 
 
 async def _prepare(
