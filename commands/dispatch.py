@@ -55,24 +55,15 @@ def build_listener(subcommands: Iterable[Subcommand], services: Services) -> Lis
         logger: logging.Logger,
     ) -> None:
         try:
-            work = await _prepare(table, services, command, respond, client, logger)
+            work, name = await _prepare(table, services, command, respond, client, logger)
         finally:
             # Even when preparing failed unexpectedly: Slack gets its ack, the error handler
             # then apologizes through response_url.
             await ack()
-        brake = _subcommand_word(command) in BRAKES
+        brake = name in BRAKES
         services.after_ack(work(), respond=respond, kind="command", acks_first=not brake)
 
     return on_push
-
-
-def _subcommand_word(command: dict[str, Any]) -> str:
-    """The first word after `/push`, lower-cased ("" when there is none or it does not parse)."""
-    try:
-        name, _ = split_command(unescape_slack(str(command.get("text") or "")))
-    except CommandError:
-        return ""
-    return name
 
 
 async def _prepare(
@@ -82,8 +73,9 @@ async def _prepare(
     respond: AsyncRespond,
     client: AsyncWebClient,
     logger: logging.Logger,
-) -> Work:
-    """Parse the command and run its `before_ack`; returns the work for after the ack."""
+) -> tuple[Work, str]:
+    """Parse the command and run its `before_ack`; the work for after the ack, and the
+    subcommand's name ("" when the words do not parse)."""
     text = unescape_slack(str(command.get("text") or ""))
     ctx = CommandContext(
         subcommand="",
@@ -103,12 +95,17 @@ async def _prepare(
         name, args = split_command(text)
     except CommandError as e:
         services.metrics.commands.labels(subcommand="unparsable").inc()
-        return partial(_reply_error, ctx, e)
+        return partial(_reply_error, ctx, e), ""
     ctx = replace(ctx, subcommand=name or const.SUB_HELP, args=args)
     sub = table.get(ctx.subcommand)
     services.metrics.commands.labels(subcommand=sub.name if sub else "unknown").inc()
     if sub is None:
-        return partial(_reply_unknown, ctx)
+        return partial(_reply_unknown, ctx), ctx.subcommand
+    return await _prepared(services, sub, ctx), sub.name
+
+
+async def _prepared(services: Services, sub: Subcommand, ctx: CommandContext) -> Work:
+    """Run the subcommand's `before_ack` (never cut short); the work for after the ack."""
     if sub.before_ack is None:
         return partial(_run, sub.handle, ctx)
     running = services.tasks.spawn(_awaited(sub.before_ack(ctx)), name=f"before-ack-{sub.name}")
