@@ -6,7 +6,9 @@ One process, as the issue asks: the fake OneSignal (tests/fakes/onesignal) serve
 thread of it, and a `SendService` with its `Scheduler`, built as `pushops serve` builds
 them (the default `DeliveryPolicy`: 50 OneSignal calls in flight, one pooled client),
 deliver to it over loopback. The database is a fresh SQLite file unless --database-url
-names another (an empty PostgreSQL database, say).
+names another (an empty PostgreSQL database, say). Once the scheduler has started, what
+exists is frozen out of the garbage collector's reach, as `pushops serve` does after
+starting its services (bot/server.py); `--no-freeze` leaves the collector as it is.
 
 Burst: `--sends` scheduled sends, due evenly across a `--window`-second window that opens
 a few seconds after they are stored; the scheduler is started (arming every timer) and
@@ -188,7 +190,13 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 async def burst(
-    database: Database, keyring: KeyRing, fake: FakeOneSignal, count: int, window: float
+    database: Database,
+    keyring: KeyRing,
+    fake: FakeOneSignal,
+    count: int,
+    window: float,
+    *,
+    freeze: bool = True,
 ) -> dict[str, Any]:
     """`count` sends due across `window` seconds: lateness at the fake, and what it holds."""
     app = await _app(database, keyring, fake)
@@ -207,6 +215,9 @@ async def burst(
     with GcWatch() as collector:
         await scheduler.start()
         armed_in = time.perf_counter() - began
+        if freeze:
+            gc.collect()  # as bot/server.py after services.start()
+            gc.freeze()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(delivered.all.wait(), timeout=window + LEAD + 120)
     recorded_after = (utcnow() - dues[-1]).total_seconds()
@@ -216,6 +227,7 @@ async def burst(
     await scheduler.stop()
     await sends.aclose()
     await http.aclose()
+    gc.unfreeze()
     return _lateness(fake, await _due_times(database), count) | {
         "armed_in": armed_in,
         "recorded": await _count(database, SendState.SENT),
@@ -279,7 +291,9 @@ async def main(args: argparse.Namespace) -> int:
         try:
             async with database.sessions.begin() as session:
                 await queries.ensure_workspace(session=session, team_id=TEAM, name="bench")
-            first = await burst(database, keyring, fake, args.sends, args.window)
+            first = await burst(
+                database, keyring, fake, args.sends, args.window, freeze=not args.no_freeze
+            )
             second = await restart(database, keyring, fake, args.sends)
         finally:
             await database.dispose()
@@ -311,7 +325,8 @@ def report(first: dict[str, Any], second: dict[str, Any], args: argparse.Namespa
     ]
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"Scheduler benchmark: {count:,} sends due within {args.window:g} s, on {db}")
-    print(f"  ({os.cpu_count()} CPUs, load average {load} at the end)")
+    frozen = "not frozen" if args.no_freeze else "frozen after start, as pushops serve does"
+    print(f"  ({os.cpu_count()} CPUs, load average {load} at the end; start-up objects {frozen})")
     width = max(len(name) for name, _, _ in rows)
     for name, value, target in rows:
         print(f"  {name:<{width}}  {value:>14}  {('target ' + target) if target else ''}")
@@ -332,6 +347,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--sends", type=int, default=10_000)
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="do not freeze start-up objects out of GC"
+    )
     return parser.parse_args()
 
 
