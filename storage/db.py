@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.ext.asyncio.session import _AsyncSessionContextManager
 from sqlalchemy.orm import Session, SessionTransactionOrigin
 from sqlalchemy.util import await_only
 
@@ -290,6 +291,34 @@ class RoutingSession(Session):
         return root is not None and root.origin is SessionTransactionOrigin.BEGIN
 
 
+class _CommitAtOnce(_AsyncSessionContextManager[AsyncSession]):
+    """The end of a `begin()` block that commits in the caller's own task (`SessionFactory`)."""
+
+    __slots__ = ()
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        try:
+            await self.trans.__aexit__(type_, value, traceback)  # COMMIT, or ROLLBACK
+        finally:
+            await self.async_session.__aexit__(type_, value, traceback)
+
+
+class SessionFactory(async_sessionmaker[AsyncSession]):
+    """Sessions whose `begin()` block commits as soon as it ends (SQLite's write engine).
+
+    SQLAlchemy ends a `begin()` block by committing in a task of its own, so that a
+    cancellation cannot abandon a commit halfway; that task only starts at the event loop's
+    next turn, and meanwhile SQLite's write lock stays taken, which under load made other
+    writers wait a turn each. On `LoopThreadConnection`s a commit never suspends, so it cannot
+    be cancelled halfway, and it runs at once. (Subclasses a private SQLAlchemy class:
+    tests/storage/test_db.py checks that a commit releases the lock before the block ends.)
+    """
+
+    def begin(self) -> _AsyncSessionContextManager[AsyncSession]:
+        """A new session in a transaction that commits when the block ends."""
+        return _CommitAtOnce(self())
+
+
 def create_session_factory(
     engine: AsyncEngine, *, reads: AsyncEngine | None = None
 ) -> async_sessionmaker[AsyncSession]:
@@ -297,12 +326,17 @@ def create_session_factory(
 
     With `reads`, read transactions run there (see `RoutingSession`).
     """
-    return async_sessionmaker(
+    factory = SessionFactory if _writes_on_loop_thread(engine) else async_sessionmaker
+    return factory(
         engine,
         expire_on_commit=False,
         sync_session_class=RoutingSession,
         reads=reads.sync_engine if reads is not None else None,
     )
+
+
+def _writes_on_loop_thread(engine: AsyncEngine) -> bool:
+    return is_sqlite(engine) and _is_file(engine.url)
 
 
 def _read_engine(engine: AsyncEngine, echo: bool, options: dict[str, Any]) -> AsyncEngine | None:

@@ -147,3 +147,24 @@ async def test_sqlite_writes_run_on_the_event_loops_thread_and_reads_do_not(data
     # a read's may be long and go on beside the loop.
     assert writes == threading.get_ident()
     assert reads != threading.get_ident()
+
+
+async def test_a_write_block_commits_before_another_task_runs(database, storage_factory):
+    if not is_sqlite(database.engine):
+        pytest.skip("SQLite only: PostgreSQL locks rows")
+    await storage_factory.workspace(DEFAULT_TEAM)
+    async with database.engine.connect(), database.engine.connect():
+        pass  # two pooled connections: the other task need not open one (and wait)
+
+    async def write_without_waiting() -> None:
+        with limited_lock_wait(0.001):
+            await _rename(database, "second")
+
+    async with database.sessions.begin() as session:
+        await session.execute(
+            sa.update(Workspace).where(Workspace.team_id == DEFAULT_TEAM).values(name="first")
+        )
+        other = asyncio.create_task(write_without_waiting())  # runs once this task yields
+
+    await other  # no WriteBusy: the lock was free by the time it ran
+    assert await _name(database) == "second"
