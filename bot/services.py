@@ -207,9 +207,13 @@ class Services:
         kind: str,
         acks_first: bool,
     ) -> None:
-        try:
-            if acks_first:
+        if acks_first:
+            try:
                 await self.acks_first()
+            except asyncio.CancelledError:  # shutdown before it began: it never will
+                coro.close()
+                raise
+        try:
             await coro
         except Exception as e:  # noqa: BLE001 - this is the top of work after the ack
             await report_unexpected(e, kind=kind, respond=respond, metrics=self.metrics)
