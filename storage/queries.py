@@ -856,12 +856,6 @@ async def claim_due_sends(
     conditions = [Send.state == SendState.SCHEDULED, Send.due_at <= now]
     if grace is not None:
         conditions.append(Send.due_at >= now - grace)
-    changes = {
-        "claimed_by": worker_id,
-        "claimed_at": now,
-        "lease_until": now + lease,
-        "attempts": Send.attempts + 1,
-    }
     return await _bulk_transition(
         session_factory,
         conditions=conditions,
@@ -869,10 +863,20 @@ async def claim_due_sends(
         limit=limit,
         from_state=SendState.SCHEDULED,
         to_state=SendState.SENDING,
-        changes=changes,
+        changes=_claim_changes(worker_id, now, lease),
         actor=f"worker:{worker_id}",
         action="send.sending",
     )
+
+
+def _claim_changes(worker_id: str, now: datetime, lease: timedelta) -> dict[str, Any]:
+    """What claiming a send writes, for a first claim and a take-over alike."""
+    return {
+        "claimed_by": worker_id,
+        "claimed_at": now,
+        "lease_until": now + lease,
+        "attempts": Send.attempts + 1,
+    }
 
 
 async def reclaim_stale_sends(
@@ -899,12 +903,6 @@ async def reclaim_stale_sends(
                 Send.notification_id.is_not(None),
             )
         )
-    changes = {
-        "claimed_by": worker_id,
-        "claimed_at": now,
-        "lease_until": now + lease,
-        "attempts": Send.attempts + 1,
-    }
     return await _bulk_transition(
         session_factory,
         conditions=conditions,
@@ -912,7 +910,7 @@ async def reclaim_stale_sends(
         limit=limit,
         from_state=SendState.SENDING,
         to_state=SendState.SENDING,
-        changes=changes,
+        changes=_claim_changes(worker_id, now, lease),
         actor=f"worker:{worker_id}",
         action="send.reclaimed",
     )
