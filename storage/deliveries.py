@@ -110,20 +110,28 @@ async def renew_leases(
     send_ids: Collection[uuid.UUID],
     lease_until: datetime,
 ) -> int:
-    """Extend this worker's lease on sends it is still delivering; how many it still holds.
+    """Extend this worker's lease on sends it is still delivering; how many it renewed.
 
-    A long delivery keeps its send this way, so no other worker takes it over meanwhile.
+    A long delivery keeps its send this way, so no other worker takes it over meanwhile. A
+    send whose row is locked (its result is being recorded right now) is skipped: that write
+    sets its lease anyway, and waiting for it, in an order other than the recorder's, could
+    deadlock the two.
     """
     if not send_ids:
         return 0
+    free = (
+        sa.select(Send.id)
+        .where(
+            Send.id.in_(list(send_ids)),
+            Send.state == SendState.SENDING,
+            Send.claimed_by == worker_id,
+        )
+        .with_for_update(skip_locked=True)
+    )
     async with session_factory() as session, session.begin():
         result = await session.execute(
             sa.update(Send)
-            .where(
-                Send.id.in_(list(send_ids)),
-                Send.state == SendState.SENDING,
-                Send.claimed_by == worker_id,
-            )
+            .where(Send.id.in_(free.scalar_subquery()))
             .values(lease_until=lease_until)
             .execution_options(synchronize_session=False)
         )

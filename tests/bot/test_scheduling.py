@@ -432,11 +432,9 @@ async def test_two_schedulers_deliver_500_sends_due_in_the_same_second_once_each
 
     keys = Counter(r.json["idempotency_key"] for r in fake_onesignal.requests_to("POST", "/n"))
     assert len(fake_onesignal.notifications) == 500
-    # Every send reached OneSignal under its own key, and OneSignal holds one notification each.
-    # A key may be sent twice: on PostgreSQL two workers finishing batches at once can deadlock,
-    # and the loser's send is retried under the same key (OneSignal answers the first result).
-    # Known issue, tracked in the session notes: finish_sends' lock order against the audit head.
+    # Every send reached OneSignal once, under its own key.
     assert set(keys) == {str(i) for i in ids}
+    assert max(keys.values()) == 1
     async with database.sessions() as session:
         claims = Counter(
             await session.scalars(
