@@ -15,6 +15,7 @@ import signal
 import sys
 from typing import Any
 
+from bot import collector
 from bot.cli_serve import (
     EXIT_SETTINGS,
     EXIT_STARTUP,
@@ -80,6 +81,7 @@ async def work(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await services.start()
+    collector.settle()
     log.info("PushOps worker running; SIGTERM stops it")
     try:
         await stop.wait()

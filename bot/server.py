@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import const
+from bot import collector, const
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,7 @@ def _lifespan(
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await services.start()
-        _spare_the_collector()
+        collector.settle()
         socket = await _connect_socket_mode(app, services) if socket_mode else None
         try:
             yield
@@ -100,19 +99,6 @@ def _lifespan(
             await services.aclose()
 
     return lifespan
-
-
-def _spare_the_collector() -> None:
-    """Keep what start-up made out of Python's full garbage collections (once a process).
-
-    A full collection walks every live object: with the libraries, the models and the pools
-    loaded that took over 100 ms, twice in ten seconds under a burst of sends, and every
-    request in flight waited for it. What exists once the server started lives as long as
-    the process; frozen, the collector skips it (as Instagram's Django servers do).
-    """
-    if gc.get_freeze_count() == 0:
-        gc.collect()
-        gc.freeze()
 
 
 async def _connect_socket_mode(app: AsyncApp, services: Services) -> AsyncSocketModeHandler:
