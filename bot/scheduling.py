@@ -21,8 +21,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -49,6 +51,26 @@ DEFAULT_LEASE: Final = timedelta(seconds=60)
 SWEEP_JOB: Final = "pushops-sweep"
 _BATCH_LIMIT: Final = 500  # rows per missed/expired sweep transaction
 _RETRY_PAUSE: Final = 1.0  # seconds before the claimer tries again after a database error
+# A timer only wakes the claimer, which then claims every send due by then; so sends due in
+# the same 10 ms share one APScheduler job. 10,000 sends due within 10 s are 1,000 jobs, not
+# 10,000, and a send waits at most this long past its due time for its wake-up.
+_SLOT_SECONDS: Final = 0.01
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """The APScheduler job waking the claimer for the sends due in one 10 ms slot."""
+
+    index: int  # the slot's end, in _SLOT_SECONDS since the epoch
+    retry: bool  # for sends held in `sending` (taken over at their lease's end)
+
+    @property
+    def at(self) -> datetime:
+        return datetime.fromtimestamp(self.index * _SLOT_SECONDS, UTC)
+
+    @property
+    def job_id(self) -> str:
+        return f"pushops-{'retry' if self.retry else 'due'}-{self.index}"
 
 
 class Scheduler:
@@ -104,7 +126,9 @@ class Scheduler:
             self._deliver = deliver
             self._writes = WriteGate(database)
         self._aps: AsyncIOScheduler | None = None
-        self._armed: dict[uuid.UUID, datetime] = {}
+        self._armed: dict[uuid.UUID, datetime] = {}  # send -> the moment it needs us
+        self._slots: dict[_Slot, set[uuid.UUID]] = {}
+        self._slot_of: dict[uuid.UUID, _Slot] = {}
         self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
@@ -185,6 +209,8 @@ class Scheduler:
         if self._side_tasks:
             await asyncio.wait(set(self._side_tasks), timeout=self.drain_timeout)
         self._armed.clear()
+        self._slots.clear()
+        self._slot_of.clear()
         self._aps = None
         log.info("scheduler stopped (worker %s)", self.worker_id)
 
@@ -198,28 +224,43 @@ class Scheduler:
         """
         if self._aps is None or self._stopping:
             return
+        self.disarm(send_id)
         if due_at <= self.clock():
-            self._armed.pop(send_id, None)
             self._poke(retry)
             return
-        self._aps.add_job(
-            self._fire,
-            DateTrigger(run_date=due_at, timezone=UTC),
-            id=str(send_id),
-            replace_existing=True,
-            kwargs={"send_id": send_id, "retry": retry},
-        )
         self._armed[send_id] = due_at
+        slot = _Slot(math.ceil(due_at.timestamp() / _SLOT_SECONDS), retry)
+        waiting = self._slots.get(slot)
+        if waiting is None:
+            waiting = self._slots[slot] = set()
+            self._aps.add_job(
+                self._fire,
+                DateTrigger(run_date=slot.at, timezone=UTC),
+                id=slot.job_id,
+                kwargs={"slot": slot},
+            )
+        waiting.add(send_id)
+        self._slot_of[send_id] = slot
 
     def disarm(self, send_id: uuid.UUID) -> None:
         """Forget the send's timer (a stale one would be harmless: the claim decides)."""
-        if self._armed.pop(send_id, None) is not None and self._aps is not None:
-            with contextlib.suppress(LookupError):  # it fired meanwhile
-                self._aps.remove_job(str(send_id))
-
-    async def _fire(self, send_id: uuid.UUID, retry: bool) -> None:
         self._armed.pop(send_id, None)
-        self._poke(retry)
+        slot = self._slot_of.pop(send_id, None)
+        if slot is None:
+            return
+        waiting = self._slots.get(slot)
+        if waiting is not None:
+            waiting.discard(send_id)
+            if not waiting and self._aps is not None:
+                del self._slots[slot]
+                with contextlib.suppress(LookupError):  # it fired meanwhile
+                    self._aps.remove_job(slot.job_id)
+
+    async def _fire(self, slot: _Slot) -> None:
+        for send_id in self._slots.pop(slot, ()):
+            self._armed.pop(send_id, None)
+            self._slot_of.pop(send_id, None)
+        self._poke(slot.retry)
 
     def _poke(self, retry: bool) -> None:
         self._reclaim = self._reclaim or retry
@@ -346,7 +387,7 @@ class Scheduler:
 
     def _start_all(self, sends: list[Send]) -> None:
         for send in sends:
-            self._armed.pop(send.id, None)
+            self.disarm(send.id)
             task = asyncio.get_running_loop().create_task(
                 self._delivery(send), name=f"pushops-deliver-{send.short_id}"
             )
