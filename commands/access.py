@@ -64,10 +64,12 @@ class UserFacts:
 
 @dataclass(frozen=True)
 class TeamFacts:
-    """A workspace's stored role holders and settings (the approval policy lives there)."""
+    """A workspace's stored role holders, settings (the approval policy lives there) and log
+    channel."""
 
     members: tuple[tuple[str, Role], ...] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
+    log_channel_id: str | None = None
 
     def roles_of(self, subject_id: str) -> set[Role]:
         """The roles held by this user or group itself."""
@@ -152,7 +154,8 @@ async def _ask_users_info(client: AsyncWebClient, user_id: str) -> tuple[UserFac
 
 
 async def team_facts(services: Services, team_id: str) -> TeamFacts:
-    """The workspace's role holders and settings, in one read (cached, see TEAM_TTL)."""
+    """The workspace's role holders, settings and log channel, in one read (cached, see
+    TEAM_TTL)."""
     database = services.database
     if database is None:
         return TeamFacts()
@@ -162,8 +165,12 @@ async def team_facts(services: Services, team_id: str) -> TeamFacts:
             members = await queries.list_members(session=session, team_id=team_id)
             workspace = await queries.get_workspace(session=session, team_id=team_id)
         held = tuple((member.subject_id, member.role) for member in members)
-        settings = dict(workspace.settings) if workspace is not None else {}
-        return TeamFacts(members=held, settings=settings), TEAM_TTL
+        if workspace is None:
+            return TeamFacts(members=held), TEAM_TTL
+        facts = TeamFacts(
+            members=held, settings=dict(workspace.settings), log_channel_id=workspace.log_channel_id
+        )
+        return facts, TEAM_TTL
 
     return await _facts(services).teams.get(team_id, read)
 

@@ -28,6 +28,7 @@ from bot.notifier import NotifierRelay
 from bot.policy import ApprovalPolicy, PolicyError
 from bot.services import Services
 from commands._format import Block, context
+from commands.access import team_facts
 from commands.cards import card_of, estimate_text
 from commands.views import sends as views
 from storage import queries
@@ -241,14 +242,14 @@ class SlackNotifier:
 
     async def _update_log(self, send: Send, card: views.SendCard) -> None:
         """Update the log message about `send`, or post it when there is none yet."""
+        # Most workspaces have no log channel: then this costs no read of the database.
+        channel = (await team_facts(self._services, send.team_id)).log_channel_id
+        if not channel:
+            return
         text, blocks = views.outcome_text(card), views.log_blocks(card)
         where = await self._message(send, LOG)
         if where is not None:
             await self._update(send.team_id, where, text, blocks)
-            return
-        workspace = await self._workspace(send.team_id)
-        channel = workspace.log_channel_id if workspace is not None else None
-        if not channel:
             return
         ts = await self._post(send.team_id, channel, text, blocks)
         if ts is not None:

@@ -119,6 +119,7 @@ async def store(
                 confirm=confirm,
                 is_test=draft.is_test,
                 approvals_required=required,
+                claim=confirm,  # `go` delivers it right after the ack
             )
     except WriteBusy:
         raise CommandError(BUSY) from None
@@ -171,6 +172,8 @@ async def _take_on(services: Services, send: Send) -> tuple[Send, str | None]:
 
 
 def _due_now(send: Send) -> bool:
+    if send.state == SendState.SENDING:  # claimed for us as it was stored (`store`)
+        return True
     return send.state == SendState.SCHEDULED and (
         send.due_at is None or send.due_at <= datetime.now(UTC)
     )

@@ -181,6 +181,7 @@ async def _make_default(click: Click) -> View:
             )
     except AppNotFound as error:
         return await click.home(escape(str(error)), ok=False)
+    _apps_changed(click.services, click.team_id)
     return await click.home(f"*{escape(click.value)}* is now the default app.")
 
 
@@ -192,7 +193,14 @@ async def _remove_app(click: Click) -> View:
             )
     except (AppNotFound, AppInUse) as error:
         return await click.home(escape(str(error)), ok=False)
+    _apps_changed(click.services, click.team_id)
     return await click.home(f"Removed *{escape(click.value)}* and its key.")
+
+
+def _apps_changed(services: Services, team_id: str) -> None:
+    """New sends see the workspace's apps as they are now (`SendService.forget_apps`)."""
+    if services.sends is not None:
+        services.sends.forget_apps(team_id)
 
 
 async def _set_log_channel(click: Click) -> View:
@@ -217,6 +225,7 @@ async def _update_workspace(click: Click, **changes: Any) -> None:
         await queries.update_workspace(
             session=session, team_id=click.team_id, actor=click.user_id, **changes
         )
+    forget_team(click.services, click.team_id)
 
 
 async def _roles_form(click: Click) -> View:
@@ -381,6 +390,7 @@ async def _save_app(services: Services, team_id: str, user_id: str, entry: AppEn
             is_default = app.is_default
     except DuplicateAppName as error:  # added by someone else since the form was checked
         return app_form_view(_form_again(entry, {const.BLOCK_SETUP_APP_NAME: str(error)}))
+    _apps_changed(services, team_id)
     notice = f"Saved *{escape(entry.name)}*: OneSignal accepted its REST API key."
     if is_default:
         notice += " It is the default app."

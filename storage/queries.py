@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, cast
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import make_transient_to_detached
 
 from storage import ids
 from storage.audit import (
@@ -74,6 +75,7 @@ from storage.models import (
 )
 
 __all__ = [
+    "Claim",
     "AppCredentials",
     "AuditEntry",
     "ChainBreak",
@@ -167,7 +169,7 @@ async def ensure_workspace(
 ) -> Workspace:
     """The workspace row, created on first sight (concurrent first sights are fine)."""
     validate_team_id(team_id)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = _insert_for(session)
     await session.execute(
         insert(Workspace)
         .values(team_id=team_id, name=name or "", enterprise_id=enterprise_id)
@@ -527,6 +529,14 @@ async def member_roles(
 # --- sends ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A worker taking a send it creates for delivery at once (see `create_send`)."""
+
+    worker_id: str
+    lease: timedelta = DEFAULT_LEASE
+
+
 async def create_send(
     *,
     session: AsyncSession,
@@ -540,20 +550,25 @@ async def create_send(
     timezone: str = "UTC",
     approvals_required: int = 0,
     is_test: bool = False,
+    claim: Claim | None = None,
     new_short_id: Callable[[], str] = ids.new_short_id,
 ) -> Send:
     """Store a new send with a fresh short id (unique in the workspace); audited.
 
     `content` and `audience` are the validated models' JSON; `state` is where the send starts
     (draft, pending_approval or scheduled); a scheduled send without `due_at` is due now.
+    With `claim`, a scheduled send due now is also claimed in the same transaction (scheduled
+    -> sending, as `claim_due_sends` would): the worker that took the request delivers it,
+    and no scheduler takes it meanwhile unless that worker's lease runs out. Both steps are
+    audited, `send.created` then `send.sending`.
     """
     if app.team_id != team_id:
         raise AppNotFound(team_id, app.name)
     if state not in {SendState.DRAFT, SendState.PENDING_APPROVAL, SendState.SCHEDULED}:
         raise IllegalTransition(f"A send cannot start as {state.value}.")
-    await _require_workspace(session, team_id)
+    now = utcnow()
     if state == SendState.SCHEDULED and due_at is None:
-        due_at = utcnow()
+        due_at = now
     fields: dict[str, Any] = {
         "team_id": team_id,
         "app_ref": app.id,
@@ -567,32 +582,103 @@ async def create_send(
         "approvals_required": approvals_required,
         "is_test": is_test,
     }
+    if claim is not None:
+        if state != SendState.SCHEDULED or due_at is None or due_at > now:
+            raise IllegalTransition("Only a send scheduled for now is claimed as it is created.")
+        fields |= {
+            "state": SendState.SENDING,
+            "claimed_by": claim.worker_id,
+            "claimed_at": now,
+            "lease_until": now + claim.lease,
+            "attempts": 1,
+        }
     send = await _insert_with_short_id(session, fields, new_short_id)
-    await append_audit(
-        session=session,
-        team_id=team_id,
-        actor=requester_id,
-        action="send.created",
-        target=f"send {send.short_id}",
-        details=_send_summary(send),
-    )
+    target = f"send {send.short_id}"
+    entries = [
+        AuditEntry(
+            requester_id, "send.created", target, "ok", _send_summary(send) | {"state": state.value}
+        )
+    ]
+    if claim is not None:
+        moved = {"send_id": str(send.id), "from": state.value, "to": send.state.value}
+        entries.append(
+            AuditEntry(
+                f"worker:{claim.worker_id}", "send.sending", target, "ok", moved | {"attempt": 1}
+            )
+        )
+    await append_audit_entries(session=session, team_id=team_id, entries=entries)
     return send
 
 
 async def _insert_with_short_id(
     session: AsyncSession, fields: dict[str, Any], new_short_id: Callable[[], str]
 ) -> Send:
+    """Insert the send under a short id free in its workspace; the row as a `Send`.
+
+    A short id already taken in the workspace inserts nothing, and the next attempt draws
+    another. The row is built here rather than read back, and the statement is built once,
+    so it is compiled once: this runs before the ack, and the ORM's flush took several
+    times the CPU.
+    """
+    now = utcnow()
+    row = {column: default for column, default in _SEND_DEFAULTS.items()}
+    row |= {"created_at": now, "updated_at": now, **fields}
+    sqlite = session.get_bind().dialect.name == "sqlite"
     for _ in range(_SHORT_ID_ATTEMPTS):
-        send = Send(id=uuid.uuid4(), short_id=new_short_id(), **fields)
+        row |= {"id": uuid.uuid4(), "short_id": new_short_id()}
         try:
-            # A savepoint, so a collision on (team_id, short_id) costs only this attempt.
-            async with session.begin_nested():
-                session.add(send)
-                await session.flush([send])
+            if sqlite:
+                result = await session.execute(_INSERT_SEND_OR_IGNORE, row)
+                inserted = getattr(result, "rowcount", 0) == 1
+            else:
+                async with session.begin_nested():  # a collision costs only this attempt
+                    await session.execute(_INSERT_SEND, row)
+                inserted = True
+        except IntegrityError as error:
+            if sqlite or getattr(error.orig, "sqlstate", None) == _PG_FOREIGN_KEY_VIOLATION:
+                raise WorkspaceNotFound(fields["team_id"]) from None
+            inserted = False  # the short id is taken
+        if inserted:
+            send = Send(**row)
+            make_transient_to_detached(send)  # as if read from the table…
+            session.add(send)  # …in this session: persistent, nothing left to flush
             return send
-        except IntegrityError:
-            continue
     raise ShortIdExhausted("No free short id was found for this send; try again.")
+
+
+# Every column a new send row gets, with its value unless `create_send` gives one.
+_SEND_DEFAULTS: Final[Mapping[str, Any]] = {
+    "app_ref": None,
+    "app_name": "",
+    "content": {},
+    "audience": {},
+    "is_test": False,
+    "due_at": None,
+    "timezone": "UTC",
+    "state": SendState.DRAFT,
+    "approvals_required": 0,
+    "approvals_received": 0,
+    "notification_id": None,
+    "batches": [],
+    "slack_messages": {},
+    "last_error": None,
+    "attempts": 0,
+    "claimed_by": None,
+    "claimed_at": None,
+    "lease_until": None,
+    "finished_at": None,
+}
+_INSERT_SEND: Final = sa.insert(cast(sa.Table, Send.__table__))
+# INSERT OR IGNORE skips a row whose short id is taken (the unique constraint) and still fails
+# on a missing workspace (SQLite never ignores foreign keys). SQLAlchemy does not cache a
+# statement with ON CONFLICT, and compiling it each time cost more than the rest of the insert.
+_INSERT_SEND_OR_IGNORE: Final = _INSERT_SEND.prefix_with("OR IGNORE", dialect="sqlite")
+_PG_FOREIGN_KEY_VIOLATION: Final = "23503"
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL spell it the same)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def _send_summary(send: Send) -> dict[str, Any]:

@@ -112,6 +112,11 @@ class AppClients:
         if app_ref is not None:
             self._cache.pop((team_id, app_ref), None)
 
+    def forget_team(self, team_id: str) -> None:
+        """Drop every cached key of the workspace (its apps changed)."""
+        for key in [key for key in self._cache if key[0] == team_id]:
+            del self._cache[key]
+
     def _remember(self, app: OneSignalApp) -> AppClient:
         try:
             key = queries.decrypt_app_key(app, keyring=self._keyring)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -56,6 +57,8 @@ from storage.models import Decision, OneSignalApp, Send, SendState, utcnow
 log = logging.getLogger(__name__)
 
 PAST_TOLERANCE: Final = timedelta(seconds=60)
+APP_TTL: Final = 5.0
+"""Seconds an app's row found by name is kept for new sends (see `SendService._resolve_app`)."""
 """How far in the past a due time may be (a slow form) before it is refused as passed."""
 
 UPCOMING: Final = (SendState.PENDING_APPROVAL, SendState.SCHEDULED, SendState.SENDING)
@@ -136,6 +139,8 @@ class SendService:
             policy=self.policy,
         )
         self.writes = WriteGate(database)
+        # (team, app name or None for the default) -> (until, the app's row); see _resolve_app
+        self._app_rows: dict[tuple[str, str | None], tuple[float, OneSignalApp]] = {}
         self._writer = ResultWriter(
             database=database,
             worker_id=self.worker_id,
@@ -179,12 +184,16 @@ class SendService:
         confirm: bool,
         is_test: bool = False,
         approvals_required: int = 0,
+        claim: bool = False,
     ) -> Send:
         """Validate and store a send (fast, database only: it may run before the ack).
 
         `confirm=False` stores a draft (a preview awaiting its Send button); `confirm=True`
         a scheduled send, or one pending approval when `approvals_required > 0`. `due_at`
-        None means now. Call `dispatch(send)` after the ack. Raises `SendRejected`.
+        None means now. With `claim`, a send that can go at once (confirmed, due now, no
+        approval needed) is claimed for this process as it is stored, so no scheduler takes
+        it while the caller gets to `dispatch` it. Call `dispatch(send)` after the ack.
+        Raises `SendRejected`.
         """
         self._check_due(due_at)
         if approvals_required < 0:
@@ -192,6 +201,8 @@ class SendService:
         state = SendState.DRAFT
         if confirm:
             state = SendState.PENDING_APPROVAL if approvals_required else SendState.SCHEDULED
+        now = state == SendState.SCHEDULED and (due_at is None or due_at <= self.clock())
+        taken = queries.Claim(self.worker_id, self.lease) if claim and now else None
         async with self.database.sessions.begin() as session:
             app = await self._resolve_app(session, team_id, app_name)
             return await queries.create_send(
@@ -206,6 +217,7 @@ class SendService:
                 timezone=timezone,
                 approvals_required=approvals_required,
                 is_test=is_test,
+                claim=taken,
             )
 
     def _check_due(self, due_at: datetime | None) -> None:
@@ -224,8 +236,15 @@ class SendService:
     async def _resolve_app(
         self, session: AsyncSession, team_id: str, app_name: str | None
     ) -> OneSignalApp:
+        # Kept a few seconds: every send asks, before its ack, and apps rarely change. /push
+        # setup forgets them at once (`forget_apps`); another replica's change shows within
+        # APP_TTL, and a send to an app removed meanwhile fails at delivery, saying why.
+        kept = self._app_rows.get((team_id, app_name))
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
         app = await queries.get_app(session=session, team_id=team_id, name=app_name)
         if app is not None:
+            self._app_rows[(team_id, app_name)] = (time.monotonic() + APP_TTL, app)
             return app
         names = [a.name for a in await queries.list_apps(session=session, team_id=team_id)]
         if not names:
@@ -242,6 +261,12 @@ class SendService:
         raise SendRejected(
             "app", f"There is no app {app_name!r} here; use --app with one of: {', '.join(names)}."
         )
+
+    def forget_apps(self, team_id: str) -> None:
+        """The workspace's apps changed (added, replaced, removed, a new default)."""
+        for key in [key for key in self._app_rows if key[0] == team_id]:
+            del self._app_rows[key]
+        self.apps.forget_team(team_id)
 
     async def confirm(
         self, *, team_id: str, send_id: uuid.UUID, actor: str, approvals_required: int = 0
@@ -392,10 +417,14 @@ class SendService:
     # --- delivering ----------------------------------------------------------------------
 
     async def dispatch(self, send: Send) -> None:
-        """After the ack: deliver a scheduled send that is due, arm the timer of a later one,
-        and ask approvers about a send pending approval. Outcomes go to the notifier."""
+        """After the ack: deliver a scheduled send that is due (or one this process claimed
+        as it created it), arm the timer of a later one, and ask approvers about a send
+        pending approval. Outcomes go to the notifier."""
         if send.state == SendState.PENDING_APPROVAL:
             await self.notifier.approval_requested(send)
+            return
+        if self.claimed_here(send):
+            await self.deliver(send)
             return
         if send.state != SendState.SCHEDULED:
             return
@@ -406,6 +435,10 @@ class SendService:
             self.timers.arm(send.id, due)
         else:
             log.info("send %s is due at %s; no scheduler runs in this process", send.short_id, due)
+
+    def claimed_here(self, send: Send) -> bool:
+        """Whether `send` is held in `sending` by this process (to deliver, or retry)."""
+        return send.state == SendState.SENDING and send.claimed_by == self.worker_id
 
     async def deliver(self, send: Send) -> Send | None:
         """Deliver one send now and record the outcome; the send's row afterwards.
@@ -431,7 +464,7 @@ class SendService:
             if claimed is None:
                 return None
             send = claimed
-        elif send.state != SendState.SENDING or send.claimed_by != self.worker_id:
+        elif not self.claimed_here(send):
             return None
         if send.id in self._delivering:
             return None  # already on its way from this process

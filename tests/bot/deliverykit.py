@@ -69,6 +69,7 @@ class Kit:
         approvals: int = 0,
         team_id: str = DEFAULT_TEAM,
         requester_id: str = "U0ALICE",
+        claim: bool = False,
     ) -> Send:
         """A send made through `SendService.create` (not dispatched)."""
         audience = (
@@ -86,6 +87,7 @@ class Kit:
             timezone="Europe/Berlin",
             confirm=confirm,
             approvals_required=approvals,
+            claim=claim,
         )
 
     async def start(self) -> None:

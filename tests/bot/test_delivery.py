@@ -61,6 +61,38 @@ async def test_create_stores_a_draft_scheduled_or_pending_send(env):
     assert env.posted() == []  # creating never calls OneSignal
 
 
+async def test_a_send_claimed_as_it_is_created_is_left_to_its_creator(env):
+    await env.start()
+    send = await env.create(claim=True)
+    later = await env.create(due_in=3600, claim=True)  # only a send due now is claimed
+
+    await asyncio.sleep(1.0)  # two sweeps of the running scheduler
+    assert env.posted() == []
+    assert (send.state, later.state) == (SendState.SENDING, SendState.SCHEDULED)
+
+    await env.sends.dispatch(send)
+
+    assert [r.json["idempotency_key"] for r in env.posted()] == [str(send.id)]
+    assert (await env.row(send)).state == SendState.SENT
+    assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
+
+
+async def test_a_send_claimed_by_a_process_that_died_is_taken_over_after_its_lease(env):
+    send = await env.create(claim=True)  # and the process that took it dies before sending
+    await env.start()
+
+    sent = await env.wait_state(send, SendState.SENT, seconds=10)
+
+    assert [r.json["idempotency_key"] for r in env.posted()] == [str(send.id)]
+    assert sent.attempts == 2
+    assert await env.actions(send) == [
+        "send.created",
+        "send.sending",
+        "send.reclaimed",
+        "send.sent",
+    ]
+
+
 async def test_an_unknown_app_is_refused_naming_the_configured_ones(env, storage_factory):
     await storage_factory.app(name="staging")
 

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot import const
+from commands.access import forget_team
 from storage import queries
 from storage.models import MemberRole, SendState, utcnow
 from tests.scenario.sendkit import (
@@ -312,6 +313,7 @@ async def test_send_now_on_a_missed_send_checks_the_right_to_send_again(
             role=MemberRole.SENDER,
             actor=ALICE,
         )
+    forget_team(app.services, send.team_id)  # as /push setup does when it changes roles
 
     clicked = await click(app, const.ACTION_MISSED_SEND_NOW, str(send.id), user=CAROL)
 

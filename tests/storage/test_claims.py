@@ -7,10 +7,12 @@ import uuid
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from storage import queries
 from storage.db import Database
+from storage.errors import IllegalTransition
 from storage.models import AuditEvent, Send, SendState, utcnow
 
 
@@ -142,6 +144,76 @@ async def test_a_send_scheduled_without_a_time_is_due_at_once(database, storage_
         session_factory=database.sessions, now=utcnow(), worker_id="w1"
     )
     assert [c.id for c in claimed] == [send.id]
+
+
+async def test_a_send_due_now_can_be_claimed_as_it_is_created(database, storage_factory):
+    app = await storage_factory.app()
+    async with database.sessions.begin() as session:
+        send = await queries.create_send(
+            session=session,
+            team_id=app.team_id,
+            requester_id="U0ALICE",
+            app=app,
+            content={"contents": {"en": "now"}},
+            audience={"segments": ["All"]},
+            state=SendState.SCHEDULED,
+            claim=queries.Claim("w1", timedelta(seconds=30)),
+        )
+
+    assert send.state == SendState.SENDING and send.claimed_by == "w1" and send.attempts == 1
+    assert send.lease_until is not None and send.claimed_at is not None
+    assert send.lease_until - send.claimed_at == timedelta(seconds=30)
+    # No other worker finds it due: it is this worker's until its lease ends.
+    assert (
+        await queries.claim_due_sends(
+            session_factory=database.sessions, now=utcnow(), worker_id="w2"
+        )
+        == []
+    )
+    async with database.sessions() as session:
+        events = list(
+            await session.scalars(
+                sa.select(AuditEvent)
+                .where(AuditEvent.team_id == app.team_id)
+                .order_by(AuditEvent.seq)
+            )
+        )
+    assert [(e.action, e.actor) for e in events][-2:] == [
+        ("send.created", "U0ALICE"),
+        ("send.sending", "worker:w1"),
+    ]
+    assert events[-2].details["state"] == "scheduled"
+    assert events[-1].details == {
+        "send_id": str(send.id),
+        "from": "scheduled",
+        "to": "sending",
+        "attempt": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "due_in"),
+    [(SendState.DRAFT, None), (SendState.PENDING_APPROVAL, None), (SendState.SCHEDULED, 3600)],
+)
+async def test_only_a_send_scheduled_for_now_is_claimed_as_it_is_created(
+    database, storage_factory, state, due_in
+):
+    app = await storage_factory.app()
+    with pytest.raises(IllegalTransition):
+        async with database.sessions.begin() as session:
+            await queries.create_send(
+                session=session,
+                team_id=app.team_id,
+                requester_id="U0ALICE",
+                app=app,
+                content={"contents": {"en": "later"}},
+                audience={"segments": ["All"]},
+                state=state,
+                due_at=None if due_in is None else utcnow() + timedelta(seconds=due_in),
+                claim=queries.Claim("w1"),
+            )
+    async with database.sessions() as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(Send)) == 0
 
 
 async def test_a_send_whose_worker_died_is_taken_over_with_the_same_key(database, storage_factory):
