@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Final
 from urllib.parse import urljoin
 
@@ -29,6 +30,7 @@ from bot.errors import report_unexpected
 from bot.installations import EncryptedInstallationStore
 from bot.services import Services
 from bot.settings import Settings
+from bot.slack_http import pooled_respond_middleware
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +87,16 @@ def build_app(settings: Settings, *, services: Services) -> AsyncApp:
     else:
         raise AppConfigError("Set SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.")
     app.middleware(_measure(services))
+    app.middleware(pooled_respond_middleware(services.slack_http))
+    services.on_startup.append(partial(_pool_web_api_calls, app, services))
     app.error(_error_handler(services))
     commands.register(app, services)
     return app
+
+
+async def _pool_web_api_calls(app: AsyncApp, services: Services) -> None:
+    """Web API calls go through the shared session (Bolt hands it to each request's client)."""
+    app.client.session = services.slack_http.session()
 
 
 def _secret(value: Any) -> str:

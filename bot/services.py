@@ -24,6 +24,7 @@ from bot.notifier import NotifierRelay
 from bot.onesignal import make_http_client
 from bot.scheduling import Scheduler
 from bot.settings import Settings
+from bot.slack_http import SlackHttp
 from storage.crypto import KeyRing
 from storage.db import Database
 
@@ -110,6 +111,7 @@ class Services:
             `services.notifier.target = ...` (until then they are only logged).
         tasks: tracked background work, drained at shutdown.
         metrics: the Prometheus counters served on `/metrics`.
+        slack_http: the one aiohttp session for calls to Slack (bot.slack_http).
         on_startup / on_shutdown: hooks run in order at start, in reverse order at shutdown.
         heavy_work_limit: how many heavy jobs after the ack run at once (`heavy_work`).
     """
@@ -124,6 +126,7 @@ class Services:
     notifier: NotifierRelay = field(default_factory=NotifierRelay)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     metrics: Metrics = field(default_factory=Metrics)
+    slack_http: SlackHttp = field(default_factory=SlackHttp)
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
     drain_timeout: float = 10.0
@@ -241,6 +244,7 @@ class Services:
         await self.tasks.drain(self.drain_timeout)
         for hook in reversed(self.on_shutdown):
             await hook()
+        await self.slack_http.aclose()
 
 
 def build_services(
