@@ -19,6 +19,12 @@ replies posted to response URLs and the notifications the fake OneSignal receive
 Between steps the real app's work after the ack is left to finish, so each step starts idle.
 Target (issue 5): at 100 requests/s the real p99 is at most 3x the bare app's; up to
 200 requests/s no real response takes over 250 ms.
+
+The bare app is a plain AsyncApp, with Bolt's defaults. PushOps sets Bolt's
+`process_before_response` (bot.app.ACK_WHEN_LISTENER_RETURNS), which saves the 10 ms Bolt
+otherwise waits between looks at whether a listener acked; `--bare-like-pushops` gives the
+bare app that setting too, so that the ratio shows only what PushOps does before its ack
+(parse, check, and store the send's row).
 """
 
 from __future__ import annotations
@@ -203,6 +209,7 @@ class Step:
     errors: dict[str, int] = field(default_factory=dict)
     max_late_ms: float = 0.0  # how far behind schedule this generator sent a request
     replied_after_s: float | None = None  # real app: last reply posted, after the last request
+    cpu_ms: float | None = None  # the app's CPU per answered request, its work after the ack too
 
     @property
     def ok(self) -> int:
@@ -325,9 +332,16 @@ class Profiler:
             recorder.wait()
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Apps:
     urls: dict[str, str]
+    pids: dict[str, int]
     fake_slack: FakeSlackProcess
     onesignal_url: str
     expected_replies: int = 0  # real-app requests answered 200: each owes one reply
@@ -368,6 +382,7 @@ async def run_ladder(
                 if rate not in REQUIRED_RATES and not climbing[app]:
                     continue
                 step = Step(app=app, command=command, rate=rate)
+                cpu = process_cpu(apps.pids[app])
                 with profiler.recording(app, f"{app}-{command}-{rate}", duration):
                     await load.run(apps.urls[app], step, duration)
                 steps.append(step)
@@ -377,6 +392,7 @@ async def run_ladder(
                     apps.expected_replies += step.ok
                     apps.sends += step.ok if command == "send" else 0
                     step.replied_after_s = await apps.drain()
+                step.cpu_ms = (process_cpu(apps.pids[app]) - cpu) / max(1, step.ok) * 1000
     return steps
 
 
@@ -434,10 +450,11 @@ def real_env(workdir: Path, slack: dict[str, str], onesignal_url: str, db: str) 
     }
 
 
-def bare_env(slack: dict[str, str]) -> dict[str, str]:
+def bare_env(slack: dict[str, str], *, like_pushops: bool) -> dict[str, str]:
     return {
         **base_env(),
         "PYTHONPATH": str(ROOT),
+        "BARE_PROCESS_BEFORE_RESPONSE": "1" if like_pushops else "0",
         "SLACK_BOT_TOKEN": slack["bot_token"],
         "SLACK_SIGNING_SECRET": slack["signing_secret"],
         "SLACK_API_URL": slack["api_url"],
@@ -455,7 +472,10 @@ async def measure(
     processes: dict[str, subprocess.Popen[Any]] = {}
     try:
         slack = fake_slack.info
-        env = {"real": real_env(workdir, slack, onesignal_url, db_url), "bare": bare_env(slack)}
+        env = {
+            "real": real_env(workdir, slack, onesignal_url, db_url),
+            "bare": bare_env(slack, like_pushops=args.bare_like_pushops),
+        }
         commands = {
             "real": [*pushops_command(), "serve"],
             "bare": [sys.executable, "-m", "benchmarks.servers.bare_app"],
@@ -465,7 +485,8 @@ async def measure(
         urls = {app: f"http://127.0.0.1:{env[app]['PORT']}/slack/events" for app in APPS}
         for app in APPS:
             await wait_until_serving(urls[app], processes)
-        apps = Apps(urls=urls, fake_slack=fake_slack, onesignal_url=onesignal_url)
+        pids = {app: process.pid for app, process in processes.items()}
+        apps = Apps(urls=urls, pids=pids, fake_slack=fake_slack, onesignal_url=onesignal_url)
         connector = aiohttp.TCPConnector(limit=0)  # open loop: never queue in the client
         timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -497,6 +518,10 @@ def _ms(value: float) -> str:
     return "-" if math.isinf(value) else f"{value:.1f}"
 
 
+def _cpu(step: Step) -> str:
+    return "-" if step.cpu_ms is None else f"{step.cpu_ms:.2f}"
+
+
 def _done(step: Step) -> str:
     if step.replied_after_s is None:
         return "-"
@@ -523,22 +548,29 @@ def report(
         f"step, rates {', '.join(map(str, args.rates))} /s (above {max(REQUIRED_RATES)} only "
         "while the previous rate held p99 < 250 ms)"
     )
+    bolt = (
+        "process_before_response=True, as PushOps"
+        if args.bare_like_pushops
+        else "Bolt's defaults: it checks every 10 ms whether the listener acked"
+    )
     print(
         "  real = `pushops serve` (after-ack work drained between steps); "
-        "bare = AsyncApp whose /push only acks"
+        f"bare = AsyncApp whose /push only acks ({bolt})"
     )
     print()
     header = f"{'command':8} {'rate/s':>6} {'app':5} {'answered':>9} {'p50 ms':>8} "
-    header += f"{'p99 ms':>8} {'max ms':>8} {'late ms':>8} {'done s':>7}  errors"
+    header += f"{'p99 ms':>8} {'max ms':>8} {'late ms':>8} {'done s':>7} {'CPU ms':>7}  errors"
     print(header)
     for step in steps:
         errors = ", ".join(f"{k}: {v}" for k, v in step.errors.items()) or "-"
         print(
             f"{step.command:8} {step.rate:>6} {step.app:5} {f'{step.ok}/{step.sent}':>9} "
             f"{_ms(step.quantile(0.5)):>8} {_ms(step.quantile(0.99)):>8} "
-            f"{_ms(step.quantile(1.0)):>8} {step.max_late_ms:>8.1f} {_done(step):>7}  {errors}"
+            f"{_ms(step.quantile(1.0)):>8} {step.max_late_ms:>8.1f} {_done(step):>7} "
+            f"{_cpu(step):>7}  {errors}"
         )
     print("  late ms: the most this generator sent a request behind its schedule.")
+    print("  CPU ms: the app's CPU time per answered request (real: its work after the ack too).")
     print(
         "  done s: real app, when its last reply reached the fake Slack, in s after the "
         "last request"
@@ -650,6 +682,12 @@ def _parser() -> argparse.ArgumentParser:
         "the real app gets a fresh database there instead of SQLite",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    parser.add_argument(
+        "--bare-like-pushops",
+        action="store_true",
+        help="run the bare app with PushOps' Bolt setting process_before_response=True "
+        "(Bolt's default, off, makes it look every 10 ms whether the listener acked)",
+    )
     parser.add_argument(
         "--profile",
         type=Path,

@@ -31,9 +31,20 @@ from bot.cli_serve import bind
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"  # bot.logs' text format
 
 
-def build_bare_app(*, token: str, signing_secret: str, api_url: str) -> AsyncApp:
-    """An AsyncApp with one listener: `/push` acks and does nothing else."""
-    app = AsyncApp(name="bare", token=token, signing_secret=signing_secret)
+def build_bare_app(
+    *, token: str, signing_secret: str, api_url: str, process_before_response: bool = False
+) -> AsyncApp:
+    """An AsyncApp with one listener: `/push` acks and does nothing else.
+
+    `process_before_response`: Bolt's setting of that name (PushOps sets it; off by default,
+    Bolt then runs the listener as a task and looks every 10 ms whether it acked).
+    """
+    app = AsyncApp(
+        name="bare",
+        token=token,
+        signing_secret=signing_secret,
+        process_before_response=process_before_response,
+    )
     app.client.base_url = api_url
 
     async def on_push(ack: AsyncAck) -> None:
@@ -58,6 +69,7 @@ async def serve() -> None:
         token=os.environ["SLACK_BOT_TOKEN"],
         signing_secret=os.environ["SLACK_SIGNING_SECRET"],
         api_url=os.environ["SLACK_API_URL"],
+        process_before_response=os.environ.get("BARE_PROCESS_BEFORE_RESPONSE") == "1",
     )
     listener = bind(os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"]))
     config = uvicorn.Config(
