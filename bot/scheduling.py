@@ -358,22 +358,14 @@ class Scheduler:
             # A held send found later than the grace with nothing known sent is missed first;
             # the rest is taken over (same key) or, if partly sent, ended by the service.
             await self._mark_missed()
-            while not self._stopping:
-                async with self._writes:
-                    taken = await queries.reclaim_stale_sends(
-                        session_factory=self.database.sessions,
-                        now=self.clock(),
-                        worker_id=self.worker_id,
-                        limit=self.claim_batch,
-                        lease=self.lease,
-                        grace=self.grace,
-                    )
-                self._start_all(taken)
-                if len(taken) < self.claim_batch:
-                    break
+            await self._take_batches(queries.reclaim_stale_sends)
+        await self._take_batches(queries.claim_due_sends)
+
+    async def _take_batches(self, take: Callable[..., Awaitable[list[Send]]]) -> None:
+        """Claim with `take` (due sends, or stale ones) batch after batch, delivering each."""
         while not self._stopping:
             async with self._writes:
-                claimed = await queries.claim_due_sends(
+                taken = await take(
                     session_factory=self.database.sessions,
                     now=self.clock(),
                     worker_id=self.worker_id,
@@ -381,8 +373,8 @@ class Scheduler:
                     lease=self.lease,
                     grace=self.grace,
                 )
-            self._start_all(claimed)
-            if len(claimed) < self.claim_batch:
+            self._start_all(taken)
+            if len(taken) < self.claim_batch:
                 return
 
     def _start_all(self, sends: list[Send]) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 
 from bot.delivery import SendService
 from bot.onesignal import make_http_client
-from bot.scheduling import Scheduler
+from bot.scheduling import SWEEP_JOB, Scheduler
 from bot.settings import Settings
 from storage.crypto import KeyRing
 from storage.db import Database
@@ -81,6 +81,26 @@ async def test_a_send_due_in_2s_goes_out_once_and_a_cancelled_one_never(env):
     assert request.time - started >= 1.9  # not before it was due
     assert (await env.row(dropped)).state == SendState.CANCELLED
     assert len(env.notifier.of("send_delivered")) == 1
+
+
+async def test_sends_due_within_the_same_10_ms_share_one_timer_and_none_goes_early(
+    env, database, app
+):
+    due = utcnow() + timedelta(seconds=1.5)
+    ids = await insert_due(database, app, 30, due)
+    later = await insert_due(database, app, 1, due + timedelta(seconds=1), prefix="L")
+
+    await env.start()
+    jobs = [job.id for job in env.scheduler._aps.get_jobs() if job.id != SWEEP_JOB]  # type: ignore[union-attr]
+    await _wait_count(database, SendState.SENT, 31, seconds=15)
+
+    assert env.scheduler.armed == 0
+    assert len(jobs) == 2  # one per 10 ms slot with sends due in it: 31 sends, 2 slots
+    offset = time.monotonic() - time.time()  # the fake stamps requests with monotonic time
+    due_at = {str(send_id): due for send_id in ids} | {str(later[0]): due + timedelta(seconds=1)}
+    for request in env.posted():
+        sent_at = request.time - offset
+        assert sent_at >= due_at[request.json["idempotency_key"]].timestamp() - 0.001
 
 
 async def test_at_start_every_scheduled_send_gets_a_timer(env):
