@@ -12,17 +12,23 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
 from bot.services import Services
-from commands._format import Block, escape
+from commands._format import Block, escape, unknown_app_text
 from commands._parsing import parse_options
 from commands.access import interaction_ids
 from commands.cancel import cancel
 from commands.cards import card_of
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
-from commands.sending import button_send_id, load_send, may_cancel, refuse, sends_of
+from commands.sending import (
+    app_names,
+    button_send_id,
+    load_send,
+    may_cancel,
+    refuse,
+    sends_of,
+)
 from commands.views import sends as send_views
 from commands.views.listing import list_blocks, list_text
-from storage import queries
 
 LIMIT = 20
 """Sends of each kind shown."""
@@ -38,13 +44,9 @@ async def before_ack(ctx: CommandContext) -> object:
 
 
 async def _check_app(services: Services, team_id: str, app: str) -> None:
-    if services.database is None:
-        return
-    async with services.database.sessions() as session:
-        names = [a.name for a in await queries.list_apps(session=session, team_id=team_id)]
+    names = await app_names(services, team_id)
     if app not in names:
-        known = ", ".join(names) or "none yet (an admin adds one with `/push setup`)"
-        raise CommandError(f"There is no app {app!r} here; the apps are: {known}.")
+        raise CommandError(unknown_app_text(app, names))
 
 
 async def listing(services: Services, team_id: str, app: str | None) -> tuple[str, list[Block]]:

@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.delivery import Audience, SendContent, SendRejected, SendService
 from bot.policy import ApprovalPolicy, PolicyError, approvals_required
 from bot.services import Services
-from commands._format import Block, escape
+from commands._format import Block, escape, unknown_app_text
 from commands.access import resolve_actor, senders_configured, team_facts
 from commands.cards import card_of
 from commands.context import CommandError
@@ -101,7 +101,7 @@ async def store(
     from a cache. It waits for other writers at most `STORE_WAIT` s and then refuses with
     `BUSY` having stored nothing; a store that got its locks is never cut short, so whoever
     is told it failed can be sure nothing goes out. SendRejected (bad field, unknown app)
-    comes out as is, for the caller to word.
+    comes out for the caller to show; an unknown app's is worded like every other command's.
     """
     policy = await policy_of(services, team_id)
     required = approvals_required(policy, draft.audience, is_test=draft.is_test)
@@ -123,8 +123,25 @@ async def store(
             )
     except WriteBusy:
         raise CommandError(BUSY) from None
-    except AppNotFound as error:  # a workspace without any app
-        raise SendRejected("app", str(error)) from None
+    except SendRejected as error:
+        if error.field != "app":
+            raise
+        raise SendRejected("app", await unknown_app(services, team_id, draft.app)) from None
+    except AppNotFound:  # removed while the send was being stored
+        raise SendRejected("app", await unknown_app(services, team_id, draft.app)) from None
+
+
+async def app_names(services: Services, team_id: str) -> list[str]:
+    """The names of the workspace's apps (none without a database)."""
+    if services.database is None:
+        return []
+    async with services.database.sessions() as session:
+        return [app.name for app in await queries.list_apps(session=session, team_id=team_id)]
+
+
+async def unknown_app(services: Services, team_id: str, name: str | None) -> str:
+    """`unknown_app_text` for app `name` (None: the default) with the apps there are now."""
+    return unknown_app_text(name, await app_names(services, team_id))
 
 
 def approvals_note(send: Send, policy: ApprovalPolicy) -> str | None:

@@ -35,7 +35,7 @@ from bot.credentials import CredentialError, CredentialProblem, verify_onesignal
 from bot.default_app import DEFAULT_APP_NAME
 from bot.policy import ApprovalPolicy, PolicyError, Role
 from bot.services import Services
-from commands._format import escape
+from commands._format import code, escape
 from commands._parsing import parse_options
 from commands.access import database_of, forget_team, interaction_ids, require_admin
 from commands.context import CommandContext, CommandError, Subcommand
@@ -169,7 +169,7 @@ async def _replace_app(click: Click) -> View:
     async with database_of(click.services).sessions() as session:
         app = await queries.get_app(session=session, team_id=click.team_id, name=click.value)
     if app is None:
-        return await click.home(f"There is no app {escape(click.value)} any more.", ok=False)
+        return await _app_gone(click)
     return app_form_view(AppFormState(replace=app.name, app_id=app.onesignal_app_id))
 
 
@@ -179,8 +179,8 @@ async def _make_default(click: Click) -> View:
             await queries.set_default_app(
                 session=session, team_id=click.team_id, name=click.value, actor=click.user_id
             )
-    except AppNotFound as error:
-        return await click.home(escape(str(error)), ok=False)
+    except AppNotFound:
+        return await _app_gone(click)
     _apps_changed(click.services, click.team_id)
     return await click.home(f"*{escape(click.value)}* is now the default app.")
 
@@ -191,10 +191,19 @@ async def _remove_app(click: Click) -> View:
             await queries.remove_app(
                 session=session, team_id=click.team_id, name=click.value, actor=click.user_id
             )
-    except (AppNotFound, AppInUse) as error:
+    except AppNotFound:
+        return await _app_gone(click)
+    except AppInUse as error:
         return await click.home(escape(str(error)), ok=False)
     _apps_changed(click.services, click.team_id)
     return await click.home(f"Removed *{escape(click.value)}* and its key.")
+
+
+async def _app_gone(click: Click) -> View:
+    """The home again when the app clicked on was removed meanwhile (another admin, a
+    second tab): the apps listed under the notice are the ones there are now."""
+    gone = f"There is no OneSignal app named {code(click.value)} any more"
+    return await click.home(f"{gone}; the apps below are the ones there are now.", ok=False)
 
 
 def _apps_changed(services: Services, team_id: str) -> None:

@@ -132,7 +132,9 @@ async def test_list_of_one_app_and_of_an_unknown_app(app, database):
 
     assert "Later one" in text_of(await known.reply())
     reply = await unknown.reply()
-    assert "There is no app 'shop' here; the apps are: default." in reply["text"]
+    assert reply["text"].startswith(
+        "There is no OneSignal app named `shop` here. Pick one with `--app NAME`: `default`.\n"
+    )
 
 
 async def test_an_empty_list_says_so(app):

@@ -28,6 +28,7 @@ from tests.scenario.sendkit import (
     text_of,
     wait_for_state,
 )
+from tests.scenario.workspace import onesignal_settings
 
 
 @pytest.fixture
@@ -215,8 +216,8 @@ async def assert_refused(sent: Any, database: Any, *expected: str) -> Any:
         (f'send --segment "{SEGMENT}"', "The message is empty", "Put the text after the options"),
         (
             f'send --app nope --segment "{SEGMENT}" Hi',
-            "There is no app 'nope' here",
-            "use --app with one of: default",
+            "There is no OneSignal app named `nope` here.",
+            "Pick one with `--app NAME`: `default`.",
         ),
         (
             f'send --at "2020-01-01 09:00" --segment "{SEGMENT}" Hi',
@@ -257,6 +258,23 @@ async def test_bad_send_input_is_answered_and_writes_nothing(
     sent = await app.post_command(text)
 
     await assert_refused(sent, database, problem, fix)
+    assert creates(fake_onesignal) == []
+
+
+async def test_a_send_in_a_workspace_without_apps_says_how_to_add_one(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path
+):
+    config = onesignal_settings(
+        fake_slack, fake_onesignal, tmp_path, onesignal_app_id=None, onesignal_api_key=None
+    )
+    async with serve_sending(serve_pushops, config, database, keyring) as running:
+        sent = await running.post_command(f'send --yes --segment "{SEGMENT}" Hi')
+
+        reply = await assert_refused(sent, database)
+
+    assert reply["text"].startswith(
+        "No OneSignal app is set up in this workspace yet: an admin adds one with `/push setup`.\n"
+    )
     assert creates(fake_onesignal) == []
 
 

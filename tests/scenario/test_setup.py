@@ -347,7 +347,8 @@ async def test_making_an_app_the_default_and_removing_it(
     assert (await _actions(database))[-2:] == ["app.default", "app.removed"]
 
     home = await _click(app, fake_slack, view_id, const.ACTION_SETUP_REMOVE_APP, "second")
-    assert "No OneSignal app named 'second'" in _text(home)
+    gone = "There is no OneSignal app named `second` any more; the apps below are the ones"
+    assert f"{gone} there are now." in _text(home)
 
 
 async def test_choosing_and_clearing_the_log_channel(app, fake_slack, database):
