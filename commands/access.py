@@ -332,6 +332,17 @@ async def senders_configured(services: Services, team_id: str) -> bool:
     return (await team_facts(services, team_id)).senders_configured
 
 
+def interaction_enterprise_id(body: Mapping[str, Any]) -> str | None:
+    """The Enterprise Grid org of the workspace a click or form submission comes from.
+
+    None outside Grid. A workspace row created by such a request keeps it, so that what
+    PushOps says later, outside any request, finds an org-wide installation's token.
+    """
+    enterprise = body.get("enterprise") or {}
+    team = body.get("team") or {}
+    return str(enterprise.get("id") or team.get("enterprise_id") or "") or None
+
+
 def interaction_ids(body: Mapping[str, Any]) -> tuple[str, str]:
     """(team id, user id) of a button click or form submission.
 

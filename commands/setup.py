@@ -37,7 +37,13 @@ from bot.policy import ApprovalPolicy, PolicyError, Role
 from bot.services import Services
 from commands._format import code, escape
 from commands._parsing import parse_options
-from commands.access import database_of, forget_team, interaction_ids, require_admin
+from commands.access import (
+    database_of,
+    forget_team,
+    interaction_enterprise_id,
+    interaction_ids,
+    require_admin,
+)
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
 from commands.setup_forms import (
@@ -147,6 +153,7 @@ class Click:
     user_id: str
     action: Mapping[str, Any]
     services: Services
+    enterprise_id: str | None  # the workspace's Grid org, kept on its row
 
     @property
     def value(self) -> str:
@@ -230,7 +237,9 @@ async def _log_off(click: Click) -> View:
 
 async def _update_workspace(click: Click, **changes: Any) -> None:
     async with database_of(click.services).sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=click.team_id)
+        await queries.ensure_workspace(
+            session=session, team_id=click.team_id, enterprise_id=click.enterprise_id
+        )
         await queries.update_workspace(
             session=session, team_id=click.team_id, actor=click.user_id, **changes
         )
@@ -282,7 +291,9 @@ async def _clicked(
             team_id=team_id, user_id=user_id, client=client, services=services, action=ACTION
         )
         action = (body.get("actions") or [{}])[0]
-        view = await work(Click(team_id, user_id, action, services))
+        view = await work(
+            Click(team_id, user_id, action, services, interaction_enterprise_id(body))
+        )
     except CommandError as error:
         view = message_view(str(error))
     await _show(client, view_id, view)
@@ -298,6 +309,21 @@ async def _show(client: AsyncWebClient, view_id: str, view: View) -> None:
 
 def _slack_error(error: SlackApiError) -> str:
     return str(error.response.get("error", "unknown")) if error.response is not None else "?"
+
+
+@dataclass(frozen=True)
+class Admin:
+    """An admin (checked) saving a form, and the workspace it is saved for."""
+
+    team_id: str
+    user_id: str
+    enterprise_id: str | None  # the workspace's Grid org, kept on its row
+
+    async def ensure_workspace(self, session: AsyncSession) -> None:
+        """The workspace row, with its Grid org: a form may be the workspace's first write."""
+        await queries.ensure_workspace(
+            session=session, team_id=self.team_id, enterprise_id=self.enterprise_id
+        )
 
 
 # --- the app form: checked with OneSignal after the ack --------------------------------------
@@ -318,7 +344,8 @@ def _app_submit_listener(services: Services) -> Callable[..., Awaitable[None]]:
             await ack(response_action="errors", errors=error.errors)
             return
         await ack(response_action="update", view=checking_view(entry.name, entry.app_id))
-        work = _check_and_save(services, client, str(view["id"]), team_id, user_id, entry)
+        admin = Admin(team_id, user_id, interaction_enterprise_id(body))
+        work = _check_and_save(services, client, str(view["id"]), admin, entry)
         services.after_ack(work, respond=None, kind="setup")
 
     return on_submit
@@ -345,14 +372,17 @@ async def _check_and_save(
     services: Services,
     client: AsyncWebClient,
     view_id: str,
-    team_id: str,
-    user_id: str,
+    admin: Admin,
     entry: AppEntry,
 ) -> None:
     """Re-check the admin, ask OneSignal about the key, save it; show what came of it."""
     try:
         await require_admin(
-            team_id=team_id, user_id=user_id, client=client, services=services, action=ACTION
+            team_id=admin.team_id,
+            user_id=admin.user_id,
+            client=client,
+            services=services,
+            action=ACTION,
         )
         await verify_onesignal_app(
             app_id=entry.app_id,
@@ -360,7 +390,7 @@ async def _check_and_save(
             base_url=services.settings.onesignal_api_url,
             http_client=services.onesignal_http,
         )
-        view = await _save_app(services, team_id, user_id, entry)
+        view = await _save_app(services, admin, entry)
     except CommandError as error:
         view = message_view(str(error))
     except CredentialError as error:
@@ -379,12 +409,14 @@ def _form_again(entry: AppEntry, errors: Mapping[str, str]) -> AppFormState:
     )
 
 
-async def _save_app(services: Services, team_id: str, user_id: str, entry: AppEntry) -> View:
+async def _save_app(services: Services, admin: Admin, entry: AppEntry) -> View:
     keyring = services.keyring
     if keyring is None:
         return message_view("PushOps runs without its secret key here; ask whoever runs it.")
+    team_id = admin.team_id
     try:
         async with database_of(services).sessions.begin() as session:
+            await admin.ensure_workspace(session)
             app = await queries.add_app(
                 session=session,
                 keyring=keyring,
@@ -392,7 +424,7 @@ async def _save_app(services: Services, team_id: str, user_id: str, entry: AppEn
                 name=entry.name,
                 onesignal_app_id=entry.app_id,
                 api_key=entry.api_key,
-                added_by=user_id,
+                added_by=admin.user_id,
                 make_default=entry.make_default,
                 replace=entry.replace,
             )
@@ -410,8 +442,8 @@ async def _save_app(services: Services, team_id: str, user_id: str, entry: AppEn
 # --- the roles and approvals forms: saved before the ack ---------------------------------------
 
 
-FormWork = Callable[[Services, str, str, Values], Awaitable[str]]
-"""Saves a checked form for (services, team id, user id, values); returns the notice."""
+FormWork = Callable[[Services, Admin, Values], Awaitable[str]]
+"""Saves a checked form for (services, who saves it, values); returns the notice."""
 
 
 def _local_submit_listener(
@@ -421,9 +453,9 @@ def _local_submit_listener(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         try:
-            team_id, user_id = await _admin_in_time(services, body, client)
+            admin = await _admin_in_time(services, body, client)
             with limited_lock_wait(SAVE_WAIT):
-                notice = await work(services, team_id, user_id, view["state"]["values"])
+                notice = await work(services, admin, view["state"]["values"])
         except FormErrors as error:
             await ack(response_action="errors", errors=error.errors)
             return
@@ -437,22 +469,20 @@ def _local_submit_listener(
             await ack(response_action="errors", errors={first_block: DATABASE_BUSY})
             return
         # Saved: from here on nothing may say otherwise. The home is one quick read.
-        state = await load_state(services, team_id)
+        state = await load_state(services, admin.team_id)
         await ack(response_action="update", view=home_view(state, notice=notice))
 
     return on_submit
 
 
-async def _admin_in_time(
-    services: Services, body: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, str]:
-    """(team, user) of an admin; TimeoutError when Slack takes over LOOKUP_BUDGET to say."""
+async def _admin_in_time(services: Services, body: dict[str, Any], client: AsyncWebClient) -> Admin:
+    """The admin saving a form; TimeoutError when Slack takes over LOOKUP_BUDGET to say."""
     team_id, user_id = interaction_ids(body)
     async with asyncio.timeout(LOOKUP_BUDGET):
         await require_admin(
             team_id=team_id, user_id=user_id, client=client, services=services, action=ACTION
         )
-    return team_id, user_id
+    return Admin(team_id, user_id, interaction_enterprise_id(body))
 
 
 LOOKUP_BUDGET: Final = 1.0
@@ -468,10 +498,11 @@ SLACK_TOO_SLOW: Final = (
 DATABASE_BUSY: Final = "PushOps is busy; nothing was saved. Save again in a moment."
 
 
-async def _save_roles(services: Services, team_id: str, user_id: str, values: Values) -> str:
+async def _save_roles(services: Services, admin: Admin, values: Values) -> str:
     change = parse_roles_form(values)
+    team_id, user_id = admin.team_id, admin.user_id
     async with database_of(services).sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=team_id)
+        await admin.ensure_workspace(session)
         changed = [s for s in change.subjects if await _apply(session, team_id, user_id, change, s)]
     forget_team(services, team_id)
     return roles_notice(change, changed)
@@ -501,17 +532,17 @@ def roles_notice(change: RoleChange, changed: list[str]) -> str:
     return f"{who} {'now hold' if change.give else 'no longer hold'} the {role} role."
 
 
-async def _save_policy(services: Services, team_id: str, user_id: str, values: Values) -> str:
+async def _save_policy(services: Services, admin: Admin, values: Values) -> str:
     policy = parse_policy_form(values)
     async with database_of(services).sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=team_id)
+        await admin.ensure_workspace(session)
         await queries.update_workspace(
             session=session,
-            team_id=team_id,
-            actor=user_id,
+            team_id=admin.team_id,
+            actor=admin.user_id,
             settings={"approvals": policy.to_settings()},
         )
-    forget_team(services, team_id)
+    forget_team(services, admin.team_id)
     return "Saved the approval policy."
 
 

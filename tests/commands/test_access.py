@@ -11,6 +11,7 @@ from bot.policy import Role
 from bot.services import Services
 from commands.access import (
     forget_team,
+    interaction_enterprise_id,
     interaction_ids,
     require_admin,
     resolve_actor,
@@ -187,6 +188,20 @@ async def test_require_admin_refuses_with_who_to_ask(services, client, fake_slac
     assert "give you the admin role in `/push setup`" in str(refused.value)
     admin = await require_admin(team_id=TEAM, user_id="U0ALICE", client=client, services=services)
     assert admin.is_admin()
+
+
+@pytest.mark.parametrize(
+    ("body", "org"),
+    [
+        ({"enterprise": {"id": "E1"}, "team": {"id": "T1", "enterprise_id": "E1"}}, "E1"),
+        ({"enterprise": None, "team": {"id": "T1", "enterprise_id": "E1"}}, "E1"),
+        ({"enterprise": None, "team": {"id": "T1"}}, None),
+        ({}, None),
+    ],
+    ids=["enterprise", "team only", "not grid", "nothing"],
+)
+def test_the_org_of_a_click_is_read_where_slack_puts_it(body, org):
+    assert interaction_enterprise_id(body) == org
 
 
 def test_interaction_ids_refuse_someone_from_another_workspace():

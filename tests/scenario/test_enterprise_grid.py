@@ -2,11 +2,13 @@
 org-wide, the bot still finds its token for what it says later, outside any request (the
 requester's DM when a scheduled send has gone out)."""
 
+import json
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
+from bot import const
 from storage import queries
 from storage.models import SendState
 from tests.fakes import signing
@@ -124,3 +126,104 @@ async def test_installed_org_wide_the_bot_writes_later_with_the_orgs_token(
     dm = await _scheduled_send_is_told_by_dm(app, fake_slack, fake_onesignal, database, True)
 
     assert dm.token.startswith(f"xoxb-{ORG}-")
+
+
+# --- /push setup in a Grid workspace: the first write records the workspace's org ------------
+
+
+async def _setup_opened(app: PushOps, fake_slack: Any) -> str:
+    """PushOps installed org-wide, MEMBER an admin of GRID_TEAM with /push setup open."""
+    await _install(app, fake_slack.issue_oauth_code(ORG, enterprise_id=ORG, org_wide=True))
+    fake_slack.add_user(MEMBER, team_id=GRID_TEAM, is_admin=True)
+    await _command(app, "setup", org_wide=True)
+    await fake_slack.wait_for("views.open")
+    [view_id] = fake_slack._state.views  # the id Slack sends back in every payload
+    return str(view_id)
+
+
+def _from_grid(payload: dict[str, Any]) -> dict[str, Any]:
+    """`payload` as Slack sends it from GRID_TEAM, a workspace of ORG, PushOps org-wide."""
+    payload["enterprise"] = {"id": ORG, "name": "Grid Org"}
+    payload["team"]["enterprise_id"] = ORG
+    payload["is_enterprise_install"] = True
+    return payload
+
+
+async def _org_of_workspace(database: Any) -> str | None:
+    async with database.sessions() as session:
+        workspace = await queries.get_workspace(session=session, team_id=GRID_TEAM)
+    assert workspace is not None
+    return workspace.enterprise_id
+
+
+async def test_a_setup_click_records_the_workspaces_org(app, fake_slack, database):
+    view_id = await _setup_opened(app, fake_slack)
+    payload = signing.block_actions(
+        action_id=const.ACTION_SETUP_LOG_CHANNEL,
+        user_id=MEMBER,
+        team_id=GRID_TEAM,
+        response_url="",
+        view={"id": view_id, "callback_id": const.CALLBACK_SETUP},
+        element_type="conversations_select",
+    )
+    payload["actions"][0]["selected_conversation"] = "C0LOG"
+
+    response = await app.post_action(_from_grid(payload))
+
+    assert response.status_code == 200
+    home = (await fake_slack.wait_for("views.update")).args["view"]
+    assert "Results of sends will be posted in <#C0LOG>." in json.dumps(home)
+    assert await _org_of_workspace(database) == ORG
+
+
+async def test_a_saved_setup_form_records_the_workspaces_org(app, fake_slack, database):
+    view_id = await _setup_opened(app, fake_slack)
+    field = const.ACTION_SETUP_FIELD
+    values = {
+        const.BLOCK_SETUP_POLICY_MODE: {
+            field: {"type": "radio_buttons", "selected_option": {"value": "off"}}
+        },
+    }
+    payload = signing.view_submission(
+        callback_id=const.CALLBACK_SETUP_POLICY,
+        user_id=MEMBER,
+        team_id=GRID_TEAM,
+        values=values,
+        view_id=view_id,
+    )
+
+    response = await app.post_action(_from_grid(payload))
+
+    assert response.status_code == 200
+    assert "Saved the approval policy." in json.dumps(response.json()["view"])
+    assert await _org_of_workspace(database) == ORG
+
+
+async def test_an_app_added_in_setup_records_the_workspaces_org(
+    app, fake_slack, fake_onesignal, database
+):
+    view_id = await _setup_opened(app, fake_slack)
+    field = const.ACTION_SETUP_FIELD
+    key = register_secret(fake_onesignal.app.rest_api_key)
+    values = {
+        const.BLOCK_SETUP_APP_NAME: {field: {"type": "plain_text_input", "value": "main"}},
+        const.BLOCK_SETUP_APP_ID: {
+            field: {"type": "plain_text_input", "value": fake_onesignal.app.id}
+        },
+        const.BLOCK_SETUP_APP_KEY: {field: {"type": "plain_text_input", "value": key}},
+        const.BLOCK_SETUP_APP_DEFAULT: {field: {"type": "checkboxes", "selected_options": []}},
+    }
+    payload = signing.view_submission(
+        callback_id=const.CALLBACK_SETUP_APP,
+        user_id=MEMBER,
+        team_id=GRID_TEAM,
+        values=values,
+        view_id=view_id,
+    )
+
+    response = await app.post_action(_from_grid(payload))
+
+    assert response.status_code == 200
+    home = (await fake_slack.wait_for("views.update")).args["view"]
+    assert "Saved *main*: OneSignal accepted its REST API key." in json.dumps(home)
+    assert await _org_of_workspace(database) == ORG
