@@ -28,10 +28,7 @@ from commands.sending import (
     sends_of,
 )
 from commands.views import sends as send_views
-from commands.views.listing import list_blocks, list_text
-
-LIMIT = 20
-"""Sends of each kind shown."""
+from commands.views.listing import MAX_SHOWN, list_blocks, list_text
 
 
 async def before_ack(ctx: CommandContext) -> object:
@@ -54,7 +51,10 @@ async def listing(services: Services, team_id: str, app: str | None) -> tuple[st
     next to go out on top), then recent ones latest first."""
     if app is not None:
         await _check_app(services, team_id, app)
-    upcoming, finished = await sends_of(services).recent(team_id=team_id, limit=LIMIT, app_name=app)
+    # One more than is shown tells the list that there are more.
+    upcoming, finished = await sends_of(services).recent(
+        team_id=team_id, limit=MAX_SHOWN + 1, app_name=app
+    )
     scheduled = [card_of(s) for s in upcoming]
     recent = [card_of(s) for s in finished]
     return list_text(scheduled, recent), list_blocks(scheduled, recent, app=app)

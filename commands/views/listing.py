@@ -11,7 +11,10 @@ from commands._format import Block, code, context, escape, section
 from commands.views.sends import SendCard, button, ids_text, when_text
 
 MAX_SHOWN: Final = 20
-"""Sends per list; with headers this stays under Slack's 50 blocks per message."""
+"""Sends per list; with headers this stays under Slack's 50 blocks per message. Give the
+view one more of a kind to have it say that there are more than it shows."""
+
+_FIND_ANY: Final = f"`{const.SLASH_COMMAND} status ID` shows any send."
 
 _SNIPPET: Final = 60
 
@@ -37,28 +40,38 @@ def list_blocks(
     now: datetime | None = None,
 ) -> list[Block]:
     """Scheduled sends (each with Cancel), soonest first, then recent ones, latest first;
-    each header says its order. The caller gives them in that order."""
+    each header says its order, and a kind with more than MAX_SHOWN says so under them.
+    The caller gives them in that order."""
     where = f" of app {code(app)}" if app else ""
     blocks: list[Block] = [section(f"*Scheduled sends{where}*, soonest first")]
     if scheduled:
         blocks.extend(_scheduled(card, now) for card in scheduled[:MAX_SHOWN])
     else:
         blocks.append(context("Nothing is scheduled."))
+    if len(scheduled) > MAX_SHOWN:
+        blocks.append(
+            context(f"These are the {MAX_SHOWN} soonest; more are due later. {_FIND_ANY}")
+        )
     blocks.append({"type": "divider"})
     blocks.append(section(f"*Recent sends{where}*, latest first"))
     if recent:
         blocks.extend(section(_line(card, now)) for card in recent[:MAX_SHOWN])
     else:
         blocks.append(context("No sends yet."))
-    hidden = max(len(scheduled) - MAX_SHOWN, 0) + max(len(recent) - MAX_SHOWN, 0)
-    if hidden:
-        blocks.append(context(f"{hidden} more not shown."))
+    if len(recent) > MAX_SHOWN:
+        blocks.append(
+            context(f"These are the {MAX_SHOWN} latest; older ones are not shown. {_FIND_ANY}")
+        )
     return blocks
 
 
 def list_text(scheduled: Sequence[SendCard], recent: Sequence[SendCard]) -> str:
     """The notification text of the list."""
-    return f"{len(scheduled)} scheduled, {len(recent)} recent sends."
+    return f"{_count(scheduled)} scheduled, {_count(recent)} recent sends."
+
+
+def _count(cards: Sequence[SendCard]) -> str:
+    return f"more than {MAX_SHOWN}" if len(cards) > MAX_SHOWN else str(len(cards))
 
 
 def _scheduled(card: SendCard, now: datetime | None) -> Block:

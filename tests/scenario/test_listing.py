@@ -87,6 +87,38 @@ async def test_the_soonest_sends_are_listed_however_many_are_scheduled(
     cancels = [b["accessory"]["value"] for b in reply["blocks"] if b.get("accessory")]
     assert cancels == [str(s.id) for s in [soonest, *others[:19]]]
     assert others[-1].short_id not in text_of(reply)
+    assert "These are the 20 soonest; more are due later. `/push status ID` shows any send." in (
+        text_of(reply)
+    )
+    assert reply["text"] == "more than 20 scheduled, 0 recent sends."
+
+
+async def test_a_list_that_fits_says_nothing_of_more(app, database, storage_factory):
+    default = await _default_app(database)
+    for i in range(20):
+        await _scheduled(storage_factory, default, 1 + i, f"Later {i}")
+
+    reply = await (await app.post_command("list")).reply()
+
+    assert len([b for b in reply["blocks"] if b.get("accessory")]) == 20
+    assert "These are the" not in text_of(reply)
+    assert reply["text"] == "20 scheduled, 0 recent sends."
+
+
+async def test_more_than_twenty_recent_sends_are_said_to_be_cut(app, database, storage_factory):
+    default = await _default_app(database)
+    for i in range(21):
+        await storage_factory.send(default, state=SendState.SENT, content={"message": f"Sent {i}"})
+
+    reply = await (await app.post_command("list")).reply()
+
+    text = text_of(reply)
+    assert (
+        "These are the 20 latest; older ones are not shown. `/push status ID` shows any send."
+        in (text)
+    )
+    assert "These are the 20 soonest" not in text
+    assert reply["text"] == "0 scheduled, more than 20 recent sends."
 
 
 async def test_list_of_one_app_is_filtered_before_it_is_cut(app, database, storage_factory):
