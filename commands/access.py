@@ -141,7 +141,7 @@ async def _ask_users_info(client: AsyncWebClient, user_id: str) -> tuple[UserFac
     try:
         response = await client.users_info(user=user_id)
     except SlackApiError as error:
-        reason = _slack_error(error)
+        reason = slack_error(error)
         log.warning("users.info refused for %s: %s", user_id, reason)
         return UserFacts(), MISSING_TTL if reason in _MISSING_USER else None
     except (aiohttp.ClientError, TimeoutError) as error:
@@ -262,7 +262,7 @@ async def _group_members(
         try:
             response = await client.usergroups_users_list(usergroup=group_id)
         except SlackApiError as error:
-            reason = _slack_error(error)
+            reason = slack_error(error)
             log.warning("usergroups.users.list refused for %s: %s", group_id, reason)
             return frozenset(), MISSING_TTL if reason in _MISSING_GROUP else None
         except (aiohttp.ClientError, TimeoutError) as error:
@@ -273,7 +273,9 @@ async def _group_members(
     return await _facts(services).groups.get((team_id, group_id), ask)
 
 
-def _slack_error(error: SlackApiError) -> str:
+def slack_error(error: SlackApiError) -> str:
+    """Slack's short error code (`not_in_channel`, `ratelimited`): what to tell and log,
+    rather than the whole response."""
     return str(error.response.get("error", "unknown")) if error.response is not None else "?"
 
 

@@ -43,6 +43,7 @@ from commands.access import (
     interaction_enterprise_id,
     interaction_ids,
     require_admin,
+    slack_error,
 )
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
@@ -104,7 +105,7 @@ async def handle(ctx: CommandContext) -> None:
         await ctx.client.views_open(trigger_id=ctx.trigger_id, view=home_view(state))
     except SlackApiError as error:
         raise CommandError(
-            f"Slack did not open the setup form ({_slack_error(error)}); "
+            f"Slack did not open the setup form ({slack_error(error)}); "
             f"run `{const.SLASH_COMMAND} setup` again."
         ) from None
 
@@ -304,11 +305,7 @@ async def _show(client: AsyncWebClient, view_id: str, view: View) -> None:
     try:
         await client.views_update(view_id=view_id, view=view)
     except SlackApiError as error:
-        log.info("setup view %s not updated: %s", view_id, _slack_error(error))
-
-
-def _slack_error(error: SlackApiError) -> str:
-    return str(error.response.get("error", "unknown")) if error.response is not None else "?"
+        log.info("setup view %s not updated: %s", view_id, slack_error(error))
 
 
 @dataclass(frozen=True)
