@@ -55,8 +55,10 @@ def unknown_app_text(name: str | None, configured: Sequence[str]) -> str:
     """The one answer when the app asked for (`name`; None: the default) is not there.
 
     Names the configured apps and how to pick one (`--app NAME`), or how to add the first.
+    Plain text, not yet escaped: it becomes a CommandError, which the reply escapes once
+    (or a form field's error, which Slack shows as plain text).
     """
-    missing = f"There is no OneSignal app named {code(name)} here" if name is not None else ""
+    missing = f"There is no OneSignal app named {_span(name)} here" if name is not None else ""
     if not configured:
         setup = f"an admin adds one with `{SLASH_COMMAND} setup`."
         if not missing:
@@ -66,7 +68,15 @@ def unknown_app_text(name: str | None, configured: Sequence[str]) -> str:
     return f"{problem} Pick one with `--app NAME`: {_app_names(configured)}."
 
 
+def _span(text: str, *, limit: int = 60) -> str:
+    """`text` in backticks, like `code` but not escaped (see `unknown_app_text`)."""
+    cleaned = text.replace("`", "'").replace("\n", " ")
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1] + "…"
+    return f"`{cleaned}`"
+
+
 def _app_names(names: Sequence[str]) -> str:
-    shown = ", ".join(code(n) for n in names[:MAX_APPS_NAMED])
+    shown = ", ".join(_span(n) for n in names[:MAX_APPS_NAMED])
     hidden = len(names) - MAX_APPS_NAMED
     return f"{shown} and {hidden} more" if hidden > 0 else shown

@@ -142,6 +142,10 @@ async def test_a_user_onesignal_does_not_know_is_said_so(app, fake_onesignal, da
             "user cust-4711 --app nope",
             "There is no OneSignal app named `nope` here. Pick one with `--app NAME`: `default`.",
         ),
+        (  # escaped for Slack once: shown as typed, never as &amp;lt;
+            "user cust-4711 --app <b&>",
+            "There is no OneSignal app named `&lt;b&amp;&gt;` here.",
+        ),
     ],
 )
 async def test_bad_input_is_answered_without_asking_onesignal_or_writing(
