@@ -273,10 +273,13 @@ async def _group_members(
     return await _facts(services).groups.get((team_id, group_id), ask)
 
 
-def slack_error(error: SlackApiError) -> str:
+def slack_error(error: BaseException) -> str:
     """Slack's short error code (`not_in_channel`, `ratelimited`): what to tell and log,
-    rather than the whole response."""
-    return str(error.response.get("error", "unknown")) if error.response is not None else "?"
+    rather than the whole response; for a failure without one (a timeout, a dropped
+    connection), the kind of failure."""
+    if isinstance(error, SlackApiError) and error.response is not None:
+        return str(error.response.get("error", "unknown"))
+    return type(error).__name__
 
 
 # --- refusing ---------------------------------------------------------------------------------

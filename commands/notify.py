@@ -28,7 +28,7 @@ from bot.notifier import NotifierRelay
 from bot.policy import ApprovalPolicy, PolicyError
 from bot.services import Services
 from commands._format import Block, context
-from commands.access import team_facts
+from commands.access import slack_error, team_facts
 from commands.cards import card_of, estimate_text
 from commands.views import sends as views
 from storage import queries
@@ -236,7 +236,7 @@ class SlackNotifier:
                 unfurl_links=False,
             )
         except SLACK_ERRORS as error:
-            log.warning("could not write to %s: %s", user_id, _slack_reason(error))
+            log.warning("could not write to %s: %s", user_id, slack_error(error))
 
     # --- the log channel -------------------------------------------------------------------
 
@@ -269,7 +269,7 @@ class SlackNotifier:
                 channel=channel, text=text, blocks=list(blocks), unfurl_links=False
             )
         except SLACK_ERRORS as error:
-            log.warning("could not post in %s: %s", channel, _slack_reason(error))
+            log.warning("could not post in %s: %s", channel, slack_error(error))
             return None
         return str(response["ts"])
 
@@ -284,7 +284,7 @@ class SlackNotifier:
                 channel=where["channel"], ts=where["ts"], text=text, blocks=list(blocks)
             )
         except SLACK_ERRORS as error:
-            log.warning("could not update %s: %s", where.get("channel"), _slack_reason(error))
+            log.warning("could not update %s: %s", where.get("channel"), slack_error(error))
 
     async def _message(self, send: Send, purpose: str) -> dict[str, str] | None:
         """Where the `purpose` message about `send` is, read fresh from the database."""
@@ -340,12 +340,6 @@ def _approvals_channel(workspace: Workspace | None) -> str | None:
         return ApprovalPolicy.from_settings(workspace.settings).channel_id
     except PolicyError:
         return None
-
-
-def _slack_reason(error: BaseException) -> str:
-    if isinstance(error, SlackApiError) and error.response is not None:
-        return str(error.response.get("error", "unknown"))
-    return type(error).__name__
 
 
 def notifier_of(services: Services) -> SlackNotifier | None:
