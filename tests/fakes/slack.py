@@ -339,13 +339,10 @@ class FakeSlack:
     ) -> Call:
         """The `count`-th recorded call of `method` (matching `where`), once it happened."""
         deadline = time.monotonic() + timeout
-        while True:
-            found = self.calls_to(method, where=where)
-            if len(found) >= count:
-                return found[count - 1]
-            if time.monotonic() > deadline:
-                raise AssertionError(self._timeout_message(method, count, timeout))
+        # Polled: calls are recorded on the fake's own thread and event loop.
+        while (call := self._nth(method, count, where, deadline, timeout)) is None:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
+        return call
 
     def wait_for_sync(
         self,
@@ -357,13 +354,9 @@ class FakeSlack:
     ) -> Call:
         """`wait_for` for synchronous tests."""
         deadline = time.monotonic() + timeout
-        while True:
-            found = self.calls_to(method, where=where)
-            if len(found) >= count:
-                return found[count - 1]
-            if time.monotonic() > deadline:
-                raise AssertionError(self._timeout_message(method, count, timeout))
+        while (call := self._nth(method, count, where, deadline, timeout)) is None:
             time.sleep(0.005)
+        return call
 
     async def wait_for_reply(
         self,
@@ -378,6 +371,22 @@ class FakeSlack:
             RESPONSE_URL, timeout=timeout, count=count, where=lambda c: c.target == target
         )
         return call.args
+
+    def _nth(
+        self,
+        method: str,
+        count: int,
+        where: Callable[[Call], bool] | None,
+        deadline: float,
+        timeout: float,
+    ) -> Call | None:
+        """The `count`-th matching call, None while there is none yet; fails past `deadline`."""
+        found = self.calls_to(method, where=where)
+        if len(found) >= count:
+            return found[count - 1]
+        if time.monotonic() > deadline:
+            raise AssertionError(self._timeout_message(method, count, timeout))
+        return None
 
     def _timeout_message(self, method: str, count: int, timeout: float) -> str:
         seen = ", ".join(c.method for c in self.calls) or "nothing"
