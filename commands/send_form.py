@@ -38,7 +38,7 @@ from commands.context import CommandContext, CommandError
 from commands.dispatch import ACK_BUDGET
 from commands.notify import SLACK_ERRORS, notifier_of
 from commands.requester import Requester, requester
-from commands.sending import Draft, Reply, go, sends_of, store
+from commands.sending import Draft, Reply, answer, go, sends_of, store
 from commands.views import compose
 from commands.views.compose import ComposeForm, ComposeInput
 from storage import queries
@@ -274,6 +274,9 @@ async def _submitted(
 ) -> tuple[Send, Meta]:
     """Check the form and store its send (before the ack); FormErrors for bad fields.
 
+    The database stores one send per form (its view id): a submission that reached another
+    process first gets that send back, `replayed`.
+
     Slack's lookup waits at most LOOKUP_BUDGET, the store at most its own wait for other
     writers (`commands.sending.store`); each refusal says that nothing was sent.
     """
@@ -292,7 +295,14 @@ async def _submitted(
         raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: SLACK_TOO_SLOW}) from None
     draft = _draft(typed, meta, person.timezone, view)
     try:
-        send = await store(services, team_id=team_id, requester=person, draft=draft, confirm=True)
+        send = await store(
+            services,
+            team_id=team_id,
+            requester=person,
+            draft=draft,
+            confirm=True,
+            submission=view.get("id") or None,  # one send per form, in every replica
+        )
     except SendRejected as error:
         raise FormErrors({_error_block(error.field, typed, view): str(error)}) from None
     except CommandError as error:
@@ -333,7 +343,8 @@ async def _submit_once(
     """The submission's send, stored once per form; (it, whether this request stored it).
 
     A second press of Send on the same form (a double click, or a press after a slow
-    answer) shares the first one's outcome instead of storing a second send.
+    answer) shares the first one's outcome here without asking the database; one that
+    reached another process is caught by the database (`_submitted`).
     """
     stored_here: list[bool] = []
 
@@ -385,7 +396,20 @@ async def _finish_late(
         await reply(f"Your notification was not sent: {why}", [])
         return
     if stored_here:
-        reply = _ephemeral(services, client, send.team_id, send.requester_id, meta.channel)
+        await _follow_up(services, client, send, meta)
+
+
+async def _follow_up(services: Services, client: AsyncWebClient, send: Send, meta: Meta) -> None:
+    """After the ack: take the form's new send on, or show the one it had stored already.
+
+    A `replayed` send belongs to an earlier submission of the same form (maybe to another
+    replica), which takes it on; this one only answers with it, the same short id, so it
+    is neither delivered, announced nor put to the approvers twice.
+    """
+    reply = _ephemeral(services, client, send.team_id, send.requester_id, meta.channel)
+    if send.replayed:
+        await answer(services, send, reply)
+    else:
         await go(services, send, reply)
 
 
@@ -420,8 +444,8 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         await ack()
         if stored_here:
-            reply = _ephemeral(services, client, send.team_id, send.requester_id, meta.channel)
-            services.after_ack(go(services, send, reply), respond=None, kind="view_submission")
+            follow = _follow_up(services, client, send, meta)
+            services.after_ack(follow, respond=None, kind="view_submission")
 
     app.action(const.ACTION_COMPOSE_APP)(on_app)
     app.action(const.ACTION_COMPOSE_AUDIENCE)(on_audience)

@@ -93,7 +93,13 @@ BUSY: Final = (
 
 
 async def store(
-    services: Services, *, team_id: str, requester: Requester, draft: Draft, confirm: bool
+    services: Services,
+    *,
+    team_id: str,
+    requester: Requester,
+    draft: Draft,
+    confirm: bool,
+    submission: str | None = None,
 ) -> Send:
     """Store the send (a draft awaiting its preview's Send, or confirmed); DB only.
 
@@ -120,6 +126,7 @@ async def store(
                 is_test=draft.is_test,
                 approvals_required=required,
                 claim=confirm,  # `go` delivers it right after the ack
+                submission=submission,  # a form stores one send (see `SendService.create`)
             )
     except WriteBusy:
         raise CommandError(BUSY) from None

@@ -240,6 +240,8 @@ class Send(Timestamps, Base):
     __tablename__ = "sends"
     __table_args__ = (
         sa.UniqueConstraint("team_id", "short_id"),
+        # One send per compose form, whichever replica a (repeated) submission reaches.
+        sa.UniqueConstraint("team_id", "submission"),
         sa.Index(None, "state", "due_at"),
         sa.Index(None, "team_id", "created_at"),
         sa.Index(None, "team_id", "notification_id"),
@@ -274,6 +276,12 @@ class Send(Timestamps, Base):
     claimed_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # The compose form (Slack view id) that asked for this send; None for other ways in.
+    submission: Mapped[str | None] = mapped_column(sa.String(64))
+
+    # Not a column: True on the send `create_send` returned instead of storing one, because
+    # its submission had stored this one already (Send pressed twice, maybe on two replicas).
+    replayed = False
 
     def __repr__(self) -> str:
         return f"Send(team_id={self.team_id!r}, short_id={self.short_id!r}, state={self.state!r})"

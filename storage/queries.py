@@ -551,6 +551,7 @@ async def create_send(
     approvals_required: int = 0,
     is_test: bool = False,
     claim: Claim | None = None,
+    submission: str | None = None,
     new_short_id: Callable[[], str] = ids.new_short_id,
 ) -> Send:
     """Store a new send with a fresh short id (unique in the workspace); audited.
@@ -561,6 +562,10 @@ async def create_send(
     -> sending, as `claim_due_sends` would): the worker that took the request delivers it,
     and no scheduler takes it meanwhile unless that worker's lease runs out. Both steps are
     audited, `send.created` then `send.sending`.
+
+    `submission` names the request (a compose form's view id) so that repeating it stores
+    nothing: the send it stored already is returned instead, marked `replayed`, whichever
+    process the repeat reached (the database's unique (team, submission) decides).
     """
     if app.team_id != team_id:
         raise AppNotFound(team_id, app.name)
@@ -581,6 +586,7 @@ async def create_send(
         "timezone": timezone,
         "approvals_required": approvals_required,
         "is_test": is_test,
+        "submission": submission,
     }
     if claim is not None:
         if state != SendState.SCHEDULED or due_at is None or due_at > now:
@@ -592,7 +598,13 @@ async def create_send(
             "lease_until": now + claim.lease,
             "attempts": 1,
         }
+    if submission is not None:
+        stored = await _submitted_send(session, team_id, submission)
+        if stored is not None:
+            return stored
     send = await _insert_with_short_id(session, fields, new_short_id)
+    if send.replayed:  # stored meanwhile by a concurrent transaction
+        return send
     target = f"send {send.short_id}"
     entries = [
         AuditEntry(
@@ -618,32 +630,57 @@ async def _insert_with_short_id(
     A short id already taken in the workspace inserts nothing, and the next attempt draws
     another. The row is built here rather than read back, and the statement is built once,
     so it is compiled once: this runs before the ack, and the ORM's flush took several
-    times the CPU.
+    times the CPU. A row refused because its submission was stored meanwhile (another
+    transaction, on PostgreSQL) is not a short id taken: that send is returned, `replayed`.
     """
     now = utcnow()
     row = {column: default for column, default in _SEND_DEFAULTS.items()}
     row |= {"created_at": now, "updated_at": now, **fields}
-    sqlite = session.get_bind().dialect.name == "sqlite"
     for _ in range(_SHORT_ID_ATTEMPTS):
         row |= {"id": uuid.uuid4(), "short_id": new_short_id()}
-        try:
-            if sqlite:
-                result = await session.execute(_INSERT_SEND_OR_IGNORE, row)
-                inserted = getattr(result, "rowcount", 0) == 1
-            else:
-                async with session.begin_nested():  # a collision costs only this attempt
-                    await session.execute(_INSERT_SEND, row)
-                inserted = True
-        except IntegrityError as error:
-            if sqlite or getattr(error.orig, "sqlstate", None) == _PG_FOREIGN_KEY_VIOLATION:
-                raise WorkspaceNotFound(fields["team_id"]) from None
-            inserted = False  # the short id is taken
-        if inserted:
+        if await _insert_send_row(session, row):
             send = Send(**row)
             make_transient_to_detached(send)  # as if read from the table…
             session.add(send)  # …in this session: persistent, nothing left to flush
             return send
+        if row["submission"] is not None:
+            stored = await _submitted_send(session, row["team_id"], row["submission"])
+            if stored is not None:
+                return stored
     raise ShortIdExhausted("No free short id was found for this send; try again.")
+
+
+async def _insert_send_row(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """Insert `row`; False when a unique key of it is taken (nothing inserted).
+
+    On PostgreSQL the attempt runs in a savepoint, so a refusal costs only this attempt.
+    A missing workspace raises WorkspaceNotFound.
+    """
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    try:
+        if sqlite:
+            result = await session.execute(_INSERT_SEND_OR_IGNORE, row)
+            return getattr(result, "rowcount", 0) == 1
+        async with session.begin_nested():
+            await session.execute(_INSERT_SEND, row)
+        return True
+    except IntegrityError as error:
+        if sqlite or getattr(error.orig, "sqlstate", None) == _PG_FOREIGN_KEY_VIOLATION:
+            raise WorkspaceNotFound(row["team_id"]) from None
+        return False  # a unique key is taken: the short id, or the submission
+
+
+async def _submitted_send(session: AsyncSession, team_id: str, submission: str) -> Send | None:
+    """The send `submission` stored in the workspace, marked `replayed`; None if none yet.
+
+    Read in the caller's write transaction: on SQLite that holds the only write lock, so
+    no other process can store it between this read and the insert that follows.
+    """
+    query = sa.select(Send).where(Send.team_id == team_id, Send.submission == submission)
+    stored = (await session.scalars(query)).one_or_none()
+    if stored is not None:
+        stored.replayed = True
+    return stored
 
 
 # Every column a new send row gets, with its value unless `create_send` gives one.
@@ -667,6 +704,7 @@ _SEND_DEFAULTS: Final[Mapping[str, Any]] = {
     "claimed_at": None,
     "lease_until": None,
     "finished_at": None,
+    "submission": None,
 }
 _INSERT_SEND: Final = sa.insert(cast(sa.Table, Send.__table__))
 # INSERT OR IGNORE skips a row whose short id is taken (the unique constraint) and still fails

@@ -185,6 +185,7 @@ class SendService:
         is_test: bool = False,
         approvals_required: int = 0,
         claim: bool = False,
+        submission: str | None = None,
     ) -> Send:
         """Validate and store a send (fast, database only: it may run before the ack).
 
@@ -193,7 +194,9 @@ class SendService:
         None means now. With `claim`, a send that can go at once (confirmed, due now, no
         approval needed) is claimed for this process as it is stored, so no scheduler takes
         it while the caller gets to `dispatch` it. Call `dispatch(send)` after the ack.
-        Raises `SendRejected`.
+        `submission` (a compose form's view id) stores one send per form, in any process:
+        a repeat gets the send stored first, marked `replayed`, to answer with, not to
+        dispatch again. Raises `SendRejected`.
         """
         self._check_due(due_at)
         if approvals_required < 0:
@@ -218,6 +221,7 @@ class SendService:
                 approvals_required=approvals_required,
                 is_test=is_test,
                 claim=taken,
+                submission=submission,
             )
 
     def _check_due(self, due_at: datetime | None) -> None:

@@ -77,6 +77,39 @@ async def test_a_send_claimed_as_it_is_created_is_left_to_its_creator(env):
     assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
 
 
+async def _create_submitted(env, submission: str, message: str = "Hello"):
+    return await env.sends.create(
+        team_id=env.app.team_id,
+        requester_id="U0ALICE",
+        app_name=None,
+        content=SendContent(message=message),
+        audience=Audience(segments=(SEGMENT,)),
+        due_at=None,
+        timezone="Europe/Berlin",
+        confirm=True,
+        claim=True,
+        submission=submission,
+    )
+
+
+async def test_a_submission_repeated_in_another_process_gets_the_first_send_and_sends_once(
+    env, database, keyring, fake_onesignal, app
+):
+    async with kit(database, keyring, fake_onesignal, app, worker_id="replica-2") as other:
+        send = await _create_submitted(env, "V0FORM")
+        again = await _create_submitted(other, "V0FORM", message="pressed again")
+
+        assert (again.id, again.short_id, again.replayed) == (send.id, send.short_id, True)
+        assert again.claimed_by == env.sends.worker_id  # still its first process's to deliver
+        assert await other.sends.deliver(again) is None
+        await other.sends.dispatch(again)
+        await env.sends.dispatch(send)
+
+    assert [r.json["idempotency_key"] for r in env.posted()] == [str(send.id)]
+    assert (await env.row(send)).state == SendState.SENT
+    assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
+
+
 async def test_a_send_claimed_by_a_process_that_died_is_taken_over_after_its_lease(env):
     send = await env.create(claim=True)  # and the process that took it dies before sending
     await env.start()
