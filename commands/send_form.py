@@ -31,7 +31,7 @@ from bot.delivery.attempt import explain
 from bot.onesignal import OneSignalError
 from bot.services import Services
 from bot.timeparse import TimeParseError, parse_in
-from commands._format import Block
+from commands._format import Block, unknown_app_text
 from commands.access import interaction_ids
 from commands.cards import estimate_text
 from commands.context import CommandContext, CommandError
@@ -83,10 +83,7 @@ async def open_form(ctx: CommandContext) -> None:
     """Open the compose form, then fill in the default app's segments."""
     names, default = await _apps(ctx.services, ctx.team_id)
     if not names:
-        raise CommandError(
-            "No OneSignal app is set up in this workspace yet; an admin can add one with "
-            "`/push setup`."
-        )
+        raise CommandError(unknown_app_text(None, []))
     form = ComposeForm(
         apps=names,
         app=default,

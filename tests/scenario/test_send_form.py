@@ -288,3 +288,19 @@ async def test_with_two_apps_the_form_offers_a_choice_and_lists_the_chosen_apps_
     segments = by_id(update.args["view"])[const.BLOCK_COMPOSE_SEGMENTS]["element"]
     assert [o["value"] for o in segments["options"]] == ["Shoppers"]
     assert '"app": "shop"' in update.args["view"]["private_metadata"]
+
+
+async def test_without_any_app_the_form_does_not_open_and_says_how_to_add_one(
+    app, fake_slack, database
+):
+    async with database.sessions.begin() as session:
+        await queries.remove_app(
+            session=session, team_id=DEFAULT_TEAM_ID, name="default", actor="U0"
+        )
+
+    reply = await (await app.post_command("send")).reply()
+
+    assert reply["text"].startswith(
+        "No OneSignal app is set up in this workspace yet: an admin adds one with `/push setup`."
+    )
+    assert fake_slack.calls_to("views.open") == []
