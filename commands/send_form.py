@@ -38,7 +38,7 @@ from commands.context import CommandContext, CommandError
 from commands.dispatch import ACK_BUDGET
 from commands.notify import SLACK_ERRORS, notifier_of
 from commands.requester import Requester, requester
-from commands.sending import Draft, Reply, answer, go, sends_of, store
+from commands.sending import Draft, Reply, answer, go, sends_of, store, unknown_app
 from commands.views import compose
 from commands.views.compose import ComposeForm, ComposeInput
 from storage import queries
@@ -173,12 +173,12 @@ async def _audience_changed(
     app = Meta.load(form.metadata).app
     try:
         audience = _audience(typed)
-    except SendRejected as error:
-        text = str(error)
-    else:
         estimate = await sends_of(services).estimate(
             team_id=team_id, app_name=app, audience=audience
         )
+    except SendRejected as error:  # a bad audience, or the app was removed meanwhile
+        text = await unknown_app(services, team_id, app) if error.field == "app" else str(error)
+    else:
         text = estimate_text(estimate)
     await _update(client, view, replace(form, app=typed.app or app, estimate=text))
 

@@ -160,6 +160,36 @@ async def test_choosing_an_audience_shows_its_reach(app, fake_slack):
     assert update.args["view_id"] == view_id and update.args["hash"] == "h1"
 
 
+async def test_an_app_removed_while_the_form_is_open_is_named_where_the_reach_shows(
+    app, fake_slack, database
+):
+    view_id, view = await opened_form(app, fake_slack)
+    async with database.sessions.begin() as session:
+        await queries.remove_app(
+            session=session, team_id=DEFAULT_TEAM_ID, name="default", actor="U0"
+        )
+    shown = {**view, "id": view_id, "hash": "h1", "state": {"values": values()}}
+
+    payload = signing.block_actions(
+        action_id=AUDIENCE,
+        user_id=ALICE,
+        team_id=DEFAULT_TEAM_ID,
+        response_url="",
+        block_id=const.BLOCK_COMPOSE_SEGMENTS,
+        view=shown,
+        element_type="multi_static_select",
+    )
+    assert (await app.post_action(payload)).status_code == 200
+
+    update = await fake_slack.wait_for("views.update", count=2)
+    estimate = by_id(update.args["view"])[const.BLOCK_COMPOSE_ESTIMATE]
+    assert estimate["elements"][0]["text"] == (
+        "There is no OneSignal app named `default` here, and none is set up yet: "
+        "an admin adds one with `/push setup`."
+    )
+    assert fake_slack.calls_to("chat.postEphemeral") == []  # no apology for an error
+
+
 async def test_a_submitted_form_sends_and_answers_in_the_channel(
     app, fake_slack, fake_onesignal, database
 ):
