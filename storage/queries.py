@@ -75,11 +75,11 @@ from storage.models import (
 )
 
 __all__ = [
-    "Claim",
     "AppCredentials",
     "AuditEntry",
     "ChainBreak",
     "ChainReport",
+    "Claim",
     "SendOrder",
     "add_app",
     "add_member",
@@ -634,8 +634,7 @@ async def _insert_with_short_id(
     transaction, on PostgreSQL) is not a short id taken: that send is returned, `replayed`.
     """
     now = utcnow()
-    row = {column: default for column, default in _SEND_DEFAULTS.items()}
-    row |= {"created_at": now, "updated_at": now, **fields}
+    row = _new_send_row(now) | fields
     for _ in range(_SHORT_ID_ATTEMPTS):
         row |= {"id": uuid.uuid4(), "short_id": new_short_id()}
         if await _insert_send_row(session, row):
@@ -683,29 +682,37 @@ async def _submitted_send(session: AsyncSession, team_id: str, submission: str) 
     return stored
 
 
-# Every column a new send row gets, with its value unless `create_send` gives one.
-_SEND_DEFAULTS: Final[Mapping[str, Any]] = {
-    "app_ref": None,
-    "app_name": "",
-    "content": {},
-    "audience": {},
-    "is_test": False,
-    "due_at": None,
-    "timezone": "UTC",
-    "state": SendState.DRAFT,
-    "approvals_required": 0,
-    "approvals_received": 0,
-    "notification_id": None,
-    "batches": [],
-    "slack_messages": {},
-    "last_error": None,
-    "attempts": 0,
-    "claimed_by": None,
-    "claimed_at": None,
-    "lease_until": None,
-    "finished_at": None,
-    "submission": None,
-}
+def _new_send_row(now: datetime) -> dict[str, Any]:
+    """Every column of a new send row, with its value unless `create_send` gives one.
+
+    Fresh containers each time: the row becomes the `Send` object handed to the caller.
+    """
+    return {
+        "app_ref": None,
+        "app_name": "",
+        "content": {},
+        "audience": {},
+        "is_test": False,
+        "due_at": None,
+        "timezone": "UTC",
+        "state": SendState.DRAFT,
+        "approvals_required": 0,
+        "approvals_received": 0,
+        "notification_id": None,
+        "batches": [],
+        "slack_messages": {},
+        "last_error": None,
+        "attempts": 0,
+        "claimed_by": None,
+        "claimed_at": None,
+        "lease_until": None,
+        "finished_at": None,
+        "submission": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 _INSERT_SEND: Final = sa.insert(cast(sa.Table, Send.__table__))
 # INSERT OR IGNORE skips a row whose short id is taken (the unique constraint) and still fails
 # on a missing workspace (SQLite never ignores foreign keys). SQLAlchemy does not cache a

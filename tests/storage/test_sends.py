@@ -279,3 +279,25 @@ async def test_a_decision_on_a_send_not_pending_is_refused(database, storage_fac
                 approver_id="U0APP1",
                 decision=Decision.REJECT,
             )
+
+
+async def test_a_new_send_as_returned_matches_its_row_in_every_column(database, storage_factory):
+    """`create_send` builds the returned send itself rather than reading it back: it must
+    hold what the table holds, column for column (a new column needs its value there)."""
+    app = await storage_factory.app()
+    async with database.sessions.begin() as session:
+        send = await queries.create_send(
+            session=session,
+            team_id=app.team_id,
+            requester_id="U0ALICE",
+            app=app,
+            content={"contents": {"en": "Hello"}},
+            audience={"segments": ["All"]},
+            state=SendState.SCHEDULED,
+            claim=queries.Claim("w1"),
+        )
+    columns = [column.key for column in sa.inspect(Send).columns]
+    async with database.sessions() as session:
+        stored = await session.get(Send, send.id, populate_existing=True)
+    assert stored is not None and stored is not send
+    assert {c: getattr(send, c) for c in columns} == {c: getattr(stored, c) for c in columns}
