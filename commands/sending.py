@@ -180,7 +180,7 @@ async def _take_on(services: Services, send: Send) -> tuple[Send, str | None]:
     if notifier is not None and send.state != SendState.PENDING_APPROVAL:
         await notifier.announce(send)
         await services.acks_first()
-    if not _due_now(send):
+    if not (sends.claimed_here(send) or _due_now(send)):  # claimed here: stored by `store`
         await sends.dispatch(send)  # arms its timer, or asks the approvers
         return send, None
     answering: AbstractContextManager[list[str]] = (
@@ -196,8 +196,6 @@ async def _take_on(services: Services, send: Send) -> tuple[Send, str | None]:
 
 
 def _due_now(send: Send) -> bool:
-    if send.state == SendState.SENDING:  # claimed for us as it was stored (`store`)
-        return True
     return send.state == SendState.SCHEDULED and (
         send.due_at is None or send.due_at <= datetime.now(UTC)
     )

@@ -57,9 +57,10 @@ from storage.models import Decision, OneSignalApp, Send, SendState, utcnow
 log = logging.getLogger(__name__)
 
 PAST_TOLERANCE: Final = timedelta(seconds=60)
+"""How far in the past a due time may be (a slow form) before it is refused as passed."""
+
 APP_TTL: Final = 5.0
 """Seconds an app's row found by name is kept for new sends (see `SendService._resolve_app`)."""
-"""How far in the past a due time may be (a slow form) before it is refused as passed."""
 
 UPCOMING: Final = (SendState.PENDING_APPROVAL, SendState.SCHEDULED, SendState.SENDING)
 FINISHED: Final = (
