@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from storage import queries
 from storage.db import Database
 from storage.errors import IllegalTransition
-from storage.models import AuditEvent, Send, SendState, utcnow
+from storage.models import AuditEvent, OneSignalApp, Send, SendState, utcnow
 
 
 def _process(database: Database, pool_size: int = 5) -> Database:
@@ -128,18 +129,23 @@ async def test_claims_skip_what_is_not_due_and_leave_late_sends_to_the_missed_sw
     assert still[late.id] == SendState.MISSED
 
 
-async def test_a_send_scheduled_without_a_time_is_due_at_once(database, storage_factory):
-    app = await storage_factory.app()
+async def _create(database: Database, app: OneSignalApp, **options: Any) -> Send:
+    """A send made through `queries.create_send`, scheduled for now unless `options` say."""
     async with database.sessions.begin() as session:
-        send = await queries.create_send(
+        return await queries.create_send(
             session=session,
             team_id=app.team_id,
             requester_id="U0ALICE",
             app=app,
             content={"contents": {"en": "now"}},
             audience={"segments": ["All"]},
-            state=SendState.SCHEDULED,
+            **{"state": SendState.SCHEDULED, **options},
         )
+
+
+async def test_a_send_scheduled_without_a_time_is_due_at_once(database, storage_factory):
+    app = await storage_factory.app()
+    send = await _create(database, app)
     claimed = await queries.claim_due_sends(
         session_factory=database.sessions, now=utcnow(), worker_id="w1"
     )
@@ -148,17 +154,7 @@ async def test_a_send_scheduled_without_a_time_is_due_at_once(database, storage_
 
 async def test_a_send_due_now_can_be_claimed_as_it_is_created(database, storage_factory):
     app = await storage_factory.app()
-    async with database.sessions.begin() as session:
-        send = await queries.create_send(
-            session=session,
-            team_id=app.team_id,
-            requester_id="U0ALICE",
-            app=app,
-            content={"contents": {"en": "now"}},
-            audience={"segments": ["All"]},
-            state=SendState.SCHEDULED,
-            claim=queries.Claim("w1", timedelta(seconds=30)),
-        )
+    send = await _create(database, app, claim=queries.Claim("w1", timedelta(seconds=30)))
 
     assert send.state == SendState.SENDING and send.claimed_by == "w1" and send.attempts == 1
     assert send.lease_until is not None and send.claimed_at is not None
@@ -200,18 +196,13 @@ async def test_only_a_send_scheduled_for_now_is_claimed_as_it_is_created(
 ):
     app = await storage_factory.app()
     with pytest.raises(IllegalTransition):
-        async with database.sessions.begin() as session:
-            await queries.create_send(
-                session=session,
-                team_id=app.team_id,
-                requester_id="U0ALICE",
-                app=app,
-                content={"contents": {"en": "later"}},
-                audience={"segments": ["All"]},
-                state=state,
-                due_at=None if due_in is None else utcnow() + timedelta(seconds=due_in),
-                claim=queries.Claim("w1"),
-            )
+        await _create(
+            database,
+            app,
+            state=state,
+            due_at=None if due_in is None else utcnow() + timedelta(seconds=due_in),
+            claim=queries.Claim("w1"),
+        )
     async with database.sessions() as session:
         assert await session.scalar(sa.select(sa.func.count()).select_from(Send)) == 0
 
