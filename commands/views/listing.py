@@ -8,7 +8,7 @@ from typing import Final
 
 from bot import const
 from commands._format import Block, code, context, escape, section
-from commands.views.sends import SendCard, button, ids_text, when_text
+from commands.views.sends import SendCard, button, ids_text, times_text
 
 MAX_SHOWN: Final = 20
 """Sends per list; with headers this stays under Slack's 50 blocks per message. Give the
@@ -85,7 +85,7 @@ def _line(card: SendCard, now: datetime | None) -> str:
     test = " (test)" if card.is_test else ""
     return (
         f"{ids_text(card)} · {words}{test} · {escape(card.audience)} · "
-        f"{when_text(card, now=now)} · <@{card.requester_id}>\n"
+        f"{times_text(card, now=now)} · <@{card.requester_id}>\n"
         f"{escape(_snippet(card))}"
     )[:3000]
 

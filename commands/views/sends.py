@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from bot import const
@@ -78,9 +78,28 @@ def ids_text(card: SendCard) -> str:
     return text
 
 
+_ENDED_AT: Final = frozenset(
+    {SendState.SENT, SendState.FAILED, SendState.REJECTED, SendState.EXPIRED}
+)
+"""States whose card shows when the send ended rather than when it was due."""
+
+_TIME_LABELS: Final[dict[SendState, str]] = {
+    SendState.SENT: "Sent",
+    SendState.FAILED: "Failed",
+    SendState.CANCELLED: "Was due",
+    SendState.REJECTED: "Rejected",
+    SendState.EXPIRED: "Expired",
+    SendState.MISSED: "Was due",
+}
+
+
 def when_text(card: SendCard, *, now: datetime | None = None) -> str:
-    """The time that matters in the send's state, in the requester's zone and in UTC."""
-    moment = _moment(card)
+    """When the send goes out (or went, or was due), in the requester's zone and in UTC.
+
+    A send not yet out shows its due time, `now (…)` once it is due; one that ended shows
+    when it ended, except a cancelled or missed one, which never went out: its due time.
+    """
+    moment = (card.finished_at or card.due_at) if card.state in _ENDED_AT else card.due_at
     if moment is None:
         return "as soon as it is approved" if card.state == SendState.PENDING_APPROVAL else "now"
     described = describe_time(moment, card.timezone)
@@ -90,12 +109,16 @@ def when_text(card: SendCard, *, now: datetime | None = None) -> str:
     return described
 
 
-def _moment(card: SendCard) -> datetime | None:
-    if card.state in (SendState.SENT, SendState.FAILED, SendState.CANCELLED):
-        return card.finished_at or card.due_at
-    if card.state in (SendState.REJECTED, SendState.EXPIRED):
-        return card.finished_at
-    return card.due_at
+def times_text(card: SendCard, *, now: datetime | None = None) -> str:
+    """`When: …` or `Sent: …`; a cancelled send `Was due: … · Cancelled: …`, so that the
+    time it was stopped never reads as the time it went out."""
+    cancelled = card.state == SendState.CANCELLED
+    parts = []
+    if not (cancelled and card.due_at is None):  # a discarded preview was never due
+        parts.append(f"{_TIME_LABELS.get(card.state, 'When')}: {when_text(card, now=now)}")
+    if cancelled and card.finished_at is not None:
+        parts.append(f"Cancelled: {describe_time(card.finished_at, card.timezone)}")
+    return " · ".join(parts)
 
 
 _HEADLINES: dict[SendState, str] = {
@@ -118,22 +141,11 @@ def headline(card: SendCard) -> str:
     return f"{text} (test send)" if card.is_test else text
 
 
-def _time_label(card: SendCard) -> str:
-    if card.state in (SendState.SENT, SendState.FAILED, SendState.CANCELLED):
-        return "At"
-    if card.state in (SendState.REJECTED, SendState.EXPIRED):
-        return "Decided"
-    if card.state == SendState.MISSED:
-        return "Was due"
-    return "When"
-
-
 def facts(card: SendCard, *, now: datetime | None = None) -> str:
     """`App `x` · Audience: … · When: …` (one line of mrkdwn)."""
-    return (
-        f"App {code(card.app_name)} · Audience: {escape(card.audience)} · "
-        f"{_time_label(card)}: {when_text(card, now=now)}"
-    )
+    parts = [f"App {code(card.app_name)}", f"Audience: {escape(card.audience)}"]
+    times = times_text(card, now=now)
+    return " · ".join([*parts, times] if times else parts)
 
 
 def outcome_text(card: SendCard, *, now: datetime | None = None) -> str:

@@ -223,3 +223,29 @@ def test_an_empty_list_says_so():
     text = texts(listing.list_blocks([], []))
 
     assert "Nothing is scheduled." in text and "No sends yet." in text
+
+
+def test_a_cancelled_card_says_when_it_was_due_and_when_it_was_stopped():
+    cancelled = card(state=SendState.CANCELLED, finished_at=NOW)
+
+    text = sends.outcome_text(cancelled)
+
+    assert (
+        "Was due: Tue 1 Dec 2026, 09:00 CET (08:00 UTC) · "
+        "Cancelled: Mon 30 Nov 2026, 13:00 CET (12:00 UTC)"
+    ) in text
+    assert "At:" not in text
+
+
+def test_a_discarded_preview_says_only_when_it_was_discarded():
+    discarded = card(state=SendState.CANCELLED, due_at=None, finished_at=NOW)
+
+    assert sends.times_text(discarded) == "Cancelled: Mon 30 Nov 2026, 13:00 CET (12:00 UTC)"
+
+
+def test_an_ended_send_names_what_its_time_is():
+    sent = card(state=SendState.SENT, finished_at=DUE)
+    failed = card(state=SendState.FAILED, finished_at=DUE)
+
+    assert sends.times_text(sent) == "Sent: Tue 1 Dec 2026, 09:00 CET (08:00 UTC)"
+    assert sends.times_text(failed) == "Failed: Tue 1 Dec 2026, 09:00 CET (08:00 UTC)"

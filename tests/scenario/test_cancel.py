@@ -9,6 +9,7 @@ import pytest
 
 from bot.delivery import notification_name
 from bot.onesignal import OneSignalClient
+from commands.views.sends import describe_time
 from storage import queries
 from storage.models import SendState, utcnow
 from tests.fakes.slack import DEFAULT_TEAM_ID
@@ -180,3 +181,24 @@ async def test_a_cancelled_send_is_reported_exactly(app, database):
 
     reply = await again.reply()
     assert f"`{send.short_id}` is cancelled: nothing to stop." in text_of(reply)
+
+
+async def test_a_cancelled_card_shows_when_it_was_due_and_when_it_was_cancelled(
+    app, fake_slack, database
+):
+    await set_log_channel(database)
+    scheduled = await app.post_command(f'send --yes --in 2h --segment "{SEGMENT}" Later')
+    await scheduled.reply()
+    send = await only_send(database)
+
+    reply = await (await app.post_command(f"cancel {send.short_id}")).reply()
+
+    cancelled = await only_send(database)
+    due = describe_time(cancelled.due_at, cancelled.timezone)
+    stopped = describe_time(cancelled.finished_at, cancelled.timezone)
+    assert f"Was due: {due} · Cancelled: {stopped}" in text_of(reply)
+    assert "At:" not in text_of(reply)  # the cancel time never reads as the time it went out
+    update = await fake_slack.wait_for(
+        "chat.update", where=lambda c: c.args["channel"] == LOG_CHANNEL
+    )
+    assert f"Was due: {due} · Cancelled: {stopped}" in text_of(update.args)
