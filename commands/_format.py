@@ -51,10 +51,14 @@ def dismiss_actions() -> Block:
     }
 
 
-def unknown_app_text(name: str | None, configured: Sequence[str]) -> str:
+PICK_APP: Final = "Pick one with `--app NAME`"
+"""How a command picks another app (the compose form says it in its own words)."""
+
+
+def unknown_app_text(name: str | None, configured: Sequence[str], *, pick: str = PICK_APP) -> str:
     """The one answer when the app asked for (`name`; None: the default) is not there.
 
-    Names the configured apps and how to pick one (`--app NAME`), or how to add the first.
+    Names the configured apps and how to pick one (`pick`), or how to add the first.
     Plain text, not yet escaped: it becomes a CommandError, which the reply escapes once
     (or a form field's error, which Slack shows as plain text).
     """
@@ -65,7 +69,7 @@ def unknown_app_text(name: str | None, configured: Sequence[str]) -> str:
             return f"No OneSignal app is set up in this workspace yet: {setup}"
         return f"{missing}, and none is set up yet: {setup}"
     problem = f"{missing}." if missing else "This workspace has no default OneSignal app."
-    return f"{problem} Pick one with `--app NAME`: {_app_names(configured)}."
+    return f"{problem} {pick}: {_app_names(configured)}."
 
 
 def _span(text: str, *, limit: int = 60) -> str:

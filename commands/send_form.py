@@ -38,7 +38,7 @@ from commands.context import CommandContext, CommandError
 from commands.dispatch import ACK_BUDGET
 from commands.notify import SLACK_ERRORS, notifier_of
 from commands.requester import Requester, requester
-from commands.sending import Draft, Reply, answer, go, sends_of, store, unknown_app
+from commands.sending import Draft, Reply, answer, app_names, go, sends_of, store
 from commands.views import compose
 from commands.views.compose import ComposeForm, ComposeInput
 from storage import queries
@@ -177,18 +177,67 @@ async def _audience_changed(
             team_id=team_id, app_name=app, audience=audience
         )
     except SendRejected as error:  # a bad audience, or the app was removed meanwhile
-        text = await unknown_app(services, team_id, app) if error.field == "app" else str(error)
+        if error.field == "app":
+            text = await _unknown_app(services, team_id, app, view)
+        elif not (typed.segments or typed.excluded or typed.external_ids):
+            text = compose.ESTIMATE_PROMPT  # cleared while choosing: not an error yet
+        else:
+            text = str(error)
     else:
         text = estimate_text(estimate)
     await _update(client, view, replace(form, app=typed.app or app, estimate=text))
 
 
 def _audience(typed: ComposeInput) -> Audience:
+    """The form's audience; SendRejected in the form's words (see `audience_problem`)."""
+    problem = audience_problem(typed)
+    if problem is not None:
+        raise SendRejected("audience", problem[1])
     return Audience(
         segments=typed.segments,
         excluded_segments=typed.excluded,
         external_ids=typed.external_ids,
     )
+
+
+# `Audience` words these refusals for the command line (`add --segment NAME`); the form
+# checks them first and names its own fields instead. `Audience` still checks everything.
+NO_AUDIENCE: Final = (
+    "Choose at least one segment, or type users' external ids: PushOps never sends to "
+    "everyone by default."
+)
+EXCLUDED_ONLY: Final = (
+    "Excluded segments need an included one: choose it under Segments "
+    "(for example Subscribed Users)."
+)
+EXCLUDED_WITH_USERS: Final = (
+    "Excluded segments work only with segments, not with users: clear Excluded segments, "
+    "or send to segments instead."
+)
+
+
+def audience_problem(typed: ComposeInput) -> tuple[str, str] | None:
+    """(the block to show it under, what to fix) for an audience the form refuses in its own
+    words; None when `Audience` decides."""
+    if not typed.segments and not typed.external_ids:
+        return const.BLOCK_COMPOSE_SEGMENTS, EXCLUDED_ONLY if typed.excluded else NO_AUDIENCE
+    if typed.excluded and typed.external_ids and not typed.segments:
+        return const.BLOCK_COMPOSE_EXCLUDE, EXCLUDED_WITH_USERS
+    return None
+
+
+def _pick_app(view: dict[str, Any]) -> str:
+    """How to pick another app in this form: its menu, or a new form when it has none."""
+    if any(block.get("block_id") == const.BLOCK_COMPOSE_APP for block in view.get("blocks") or ()):
+        return "Choose another under OneSignal app"
+    return f"Close this form and run `{const.SLASH_COMMAND} send` again to choose one"
+
+
+async def _unknown_app(
+    services: Services, team_id: str, name: str | None, view: dict[str, Any]
+) -> str:
+    """`unknown_app_text` in the form's words."""
+    return unknown_app_text(name, await app_names(services, team_id), pick=_pick_app(view))
 
 
 # --- submission --------------------------------------------------------------------------------
@@ -213,7 +262,10 @@ class FormErrors(Exception):
 def _error_block(field: str, typed: ComposeInput, view: dict[str, Any]) -> str:
     """The block showing a refusal of `field` (one that exists in this view)."""
     shown = {block.get("block_id") for block in view.get("blocks") or ()}
-    if field == "audience":
+    problem = audience_problem(typed) if field == "audience" else None
+    if problem is not None:
+        block = problem[0]
+    elif field == "audience":
         block = const.BLOCK_COMPOSE_USERS if typed.external_ids else const.BLOCK_COMPOSE_SEGMENTS
     elif field == "when":
         block = const.BLOCK_COMPOSE_IN if typed.when == compose.WHEN_IN else const.BLOCK_COMPOSE_AT
@@ -301,7 +353,10 @@ async def _submitted(
             submission=view.get("id") or None,  # one send per form, in every replica
         )
     except SendRejected as error:
-        raise FormErrors({_error_block(error.field, typed, view): str(error)}) from None
+        text = str(error)
+        if error.field == "app":  # removed while the form was open
+            text = await _unknown_app(services, team_id, draft.app, view)
+        raise FormErrors({_error_block(error.field, typed, view): text}) from None
     except CommandError as error:
         raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: str(error)}) from None
     return send, meta

@@ -67,6 +67,7 @@ def values(
     message: str | None = "Version 2 is out",
     title: str | None = None,
     segments: tuple[str, ...] = (SEGMENT,),
+    excluded: tuple[str, ...] = (),
     users: str | None = None,
     when: str = WHEN_NOW,
     at: int | None = None,
@@ -83,7 +84,10 @@ def values(
             }
         },
         const.BLOCK_COMPOSE_EXCLUDE: {
-            AUDIENCE: {"type": "multi_static_select", "selected_options": []}
+            AUDIENCE: {
+                "type": "multi_static_select",
+                "selected_options": [{"value": s} for s in excluded],
+            }
         },
         const.BLOCK_COMPOSE_USERS: {AUDIENCE: {"type": "plain_text_input", "value": users}},
         const.BLOCK_COMPOSE_URL: {FIELD: {"type": "url_text_input", "value": None}},
@@ -96,8 +100,10 @@ def values(
     }
 
 
-async def submit(app: Any, filled: dict[str, dict[str, Any]]) -> Any:
-    """Submit the compose form (one app, segments listed) with `filled` values."""
+async def submit(
+    app: Any, filled: dict[str, dict[str, Any]], apps: tuple[str, ...] = ("default",)
+) -> Any:
+    """Submit the compose form (`apps` offered, segments listed) with `filled` values."""
     payload = signing.view_submission(
         callback_id=const.CALLBACK_COMPOSE,
         user_id=ALICE,
@@ -105,9 +111,33 @@ async def submit(app: Any, filled: dict[str, dict[str, Any]]) -> Any:
         values=filled,
         private_metadata=META,
     )
-    form = ComposeForm(apps=("default",), app="default", segments=(SEGMENT,), metadata=META)
+    form = ComposeForm(apps=apps, app="default", segments=(SEGMENT,), metadata=META)
     payload["view"]["blocks"] = compose_view(form)["blocks"]
     return await app.post_action(payload)
+
+
+async def change_audience(
+    app: Any, fake_slack: Any, view_id: str, view: dict[str, Any], filled: dict[str, Any]
+) -> Any:
+    """Change the segments of the open form to `filled`'s; the views.update that follows."""
+    shown = {**view, "id": view_id, "hash": "h1", "state": {"values": filled}}
+
+    payload = signing.block_actions(
+        action_id=AUDIENCE,
+        user_id=ALICE,
+        team_id=DEFAULT_TEAM_ID,
+        response_url="",
+        block_id=const.BLOCK_COMPOSE_SEGMENTS,
+        view=shown,
+        element_type="multi_static_select",
+    )
+    assert (await app.post_action(payload)).status_code == 200
+    return await fake_slack.wait_for("views.update", count=2)
+
+
+def estimate_of(update: Any) -> str:
+    """The reach line of an updated form."""
+    return str(by_id(update.args["view"])[const.BLOCK_COMPOSE_ESTIMATE]["elements"][0]["text"])
 
 
 async def test_the_form_opens_after_the_ack_with_the_apps_segments(app, fake_slack):
@@ -140,23 +170,10 @@ async def test_segments_are_typed_when_onesignal_will_not_list_them(
 
 async def test_choosing_an_audience_shows_its_reach(app, fake_slack):
     view_id, view = await opened_form(app, fake_slack)
-    shown = {**view, "id": view_id, "hash": "h1", "state": {"values": values()}}
 
-    payload = signing.block_actions(
-        action_id=AUDIENCE,
-        user_id=ALICE,
-        team_id=DEFAULT_TEAM_ID,
-        response_url="",
-        block_id=const.BLOCK_COMPOSE_SEGMENTS,
-        view=shown,
-        element_type="multi_static_select",
-    )
-    response = await app.post_action(payload)
+    update = await change_audience(app, fake_slack, view_id, view, values())
 
-    assert response.status_code == 200
-    update = await fake_slack.wait_for("views.update", count=2)
-    estimate = by_id(update.args["view"])[const.BLOCK_COMPOSE_ESTIMATE]
-    assert estimate["elements"][0]["text"] == "Reaches about 600 subscriptions now."
+    assert estimate_of(update) == "Reaches about 600 subscriptions now."
     assert update.args["view_id"] == view_id and update.args["hash"] == "h1"
 
 
@@ -168,26 +185,22 @@ async def test_an_app_removed_while_the_form_is_open_is_named_where_the_reach_sh
         await queries.remove_app(
             session=session, team_id=DEFAULT_TEAM_ID, name="default", actor="U0"
         )
-    shown = {**view, "id": view_id, "hash": "h1", "state": {"values": values()}}
 
-    payload = signing.block_actions(
-        action_id=AUDIENCE,
-        user_id=ALICE,
-        team_id=DEFAULT_TEAM_ID,
-        response_url="",
-        block_id=const.BLOCK_COMPOSE_SEGMENTS,
-        view=shown,
-        element_type="multi_static_select",
-    )
-    assert (await app.post_action(payload)).status_code == 200
+    update = await change_audience(app, fake_slack, view_id, view, values())
 
-    update = await fake_slack.wait_for("views.update", count=2)
-    estimate = by_id(update.args["view"])[const.BLOCK_COMPOSE_ESTIMATE]
-    assert estimate["elements"][0]["text"] == (
+    assert estimate_of(update) == (
         "There is no OneSignal app named `default` here, and none is set up yet: "
         "an admin adds one with `/push setup`."
     )
     assert fake_slack.calls_to("chat.postEphemeral") == []  # no apology for an error
+
+
+async def test_clearing_the_audience_asks_for_one_instead_of_quoting_flags(app, fake_slack):
+    view_id, view = await opened_form(app, fake_slack)
+
+    update = await change_audience(app, fake_slack, view_id, view, values(segments=()))
+
+    assert estimate_of(update) == "Pick an audience to see how many subscriptions it reaches."
 
 
 async def test_a_submitted_form_sends_and_answers_in_the_channel(
@@ -248,7 +261,7 @@ async def test_a_form_scheduled_with_the_picker_is_armed(app, fake_slack, databa
     [
         (values(message=None), const.BLOCK_COMPOSE_MESSAGE, "write the text people will read"),
         (values(message="   "), const.BLOCK_COMPOSE_MESSAGE, "The message is empty"),
-        (values(segments=()), const.BLOCK_COMPOSE_SEGMENTS, "No audience"),
+        (values(segments=()), const.BLOCK_COMPOSE_SEGMENTS, "Choose at least one segment"),
         (values(users="cust-1"), const.BLOCK_COMPOSE_USERS, "not both"),
         (values(title="T" * 5000), const.BLOCK_COMPOSE_MESSAGE, "The notification is too long"),
         (values(when=WHEN_AT), const.BLOCK_COMPOSE_AT, "Pick a date and time"),
@@ -277,15 +290,47 @@ async def test_bad_fields_come_back_inline_and_nothing_is_written(
     answer = response.json()
     assert answer["response_action"] == "errors"
     assert words in answer["errors"][block], answer["errors"]
+    assert "--" not in answer["errors"][block]  # the form's fields, never the command's flags
     assert await all_sends(database) == []
     assert creates(fake_onesignal) == []
 
 
-async def test_with_two_apps_the_form_offers_a_choice_and_lists_the_chosen_apps_segments(
-    app, fake_slack, fake_onesignal, database, keyring
+@pytest.mark.parametrize(
+    ("filled", "block", "words"),
+    [
+        (
+            values(segments=()),
+            const.BLOCK_COMPOSE_SEGMENTS,
+            "Choose at least one segment, or type users' external ids: PushOps never sends to "
+            "everyone by default.",
+        ),
+        (
+            values(segments=(), excluded=("Inactive",)),
+            const.BLOCK_COMPOSE_SEGMENTS,
+            "Excluded segments need an included one: choose it under Segments "
+            "(for example Subscribed Users).",
+        ),
+        (
+            values(segments=(), excluded=("Inactive",), users="cust-1"),
+            const.BLOCK_COMPOSE_EXCLUDE,
+            "Excluded segments work only with segments, not with users: clear Excluded "
+            "segments, or send to segments instead.",
+        ),
+    ],
+    ids=["no audience", "only excluded segments", "excluded segments and users"],
+)
+async def test_an_audience_the_form_refuses_is_said_in_the_forms_words(
+    app, database, filled, block, words
 ):
+    response = await submit(app, filled)
+
+    assert response.json() == {"response_action": "errors", "errors": {block: words}}
+    assert await all_sends(database) == []
+
+
+async def _add_shop(fake_onesignal, database, keyring):
+    """A second OneSignal app, `shop`, in the workspace."""
     shop = fake_onesignal.add_app("Shop")
-    fake_onesignal.add_segment(shop.id, "Shoppers", size=42)
     async with database.sessions.begin() as session:
         await queries.add_app(
             session=session,
@@ -296,6 +341,52 @@ async def test_with_two_apps_the_form_offers_a_choice_and_lists_the_chosen_apps_
             api_key=SecretStr(register_secret(shop.rest_api_key)),
             added_by=ALICE,
         )
+    return shop
+
+
+async def _replace_default_app_with_shop(fake_onesignal, database, keyring):
+    await _add_shop(fake_onesignal, database, keyring)
+    async with database.sessions.begin() as session:
+        await queries.remove_app(
+            session=session, team_id=DEFAULT_TEAM_ID, name="default", actor="U0"
+        )
+
+
+async def test_an_app_removed_before_the_form_is_sent_is_refused_in_the_forms_words(
+    app, fake_onesignal, database, keyring
+):
+    await _replace_default_app_with_shop(fake_onesignal, database, keyring)
+
+    response = await submit(app, values())
+
+    assert response.json() == {
+        "response_action": "errors",
+        "errors": {
+            const.BLOCK_COMPOSE_MESSAGE: "There is no OneSignal app named `default` here. "
+            "Close this form and run `/push send` again to choose one: `shop`."
+        },
+    }
+    assert await all_sends(database) == []
+
+
+async def test_a_form_offering_apps_points_to_its_menu_when_the_chosen_one_is_gone(
+    app, fake_onesignal, database, keyring
+):
+    await _replace_default_app_with_shop(fake_onesignal, database, keyring)
+
+    response = await submit(app, values(), apps=("default", "shop"))
+
+    assert response.json()["errors"] == {
+        const.BLOCK_COMPOSE_APP: "There is no OneSignal app named `default` here. "
+        "Choose another under OneSignal app: `shop`."
+    }
+
+
+async def test_with_two_apps_the_form_offers_a_choice_and_lists_the_chosen_apps_segments(
+    app, fake_slack, fake_onesignal, database, keyring
+):
+    shop = await _add_shop(fake_onesignal, database, keyring)
+    fake_onesignal.add_segment(shop.id, "Shoppers", size=42)
     view_id, view = await opened_form(app, fake_slack)
     menu = by_id(view)[const.BLOCK_COMPOSE_APP]["element"]
     assert [o["value"] for o in menu["options"]] == ["default", "shop"]
