@@ -20,6 +20,7 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from bot.settings import Settings, get_settings
+from bot.words import plural
 from storage import queries
 from storage.audit import iter_audit_events, verify_audit_chain
 from storage.crypto import CryptoError, KeyRing, generate_key, load_keyring
@@ -369,8 +370,8 @@ async def _keys_rotate(args: argparse.Namespace) -> int:
             session_factory=database.sessions, keyring=keyring, actor=_actor()
         )
         print(
-            f"Re-encrypted {report.reencrypted} secret(s) under key {keyring.primary_key_id}; "
-            f"{report.current} already were."
+            f"Re-encrypted {plural(report.reencrypted, 'secret')} under key "
+            f"{keyring.primary_key_id}; {report.current} already were."
         )
         for failure in report.failures:
             print(f"error: {failure}", file=sys.stderr)
@@ -379,8 +380,8 @@ async def _keys_rotate(args: argparse.Namespace) -> int:
         if len(keyring.key_ids) > 1:
             others = ", ".join(keyring.key_ids[1:])
             print(
-                f"Every secret is under key {keyring.primary_key_id}; "
-                f"the old key(s) {others} can be removed."
+                f"Every secret is under key {keyring.primary_key_id}; the old "
+                f"{'key' if len(keyring.key_ids) == 2 else 'keys'} {others} can be removed."
             )
         return 0
 
@@ -398,7 +399,8 @@ async def _audit_verify(args: argparse.Namespace) -> int:
             report = await verify_audit_chain(session=session, team_id=args.team)
         if report.ok:
             print(
-                f"Audit chain intact: {report.events} event(s) in {report.workspaces} workspace(s)."
+                f"Audit chain intact: {plural(report.events, 'event')} in "
+                f"{plural(report.workspaces, 'workspace')}."
             )
             return 0
         for problem in report.breaks:

@@ -75,9 +75,12 @@ class AppInUse(StorageError):
         self.team_id = team_id
         self.name = name
         self.active = active
+        sends, them, they_are = (
+            ("1 send", "it", "it is") if active == 1 else (f"{active} sends", "them", "they are")
+        )
         super().__init__(
-            f"The app {name!r} of workspace {team_id} has {active} send(s) not yet delivered; "
-            "cancel them or wait until they are sent."
+            f"The app {name!r} of workspace {team_id} has {sends} not yet delivered; "
+            f"cancel {them} or wait until {they_are} sent."
         )
 
 

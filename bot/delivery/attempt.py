@@ -33,6 +33,7 @@ from bot.onesignal import (
     Unauthorized,
     UnexpectedResponse,
 )
+from bot.words import plural
 from storage.deliveries import DeliveryResult
 from storage.models import Send, SendState
 
@@ -189,7 +190,7 @@ def judge(
             f"{span(_grace_of(send, deadline))} after its due time."
         )
     elif passing:
-        reason += f" Gave up after {send.attempts} attempts."
+        reason += f" Gave up after {plural(send.attempts, 'attempt')}."
     return _ended(send, done, bad, len(batches), reason, recorded)
 
 
@@ -209,8 +210,8 @@ def too_late(send: Send, *, grace: timedelta) -> Attempt:
         if b.get("notification_id")
     )
     reason = (
-        f"Partly delivered: {len(missing)} of {len(recorded)} batches ({users:,} users) were "
-        f"not sent, being still undelivered {span(grace.total_seconds())} after the due time. "
+        f"Partly delivered: {len(missing)} of {len(recorded)} batches ({plural(users, 'user')}) "
+        f"were not sent, being still undelivered {span(grace.total_seconds())} after the due time. "
         f"The other {len(ids)} went out: {went}."
     )
     result = DeliveryResult(send.id, SendState.SENT, ids[0], recorded, reason)
@@ -275,7 +276,7 @@ def _failures(bad: Sequence[BatchResult], total: int) -> str:
     if total == 1:
         return explain(bad[0].error) if bad[0].error is not None else "Nothing was sent."
     parts = [
-        f"batch {b.index + 1} of {total} ({b.external_ids_count:,} users): "
+        f"batch {b.index + 1} of {total} ({plural(b.external_ids_count, 'user')}): "
         + (explain(b.error) if b.error is not None else "nothing sent")
         for b in bad
     ]
@@ -287,6 +288,6 @@ def _partly(done: Sequence[BatchResult], bad: Sequence[BatchResult], total: int,
     failed_users = sum(b.external_ids_count for b in bad)
     went = ", ".join(f"batch {b.index + 1} ({b.notification_id})" for b in done)
     return (
-        f"Partly delivered: {len(bad)} of {total} batches ({failed_users:,} users) failed: {why} "
-        f"The other {len(done)} ({sent_users:,} users) went out: {went}."
+        f"Partly delivered: {len(bad)} of {total} batches ({plural(failed_users, 'user')}) "
+        f"failed: {why} The other {len(done)} ({plural(sent_users, 'user')}) went out: {went}."
     )

@@ -72,6 +72,9 @@ def audit_headline(count: int, asked: int) -> str:
     """What the reply shows, in words."""
     if count == 0:
         return "No audit events in this workspace yet."
+    if count == 1:
+        only = "The only" if count < asked else "The last"
+        return f"{only} audit event of this workspace:"
     if count < asked:
         return f"All {count} audit events of this workspace, newest first:"
     return f"The last {count} audit events of this workspace, newest first:"

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Final
 
 from bot import const
+from bot.words import plural
 from commands._format import Block, code, context, escape, section
 from commands.views.sends import SendCard, button, ids_text, times_text
 
@@ -66,12 +67,14 @@ def list_blocks(
 
 
 def list_text(scheduled: Sequence[SendCard], recent: Sequence[SendCard]) -> str:
-    """The notification text of the list."""
-    return f"{_count(scheduled)} scheduled, {_count(recent)} recent sends."
+    """The notification text of the list: `1 scheduled send, 2 recent sends.`"""
+    return f"{_count(scheduled, 'scheduled send')}, {_count(recent, 'recent send')}."
 
 
-def _count(cards: Sequence[SendCard]) -> str:
-    return f"more than {MAX_SHOWN}" if len(cards) > MAX_SHOWN else str(len(cards))
+def _count(cards: Sequence[SendCard], noun: str) -> str:
+    if len(cards) > MAX_SHOWN:
+        return f"more than {plural(MAX_SHOWN, noun)}"
+    return plural(len(cards), noun)
 
 
 def _scheduled(card: SendCard, now: datetime | None) -> Block:

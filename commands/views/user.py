@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from bot.onesignal.models import Subscription, User, UserProperties
+from bot.words import plural
 from commands._format import Block, code, context, dismiss_actions, escape, section
 
 TOKEN_SHOWN: Final = 6
@@ -42,7 +43,7 @@ def _value(value: Any) -> str:
     return escape(text)
 
 
-def _capped(lines: list[str], total: int, noun: str) -> str:
+def _capped(lines: list[str], total: int, noun: str, many: str) -> str:
     """`lines` joined, within a section's limit, with how many more there are."""
     text, shown = "", 0
     for line in lines:
@@ -50,7 +51,7 @@ def _capped(lines: list[str], total: int, noun: str) -> str:
             break
         text, shown = f"{text}\n{line}" if text else line, shown + 1
     if total > shown:
-        text += f"\n…and {total - shown} more {noun}"
+        text += f"\n…and {plural(total - shown, 'more ' + noun, 'more ' + many)}"
     return text
 
 
@@ -75,7 +76,7 @@ def tags_text(tags: Mapping[str, Any] | None) -> str:
     if not items:
         return "*Tags*\nnone"
     lines = [f"{code(str(k), limit=40)}: {_value(v)}" for k, v in items[:MAX_TAGS]]
-    return "*Tags* (" + str(len(items)) + ")\n" + _capped(lines, len(items), "tags")
+    return "*Tags* (" + str(len(items)) + ")\n" + _capped(lines, len(items), "tag", "tags")
 
 
 def aliases_text(identity: Mapping[str, str]) -> str:
@@ -85,7 +86,7 @@ def aliases_text(identity: Mapping[str, str]) -> str:
     lines = [
         f"{code(label, limit=40)}: {_value(alias)}" for label, alias in sorted(identity.items())
     ]
-    return "*Aliases*\n" + _capped(lines, len(lines), "aliases")
+    return "*Aliases*\n" + _capped(lines, len(lines), "alias", "aliases")
 
 
 def subscription_line(subscription: Subscription) -> str:
@@ -120,7 +121,9 @@ def subscriptions_text(subscriptions: Iterable[Subscription]) -> str:
     if not items:
         return "*Subscriptions*\nnone: this user cannot receive notifications."
     lines = [subscription_line(s) for s in items[:MAX_SUBSCRIPTIONS]]
-    return f"*Subscriptions* ({len(items)})\n" + _capped(lines, len(items), "subscriptions")
+    return f"*Subscriptions* ({len(items)})\n" + _capped(
+        lines, len(items), "subscription", "subscriptions"
+    )
 
 
 def user_headline(external_id: str, app_name: str) -> str:

@@ -39,6 +39,14 @@ def test_long_lists_are_capped_and_say_how_many_more():
     )
 
 
+def test_one_more_is_counted_in_the_singular():
+    tags = {f"tag{i:03d}": "v" for i in range(MAX_TAGS + 1)}
+    subscriptions = [Subscription(type="AndroidPush", token=f"t{i:08d}") for i in range(21)]
+
+    assert tags_text(tags).endswith("…and 1 more tag")
+    assert subscriptions_text(subscriptions).endswith("…and 1 more subscription")
+
+
 def test_every_section_stays_within_slacks_limit():
     huge = {f"k{i}": "x" * 500 for i in range(MAX_TAGS)}
     user = User(

@@ -216,7 +216,9 @@ def test_a_long_list_stays_under_slacks_block_limit():
     text = texts(blocks)
     assert "These are the 20 soonest; more are due later." in text
     assert "These are the 20 latest; older ones are not shown." in text
-    assert listing.list_text(many, many) == "more than 20 scheduled, more than 20 recent sends."
+    assert (
+        listing.list_text(many, many) == "more than 20 scheduled sends, more than 20 recent sends."
+    )
 
 
 def test_an_empty_list_says_so():

@@ -60,6 +60,14 @@ async def test_audit_n_shows_n_and_says_when_there_are_fewer(app, database):
     assert "`settings` · *app.added* · app default · onesignal_app_id=" in _shown(all_of_them)
 
 
+async def test_one_event_is_counted_in_the_singular(app, database):
+    last = await (await app.post_command("audit 1")).reply()
+    only = await (await app.post_command("audit")).reply()  # one event: the app's adding
+
+    assert last["text"] == "The last audit event of this workspace:"
+    assert only["text"] == "The only audit event of this workspace:"
+
+
 async def test_audit_of_one_workspace_never_shows_anothers(app, database):
     await _events(database, 2, team_id="T0OTHER", actor="U0SPY")
 

@@ -60,6 +60,16 @@ async def test_the_list_shows_scheduled_sends_soonest_first_then_recent_ones_lat
     assert "*Scheduled sends*, soonest first" in text and "*Recent sends*, latest first" in text
 
 
+async def test_one_send_of_each_kind_is_counted_in_the_singular(app, database):
+    await _send(app, "", "Sent now")
+    await _send(app, "--in 1h", "Later one")
+    await wait_for_state(database, (await all_sends(database))[0].short_id, SendState.SENT)
+
+    reply = await (await app.post_command("list")).reply()
+
+    assert reply["text"] == "1 scheduled send, 1 recent send."
+
+
 async def _scheduled(storage_factory: Any, app_row: Any, hours: float, message: str) -> Any:
     return await storage_factory.send(
         app_row,
@@ -90,7 +100,7 @@ async def test_the_soonest_sends_are_listed_however_many_are_scheduled(
     assert "These are the 20 soonest; more are due later. `/push status ID` shows any send." in (
         text_of(reply)
     )
-    assert reply["text"] == "more than 20 scheduled, 0 recent sends."
+    assert reply["text"] == "more than 20 scheduled sends, 0 recent sends."
 
 
 async def test_a_list_that_fits_says_nothing_of_more(app, database, storage_factory):
@@ -102,7 +112,7 @@ async def test_a_list_that_fits_says_nothing_of_more(app, database, storage_fact
 
     assert len([b for b in reply["blocks"] if b.get("accessory")]) == 20
     assert "These are the" not in text_of(reply)
-    assert reply["text"] == "20 scheduled, 0 recent sends."
+    assert reply["text"] == "20 scheduled sends, 0 recent sends."
 
 
 async def test_more_than_twenty_recent_sends_are_said_to_be_cut(app, database, storage_factory):
@@ -118,7 +128,7 @@ async def test_more_than_twenty_recent_sends_are_said_to_be_cut(app, database, s
         in (text)
     )
     assert "These are the 20 soonest" not in text
-    assert reply["text"] == "0 scheduled, more than 20 recent sends."
+    assert reply["text"] == "0 scheduled sends, more than 20 recent sends."
 
 
 async def test_list_of_one_app_is_filtered_before_it_is_cut(app, database, storage_factory):

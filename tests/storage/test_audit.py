@@ -59,7 +59,7 @@ async def test_events_chain_per_workspace_and_verify_holds(database, logged, run
     result = await run_cli("audit", "verify")
 
     assert (result.code, result.stderr) == (0, "")
-    assert result.stdout == "Audit chain intact: 7 event(s) in 2 workspace(s).\n"
+    assert result.stdout == "Audit chain intact: 7 events in 2 workspaces.\n"
 
 
 async def _execute(database: Database, statement: str, **params: object) -> None:

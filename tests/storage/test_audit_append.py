@@ -92,7 +92,7 @@ async def test_a_batch_and_single_events_chain_in_order_and_verify(
     result = await run_cli("audit", "verify")
     assert (result.code, result.stdout) == (
         0,
-        "Audit chain intact: 4 event(s) in 1 workspace(s).\n",
+        "Audit chain intact: 4 events in 1 workspace.\n",
     )
 
 
@@ -160,7 +160,7 @@ async def test_a_chain_written_by_the_first_release_verifies_and_grows(
     result = await run_cli("audit", "verify", "--team", "T0GOLDEN")
     assert (result.code, result.stdout) == (
         0,
-        "Audit chain intact: 3 event(s) in 1 workspace(s).\n",
+        "Audit chain intact: 3 events in 1 workspace.\n",
     )
 
 

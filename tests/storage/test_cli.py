@@ -230,7 +230,8 @@ async def test_apps_remove_deletes_the_app_unless_sends_still_need_it(
     gone = await run_cli("apps", "remove", "--team", DEFAULT_TEAM, "--name", "main")
     again = await run_cli("apps", "remove", "--team", DEFAULT_TEAM, "--name", "main")
 
-    assert busy.code == 1 and "has 1 send(s) not yet delivered" in busy.stderr
+    assert busy.code == 1
+    assert "has 1 send not yet delivered; cancel it or wait until it is sent." in busy.stderr
     assert (
         gone.code == 0
         and gone.stdout == f"Removed app 'main' and its key from workspace {DEFAULT_TEAM}.\n"
@@ -266,11 +267,13 @@ async def test_after_rotation_the_old_key_can_go(database, run_cli, storage_fact
 
     assert rotated.code == 0, rotated.stderr
     assert rotated.stdout.startswith(
-        f"Re-encrypted 3 secret(s) under key {new_ring.primary_key_id}; 0 already were."
+        f"Re-encrypted 3 secrets under key {new_ring.primary_key_id}; 0 already were."
     )
+    old_id = KeyRing.from_text(secret_key).primary_key_id
+    assert f"; the old key {old_id} can be removed." in rotated.stdout
     assert (
         again.code == 0
-        and "Re-encrypted 0 secret(s)" in again.stdout
+        and "Re-encrypted 0 secrets" in again.stdout
         and "3 already were" in again.stdout
     )
     assert "UNREADABLE" not in listed.stdout
@@ -311,7 +314,7 @@ async def test_a_ciphertext_copied_to_another_workspace_does_not_decrypt(
     assert str(caught.value) == reason
     assert listed.code == 0 and f"UNREADABLE ({reason})" in listed.stdout
     assert rotated.code == 1
-    assert rotated.stdout.startswith("Re-encrypted 1 secret(s)")  # ours; theirs is left as is
+    assert rotated.stdout.startswith("Re-encrypted 1 secret under")  # ours; theirs is left as is
     assert f"error: app 'theirs': {reason}" in rotated.stderr
 
 
