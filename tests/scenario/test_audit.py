@@ -5,7 +5,9 @@ import json
 import pytest
 
 from storage import queries
+from storage.models import SendState
 from tests.fakes.slack import DEFAULT_TEAM_ID
+from tests.scenario.sendkit import SEGMENT, all_sends, serve_sending, wait_for_state
 from tests.scenario.workspace import onesignal_settings, serve_with_storage
 
 
@@ -13,6 +15,13 @@ from tests.scenario.workspace import onesignal_settings, serve_with_storage
 async def app(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path):
     settings = onesignal_settings(fake_slack, fake_onesignal, tmp_path)
     async with serve_with_storage(serve_pushops, settings, database, keyring) as running:
+        yield running
+
+
+@pytest.fixture
+async def sending(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path):
+    settings = onesignal_settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, settings, database, keyring) as running:
         yield running
 
 
@@ -44,7 +53,7 @@ async def test_audit_shows_the_last_20_events_newest_first(app, database):
     assert reply["text"] == "The last 20 audit events of this workspace, newest first:"
     assert shown.index("`#26`") < shown.index("`#7`")
     assert "`#6`" not in shown
-    assert "<@U0BOB> · *test.event* · thing 24 · n=24, note=&lt;!here&gt;" in shown
+    assert "<@U0BOB> · *test.event* · thing 24 · n: 24, note: &lt;!here&gt;" in shown
     assert "<!here>" not in shown
 
 
@@ -57,7 +66,7 @@ async def test_audit_n_shows_n_and_says_when_there_are_fewer(app, database):
     assert three["text"] == "The last 3 audit events of this workspace, newest first:"
     assert all_of_them["text"] == "All 4 audit events of this workspace, newest first:"
     assert "`#1` · " in _shown(all_of_them)
-    assert "`settings` · *app.added* · app default · onesignal_app_id=" in _shown(all_of_them)
+    assert "`settings` · *app.added* · app default · OneSignal app id `" in _shown(all_of_them)
 
 
 async def test_one_event_is_counted_in_the_singular(app, database):
@@ -113,3 +122,30 @@ async def test_a_non_admin_is_refused(app, fake_slack, database):
         "Only PushOps admins can read the audit log (`/push audit`). Ask a Slack workspace admin"
     )
     assert "blocks" not in reply or not any("app.added" in json.dumps(b) for b in reply["blocks"])
+
+
+def _slack_date(moment):
+    """A time as the audit reply shows it: in the reader's zone, UTC in the fallback."""
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+async def test_a_sends_details_read_as_a_person_says_them(sending, fake_onesignal, database):
+    for user in ("cust-1", "cust-2"):
+        fake_onesignal.add_user(fake_onesignal.app.id, user)
+    await (await sending.post_command(f'send --yes --in 2h --segment "{SEGMENT}" Later')).reply()
+    await (await sending.post_command("send --yes --user cust-1,cust-2 Now")).reply()
+    later, now = await all_sends(database)
+    await wait_for_state(database, now.short_id, SendState.SENT)
+
+    shown = _shown(await (await sending.post_command("audit")).reply())
+
+    assert (
+        f"*send.created* · send {later.short_id} · app `default`, scheduled, "
+        f"due {_slack_date(later.due_at)}, audience “{SEGMENT}”"
+    ) in shown
+    assert f"*send.created* · send {now.short_id} · app `default`, scheduled, due " in shown
+    assert "audience 2 users by external id" in shown
+    assert f"*send.sent* · send {now.short_id} · sending → sent, attempt 1" in shown
+    for raw in ("due_at=", "segments=", "null", "send_id", str(later.id)):
+        assert raw not in shown
