@@ -31,7 +31,7 @@ ROLE_LABELS: Final[Mapping[Role, str]] = {
 MODE_LABELS: Final[Mapping[str, tuple[str, str]]] = {
     "off": ("Off", "No send needs approval."),
     "segments": ("Sends to segments", "A send to a segment (a whole audience) needs approval."),
-    "all": ("Every send", "Every send needs approval, tests to your own id too."),
+    "all": ("Every send", "Every send needs approval, test sends included."),
 }
 
 
@@ -235,7 +235,13 @@ def policy_text(policy: ApprovalPolicy) -> str:
     """The approval policy in a sentence."""
     if policy.mode == "off":
         return "Off: no send needs approval."
-    who = "Sends to a segment need" if policy.mode == "segments" else "Every send but tests needs"
+    # Test sends wait too under "every send": `/push me` links any external id without proof
+    # that it is the caller's, so a test send can reach anyone (`bot.policy.approvals_required`).
+    who = (
+        "Sends to a segment need"
+        if policy.mode == "segments"
+        else "Every send, test sends included, needs"
+    )
     plural = "approval" if policy.approvals == 1 else "approvals"
     return (
         f"{who} {policy.approvals} {plural} by distinct approvers, asked in <#{policy.channel_id}>."

@@ -92,7 +92,7 @@ def test_the_app_form_shows_earlier_values_but_never_a_key_and_errors_under_thei
 def test_policy_and_roles_read_as_sentences():
     assert policy_text(ApprovalPolicy()) == "Off: no send needs approval."
     assert policy_text(ApprovalPolicy("all", 1, "C1")) == (
-        "Every send but tests needs 1 approval by distinct approvers, asked in <#C1>."
+        "Every send, test sends included, needs 1 approval by distinct approvers, asked in <#C1>."
     )
     text = roles_text({Role.APPROVER: ("S0OPS", "U0B")})
     assert "Approvers: <!subteam^S0OPS>, <@U0B>" in text

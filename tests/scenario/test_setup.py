@@ -523,6 +523,22 @@ async def test_setting_the_approval_policy(app, fake_slack, database):
     assert (await _actions(database))[-1] == "workspace.updated"
 
 
+async def test_the_policy_every_send_says_that_test_sends_wait_too(app, fake_slack, database):
+    view_id, _, _ = await _open(app, fake_slack)
+    await _click(app, fake_slack, view_id, const.ACTION_SETUP_POLICY)
+
+    saved = await _submit(
+        app, view_id, const.CALLBACK_SETUP_POLICY, _policy_values("all", "1", "C0APPROVE")
+    )
+
+    shown = _text(saved.json()["view"])
+    assert (
+        "Every send, test sends included, needs 1 approval by distinct approvers, "
+        "asked in <#C0APPROVE>."
+    ) in shown
+    assert "but tests" not in shown  # test sends wait for approval under this policy
+
+
 # --- every click and form re-checks the admin ---------------------------------------------------
 
 
