@@ -39,6 +39,17 @@ from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 MAX_AHEAD: Final = timedelta(days=30)
+"""How far ahead a send may be scheduled.
+
+Not OneSignal's limit on `send_after`: PushOps holds a scheduled send itself and calls
+OneSignal only when it is due, without `send_after`, so OneSignal never sees how far ahead
+it was scheduled. It is the horizon OneSignal gives its own scheduling ("You can schedule
+a message up to 30 days in advance", OneSignal's Messages documentation), kept so that a
+team meets one rule in the dashboard and in Slack; a notification written for months
+later is rarely still right then. Every refusal says the limit and the latest time allowed.
+"""
+AHEAD_LIMIT: Final = f"PushOps schedules sends at most {MAX_AHEAD.days} days ahead"
+"""The limit in words, for refusals and the help."""
 MAX_TEXT: Final = 100
 
 AT_FORMS: Final = (
@@ -153,7 +164,7 @@ def parse_in(text: str, *, tz: str | None = None, now: datetime | None = None) -
     seconds = _duration_seconds(_normalize(_clean(text, IN_FORMS)))
     zone, _ = _sender_zone(tz)
     if seconds > MAX_AHEAD.total_seconds():
-        raise TimeParseError(f"That is more than 30 days ahead. {_latest(now, zone)}")
+        raise TimeParseError(too_far_ahead(now, zone))
     return ScheduledTime(now.astimezone(UTC) + timedelta(seconds=seconds), zone)
 
 
@@ -447,7 +458,7 @@ def _resolve(spec: _AtSpec, zone: tzinfo, now: datetime) -> _Resolved:
     for day in _candidate_days(spec.days, today):
         wall = datetime.combine(day, spec.wall)
         if day > today + _CALENDAR_ONLY:
-            raise TimeParseError(f"That is more than 30 days ahead: {_plain(wall)}.")
+            raise TimeParseError(too_far_ahead(now, zone, _plain(wall)))
         if day < today - _CALENDAR_ONLY:
             passed = wall
             continue
@@ -535,14 +546,21 @@ def _within_window(when: ScheduledTime, now: datetime) -> ScheduledTime:
     if when.utc <= now:
         raise TimeParseError(f"That time has passed: {when.describe()}. Pick a later time.")
     if when.utc - now > MAX_AHEAD:
-        raise TimeParseError(
-            f"That is more than 30 days ahead: {when.describe()}. {_latest(now, when.zone)}"
-        )
+        raise TimeParseError(too_far_ahead(now, when.zone, when.describe()))
     return when
 
 
-def _latest(now: datetime, zone: tzinfo) -> str:
-    return f"The latest you can schedule is {_describe(now + MAX_AHEAD, zone)}."
+def too_far_ahead(now: datetime, zone: tzinfo | str | None, when: str | None = None) -> str:
+    """The refusal of a time more than `MAX_AHEAD` after `now` (`when`, as the person sees
+    it), with the limit and the latest time allowed, in `zone` (a zone or its name)."""
+    if not isinstance(zone, tzinfo):
+        zone, _ = _sender_zone(zone)
+    said = f": {when}" if when else ""
+    latest = _describe(now.astimezone(UTC) + MAX_AHEAD, zone)
+    return (
+        f"That is more than {MAX_AHEAD.days} days ahead{said}. "
+        f"{AHEAD_LIMIT}; the latest you can schedule is {latest}."
+    )
 
 
 # --- formatting ------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot import const
+from bot.timeparse import MAX_AHEAD
 from commands._format import Block, context, dismiss_actions, escape, section
 from commands.context import CommandContext, Subcommand
 
@@ -24,7 +25,8 @@ USAGE: dict[str, str] = {
     --url URL  --image URL
     --at WHEN          2026-12-01 09:00 | 09:00 | 2026-12-01T09:00+01:00 | "tomorrow 9am"
                        (your Slack time zone unless the text names one)
-    --in DURATION      90s | 10m | 2h | 1d""",
+    --in DURATION      90s | 10m | 2h | 1d
+                       (--at and --in: at most {MAX_AHEAD.days} days ahead)""",
     const.SUB_CANCEL: f"{C} cancel ID                      a short send id or a OneSignal id",
     const.SUB_USER: f"{C} user EXTERNAL_ID [--app NAME]",
     const.SUB_STATUS: f"{C} status ID",

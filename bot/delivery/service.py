@@ -45,7 +45,7 @@ from bot.delivery.writer import ResultWriter, WriteGate, Written
 from bot.notifier import Notifier, NotifierRelay
 from bot.onesignal import MAX_IDS_PER_REQUEST, EstimateRecipientsRequest, OneSignalError
 from bot.settings import Settings
-from bot.timeparse import MAX_AHEAD
+from bot.timeparse import MAX_AHEAD, too_far_ahead
 from storage import deliveries, queries
 from storage.crypto import KeyRing
 from storage.db import Database
@@ -199,7 +199,7 @@ class SendService:
         a repeat gets the send stored first, marked `replayed`, to answer with, not to
         dispatch again. Raises `SendRejected`.
         """
-        self._check_due(due_at)
+        self._check_due(due_at, timezone)
         if approvals_required < 0:
             raise ValueError("approvals_required must not be negative")
         state = SendState.DRAFT
@@ -225,7 +225,7 @@ class SendService:
                 submission=submission,
             )
 
-    def _check_due(self, due_at: datetime | None) -> None:
+    def _check_due(self, due_at: datetime | None, timezone: str) -> None:
         if due_at is None:
             return
         if due_at.tzinfo is None:
@@ -235,8 +235,8 @@ class SendService:
             raise SendRejected(
                 "when", "That time has passed. Pick a later time, or leave it out to send now."
             )
-        if due_at > now + MAX_AHEAD:
-            raise SendRejected("when", "That is more than 30 days ahead; pick an earlier time.")
+        if due_at > now + MAX_AHEAD:  # the form's picker allows any date
+            raise SendRejected("when", too_far_ahead(now, timezone))
 
     async def _resolve_app(
         self, session: AsyncSession, team_id: str, app_name: str | None

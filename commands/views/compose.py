@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from bot import const
+from bot.timeparse import MAX_AHEAD
 from commands._format import Block
 
 WHEN_NOW: Final = "now"
@@ -222,7 +223,10 @@ def _at_block() -> Block:
         "Date and time",
         element,
         optional=True,
-        hint="For “At a date and time”; shown in your Slack time zone.",
+        hint=(
+            f"For “At a date and time”, at most {MAX_AHEAD.days} days ahead; shown in your "
+            "Slack time zone."
+        ),
     )
 
 

@@ -220,10 +220,18 @@ AT_ERRORS = [
         "2026-12-21 09:00",
         BERLIN,
         NOW,
-        "The latest you can schedule is Sun 20 Dec 2026, 10:00 CET (09:00 UTC)",
+        "PushOps schedules sends at most 30 days ahead; the latest you can schedule is "
+        "Sun 20 Dec 2026, 10:00 CET (09:00 UTC).",
         id="far",
     ),
-    pytest.param("2030-01-01 09:00", "UTC", NOW, "more than 30 days ahead", id="years-ahead"),
+    pytest.param(
+        "2030-01-01 09:00",
+        "UTC",
+        NOW,
+        "That is more than 30 days ahead: 2030-01-01 09:00. PushOps schedules sends at most 30 "
+        "days ahead; the latest you can schedule is Sun 20 Dec 2026, 09:00 UTC.",
+        id="years-ahead",
+    ),
     pytest.param(
         "9999-12-31 23:59 Pacific/Kiritimati", "UTC", NOW, "more than 30 days", id="year-9999"
     ),
@@ -300,7 +308,12 @@ IN_ERRORS = [
     pytest.param("tomorrow", "Use 90s, 10m, 2h, 1d, or combined like 1h30m", id="word"),
     pytest.param("", "The time is empty. Use a form like 90s", id="empty"),
     pytest.param("31d", "more than 30 days ahead", id="31-days"),
-    pytest.param("4w 3d", "The latest you can schedule is Sun 20 Dec 2026, 09:00 UTC", id="4w3d"),
+    pytest.param(
+        "4w 3d",
+        "That is more than 30 days ahead. PushOps schedules sends at most 30 days ahead; the "
+        "latest you can schedule is Sun 20 Dec 2026, 09:00 UTC.",
+        id="4w3d",
+    ),
     pytest.param("99999999999d", "I can't read", id="huge"),
 ]
 

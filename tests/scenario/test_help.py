@@ -32,6 +32,7 @@ async def test_help_is_acked_and_answered_ephemerally_with_every_command(pushops
         assert f"/push {name}" in shown
     assert "--segment NAME" in shown
     assert "nothing ever goes to everyone" in shown
+    assert "(--at and --in: at most 30 days ahead)" in shown
 
 
 async def test_unknown_subcommand_says_so_and_shows_help(pushops):

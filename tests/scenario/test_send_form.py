@@ -268,6 +268,12 @@ async def test_a_form_scheduled_with_the_picker_is_armed(app, fake_slack, databa
         (values(when=WHEN_AT, at=1_600_000_000), const.BLOCK_COMPOSE_AT, "That time has passed"),
         (values(when=WHEN_IN, delay="soon"), const.BLOCK_COMPOSE_IN, "as a delay"),
         (values(when=WHEN_IN, delay="60d"), const.BLOCK_COMPOSE_IN, "more than 30 days"),
+        (
+            values(when=WHEN_AT, at=int((utcnow() + timedelta(days=40)).timestamp())),
+            const.BLOCK_COMPOSE_AT,
+            "That is more than 30 days ahead. PushOps schedules sends at most 30 days ahead; "
+            "the latest you can schedule is ",
+        ),
     ],
     ids=[
         "no message",
@@ -279,6 +285,7 @@ async def test_a_form_scheduled_with_the_picker_is_armed(app, fake_slack, databa
         "past time",
         "unparseable delay",
         "delay too long",
+        "picked time too far ahead",
     ],
 )
 async def test_bad_fields_come_back_inline_and_nothing_is_written(
