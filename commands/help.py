@@ -1,11 +1,17 @@
-"""`/push help`: the grammar of every subcommand, as an ephemeral reply."""
+"""`/push help`: the grammar of every subcommand, as an ephemeral reply.
+
+An admin of a workspace where nobody is named a sender yet (so everyone may send and cancel)
+reads that first, with the button to name senders.
+"""
 
 from __future__ import annotations
 
 from bot import const
 from bot.timeparse import MAX_AHEAD
 from commands._format import Block, context, dismiss_actions, escape, section
+from commands.access import resolve_actor, senders_configured
 from commands.context import CommandContext, Subcommand
+from commands.views.setup import OPEN_SENDING, open_sending_blocks
 
 C = const.SLASH_COMMAND
 
@@ -54,9 +60,12 @@ def help_text() -> str:
     return "\n".join(USAGE[name] for name in const.SUBCOMMANDS)
 
 
-def help_blocks(intro: str | None = None) -> list[Block]:
-    """The help reply: an optional intro line, the grammar, the notes, a Dismiss button."""
+def help_blocks(intro: str | None = None, *, open_sending: bool = False) -> list[Block]:
+    """The help reply: an optional intro line, the grammar, the notes, a Dismiss button;
+    `open_sending` (for an admin) first warns that everyone may send, with "Name senders"."""
     blocks: list[Block] = []
+    if open_sending:
+        blocks += open_sending_blocks(const.ACTION_HELP_NAME_SENDERS)
     if intro:
         blocks.append(section(intro))
     blocks.append(section(f"*PushOps commands*\n```{escape(help_text())}```"))
@@ -65,19 +74,32 @@ def help_blocks(intro: str | None = None) -> list[Block]:
     return blocks
 
 
-def help_fallback(intro: str | None = None) -> str:
+def help_fallback(intro: str | None = None, *, open_sending: bool = False) -> str:
     """The notification text of the help reply."""
-    return f"{intro}\n{help_text()}" if intro else help_text()
+    lines = [OPEN_SENDING.replace("*", "")] if open_sending else []
+    return "\n".join([*lines, *([intro] if intro else []), help_text()])
 
 
-async def reply_with_help(ctx: CommandContext, intro: str | None = None) -> None:
+async def reply_with_help(
+    ctx: CommandContext, intro: str | None = None, *, open_sending: bool = False
+) -> None:
     """Answer the caller with the help, after `intro` when given."""
-    await ctx.reply(help_fallback(intro), blocks=help_blocks(intro))
+    blocks = help_blocks(intro, open_sending=open_sending)
+    await ctx.reply(help_fallback(intro, open_sending=open_sending), blocks=blocks)
 
 
 async def handle(ctx: CommandContext) -> None:
-    """`/push help`."""
-    await reply_with_help(ctx)
+    """`/push help`, with the warning that everyone may send for an admin who can change it."""
+    await reply_with_help(ctx, open_sending=await _warn_of_open_sending(ctx))
+
+
+async def _warn_of_open_sending(ctx: CommandContext) -> bool:
+    """Whether the caller is an admin of a workspace where nobody is named a sender yet."""
+    if ctx.services.database is None:  # nobody can name senders: nothing to warn of
+        return False
+    if await senders_configured(ctx.services, ctx.team_id):
+        return False
+    return (await resolve_actor(ctx)).is_admin()
 
 
 SUBCOMMAND = Subcommand(name=const.SUB_HELP, handle=handle)

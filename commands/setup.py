@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -251,6 +252,10 @@ async def _roles_form(click: Click) -> View:
     return roles_form_view((await load_state(click.services, click.team_id)).members)
 
 
+async def _name_senders(click: Click) -> View:
+    return roles_form_view((await load_state(click.services, click.team_id)).members, Role.SENDER)
+
+
 async def _policy_form(click: Click) -> View:
     return policy_form_view((await load_state(click.services, click.team_id)).policy)
 
@@ -267,6 +272,7 @@ CLICKS: Final[Mapping[str, ClickWork]] = {
     const.ACTION_SETUP_LOG_CHANNEL: _set_log_channel,
     const.ACTION_SETUP_LOG_OFF: _log_off,
     const.ACTION_SETUP_ROLES: _roles_form,
+    const.ACTION_SETUP_NAME_SENDERS: _name_senders,
     const.ACTION_SETUP_POLICY: _policy_form,
     const.ACTION_SETUP_BACK: _back,
 }
@@ -321,6 +327,30 @@ class Admin:
         await queries.ensure_workspace(
             session=session, team_id=self.team_id, enterprise_id=self.enterprise_id
         )
+
+
+async def _open_senders_form(
+    services: Services, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+) -> None:
+    """The help's "Name senders": the roles form in a new modal, Sender chosen (admins)."""
+    try:
+        team_id, user_id = interaction_ids(body)
+        await require_admin(
+            team_id=team_id, user_id=user_id, client=client, services=services, action=ACTION
+        )
+        members = (await load_state(services, team_id)).members
+        await client.views_open(
+            trigger_id=str(body.get("trigger_id") or ""),
+            view=roles_form_view(members, Role.SENDER),
+        )
+    except CommandError as error:
+        await respond(text=str(error), response_type="ephemeral", replace_original=False)
+    except SlackApiError as error:
+        text = (
+            f"Slack did not open the roles form ({slack_error(error)}); name senders in "
+            f"`{const.SLASH_COMMAND} setup`."
+        )
+        await respond(text=text, response_type="ephemeral", replace_original=False)
 
 
 # --- the app form: checked with OneSignal after the ack --------------------------------------
@@ -523,10 +553,17 @@ def roles_notice(change: RoleChange, changed: list[str]) -> str:
     """What the roles form did, in a sentence."""
     role = change.role.value
     if not changed:
+        if len(change.subjects) == 1:
+            who = subject_mention(change.subjects[0])
+            held = "already held" if change.give else "did not hold"
+            return f"Nothing changed: {who} {held} the {role} role."
         holders = "all of them already" if change.give else "none of them"
         return f"Nothing changed: {holders} held the {role} role."
     who = ", ".join(subject_mention(s) for s in changed)
-    return f"{who} {'now hold' if change.give else 'no longer hold'} the {role} role."
+    gives, takes = (
+        ("now holds", "no longer holds") if len(changed) == 1 else ("now hold", "no longer hold")
+    )
+    return f"{who} {gives if change.give else takes} the {role} role."
 
 
 async def _save_policy(services: Services, admin: Admin, values: Values) -> str:
@@ -550,6 +587,15 @@ def register(app: AsyncApp, services: Services) -> None:
     """Listen to the setup modal's buttons and forms."""
     for action_id, work in CLICKS.items():
         app.action(action_id)(_click_listener(services, work))
+
+    async def on_help_name_senders(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        opening = _open_senders_form(services, body, client, respond)
+        services.after_ack(opening, respond=respond, kind="block_actions")
+
+    app.action(const.ACTION_HELP_NAME_SENDERS)(on_help_name_senders)
     app.view(const.CALLBACK_SETUP_APP)(_app_submit_listener(services))
     app.view(const.CALLBACK_SETUP_ROLES)(
         _local_submit_listener(services, _save_roles, const.BLOCK_SETUP_ROLE)

@@ -45,6 +45,19 @@ class AppRow:
     from_settings: bool = False
 
 
+OPEN_SENDING: Final = (
+    "*Everyone in this workspace may send and cancel pushes*, because nobody is named a "
+    "sender yet. That suits a small team; name senders to let only them (and admins) send."
+)
+"""The warning admins see until someone holds the sender role."""
+
+
+def open_sending_blocks(action_id: str) -> list[Block]:
+    """The warning that everyone may send, with the button naming senders (`action_id`)."""
+    name = button("Name senders", action_id, style="primary")
+    return [{**section(f":warning: {OPEN_SENDING}"), "accessory": name}]
+
+
 @dataclass(frozen=True)
 class SetupState:
     """What the setup home shows.
@@ -59,6 +72,11 @@ class SetupState:
     policy: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     policy_problem: str | None = None
     members: Mapping[Role, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def senders_named(self) -> bool:
+        """Whether anyone holds the sender role (until then everyone may send)."""
+        return bool(self.members.get(Role.SENDER))
 
 
 # --- pieces --------------------------------------------------------------------------------------
@@ -153,6 +171,8 @@ def banner(message: str, *, ok: bool = True) -> Block:
 def home_view(state: SetupState, *, notice: str | None = None, ok: bool = True) -> View:
     """The setup home; `notice` says what the last step did (`ok=False`: what went wrong)."""
     blocks: list[Block] = [banner(notice, ok=ok)] if notice else []
+    if not state.senders_named:
+        blocks += open_sending_blocks(const.ACTION_SETUP_NAME_SENDERS)
     blocks += apps_blocks(state.apps)
     blocks += [{"type": "divider"}, *log_channel_blocks(state.log_channel_id)]
     blocks += [{"type": "divider"}, policy_block(state.policy, state.policy_problem)]
@@ -392,10 +412,13 @@ def message_view(message: str, *, ok: bool = False) -> View:
 # --- the roles form ------------------------------------------------------------------------------
 
 
-def roles_form_view(members: Mapping[Role, Sequence[str]]) -> View:
-    """Give or take a role, for users and user groups at once."""
+def roles_form_view(members: Mapping[Role, Sequence[str]], role: Role | None = None) -> View:
+    """Give or take a role, for users and user groups at once (`role` chosen to start with)."""
     change = [_option("give", "Give the role"), _option("remove", "Take the role away")]
-    roles = [_option(role.value, label) for role, label in ROLE_LABELS.items()]
+    roles = [_option(each.value, label) for each, label in ROLE_LABELS.items()]
+    chosen: dict[str, Any] = (
+        {"initial_option": roles[list(ROLE_LABELS).index(role)]} if role else {}
+    )
     blocks: list[Block] = [
         _input(
             const.BLOCK_SETUP_ROLE_CHANGE,
@@ -405,7 +428,12 @@ def roles_form_view(members: Mapping[Role, Sequence[str]]) -> View:
         _input(
             const.BLOCK_SETUP_ROLE,
             "Role",
-            {"type": "static_select", "options": roles, "placeholder": _text("Choose a role")},
+            {
+                "type": "static_select",
+                "options": roles,
+                "placeholder": _text("Choose a role"),
+                **chosen,
+            },
         ),
         _input(
             const.BLOCK_SETUP_ROLE_USERS,

@@ -6,6 +6,8 @@ import pytest
 
 from bot import const
 from bot.policy import ApprovalPolicy, Role
+from commands.setup import roles_notice
+from commands.setup_forms import RoleChange
 from commands.views.setup import (
     MAX_APPS_SHOWN,
     AppFormState,
@@ -107,3 +109,43 @@ def test_the_policy_form_starts_from_the_current_policy():
     assert fields[const.BLOCK_SETUP_POLICY_MODE]["initial_option"]["value"] == "segments"
     assert fields[const.BLOCK_SETUP_POLICY_APPROVALS]["initial_option"]["value"] == "3"
     assert fields[const.BLOCK_SETUP_POLICY_CHANNEL]["initial_conversation"] == "C0APPR"
+
+
+def test_the_home_warns_that_everyone_may_send_only_until_senders_are_named():
+    open_to_all = json.dumps(home_view(SetupState(members={Role.APPROVER: ("U0B",)})))
+    named = json.dumps(home_view(SetupState(members={Role.SENDER: ("S0TEAM",)})))
+
+    assert "Everyone in this workspace may send and cancel pushes" in open_to_all
+    assert const.ACTION_SETUP_NAME_SENDERS in open_to_all
+    assert "Everyone in this workspace may send" not in named
+    assert const.ACTION_SETUP_NAME_SENDERS not in named
+
+
+@pytest.mark.parametrize(
+    ("change", "changed", "notice"),
+    [
+        (RoleChange(True, Role.SENDER, ("U0B",)), ["U0B"], "<@U0B> now holds the sender role."),
+        (
+            RoleChange(True, Role.SENDER, ("U0B", "S0T")),
+            ["U0B", "S0T"],
+            "<@U0B>, <!subteam^S0T> now hold the sender role.",
+        ),
+        (
+            RoleChange(False, Role.APPROVER, ("U0B",)),
+            ["U0B"],
+            "<@U0B> no longer holds the approver role.",
+        ),
+        (
+            RoleChange(True, Role.SENDER, ("U0B",)),
+            [],
+            "Nothing changed: <@U0B> already held the sender role.",
+        ),
+        (
+            RoleChange(False, Role.SENDER, ("U0B", "U0C")),
+            [],
+            "Nothing changed: none of them held the sender role.",
+        ),
+    ],
+)
+def test_a_roles_notice_agrees_with_how_many_it_names(change, changed, notice):
+    assert roles_notice(change, changed) == notice

@@ -138,4 +138,4 @@ async def _give_role(app, fake_slack, role, user):
         view_id=str(opened.args.get("view_id") or "V0SETUP"),
     )
     saved = await app.post_action(payload)
-    assert "now hold the" in str(saved.json()), saved.text
+    assert "now holds the" in str(saved.json()), saved.text

@@ -17,6 +17,7 @@ from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import fake_api_key, register_secret
 from tests.scenario.busy import held_by_another_writer
+from tests.scenario.sendkit import buttons
 from tests.scenario.workspace import onesignal_settings, serve_with_storage
 
 TEAM = DEFAULT_TEAM_ID
@@ -419,7 +420,7 @@ async def test_giving_and_taking_a_role_to_people_and_user_groups(app, fake_slac
         app, view_id, const.CALLBACK_SETUP_ROLES, _roles_values("remove", "approver", ["U0BOB"])
     )
 
-    assert "<@U0BOB> no longer hold the approver role." in _text(taken.json()["view"])
+    assert "<@U0BOB> no longer holds the approver role." in _text(taken.json()["view"])
     assert await _members(database) == {("S0ONCALL", "approver")}
     assert (await _actions(database))[-3:] == ["member.added", "member.added", "member.removed"]
 
@@ -495,6 +496,31 @@ async def _policy(database):
     async with database.sessions() as session:
         workspace = await queries.get_workspace(session=session, team_id=TEAM)
         return ApprovalPolicy.from_settings(workspace.settings)
+
+
+async def test_until_senders_are_named_the_home_warns_that_everyone_may_send(
+    app, fake_slack, database
+):
+    view_id, home, _ = await _open(app, fake_slack)
+    assert home["blocks"][0]["text"]["text"].startswith(
+        ":warning: *Everyone in this workspace may send and cancel pushes*, because nobody is "
+        "named a sender yet."
+    )
+    assert (
+        buttons(home["blocks"])[const.ACTION_SETUP_NAME_SENDERS]["text"]["text"] == "Name senders"
+    )
+
+    form = await _click(app, fake_slack, view_id, const.ACTION_SETUP_NAME_SENDERS)
+    role = next(b for b in form["blocks"] if b.get("block_id") == const.BLOCK_SETUP_ROLE)
+    assert role["element"]["initial_option"]["value"] == "sender"
+    given = await _submit(
+        app, view_id, const.CALLBACK_SETUP_ROLES, _roles_values("give", "sender", ["U0BOB"])
+    )
+
+    home = given.json()["view"]
+    assert "<@U0BOB> now holds the sender role." in _text(home)
+    assert "Everyone in this workspace may send" not in _text(home)
+    assert const.ACTION_SETUP_NAME_SENDERS not in buttons(home["blocks"])
 
 
 async def test_setting_the_approval_policy(app, fake_slack, database):
