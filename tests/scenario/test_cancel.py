@@ -151,7 +151,9 @@ async def test_an_unknown_id_is_refused_and_nothing_changes(app, database, ref):
 
 async def test_an_id_of_another_workspace_is_not_found_here(app, database, storage_factory):
     other_app = await storage_factory.app(OTHER_TEAM, make_default=True)
-    theirs = await storage_factory.send(other_app, state=SendState.SCHEDULED)
+    # due later, so the scheduler leaves it alone while the test looks at it
+    later = utcnow() + timedelta(hours=1)
+    theirs = await storage_factory.send(other_app, state=SendState.SCHEDULED, due_at=later)
     before = await audit_actions(database)
 
     sent = await app.post_command(f"cancel {theirs.short_id}")
