@@ -87,7 +87,7 @@ def build_app(settings: Settings, *, services: Services) -> AsyncApp:
     else:
         raise AppConfigError("Set SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.")
     app.middleware(_measure(services))
-    app.middleware(pooled_respond_middleware(services.slack_http))
+    app.middleware(pooled_respond_middleware(services.slack_http, settings.slack_api_url))
     services.on_startup.append(partial(_pool_web_api_calls, app, services))
     app.error(_error_handler(services))
     commands.register(app, services)

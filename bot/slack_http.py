@@ -9,9 +9,11 @@ and closed at shutdown (`Services.aclose`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from ssl import SSLContext
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -23,8 +25,32 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+log = logging.getLogger(__name__)
+
 CONNECTIONS = 100
 """Connections kept open to Slack at most (replies beyond wait for one)."""
+
+SLACK_HOOK_HOSTS: Final = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
+"""Where Slack's `response_url`s point (the commercial and the GovSlack hosts)."""
+
+
+def is_slack_response_url(url: str, api_url: str) -> bool:
+    """Whether `url` is on Slack's own hosts: a hooks host over HTTPS, or the Web API's origin
+    (SLACK_API_URL, which tests point at a fake Slack that serves response URLs too).
+
+    Only Slack can sign a payload, but whatever a payload names, PushOps posts nowhere else.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        base = urlsplit(api_url)
+        base_port = base.port
+    except ValueError:  # a port that is not a number, an unbalanced IPv6 bracket
+        return False
+    if parts.scheme == "https" and parts.hostname in SLACK_HOOK_HOSTS and port in (None, 443):
+        return True
+    origin = (base.scheme, base.hostname, base_port)
+    return bool(parts.hostname) and (parts.scheme, parts.hostname, port) == origin
 
 
 class SlackHttp:
@@ -55,11 +81,13 @@ class PooledRespond(AsyncRespond):
         *,
         response_url: str | None,
         session: aiohttp.ClientSession,
+        api_url: str,
         proxy: str | None = None,
         ssl: SSLContext | None = None,
     ) -> None:
         super().__init__(response_url=response_url, proxy=proxy, ssl=ssl)
         self.session = session
+        self.api_url = api_url
 
     async def __call__(
         self,
@@ -77,6 +105,12 @@ class PooledRespond(AsyncRespond):
         """As `AsyncRespond.__call__` (a message, or a whole response as a dict)."""
         if self.response_url is None:
             raise ValueError("respond is unsupported here as there is no response_url")
+        if not is_slack_response_url(self.response_url, self.api_url):
+            host = urlsplit(self.response_url).hostname or "?"
+            log.warning("refused to post to a response_url off Slack's hosts (%s)", host[:100])
+            return WebhookResponse(
+                url=self.response_url, status_code=403, body="not a Slack response_url", headers={}
+            )
         client = AsyncWebhookClient(
             url=self.response_url, proxy=self.proxy, ssl=self.ssl, session=self.session
         )
@@ -100,14 +134,23 @@ class PooledRespond(AsyncRespond):
 Next = Callable[[], Awaitable[BoltResponse]]
 
 
-def pooled_respond_middleware(http: SlackHttp) -> Callable[..., Awaitable[BoltResponse]]:
-    """A global Bolt middleware giving listeners a `respond` on the shared session."""
+def pooled_respond_middleware(
+    http: SlackHttp, api_url: str
+) -> Callable[..., Awaitable[BoltResponse]]:
+    """A global Bolt middleware giving listeners a `respond` on the shared session, which
+    posts only to Slack's own hosts (`is_slack_response_url`).
+
+    It replaces whatever `respond` the context holds: Bolt makes its own as soon as anything
+    asks the context for one, and it asks while building the arguments of any global
+    middleware registered before this one.
+    """
 
     async def pooled_respond(context: AsyncBoltContext, next: Next) -> BoltResponse:  # noqa: A002 - Bolt passes arguments by these names
-        if context.response_url is not None and "respond" not in context:
+        if context.response_url is not None:
             context["respond"] = PooledRespond(
                 response_url=context.response_url,
                 session=http.session(),
+                api_url=api_url,
                 proxy=context.client.proxy if context.client else None,
                 ssl=context.client.ssl if context.client else None,
             )

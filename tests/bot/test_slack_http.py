@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.slack_http import PooledRespond, SlackHttp
+from bot.slack_http import PooledRespond, SlackHttp, is_slack_response_url
+from tests.fakes.slack import RESPONSE_URL
 
 
 async def test_replies_go_to_the_response_url_through_the_shared_session(fake_slack):
@@ -12,7 +13,7 @@ async def test_replies_go_to_the_response_url_through_the_shared_session(fake_sl
     url = fake_slack.new_response_url()
     try:
         session = http.session()
-        respond = PooledRespond(response_url=url, session=session)
+        respond = PooledRespond(response_url=url, session=session, api_url=fake_slack.api_url)
 
         first = await respond("Sent.", blocks=[{"type": "divider"}], response_type="ephemeral")
         second = await respond({"text": "Replaced.", "replace_original": True})
@@ -33,8 +34,62 @@ async def test_replies_go_to_the_response_url_through_the_shared_session(fake_sl
 async def test_without_a_response_url_respond_refuses(fake_slack):
     http = SlackHttp()
     try:
-        respond = PooledRespond(response_url=None, session=http.session())
+        respond = PooledRespond(
+            response_url=None, session=http.session(), api_url=fake_slack.api_url
+        )
         with pytest.raises(ValueError, match="no response_url"):
             await respond("Hello")
     finally:
         await http.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "slack"),
+    [
+        ("https://hooks.slack.com/commands/T1/2/abc", True),
+        ("https://hooks.slack-gov.com/actions/T1/2/abc", True),
+        ("https://hooks.slack.com:443/commands/T1/2/abc", True),
+        ("http://hooks.slack.com/commands/T1/2/abc", False),  # not over HTTPS
+        ("https://hooks.slack.com:8443/commands/T1/2/abc", False),
+        ("https://hooks.slack.com.evil.example/commands", False),
+        ("https://evil.example/?hooks.slack.com", False),
+        ("https://user@hooks.slack.com@evil.example/", False),
+        ("https://[::1/", False),
+        ("https://hooks.slack.com:99999/", False),
+        ("http://169.254.169.254/latest/meta-data", False),
+        ("https://slack.com/api/response/abc", True),  # the Web API's own origin
+        ("", False),
+    ],
+)
+def test_only_slacks_own_hosts_count_as_response_urls(url, slack):
+    assert is_slack_response_url(url, "https://slack.com/api/") is slack
+
+
+async def test_respond_refuses_a_response_url_off_slacks_hosts(fake_slack, caplog):
+    http = SlackHttp()
+    try:
+        respond = PooledRespond(
+            response_url="http://127.0.0.1:9/hook",
+            session=http.session(),
+            api_url=fake_slack.api_url,
+        )
+        answer = await respond("Hello")
+    finally:
+        await http.aclose()
+
+    assert answer.status_code == 403
+    assert "refused to post to a response_url off Slack's hosts (127.0.0.1)" in caplog.text
+
+
+async def test_replies_to_response_urls_share_pooled_connections(pushops, fake_slack):
+    for _ in range(8):  # one after the other
+        sent = await pushops.post_command("help")
+        await sent.reply()
+
+    replies = fake_slack.calls_to(RESPONSE_URL)
+    peers = {call.peer for call in replies}
+
+    # Kept-alive connections of one pool serve them (the same pool makes the Web API calls,
+    # so not always the same one), not a new session and connection for each reply.
+    assert len(replies) == 8
+    assert len(peers) < len(replies)

@@ -60,6 +60,7 @@ class Call:
     args: dict[str, Any]
     token: str | None = None
     target: str | None = None  # the response_url's id for RESPONSE_URL calls
+    peer: str = ""  # the app's end of the connection ("host:port"): one per pooled connection
 
 
 @dataclass
@@ -497,7 +498,8 @@ class FakeSlack:
         with self._lock:
             uses = self._state.response_uses.get(target, 0) + 1
             self._state.response_uses[target] = uses
-            self._state.calls.append(Call(method=RESPONSE_URL, args=body, target=target))
+            peer = f"{request.client.host}:{request.client.port}" if request.client else ""
+            self._state.calls.append(Call(method=RESPONSE_URL, args=body, target=target, peer=peer))
             fault = self._take_fault(RESPONSE_URL)
         if fault is not None:
             return PlainTextResponse(fault.error, status_code=fault.status)
