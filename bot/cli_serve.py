@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import build_app, is_oauth_mode
+from bot.listener import server_config
 from bot.logs import configure_logging, redact, secrets_of, valid_level
 from bot.server import build_server
 from bot.services import build_services
@@ -404,12 +405,7 @@ async def serve(settings: Settings) -> None:
     services = build_services(settings, database=database, keyring=keyring)
     app = build_app(settings, services=services)
     socket_mode = settings.slack_app_token is not None
-    config = uvicorn.Config(
-        build_server(app, services, socket_mode=socket_mode),
-        lifespan="on",
-        log_config=None,  # logging is ours (bot.logs): one format, secrets redacted
-        proxy_headers=True,
-    )
+    config = server_config(build_server(app, services, socket_mode=socket_mode))
     await uvicorn.Server(config).serve(sockets=[listener])
 
 

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot import collector, const
+from bot.door import Refused, SeenRequests, SlackDoor
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -30,14 +31,31 @@ READINESS_TIMEOUT: Final = 3.0
 """Seconds `/readyz` waits for the readiness check before answering 503."""
 
 
-def build_server(app: AsyncApp, services: Services, *, socket_mode: bool = False) -> Starlette:
-    """The Starlette app around `app`; in Socket Mode its lifespan holds the websocket."""
+def build_server(
+    app: AsyncApp,
+    services: Services,
+    *,
+    socket_mode: bool = False,
+    body_timeout: float | None = None,
+) -> Starlette:
+    """The Starlette app around `app`; in Socket Mode its lifespan holds the websocket.
+
+    `body_timeout`: seconds a request body may take (default `bot.door.BODY_TIMEOUT`).
+    """
     slack = AsyncSlackRequestHandler(app)
+    door = slack_door(services)
+    if body_timeout is not None:
+        door.timeout = body_timeout
 
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
         with services.acking():  # heavy work after earlier acks lets this one go first
-            response = await slack.handle(request)
+            try:
+                admitted = await door.admit(request)
+            except Refused as refused:
+                response = refused.response()
+            else:
+                response = await slack.handle(admitted)
         services.metrics.slack_ack_seconds.observe(time.perf_counter() - started)
         services.metrics.http_events.labels(status=str(response.status_code)).inc()
         return response
@@ -62,6 +80,17 @@ def build_server(app: AsyncApp, services: Services, *, socket_mode: bool = False
         routes.append(Route(app.oauth_flow.install_path, oauth_pages, methods=["GET"]))
         routes.append(Route(app.oauth_flow.redirect_uri_path, oauth_pages, methods=["GET"]))
     return Starlette(routes=routes, lifespan=_lifespan(app, services, socket_mode))
+
+
+def slack_door(services: Services) -> SlackDoor:
+    """The checks before Bolt: body bounds, signature, replays (remembered in the database)."""
+    secret = services.settings.slack_signing_secret
+    database = services.database
+    return SlackDoor(
+        signing_secret=secret.get_secret_value() if secret is not None else "",
+        seen=SeenRequests(database) if database is not None else None,
+        api_url=services.settings.slack_api_url,
+    )
 
 
 async def _healthz(_: Request) -> Response:

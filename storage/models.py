@@ -324,6 +324,19 @@ class AuditEvent(Base):
         return f"AuditEvent(team_id={self.team_id!r}, seq={self.seq}, action={self.action!r})"
 
 
+class SlackRequest(Base):
+    """A verified Slack request already acted on, kept for the signature window.
+
+    A replay of the same signed bytes (or Slack's own retry of an event) finds its key here
+    and changes nothing. The key is the request's `trigger_id`, or `event_id` for events.
+    """
+
+    __tablename__ = "slack_requests"
+
+    key: Mapped[str] = mapped_column(sa.String(160), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 # slack_sdk's installation and OAuth state stores (multi-workspace mode) read these tables; our
 # migrations create them. Token columns are widened to TEXT so they can hold our ciphertexts.
 SLACK_INSTALLATIONS: Final = SQLAlchemyInstallationStore.build_installations_table(

@@ -31,6 +31,7 @@ import uvicorn
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import build_app
+from bot.listener import server_config
 from bot.server import build_server
 from bot.services import ReadinessCheck, Services
 from bot.settings import Settings
@@ -216,11 +217,15 @@ async def serve(
     readiness: ReadinessCheck | None = None,
     socket_mode: bool | None = None,
     app: AsyncApp | None = None,
+    body_timeout: float | None = None,
+    **listen: Any,
 ) -> AsyncIterator[PushOps]:
     """Serve the real app for `settings` on 127.0.0.1:0 in this event loop.
 
     `app` serves a Bolt app the test assembled itself (e.g. with its own subcommands)
-    instead of `build_app(settings, services=services)`.
+    instead of `build_app(settings, services=services)`. `body_timeout` shortens the door's
+    deadline for a request body; `listen` goes to `bot.listener.server_config` (e.g. a
+    shorter `header_timeout`).
     """
     for secret in (
         settings.slack_bot_token,
@@ -233,13 +238,11 @@ async def serve(
     services = services or default_services(settings, readiness)
     socket_mode = bool(settings.slack_app_token) if socket_mode is None else socket_mode
     app = app or build_app(settings, services=services)
-    asgi = build_server(app, services, socket_mode=socket_mode)
+    asgi = build_server(app, services, socket_mode=socket_mode, body_timeout=body_timeout)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(asgi, lifespan="on", log_config=None, log_level="warning")
-    )
+    server = uvicorn.Server(server_config(asgi, log_level="warning", **listen))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
