@@ -28,12 +28,13 @@ from typing import Any, Final
 from urllib.parse import parse_qs
 
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message, Receive
 
 from bot.slack_http import is_slack_response_url
-from storage.db import Database
+from storage.db import Database, WriteBusy, limited_lock_wait
 from storage.models import utcnow
 from storage.requests import KEEP, forget_requests, remember_request
 
@@ -45,6 +46,11 @@ MAX_BODY: Final = 1024 * 1024
 
 BODY_TIMEOUT: Final = 10.0
 """Seconds a client has to send the whole body once its headers arrived."""
+
+REMEMBER_WAIT: Final = 0.25
+"""Seconds remembering a request may wait for another writer (SQLite has one at a time).
+Past that the request goes on without the replay check, and its own writes meet the busy
+database and answer for it: a busy database must not turn Slack away at the door."""
 
 PRUNE_EVERY: Final = 60.0
 """Seconds between deletions of request keys older than `storage.requests.KEEP`."""
@@ -165,13 +171,25 @@ class SeenRequests:
         self._pruned = 0.0
 
     async def first_time(self, key: str) -> bool:
-        """Record `key`; False when a request with that key was acted on already."""
+        """Record `key`; False when a request with that key was acted on already.
+
+        True, with a warning logged, when the database cannot record it now (see
+        `REMEMBER_WAIT`): the request's own work then meets the database's trouble.
+        """
         now = self._clock()
-        async with self._database.sessions.begin() as session:
-            first = await remember_request(session=session, key=key, now=now)
-            if time.monotonic() - self._pruned > PRUNE_EVERY:
-                self._pruned = time.monotonic()
-                await forget_requests(session=session, before=now - self._keep)
+        try:
+            with limited_lock_wait(REMEMBER_WAIT):
+                async with self._database.sessions.begin() as session:
+                    first = await remember_request(session=session, key=key, now=now)
+                    if time.monotonic() - self._pruned > PRUNE_EVERY:
+                        self._pruned = time.monotonic()
+                        await forget_requests(session=session, before=now - self._keep)
+        except (WriteBusy, SQLAlchemyError) as error:
+            log.warning(
+                "could not record a Slack request (%s); it is handled without the replay check",
+                type(error).__name__,
+            )
+            return True
         return first
 
 

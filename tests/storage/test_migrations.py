@@ -21,6 +21,7 @@ EXPECTED_TABLES = {
     "sends",
     "approvals",
     "audit_events",
+    "slack_requests",
     "slack_installations",
     "slack_bots",
     "slack_oauth_states",
