@@ -18,8 +18,6 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -27,9 +25,9 @@ import commands
 from bot import const
 from bot.default_app import default_app_hook
 from bot.errors import report_unexpected
-from bot.installations import EncryptedInstallationStore
 from bot.services import Services
 from bot.settings import Settings
+from bot.slack_clients import configured, installation_store, is_oauth_mode
 from bot.slack_http import pooled_respond_middleware
 
 log = logging.getLogger(__name__)
@@ -56,11 +54,6 @@ class AppConfigError(ValueError):
     """The settings or services cannot make an app; the message says what is missing."""
 
 
-def is_oauth_mode(settings: Settings) -> bool:
-    """Whether the settings ask for multi-workspace OAuth mode."""
-    return bool(settings.slack_client_id and settings.slack_client_secret)
-
-
 def build_app(settings: Settings, *, services: Services) -> AsyncApp:
     """The Bolt app with every listener registered.
 
@@ -68,7 +61,7 @@ def build_app(settings: Settings, *, services: Services) -> AsyncApp:
     OAuth mode has no database (or key ring) to keep installations in.
     """
     if is_oauth_mode(settings):
-        app = _oauth_app(settings, services, _configured(AsyncWebClient(), settings))
+        app = _oauth_app(settings, services, configured(AsyncWebClient(), settings))
         app.enable_token_revocation_listeners()
     elif settings.slack_bot_token is not None:
         # The token goes in as such (handing Bolt a client instead makes it warn whenever
@@ -81,7 +74,7 @@ def build_app(settings: Settings, *, services: Services) -> AsyncApp:
             user_facing_authorize_error_message=NOT_INSTALLED,
             process_before_response=ACK_WHEN_LISTENER_RETURNS,
         )
-        _configured(app.client, settings)
+        configured(app.client, settings)  # Bolt copies these into each request's client
         _log_lifecycle_events(app)
         services.on_startup.append(default_app_hook(settings, services, app.client))
     else:
@@ -104,17 +97,6 @@ def _secret(value: Any) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
-def _configured(client: AsyncWebClient, settings: Settings) -> AsyncWebClient:
-    """`client` at SLACK_API_URL, with a 10 s timeout and one retry on rate limiting.
-
-    Bolt copies these into the client it makes for each request.
-    """
-    client.base_url = settings.slack_api_url
-    client.timeout = 10
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
-    return client
-
-
 def authorization_url(settings: Settings) -> str:
     """Slack's "Add to Slack" page, next to the Web API (`…/api/` -> `…/oauth/v2/authorize`)."""
     return urljoin(settings.slack_api_url, "../oauth/v2/authorize")
@@ -129,11 +111,7 @@ def _oauth_app(settings: Settings, services: Services, client: AsyncWebClient) -
     client_id = str(settings.slack_client_id)
     client_secret = _secret(settings.slack_client_secret)
     engine = services.database.engine
-    installations = EncryptedInstallationStore(
-        AsyncSQLAlchemyInstallationStore(client_id=client_id, engine=engine),
-        services.keyring,
-        database=services.database,
-    )
+    installations = installation_store(settings, services.database, services.keyring)
     oauth_settings = AsyncOAuthSettings(
         client_id=client_id,
         client_secret=client_secret,

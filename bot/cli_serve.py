@@ -26,12 +26,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.app import build_app, is_oauth_mode
+from bot.app import build_app
 from bot.listener import server_config
 from bot.logs import configure_logging, redact, secrets_of, valid_level
 from bot.server import build_server
 from bot.services import build_services
 from bot.settings import Settings
+from bot.slack_clients import is_oauth_mode
 from storage.crypto import CryptoError, KeyRing, load_keyring
 from storage.db import Database, DatabaseURLError, async_url, display_url
 from storage.migrations import upgrade
@@ -344,6 +345,7 @@ _CHECKS: Final[tuple[Callable[[Settings], list[Problem]], ...]] = (
     _check_storage,
     _check_logging,
 )
+
 
 WORKER_CHECKS: Final[tuple[Callable[[Settings], list[Problem]], ...]] = (
     _check_placeholders,

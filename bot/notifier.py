@@ -1,34 +1,21 @@
-"""How outcomes of sends reach people: the interface the Slack surface implements, and its helpers.
+"""How outcomes of sends reach people: the interface the Slack surface implements, and its relay.
 
-Delivery and scheduling know nothing of Slack. They tell a `Notifier` what happened (sent,
-failed, missed, an approval requested or expired); `commands/` implements it with messages.
-`NotifierRelay` is what the services hold: it forwards to whichever notifier is plugged in
-(a logging `NullNotifier` until the Slack side plugs its own) and never lets a notifier's
-error reach delivery. `RecordingNotifier` is the tests' notifier.
+Delivery and scheduling know nothing of Slack. They tell a `Notifier` what happened: every
+end of a send (sent, failed, missed, cancelled, rejected, expired) and an approval requested;
+`commands/` implements it with messages. `NotifierRelay` is what the services hold: it
+forwards to whichever notifier is plugged in (a logging `NullNotifier` until the Slack side
+plugs its own) and never lets a notifier's error reach delivery.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Final, Literal, Protocol, TypeAlias
+from typing import Protocol
 
 from storage.models import Send
 
 log = logging.getLogger(__name__)
-
-NoticeKind: TypeAlias = Literal[
-    "send_delivered", "send_failed", "send_missed", "approval_expired", "approval_requested"
-]
-KINDS: Final[tuple[NoticeKind, ...]] = (
-    "send_delivered",
-    "send_failed",
-    "send_missed",
-    "approval_expired",
-    "approval_requested",
-)
 
 
 class Notifier(Protocol):
@@ -52,6 +39,16 @@ class Notifier(Protocol):
     async def send_missed(self, send: Send) -> None:
         """The send was found later than PUSHOPS_MISFIRE_GRACE and was not sent (`missed`)."""
 
+    async def send_cancelled(self, send: Send, *, actor: str, outcome: str) -> None:
+        """`actor` (a Slack user id) cancelled the send (`cancelled`, at its `finished_at`).
+
+        `outcome` says what the cancel did, in words for people: stopped before it left,
+        or OneSignal asked to stop what it had accepted.
+        """
+
+    async def send_rejected(self, send: Send, *, approver: str) -> None:
+        """`approver` rejected the send (`rejected`, at its `finished_at`)."""
+
     async def approval_expired(self, send: Send) -> None:
         """Nobody decided within PUSHOPS_APPROVAL_TTL (`expired`)."""
 
@@ -73,6 +70,14 @@ class NullNotifier:
     async def send_missed(self, send: Send) -> None:
         """Log the miss."""
         log.warning("send %s missed: found later than the misfire grace", send.short_id)
+
+    async def send_cancelled(self, send: Send, *, actor: str, outcome: str) -> None:
+        """Log the cancel."""
+        log.info("send %s cancelled by %s", send.short_id, actor)
+
+    async def send_rejected(self, send: Send, *, approver: str) -> None:
+        """Log the rejection."""
+        log.info("send %s rejected by %s", send.short_id, approver)
 
     async def approval_expired(self, send: Send) -> None:
         """Log the expiry."""
@@ -106,6 +111,20 @@ class NotifierRelay:
         """Forward to the target; never raises."""
         await self._guarded("send_missed", send, lambda: self.target.send_missed(send))
 
+    async def send_cancelled(self, send: Send, *, actor: str, outcome: str) -> None:
+        """Forward to the target; never raises."""
+        await self._guarded(
+            "send_cancelled",
+            send,
+            lambda: self.target.send_cancelled(send, actor=actor, outcome=outcome),
+        )
+
+    async def send_rejected(self, send: Send, *, approver: str) -> None:
+        """Forward to the target; never raises."""
+        await self._guarded(
+            "send_rejected", send, lambda: self.target.send_rejected(send, approver=approver)
+        )
+
     async def approval_expired(self, send: Send) -> None:
         """Forward to the target; never raises."""
         await self._guarded("approval_expired", send, lambda: self.target.approval_expired(send))
@@ -121,57 +140,3 @@ class NotifierRelay:
             await call()
         except Exception:  # noqa: BLE001 - a notifier's failure must never undo a delivery
             log.exception("could not tell Slack about send %s (%s)", send.short_id, kind)
-
-
-@dataclass(frozen=True)
-class Notice:
-    """One call a `RecordingNotifier` received."""
-
-    kind: NoticeKind
-    send: Send
-    reason: str | None = None
-
-
-class RecordingNotifier:
-    """A notifier for tests: keeps every call, and lets a test wait for one."""
-
-    def __init__(self) -> None:
-        self.notices: list[Notice] = []
-        self._changed = asyncio.Condition()
-
-    def of(self, kind: NoticeKind) -> list[Notice]:
-        """The notices of one kind, in order."""
-        return [notice for notice in self.notices if notice.kind == kind]
-
-    async def wait_for(
-        self, kind: NoticeKind, *, count: int = 1, seconds: float = 10.0
-    ) -> list[Notice]:
-        """Wait until `count` notices of `kind` arrived (TimeoutError after `seconds`)."""
-        async with asyncio.timeout(seconds), self._changed:
-            await self._changed.wait_for(lambda: len(self.of(kind)) >= count)
-        return self.of(kind)
-
-    async def _record(self, kind: NoticeKind, send: Send, reason: str | None = None) -> None:
-        async with self._changed:
-            self.notices.append(Notice(kind, send, reason))
-            self._changed.notify_all()
-
-    async def send_delivered(self, send: Send) -> None:
-        """Record it."""
-        await self._record("send_delivered", send)
-
-    async def send_failed(self, send: Send, reason: str) -> None:
-        """Record it."""
-        await self._record("send_failed", send, reason)
-
-    async def send_missed(self, send: Send) -> None:
-        """Record it."""
-        await self._record("send_missed", send)
-
-    async def approval_expired(self, send: Send) -> None:
-        """Record it."""
-        await self._record("approval_expired", send)
-
-    async def approval_requested(self, send: Send) -> None:
-        """Record it."""
-        await self._record("approval_requested", send)

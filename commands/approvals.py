@@ -156,16 +156,7 @@ async def _reject(
         raise CommandError(str(error)) from None
     if result is None:
         raise CommandError("That send is not known in this workspace.")
-    notifier = notifier_of(services)
-    if notifier is not None:
-        await notifier.close_approval(result, f"Rejected by <@{user_id}>; it will not be sent.")
-        await notifier.announce(result)
-        card = card_of(result)
-        await notifier.tell_requester(
-            result,
-            f"<@{user_id}> rejected {views.ids_text(card)}; it will not be sent.",
-            views.outcome_blocks(card, note="Rejected by an approver; nothing was sent."),
-        )
+    # The rejection's messages (request closed, log, the requester's DM) are the notifier's.
 
 
 # --- missed sends ----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from commands._parsing import parse_options
 from commands.cards import card_of
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
-from commands.notify import notifier_of
 from commands.sending import may_cancel, sends_of
 from commands.views import sends as views
 
@@ -49,20 +48,11 @@ async def handle(ctx: CommandContext) -> None:
 
 
 async def cancel(services: Services, *, team_id: str, ref: str, actor: str) -> CancelOutcome:
-    """Cancel `ref`, then update the log-channel message and a pending approval request."""
+    """Cancel `ref`; the notifier updates the send's messages and tells its requester."""
     try:
-        outcome = await sends_of(services).cancel(team_id=team_id, ref=ref, actor=actor)
+        return await sends_of(services).cancel(team_id=team_id, ref=ref, actor=actor)
     except SendNotFound as error:
         raise CommandError(str(error)) from None
-    notifier = notifier_of(services)
-    if notifier is not None and outcome.send is not None and _changed(outcome):
-        await notifier.announce(outcome.send)
-        await notifier.close_approval(outcome.send, f"Cancelled by <@{actor}> before a decision.")
-    return outcome
-
-
-def _changed(outcome: CancelOutcome) -> bool:
-    return outcome.kind in ("stopped_before_sending", "cancelled_at_onesignal")
 
 
 SUBCOMMAND = Subcommand(name=const.SUB_CANCEL, handle=handle, before_ack=before_ack)

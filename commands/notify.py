@@ -1,98 +1,42 @@
 """The Slack side of what happens to sends: DMs to the requester, the log channel, approvals.
 
 `SlackNotifier` implements `bot.notifier.Notifier`; `register` plugs it into the services'
-relay. Outcomes reach the requester in a direct message from the app (ephemeral replies
-cannot be edited, and a `response_url` dies after 30 minutes), except while a command is
-answering that very send in place (`answering`). The log channel, when the workspace has
-one, gets one message per send, posted when the send is announced and updated in place at
-every later step; its channel and ts are kept in the send's `slack_messages`.
+relay. Every end reaches the requester in a direct message from the app (ephemeral
+replies cannot be edited, and a `response_url` dies after 30 minutes), except what they were
+just answered about where they acted: a send a command is answering in place (`answering`),
+their own cancel. The log channel, when the workspace has one, gets one message per send,
+posted when the send is announced and updated in place at every later step; its channel and
+ts are kept in the send's `slack_messages`. Every message goes through `Outgoing`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
+import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
-import aiohttp
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
-from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
-from slack_sdk.oauth.installation_store.models.bot import Bot
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery import Audience, SendRejected
 from bot.notifier import NotifierRelay
 from bot.policy import ApprovalPolicy, PolicyError
 from bot.services import Services
-from commands._format import Block, context
-from commands.access import slack_error, team_facts
+from bot.slack_clients import ClientSource, client_source
+from commands._format import Block, context, escape
+from commands.access import team_facts
 from commands.cards import card_of, estimate_text
+from commands.outgoing import Outgoing
 from commands.views import sends as views
 from storage import queries
-from storage.db import Database
 from storage.models import Send, Workspace
-
-log = logging.getLogger(__name__)
 
 LOG: Final = "log"
 APPROVAL: Final = "approval"
 """Purposes of the Slack messages kept in `Send.slack_messages`."""
 
-ClientSource = Callable[[str], Awaitable[AsyncWebClient | None]]
-"""The Web API client holding a workspace's bot token (None when not installed there)."""
-
-SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
-"""What a Slack call may raise that is Slack's trouble, not ours."""
-
-
-def client_source(app: AsyncApp, database: Database | None = None) -> ClientSource:
-    """Clients per workspace: the app's own client with one bot token, else the installation's.
-
-    An installation in an Enterprise Grid org is kept under the org's id as well as the
-    workspace's (or under the org's alone when installed org-wide), so the workspace's
-    `enterprise_id` is read from `database` to find it.
-    """
-    store = app.installation_store
-    enterprises: dict[str, str] = {}  # a workspace's org does not change: keep what was found
-
-    async def enterprise_of(team_id: str) -> str | None:
-        if team_id not in enterprises and database is not None:
-            async with database.sessions() as session:
-                workspace = await queries.get_workspace(session=session, team_id=team_id)
-            if workspace is not None and workspace.enterprise_id:
-                enterprises[team_id] = workspace.enterprise_id
-        return enterprises.get(team_id)
-
-    async def for_team(team_id: str) -> AsyncWebClient | None:
-        if store is None:
-            return app.client
-        bot = await find_bot(store, enterprise_id=await enterprise_of(team_id), team_id=team_id)
-        if bot is None or not bot.bot_token:
-            return None
-        base = app.client
-        return AsyncWebClient(
-            token=bot.bot_token,
-            base_url=base.base_url,
-            timeout=base.timeout,
-            retry_handlers=list(base.retry_handlers),
-        )
-
-    return for_team
-
-
-async def find_bot(
-    store: AsyncInstallationStore, *, enterprise_id: str | None, team_id: str
-) -> Bot | None:
-    """The bot installed in the workspace, else (in a Grid org) the one installed org-wide."""
-    bot = await store.async_find_bot(enterprise_id=enterprise_id, team_id=team_id)
-    if bot is None and enterprise_id is not None:
-        bot = await store.async_find_bot(
-            enterprise_id=enterprise_id, team_id=None, is_enterprise_install=True
-        )
-    return bot
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 def grace_words(seconds: float) -> str:
@@ -110,7 +54,7 @@ class SlackNotifier:
 
     def __init__(self, *, services: Services, clients: ClientSource) -> None:
         self._services = services
-        self._clients = clients
+        self._slack = Outgoing(clients)
         self._answering: dict[uuid.UUID, list[str]] = {}
 
     # --- answering in place -----------------------------------------------------------------
@@ -156,6 +100,36 @@ class SlackNotifier:
             send, views.outcome_text(card), views.missed_blocks(card, grace=grace)
         )
 
+    async def send_cancelled(self, send: Send, *, actor: str, outcome: str) -> None:
+        """Update the log message and a pending approval request; tell the requester who
+        cancelled it and when, unless they did it themselves (they were answered there)."""
+        card = card_of(send)
+        await self._update_log(send, card)
+        who = _who(actor)
+        if send.approvals_received < send.approvals_required:  # it was waiting for approval
+            await self.close_approval(send, f"Cancelled by {who} before a decision.")
+        if actor == send.requester_id:
+            return
+        moment = send.finished_at  # set by every move to cancelled
+        when = f" on {views.describe_time(moment, card.timezone)}" if moment else ""
+        await self.tell_requester(
+            send,
+            f"{who} cancelled {views.ids_text(card)}{when}.",
+            views.outcome_blocks(card, note=f"Cancelled by {who}. {escape(outcome)}"),
+        )
+
+    async def send_rejected(self, send: Send, *, approver: str) -> None:
+        """Close the approval request, update the log message, tell the requester."""
+        who = _who(approver)
+        await self.close_approval(send, f"Rejected by {who}; it will not be sent.")
+        card = card_of(send)
+        await self._update_log(send, card)
+        await self.tell_requester(
+            send,
+            f"{who} rejected {views.ids_text(card)}; it will not be sent.",
+            views.outcome_blocks(card, note="Rejected by an approver; nothing was sent."),
+        )
+
     async def approval_requested(self, send: Send) -> None:
         """Post the request with Approve / Reject to the approvals channel; log it."""
         await self.announce(send)
@@ -170,7 +144,7 @@ class SlackNotifier:
             )
             return
         estimate = await self._estimate(send)
-        posted = await self._post(
+        posted = await self._slack.post(
             send.team_id,
             channel,
             views.outcome_text(card),
@@ -211,7 +185,7 @@ class SlackNotifier:
             blocks = [*views.approval_request_blocks(card), context(outcome)]
         else:
             blocks = views.approval_closed_blocks(card, outcome=outcome)
-        await self._update(send.team_id, where, views.outcome_text(card), blocks)
+        await self._slack.update(send.team_id, where, views.outcome_text(card), blocks)
 
     async def tell_requester(
         self, send: Send, text: str, blocks: Sequence[Block] | None = None
@@ -223,20 +197,7 @@ class SlackNotifier:
         self, team_id: str, user_id: str, text: str, blocks: Sequence[Block] | None = None
     ) -> None:
         """A direct message from the app to `user_id`; Slack's refusals are logged."""
-        client = await self._clients(team_id)
-        if client is None:
-            log.warning("no Slack installation of team %s to write to %s", team_id, user_id)
-            return
-        try:
-            opened = await client.conversations_open(users=user_id)
-            await client.chat_postMessage(
-                channel=opened["channel"]["id"],
-                text=text,
-                blocks=list(blocks) if blocks is not None else None,
-                unfurl_links=False,
-            )
-        except SLACK_ERRORS as error:
-            log.warning("could not write to %s: %s", user_id, slack_error(error))
+        await self._slack.direct(team_id, user_id, text, blocks)
 
     # --- the log channel -------------------------------------------------------------------
 
@@ -249,42 +210,13 @@ class SlackNotifier:
         text, blocks = views.outcome_text(card), views.log_blocks(card)
         where = await self._message(send, LOG)
         if where is not None:
-            await self._update(send.team_id, where, text, blocks)
+            await self._slack.update(send.team_id, where, text, blocks)
             return
-        ts = await self._post(send.team_id, channel, text, blocks)
+        ts = await self._slack.post(send.team_id, channel, text, blocks)
         if ts is not None:
             await self._remember(send, LOG, channel, ts)
 
     # --- plumbing ----------------------------------------------------------------------------
-
-    async def _post(
-        self, team_id: str, channel: str, text: str, blocks: Sequence[Block]
-    ) -> str | None:
-        """Post a message; its ts, or None when Slack refused (logged)."""
-        client = await self._clients(team_id)
-        if client is None:
-            return None
-        try:
-            response = await client.chat_postMessage(
-                channel=channel, text=text, blocks=list(blocks), unfurl_links=False
-            )
-        except SLACK_ERRORS as error:
-            log.warning("could not post in %s: %s", channel, slack_error(error))
-            return None
-        return str(response["ts"])
-
-    async def _update(
-        self, team_id: str, where: dict[str, str], text: str, blocks: Sequence[Block]
-    ) -> None:
-        client = await self._clients(team_id)
-        if client is None:
-            return
-        try:
-            await client.chat_update(
-                channel=where["channel"], ts=where["ts"], text=text, blocks=list(blocks)
-            )
-        except SLACK_ERRORS as error:
-            log.warning("could not update %s: %s", where.get("channel"), slack_error(error))
 
     async def _message(self, send: Send, purpose: str) -> dict[str, str] | None:
         """Where the `purpose` message about `send` is, read fresh from the database."""
@@ -349,9 +281,12 @@ def notifier_of(services: Services) -> SlackNotifier | None:
     return target if isinstance(target, SlackNotifier) else None
 
 
+def _who(actor: str) -> str:
+    """A Slack user as a mention; anyone else (a worker, a tool) as PushOps."""
+    return f"<@{actor}>" if _SLACK_USER.fullmatch(actor) else "PushOps"
+
+
 def register(app: AsyncApp, services: Services) -> None:
-    """Plug a `SlackNotifier` for `app` into the services' notifier relay."""
-    relay = getattr(services, "notifier", None)
-    if isinstance(relay, NotifierRelay):
-        clients = client_source(app, services.database)
-        relay.target = SlackNotifier(services=services, clients=clients)
+    """Plug a `SlackNotifier` writing with `app`'s client (or installations) into `services`."""
+    clients = client_source(app.client, app.installation_store, services.database)
+    services.notifier.target = SlackNotifier(services=services, clients=clients)

@@ -36,7 +36,8 @@ from commands.access import interaction_ids
 from commands.cards import estimate_text
 from commands.context import CommandContext, CommandError
 from commands.dispatch import ACK_BUDGET
-from commands.notify import SLACK_ERRORS, notifier_of
+from commands.notify import notifier_of
+from commands.outgoing import SLACK_ERRORS
 from commands.requester import Requester, requester
 from commands.sending import Draft, Reply, answer, app_names, go, sends_of, store
 from commands.views import compose

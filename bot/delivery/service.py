@@ -3,7 +3,8 @@
 The Slack side calls it (DELIVERY_API.md); the scheduler feeds it due sends. Fast methods
 (`create`, `confirm`, `discard`, `find`, `recent`) touch only the database and may run
 before Slack's ack; the others talk to OneSignal and run after it. Outcomes that happen
-later (sent, failed, missed, expired) reach people through the `Notifier`.
+later (sent, failed, missed, expired) and every cancel or rejection reach people through
+the `Notifier`.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ _NOT_LEFT: Final = (
     SendState.SCHEDULED,
     SendState.MISSED,
 )
+
+_CANCELLING: Final = ("stopped_before_sending", "cancelled_at_onesignal")
+"""The kinds of `CancelOutcome` that moved the send to `cancelled`."""
 
 
 class Timers(Protocol):
@@ -396,7 +400,10 @@ class SendService:
                 details={"reason": reason} if reason else None,
             )
             _require_moved(moved, send)
-        return await self._get(team_id, send_id)
+        rejected = await self._get(team_id, send_id)
+        if rejected is not None and rejected.state == SendState.REJECTED:
+            await self.notifier.send_rejected(rejected, approver=approver_id)
+        return rejected
 
     async def _record_decision(
         self,
@@ -554,8 +561,15 @@ class SendService:
 
         Not left yet (draft, pending approval, scheduled, missed): cancelled, its timer
         removed, nobody received it. Left (sending, sent): OneSignal is asked to cancel,
-        and the message says honestly what that means. Raises `SendNotFound`.
+        and the message says honestly what that means. A send this cancelled goes to the
+        notifier. Raises `SendNotFound`.
         """
+        outcome = await self._cancel_ref(team_id, ref, actor)
+        if outcome.send is not None and outcome.kind in _CANCELLING:
+            await self.notifier.send_cancelled(outcome.send, actor=actor, outcome=outcome.message)
+        return outcome
+
+    async def _cancel_ref(self, team_id: str, ref: str, actor: str) -> CancelOutcome:
         send = await self._lookup(team_id, ref)
         if send is None:
             return await self._cancel_bare(team_id, ref, actor)

@@ -15,7 +15,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from bot.delivery import Audience, DeliveryPolicy, SendContent, SendService
-from bot.notifier import RecordingNotifier
 from bot.onesignal import make_http_client
 from bot.scheduling import Scheduler
 from bot.settings import Settings
@@ -23,6 +22,7 @@ from storage import queries
 from storage.crypto import KeyRing
 from storage.db import Database
 from storage.models import AuditEvent, OneSignalApp, Send, SendState, utcnow
+from tests.bot.notices import RecordingNotifier
 from tests.fakes.onesignal import FakeOneSignal, RecordedRequest
 from tests.plugins.database import DEFAULT_TEAM, StorageFactory, register_secret
 

@@ -513,6 +513,12 @@ async def test_a_rejected_send_is_never_sent(env):
 
     assert rejected.state == SendState.REJECTED
     assert env.posted() == []
+    [notice] = env.notifier.of("send_rejected")
+    assert (notice.send.id, notice.send.state, notice.actor) == (
+        send.id,
+        SendState.REJECTED,
+        "U0BOB",
+    )
 
 
 async def test_approving_an_unknown_send_is_not_found(env):
@@ -532,6 +538,13 @@ async def test_cancelling_a_scheduled_send_stops_it_before_it_leaves(env):
     assert outcome.message == f"Stopped `{send.short_id}` before it was sent: nobody received it."
     assert outcome.send.state == SendState.CANCELLED
     assert env.fake.requests == []
+    [notice] = env.notifier.notices
+    assert (notice.kind, notice.actor, notice.reason) == (
+        "send_cancelled",
+        "U0BOB",
+        outcome.message,
+    )
+    assert notice.send.state == SendState.CANCELLED and notice.send.finished_at is not None
 
 
 async def test_cancelling_a_sent_send_asks_onesignal_and_says_what_that_means(env):
@@ -558,6 +571,7 @@ async def test_a_send_delivered_to_everyone_cannot_be_recalled(env):
     assert outcome.kind == "already_finished"
     assert "already delivered to everyone" in outcome.message
     assert (await env.row(send)).state == SendState.SENT
+    assert env.notifier.of("send_cancelled") == []  # nothing was stopped: nothing to tell
 
 
 async def test_a_send_cancelled_while_going_out_is_stopped_at_onesignal_too(env):
@@ -577,7 +591,13 @@ async def test_a_send_cancelled_while_going_out_is_stopped_at_onesignal_too(env)
     assert row.state == SendState.CANCELLED
     assert row.notification_id == created["id"]
     assert env.fake.notifications[created["id"]]["canceled"] is True
-    assert env.notifier.notices == []  # no "delivered" for a send that was stopped
+    # Told as cancelled by whom, never as "delivered", though OneSignal had accepted it.
+    [notice] = env.notifier.notices
+    assert (notice.kind, notice.actor, notice.reason) == (
+        "send_cancelled",
+        "U0BOB",
+        outcome.message,
+    )
     assert "send.cancel_at_onesignal" in await env.actions(send)
 
 
