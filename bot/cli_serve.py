@@ -347,14 +347,23 @@ _CHECKS: Final[tuple[Callable[[Settings], list[Problem]], ...]] = (
 )
 
 
+def _check_worker_slack(s: Settings) -> list[Problem]:
+    """A worker may run without Slack; the Slack settings it is given must hold as serve's."""
+    if not (_set(s.slack_bot_token) or _set(s.slack_client_id) or _set(s.slack_client_secret)):
+        return []
+    return [*_check_slack_mode(s), *_check_tokens(s)]
+
+
 WORKER_CHECKS: Final[tuple[Callable[[Settings], list[Problem]], ...]] = (
+    _check_worker_slack,
     _check_placeholders,
     _check_onesignal,
     _check_urls,
     _check_storage,
     _check_logging,
 )
-"""What `pushops worker` needs: no Slack, everything else that delivers sends."""
+"""What `pushops worker` needs: what delivers sends, and Slack settings that hold if any is set
+(without them it delivers but tells nobody, see bot.cli_worker)."""
 
 
 # --- serve --------------------------------------------------------------------------------------

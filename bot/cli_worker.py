@@ -1,9 +1,13 @@
-"""`pushops worker`: the scheduler alone, without Slack: delivers due sends, marks missed ones.
+"""`pushops worker`: the scheduler without an HTTP listener: delivers due sends, marks missed
+ones, and tells Slack of each outcome as `serve` does.
 
 It runs beside `pushops serve` (which has its own scheduler) or instead of a second one:
-several may share a database, the claim in it keeps each send to one of them. It stops
-cleanly on SIGTERM or Ctrl-C: deliveries in flight finish first (bounded), and a send it
-could not finish is taken over, with the same idempotency key, by the next scheduler.
+several may share a database, the claim in it keeps each send to one of them. It writes to
+Slack with the same settings as `serve` (SLACK_BOT_TOKEN, or the OAuth installations in the
+database); it needs no signing secret and opens no port. Without any Slack credentials it
+still delivers, but tells nobody: it says so in one warning at start. It stops cleanly on
+SIGTERM or Ctrl-C: deliveries in flight finish first (bounded), and a send it could not
+finish is taken over, with the same idempotency key, by the next scheduler.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Any
+from typing import Any, Final
 
 from bot import collector
 from bot.cli_serve import (
@@ -25,21 +29,31 @@ from bot.cli_serve import (
     format_problems,
     load_settings,
     migrate_at_start,
+    preflight,
 )
 from bot.logs import configure_logging, redact, secrets_of
-from bot.services import build_services
+from bot.services import Services, build_services
 from bot.settings import Settings
+from bot.slack_clients import clients_from_settings, is_oauth_mode
+from commands import notify
 from storage.crypto import CryptoError, load_keyring
 from storage.db import Database
 
 log = logging.getLogger(__name__)
+
+NO_SLACK: Final = (
+    "PushOps worker has no Slack credentials (SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and "
+    "SLACK_CLIENT_SECRET): it delivers sends but tells nobody in Slack of their outcomes "
+    "(no DM, no log-channel update; they are only logged here). Give it serve's Slack settings."
+)
 
 
 def add_parser(subparsers: Any) -> None:
     """Add `worker` to the `pushops` parser."""
     worker = subparsers.add_parser(
         "worker",
-        help="deliver scheduled sends without serving Slack (several may share a database)",
+        help="deliver scheduled sends and tell Slack, without serving Slack's requests "
+        "(several may share a database)",
     )
     worker.set_defaults(handler=run_worker)
 
@@ -69,6 +83,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 async def work(settings: Settings) -> None:
     """Run the scheduler on the configured database until a stop signal."""
+    await preflight(settings)
     try:
         keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
     except (CryptoError, OSError) as e:
@@ -76,6 +91,7 @@ async def work(settings: Settings) -> None:
     database = Database.open(settings.resolved_database_url)
     await migrate_at_start(settings, database)
     services = build_services(settings, database=database, keyring=keyring)
+    _tell_slack(settings, services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -88,3 +104,19 @@ async def work(settings: Settings) -> None:
     finally:
         log.info("PushOps worker stopping")
         await services.aclose()
+
+
+def _tell_slack(settings: Settings, services: Services) -> None:
+    """Plug in the Slack notifier `serve` has, or say once that nobody will be told."""
+    clients = clients_from_settings(
+        settings,
+        database=services.database,
+        keyring=services.keyring,
+        session=services.slack_http.session(),
+    )
+    if clients is None:
+        log.warning(NO_SLACK)
+        return
+    notify.plug_in(services, clients)
+    how = "the workspaces' installations" if is_oauth_mode(settings) else "SLACK_BOT_TOKEN"
+    log.info("PushOps worker tells Slack of outcomes with %s", how)

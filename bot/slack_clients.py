@@ -4,7 +4,7 @@ What a process says to Slack later (a send went out, was cancelled, missed...) n
 workspace's bot token: the one SLACK_BOT_TOKEN (single workspace), or the workspace's
 installation, kept encrypted in the database (OAuth mode). `serve` finds both through its
 Bolt app; `pushops worker` has no app and no HTTP listener, and builds the same from the
-settings. Both end in a `ClientSource`.
+settings (`clients_from_settings`). Both end in a `ClientSource`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+import aiohttp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.models.bot import Bot
@@ -104,3 +105,27 @@ async def find_bot(
             enterprise_id=enterprise_id, team_id=None, is_enterprise_install=True
         )
     return bot
+
+
+def clients_from_settings(
+    settings: Settings,
+    *,
+    database: Database | None,
+    keyring: KeyRing | None,
+    session: aiohttp.ClientSession,
+) -> ClientSource | None:
+    """Clients without a Bolt app (`pushops worker`); None when no Slack credentials are set.
+
+    OAuth mode reads the installations `serve` saved, so it needs the same database and key
+    ring. Every call goes through `session`.
+    """
+    base = configured(AsyncWebClient(session=session), settings)
+    if is_oauth_mode(settings):
+        if database is None or keyring is None:
+            raise ValueError("OAuth mode keeps installations in the database: it needs both")
+        return client_source(base, installation_store(settings, database, keyring), database)
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    if not token:
+        return None
+    base.token = token
+    return client_source(base, None, database)

@@ -1,7 +1,8 @@
 """The Slack side of what happens to sends: DMs to the requester, the log channel, approvals.
 
 `SlackNotifier` implements `bot.notifier.Notifier`; `register` plugs it into the services'
-relay. Every end reaches the requester in a direct message from the app (ephemeral
+relay in `serve`, `plug_in` in `pushops worker`, so whichever process reaches an end of a send
+tells it. Every end reaches the requester in a direct message from the app (ephemeral
 replies cannot be edited, and a `response_url` dies after 30 minutes), except what they were
 just answered about where they acted: a send a command is answering in place (`answering`),
 their own cancel. The log channel, when the workspace has one, gets one message per send,
@@ -286,7 +287,13 @@ def _who(actor: str) -> str:
     return f"<@{actor}>" if _SLACK_USER.fullmatch(actor) else "PushOps"
 
 
+def plug_in(services: Services, clients: ClientSource) -> SlackNotifier:
+    """Plug a `SlackNotifier` writing with `clients` into the services' notifier relay."""
+    notifier = SlackNotifier(services=services, clients=clients)
+    services.notifier.target = notifier
+    return notifier
+
+
 def register(app: AsyncApp, services: Services) -> None:
     """Plug a `SlackNotifier` writing with `app`'s client (or installations) into `services`."""
-    clients = client_source(app.client, app.installation_store, services.database)
-    services.notifier.target = SlackNotifier(services=services, clients=clients)
+    plug_in(services, client_source(app.client, app.installation_store, services.database))

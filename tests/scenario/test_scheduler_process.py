@@ -7,15 +7,10 @@ none is delivered. The database and the fake OneSignal outlive the processes, as
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import signal
-import sys
 import time
 import uuid
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -23,72 +18,11 @@ import sqlalchemy as sa
 from storage.db import Database
 from storage.models import OneSignalApp, Send, SendState, utcnow
 from tests.bot.deliverykit import insert_due, seeded_app
-from tests.fakes.onesignal import FakeOneSignal
+from tests.scenario.processes import Worker, environment
 
 pytestmark = pytest.mark.slow
 
 DUE_IN = (3.0, 3.5, 4.0, 4.5, 5.0)  # seconds after the sends are stored
-STARTED = re.compile(r"scheduler started \(worker [^)]*\): (\d+) timers armed")
-
-
-def _environment(
-    database: Database, secret_key: str, fake: FakeOneSignal, tmp: Path, grace: float
-) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SLACK_", "ONESIGNAL_", "PUSHOPS_", "DATABASE_URL"))
-    }
-    url = database.engine.url
-    env.update(
-        DATABASE_URL=url.set(drivername=url.get_backend_name()).render_as_string(
-            hide_password=False
-        ),
-        PUSHOPS_SECRET_KEY=secret_key,
-        PUSHOPS_DATA_DIR=str(tmp / "data"),
-        PUSHOPS_MISFIRE_GRACE=str(grace),
-        ONESIGNAL_API_URL=fake.url,
-    )
-    return env
-
-
-class Worker:
-    """One `pushops worker` process, its output in a file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.log = log
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("a") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "worker", env=self.env, stdout=out, stderr=out
-            )
-
-    async def armed(self, seconds: float = 20.0) -> int:
-        """Wait until the scheduler reports it started; how many timers it armed."""
-        assert self.process is not None
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            found = STARTED.findall(self.log.read_text())
-            if found:
-                return int(found[-1])
-            if self.process.returncode is not None:
-                raise AssertionError(f"worker exited early:\n{self.log.read_text()}")
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"worker did not start:\n{self.log.read_text()}")
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def terminate(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(20):
-            return await self.process.wait()
 
 
 async def _store_sends(database: Database, app: OneSignalApp) -> tuple[list[uuid.UUID], float]:
@@ -131,7 +65,7 @@ async def test_restarted_within_the_grace_every_send_goes_out_once(
     database, storage_factory, secret_key, fake_onesignal, tmp_path
 ):
     app = await seeded_app(storage_factory, fake_onesignal)
-    env = _environment(database, secret_key, fake_onesignal, tmp_path, grace=60)
+    env = environment(database, secret_key, fake_onesignal, tmp_path, grace=60)
     ids, last_due = await _store_sends(database, app)
     log = tmp_path / "worker.log"
 
@@ -156,7 +90,7 @@ async def test_restarted_after_the_grace_every_send_is_missed_and_none_sent(
 ):
     grace = 1.5
     app = await seeded_app(storage_factory, fake_onesignal)
-    env = _environment(database, secret_key, fake_onesignal, tmp_path, grace=grace)
+    env = environment(database, secret_key, fake_onesignal, tmp_path, grace=grace)
     ids, last_due = await _store_sends(database, app)
     log = tmp_path / "worker.log"
 
