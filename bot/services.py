@@ -104,7 +104,8 @@ class Services:
         database: engine and session factory; None only in tests that need no storage.
         keyring: the keys that seal secrets at rest (OneSignal keys, Slack tokens in OAuth
             mode); None only in tests that store no secret.
-        readiness: what `/readyz` awaits; defaults to a database ping when there is one.
+        readiness: what `/readyz` awaits; defaults to checking that the database, when there
+            is one, takes a write (`Database.ping`).
         scheduler: started after the start hooks, stopped before the shutdown hooks.
         sends: the send services (bot.delivery); None without a database and key ring.
         notifier: where outcomes of sends go; the Slack side plugs its notifier in with

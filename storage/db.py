@@ -63,6 +63,14 @@ class WriteBusy(Exception):
     """Another writer held the database longer than the caller could wait; nothing was written."""
 
 
+class WriteRefused(Exception):
+    """The database refuses writes (read-only after a failover, a read-only file, a full disk)."""
+
+
+_WRITE_PROBE: Final = sa.text("UPDATE alembic_version SET version_num = version_num")
+"""A write that changes nothing, to the one row Alembic keeps in every migrated database."""
+
+
 def async_url(url: str | URL) -> URL:
     """`url` with the driver PushOps uses: aiosqlite for SQLite, psycopg 3 for PostgreSQL."""
     try:
@@ -221,7 +229,7 @@ def _begin_immediate(connection: sa.Connection, limit_ms: int | None) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
             return
         except OperationalError as error:
-            if not _is_lock_timeout(error) or time.monotonic() + pause > deadline:
+            if not is_lock_timeout(error) or time.monotonic() + pause > deadline:
                 raise
         # Inside SQLAlchemy's greenlet: this awaits on the event loop, which goes on.
         await_only(asyncio.sleep(pause))
@@ -251,14 +259,16 @@ def limited_lock_wait(seconds: float) -> Iterator[None]:
     try:
         yield
     except DBAPIError as error:
-        if _is_lock_timeout(error):
+        if is_lock_timeout(error):
             raise WriteBusy("the database is busy with other writes; nothing was written") from None
         raise
     finally:
         _LOCK_WAIT_MS.reset(token)
 
 
-def _is_lock_timeout(error: DBAPIError) -> bool:
+def is_lock_timeout(error: DBAPIError) -> bool:
+    """Whether `error` is a write that gave up waiting for another writer's lock (nothing of
+    its transaction was written)."""
     original = error.orig
     if getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
         return True
@@ -372,10 +382,30 @@ class Database:
             read_engine=reads,
         )
 
-    async def ping(self) -> None:
-        """Raise if the database cannot be reached (for `/readyz`); takes no write lock."""
-        async with (self.read_engine or self.engine).connect() as connection:
-            await connection.execute(sa.text("SELECT 1"))
+    async def ping(self, *, lock_wait: float = 1.0) -> None:
+        """Raise unless the database can take a write (for `/readyz`).
+
+        A database that answers reads but refuses writes (a failover left it read-only)
+        fails nearly every command, so reaching it is not enough: this writes a row without
+        changing it, in a transaction rolled back, which a read-only database refuses
+        (`WriteRefused`). On SQLite it holds the write lock for that moment, waiting for
+        another writer at most `lock_wait` s (`WriteBusy`); on PostgreSQL it locks only
+        that row. A database that cannot be reached raises SQLAlchemy's error.
+        """
+        with limited_lock_wait(lock_wait):
+            async with self.engine.connect() as connection:
+                try:
+                    transaction = await connection.begin()
+                    try:
+                        await connection.execute(_WRITE_PROBE)
+                    finally:
+                        await transaction.rollback()
+                except DBAPIError as error:
+                    if is_lock_timeout(error) or error.connection_invalidated:
+                        raise
+                    raise WriteRefused(
+                        f"the database refused a write ({type(error).__name__})"
+                    ) from None
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

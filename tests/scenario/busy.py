@@ -1,4 +1,5 @@
-"""A database held by another writer, as the scenarios of a busy PushOps need it."""
+"""A database held by another writer, or refusing writes, as the scenarios of a busy or failed
+PushOps need it."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database
 from storage.models import Workspace
 from tests.fakes.slack import DEFAULT_TEAM_ID
+
+READ_ONLY = "attempt to write a readonly database"
+"""What the refusal says (SQLite's words for a read-only database)."""
 
 
 @contextlib.asynccontextmanager
@@ -26,3 +31,64 @@ async def held_by_another_writer(
             yield
     finally:
         await other.dispose()
+
+
+@contextlib.asynccontextmanager
+async def refusing_writes(database: Database) -> AsyncIterator[None]:
+    """Every table of the database refuses every write until the block ends, as a database
+    turned read-only does (a failover to a standby, a read-only file).
+
+    Done from another connection, as an operator would, with a trigger on each table: on
+    PostgreSQL a statement trigger raising SQLSTATE 25006 (read_only_sql_transaction, what
+    a read-only server answers), on SQLite row triggers that RAISE(ABORT). The triggers live
+    in the test's own schema or file, so other tests never see them.
+    """
+    other = Database.open(database.engine.url)
+    try:
+        async with other.engine.begin() as connection:
+            tables = await _tables(connection)
+            for statement in _refusals(connection, tables):
+                await connection.exec_driver_sql(statement)
+        try:
+            yield
+        finally:
+            async with other.engine.begin() as connection:
+                for statement in _lifts(connection, tables):
+                    await connection.exec_driver_sql(statement)
+    finally:
+        await other.dispose()
+
+
+async def _tables(connection: AsyncConnection) -> list[str]:
+    return sorted(await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names()))
+
+
+_OPS = ("INSERT", "UPDATE", "DELETE")
+
+
+def _refusals(connection: AsyncConnection, tables: list[str]) -> list[str]:
+    if connection.dialect.name == "sqlite":
+        return [
+            f'CREATE TRIGGER "refuse_{table}_{op.lower()}" BEFORE {op} ON "{table}" '
+            f"BEGIN SELECT RAISE(ABORT, '{READ_ONLY}'); END"
+            for table in tables
+            for op in _OPS
+        ]
+    function = (
+        "CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION 'cannot execute %% in a read-only transaction', TG_OP "
+        "USING ERRCODE = 'read_only_sql_transaction'; END $$"
+    )
+    return [function] + [
+        f'CREATE TRIGGER refuse_writes BEFORE INSERT OR UPDATE OR DELETE ON "{table}" '
+        "FOR EACH STATEMENT EXECUTE FUNCTION refuse_writes()"
+        for table in tables
+    ]
+
+
+def _lifts(connection: AsyncConnection, tables: list[str]) -> list[str]:
+    if connection.dialect.name == "sqlite":
+        return [f'DROP TRIGGER "refuse_{table}_{op.lower()}"' for table in tables for op in _OPS]
+    return [f'DROP TRIGGER refuse_writes ON "{table}"' for table in tables] + [
+        "DROP FUNCTION refuse_writes()"
+    ]

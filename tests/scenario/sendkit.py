@@ -49,13 +49,15 @@ async def serve_sending(
     settings: Settings,
     database: Database,
     keyring: KeyRing,
+    *,
+    policy: DeliveryPolicy = FAST,
     **serve: Any,
 ) -> AsyncIterator[PushOps]:
     """The real app with storage, the send service and a fast-sweeping scheduler."""
     services = default_services(settings)
     services.database = database
     services.keyring = keyring
-    attach_delivery(services, policy=FAST, sweep_interval=0.5)
+    attach_delivery(services, policy=policy, sweep_interval=0.5)
     async with serve_pushops(settings, services=services, **serve) as running:
         yield running
 

@@ -1,5 +1,6 @@
 """The engine behind `DATABASE_URL`: reads never hold up writes, a writer that cannot get its
-locks in time fails having written nothing, and SQL parameters stay out of error texts."""
+locks in time fails having written nothing, readiness means the database takes writes, and SQL
+parameters stay out of error texts."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from storage import queries
-from storage.db import Database, WriteBusy, is_sqlite, limited_lock_wait
+from storage.db import Database, WriteBusy, WriteRefused, is_sqlite, limited_lock_wait
+from storage.migrations import current_revision, head_revision
 from storage.models import Workspace
 from tests.plugins.database import DEFAULT_TEAM
+from tests.scenario.busy import refusing_writes
 
 HANG_GUARD = 10.0  # seconds; a write held up by a reader would wait SQLite's 30 s busy timeout
 
@@ -57,11 +60,39 @@ async def test_a_read_left_open_does_not_hold_up_a_write(database, storage_facto
     assert await _name(database) == "after"
 
 
-async def test_readiness_takes_no_write_lock(database, storage_factory):
-    await storage_factory.workspace(DEFAULT_TEAM)
-    async with _holding_the_write_lock(database):
-        async with asyncio.timeout(HANG_GUARD):
+async def test_readiness_writes_nothing(database, storage_factory):
+    await storage_factory.workspace(DEFAULT_TEAM, name="before")
+    revision = await current_revision(database.engine)
+
+    await database.ping()
+
+    assert await current_revision(database.engine) == revision == head_revision()
+    async with asyncio.timeout(HANG_GUARD):
+        await _rename(database, "after")  # the probe left no lock behind
+    assert await _name(database) == "after"
+
+
+async def test_readiness_fails_while_the_database_refuses_writes(database):
+    async with refusing_writes(database):
+        with pytest.raises(WriteRefused):
             await database.ping()
+
+    await database.ping()
+
+
+async def test_readiness_waits_for_another_writer_only_so_long(database, storage_factory):
+    await storage_factory.workspace(DEFAULT_TEAM)
+    other = Database.open(database.engine.url)  # another process, as far as locks go
+    try:
+        async with _holding_the_write_lock(other):
+            async with asyncio.timeout(HANG_GUARD):
+                if is_sqlite(database.engine):  # one writer at a time: nothing can be written
+                    with pytest.raises(WriteBusy):
+                        await database.ping(lock_wait=0.2)
+                else:  # a row locked elsewhere does not keep writes out
+                    await database.ping(lock_wait=0.2)
+    finally:
+        await other.dispose()
 
 
 async def test_a_write_that_cannot_get_its_lock_in_time_writes_nothing(database, storage_factory):
