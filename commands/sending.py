@@ -7,6 +7,7 @@ the same way whichever door it came through.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -17,7 +18,16 @@ from typing import Any, Final
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery import Audience, SendContent, SendRejected, SendService
+from bot.delivery import (
+    Audience,
+    SendContent,
+    SendRejected,
+    SendService,
+    StoreInterrupted,
+    StoreRefused,
+)
+from bot.delivery.attempt import Attempt
+from bot.errors import Unfinished
 from bot.policy import ApprovalPolicy, PolicyError, approvals_required
 from bot.services import Services
 from commands._format import Block, escape, unknown_app_text
@@ -31,6 +41,8 @@ from storage import queries
 from storage.db import WriteBusy, limited_lock_wait
 from storage.errors import AppNotFound
 from storage.models import Send, SendState
+
+log = logging.getLogger(__name__)
 
 Reply = Callable[[str, Sequence[Block]], Awaitable[None]]
 """Answers the requester where they are (a response_url, an ephemeral message, a DM)."""
@@ -90,6 +102,16 @@ STORE_WAIT: Final = 1.0
 BUSY: Final = (
     "PushOps is busy right now: nothing was stored and nothing will be sent. Try again in a moment."
 )
+REFUSED: Final = (
+    "PushOps's database refused to store this send, so nothing was stored and nothing will be "
+    "sent. Send it again once the database is back; your admin finds the details in PushOps's "
+    "logs."
+)
+INTERRUPTED: Final = (
+    "PushOps lost its database while storing this send, so it cannot tell whether it was "
+    "stored. `/push list` shows it if it was, and then it goes out as planned; if it is not "
+    "listed, nothing was stored and nothing will be sent."
+)
 
 
 async def store(
@@ -106,8 +128,10 @@ async def store(
     One write transaction (the row and its audit event); the roles and policy it needs come
     from a cache. It waits for other writers at most `STORE_WAIT` s and then refuses with
     `BUSY` having stored nothing; a store that got its locks is never cut short, so whoever
-    is told it failed can be sure nothing goes out. SendRejected (bad field, unknown app)
-    comes out for the caller to show; an unknown app's is worded like every other command's.
+    is told it failed can be sure nothing goes out. A database that refuses the write says
+    so (`REFUSED`: nothing stored), and one lost at the commit says that it cannot tell
+    (`INTERRUPTED`). SendRejected (bad field, unknown app) comes out for the caller to show;
+    an unknown app's is worded like every other command's.
     """
     policy = await policy_of(services, team_id)
     required = approvals_required(policy, draft.audience, is_test=draft.is_test)
@@ -130,6 +154,11 @@ async def store(
             )
     except WriteBusy:
         raise CommandError(BUSY) from None
+    except (StoreRefused, StoreInterrupted) as error:
+        log.warning("could not store a send of team %s: %s", team_id, error)
+        raise CommandError(
+            INTERRUPTED if isinstance(error, StoreInterrupted) else REFUSED
+        ) from None
     except SendRejected as error:
         if error.field != "app":
             raise
@@ -165,15 +194,23 @@ async def go(services: Services, send: Send, reply: Reply, *, notes: Sequence[st
 
     A send due now is delivered while the requester waits for this answer, so its outcome
     comes here rather than in a DM; a later one (or one waiting for approval) is told by DM.
-    Heavy work: it waits for a place (`Services.heavy_work`).
+    Heavy work: it waits for a place (`Services.heavy_work`). If the database refuses to
+    record what OneSignal answered, the requester is told what is known at once, and the
+    usual answer follows once it is recorded. An unexpected failure is told without asking
+    to try again: the send may have gone out.
     """
     async with services.heavy_work():
-        current, reason = await _take_on(services, send)
-        await services.acks_first()
-        await answer(services, current, reply, notes=notes, reason=reason)
+        try:
+            current, reason = await _take_on(services, send, reply)
+            await services.acks_first()
+            await answer(services, current, reply, notes=notes, reason=reason)
+        except CommandError:
+            raise
+        except Exception as error:  # noqa: BLE001 - re-raised with what the requester may rely on
+            raise Unfinished(views.unfinished_text(send.short_id)) from error
 
 
-async def _take_on(services: Services, send: Send) -> tuple[Send, str | None]:
+async def _take_on(services: Services, send: Send, reply: Reply) -> tuple[Send, str | None]:
     """Announce, then deliver (due now) or dispatch the send; (its row now, why it failed)."""
     sends = sends_of(services)
     notifier = notifier_of(services)
@@ -186,8 +223,13 @@ async def _take_on(services: Services, send: Send) -> tuple[Send, str | None]:
     answering: AbstractContextManager[list[str]] = (
         notifier.answering(send.id) if notifier is not None else nullcontext([])
     )
-    with answering as reasons:
-        delivered = await sends.deliver(send)  # the row as delivery left it: no re-read
+
+    async def recording(attempt: Attempt) -> None:
+        text = views.recording_text(send.short_id, attempt.notification_ids, attempt.reason)
+        await reply(text, views.recording_blocks(text))
+
+    with answering as reasons:  # the row as delivery left it: no re-read
+        delivered = await sends.deliver(send, unrecorded=recording)
     if delivered is None:  # not claimed here: another worker took it, or it is not due yet
         delivered = await sends.find(team_id=send.team_id, ref=send.short_id)
         if delivered.state == SendState.SCHEDULED:

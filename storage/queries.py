@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -653,7 +654,8 @@ async def _insert_send_row(session: AsyncSession, row: dict[str, Any]) -> bool:
     """Insert `row`; False when a unique key of it is taken (nothing inserted).
 
     On PostgreSQL the attempt runs in a savepoint, so a refusal costs only this attempt.
-    A missing workspace raises WorkspaceNotFound.
+    A missing workspace raises WorkspaceNotFound; any other refusal (a database that refuses
+    writes) comes out as it is.
     """
     sqlite = session.get_bind().dialect.name == "sqlite"
     try:
@@ -664,8 +666,10 @@ async def _insert_send_row(session: AsyncSession, row: dict[str, Any]) -> bool:
             await session.execute(_INSERT_SEND, row)
         return True
     except IntegrityError as error:
-        if sqlite or getattr(error.orig, "sqlstate", None) == _PG_FOREIGN_KEY_VIOLATION:
+        if _is_foreign_key_violation(error):
             raise WorkspaceNotFound(row["team_id"]) from None
+        if sqlite:  # OR IGNORE skips a taken unique key: this is something else
+            raise
         return False  # a unique key is taken: the short id, or the submission
 
 
@@ -719,6 +723,13 @@ _INSERT_SEND: Final = sa.insert(cast(sa.Table, Send.__table__))
 # statement with ON CONFLICT, and compiling it each time cost more than the rest of the insert.
 _INSERT_SEND_OR_IGNORE: Final = _INSERT_SEND.prefix_with("OR IGNORE", dialect="sqlite")
 _PG_FOREIGN_KEY_VIOLATION: Final = "23503"
+
+
+def _is_foreign_key_violation(error: IntegrityError) -> bool:
+    original = error.orig
+    if getattr(original, "sqlstate", None) == _PG_FOREIGN_KEY_VIOLATION:
+        return True
+    return getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 
 
 def _insert_for(session: AsyncSession) -> Any:

@@ -5,7 +5,8 @@
 Slack: outcomes reach people through `bot.notifier.Notifier`.
 
     content.py   SendContent, Audience, SendRejected (OneSignal's limits)
-    outcomes.py  Estimate, CancelOutcome, StatusReport, SendNotFound, DeliveryPolicy
+    outcomes.py  Estimate, CancelOutcome, StatusReport, SendNotFound, StoreRefused,
+                 StoreInterrupted, DeliveryPolicy
     service.py   SendService
     attempt.py   one delivery attempt and what OneSignal's answers mean
     writer.py    delivery results written many per transaction
@@ -31,6 +32,8 @@ from bot.delivery.outcomes import (
     Estimate,
     SendNotFound,
     StatusReport,
+    StoreInterrupted,
+    StoreRefused,
 )
 from bot.delivery.service import SendService, Timers
 
@@ -50,6 +53,8 @@ __all__ = [
     "SendRejected",
     "SendService",
     "StatusReport",
+    "StoreInterrupted",
+    "StoreRefused",
     "Timers",
     "notification_ids",
     "notification_name",

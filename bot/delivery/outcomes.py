@@ -29,6 +29,15 @@ class SendNotFound(LookupError):
         )
 
 
+class StoreRefused(Exception):
+    """The database refused to store the send before its transaction's commit: nothing of it
+    was written, so nothing will be sent."""
+
+
+class StoreInterrupted(Exception):
+    """The database failed while committing the send: it may or may not have been stored."""
+
+
 @dataclass(frozen=True)
 class Estimate:
     """How many people an audience reaches now; `count` None with a `note` when unknown."""
@@ -93,6 +102,8 @@ class DeliveryPolicy:
             inside one attempt (`bot.onesignal.RetryPolicy`).
         credentials_ttl: seconds a decrypted app key is kept in memory.
         record_batch: most delivery results written in one transaction.
+        record_backoff, record_max_backoff: seconds before a result the database refused is
+            tried again; doubling per refusal in a row, up to the latter.
     """
 
     max_attempts: int = 5
@@ -105,12 +116,18 @@ class DeliveryPolicy:
     client_retry_max_delay: float = 30.0
     credentials_ttl: float = 60.0
     record_batch: int = 200
+    record_backoff: float = 0.5
+    record_max_backoff: float = 30.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.max_in_flight < 1 or self.record_batch < 1:
             raise ValueError("max_attempts, max_in_flight and record_batch must be at least 1")
-        if min(self.backoff, self.max_backoff, self.lease, self.credentials_ttl) <= 0:
-            raise ValueError("backoff, max_backoff, lease and credentials_ttl must be positive")
+        waits = (self.backoff, self.max_backoff, self.lease, self.credentials_ttl)
+        if min(*waits, self.record_backoff, self.record_max_backoff) <= 0:
+            raise ValueError(
+                "backoff, max_backoff, lease, credentials_ttl, record_backoff and "
+                "record_max_backoff must be positive"
+            )
 
     def wait_before(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""

@@ -15,11 +15,12 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 import httpx
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery import recall as recalling
@@ -41,6 +42,8 @@ from bot.delivery.outcomes import (
     Estimate,
     SendNotFound,
     StatusReport,
+    StoreInterrupted,
+    StoreRefused,
 )
 from bot.delivery.writer import ResultWriter, WriteGate, Written
 from bot.notifier import Notifier, NotifierRelay
@@ -49,7 +52,7 @@ from bot.settings import Settings
 from bot.timeparse import MAX_AHEAD, too_far_ahead
 from storage import deliveries, queries
 from storage.crypto import KeyRing
-from storage.db import Database
+from storage.db import Database, is_lock_timeout
 from storage.deliveries import apply_result
 from storage.errors import IllegalTransition
 from storage.errors import SendNotFound as StoredSendNotFound
@@ -81,6 +84,10 @@ _NOT_LEFT: Final = (
 
 _CANCELLING: Final = ("stopped_before_sending", "cancelled_at_onesignal")
 """The kinds of `CancelOutcome` that moved the send to `cancelled`."""
+
+
+Unrecorded = Callable[[Attempt], Awaitable[None]]
+"""Told once when the database refused to record an attempt (`SendService.deliver`)."""
 
 
 class Timers(Protocol):
@@ -151,6 +158,8 @@ class SendService:
             worker_id=self.worker_id,
             batch=self.policy.record_batch,
             gate=self.writes,
+            backoff=self.policy.record_backoff,
+            max_backoff=self.policy.record_max_backoff,
         )
         self._slots = asyncio.Semaphore(self.policy.max_in_flight)
         self._delivering: set[uuid.UUID] = set()
@@ -201,7 +210,8 @@ class SendService:
         it while the caller gets to `dispatch` it. Call `dispatch(send)` after the ack.
         `submission` (a compose form's view id) stores one send per form, in any process:
         a repeat gets the send stored first, marked `replayed`, to answer with, not to
-        dispatch again. Raises `SendRejected`.
+        dispatch again. Raises `SendRejected`; `StoreRefused` when the database refused the
+        write (nothing stored), `StoreInterrupted` when it failed at the commit (unknown).
         """
         self._check_due(due_at, timezone)
         if approvals_required < 0:
@@ -211,23 +221,33 @@ class SendService:
             state = SendState.PENDING_APPROVAL if approvals_required else SendState.SCHEDULED
         now = state == SendState.SCHEDULED and (due_at is None or due_at <= self.clock())
         taken = queries.Claim(self.worker_id, self.lease) if claim and now else None
-        async with self.database.sessions.begin() as session:
-            app = await self._resolve_app(session, team_id, app_name)
-            return await queries.create_send(
-                session=session,
-                team_id=team_id,
-                requester_id=requester_id,
-                app=app,
-                content=content.model_dump(exclude_none=True),
-                audience=audience.model_dump(mode="json"),
-                state=state,
-                due_at=due_at,
-                timezone=timezone,
-                approvals_required=approvals_required,
-                is_test=is_test,
-                claim=taken,
-                submission=submission,
-            )
+        committing = False
+        try:
+            async with self.database.sessions.begin() as session:
+                app = await self._resolve_app(session, team_id, app_name)
+                send = await queries.create_send(
+                    session=session,
+                    team_id=team_id,
+                    requester_id=requester_id,
+                    app=app,
+                    content=content.model_dump(exclude_none=True),
+                    audience=audience.model_dump(mode="json"),
+                    state=state,
+                    due_at=due_at,
+                    timezone=timezone,
+                    approvals_required=approvals_required,
+                    is_test=is_test,
+                    claim=taken,
+                    submission=submission,
+                )
+                committing = True
+        except DBAPIError as error:
+            if is_lock_timeout(error):
+                raise  # the caller's `limited_lock_wait` says busy
+            # Only a failure of the commit itself leaves it open whether the row was stored.
+            failed = StoreInterrupted if committing else StoreRefused
+            raise failed(f"the database failed ({type(error).__name__})") from error
+        return send
 
     def _check_due(self, due_at: datetime | None, timezone: str) -> None:
         if due_at is None:
@@ -452,7 +472,7 @@ class SendService:
         """Whether `send` is held in `sending` by this process (to deliver, or retry)."""
         return send.state == SendState.SENDING and send.claimed_by == self.worker_id
 
-    async def deliver(self, send: Send) -> Send | None:
+    async def deliver(self, send: Send, *, unrecorded: Unrecorded | None = None) -> Send | None:
         """Deliver one send now and record the outcome; the send's row afterwards.
 
         A scheduled send is claimed first (scheduled -> sending; None when another worker
@@ -460,7 +480,9 @@ class SendService:
         UUID as idempotency key, so a retry reaches OneSignal with the same key. The send
         ends `sent`, `failed`, or held in `sending` until a retry at its lease's end; no
         attempt starts later than its due time plus the grace (a held send found that late
-        keeps what went out and sends nothing more).
+        keeps what went out and sends nothing more). An outcome the database refuses to
+        record is kept and tried again until it is recorded, the send still claimed;
+        `unrecorded` hears of that at once, with what is known.
         """
         held = send.state == SendState.SENDING  # a retry, or taken over from a dead worker
         if send.state == SendState.SCHEDULED:
@@ -482,21 +504,40 @@ class SendService:
             return None  # already on its way from this process
         self._delivering.add(send.id)
         try:
-            deadline = deadline_of(send, self.grace)
-            if held and deadline is not None and self.clock() > deadline:
-                attempt = too_late(send, grace=self.grace)
-            else:
-                async with self._slots:
-                    attempt = await attempt_delivery(
-                        send, apps=self.apps, policy=self.policy, clock=self.clock, grace=self.grace
-                    )
-            written = await self._writer.write(attempt.result)
+            attempt = await self._attempt(send, held)
+            written = await self._writer.write(
+                attempt.result, refused=lambda: self._unrecorded(send, attempt, unrecorded)
+            )
             if written.status == "recorded" and written.at is not None:
                 written = Written("recorded", apply_result(send, attempt.result, written.at))
             await self._after(send, attempt, written)
             return written.send
         finally:
             self._delivering.discard(send.id)
+
+    async def _attempt(self, send: Send, held: bool) -> Attempt:
+        """The attempt; a held send past its deadline ends without one."""
+        deadline = deadline_of(send, self.grace)
+        if held and deadline is not None and self.clock() > deadline:
+            return too_late(send, grace=self.grace)
+        async with self._slots:
+            return await attempt_delivery(
+                send, apps=self.apps, policy=self.policy, clock=self.clock, grace=self.grace
+            )
+
+    async def _unrecorded(self, send: Send, attempt: Attempt, tell: Unrecorded | None) -> None:
+        """The database refused the outcome: log it, and tell whoever waits for it."""
+        ids = ", ".join(attempt.notification_ids) or "none"
+        log.warning(
+            "send %s: the database refused its outcome (%s, notifications: %s); kept and "
+            "tried again", send.short_id, attempt.result.state.value, ids,
+        )  # fmt: skip
+        if tell is None:
+            return
+        try:
+            await tell(attempt)
+        except Exception:  # noqa: BLE001 - telling must never undo what OneSignal accepted
+            log.exception("could not tell about send %s waiting to be recorded", send.short_id)
 
     async def _after(self, send: Send, attempt: Attempt, written: Written) -> None:
         """Tell people, arm a retry, or stop what OneSignal sent for a send cancelled meanwhile."""

@@ -3,18 +3,25 @@
 One commit per delivered send caps a process near 150 sends a second on SQLite (each commit
 syncs the file); results that finish close together are written together instead
 (`storage.deliveries.finish_sends`), each still a compare-and-set with its audit event.
-Each caller awaits its own result, so nothing is reported before it is stored. If the
-process dies before a write, the send stays claimed and is retried with its own key.
+Each caller awaits its own result, so nothing is reported before it is stored. A result
+the database refuses is kept and tried again until it is written (the caller may tell people
+what is known meanwhile); if the process dies first, the send stays claimed and is taken
+over with its own key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from dataclasses import dataclass
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from storage import deliveries
 from storage.db import Database, is_sqlite
@@ -59,58 +66,135 @@ class Written:
     at: datetime | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending:
     result: DeliveryResult
     future: asyncio.Future[Written]
+    refused: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+Refused = Callable[[], Awaitable[None]]
+"""Told once when the database refused to record a result (it is kept and tried again)."""
 
 
 class ResultWriter:
-    """Collects results and writes them in batches of up to `batch` from one background task."""
+    """Collects results and writes them in batches of up to `batch` from one background task.
 
-    def __init__(self, *, database: Database, worker_id: str, batch: int, gate: WriteGate) -> None:
+    A result the database refuses (read-only after a failover, unreachable, locked too long)
+    is kept in memory and tried again, alone, after `backoff` seconds, doubling up to
+    `max_backoff`, until it is written; meanwhile its send stays claimed, so if this process
+    dies the worker that takes it over asks OneSignal with the same key. New results are
+    written as they come; kept ones one per transaction, so one result the database cannot
+    take never holds up the others.
+    """
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        worker_id: str,
+        batch: int,
+        gate: WriteGate,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+    ) -> None:
         self._database = database
         self._gate = gate
         self._worker_id = worker_id
         self._batch = batch
+        self._backoff = backoff
+        self._max_backoff = max_backoff
         self._queue: list[_Pending] = []
+        self._kept: collections.deque[_Pending] = collections.deque()
+        self._refusals = 0  # in a row, for the backoff
+        self._retry_at = 0.0  # loop time of the next try of the kept results
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
-    async def write(self, result: DeliveryResult) -> Written:
-        """Record `result` (with others waiting at the same time); raises what the write raised."""
-        future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(result, future))
+    @property
+    def unwritten(self) -> frozenset[uuid.UUID]:
+        """The sends whose result waits to be written (queued, or kept after a refusal)."""
+        return frozenset(p.result.send_id for p in [*self._queue, *self._kept])
+
+    async def write(self, result: DeliveryResult, *, refused: Refused | None = None) -> Written:
+        """Record `result` (with others waiting at the same time); what became of it.
+
+        Returns only once it is written: a refusal of the database is awaited out (`refused`
+        is told of the first one). Raises what any other failure of the write raised.
+        """
+        pending = _Pending(result, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
         self._idle.clear()
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="pushops-result-writer"
             )
-        return await future
+        if refused is not None:
+            await _first(pending.future, pending.refused)
+            if not pending.future.done():
+                await refused()
+        return await pending.future
 
-    async def aclose(self) -> None:
-        """Write what is queued, then stop the background task."""
+    async def aclose(self, *, within: float = 10.0) -> None:
+        """Write what is queued (trying kept results for up to `within` s), then stop.
+
+        A result still unwritten then is given up: its send stays claimed, and the worker
+        that takes it over once its lease ends asks OneSignal with the same key.
+        """
         if self._task is not None and not self._task.done():
-            await self._idle.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within):
+                    await self._idle.wait()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        left = [*self._queue, *self._kept]
+        self._queue, self._kept = [], collections.deque()
+        if left:
+            log.warning(
+                "%d delivery results could not be written before shutdown; their sends stay "
+                "claimed and are taken over, with the same key, when their lease ends",
+                len(left),
+            )
+        for pending in left:
+            if not pending.future.done():
+                pending.future.set_exception(ResultNotWritten(pending.result.send_id))
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            if not self._queue and not (self._kept and loop.time() >= self._retry_at):
+                if not self._kept:
+                    self._idle.set()
+                    await self._wake.wait()
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout_at(self._retry_at):
+                            await self._wake.wait()
+                self._wake.clear()
+                continue
             while self._queue:
                 batch, self._queue = self._queue[: self._batch], self._queue[self._batch :]
                 await self._write(batch)
-            self._idle.set()
+            if self._kept and loop.time() >= self._retry_at:
+                await self._retry_kept()
 
-    async def _write(self, batch: list[_Pending]) -> None:
+    async def _retry_kept(self) -> None:
+        """Try the kept results one by one; stop at the first refusal (and wait again)."""
+        while self._kept:
+            pending = self._kept[0]
+            if not await self._write([pending]):
+                self._kept.rotate(-1)  # next time the others go first
+                return
+            self._kept.popleft()
+
+    async def _write(self, batch: list[_Pending]) -> bool:
+        """Write `batch` in one transaction; False when the database refused it (kept)."""
         try:
             async with self._gate:
                 finished = await deliveries.finish_sends(
@@ -118,20 +202,64 @@ class ResultWriter:
                     worker_id=self._worker_id,
                     results=[pending.result for pending in batch],
                 )
+        except SQLAlchemyError as error:
+            self._keep(batch, error)
+            return False
         except Exception as error:  # noqa: BLE001 - handed to each waiting delivery, who logs it
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(error)
-            return
-        recorded = set(finished.recorded)
-        lost = {send.id: send for send in finished.lost}
+            return True
+        self._refusals = 0
+        self._retry_at = 0.0  # the database takes writes again: kept results go next
+        _settle(batch, finished)
+        return True
+
+    def _keep(self, batch: list[_Pending], error: SQLAlchemyError) -> None:
+        """Keep refused results for another try, and tell whoever waits for them."""
+        wait = min(self._max_backoff, self._backoff * 2.0**self._refusals)
+        self._refusals += 1
+        self._retry_at = asyncio.get_running_loop().time() + wait
         for pending in batch:
-            send_id = pending.result.send_id
-            if send_id in recorded:
-                written = Written("recorded", at=finished.at)
-            elif send_id in lost:
-                written = Written("lost", lost[send_id])
-            else:
-                written = Written("gone", None)
-            if not pending.future.done():
-                pending.future.set_result(written)
+            pending.refused.set()
+            if pending not in self._kept:
+                self._kept.append(pending)
+        # The error's text may name hosts; its kind says enough.
+        log.warning(
+            "the database refused %d delivery results (%s); trying again in %g s",
+            len(batch), type(error).__name__, wait,
+        )  # fmt: skip
+
+
+class ResultNotWritten(Exception):
+    """The process stopped before the database took this send's result."""
+
+    def __init__(self, send_id: uuid.UUID) -> None:
+        super().__init__(f"the result of send {send_id} was not written before shutdown")
+        self.send_id = send_id
+
+
+async def _first(future: asyncio.Future[Written], event: asyncio.Event) -> None:
+    """Wait until `future` is done or `event` is set, whichever comes first."""
+    waiting = asyncio.ensure_future(event.wait())
+    either: list[asyncio.Future[Any]] = [future, waiting]
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+
+
+def _settle(batch: list[_Pending], finished: deliveries.FinishedSends) -> None:
+    """Give each waiting delivery what became of its result."""
+    recorded = set(finished.recorded)
+    lost = {send.id: send for send in finished.lost}
+    for pending in batch:
+        send_id = pending.result.send_id
+        if send_id in recorded:
+            written = Written("recorded", at=finished.at)
+        elif send_id in lost:
+            written = Written("lost", lost[send_id])
+        else:
+            written = Written("gone", None)
+        if not pending.future.done():
+            pending.future.set_result(written)

@@ -302,3 +302,36 @@ def approval_closed_blocks(card: SendCard, *, outcome: str) -> list[Block]:
 def log_blocks(card: SendCard) -> list[Block]:
     """The log-channel message about a send (posted once, then updated in place)."""
     return card_blocks(card)
+
+
+def recording_text(short_id: str, notification_ids: Sequence[str], reason: str | None) -> str:
+    """While the database refuses to record a delivery: what is known, and that it is kept.
+
+    Never "failed" or "try again" for what OneSignal accepted: it is going out.
+    """
+    waiting = (
+        "PushOps's database refused the write for now, so it keeps trying and answers here "
+        "once it is recorded."
+    )
+    said = f"\n{escape(reason)}" if reason else ""
+    if not notification_ids:
+        return f"`{short_id}`: {escape(reason or 'not sent yet.')} Recording that: {waiting}"
+    noun = "notification" if len(notification_ids) == 1 else "notifications"
+    return (
+        f"OneSignal has `{short_id}` ({noun} {', '.join(notification_ids)}); recording it. "
+        f"{waiting} OneSignal is sending it, so please don't send it again.{said}"
+    )
+
+
+def recording_blocks(text: str) -> list[Block]:
+    """`recording_text` as a message."""
+    return [section(text[:SECTION_LIMIT])]
+
+
+def unfinished_text(short_id: str) -> str:
+    """After an unexpected failure while taking on a send: what the requester can rely on."""
+    return (
+        f"Something went wrong on my side while handling `{short_id}`, so I cannot say "
+        f"whether it went out. `/push status {short_id}` shows where it is: please look "
+        "there before sending it again."
+    )

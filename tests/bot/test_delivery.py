@@ -7,7 +7,10 @@ idempotency key), the row's state and error, the audit trail, and the notifier's
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -26,6 +29,7 @@ from storage.errors import SelfApproval
 from storage.models import SendState, utcnow
 from tests.bot.deliverykit import FAST, SEGMENT, audit_chain_ok, kit, seeded_app
 from tests.plugins.database import OTHER_TEAM
+from tests.scenario.busy import refusing_writes
 
 
 @pytest.fixture
@@ -725,3 +729,41 @@ async def test_the_policy_refuses_nonsense():
     with pytest.raises(ValueError):
         DeliveryPolicy(max_attempts=0)
     assert FAST.wait_before(1) == 0.2 and FAST.wait_before(3, retry_after=4) == 4
+
+
+# --- a database that refuses writes -------------------------------------------------------------
+
+
+async def test_a_result_the_database_refuses_is_kept_and_recorded_once_it_takes_writes(
+    database, keyring, fake_onesignal, app
+):
+    policy = replace(FAST, lease=10.0, record_backoff=0.05, record_max_backoff=0.2)
+    async with kit(database, keyring, fake_onesignal, app, policy=policy) as env:
+        hold = env.fake.faults.hold(method="POST", path="/notifications")
+        await env.start()
+        send = await env.create()
+        env.scheduler.arm(send.id, utcnow())
+        await asyncio.to_thread(hold.arrived.wait, 10)
+        async with refusing_writes(database):
+            hold.release()
+            await asyncio.to_thread(lambda: _until(lambda: len(env.created()) == 1))
+            await asyncio.sleep(0.5)  # several refused tries
+            held = await env.row(send)
+            told_meanwhile = list(env.notifier.notices)
+        row = await env.wait_state(send, SendState.SENT)
+        (delivered,) = await env.notifier.wait_for("send_delivered")
+
+    (created,) = env.created()
+    assert (held.state, held.claimed_by) == (SendState.SENDING, env.sends.worker_id)
+    assert told_meanwhile == []  # nobody hears "failed" while it is being recorded
+    assert row.notification_id == created["id"] == delivered.send.notification_id
+    assert env.notifier.of("send_failed") == [] and len(env.posted()) == 1
+    assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
+    assert await audit_chain_ok(database)
+
+
+def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)

@@ -11,6 +11,7 @@ import pytest
 
 from bot import const
 from storage.models import SendState
+from tests.fakes.slack import RESPONSE_URL
 from tests.scenario.sendkit import (
     ALICE,
     LOG_CHANNEL,
@@ -156,6 +157,21 @@ async def test_the_ack_does_not_wait_for_onesignal(app, fake_onesignal, database
     hold.release()
     reply = await sent.reply()
     assert f"`{stored.short_id}`" in text_of(reply) and "was sent" in text_of(reply)
+
+
+async def test_a_send_that_went_out_is_never_answered_with_try_again(
+    app, fake_slack, fake_onesignal, database
+):
+    fake_slack.fail(RESPONSE_URL, "expired_url", status=404)  # the answer "was sent" is refused
+
+    sent = await app.post_command(f'send --yes --segment "{SEGMENT}" Hello')
+
+    told = await sent.reply(count=2)
+    send = await wait_for_state(database, (await only_send(database)).short_id, SendState.SENT)
+    text = text_of(told)
+    assert f"while handling `{send.short_id}`" in text and f"/push status {send.short_id}" in text
+    assert "try again" not in text.lower() and "Reference `" in text
+    assert len(creates(fake_onesignal)) == 1
 
 
 async def test_a_scheduled_send_fires_once_with_a_dm_and_an_updated_log_message(
