@@ -11,8 +11,10 @@ Due sends are claimed in batches (`claim_due_sends`) and delivered concurrently,
 `DeliveryPolicy.max_in_flight`; a send later than PUSHOPS_MISFIRE_GRACE is marked `missed`
 and reported, never sent, and so is a crashed worker's claim found that late with no
 notification id recorded; approvals older than PUSHOPS_APPROVAL_TTL expire. `stop()` (at
-SIGTERM) takes no new work, lets deliveries in flight finish within `drain_timeout`, and
-leaves any that do not in `sending` for the next scheduler to take over with the same key.
+SIGTERM) takes no new work and starts no new OneSignal call, lets deliveries in flight
+finish within `drain_timeout`, and cancels any that do not; the service's `aclose` then
+hands their claims back (see `SendService.aclose`), so another scheduler takes them at
+once instead of after the lease.
 """
 
 from __future__ import annotations
@@ -185,12 +187,16 @@ class Scheduler:
     async def stop(self) -> None:
         """Take no new work, let deliveries in flight finish (bounded), then stop.
 
-        Deliveries still running after `drain_timeout` are cancelled: their sends stay
-        claimed and another scheduler retries them, with the same key, once the lease ends.
+        No OneSignal call starts any more: deliveries still waiting for their turn end at
+        once. Deliveries still running after `drain_timeout` are cancelled. Their sends stay
+        claimed until `SendService.aclose` hands them back: scheduled again if no call
+        started, else left for another scheduler to take over at once, with the same key.
         """
         if self._aps is None or self._stopping:
             return
         self._stopping = True
+        if self._service is not None:
+            self._service.stop_calling()
         self._aps.shutdown(wait=False)
         self._wake.set()
         await _finish(self._claimer, within=self.drain_timeout)
@@ -201,9 +207,7 @@ class Scheduler:
             for task in late:
                 task.cancel()
             if late:
-                log.warning(
-                    "%d deliveries did not finish; they resume after their lease", len(late)
-                )
+                log.warning("%d deliveries did not finish; their sends stay claimed", len(late))
                 await asyncio.wait(late)
         await _finish(self._heartbeat, within=0)
         if self._side_tasks:
@@ -378,6 +382,8 @@ class Scheduler:
                 return
 
     def _start_all(self, sends: list[Send]) -> None:
+        if self._service is not None:
+            self._service.claimed([send.id for send in sends])  # handed back if not delivered
         for send in sends:
             self.disarm(send.id)
             task = asyncio.get_running_loop().create_task(

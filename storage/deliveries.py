@@ -25,11 +25,13 @@ from storage.queries import DEFAULT_LEASE, _bulk_transition  # the claims' share
 __all__ = [
     "DeliveryResult",
     "FinishedSends",
+    "Released",
     "Timer",
     "apply_result",
     "claim_send",
     "finish_sends",
     "list_timers",
+    "release_claims",
     "renew_leases",
 ]
 
@@ -349,3 +351,79 @@ async def _audit_results(
 async def _reload(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, Send]:
     query = sa.select(Send).where(Send.id.in_(ids)).execution_options(populate_existing=True)
     return {send.id: send for send in await session.scalars(query)}
+
+
+@dataclass(frozen=True)
+class Released:
+    """What `release_claims` did: sends scheduled again, and sends left for a take-over."""
+
+    rescheduled: list[uuid.UUID]
+    handed_over: list[uuid.UUID]
+
+
+async def release_claims(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    worker_id: str,
+    send_ids: Collection[uuid.UUID],
+    untried: Collection[uuid.UUID],
+    now: datetime,
+) -> Released:
+    """Hand back this worker's claims on sends it will not finish (it is shutting down).
+
+    A send in `untried` (no OneSignal call of this claim started) on its first claim goes
+    back to `scheduled` as before the claim, audited `send.released`: nothing of it can
+    have reached OneSignal. Any other keeps its state, claim and key, with its lease ended
+    at `now`, so the next worker takes it over at once (asking OneSignal with the same key)
+    instead of when the lease would have run out. Sends no longer `sending` under this
+    worker's claim are left alone.
+    """
+    if not send_ids:
+        return Released([], [])
+    ours = (Send.state == SendState.SENDING, Send.claimed_by == worker_id)
+    back = await _reschedule(session_factory, worker_id, untried, ours) if untried else []
+    left = set(send_ids).difference(back)
+    handed: list[uuid.UUID] = []
+    if left:
+        async with session_factory() as session, session.begin():
+            handed = list(
+                await session.scalars(
+                    sa.update(Send)
+                    .where(Send.id.in_(list(left)), *ours)
+                    .values(lease_until=now)
+                    .returning(Send.id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+    return Released(back, handed)
+
+
+async def _reschedule(
+    session_factory: async_sessionmaker[AsyncSession],
+    worker_id: str,
+    untried: Collection[uuid.UUID],
+    ours: tuple[sa.ColumnElement[bool], ...],
+) -> list[uuid.UUID]:
+    """sending -> scheduled for the untried sends on their first claim, as before the claim."""
+    released = await _bulk_transition(
+        session_factory,
+        conditions=[
+            Send.id.in_(list(untried)),
+            *ours,
+            Send.attempts <= 1,
+            Send.notification_id.is_(None),
+        ],
+        order_by=(Send.id,),
+        limit=len(untried),
+        from_state=SendState.SENDING,
+        to_state=SendState.SCHEDULED,
+        changes={
+            "claimed_by": None,
+            "claimed_at": None,
+            "lease_until": None,
+            "attempts": Send.attempts - 1,  # the claim made no attempt
+        },
+        actor=f"worker:{worker_id}",
+        action="send.released",
+    )
+    return sorted(send.id for send in released)

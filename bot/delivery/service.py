@@ -15,12 +15,12 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 import httpx
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery import recall as recalling
@@ -163,6 +163,11 @@ class SendService:
         )
         self._slots = asyncio.Semaphore(self.policy.max_in_flight)
         self._delivering: set[uuid.UUID] = set()
+        # Claimed here, their attempt's result not written yet; and of those, the ones whose
+        # OneSignal call may have started. Shutdown hands them back (`aclose`).
+        self._claims: set[uuid.UUID] = set()
+        self._called: set[uuid.UUID] = set()
+        self._closing = False
 
     @property
     def grace(self) -> timedelta:
@@ -179,9 +184,55 @@ class SendService:
         """The sends this process is delivering right now."""
         return frozenset(self._delivering)
 
-    async def aclose(self) -> None:
-        """Write the results still queued; call at shutdown, after the deliveries ended."""
-        await self._writer.aclose()
+    def claimed(self, send_ids: Collection[uuid.UUID]) -> None:
+        """Note sends claimed for this process elsewhere (the scheduler's batch claims), so
+        that shutdown hands them back if they were never delivered."""
+        self._claims.update(send_ids)
+
+    def stop_calling(self) -> None:
+        """Start no more OneSignal calls (at shutdown): a delivery waiting for its turn ends
+        without calling, and `aclose` hands its send back."""
+        self._closing = True
+
+    async def aclose(self, *, within: float = 10.0) -> None:
+        """At shutdown, once the deliveries ended: write the results still queued (trying
+        those the database refuses for up to `within` s), then hand back the claims this
+        process will not finish, so another worker takes them at once, not after the lease.
+
+        A send whose OneSignal call never started goes back to `scheduled`, as if never
+        claimed; one whose call may have started keeps its claim and key, its lease ended
+        now, for the next worker to take over and ask OneSignal with the same key.
+        """
+        self._closing = True
+        await self._writer.aclose(within=within)
+        await self._hand_back()
+
+    async def _hand_back(self) -> None:
+        if not self._claims:
+            return
+        try:
+            async with self.writes:
+                handed = await deliveries.release_claims(
+                    session_factory=self.database.sessions,
+                    worker_id=self.worker_id,
+                    send_ids=frozenset(self._claims),
+                    untried=self._claims - self._called,
+                    now=self.clock(),
+                )
+        except SQLAlchemyError as error:
+            log.warning(
+                "could not hand back %d claimed sends (%s); they are taken over when their "
+                "lease ends", len(self._claims), type(error).__name__,
+            )  # fmt: skip
+            return
+        self._claims.clear()
+        self._called.clear()
+        if handed.rescheduled or handed.handed_over:
+            log.info(
+                "handed back %d sends never sent to OneSignal (scheduled again) and %d whose "
+                "OneSignal call may have started (taken over at once, same key)",
+                len(handed.rescheduled), len(handed.handed_over),
+            )  # fmt: skip
 
     # --- creating ------------------------------------------------------------------------
 
@@ -247,6 +298,8 @@ class SendService:
             # Only a failure of the commit itself leaves it open whether the row was stored.
             failed = StoreInterrupted if committing else StoreRefused
             raise failed(f"the database failed ({type(error).__name__})") from error
+        if taken is not None and self.claimed_here(send) and not send.replayed:
+            self._claims.add(send.id)
         return send
 
     def _check_due(self, due_at: datetime | None, timezone: str) -> None:
@@ -482,10 +535,13 @@ class SendService:
         attempt starts later than its due time plus the grace (a held send found that late
         keeps what went out and sends nothing more). An outcome the database refuses to
         record is kept and tried again until it is recorded, the send still claimed;
-        `unrecorded` hears of that at once, with what is known.
+        `unrecorded` hears of that at once, with what is known. None too when the process
+        is shutting down before the call (`stop_calling`).
         """
         held = send.state == SendState.SENDING  # a retry, or taken over from a dead worker
         if send.state == SendState.SCHEDULED:
+            if self._closing:
+                return None  # left for a worker that is not shutting down
             async with self.writes:
                 claimed = await deliveries.claim_send(
                     session_factory=self.database.sessions,
@@ -503,11 +559,16 @@ class SendService:
         if send.id in self._delivering:
             return None  # already on its way from this process
         self._delivering.add(send.id)
+        self._claims.add(send.id)
         try:
             attempt = await self._attempt(send, held)
+            if attempt is None:
+                return None
             written = await self._writer.write(
                 attempt.result, refused=lambda: self._unrecorded(send, attempt, unrecorded)
             )
+            self._claims.discard(send.id)
+            self._called.discard(send.id)
             if written.status == "recorded" and written.at is not None:
                 written = Written("recorded", apply_result(send, attempt.result, written.at))
             await self._after(send, attempt, written)
@@ -515,12 +576,16 @@ class SendService:
         finally:
             self._delivering.discard(send.id)
 
-    async def _attempt(self, send: Send, held: bool) -> Attempt:
-        """The attempt; a held send past its deadline ends without one."""
+    async def _attempt(self, send: Send, held: bool) -> Attempt | None:
+        """The attempt (None: shutting down, no call made); a held send past its deadline
+        ends without one."""
         deadline = deadline_of(send, self.grace)
         if held and deadline is not None and self.clock() > deadline:
             return too_late(send, grace=self.grace)
         async with self._slots:
+            if self._closing:
+                return None
+            self._called.add(send.id)
             return await attempt_delivery(
                 send, apps=self.apps, policy=self.policy, clock=self.clock, grace=self.grace
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -340,6 +341,50 @@ async def test_a_delivery_cut_off_at_shutdown_resumes_with_the_same_key(
     assert keys == [str(send.id), str(send.id)]
     (created,) = second.created()
     assert row.notification_id == created["id"]
+
+
+async def test_shutdown_hands_back_its_claims_and_another_scheduler_sends_them_at_once(
+    database, keyring, fake_onesignal, app
+):
+    # One call at a time and a long lease: one send goes to OneSignal, two wait their turn.
+    policy = replace(FAST, lease=30.0, max_in_flight=1)
+    hold = fake_onesignal.faults.hold(method="POST", path="/notifications")
+    ids = await insert_due(database, app, 3, utcnow())
+    async with kit(database, keyring, fake_onesignal, app, policy=policy) as first:
+        first.scheduler.drain_timeout = 0.2
+        await first.start()
+        await asyncio.to_thread(hold.arrived.wait, 10)
+        await first.scheduler.stop()  # what SIGTERM runs: `Services.aclose`
+        await first.sends.aclose()
+        stopped_at = utcnow()
+        rows = {send_id: await first.row(send_id) for send_id in ids}
+    (called,) = [uuid.UUID(r.json["idempotency_key"]) for r in first.posted()]
+    hold.release()  # OneSignal acts on the call the first scheduler never heard back from
+
+    started = time.monotonic()
+    async with kit(database, keyring, fake_onesignal, app, policy=policy) as second:
+        await second.start()
+        sent = [await second.wait_state(send_id, SendState.SENT, seconds=10) for send_id in ids]
+        took = time.monotonic() - started
+
+    # The call that may have reached OneSignal keeps its claim and key, its lease ended now;
+    # the two that never called are scheduled again as if never claimed.
+    assert rows[called].state == SendState.SENDING and rows[called].lease_until <= stopped_at
+    for send_id in set(ids) - {called}:
+        assert (rows[send_id].state, rows[send_id].claimed_by) == (SendState.SCHEDULED, None)
+        assert rows[send_id].attempts == 0
+        assert await first.actions(rows[send_id]) == [
+            "send.sending",
+            "send.released",
+            "send.sending",
+            "send.sent",
+        ]
+    assert took < 10 < policy.lease  # promptly, not after the 30 s lease
+    keys = Counter(r.json["idempotency_key"] for r in fake_onesignal.requests_to("POST", "/n"))
+    assert keys == {str(called): 2} | {str(i): 1 for i in ids if i != called}
+    assert len(fake_onesignal.notifications) == 3  # each sent exactly once
+    assert {row.notification_id for row in sent} == set(fake_onesignal.notifications)
+    assert await audit_chain_ok(database)
 
 
 def _abandoned_scheduler(
