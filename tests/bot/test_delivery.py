@@ -29,7 +29,7 @@ from storage.errors import SelfApproval
 from storage.models import SendState, utcnow
 from tests.bot.deliverykit import FAST, SEGMENT, audit_chain_ok, kit, seeded_app
 from tests.plugins.database import OTHER_TEAM
-from tests.scenario.busy import refusing_writes
+from tests.scenario.busy import refusing_to_change, refusing_writes
 
 
 @pytest.fixture
@@ -760,6 +760,33 @@ async def test_a_result_the_database_refuses_is_kept_and_recorded_once_it_takes_
     assert env.notifier.of("send_failed") == [] and len(env.posted()) == 1
     assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
     assert await audit_chain_ok(database)
+
+
+async def test_one_result_the_database_refuses_never_holds_up_the_others(
+    database, keyring, fake_onesignal, app
+):
+    policy = replace(FAST, lease=10.0, record_backoff=0.05, record_max_backoff=0.2)
+    async with kit(database, keyring, fake_onesignal, app, policy=policy) as env:
+        hold = env.fake.faults.hold(method="POST", path="/notifications")
+        refused, taken = await env.create("Refused"), await env.create("Taken")
+        deliveries = [asyncio.create_task(env.sends.deliver(s)) for s in (refused, taken)]
+        await asyncio.to_thread(lambda: _until(lambda: hold.arrivals == 2))
+        async with refusing_to_change(database, refused.short_id):
+            hold.release()  # both answers come back together
+            recorded = await asyncio.wait_for(deliveries[1], 10)
+            await asyncio.sleep(0.3)  # the refused one is tried again meanwhile
+            held = await env.row(refused)
+        await asyncio.wait_for(deliveries[0], 10)
+        row = await env.row(refused)
+
+    assert recorded is not None and recorded.state == SendState.SENT
+    assert held.state == SendState.SENDING and held.notification_id is None
+    assert row.state == SendState.SENT and row.notification_id is not None
+    assert [n.send.short_id for n in env.notifier.of("send_delivered")] == [
+        taken.short_id,
+        refused.short_id,
+    ]
+    assert len(env.created()) == 2 and len(env.posted()) == 2
 
 
 def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:

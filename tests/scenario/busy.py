@@ -92,3 +92,36 @@ def _lifts(connection: AsyncConnection, tables: list[str]) -> list[str]:
     return [f'DROP TRIGGER refuse_writes ON "{table}"' for table in tables] + [
         "DROP FUNCTION refuse_writes()"
     ]
+
+
+@contextlib.asynccontextmanager
+async def refusing_to_change(database: Database, short_id: str) -> AsyncIterator[None]:
+    """The database refuses every change to one send's row (and takes all others)."""
+    other = Database.open(database.engine.url)
+    if other.engine.dialect.name == "sqlite":
+        make = [
+            f"CREATE TRIGGER refuse_one BEFORE UPDATE ON sends WHEN OLD.short_id = '{short_id}' "
+            f"BEGIN SELECT RAISE(ABORT, '{READ_ONLY}'); END"
+        ]
+        lift = ["DROP TRIGGER refuse_one"]
+    else:
+        make = [
+            "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'this row is read-only' USING ERRCODE = 'read_only_sql_transaction'; "
+            "END $$",
+            f"CREATE TRIGGER refuse_one BEFORE UPDATE ON sends FOR EACH ROW "
+            f"WHEN (OLD.short_id = '{short_id}') EXECUTE FUNCTION refuse_one()",
+        ]
+        lift = ["DROP TRIGGER refuse_one ON sends", "DROP FUNCTION refuse_one()"]
+    try:
+        async with other.engine.begin() as connection:
+            for statement in make:
+                await connection.exec_driver_sql(statement)
+        try:
+            yield
+        finally:
+            async with other.engine.begin() as connection:
+                for statement in lift:
+                    await connection.exec_driver_sql(statement)
+    finally:
+        await other.dispose()
