@@ -117,7 +117,7 @@ class DeliveryPolicy:
     credentials_ttl: float = 60.0
     record_batch: int = 200
     record_backoff: float = 0.5
-    record_max_backoff: float = 30.0
+    record_max_backoff: float = 10.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.max_in_flight < 1 or self.record_batch < 1:

@@ -96,7 +96,7 @@ class ResultWriter:
         batch: int,
         gate: WriteGate,
         backoff: float = 0.5,
-        max_backoff: float = 30.0,
+        max_backoff: float = 10.0,
     ) -> None:
         self._database = database
         self._gate = gate
@@ -112,11 +112,6 @@ class ResultWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def unwritten(self) -> frozenset[uuid.UUID]:
-        """The sends whose result waits to be written (queued, or kept after a refusal)."""
-        return frozenset(p.result.send_id for p in [*self._queue, *self._kept])
 
     async def write(self, result: DeliveryResult, *, refused: Refused | None = None) -> Written:
         """Record `result` (with others waiting at the same time); what became of it.
@@ -158,7 +153,7 @@ class ResultWriter:
         if left:
             log.warning(
                 "%d delivery results could not be written before shutdown; their sends stay "
-                "claimed and are taken over, with the same key, when their lease ends",
+                "claimed, for the worker that takes them over to ask OneSignal with the same key",
                 len(left),
             )
         for pending in left:
@@ -180,7 +175,8 @@ class ResultWriter:
                 continue
             while self._queue:
                 batch, self._queue = self._queue[: self._batch], self._queue[self._batch :]
-                await self._write(batch)
+                if not await self._write(batch):
+                    self._kept.extend(batch)
             if self._kept and loop.time() >= self._retry_at:
                 await self._retry_kept()
 
@@ -194,7 +190,7 @@ class ResultWriter:
             self._kept.popleft()
 
     async def _write(self, batch: list[_Pending]) -> bool:
-        """Write `batch` in one transaction; False when the database refused it (kept)."""
+        """Write `batch` in one transaction; False when the database refused it."""
         try:
             async with self._gate:
                 finished = await deliveries.finish_sends(
@@ -203,7 +199,7 @@ class ResultWriter:
                     results=[pending.result for pending in batch],
                 )
         except SQLAlchemyError as error:
-            self._keep(batch, error)
+            self._refused(batch, error)
             return False
         except Exception as error:  # noqa: BLE001 - handed to each waiting delivery, who logs it
             for pending in batch:
@@ -215,15 +211,13 @@ class ResultWriter:
         _settle(batch, finished)
         return True
 
-    def _keep(self, batch: list[_Pending], error: SQLAlchemyError) -> None:
-        """Keep refused results for another try, and tell whoever waits for them."""
+    def _refused(self, batch: list[_Pending], error: SQLAlchemyError) -> None:
+        """Put the next try off (backing off), and tell whoever waits for these results."""
         wait = min(self._max_backoff, self._backoff * 2.0**self._refusals)
         self._refusals += 1
         self._retry_at = asyncio.get_running_loop().time() + wait
         for pending in batch:
             pending.refused.set()
-            if pending not in self._kept:
-                self._kept.append(pending)
         # The error's text may name hosts; its kind says enough.
         log.warning(
             "the database refused %d delivery results (%s); trying again in %g s",

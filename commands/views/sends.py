@@ -309,17 +309,16 @@ def recording_text(short_id: str, notification_ids: Sequence[str], reason: str |
 
     Never "failed" or "try again" for what OneSignal accepted: it is going out.
     """
-    waiting = (
-        "PushOps's database refused the write for now, so it keeps trying and answers here "
-        "once it is recorded."
-    )
+    waiting = "The database refuses writes for now, so PushOps keeps trying to record"
     said = f"\n{escape(reason)}" if reason else ""
     if not notification_ids:
-        return f"`{short_id}`: {escape(reason or 'not sent yet.')} Recording that: {waiting}"
+        why = escape(reason or "not sent yet.")
+        return f"`{short_id}`: {why} {waiting} that, and answers here once it is recorded."
     noun = "notification" if len(notification_ids) == 1 else "notifications"
     return (
         f"OneSignal has `{short_id}` ({noun} {', '.join(notification_ids)}); recording it. "
-        f"{waiting} OneSignal is sending it, so please don't send it again.{said}"
+        f"{waiting} it and answers here once it is recorded. OneSignal is sending it: "
+        f"please don't send it again.{said}"
     )
 
 
