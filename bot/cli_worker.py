@@ -20,17 +20,10 @@ import sys
 from typing import Any, Final
 
 from bot import collector
-from bot.cli_serve import (
-    EXIT_SETTINGS,
-    EXIT_STARTUP,
-    WORKER_CHECKS,
-    StartupError,
-    find_problems,
-    format_problems,
-    load_settings,
-    migrate_at_start,
-    preflight,
-)
+from bot.checks.online import check_in_background
+from bot.checks.problems import format_problems
+from bot.checks.settings import WORKER_CHECKS, settings_problems
+from bot.cli_serve import EXIT_SETTINGS, EXIT_STARTUP, StartupError, migrate_at_start, preflight
 from bot.logs import configure_logging, redact, secrets_of
 from bot.services import Services, build_services
 from bot.settings import Settings
@@ -61,13 +54,10 @@ def add_parser(subparsers: Any) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     """`pushops worker`: check the settings, then deliver until SIGTERM or Ctrl-C."""
     del args
-    settings, problems = load_settings()
-    if settings is not None:
-        problems = find_problems(settings, WORKER_CHECKS)
+    settings, problems = settings_problems(WORKER_CHECKS)
     if problems:
         print(format_problems(problems, heading="PushOps worker cannot start:"), file=sys.stderr)
         return EXIT_SETTINGS
-    assert settings is not None
     configure_logging(settings)
     try:
         asyncio.run(work(settings))
@@ -92,6 +82,7 @@ async def work(settings: Settings) -> None:
     await migrate_at_start(settings, database)
     services = build_services(settings, database=database, keyring=keyring)
     _tell_slack(settings, services)
+    check_in_background(settings, services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_ONESIGNAL_API_URL = "https://api.onesignal.com"
+
+COMMENT_ERROR: Final = "setting_comment"
+"""The error type of a value that carries a `# comment`."""
+SPACES_ERROR: Final = "setting_spaces"
+"""The error type of a value with spaces, tabs or line breaks around it."""
+
+# A comment starts at a '#' that opens the value or follows a space, as in a shell or a .env
+# file; a '#' inside a word (a password in DATABASE_URL) is part of the value.
+_COMMENT: Final = re.compile(r"(?:^|\s)#")
 
 
 class Settings(BaseSettings):
@@ -44,6 +56,24 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="PUSHOPS_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field(default="text", alias="PUSHOPS_LOG_FORMAT")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_comments_and_spaces(cls, value: Any) -> Any:
+        """Refuse what `docker run --env-file` keeps verbatim: an inline comment, spaces.
+
+        python-dotenv drops both when PushOps reads `.env` itself, but Docker's env file and
+        a quoted shell value pass them on; a key with a comment stuck to it would only fail
+        at the first send, with OneSignal's bare 403.
+        """
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            return value
+        if _COMMENT.search(text):
+            raise PydanticCustomError(COMMENT_ERROR, "carries a comment (from '#' on)")
+        if text != text.strip():
+            raise PydanticCustomError(SPACES_ERROR, "has spaces or line breaks around its value")
+        return value
+
     @field_validator("slack_api_url")
     @classmethod
     def _slack_url_ends_with_slash(cls, value: str) -> str:
@@ -60,6 +90,60 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'pushops.db').resolve()}"
+
+
+@dataclass(frozen=True)
+class InvalidSetting:
+    """A setting whose value cannot be read: its variable, why (no final period, never the
+    value), and pydantic's error type."""
+
+    name: str
+    message: str
+    kind: str
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable of the field `field_name`."""
+    return Settings.model_fields[field_name].alias or field_name.upper()
+
+
+def read_settings() -> tuple[Settings, list[InvalidSetting]]:
+    """The settings, with each unreadable value at its default, and what was unreadable.
+
+    pydantic reports every invalid field at once but then gives no settings at all; the
+    defaults in their place let the other checks run too, so one bad value (`PORT=abc`)
+    does not hide the rest.
+    """
+    try:
+        return Settings(), []
+    except ValidationError as error:
+        invalid = [_invalid(details) for details in error.errors(include_input=False)]
+    fields = {env_name(name): name for name in Settings.model_fields}
+    defaults = {
+        fields[item.name]: Settings.model_fields[fields[item.name]].get_default(
+            call_default_factory=True
+        )
+        for item in invalid
+        if item.name in fields
+    }
+    return Settings(**defaults), invalid
+
+
+# Plainer words than pydantic's for the errors a setting typically has.
+_MESSAGES: Final = {
+    "int_parsing": "is not a whole number",
+    "float_parsing": "is not a number",
+    "bool_parsing": "is neither 1 nor 0 (true/false)",
+    "greater_than": "must be more than 0",
+}
+
+
+def _invalid(details: ErrorDetails) -> InvalidSetting:
+    # Only the location and the message: the input may be a secret.
+    location = details.get("loc") or ("?",)
+    kind = details["type"]
+    message = _MESSAGES.get(kind, details["msg"].rstrip("."))
+    return InvalidSetting(str(location[0]).upper(), message, kind)
 
 
 @lru_cache(maxsize=1)

@@ -193,6 +193,22 @@ def load_keyring(*, secret_key: SecretStr | None, data_dir: Path) -> KeyRing:
     return KeyRing.from_text(_read_or_create_key_file(path), source=str(path))
 
 
+def read_keyring(*, secret_key: SecretStr | None, data_dir: Path) -> KeyRing | None:
+    """The ring `load_keyring` would use, without making a key file: None when there is none."""
+    if secret_key is not None and secret_key.get_secret_value().strip():
+        return KeyRing.from_text(secret_key.get_secret_value())
+    return key_file_ring(data_dir)
+
+
+def key_file_ring(data_dir: Path) -> KeyRing | None:
+    """The ring in the data dir's key file (made when no key was set), None without one."""
+    path = data_dir / KEY_FILE_NAME
+    try:
+        return KeyRing.from_text(_read_key_file(path), source=str(path))
+    except FileNotFoundError:
+        return None
+
+
 def _read_or_create_key_file(path: Path) -> str:
     try:
         return _read_key_file(path)

@@ -59,6 +59,18 @@ class DatabaseURLError(ValueError):
     """`DATABASE_URL` names no database PushOps can use; the message says what would work."""
 
 
+class DatabaseDriverMissing(DatabaseURLError):
+    """`DATABASE_URL` names PostgreSQL but its driver cannot be imported; `fix` says what to do."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"DATABASE_URL {problem.rstrip('.')}: {fix}.")
+
+
+POSTGRES_EXTRA_FIX: Final = "pip install 'pushops[postgres]' (the Docker image has it)"
+
+
 class WriteBusy(Exception):
     """Another writer held the database longer than the caller could wait; nothing was written."""
 
@@ -84,10 +96,34 @@ def async_url(url: str | URL) -> URL:
     if backend == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite")
     if backend in {"postgresql", "postgres"}:
+        _require_psycopg()
         return parsed.set(drivername="postgresql+psycopg")
     raise DatabaseURLError(
         f"DATABASE_URL names a {backend} database; PushOps supports sqlite:///… and postgresql://…."
     )
+
+
+def _require_psycopg() -> None:
+    """Raise `DatabaseDriverMissing` when psycopg 3 (an optional dependency) cannot be imported.
+
+    Without this, the first connection would fail deep in SQLAlchemy with a long traceback.
+    """
+    try:
+        import psycopg  # noqa: F401  # imported by the engine later; here only to ask
+    except ModuleNotFoundError as e:
+        if e.name != "psycopg":
+            raise
+        raise DatabaseDriverMissing(
+            "names a PostgreSQL database, but the PostgreSQL driver (psycopg) is not installed.",
+            POSTGRES_EXTRA_FIX,
+        ) from None
+    except ImportError as e:  # installed, but its C library (libpq) is missing or broken
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DatabaseDriverMissing(
+            f"names a PostgreSQL database, but the PostgreSQL driver (psycopg) could not be "
+            f"loaded: {reason}.",
+            "pip install 'psycopg[binary]', or install libpq",
+        ) from None
 
 
 def display_url(url: str | URL) -> str:

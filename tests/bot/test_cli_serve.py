@@ -2,10 +2,15 @@
 
 import logging
 import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from bot.cli import main
+from storage.crypto import generate_key
 from tests.fakes.signing import DEFAULT_SIGNING_SECRET
 from tests.fakes.slack import DEFAULT_APP_TOKEN, DEFAULT_BOT_TOKEN
 
@@ -185,7 +190,10 @@ def test_serve_stops_clearly_when_slack_refuses_the_bot_token(env, capsys, fake_
     code, _, err = run(capsys, "serve")
 
     assert code == 1
-    assert "PushOps cannot start: Slack refused SLACK_BOT_TOKEN (invalid_auth)." in err
+    assert (
+        "PushOps cannot start: SLACK_BOT_TOKEN: Slack refused it (invalid_auth). "
+        "Fix: copy the current token from the app's settings page on api.slack.com" in err
+    )
     assert "xoxb-revoked-token-123" not in err
     assert fake_slack.calls_to("auth.test")[0].token == "xoxb-revoked-token-123"
 
@@ -204,3 +212,225 @@ def test_serve_stops_clearly_when_the_port_is_taken(env, capsys, fake_slack):
     assert code == 1
     assert f"cannot listen on 127.0.0.1:{fake_slack.port}" in err
     assert "Set PORT (or HOST) to a free one." in err
+
+
+def test_an_unreadable_value_does_not_hide_the_other_problems(env, capsys):
+    env(PORT="abc", PUSHOPS_LOG_LEVEL="LOUD", SLACK_APP_TOKEN="xoxb-not-an-app-token")
+
+    code, _, err = run(capsys, "check")
+
+    assert code == 1
+    assert err.startswith("Found 4 problems in the settings:")
+    assert "- PORT: " in err
+    assert "- SLACK_BOT_TOKEN: no Slack credentials are set." in err
+    assert "- SLACK_APP_TOKEN: is not an app-level token" in err
+    assert "- PUSHOPS_LOG_LEVEL: is not a log level." in err
+
+
+def test_check_prints_one_line_per_problem_with_its_fix(env, capsys):
+    env(SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN, PORT="abc")
+
+    code, _, err = run(capsys, "check")
+
+    heading, *lines = err.splitlines()
+    assert code == 1
+    assert heading == "Found 2 problems in the settings:"
+    assert [line.split(":")[0] for line in lines] == ["- PORT", "- SLACK_SIGNING_SECRET"]
+    assert all(" Fix: " in line for line in lines)
+
+
+# `docker run --env-file` keeps a line's value verbatim after the `=`: an inline comment and
+# the spaces before it become part of the value.
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ONESIGNAL_API_KEY", A_SECRET_VALUE + "         # the app's REST API key"),
+        ("ONESIGNAL_APP_ID", GOOD_APP_ID + "   # OneSignal > Settings > Keys & IDs"),
+        ("SLACK_APP_TOKEN", "# xapp-... for Socket Mode"),
+        ("PORT", "3000 # HTTP"),
+    ],
+    ids=["api-key", "app-id", "only-a-comment", "number"],
+)
+def test_a_value_carrying_an_inline_comment_is_refused_by_name(env, capsys, name, value):
+    env(
+        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
+        SLACK_SIGNING_SECRET=DEFAULT_SIGNING_SECRET,
+        ONESIGNAL_APP_ID=GOOD_APP_ID,
+        ONESIGNAL_API_KEY=A_SECRET_VALUE,
+    )
+    env(**{name: value})
+
+    code, out, err = run(capsys, "check")
+
+    assert code == 1, out
+    assert err.startswith("Found 1 problem in the settings:")
+    assert f"- {name}: carries a comment (from '#' on)" in err
+    assert "on its own line" in err
+    assert A_SECRET_VALUE not in err and DEFAULT_SIGNING_SECRET not in err
+
+
+@pytest.mark.parametrize("value", [" " + DEFAULT_BOT_TOKEN, DEFAULT_BOT_TOKEN + "\n", "\t0.0.0.0"])
+def test_a_value_with_surrounding_spaces_is_refused_by_name(env, capsys, value):
+    name = "HOST" if "0.0.0.0" in value else "SLACK_BOT_TOKEN"
+    env(SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN, SLACK_SIGNING_SECRET=DEFAULT_SIGNING_SECRET)
+    env(**{name: value})
+
+    code, _, err = run(capsys, "check")
+
+    assert code == 1
+    assert f"- {name}: has spaces or line breaks around its value. Fix: remove them" in err
+    assert DEFAULT_BOT_TOKEN not in err
+
+
+def test_serve_refuses_an_inline_comment_before_asking_anyone(env, capsys, fake_slack):
+    env(
+        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN + " # from OAuth & Permissions",
+        SLACK_SIGNING_SECRET=DEFAULT_SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+    )
+
+    code, _, err = run(capsys, "serve")
+
+    assert code == 2
+    assert err.startswith("PushOps cannot start: 1 problem in the settings:")
+    assert "- SLACK_BOT_TOKEN: carries a comment" in err
+    assert fake_slack.calls_to("auth.test") == []
+
+
+def test_a_dotenv_file_with_inline_comments_reads_as_python_dotenv_does(env, capsys, tmp_path):
+    # PushOps reads `.env` itself with python-dotenv, which drops an unquoted inline comment;
+    # only what reaches the environment verbatim (docker --env-file, a shell) is refused.
+    (tmp_path / ".env").write_text(
+        f"SLACK_BOT_TOKEN={DEFAULT_BOT_TOKEN}   # Bot User OAuth Token\n"
+        f"SLACK_SIGNING_SECRET={DEFAULT_SIGNING_SECRET} # Basic Information\n"
+    )
+
+    code, out, err = run(capsys, "check")
+
+    assert code == 0, err
+    assert out.startswith("Settings OK")
+
+
+def _docker_env_file(text: str) -> dict[str, str]:
+    """`docker run --env-file` reading `text`: whole-line comments skipped, values verbatim."""
+    values = {}
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        name, _, value = stripped.partition("=")
+        values[name] = value
+    return values
+
+
+def test_the_readmes_env_examples_survive_docker_env_file():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.S)
+    examples = [b for b in blocks if re.search(r"^\s*(SLACK|ONESIGNAL)_\w+=", b, flags=re.M)]
+    assert len(examples) >= 2  # the Slack and the OneSignal settings
+
+    values = _docker_env_file("\n".join(examples))
+
+    assert {"SLACK_BOT_TOKEN", "ONESIGNAL_APP_ID", "ONESIGNAL_API_KEY"} <= values.keys()
+    for name, value in values.items():
+        assert "#" not in value and value == value.strip(), f"{name}={value!r}"
+
+
+@pytest.mark.parametrize(("command", "exit_code"), [("check", 1), ("serve", 2)])
+@pytest.mark.parametrize("where", ["under-a-file", "a-file"])
+def test_a_data_dir_that_cannot_be_used_is_named_with_its_fix(
+    env, capsys, tmp_path, fake_slack, command, exit_code, where
+):
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    data_dir = a_file / "data" if where == "under-a-file" else a_file
+    env(
+        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
+        SLACK_SIGNING_SECRET=DEFAULT_SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        PUSHOPS_DATA_DIR=str(data_dir),
+    )
+
+    code, _, err = run(capsys, command)
+
+    heading, line = err.splitlines()
+    assert code == exit_code
+    assert heading.endswith("1 problem in the settings:")
+    assert line.startswith(f"- PUSHOPS_DATA_DIR: {data_dir} cannot be used: {a_file} is a file")
+    assert line.endswith(
+        "Fix: set PUSHOPS_DATA_DIR to a folder the user running PushOps may write to."
+    )
+    assert fake_slack.calls_to("auth.test") == []  # nothing was started
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in any folder")
+def test_a_data_dir_without_write_permission_is_named_with_its_fix(env, capsys, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o500)
+    env(SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN, SLACK_SIGNING_SECRET=DEFAULT_SIGNING_SECRET)
+    env(PUSHOPS_DATA_DIR=str(data_dir))
+
+    code, _, err = run(capsys, "check")
+
+    assert code == 1
+    assert f"- PUSHOPS_DATA_DIR: {data_dir} cannot be used: " in err
+    assert "Fix: set PUSHOPS_DATA_DIR to a folder the user running PushOps may write to" in err
+
+
+def test_the_data_dir_is_not_needed_with_a_secret_key_and_another_database(env, capsys, tmp_path):
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    env(
+        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
+        SLACK_SIGNING_SECRET=DEFAULT_SIGNING_SECRET,
+        PUSHOPS_DATA_DIR=str(a_file / "data"),
+        PUSHOPS_SECRET_KEY=generate_key(),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'elsewhere' / 'pushops.db'}",
+    )
+
+    code, out, err = run(capsys, "check")
+
+    assert code == 0, err
+    assert out.startswith("Settings OK")
+
+
+# The child process hides psycopg as an uninstalled package would: `import psycopg` raises
+# ModuleNotFoundError once sys.modules maps the name to None (the import system's own rule).
+_WITHOUT_PSYCOPG = (
+    "import sys; sys.modules['psycopg'] = None; "
+    "from bot.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize(
+    ("argv", "exit_code"), [(["check"], 1), (["serve"], 2), (["db", "upgrade"], 1)]
+)
+def test_postgresql_without_its_driver_says_how_to_install_it(tmp_path, argv, exit_code):
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SLACK_", "ONESIGNAL_", "PUSHOPS_", "DATABASE_URL"))
+    }
+    environment.update(
+        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
+        SLACK_SIGNING_SECRET=DEFAULT_SIGNING_SECRET,
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+        PUSHOPS_DATA_DIR=str(tmp_path / "data"),
+        DATABASE_URL="postgresql://pushops@127.0.0.1:9/pushops",
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PSYCOPG, *argv],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == exit_code, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "DATABASE_URL" in line]
+    assert "PostgreSQL driver (psycopg) is not installed" in line
+    assert "pip install 'pushops[postgres]'" in line
+    assert len(result.stderr.splitlines()) <= 2

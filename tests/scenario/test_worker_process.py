@@ -328,5 +328,5 @@ async def test_a_worker_whose_token_slack_refuses_stops_and_says_so(run_cli, fak
     )
 
     assert result.code == EXIT_STARTUP
-    assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in result.stderr
+    assert "SLACK_BOT_TOKEN: Slack refused it (invalid_auth)" in result.stderr
     assert token not in result.stderr and "Traceback" not in result.stderr
