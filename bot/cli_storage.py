@@ -16,16 +16,24 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError
 
-from bot.settings import Settings, get_settings
+from bot.settings import Settings, read_settings
 from bot.words import plural
 from storage import queries
 from storage.audit import iter_audit_events, verify_audit_chain
-from storage.crypto import CryptoError, KeyRing, generate_key, load_keyring
+from storage.crypto import (
+    KEY_FILE_NAME,
+    CryptoError,
+    KeyRing,
+    generate_key,
+    key_file_ring,
+    load_keyring,
+    read_keyring,
+)
 from storage.db import Database, DatabaseURLError, display_url
-from storage.errors import StorageError
+from storage.errors import DuplicateAppName, StorageError
 from storage.migrations import current_revision, head_revision, upgrade
 from storage.models import AuditEvent
 from storage.rotation import rotate_secrets
@@ -168,13 +176,11 @@ def _first_line(error: BaseException | None) -> str:
 
 
 def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
-        raise CliError(f"invalid settings: {problems}") from None
+    settings, invalid = read_settings()
+    if invalid:
+        problems = "; ".join(f"{item.name} {item.message}" for item in invalid)
+        raise CliError(f"invalid settings: {problems}. `pushops check` says how to fix each.")
+    return settings
 
 
 async def _with_database(
@@ -204,7 +210,19 @@ async def _require_head(database: Database, url: str) -> None:
 
 
 def _keyring(settings: Settings) -> KeyRing:
+    """The key ring; without PUSHOPS_SECRET_KEY, the data dir's key file, made if missing."""
     return load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+
+
+def _existing_keyring(settings: Settings) -> KeyRing:
+    """The key ring, never making a key file: a command that only reads needs none made."""
+    keyring = read_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+    if keyring is None:
+        raise CliError(
+            f"No key: PUSHOPS_SECRET_KEY is not set and {settings.data_dir / KEY_FILE_NAME} "
+            "does not exist. Set PUSHOPS_SECRET_KEY to the key the secrets were saved with."
+        )
+    return keyring
 
 
 def _actor() -> str:
@@ -271,28 +289,44 @@ async def _apps_add(args: argparse.Namespace) -> int:
     app_id = queries.validate_onesignal_app_id(args.app_id)
 
     async def work(database: Database) -> int:
-        keyring = _keyring(settings)
         api_key = _read_api_key(settings)
+        if not args.replace:
+            await _refuse_duplicate(database, args.team, args.name)
         if not args.no_verify:
             await _verify(settings, app_id, api_key)
-        async with database.sessions.begin() as session:
-            app = await queries.add_app(
-                session=session,
-                keyring=keyring,
-                team_id=args.team,
-                name=args.name,
-                onesignal_app_id=app_id,
-                api_key=api_key,
-                added_by=_actor(),
-                make_default=args.default,
-                replace=args.replace,
-            )
+        # Last, once nothing else can refuse: without PUSHOPS_SECRET_KEY this makes the key file.
+        keyring = _keyring(settings)
+        try:
+            async with database.sessions.begin() as session:
+                app = await queries.add_app(
+                    session=session,
+                    keyring=keyring,
+                    team_id=args.team,
+                    name=args.name,
+                    onesignal_app_id=app_id,
+                    api_key=api_key,
+                    added_by=_actor(),
+                    make_default=args.default,
+                    replace=args.replace,
+                )
+        except DuplicateAppName as error:  # added meanwhile by someone else
+            raise CliError(_duplicate(error)) from None
         default = " (default)" if app.is_default else ""
         checked = "" if args.no_verify else ", key checked with OneSignal"
         print(f"Saved app {app.name!r}{default} in workspace {app.team_id}{checked}.")
         return 0
 
     return await _with_database(settings, work)
+
+
+async def _refuse_duplicate(database: Database, team_id: str, name: str) -> None:
+    async with database.sessions() as session:
+        if await queries.get_app(session=session, team_id=team_id, name=name) is not None:
+            raise CliError(_duplicate(DuplicateAppName(team_id, name)))
+
+
+def _duplicate(error: DuplicateAppName) -> str:
+    return f"{str(error).rstrip('.')}: add --replace to replace its app id and key."
 
 
 def _masked_key(app: Any, keyring: KeyRing) -> str:
@@ -307,12 +341,12 @@ async def _apps_list(args: argparse.Namespace) -> int:
     settings = _settings()
 
     async def work(database: Database) -> int:
-        keyring = _keyring(settings)
         async with database.sessions() as session:
             apps = await queries.list_apps(session=session, team_id=args.team)
         if not apps:
             print("No OneSignal app is configured" + (f" in {args.team}." if args.team else "."))
             return 0
+        keyring = _existing_keyring(settings)
         rows = [("TEAM", "NAME", "DEFAULT", "ONESIGNAL APP ID", "REST API KEY")]
         rows += [
             (
@@ -365,7 +399,8 @@ async def _keys_rotate(args: argparse.Namespace) -> int:
     settings = _settings()
 
     async def work(database: Database) -> int:
-        keyring = _keyring(settings)
+        keyring = _existing_keyring(settings)
+        _refuse_a_stale_key_file(settings)
         report = await rotate_secrets(
             session_factory=database.sessions, keyring=keyring, actor=_actor()
         )
@@ -377,15 +412,57 @@ async def _keys_rotate(args: argparse.Namespace) -> int:
             print(f"error: {failure}", file=sys.stderr)
         if not report.ok:
             return 1
-        if len(keyring.key_ids) > 1:
-            others = ", ".join(keyring.key_ids[1:])
-            print(
-                f"Every secret is under key {keyring.primary_key_id}; the old "
-                f"{'key' if len(keyring.key_ids) == 2 else 'keys'} {others} can be removed."
-            )
+        _after_rotation(settings, keyring)
         return 0
 
     return await _with_database(settings, work)
+
+
+def _after_rotation(settings: Settings, keyring: KeyRing) -> None:
+    """Say what the operator may do next: drop the old keys, or how to rotate a generated one."""
+    if settings.secret_key is None:
+        print(
+            "PUSHOPS_SECRET_KEY is not set: the key is the one PushOps generated in "
+            f"{settings.data_dir / KEY_FILE_NAME}. To rotate it, set "
+            "PUSHOPS_SECRET_KEY=NEW,<the file's content>, delete the file, and run "
+            "`pushops keys rotate` again."
+        )
+    if len(keyring.key_ids) > 1:
+        others = ", ".join(keyring.key_ids[1:])
+        print(
+            f"Every secret is under key {keyring.primary_key_id}; the old "
+            f"{'key' if len(keyring.key_ids) == 2 else 'keys'} {others} can be removed."
+        )
+
+
+def _refuse_a_stale_key_file(settings: Settings) -> None:
+    """Refuse to rotate beside a generated key file that PUSHOPS_SECRET_KEY overrides.
+
+    PushOps reads that file only while PUSHOPS_SECRET_KEY is unset; after a rotation it would
+    hold a key nothing is encrypted under, and a process started without the setting would
+    use it. Rewriting the file would put the new key on disk where the operator chose the
+    environment, so the operator deletes it, knowingly.
+    """
+    if settings.secret_key is None:
+        return
+    path = settings.data_dir / KEY_FILE_NAME
+    in_file = key_file_ring(settings.data_dir)
+    if in_file is None:
+        return
+    ring = KeyRing.from_text(settings.secret_key.get_secret_value())
+    kept = set(in_file.key_ids) <= set(ring.key_ids)
+    then = (
+        f"PUSHOPS_SECRET_KEY holds its key too: delete {path}"
+        if kept
+        else "PUSHOPS_SECRET_KEY does not hold its key: if secrets were saved under it, put "
+        f"its content after the new key (PUSHOPS_SECRET_KEY=NEW,OLD), then delete {path}"
+    )
+    raise CliError(
+        f"{path} holds key {in_file.primary_key_id}, generated while PUSHOPS_SECRET_KEY was "
+        "unset. PushOps no longer reads it, and after this rotation nothing would be encrypted "
+        f"under it, yet a process started without PUSHOPS_SECRET_KEY would use it. {then}, "
+        "and run `pushops keys rotate` again."
+    )
 
 
 # --- audit ------------------------------------------------------------------------------------

@@ -174,7 +174,10 @@ async def test_apps_add_refuses_a_bad_app_id_and_a_duplicate_name(
         *_add_args(str(uuid.uuid4())), "--no-verify", env={"ONESIGNAL_API_KEY": fake_api_key()}
     )
     assert twice.code == 1
-    assert twice.stderr == f"error: Workspace {DEFAULT_TEAM} already has an app named 'main'.\n"
+    assert twice.stderr == (
+        f"error: Workspace {DEFAULT_TEAM} already has an app named 'main': "
+        "add --replace to replace its app id and key.\n"
+    )
 
     new_key = fake_api_key()
     replaced = await run_cli(
@@ -189,6 +192,58 @@ async def test_apps_add_refuses_a_bad_app_id_and_a_duplicate_name(
             session=session, keyring=storage_factory.keyring, team_id=DEFAULT_TEAM, name="main"
         )
     assert credentials.api_key.get_secret_value() == new_key
+
+
+async def test_apps_add_refuses_a_key_carrying_a_comment_by_name(database, run_cli):
+    key = fake_api_key()
+
+    result = await run_cli(
+        *_add_args(str(uuid.uuid4())),
+        "--no-verify",
+        env={"ONESIGNAL_API_KEY": f"{key}   # the app's REST API key", "PORT": "abc"},
+    )
+
+    assert result.code == 1
+    assert result.stderr == (
+        "error: invalid settings: ONESIGNAL_API_KEY carries a comment (from '#' on); PORT is "
+        "not a whole number. `pushops check` says how to fix each.\n"
+    )
+    assert await _apps(database) == []
+
+
+def _key_file(cli_env: dict[str, str]) -> Path:
+    return Path(cli_env["PUSHOPS_DATA_DIR"]) / "secret.key"
+
+
+@pytest.mark.parametrize("failure", ["wrong-key", "duplicate", "no-key-given"])
+async def test_a_failed_apps_add_writes_no_key_file(
+    onesignal, run_cli, cli_env, storage_factory, failure
+):
+    if failure == "duplicate":
+        await storage_factory.app(name="main")
+    env: dict[str, str | None] = {"PUSHOPS_SECRET_KEY": None}
+    if failure == "wrong-key":
+        env["ONESIGNAL_API_KEY"] = fake_api_key()
+    if failure == "no-key-given":
+        env["ONESIGNAL_API_KEY"] = None
+
+    result = await run_cli(*_add_args(onesignal.app.id), env=env)
+
+    assert result.code == 1 and result.stderr.startswith("error: ")
+    assert not _key_file(cli_env).exists()
+    assert not _key_file(cli_env).parent.exists()
+
+
+async def test_the_first_apps_add_without_a_secret_key_makes_the_key_file(
+    database, onesignal, run_cli, cli_env
+):
+    result = await run_cli(*_add_args(onesignal.app.id), env={"PUSHOPS_SECRET_KEY": None})
+
+    assert result.code == 0, result.stderr
+    key = register_secret(_key_file(cli_env).read_text().strip())
+    (app,) = await _apps(database)
+    decrypted = queries.decrypt_app_key(app, keyring=KeyRing.from_text(key))
+    assert decrypted.get_secret_value() == onesignal.app.rest_api_key
 
 
 async def test_apps_list_masks_every_key(run_cli, storage_factory):
@@ -284,6 +339,74 @@ async def test_after_rotation_the_old_key_can_go(database, run_cli, storage_fact
             assert plain == keys[app.name]
         events = await queries.list_audit_events(session=session, team_id=DEFAULT_TEAM, limit=2)
     assert {event.action for event in events} == {"secret.reencrypted"}
+
+
+@pytest.mark.parametrize("file_key", ["held", "not-held"])
+async def test_keys_rotate_refuses_beside_a_generated_key_file_and_says_what_to_do(
+    database, run_cli, cli_env, storage_factory, secret_key, file_key
+):
+    app = await storage_factory.app(name="main")
+    key_file = _key_file(cli_env)
+    key_file.parent.mkdir(parents=True)
+    in_file = secret_key if file_key == "held" else register_secret(generate_key())
+    key_file.write_text(in_file + "\n")
+    key_file.chmod(0o600)
+    new_key = register_secret(generate_key())
+
+    refused = await run_cli("keys", "rotate", env={"PUSHOPS_SECRET_KEY": f"{new_key},{secret_key}"})
+
+    file_id = KeyRing.from_text(in_file).primary_key_id
+    assert refused.code == 1 and refused.stdout == ""
+    assert refused.stderr.startswith(f"error: {key_file} holds key {file_id}, generated while")
+    assert "after this rotation nothing would be encrypted under it" in refused.stderr
+    if file_key == "held":
+        assert f"PUSHOPS_SECRET_KEY holds its key too: delete {key_file}, and run" in refused.stderr
+    else:
+        assert "PUSHOPS_SECRET_KEY does not hold its key" in refused.stderr
+    (unchanged,) = await _apps(database)
+    assert unchanged.api_key_ciphertext == app.api_key_ciphertext
+    assert key_file.read_text() == in_file + "\n"
+
+    key_file.unlink()
+    rotated = await run_cli("keys", "rotate", env={"PUSHOPS_SECRET_KEY": f"{new_key},{secret_key}"})
+    assert rotated.code == 0, rotated.stderr
+    (moved,) = await _apps(database)
+    assert KeyRing.from_text(new_key).is_current(moved.api_key_ciphertext)
+
+
+async def test_keys_rotate_on_the_generated_key_file_says_how_to_rotate_it(
+    database, run_cli, cli_env, storage_factory, secret_key
+):
+    await storage_factory.app(name="main")
+    key_file = _key_file(cli_env)
+    key_file.parent.mkdir(parents=True)
+    key_file.write_text(secret_key + "\n")
+    key_file.chmod(0o600)
+
+    result = await run_cli("keys", "rotate", env={"PUSHOPS_SECRET_KEY": None})
+
+    assert result.code == 0, result.stderr
+    assert "Re-encrypted 0 secrets" in result.stdout and "1 already were" in result.stdout
+    assert (
+        f"PUSHOPS_SECRET_KEY is not set: the key is the one PushOps generated in {key_file}. "
+        "To rotate it, set PUSHOPS_SECRET_KEY=NEW,<the file's content>, delete the file"
+    ) in result.stdout
+
+
+@pytest.mark.parametrize("argv", [("keys", "rotate"), ("apps", "list")])
+async def test_without_any_key_rotate_and_list_say_so_and_make_none(
+    run_cli, cli_env, storage_factory, argv
+):
+    await storage_factory.app(name="main")
+
+    result = await run_cli(*argv, env={"PUSHOPS_SECRET_KEY": None})
+
+    assert result.code == 1
+    assert result.stderr == (
+        f"error: No key: PUSHOPS_SECRET_KEY is not set and {_key_file(cli_env)} does not "
+        "exist. Set PUSHOPS_SECRET_KEY to the key the secrets were saved with.\n"
+    )
+    assert not _key_file(cli_env).exists()
 
 
 async def test_a_ciphertext_copied_to_another_workspace_does_not_decrypt(
