@@ -8,6 +8,12 @@ then wait for the calls the app makes after its ack:
     call = await fake_slack.wait_for("chat.postMessage")
     reply = await fake_slack.wait_for_reply(response_url)
 
+Every message and view is checked against Block Kit's limits (`tests.fakes.blockkit`) and
+refused as Slack refuses it: `invalid_blocks` (HTTP 200, `ok: false`) for chat methods,
+`invalid_arguments` for views, HTTP 400 `invalid_blocks` for a response_url post. Each
+refusal is kept in `refusals`; the `fake_slack` fixture fails a test that left any behind
+(a test that means to send an invalid payload takes them with `take_refusals()`).
+
 Socket Mode: `apps.connections.open` hands out a ws:// URL of this server; a test pushes an
 envelope to the connected app with `await fake_slack.push_envelope(...)` and awaits its ack.
 """
@@ -35,6 +41,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tests.fakes import blockkit
+
 DEFAULT_TEAM_ID = "T0PUSHOPS"
 DEFAULT_TEAM_NAME = "PushOps Test"
 DEFAULT_BOT_TOKEN = "xoxb-1-fake-bot-token"
@@ -61,6 +69,18 @@ class Call:
     token: str | None = None
     target: str | None = None  # the response_url's id for RESPONSE_URL calls
     peer: str = ""  # the app's end of the connection ("host:port"): one per pooled connection
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A message or view the fake refused: the method, Slack's error code, what was wrong."""
+
+    method: str
+    error: str
+    problems: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.method} refused with {self.error}: {blockkit.dumps_problems(self.problems)}"
 
 
 @dataclass
@@ -144,6 +164,7 @@ class _State:
     tickets: set[str] = field(default_factory=set)
     delays: dict[str, float] = field(default_factory=dict)
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refusals: list[Refusal] = field(default_factory=list)
 
 
 class FakeSlack:
@@ -325,6 +346,36 @@ class FakeSlack:
         """The recorded calls of one method (RESPONSE_URL for response_url posts)."""
         return [c for c in self.calls if c.method == method and (where is None or where(c))]
 
+    @property
+    def refusals(self) -> list[Refusal]:
+        """Every message or view refused for breaking Block Kit's rules, oldest first."""
+        with self._lock:
+            return list(self._state.refusals)
+
+    def take_refusals(self) -> list[Refusal]:
+        """The refusals so far, forgotten from now on (for tests that send invalid payloads)."""
+        with self._lock:
+            taken, self._state.refusals = self._state.refusals, []
+        return taken
+
+    def view(self, view_id: str) -> dict[str, Any] | None:
+        """The view the fake holds under `view_id` (as last opened, updated or pushed)."""
+        with self._lock:
+            return self._state.views.get(view_id)
+
+    def check_view_answer(self, answer: Any, view: dict[str, Any]) -> None:
+        """Check the app's answer to the submission of `view` (the HTTP body of its ack, or a
+        Socket Mode ack's payload) as Slack does; a refusal is kept in `refusals`."""
+        problems = blockkit.response_action_problems(answer, view)
+        if problems:
+            self._refuse("view_submission", ("invalid_response_action", problems))
+
+    def check_ack_message(self, payload: dict[str, Any]) -> None:
+        """Check a message the app answered in an ack (Socket Mode) as Slack does."""
+        invalid = _reply_error(payload)
+        if invalid is not None:
+            self._refuse("ack", invalid)
+
     def replies(self, response_url: str) -> list[dict[str, Any]]:
         """The bodies posted to one response_url, oldest first."""
         target = response_url.rstrip("/").rsplit("/", 1)[-1]
@@ -461,8 +512,18 @@ class FakeSlack:
         args = await _read_args(request)
         token = _bearer(request) or args.pop("token", None)
         await self._maybe_delay(method)
-        with self._lock:
+        answer = self._answer(method, request, args, token)
+        with self._lock:  # recorded once answered: a test that sees the call sees its effect
             self._state.calls.append(Call(method=method, args=args, token=token))
+        return answer
+
+    def _answer(
+        self, method: str, request: Request, args: dict[str, Any], token: str | None
+    ) -> Response:
+        refused = self._refuse(method, _payload_error(method, args))
+        if refused is not None:
+            return JSONResponse(refused)
+        with self._lock:
             fault = self._take_fault(method)
         if fault is not None:
             return JSONResponse(
@@ -478,6 +539,18 @@ class FakeSlack:
             seconds = self._state.delays.get(method, 0.0)
         if seconds:
             await asyncio.sleep(seconds)
+
+    def _refuse(self, method: str, found: tuple[str, list[str]] | None) -> dict[str, Any] | None:
+        """Slack's answer refusing an invalid payload (kept in `refusals`); None when valid."""
+        if found is None:
+            return None
+        error, problems = found
+        with self._lock:
+            self._state.refusals.append(Refusal(method, error, tuple(problems)))
+        if method.startswith("views."):
+            messages = [f"[ERROR] {p}" for p in problems]
+            return {"ok": False, "error": error, "response_metadata": {"messages": messages}}
+        return {"ok": False, "error": error, "errors": problems}
 
     def _take_fault(self, method: str) -> Fault | None:
         fault = self._state.faults.get(method)
@@ -495,11 +568,16 @@ class FakeSlack:
             body = json.loads(await request.body() or b"{}")
         except json.JSONDecodeError:
             return PlainTextResponse("invalid_payload", status_code=400)
+        invalid = _reply_error(body)
         with self._lock:
             uses = self._state.response_uses.get(target, 0) + 1
             self._state.response_uses[target] = uses
             peer = f"{request.client.host}:{request.client.port}" if request.client else ""
             self._state.calls.append(Call(method=RESPONSE_URL, args=body, target=target, peer=peer))
+        if invalid is not None:
+            self._refuse(RESPONSE_URL, invalid)
+            return PlainTextResponse(invalid[0], status_code=400)
+        with self._lock:
             fault = self._take_fault(RESPONSE_URL)
         if fault is not None:
             return PlainTextResponse(fault.error, status_code=fault.status)
@@ -649,6 +727,12 @@ def _views_update(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[
     return _view_response(fake, ws, args.get("view"), str(view_id))
 
 
+def _views_push(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    if not args.get("trigger_id"):
+        return {"ok": False, "error": "invalid_trigger_id"}
+    return _view_response(fake, ws, args.get("view"), "V" + uuid.uuid4().hex[:10].upper())
+
+
 def _views_publish(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
     if not args.get("user_id"):
         return {"ok": False, "error": "invalid_arguments"}
@@ -732,6 +816,7 @@ _METHODS: dict[str, Callable[[FakeSlack, Request, dict[str, Any], str | None], d
     "chat.update": _bot_method(_update),
     "views.open": _bot_method(_views_open),
     "views.update": _bot_method(_views_update),
+    "views.push": _bot_method(_views_push),
     "views.publish": _bot_method(_views_publish),
     "users.info": _bot_method(_users_info),
     "conversations.open": _bot_method(_conversations_open),
@@ -739,6 +824,29 @@ _METHODS: dict[str, Callable[[FakeSlack, Request, dict[str, Any], str | None], d
     "apps.connections.open": _connections_open,
     "oauth.v2.access": _oauth_access,
 }
+
+
+_MESSAGE_METHODS = ("chat.postMessage", "chat.postEphemeral", "chat.update")
+_VIEW_METHODS = ("views.open", "views.update", "views.push", "views.publish")
+
+
+def _payload_error(method: str, args: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """Slack's error code and the problems of a Web API call's message or view, if any."""
+    if method in _MESSAGE_METHODS:
+        error, problems = blockkit.message_problems(args.get("text"), args.get("blocks"))
+        return (error, problems) if error else None
+    if method in _VIEW_METHODS and "view" in args:
+        problems = blockkit.view_problems(args["view"])
+        return ("invalid_arguments", problems) if problems else None
+    return None
+
+
+def _reply_error(body: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """The error of a response_url post, if its message breaks Block Kit's rules."""
+    if body.get("delete_original"):
+        return None
+    error, problems = blockkit.message_problems(body.get("text"), body.get("blocks"), web_api=False)
+    return (error, problems) if error else None
 
 
 async def _read_args(request: Request) -> dict[str, Any]:

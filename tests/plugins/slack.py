@@ -55,10 +55,20 @@ def fake_slack_server() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def fake_slack(fake_slack_server: FakeSlack) -> FakeSlack:
-    """The fake Slack, reset: workspace T0PUSHOPS (bot token DEFAULT_BOT_TOKEN), user U0ALICE."""
+def fake_slack(fake_slack_server: FakeSlack) -> Iterator[FakeSlack]:
+    """The fake Slack, reset: workspace T0PUSHOPS (bot token DEFAULT_BOT_TOKEN), user U0ALICE.
+
+    The test fails if the fake refused any message, view or form answer as Slack would (see
+    `tests.fakes.blockkit`) and the test did not take the refusal itself.
+    """
     fake_slack_server.reset()
-    return fake_slack_server
+    yield fake_slack_server
+    refused = fake_slack_server.take_refusals()
+    if refused:
+        pytest.fail(
+            "Slack would refuse what PushOps sent:\n" + "\n".join(str(r) for r in refused),
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -171,8 +181,26 @@ class PushOps:
         return SentCommand(fake=self.fake, response_url=response_url, response=response)
 
     async def post_action(self, payload: dict[str, Any], **sign: Any) -> httpx.Response:
-        """Send an interactive payload (see tests.fakes.signing.block_actions/view_submission)."""
-        return await self.post_signed(signing.interactive_body(payload), **sign)
+        """Send an interactive payload (see tests.fakes.signing.block_actions/view_submission).
+
+        A view submission carries the view the fake shows under its id, as Slack sends it;
+        the app's answer (`response_action`) is checked against that view like Slack does.
+        """
+        view = None
+        if payload.get("type") == "view_submission":
+            payload, view = self._as_shown(payload)
+        response = await self.post_signed(signing.interactive_body(payload), **sign)
+        if view is not None and response.status_code == 200:
+            self.fake.check_view_answer(_answer(response), view)
+        return response
+
+    def _as_shown(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """`payload` with its view's blocks as the fake holds them (when the test gave none)."""
+        view = dict(payload["view"])
+        shown = self.fake.view(str(view.get("id")))
+        if shown is not None and not view.get("blocks"):
+            view["blocks"] = shown.get("blocks", [])
+        return {**payload, "view": view}, view
 
     async def post_event(self, envelope: dict[str, Any], **sign: Any) -> httpx.Response:
         """Send an Events API envelope (see tests.fakes.signing.event_callback)."""
@@ -197,6 +225,8 @@ class PushOps:
             "slash_commands", payload, accepts_response_payload=True
         )
         ack = await self.fake.wait_ack(envelope_id)
+        if isinstance(ack.get("payload"), dict):
+            self.fake.check_ack_message(ack["payload"])
         return SentCommand(fake=self.fake, response_url=response_url, ack=ack)
 
 
@@ -265,6 +295,16 @@ async def serve(
     finally:
         server.should_exit = True
         await task
+
+
+def _answer(response: httpx.Response) -> Any:
+    """The JSON body of the app's answer to a view submission (None when empty)."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
 
 
 ServeFactory = Callable[..., contextlib.AbstractAsyncContextManager[PushOps]]

@@ -276,6 +276,7 @@ async def test_bad_fields_are_refused_inline_without_asking_onesignal(
     app, fake_slack, fake_onesignal, database, keyring, values, field, message
 ):
     view_id, _, _ = await _open(app, fake_slack)
+    await _click(app, fake_slack, view_id, const.ACTION_SETUP_ADD_APP)
     before = await _apps(database, keyring)
 
     response = await _submit(app, view_id, const.CALLBACK_SETUP_APP, values)
@@ -427,6 +428,7 @@ async def test_giving_and_taking_a_role_to_people_and_user_groups(app, fake_slac
 
 async def test_a_role_change_naming_nobody_is_refused_inline(app, fake_slack, database):
     view_id, _, _ = await _open(app, fake_slack)
+    await _click(app, fake_slack, view_id, const.ACTION_SETUP_ROLES)
 
     response = await _submit(
         app, view_id, const.CALLBACK_SETUP_ROLES, _roles_values("give", "admin")
@@ -443,6 +445,7 @@ async def test_a_role_form_meeting_a_busy_database_saves_nothing_and_says_so(
     app, fake_slack, database
 ):
     view_id, _, _ = await _open(app, fake_slack)
+    await _click(app, fake_slack, view_id, const.ACTION_SETUP_ROLES)
 
     async with held_by_another_writer(database):
         response = await _submit(
@@ -462,6 +465,7 @@ async def test_a_role_form_waits_for_slack_only_so_long_and_then_saves_nothing(
     app, fake_slack, database
 ):
     view_id, _, _ = await _open(app, fake_slack)
+    await _click(app, fake_slack, view_id, const.ACTION_SETUP_ROLES)
     fake_slack.add_user("U0CHIEF", is_admin=True)  # not asked about yet
     fake_slack.delay("users.info", 1.5)
 
