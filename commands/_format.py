@@ -1,4 +1,9 @@
-"""Small helpers for Slack text: escaping user input, code spans, Block Kit pieces."""
+"""Small helpers for Slack text: escaping user input, code spans, Block Kit pieces.
+
+The pieces keep within Slack's limits (`commands.views.limits`) whatever they are given: a
+section's or a context's text too long is cut there rather than refused by Slack. Builders
+summarize long content before it gets here; the cut is the last guard, not the plan.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from bot.const import ACTION_DISMISS, SLASH_COMMAND
+from commands.views.limits import CONTEXT_TEXT, SECTION_TEXT, fit
 
 Block = dict[str, Any]
 
@@ -21,19 +27,17 @@ def escape(text: str) -> str:
 def code(text: str, *, limit: int = 60) -> str:
     """`text` as an inline code span, shortened to `limit` characters, backticks removed."""
     cleaned = escape(text.replace("`", "'").replace("\n", " "))
-    if len(cleaned) > limit:
-        cleaned = cleaned[: limit - 1] + "…"
-    return f"`{cleaned}`"
+    return f"`{fit(cleaned, limit)}`"
 
 
 def section(mrkdwn: str) -> Block:
-    """A section block of mrkdwn text."""
-    return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}
+    """A section block of mrkdwn text (cut to Slack's limit)."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": fit(mrkdwn, SECTION_TEXT)}}
 
 
 def context(mrkdwn: str) -> Block:
-    """A context block: small grey text under a message."""
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn}]}
+    """A context block: small grey text under a message (cut to Slack's limit)."""
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": fit(mrkdwn, CONTEXT_TEXT)}]}
 
 
 def dismiss_actions() -> Block:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.delivery import Audience, Estimate, SendContent, SendRejected
-from commands.views.sends import SendCard
+from commands.views.sends import SendCard, audience_text
 from storage.models import Send
 
 ESTIMATE_UNAVAILABLE = "Estimate unavailable."
@@ -44,11 +44,12 @@ def _content(send: Send) -> tuple[str, str | None, str | None, str | None]:
 
 
 def describe_audience(send: Send) -> str:
-    """`segment Active Users`, `2 users: a, b`, as `Audience.describe` words it."""
+    """`segment Active Users`, `30 segments: A, B, … and 28 more`, `2 users: a, b` (mrkdwn)."""
     try:
-        return Audience.from_stored(send.audience).describe()
+        audience = Audience.from_stored(send.audience)
     except (SendRejected, TypeError):
         return "an audience this version cannot read"
+    return audience_text(audience.segments, audience.excluded_segments, audience.external_ids)
 
 
 def estimate_text(estimate: Estimate) -> str:

@@ -31,7 +31,7 @@ from bot.delivery.attempt import explain
 from bot.onesignal import OneSignalError
 from bot.services import Services
 from bot.timeparse import TimeParseError, parse_in
-from commands._format import Block, unknown_app_text
+from commands._format import Block, escape, unknown_app_text
 from commands.access import interaction_ids
 from commands.cards import estimate_text
 from commands.context import CommandContext, CommandError
@@ -179,11 +179,11 @@ async def _audience_changed(
         )
     except SendRejected as error:  # a bad audience, or the app was removed meanwhile
         if error.field == "app":
-            text = await _unknown_app(services, team_id, app, view)
+            text = escape(await _unknown_app(services, team_id, app, view))
         elif not (typed.segments or typed.excluded or typed.external_ids):
             text = compose.ESTIMATE_PROMPT  # cleared while choosing: not an error yet
         else:
-            text = str(error)
+            text = escape(str(error))  # it may quote what was typed
     else:
         text = estimate_text(estimate)
     await _update(client, view, replace(form, app=typed.app or app, estimate=text))

@@ -57,6 +57,7 @@ from commands.setup_forms import (
     parse_policy_form,
     parse_roles_form,
 )
+from commands.views.limits import listing
 from commands.views.setup import (
     AppFormState,
     AppRow,
@@ -523,6 +524,8 @@ SLACK_TOO_SLOW: Final = (
     "Slack was slow to say whether you are an admin; nothing was saved. Save again."
 )
 DATABASE_BUSY: Final = "PushOps is busy; nothing was saved. Save again in a moment."
+NOTICE_NAMES: Final = 1000
+"""Characters of the people and groups a saved roles form names; the rest are counted."""
 
 
 async def _save_roles(services: Services, admin: Admin, values: Values) -> str:
@@ -559,7 +562,7 @@ def roles_notice(change: RoleChange, changed: list[str]) -> str:
             return f"Nothing changed: {who} {held} the {role} role."
         holders = "all of them already" if change.give else "none of them"
         return f"Nothing changed: {holders} held the {role} role."
-    who = ", ".join(subject_mention(s) for s in changed)
+    who = listing(changed, NOTICE_NAMES, render=subject_mention)
     gives, takes = (
         ("now holds", "no longer holds") if len(changed) == 1 else ("now hold", "no longer hold")
     )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "BadRequest",
@@ -183,18 +183,28 @@ def error_for_status(
     return cls(message, body=body, **kwargs)
 
 
+LISTED: Final = 20
+"""Items of a list OneSignal sent back (the ids it did not find...) named in a line; a longer
+list is counted, so one answer about 2,000 unknown ids stays one readable line."""
+
+
 def normalize_errors(raw: Any) -> list[str]:
     """Turn OneSignal's `errors`, in any of the shapes it takes, into readable lines.
 
     Shapes seen: `"text"`, `["text", ...]`, `[{"code": "user-2", "title": "..."}]`,
     `{"invalid_aliases": {"external_id": ["a", "b"]}}`, `{"invalid_player_ids": ["x"]}`.
+    A list of more than LISTED ids is counted: `invalid_aliases: external_id: 2,000 ids were
+    not found; first 20: a, b, …`.
     """
     if raw is None or raw == "" or raw == [] or raw == {}:
         return []
     if isinstance(raw, str):
         return [raw]
     if isinstance(raw, Mapping):
-        return [f"{key}: {_flatten(value)}" for key, value in raw.items()]
+        return [
+            f"{key}: {_flatten(value, missing=str(key).startswith('invalid_'))}"
+            for key, value in raw.items()
+        ]
     if isinstance(raw, list):
         return [_one_error(item) for item in raw]
     return [_flatten(raw)]
@@ -211,11 +221,16 @@ def _one_error(item: Any) -> str:
     return _flatten(item)
 
 
-def _flatten(value: Any) -> str:
+def _flatten(value: Any, *, missing: bool = False) -> str:
+    """`value` in one line; `missing`: a list in it names ids OneSignal did not find."""
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return ", ".join(_flatten(v) for v in value)
+        shown = ", ".join(_flatten(v) for v in value[:LISTED])
+        if len(value) <= LISTED:
+            return shown
+        what = "ids were not found" if missing else "items"
+        return f"{len(value):,} {what}; first {LISTED}: {shown}"
     if isinstance(value, Mapping):
-        return "; ".join(f"{k}: {_flatten(v)}" for k, v in value.items())
+        return "; ".join(f"{k}: {_flatten(v, missing=missing)}" for k, v in value.items())
     return json.dumps(value)

@@ -9,11 +9,14 @@ from typing import Any, Final
 
 from bot.words import plural
 from commands._format import Block, code, context, dismiss_actions, escape, section
+from commands.views.limits import MESSAGE_BLOCKS, fit, listing, pack
 from storage.models import AuditEvent
 
-_SECTION_LIMIT: Final = 3000  # Slack's limit on a section's text
 _DETAIL_SHOWN: Final = 60  # characters of one detail value
-_DETAILS_SHOWN: Final = 240  # characters of all details of one event
+_DETAILS_SHOWN: Final = 240  # characters (as sent) of all details of one event
+_TARGET_SHOWN: Final = 80  # characters (as sent) of an event's target
+_AUDIENCE_SHOWN: Final = 150  # characters (as sent) of the segments of a send's audience
+_SECTIONS: Final = MESSAGE_BLOCKS - 3  # besides the headline, the hint and Dismiss
 _SLACK_USER: Final = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
@@ -38,14 +41,15 @@ def details_text(details: Mapping[str, Any]) -> str:
 
     `due <date>`, `audience "Active Users"`, `scheduled → sending`, `reason "…"`; a field
     without words of its own shows as `name: value`. Each value is shortened, and the whole
-    to `_DETAILS_SHOWN` characters by whole parts, so no date or mention is cut in two;
-    `pushops audit export` keeps every field exact.
+    to `_DETAILS_SHOWN` characters (as sent) by whole parts, so no date or mention is cut in
+    two (a first part too long alone is cut, `fit` keeps those whole); `pushops audit export`
+    keeps every field exact.
     """
     shown: list[str] = []
     size = 0
     for part in _detail_parts(details):
         if size + len(part) > _DETAILS_SHOWN:
-            shown.append("…")
+            shown.append("…" if shown else fit(part, _DETAILS_SHOWN))
             break
         shown.append(part)
         size += len(part) + 2
@@ -102,12 +106,15 @@ def _due(value: Any, details: Mapping[str, Any]) -> str:
     return f"due {_slack_date(value)}" if value else "due now"
 
 
+def _segment(name: Any) -> str:
+    return f"“{escape(_short(str(name), _DETAIL_SHOWN))}”"
+
+
 def _audience(value: Any, details: Mapping[str, Any]) -> str:
     """`audience “Active Users”, “Beta”`, or `audience 3 users by external id`."""
     segments = details.get("segments") or []
     if segments:
-        names = [escape(_short(str(name), _DETAIL_SHOWN)) for name in segments]
-        return "audience " + ", ".join(f"“{name}”" for name in names)
+        return "audience " + listing(list(segments), _AUDIENCE_SHOWN, render=_segment)
     count = details.get("external_ids")
     if isinstance(count, int) and not isinstance(count, bool):
         return f"audience {plural(count, 'user')} by external id"
@@ -193,7 +200,9 @@ def event_line(event: AuditEvent) -> str:
     parts = [f"`#{event.seq}`", when(event), who(event.actor), f"*{escape(event.action)}*"]
     if event.target:
         target = event.target
-        parts.append(who(target) if _SLACK_USER.match(target) else escape(_short(target, 80)))
+        parts.append(
+            who(target) if _SLACK_USER.match(target) else fit(escape(target), _TARGET_SHOWN)
+        )
     if event.outcome != "ok":
         parts.append(f"outcome *{escape(event.outcome)}*")
     details = details_text(event.details or {})
@@ -203,17 +212,9 @@ def event_line(event: AuditEvent) -> str:
 
 
 def _sections(lines: Iterable[str]) -> list[Block]:
-    """Lines packed into as few sections as Slack's text limit allows."""
-    blocks: list[Block] = []
-    current = ""
-    for line in lines:
-        if current and len(current) + len(line) + 1 > _SECTION_LIMIT:
-            blocks.append(section(current))
-            current = ""
-        current = f"{current}\n{line}" if current else line[:_SECTION_LIMIT]
-    if current:
-        blocks.append(section(current))
-    return blocks
+    """Lines packed into as few sections as Slack's text limit allows (events are short
+    enough that MAX_COUNT of them fit in the sections a message has room for)."""
+    return [section(text) for text in pack(lines)[:_SECTIONS]]
 
 
 def audit_headline(count: int, asked: int) -> str:

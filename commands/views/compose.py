@@ -15,15 +15,22 @@ from typing import Any, Final
 from bot import const
 from bot.timeparse import MAX_AHEAD
 from commands._format import Block
+from commands.views.limits import (
+    CONTEXT_TEXT,
+    HINT_TEXT,
+    OPTION_TEXT,
+    OPTION_VALUE,
+    SELECT_OPTIONS,
+    fit,
+    shorten,
+)
 
 WHEN_NOW: Final = "now"
 WHEN_AT: Final = "at"
 WHEN_IN: Final = "in"
 
-MAX_OPTIONS: Final = 100
-"""Slack's limit of options in a select; more segments than this are typed instead."""
-_OPTION_TEXT: Final = 75  # Slack's limit on an option's text
-_OPTION_VALUE: Final = 150  # and on its value
+MAX_OPTIONS: Final = SELECT_OPTIONS
+"""Segments listed in a select; more than a select holds are typed instead."""
 
 ESTIMATE_PROMPT: Final = "Pick an audience to see how many subscriptions it reaches."
 
@@ -44,7 +51,8 @@ class ComposeForm:
         segments: segment names to pick from, or None when they are typed (listing failed,
             the plan does not allow it, or there are more than a select holds).
         segments_note: why segments are typed, shown under the field.
-        estimate: the line saying how many subscriptions the audience reaches.
+        estimate: the line (mrkdwn, escaped) saying how many subscriptions the audience
+            reaches, or why it cannot be told.
         metadata: the view's `private_metadata` (where to answer, which app).
     """
 
@@ -77,7 +85,7 @@ def compose_view(form: ComposeForm) -> dict[str, Any]:
         {
             "type": "context",
             "block_id": const.BLOCK_COMPOSE_ESTIMATE,
-            "elements": [{"type": "mrkdwn", "text": form.estimate}],
+            "elements": [{"type": "mrkdwn", "text": fit(form.estimate, CONTEXT_TEXT)}],
         },
     ]
     return {
@@ -96,10 +104,7 @@ def _plain(text: str) -> dict[str, Any]:
 
 
 def _option(value: str, text: str | None = None) -> dict[str, Any]:
-    shown = text or value
-    if len(shown) > _OPTION_TEXT:
-        shown = shown[: _OPTION_TEXT - 1] + "…"
-    return {"text": _plain(shown), "value": value}
+    return {"text": _plain(shorten(text or value, OPTION_TEXT)), "value": value}
 
 
 def _input(
@@ -119,7 +124,7 @@ def _input(
         "optional": optional,
     }
     if hint:
-        block["hint"] = _plain(hint[:2000])
+        block["hint"] = _plain(shorten(hint, HINT_TEXT))
     if dispatch:
         block["dispatch_action"] = True
     return block
@@ -164,7 +169,7 @@ def selectable(segments: tuple[str, ...] | None) -> bool:
     return (
         segments is not None
         and 0 < len(segments) <= MAX_OPTIONS
-        and all(len(name) <= _OPTION_VALUE for name in segments)
+        and all(len(name) <= OPTION_VALUE for name in segments)
     )
 
 

@@ -87,10 +87,10 @@ def _line(card: SendCard, now: datetime | None) -> str:
     words = _STATE_WORDS.get(card.state.value, card.state.value)
     test = " (test)" if card.is_test else ""
     return (
-        f"{ids_text(card)} · {words}{test} · {escape(card.audience)} · "
+        f"{ids_text(card)} · {words}{test} · {card.audience} · "
         f"{times_text(card, now=now)} · <@{card.requester_id}>\n"
         f"{escape(_snippet(card))}"
-    )[:3000]
+    )
 
 
 def _snippet(card: SendCard) -> str:

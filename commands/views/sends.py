@@ -15,10 +15,17 @@ from zoneinfo import ZoneInfo
 from bot import const
 from bot.timeparse import ScheduledTime
 from commands._format import Block, code, context, escape, section
+from commands.views.limits import SECTION_TEXT, fit, listing, summarize
 from storage.models import SendState
 
-SECTION_LIMIT = 3000
-"""Slack's limit on the text of a section block."""
+AUDIENCE_SHOWN: Final = 500
+"""Characters (as sent) of an audience in any message about a send; longer ones are
+summarized: a card holds the notification (up to a section), its facts and a reason (up to a
+section), and a message posted through the Web API holds 12,000 characters in all."""
+REASON_SHOWN: Final = 2000
+"""Characters (as sent) of why a send failed, or what was said when it was cancelled."""
+_EXCLUDED_SHOWN: Final = 150  # of AUDIENCE_SHOWN, for the excluded segments
+_IDS_SHOWN: Final = 3  # external ids named; the rest are counted
 
 _MESSAGE_SHOWN = 2000  # of a notification's text in a card; the rest is elided
 
@@ -29,7 +36,8 @@ class SendCard:
 
     Attributes:
         send_id: the send's UUID as text: the value of its buttons.
-        audience: already described (`segment Active Users`, `2 users: a, b`).
+        audience: already described, in mrkdwn (`audience_text`: `segment Active Users`,
+            `2 users: a, b`).
         timezone: the requester's IANA zone; times show in it and in UTC.
         reason: why it failed, or what was said when it was cancelled (for the user).
     """
@@ -55,6 +63,33 @@ class SendCard:
 
 
 # --- text pieces -------------------------------------------------------------------------------
+
+
+def audience_text(
+    segments: Sequence[str] = (),
+    excluded: Sequence[str] = (),
+    external_ids: Sequence[str] = (),
+) -> str:
+    """Who a send reaches, in mrkdwn of at most AUDIENCE_SHOWN characters: `segment Active
+    Users (excluding Churned)`, `30 segments: Active Users, Beta, … and 27 more`,
+    `3 users: a, b, c`, `5,000 users: u0, u1, u2, … and 4,997 more`."""
+    if external_ids:
+        count = len(external_ids)
+        shown = listing(external_ids, AUDIENCE_SHOWN - 20, render=escape, most=_IDS_SHOWN)
+        return f"{count:,} user{'s' if count != 1 else ''}: {shown}"
+    tail = ""
+    if excluded:
+        tail = f" (excluding {_segments(excluded, _EXCLUDED_SHOWN)})"
+    return _segments(segments, AUDIENCE_SHOWN - len(tail)) + tail
+
+
+def _segments(names: Sequence[str], budget: int) -> str:
+    """`segment A`, `segments A, B`, or `30 segments: A, B, … and 27 more`."""
+    if len(names) == 1:
+        return f"segment {fit(escape(names[0]), budget - 8)}"
+    counted = f"{len(names):,} segments: "
+    shown, hidden = summarize(names, budget - len(counted), render=escape)
+    return f"{counted}{shown}" if hidden else f"segments {shown}"
 
 
 def zone_of(name: str) -> ZoneInfo:
@@ -143,7 +178,7 @@ def headline(card: SendCard) -> str:
 
 def facts(card: SendCard, *, now: datetime | None = None) -> str:
     """`App `x` · Audience: … · When: …` (one line of mrkdwn)."""
-    parts = [f"App {code(card.app_name)}", f"Audience: {escape(card.audience)}"]
+    parts = [f"App {code(card.app_name)}", f"Audience: {card.audience}"]
     times = times_text(card, now=now)
     return " · ".join([*parts, times] if times else parts)
 
@@ -152,8 +187,13 @@ def outcome_text(card: SendCard, *, now: datetime | None = None) -> str:
     """One line for a reply, a DM or a notification: headline, audience and time."""
     text = f"{headline(card)}. {facts(card, now=now)}."
     if card.reason:
-        text += f"\n{escape(card.reason)}"
+        text += f"\n{reason_text(card.reason)}"
     return text
+
+
+def reason_text(reason: str) -> str:
+    """Why a send failed (or what was said about it), escaped, in at most REASON_SHOWN."""
+    return fit(escape(reason), REASON_SHOWN)
 
 
 def content_text(card: SendCard) -> str:
@@ -163,11 +203,12 @@ def content_text(card: SendCard) -> str:
         message = message[:_MESSAGE_SHOWN] + "…"
     lines = [f"*{escape(_one_line(card.title))}*"] if card.title else []
     lines.extend(escape(line) for line in message.splitlines() or [""])
-    quoted = "\n".join(f">{line}" for line in lines)
     extras = [f"Link: {escape(card.url)}"] if card.url else []
     if card.image:
         extras.append(f"Image: {escape(card.image)}")
-    return "\n".join([quoted, *extras])[:SECTION_LIMIT]
+    room = SECTION_TEXT - sum(len(extra) + 1 for extra in extras)
+    quoted = fit("\n".join(f">{line}" for line in lines), room)
+    return "\n".join([quoted, *extras])
 
 
 def _one_line(text: str) -> str:
@@ -182,7 +223,7 @@ def card_blocks(card: SendCard, *, now: datetime | None = None) -> list[Block]:
     blocks = [section(f"*{headline(card)}*"), section(content_text(card))]
     blocks.append(context(f"{facts(card, now=now)} · requested by <@{card.requester_id}>"))
     if card.reason:
-        blocks.append(section(escape(card.reason)[:SECTION_LIMIT]))
+        blocks.append(section(reason_text(card.reason)))
     return blocks
 
 
@@ -295,7 +336,7 @@ def approval_closed_blocks(card: SendCard, *, outcome: str) -> list[Block]:
         section(f"*{headline(card)}*"),
         section(content_text(card)),
         context(f"{facts(card)} · requested by <@{card.requester_id}>"),
-        section(outcome[:SECTION_LIMIT]),
+        section(outcome),
     ]
 
 
@@ -310,9 +351,9 @@ def recording_text(short_id: str, notification_ids: Sequence[str], reason: str |
     Never "failed" or "try again" for what OneSignal accepted: it is going out.
     """
     waiting = "The database refuses writes for now, so PushOps keeps trying to record"
-    said = f"\n{escape(reason)}" if reason else ""
+    said = f"\n{reason_text(reason)}" if reason else ""
     if not notification_ids:
-        why = escape(reason or "not sent yet.")
+        why = reason_text(reason or "not sent yet.")
         return f"`{short_id}`: {why} {waiting} that, and answers here once it is recorded."
     noun = "notification" if len(notification_ids) == 1 else "notifications"
     return (
@@ -324,7 +365,7 @@ def recording_text(short_id: str, notification_ids: Sequence[str], reason: str |
 
 def recording_blocks(text: str) -> list[Block]:
     """`recording_text` as a message."""
-    return [section(text[:SECTION_LIMIT])]
+    return [section(text)]
 
 
 def unfinished_text(short_id: str) -> str:

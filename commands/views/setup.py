@@ -15,12 +15,19 @@ from typing import Any, Final
 from bot import const
 from bot.policy import MAX_APPROVALS, ApprovalPolicy, Role
 from commands._format import Block, code, context, escape, section
+from commands.views.limits import SECTION_TEXT, pack, summarize
 
 View = dict[str, Any]
 
 TITLE: Final = "PushOps setup"
 MAX_APPS_SHOWN: Final = 30
 """Apps listed in the home (two blocks each; a modal holds at most 100 blocks)."""
+ROLE_SHOWN: Final = 900
+"""Characters of one role's holders in the home (three roles share one section); the roles
+form lists every holder."""
+HOLDERS_LISTED: Final = 2000
+"""Holders of one role listed in the roles form: at most 25 characters each, they fill at
+most 17 sections a role, and the form with its fields stays within a modal's 100 blocks."""
 F: Final = const.ACTION_SETUP_FIELD
 
 ROLE_LABELS: Final[Mapping[Role, str]] = {
@@ -275,18 +282,36 @@ def policy_block(policy: ApprovalPolicy, problem: str | None = None) -> Block:
 
 
 def roles_text(members: Mapping[Role, Sequence[str]]) -> str:
-    """Who holds each role."""
+    """Who holds each role; a long list shows what fits (ROLE_SHOWN) and counts the rest."""
     lines = ["*Roles*"]
     for role, label in ROLE_LABELS.items():
         holders = members.get(role) or ()
-        if holders:
-            shown = ", ".join(subject_mention(s) for s in holders)
-        elif role is Role.SENDER:
-            shown = "nobody named, so everyone may send"
-        else:
-            shown = "nobody named"
-        lines.append(f"{label}s: {shown}")
+        if not holders:
+            nobody = ", so everyone may send" if role is Role.SENDER else ""
+            lines.append(f"{label}s: nobody named{nobody}")
+            continue
+        shown, hidden = summarize(holders, ROLE_SHOWN, render=subject_mention)
+        count = f" ({len(holders):,}; *Change* lists them all)" if hidden else ""
+        lines.append(f"{label}s{count}: {shown}")
     return "\n".join(lines)
+
+
+def holders_blocks(members: Mapping[Role, Sequence[str]]) -> list[Block]:
+    """Every holder of each role, for the roles form (the home shows only the first ones);
+    past HOLDERS_LISTED of one role, the rest are counted."""
+    blocks = []
+    for role, label in ROLE_LABELS.items():
+        holders = members.get(role) or ()
+        if not holders:
+            blocks.append(section(f"*{label}s*: nobody named"))
+            continue
+        head = f"*{label}s* ({len(holders):,})"
+        mentions = [subject_mention(s) for s in holders[:HOLDERS_LISTED]]
+        if len(holders) > HOLDERS_LISTED:
+            mentions.append(f"… and {len(holders) - HOLDERS_LISTED:,} more")
+        texts = pack(mentions, limit=SECTION_TEXT - len(head) - 1, joiner=", ")
+        blocks += [section(f"{head}\n{texts[0]}"), *(section(text) for text in texts[1:])]
+    return blocks
 
 
 def roles_blocks(members: Mapping[Role, Sequence[str]]) -> list[Block]:
@@ -448,7 +473,7 @@ def roles_form_view(members: Mapping[Role, Sequence[str]], role: Role | None = N
             hint="User group ids, separated by commas (a group's ⋮ menu > Copy group ID).",
             optional=True,
         ),
-        section(roles_text(members)),
+        *holders_blocks(members),
         _actions(button("Back", const.ACTION_SETUP_BACK)),
     ]
     return _modal(const.CALLBACK_SETUP_ROLES, blocks, title="Roles", submit="Save", close="Cancel")

@@ -9,6 +9,7 @@ from typing import Final
 
 from bot import const
 from commands._format import Block, code, context, escape, section
+from commands.views.limits import BUTTON_VALUE
 from commands.views.sends import SendCard, actions, button, describe_time, facts, headline
 
 COUNTERS: Final = ("successful", "failed", "errored", "converted", "received", "remaining")
@@ -67,11 +68,12 @@ def status_blocks(status: StatusView) -> list[Block]:
         if counts
     ]
     if lines:
-        blocks.append(section("\n".join(lines)[:3000]))
+        blocks.append(section("\n".join(lines)))
     notes = _notes(status)
     if notes:
         blocks.append(context(" · ".join(notes)))
-    blocks.append(actions(button("Refresh", const.ACTION_STATUS_REFRESH, status.ref[:2000])))
+    refresh = button("Refresh", const.ACTION_STATUS_REFRESH, status.ref[:BUTTON_VALUE])
+    blocks.append(actions(refresh))
     return blocks
 
 

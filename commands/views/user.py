@@ -13,11 +13,11 @@ from typing import Any, Final
 from bot.onesignal.models import Subscription, User, UserProperties
 from bot.words import plural
 from commands._format import Block, code, context, dismiss_actions, escape, section
+from commands.views.limits import SECTION_TEXT
 
 TOKEN_SHOWN: Final = 6
 MAX_TAGS: Final = 30
 MAX_SUBSCRIPTIONS: Final = 20
-_SECTION_LIMIT: Final = 3000  # Slack's limit on a section's text
 _VALUE_SHOWN: Final = 80
 
 
@@ -47,7 +47,7 @@ def _capped(lines: list[str], total: int, noun: str, many: str) -> str:
     """`lines` joined, within a section's limit, with how many more there are."""
     text, shown = "", 0
     for line in lines:
-        if len(text) + len(line) + 80 > _SECTION_LIMIT:
+        if len(text) + len(line) + 80 > SECTION_TEXT:
             break
         text, shown = f"{text}\n{line}" if text else line, shown + 1
     if total > shown:

@@ -149,3 +149,26 @@ async def test_a_sends_details_read_as_a_person_says_them(sending, fake_onesigna
     assert f"*send.sent* · send {now.short_id} · sending → sent, attempt 1" in shown
     for raw in ("due_at=", "segments=", "null", "send_id", str(later.id)):
         assert raw not in shown
+
+
+async def test_a_hundred_events_full_of_escaped_characters_fit_in_one_reply(app, database):
+    async with database.sessions.begin() as session:
+        for i in range(100):
+            await queries.append_audit(
+                session=session,
+                team_id=DEFAULT_TEAM_ID,
+                actor="U0BOB",
+                action="send.created",
+                target=f"{i} " + "&" * 200,
+                details={"segments": ["R&D <team> " * 5] * 30, "note": "&" * 60},
+            )
+
+    reply = await (await app.post_command("audit 100")).reply()
+
+    assert reply["text"] == "The last 100 audit events of this workspace, newest first:"
+    assert len(reply["blocks"]) <= 50
+    assert _shown(reply).count("*send.created*") == 100
+    assert "`#101` · " in _shown(reply) and "`#2` · " in _shown(reply)
+    assert "99 &amp;&amp;" in _shown(reply)
+    assert "audience “R&amp;D &lt;team&gt; R&amp;D" in _shown(reply)
+    assert "… and 29 more" in _shown(reply)

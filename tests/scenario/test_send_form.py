@@ -177,6 +177,17 @@ async def test_choosing_an_audience_shows_its_reach(app, fake_slack):
     assert update.args["view_id"] == view_id and update.args["hash"] == "h1"
 
 
+async def test_a_refused_audience_quoting_what_was_typed_shows_it_escaped(app, fake_slack):
+    view_id, view = await opened_form(app, fake_slack)
+    typed = values(segments=(), users="<!channel>" + "x" * 130)
+
+    update = await change_audience(app, fake_slack, view_id, view, typed)
+
+    estimate = estimate_of(update)
+    assert "The user id '&lt;!channel&gt;xxx" in estimate and "the limit is 128" in estimate
+    assert "<!channel>" not in estimate
+
+
 async def test_an_app_removed_while_the_form_is_open_is_named_where_the_reach_shows(
     app, fake_slack, database
 ):

@@ -3,6 +3,7 @@
 key typed into the form never reaches Slack (nor the logs: the leak guard is on)."""
 
 import json
+import re
 import uuid
 
 import pytest
@@ -12,7 +13,7 @@ from pydantic import SecretStr
 from bot import const
 from bot.policy import ApprovalPolicy, Role
 from storage import queries
-from storage.models import AuditEvent
+from storage.models import AuditEvent, MemberRole
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import fake_api_key, register_secret
@@ -424,6 +425,51 @@ async def test_giving_and_taking_a_role_to_people_and_user_groups(app, fake_slac
     assert "<@U0BOB> no longer holds the approver role." in _text(taken.json()["view"])
     assert await _members(database) == {("S0ONCALL", "approver")}
     assert (await _actions(database))[-3:] == ["member.added", "member.added", "member.removed"]
+
+
+async def _many_hold_roles(database, users, groups):
+    """`users` people and `groups` user groups hold roles (shared out among the three)."""
+    roles = [MemberRole.SENDER, MemberRole.APPROVER, MemberRole.ADMIN]
+    subjects = [f"U{i:09d}" for i in range(users)] + [f"S{i:09d}" for i in range(groups)]
+    async with database.sessions.begin() as session:
+        await queries.ensure_workspace(session=session, team_id=TEAM)
+        for i, subject in enumerate(subjects):
+            await queries.add_member(
+                session=session, team_id=TEAM, subject_id=subject, role=roles[i % 3], actor=ADMIN
+            )
+    return subjects
+
+
+async def test_setup_opens_and_trims_roles_held_by_200_people_and_130_groups(
+    app, fake_slack, database
+):
+    subjects = await _many_hold_roles(database, users=200, groups=130)
+
+    view_id, home, _ = await _open(app, fake_slack)
+    form = await _click(app, fake_slack, view_id, const.ACTION_SETUP_ROLES)
+    trimmed = await _submit(
+        app,
+        view_id,
+        const.CALLBACK_SETUP_ROLES,
+        _roles_values("remove", "sender", subjects[0:150:3], "S000000000, S000000003"),
+    )
+    given = await _submit(
+        app, view_id, const.CALLBACK_SETUP_ROLES, _roles_values("give", "approver", subjects[:200])
+    )
+
+    roles = _text(next(b for b in home["blocks"] if "*Roles*" in _text(b)))
+    for label in ("Admins", "Senders", "Approvers"):
+        held = rf"{label} \(110; \*Change\* lists them all\): <[@!][^…]+, … and \d+ more"
+        assert re.search(held, roles), roles
+    assert all(f"<@{u}>" in _text(form) for u in subjects[:200])  # every holder, to trim from
+    assert all(f"<!subteam^{g}>" in _text(form) for g in subjects[200:])
+    notice = _text(trimmed.json()["view"]["blocks"][0])
+    assert "<@U000000000>, <@U000000003>, <@U000000006>" in notice and "no longer hold" in notice
+    notice = _text(given.json()["view"]["blocks"][0])
+    assert re.search(r"<@U000000000>, <@U000000002>, <@U000000003>, .*, … and \d+ more now", notice)
+    members = await _members(database)
+    assert ("U000000000", "sender") not in members and ("S000000000", "sender") not in members
+    assert len([m for m in members if m[1] == "approver"]) == 110 + 133  # 67 held it already
 
 
 async def test_a_role_change_naming_nobody_is_refused_inline(app, fake_slack, database):
