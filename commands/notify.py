@@ -145,18 +145,17 @@ class SlackNotifier:
             )
             return
         estimate = await self._estimate(send)
+        refused: list[str] = []
         posted = await self._slack.post(
             send.team_id,
             channel,
             views.outcome_text(card),
             views.approval_request_blocks(card, estimate=estimate),
+            refused=refused,
         )
         if posted is None:
-            await self.tell_requester(
-                send,
-                f"{views.headline(card)}, but I could not post the request in <#{channel}>. "
-                "Invite me there (`/invite @PushOps`), then send again.",
-            )
+            why = refused[-1] if refused else "no installation"
+            await self.tell_requester(send, views.approval_not_posted_text(card, channel, why))
             return
         await self._remember(send, APPROVAL, channel, posted)
 

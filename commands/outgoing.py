@@ -32,9 +32,16 @@ class Outgoing:
         self._clients = clients
 
     async def post(
-        self, team_id: str, channel: str, text: str, blocks: Sequence[Block]
+        self,
+        team_id: str,
+        channel: str,
+        text: str,
+        blocks: Sequence[Block],
+        *,
+        refused: list[str] | None = None,
     ) -> str | None:
-        """Post a message in `channel`; its ts, or None when it could not be posted."""
+        """Post a message in `channel`; its ts, or None when it could not be posted (then
+        Slack's error, when it answered one, is added to `refused`)."""
         client = await self._client(team_id, channel)
         if client is None:
             return None
@@ -44,6 +51,8 @@ class Outgoing:
             )
         except SLACK_ERRORS as error:
             log.warning("could not post in %s: %s", channel, slack_error(error))
+            if refused is not None:
+                refused.append(slack_error(error))
             return None
         return str(response["ts"])
 

@@ -327,6 +327,23 @@ def _approvals_count(card: SendCard) -> str:
     return f"{card.approvals_received} of {needed} {noun}"
 
 
+_CHANNEL_TROUBLE: Final = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+"""Slack's refusals that inviting the app to the approvals channel mends."""
+
+
+def approval_not_posted_text(card: SendCard, channel: str, why: str) -> str:
+    """The requester's message when Slack refused the approval request (`why`: Slack's
+    error): nobody can approve the send without it, so say what mends it."""
+    text = (
+        f"{headline(card)}, but I could not post the approval request in <#{channel}>: "
+        f"Slack answered {escape(why)}."
+    )
+    cancel = f"`{const.SLASH_COMMAND} cancel {card.short_id}` withdraws it"
+    if why in _CHANNEL_TROUBLE:
+        return f"{text} Invite me there (`/invite @PushOps`), then send again; {cancel}."
+    return f"{text} Nobody can approve it without that request: {cancel}."
+
+
 def approval_closed_blocks(card: SendCard, *, outcome: str) -> list[Block]:
     """The approval request once decided, expired or withdrawn: no buttons, what happened.
 

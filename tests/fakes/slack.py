@@ -146,6 +146,7 @@ class Fault:
     times: int
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    where: Callable[[dict[str, Any]], bool] | None = None  # only calls with these arguments
 
 
 @dataclass
@@ -286,14 +287,16 @@ class FakeSlack:
         times: int = 1,
         status: int = 200,
         headers: dict[str, str] | None = None,
+        where: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
-        """The next `times` calls of `method` answer `{"ok": false, "error": error}`.
+        """The next `times` calls of `method` (whose arguments match `where`, when given)
+        answer `{"ok": false, "error": error}`.
 
         With status 429, add `headers={"Retry-After": "1"}` as Slack does. For RESPONSE_URL
         the answer is `error` as plain text with `status` (Slack says 404 `expired_url`).
         """
         with self._lock:
-            self._state.faults[method] = Fault(error, times, status, headers or {})
+            self._state.faults[method] = Fault(error, times, status, headers or {}, where)
 
     def delay(self, method: str, seconds: float) -> None:
         """Answer `method` (or RESPONSE_URL) only after `seconds`, from now on."""
@@ -524,7 +527,7 @@ class FakeSlack:
         if refused is not None:
             return JSONResponse(refused)
         with self._lock:
-            fault = self._take_fault(method)
+            fault = self._take_fault(method, args)
         if fault is not None:
             return JSONResponse(
                 {"ok": False, "error": fault.error}, status_code=fault.status, headers=fault.headers
@@ -552,9 +555,9 @@ class FakeSlack:
             return {"ok": False, "error": error, "response_metadata": {"messages": messages}}
         return {"ok": False, "error": error, "errors": problems}
 
-    def _take_fault(self, method: str) -> Fault | None:
+    def _take_fault(self, method: str, args: dict[str, Any]) -> Fault | None:
         fault = self._state.faults.get(method)
-        if fault is None:
+        if fault is None or (fault.where is not None and not fault.where(args)):
             return None
         fault.times -= 1
         if fault.times <= 0:
@@ -578,7 +581,7 @@ class FakeSlack:
             self._refuse(RESPONSE_URL, invalid)
             return PlainTextResponse(invalid[0], status_code=400)
         with self._lock:
-            fault = self._take_fault(RESPONSE_URL)
+            fault = self._take_fault(RESPONSE_URL, body)
         if fault is not None:
             return PlainTextResponse(fault.error, status_code=fault.status)
         if uses > _RESPONSE_URL_USES:

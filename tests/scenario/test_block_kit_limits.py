@@ -114,3 +114,31 @@ async def test_a_failure_naming_3000_unknown_users_is_summarized(
         assert "2,000 ids were not found; first 20: ghost-0000" in text
         assert "1,000 ids were not found; first 20: ghost-2000" in text
         assert "ghost-2999" not in text
+
+
+@pytest.mark.parametrize(
+    ("error", "advice"),
+    [
+        ("invalid_blocks", "`/push cancel {id}` withdraws it"),
+        ("not_in_channel", "Invite me there (`/invite @PushOps`)"),
+    ],
+)
+async def test_an_approval_request_slack_refuses_is_told_to_the_requester_with_slacks_reason(
+    app, fake_slack, database, error, advice
+):
+    await require_approvals(database, fake_slack)
+    fake_slack.fail(
+        "chat.postMessage", error, where=lambda args: args.get("channel") == APPROVALS_CHANNEL
+    )
+
+    reply = await (await app.post_command('send --yes --segment "Active Users" Hello')).reply()
+    send = await only_send(database)
+    dm = await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE))
+
+    assert "is waiting for approval" in text_of(reply)
+    assert (
+        f"`{send.short_id}` is waiting for approval, but I could not post the approval request "
+        f"in <#{APPROVALS_CHANNEL}>: Slack answered {error}."
+    ) in dm.args["text"]
+    assert advice.format(id=send.short_id) in dm.args["text"]
+    assert send.state == SendState.PENDING_APPROVAL
