@@ -166,6 +166,13 @@ class OneSignalClient:
     refused it before doing anything; 5xx and transport errors only for operations safe to
     repeat: reads, the recipient estimate, and `create_notification`, which always sends
     an `idempotency_key` (one is generated when the caller gives none).
+
+    How long one call may take: each HTTP exchange waits at most `timeout` (to connect,
+    then for each read of the answer); a call makes at most `1 + max_retries` exchanges,
+    with a wait between two of them (a jittered backoff under `retry_max_delay`, or
+    OneSignal's Retry-After when it is no longer than that). `timeout` None takes the
+    injected `http_client`'s, so every client on one shared pool waits as long as the pool
+    was set up to; a client making its own pool uses `DEFAULT_TIMEOUT`.
     """
 
     def __init__(
@@ -175,7 +182,7 @@ class OneSignalClient:
         organization_api_key: str | SecretStr | None = None,
         base_url: str = DEFAULT_BASE_URL,
         http_client: httpx.AsyncClient | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: float | httpx.Timeout | None = None,
         max_retries: int = 3,
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 30.0,
@@ -189,7 +196,11 @@ class OneSignalClient:
         self.base_url = base_url.rstrip("/")
         self.retry = RetryPolicy(max_retries, retry_base_delay, retry_max_delay)
         self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else make_http_client(timeout=timeout)
+        if http_client is None:
+            http_client = make_http_client(timeout=DEFAULT_TIMEOUT if timeout is None else timeout)
+        self._http = http_client
+        if timeout is None:
+            timeout = http_client.timeout
         timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._channel = Channel(self._http, timeout)
         self._headers = _Headers(self._rest_key, self._org_key)
@@ -222,7 +233,7 @@ class OneSignalClient:
         """Send (or schedule) a notification: `POST /notifications`.
 
         An `idempotency_key` is added when absent, so retries cannot send twice. Raises
-        `NothingSent` when OneSignal answers 200 with an empty id (nobody matched).
+        `NothingSent` when OneSignal answers 200 with an empty id or none (nothing created).
         """
         model = _as(m.NotificationRequest, notification)
         if model.idempotency_key is None:

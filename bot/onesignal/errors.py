@@ -15,7 +15,7 @@ The hierarchy, which callers catch from the most to the least specific:
     + Conflict                     - 409
     + RateLimited                  - 429: `retry_after` seconds, when OneSignal said
     + ServerError                  - 5xx
-    + NothingSent                  - 200 with an empty notification id: nobody matched
+    + NothingSent                  - 200 with an empty notification id, or none: nothing sent
     + UnexpectedResponse           - 2xx whose body is not what the operation returns
 
 No text in here ever contains an API key: messages are built from the method, the path
@@ -129,7 +129,7 @@ class ServerError(OneSignalAPIError):
 
 
 class NothingSent(OneSignalAPIError):
-    """200 with an empty notification id: nobody matched the audience, so nothing was sent.
+    """200 with an empty notification id, or without one: nothing was sent.
 
     `reason` is OneSignal's explanation, e.g. "All included players are not subscribed"
     or "invalid_aliases: external_id: u1, u2".

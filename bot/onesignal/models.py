@@ -241,9 +241,13 @@ class UpdatePlayerTagsRequest(RequestModel):
 
 
 class NotificationCreated(ResponseModel):
-    """Answer of `create_notification`; `errors` lists ids that were skipped, if any."""
+    """Answer of `create_notification`; `errors` lists ids that were skipped, if any.
 
-    id: str
+    An empty `id`, or none at all, means nothing was created (both are documented: "If no
+    id is returned, then a message was not created"); `errors` then says why.
+    """
+
+    id: str = ""
     recipients: int | None = None
     external_id: str | None = None
     errors: Any = None

@@ -386,6 +386,23 @@ async def test_nobody_to_send_to_fails_with_onesignals_reason(env):
     assert env.created() == []
 
 
+async def test_users_onesignal_does_not_know_fail_at_once_with_its_reason(env):
+    # OneSignal answers 200 without any id: nothing was sent, and asking again cannot help.
+    send = await env.create(external_ids=["ghost-1", "ghost-2"])
+
+    await env.sends.deliver(send)
+
+    row = await env.row(send)
+    assert row.state == SendState.FAILED
+    assert row.last_error == (
+        "OneSignal sent it to nobody: invalid_aliases: external_id: ghost-1, ghost-2."
+    )
+    assert len(env.posted()) == 1
+    assert env.created() == []
+    (notice,) = env.notifier.of("send_failed")
+    assert notice.reason == row.last_error
+
+
 async def test_a_passing_failure_keeps_the_send_for_a_later_attempt(env):
     env.fake.faults.statuses([503] * 4, path="/notifications")
     send = await env.create()

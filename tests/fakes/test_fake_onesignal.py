@@ -234,7 +234,7 @@ def test_more_than_2000_ids_in_one_request_are_refused(
         "errors": [f"You may only send a notification to 2000 {field} at a time"]
     }
     assert at_limit.status_code == 200  # nobody known: "nothing sent", not a refusal
-    assert at_limit.json()["id"] == ""
+    assert "id" not in at_limit.json() and at_limit.json()["errors"]
     assert fake_onesignal.notifications == {}
 
 
@@ -269,9 +269,6 @@ def test_targets_reaching_nobody_answer_200_with_an_empty_id(
     aliases = {"external_id": ["cust-1", "ghost"]}
 
     partly = send(client, fake_onesignal, included_segments=None, include_aliases=aliases)
-    unknown = send(
-        client, fake_onesignal, included_segments=None, include_aliases={"external_id": ["ghost"]}
-    )
     unsubscribed = send(
         client, fake_onesignal, included_segments=None, include_aliases={"external_id": ["cust-2"]}
     )
@@ -279,15 +276,26 @@ def test_targets_reaching_nobody_answer_200_with_an_empty_id(
 
     assert partly.json()["recipients"] == 1
     assert partly.json()["errors"] == {"invalid_aliases": {"external_id": ["ghost"]}}
-    assert unknown.json() == {
-        "id": "",
-        "external_id": None,
-        "errors": {"invalid_aliases": {"external_id": ["ghost"]}},
-    }
     assert unsubscribed.json()["id"] == ""
     assert unsubscribed.json()["errors"] == ["All included players are not subscribed"]
     assert empty_segment.json()["id"] == ""
     assert len(fake_onesignal.notifications) == 1
+
+
+def test_ids_the_app_does_not_know_at_all_answer_200_without_an_id(
+    fake_onesignal: FakeOneSignal, client: httpx.Client
+) -> None:
+    # openapi v1.2.2: "If no id is returned, then a message was not created and the
+    # targeted User IDs do not exist under the provided app_id."
+    ghosts = send(
+        client, fake_onesignal, included_segments=None, include_aliases={"external_id": ["ghost"]}
+    )
+    players = send(client, fake_onesignal, included_segments=None, include_player_ids=["ghost"])
+
+    assert ghosts.status_code == players.status_code == 200
+    assert ghosts.json() == {"errors": {"invalid_aliases": {"external_id": ["ghost"]}}}
+    assert players.json() == {"errors": ["All included players are not subscribed"]}
+    assert fake_onesignal.notifications == {}
 
 
 def test_delivery_counters_advance_step_by_step_to_completion(
@@ -654,6 +662,47 @@ async def test_a_held_request_waits_until_released_while_others_are_served(
     assert meanwhile.status_code == 200
     assert hold.arrivals == 1
     assert fake_onesignal.notifications.keys() == {response.json()["id"]}
+
+
+async def test_a_late_answer_comes_after_the_request_was_served(
+    fake_onesignal: FakeOneSignal,
+) -> None:
+    fake_onesignal.faults.answer_late(0.5, method="POST", path="/notifications")
+    auth = {"Authorization": f"Key {fake_onesignal.app.rest_api_key}"}
+    body = notification(
+        fake_onesignal.app.id, idempotency_key="7c6e3a43-0c4e-4b8e-9d1a-8f1e0c3a9b21"
+    )
+
+    async with httpx.AsyncClient(base_url=fake_onesignal.url, headers=auth) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post("/notifications", json=body, timeout=0.1)
+        created = fake_onesignal.notifications  # served already, only the answer was late
+        started = time.monotonic()
+        replayed = await http.post("/notifications", json=body, timeout=5)
+
+    assert len(created) == 1
+    assert time.monotonic() - started >= 0.5
+    assert replayed.json()["id"] in created
+    assert replayed.headers["idempotent-replayed"] == "true"
+
+
+async def test_a_held_answer_waits_until_released_after_the_request_was_served(
+    fake_onesignal: FakeOneSignal,
+) -> None:
+    hold = fake_onesignal.faults.hold_answers(method="POST", path="/notifications")
+    auth = {"Authorization": f"Key {fake_onesignal.app.rest_api_key}"}
+    body = notification(fake_onesignal.app.id)
+
+    async with httpx.AsyncClient(base_url=fake_onesignal.url, headers=auth, timeout=10) as http:
+        held = asyncio.create_task(http.post("/notifications", json=body))
+        assert await asyncio.to_thread(hold.arrived.wait, 10)
+        (created,) = fake_onesignal.notifications
+        assert not held.done()
+        hold.release()
+        response = await held
+
+    assert response.json()["id"] == created
+    assert hold.arrivals == 1
 
 
 def test_reset_drops_state_requests_and_faults(

@@ -38,11 +38,12 @@ async def _noop_hook(_: Any) -> None:
     """An event hook that only makes its presence felt: requests must then go through httpx."""
 
 
-def open_http_client(path: str) -> httpx.AsyncClient:
-    """An httpx client for one of `HTTP_PATHS` (the caller closes it)."""
+def open_http_client(path: str, timeout: float | None = None) -> httpx.AsyncClient:
+    """An httpx client for one of `HTTP_PATHS`, with its own defaults or `timeout` (the
+    caller closes it)."""
     if path == "httpx":
-        return httpx.AsyncClient()
-    http = make_http_client()
+        return httpx.AsyncClient() if timeout is None else httpx.AsyncClient(timeout=timeout)
+    http = make_http_client() if timeout is None else make_http_client(timeout=timeout)
     if path == "pooled-hooked":
         http.event_hooks = {"request": [_noop_hook], "response": [_noop_hook]}
     return http

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -23,7 +24,7 @@ from bot.onesignal import (
     ServerError,
     Unauthorized,
 )
-from tests.onesignal.conftest import make_client
+from tests.onesignal.conftest import HTTP_PATHS, make_client, open_http_client
 
 
 def notification(fake: Any, **extra: Any) -> dict[str, Any]:
@@ -33,6 +34,9 @@ def notification(fake: Any, **extra: Any) -> dict[str, Any]:
         "included_segments": ["Active Users"],
         **extra,
     }
+
+
+NOT_SUBSCRIBED = "All included players are not subscribed"
 
 
 def keys_sent(fake: Any) -> list[str]:
@@ -172,6 +176,23 @@ async def test_a_timeout_surfaces_as_a_transport_error(
     assert len(fake_onesignal.requests_to("GET", "/notifications/")) == 2
 
 
+@pytest.mark.parametrize("path", HTTP_PATHS)
+async def test_a_client_on_a_shared_pool_waits_as_long_as_the_pool_is_set_to(
+    fake_onesignal: Any, path: str
+) -> None:
+    fake_onesignal.faults.latency(1.0, path="/notifications")
+    async with open_http_client(path, timeout=0.2) as http:
+        # no timeout of its own: the pool's is the one every client on it uses
+        client = make_client(fake_onesignal, http_client=http, timeout=None, max_retries=1)
+        started = time.monotonic()
+        with pytest.raises(OneSignalTimeout):
+            await client.get_notification(fake_onesignal.app.id, str(uuid.uuid4()))
+        elapsed = time.monotonic() - started
+
+    assert len(fake_onesignal.requests_to("GET", "/notifications/")) == 2
+    assert elapsed < 0.9  # two tries of 0.2 s and a short wait, never a full second
+
+
 async def test_unreachable_server_is_a_connect_error(
     fake_onesignal: Any, http_client: httpx.AsyncClient
 ) -> None:
@@ -246,21 +267,32 @@ async def test_user_model_error_objects_are_readable(
 # ---------------------------------------------------------------------- nothing sent
 
 
-async def test_200_with_empty_id_is_nothing_sent(
-    client: OneSignalClient, fake_onesignal: Any
+@pytest.mark.parametrize(
+    ("audience", "reason"),
+    [
+        # a user without any subscription: 200 with an empty id
+        ({"include_aliases": {"external_id": ["no-device"]}}, NOT_SUBSCRIBED),
+        # ids the app does not know at all: 200 without any id (openapi v1.2.2)
+        ({"include_aliases": {"external_id": ["ghost"]}}, "invalid_aliases: external_id: ghost"),
+        # OneSignal's classic answer, `{"errors": ["All included players are not subscribed"]}`
+        ({"include_player_ids": ["ghost"]}, NOT_SUBSCRIBED),
+    ],
+)
+async def test_200_with_an_empty_or_no_id_is_nothing_sent_and_not_retried(
+    client: OneSignalClient, fake_onesignal: Any, audience: dict[str, Any], reason: str
 ) -> None:
+    fake_onesignal.add_user(fake_onesignal.app.id, "no-device", subscriptions=[])
+    body = {"app_id": fake_onesignal.app.id, "contents": {"en": "x"}, **audience}
+    if "include_aliases" in audience:
+        body["target_channel"] = "push"
+
     with pytest.raises(NothingSent) as caught:
-        await client.create_notification(
-            {
-                "app_id": fake_onesignal.app.id,
-                "contents": {"en": "x"},
-                "include_aliases": {"external_id": ["ghost"]},
-                "target_channel": "push",
-            }
-        )
+        await client.create_notification(body)
+
     assert caught.value.status == 200
-    assert caught.value.reason == "invalid_aliases: external_id: ghost"
+    assert caught.value.reason == reason
     assert "nothing" in str(caught.value)
+    assert len(fake_onesignal.requests_to("POST", "/notifications")) == 1
     assert fake_onesignal.notifications == {}
 
 

@@ -23,7 +23,7 @@ from tests.fakes.onesignal.errors import (
     body_for_status,
     errors,
 )
-from tests.fakes.onesignal.faults import Faults, StatusFault
+from tests.fakes.onesignal.faults import Decision, Faults, StatusFault
 from tests.fakes.onesignal.records import RecordedRequest
 from tests.fakes.onesignal.routes import ROUTES, Route, Router
 from tests.fakes.onesignal.store import AppState, Store
@@ -68,7 +68,10 @@ class FakeOneSignalASGI:
             if isinstance(fault, StatusFault):
                 await _answer(send, *_fault_reply(fault))
                 return
-        await _answer(send, *self._dispatch(request))
+        reply = self._dispatch(request)
+        if self.faults.active:
+            await self._wait(self.faults.on_answer(request.method, request.path))
+        await _answer(send, *reply)
 
     def _record(self, scope: Scope, body: bytes) -> RecordedRequest:
         path: str = scope["path"]
@@ -91,7 +94,14 @@ class FakeOneSignalASGI:
         return request
 
     async def _apply_faults(self, method: str, path: str) -> StatusFault | object | None:
-        decision = self.faults.on_arrival(method, path)
+        await self._wait(self.faults.on_arrival(method, path))
+        if self.faults.take_drop(method, path):
+            return _DROP
+        status = self.faults.take_status(method, path)
+        return status if status is not None and status.status >= 400 else None
+
+    async def _wait(self, decision: Decision) -> None:
+        """Sleep the decided latency, then wait for every hold to be released."""
         if decision.latency:
             await asyncio.sleep(decision.latency)
         for hold in decision.holds:
@@ -99,10 +109,6 @@ class FakeOneSignalASGI:
             # asyncio.Event cannot be; polling keeps the server loop free meanwhile.
             while not hold.released.is_set() and not self.closing:  # noqa: ASYNC110
                 await asyncio.sleep(HOLD_POLL_SECONDS)
-        if self.faults.take_drop(method, path):
-            return _DROP
-        status = self.faults.take_status(method, path)
-        return status if status is not None and status.status >= 400 else None
 
     def _dispatch(self, request: RecordedRequest) -> tuple[int, bytes, dict[str, str] | None]:
         found = self.router.match(request.method, request.path)

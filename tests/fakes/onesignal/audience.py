@@ -48,10 +48,15 @@ CHANNELS = ("push", "email", "sms")
 
 @dataclass(slots=True)
 class Audience:
-    """How many a notification reaches, and the `errors` object naming unknown targets."""
+    """How many a notification reaches, and the `errors` object naming unknown targets.
+
+    `unknown_ids`: the notification targets ids and the app knows none of them (OneSignal
+    then answers without an `id` at all, rather than with an empty one).
+    """
 
     count: int
     invalid: dict[str, Any] | None = None
+    unknown_ids: bool = False
 
 
 def check_targeting(body: dict[str, Any]) -> list[str]:
@@ -86,13 +91,20 @@ def count(state: AppState, body: dict[str, Any]) -> Audience:
     """The audience of a (validated) notification body in this app."""
     channel = body.get("target_channel") or "push"
     if body.get("include_aliases"):
-        reached, unknown = _by_aliases(state, body["include_aliases"], channel)
-        return Audience(reached, {"invalid_aliases": unknown} if unknown else None)
+        aliases = body["include_aliases"]
+        reached, unknown = _by_aliases(state, aliases, channel)
+        return Audience(
+            reached, {"invalid_aliases": unknown} if unknown else None, unknown == aliases
+        )
     if body.get("include_external_user_ids"):
         aliases = {"external_id": body["include_external_user_ids"]}
         reached, unknown = _by_aliases(state, aliases, channel)
         missing = unknown.get("external_id")
-        return Audience(reached, {"invalid_external_user_ids": missing} if missing else None)
+        return Audience(
+            reached,
+            {"invalid_external_user_ids": missing} if missing else None,
+            unknown == aliases,
+        )
     ids = [*(body.get("include_subscription_ids") or []), *(body.get("include_player_ids") or [])]
     if ids:
         return _by_subscriptions(state, ids)
@@ -129,7 +141,9 @@ def _by_subscriptions(state: AppState, ids: list[Any]) -> Audience:
             unknown.append(subscription_id)
         elif subscription.get("enabled", True) is True:
             reached += 1
-    return Audience(reached, {"invalid_player_ids": unknown} if unknown else None)
+    return Audience(
+        reached, {"invalid_player_ids": unknown} if unknown else None, len(unknown) == len(ids)
+    )
 
 
 def _segments(state: AppState, body: dict[str, Any], channel: str) -> int:

@@ -1,4 +1,6 @@
-"""Fault injection: latency, status sequences, dropped connections and held requests.
+"""Fault injection: latency, status sequences, dropped connections, held requests, and late
+answers (the request served, its answer delayed or held: what a client that timed out
+cannot tell from a request that never arrived).
 
 Tests configure faults from their own thread; the server thread consults them per request.
 Every rule matches on an HTTP method and/or a path prefix (None matches anything).
@@ -87,6 +89,8 @@ class Faults:
         self._statuses: list[_Statuses] = []
         self._drops: list[_Drops] = []
         self._holds: list[Hold] = []
+        self._late: list[_Latency] = []
+        self._answer_holds: list[Hold] = []
         # Read without the lock on the hot path: a stale False only delays a fault that a
         # test set concurrently with a request already in flight.
         self.active = False
@@ -134,31 +138,45 @@ class Faults:
             self.active = True
         return hold
 
-    def clear(self) -> None:
-        """Remove every fault; requests still held are released."""
+    def answer_late(
+        self, seconds: float, *, method: str | None = None, path: str | None = None
+    ) -> None:
+        """Serve every matching request at once (its effects happen: a notification is
+        created), then wait `seconds` before answering, until cleared (delays add up)."""
         with self._lock:
-            for hold in self._holds:
+            self._late.append(_Latency(_match(method, path), seconds))
+            self.active = True
+
+    def hold_answers(self, *, method: str | None = None, path: str | None = None) -> Hold:
+        """Serve matching requests at once, but hold their answers until the Hold is released."""
+        hold = Hold(_match(method, path))
+        with self._lock:
+            self._answer_holds.append(hold)
+            self.active = True
+        return hold
+
+    def clear(self) -> None:
+        """Remove every fault; requests and answers still held are released."""
+        with self._lock:
+            for hold in [*self._holds, *self._answer_holds]:
                 hold.release()
             self._latencies.clear()
             self._statuses.clear()
             self._drops.clear()
             self._holds.clear()
+            self._late.clear()
+            self._answer_holds.clear()
             self.active = False
 
     def on_arrival(self, method: str, path: str) -> Decision:
         """Latency and holds that apply to a request that just arrived."""
-        decision = Decision()
         with self._lock:
-            for rule in self._latencies:
-                if rule.match.matches(method, path):
-                    decision.latency += rule.seconds
-            for hold in self._holds:
-                if not hold.released.is_set() and hold.matches(method, path):
-                    hold.arrivals += 1
-                    decision.holds.append(hold)
-        for hold in decision.holds:
-            hold.arrived.set()
-        return decision
+            return _decide(self._latencies, self._holds, method, path)
+
+    def on_answer(self, method: str, path: str) -> Decision:
+        """Delay and holds that apply to the answer of a request just served."""
+        with self._lock:
+            return _decide(self._late, self._answer_holds, method, path)
 
     def take_drop(self, method: str, path: str) -> bool:
         """Whether this request's connection is to be dropped (consumes one drop)."""
@@ -176,6 +194,21 @@ class Faults:
                 if rule.codes and rule.match.matches(method, path):
                     return StatusFault(rule.codes.popleft(), rule.retry_after)
         return None
+
+
+def _decide(latencies: list[_Latency], holds: list[Hold], method: str, path: str) -> Decision:
+    """What `latencies` and `holds` say about one request (the caller holds the lock)."""
+    decision = Decision()
+    for rule in latencies:
+        if rule.match.matches(method, path):
+            decision.latency += rule.seconds
+    for hold in holds:
+        if not hold.released.is_set() and hold.matches(method, path):
+            hold.arrivals += 1
+            decision.holds.append(hold)
+    for hold in decision.holds:
+        hold.arrived.set()
+    return decision
 
 
 def _match(method: str | None, path: str | None) -> _Match:

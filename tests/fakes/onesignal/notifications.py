@@ -14,7 +14,7 @@ from typing import Any
 
 from dateutil import parser as dateparser
 
-from tests.fakes.onesignal.audience import check_targeting, count
+from tests.fakes.onesignal.audience import Audience, check_targeting, count
 from tests.fakes.onesignal.calls import Call, Reply, page
 from tests.fakes.onesignal.errors import (
     ALREADY_SENT,
@@ -47,9 +47,7 @@ def create(call: Call) -> Reply:
     send_after = parse_send_after(body["send_after"]) if body.get("send_after") else None
     audience = count(state, body)
     if audience.count == 0:
-        return Reply(
-            200, {"id": "", "external_id": None, "errors": audience.invalid or [NOT_SUBSCRIBED]}
-        )
+        return Reply(200, _nothing_sent(body, audience))
     notification = _stored(state, body, audience.count, send_after)
     call.store.notifications[notification["id"]] = notification
     answer: dict[str, Any] = {
@@ -62,6 +60,21 @@ def create(call: Call) -> Reply:
     if key:
         state.idempotent[str(key)] = answer
     return Reply(200, answer)
+
+
+def _nothing_sent(body: dict[str, Any], audience: Audience) -> dict[str, Any]:
+    """OneSignal's 200 for a notification that reaches nobody: nothing was created.
+
+    The two documented forms: ids the app does not know at all get no `id` (openapi v1.2.2:
+    "If no id is returned, then a message was not created and the targeted User IDs do not
+    exist under the provided app_id"), legacy player ids with OneSignal's classic
+    `{"errors": ["All included players are not subscribed"]}`; anything else reaching nobody
+    (users without a subscription, an empty segment) gets an empty `id` (openapi 5.12).
+    """
+    if audience.unknown_ids:
+        by_players = body.get("include_player_ids") or body.get("include_subscription_ids")
+        return {"errors": [NOT_SUBSCRIBED] if by_players else audience.invalid}
+    return {"id": "", "external_id": None, "errors": audience.invalid or [NOT_SUBSCRIBED]}
 
 
 def _check_content(state: AppState, body: dict[str, Any]) -> None:
