@@ -8,9 +8,12 @@ database decides who delivers, so a stale timer, a second replica or a lost time
 harmless, and a process killed at any point loses nothing.
 
 Due sends are claimed in batches (`claim_due_sends`) and delivered concurrently, bounded by
-`DeliveryPolicy.max_in_flight`; a send later than PUSHOPS_MISFIRE_GRACE is marked `missed`
-and reported, never sent, and so is a crashed worker's claim found that late with no
-notification id recorded; approvals older than PUSHOPS_APPROVAL_TTL expire. `stop()` (at
+`DeliveryPolicy.max_in_flight`; a scheduled send later than PUSHOPS_MISFIRE_GRACE is marked
+`missed` and reported, never sent. A crashed worker's claim is taken over however late: one
+found later than the grace is never sent again, but ended with what OneSignal, asked by the
+notification's name, has of it (sent, or missed); approvals older than PUSHOPS_APPROVAL_TTL
+expire. A heartbeat renews the leases of every claim this process holds: the sends it is
+delivering, and those it claimed as it stored them and has yet to deliver. `stop()` (at
 SIGTERM) takes no new work and starts no new OneSignal call, lets deliveries in flight
 finish within `drain_timeout`, and cancels any that do not; the service's `aclose` then
 hands their claims back (see `SendService.aclose`), so another scheduler takes them at
@@ -325,7 +328,7 @@ class Scheduler:
         async with self.database.sessions() as session:
             timers = await deliveries.list_timers(session=session)
         now = self.clock()
-        busy = set(self._in_flight) | (self._service.delivering if self._service else set())
+        busy = self._claims()
         wanted: dict[uuid.UUID, tuple[datetime, bool]] = {}
         for timer in timers:
             retry = timer.state == SendState.SENDING
@@ -359,11 +362,10 @@ class Scheduler:
     async def _claim_all(self) -> None:
         if self._reclaim:
             self._reclaim = False
-            # A held send found later than the grace with nothing known sent is missed first;
-            # the rest is taken over (same key) or, if partly sent, ended by the service.
-            await self._mark_missed()
+            # Held sends are taken over however late: the service retries them with the same
+            # key, or (too late, or out of attempts) asks OneSignal what it has of them.
             await self._take_batches(queries.reclaim_stale_sends)
-        await self._take_batches(queries.claim_due_sends)
+        await self._take_batches(functools.partial(queries.claim_due_sends, grace=self.grace))
 
     async def _take_batches(self, take: Callable[..., Awaitable[list[Send]]]) -> None:
         """Claim with `take` (due sends, or stale ones) batch after batch, delivering each."""
@@ -375,7 +377,6 @@ class Scheduler:
                     worker_id=self.worker_id,
                     limit=self.claim_batch,
                     lease=self.lease,
-                    grace=self.grace,
                 )
             self._start_all(taken)
             if len(taken) < self.claim_batch:
@@ -405,7 +406,7 @@ class Scheduler:
             )
 
     async def _keep_leases(self) -> None:
-        """Renew the leases of sends being delivered, so no one takes them over meanwhile.
+        """Renew the leases of the claims held here, so no one takes them over meanwhile.
 
         It runs as long as the scheduler: a renewal that fails is logged and tried again at
         the next beat.
@@ -427,7 +428,7 @@ class Scheduler:
                 )  # fmt: skip
 
     async def _renew_leases(self) -> None:
-        busy = set(self._in_flight) | (self._service.delivering if self._service else set())
+        busy = self._claims()
         if not busy:
             return
         async with self._writes:
@@ -437,6 +438,12 @@ class Scheduler:
                 send_ids=busy,
                 lease_until=self.clock() + self.lease,
             )
+
+    def _claims(self) -> set[uuid.UUID]:
+        """Every claim this process keeps renewing: the sends its tasks deliver (waiting for
+        a slot too), and the service's (`SendService.renewing()`: send-nows waiting for a
+        place)."""
+        return set(self._in_flight) | (self._service.renewing() if self._service else set())
 
     def _side(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a notification aside, so a slow Slack does not hold up the sweep."""

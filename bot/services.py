@@ -37,7 +37,11 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 """Returns when the process can serve; raises (anything) when it cannot (`/readyz` -> 503)."""
 
 ONESIGNAL_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-"""Default timeouts of the pooled OneSignal client; the client may tighten them per call."""
+"""The timeouts of every OneSignal request: each app's client on the pool uses the pool's
+(`OneSignalClient(timeout=None)`), and only a tighter one is ever asked for (the credential
+check). A delivery attempt is bounded by them times the client's tries (`1 +
+DeliveryPolicy.client_retries`), plus the short waits between tries: about 45 s by default
+when OneSignal does not answer."""
 
 HEAVY_WORK_LIMIT: Final = 4
 """Heavy jobs after the ack (a delivery and its answer, a preview's estimate) run at once by

@@ -29,14 +29,19 @@ __all__ = [
     "Timer",
     "apply_result",
     "claim_send",
+    "confirm_claim",
     "finish_sends",
     "list_timers",
     "release_claims",
     "renew_leases",
 ]
 
-# What an attempt may leave a send in: delivered, given up, or still held for another try.
-_RESULT_STATES: Final = frozenset({SendState.SENT, SendState.FAILED, SendState.SENDING})
+# What an attempt may leave a send in: delivered, given up, still held for another round, or
+# missed (a dead worker's send found late, which OneSignal, asked by name, does not have).
+_RESULT_STATES: Final = frozenset(
+    {SendState.SENT, SendState.FAILED, SendState.SENDING, SendState.MISSED}
+)
+_FINISHED: Final = frozenset({SendState.SENT, SendState.FAILED})
 
 
 async def claim_send(
@@ -141,13 +146,43 @@ async def renew_leases(
     return count
 
 
+async def confirm_claim(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    send_id: uuid.UUID,
+    worker_id: str,
+    attempt: int,
+    lease_until: datetime,
+) -> bool:
+    """Whether `worker_id` still holds claim number `attempt` of the send (in `sending`, not
+    taken over since, even by itself); its lease extended if so.
+
+    Asked before calling OneSignal for a send whose claim waited: unlike `renew_leases` it
+    waits for a row being written, since its answer decides whether OneSignal is called.
+    """
+    async with session_factory() as session, session.begin():
+        result = await session.execute(
+            sa.update(Send)
+            .where(
+                Send.id == send_id,
+                Send.state == SendState.SENDING,
+                Send.claimed_by == worker_id,
+                Send.attempts == attempt,
+            )
+            .values(lease_until=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+    return getattr(result, "rowcount", 0) == 1
+
+
 @dataclass(frozen=True)
 class DeliveryResult:
     """The end of one delivery attempt, to record.
 
     Attributes:
         send_id: the send.
-        state: `sent`, `failed`, or `sending` for a send kept for another try at `retry_at`.
+        state: `sent`, `failed`, `missed` (late, and nothing went out: its requester may send
+            it again), or `sending` for a send kept for another round at `retry_at`.
         notification_id: the first OneSignal id (shown and looked up), when there is one.
         batches: every batch's outcome (JSON-ready mappings).
         error: why it failed, or what failed in a send partly delivered; None clears it.
@@ -210,8 +245,9 @@ async def finish_sends(
 
     Each result applies only while its send is still `sending` and claimed by `worker_id`
     (the rows are locked first, so the check holds until commit); it writes `send.sent`,
-    `send.failed` or `send.retry` to the audit log. A send cancelled meanwhile keeps its
-    state but gets the notification ids, so whoever cancels at OneSignal can find them.
+    `send.failed`, `send.missed` or `send.retry` to the audit log. A send cancelled
+    meanwhile keeps its state but gets the notification ids, so whoever cancels at OneSignal
+    can find them.
     """
     if not results:
         return FinishedSends()
@@ -275,14 +311,14 @@ _RECORD: Final = (
 
 
 def _record_params(result: DeliveryResult, now: datetime) -> dict[str, Any]:
-    finished = result.state != SendState.SENDING
+    finished = result.state in _FINISHED  # a missed send may still be sent again
     return {
         "b_id": result.send_id,
         "b_state": result.state,
         "b_notification_id": result.notification_id,
         "b_batches": [dict(batch) for batch in result.batches],
         "b_last_error": result.error,
-        "b_lease_until": None if finished else result.retry_at,
+        "b_lease_until": result.retry_at,
         "b_finished_at": now if finished else None,
         "b_updated_at": now,
     }

@@ -83,8 +83,8 @@ TRANSITIONS: Final[dict[SendState, frozenset[SendState]]] = {
     SendState.SCHEDULED: frozenset({SendState.SENDING, SendState.CANCELLED, SendState.MISSED}),
     # back to scheduled: a retry later (429, outage) keeps the same idempotency key.
     # cancelled: the on-call stop while a send is going out; delivery cancels at OneSignal.
-    # missed: a claim whose worker died, found later than the misfire grace with nothing
-    # known to have gone out; it is not sent blindly (DESIGN.md invariant 4).
+    # missed: a claim whose worker died, found later than the misfire grace, which OneSignal
+    # (asked by name) does not have; it is not sent blindly (DESIGN.md invariant 4).
     SendState.SENDING: frozenset(
         {
             SendState.SENT,

@@ -1028,26 +1028,18 @@ async def reclaim_stale_sends(
     worker_id: str,
     limit: int = 50,
     lease: timedelta = DEFAULT_LEASE,
-    grace: timedelta | None = None,
 ) -> list[Send]:
-    """Take over sends stuck in `sending` whose lease ran out (their worker died).
+    """Take over sends stuck in `sending` whose lease ran out: held for a retry, or their
+    worker died.
 
     They keep their UUID, so retrying them reaches OneSignal with the same idempotency key.
-    With `grace`, a send late by more than it with no notification id recorded is left for
-    `mark_missed_sends`: the key helps only if the first call reached OneSignal.
+    Late ones are taken over too: whatever their worker got no answer for may have gone
+    out, so the taker asks OneSignal (by name, never sending) before anything else is said
+    of them (`bot.delivery.attempt.settle`).
     """
-    conditions = [Send.state == SendState.SENDING, Send.lease_until < now]
-    if grace is not None:
-        conditions.append(
-            sa.or_(
-                Send.due_at.is_(None),
-                Send.due_at >= now - grace,
-                Send.notification_id.is_not(None),
-            )
-        )
     return await _bulk_transition(
         session_factory,
-        conditions=conditions,
+        conditions=[Send.state == SendState.SENDING, Send.lease_until < now],
         order_by=(Send.lease_until, Send.id),
         limit=limit,
         from_state=SendState.SENDING,
@@ -1066,13 +1058,14 @@ async def mark_missed_sends(
     limit: int = 100,
     actor: str = "scheduler",
 ) -> list[Send]:
-    """Sends late by more than `grace` become `missed` (never sent blindly), at most `limit`.
+    """Scheduled sends late by more than `grace` become `missed` (never sent blindly), at most
+    `limit`.
 
-    Scheduled ones, and ones held in `sending` whose lease ran out (their worker died) with
-    no notification id recorded: nothing is known to have gone out, and the idempotency key
-    would only help if the first call had reached OneSignal.
+    Only scheduled ones: they were never claimed, so nothing of them went out. A send held
+    in `sending` is never marked here, however late: its last call may have reached
+    OneSignal, and only OneSignal can say (`reclaim_stale_sends`).
     """
-    missed = await _bulk_transition(
+    return await _bulk_transition(
         session_factory,
         conditions=[Send.state == SendState.SCHEDULED, Send.due_at < now - grace],
         order_by=(Send.due_at, Send.id),
@@ -1080,25 +1073,6 @@ async def mark_missed_sends(
         from_state=SendState.SCHEDULED,
         to_state=SendState.MISSED,
         changes={},
-        actor=actor,
-        action="send.missed",
-    )
-    if len(missed) >= limit:
-        return missed
-    stale = [
-        Send.state == SendState.SENDING,
-        Send.lease_until < now,
-        Send.due_at < now - grace,
-        Send.notification_id.is_(None),
-    ]
-    return missed + await _bulk_transition(
-        session_factory,
-        conditions=stale,
-        order_by=(Send.due_at, Send.id),
-        limit=limit - len(missed),
-        from_state=SendState.SENDING,
-        to_state=SendState.MISSED,
-        changes={"lease_until": None},
         actor=actor,
         action="send.missed",
     )

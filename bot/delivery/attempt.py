@@ -1,41 +1,67 @@
 """One delivery attempt of a claimed send: the OneSignal call(s) and what their answers mean.
 
 Nothing here writes to the database: the attempt ends in a `DeliveryResult` (sent, failed,
-or kept in `sending` until a retry) that the service records, and in a sentence for people.
+missed, or kept in `sending` for a later round) that the service records, and in a sentence
+for people.
 
 Passing failures (no answer, 5xx, 429, an unreadable answer) are retried with the same
-idempotency key until `DeliveryPolicy.max_attempts`; OneSignal's refusals (400, 401, 403,
-404, 409, nothing sent) fail at once: repeating them cannot help.
+idempotency key until `DeliveryPolicy.max_attempts`, and never later than the send's due time
+plus the grace; OneSignal's refusals (400, 401, 403, 404, 409, nothing sent) fail at once:
+repeating them cannot help.
+
+A call without a usable answer may have created the notification all the same. Such a send
+is never called failed, missed or "nothing sent" before OneSignal has been asked:
+- right after the call, by the notification's name (`recall.look_up`, a read that never
+  sends): found, the send is sent;
+- while it may still be attempted, by the next attempt too: the same key replays
+  OneSignal's first answer, or sends it if the first call never arrived, which is right
+  until its due time plus the grace;
+- after that (late, or out of attempts), by its name only, in check rounds (`settle`): a
+  replay would send it late. A crashed worker's send found late is settled the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.delivery import recall as recalling
+from bot.delivery.answers import Absent, explain, is_passing, outcome_unknown
 from bot.delivery.apps import AppClient, AppClients, AppUnavailable
 from bot.delivery.content import Audience, SendContent, SendRejected
 from bot.delivery.outcomes import DeliveryPolicy
 from bot.onesignal import (
     BatchResult,
     Forbidden,
-    InvalidRequest,
-    NothingSent,
     NotificationRequest,
-    OneSignalAPIError,
     OneSignalError,
-    OneSignalTimeout,
-    OneSignalTransportError,
     RateLimited,
-    ServerError,
     Unauthorized,
-    UnexpectedResponse,
 )
+from bot.onesignal.batching import MAX_IDS_PER_REQUEST, batch_key, chunk, unique_ids
 from bot.words import plural
 from storage.deliveries import DeliveryResult
 from storage.models import Send, SendState
+
+__all__ = [
+    "Attempt",
+    "absent",
+    "attempt_delivery",
+    "deadline_of",
+    "earliest_call",
+    "explain",
+    "judge",
+    "may_attempt",
+    "notification_ids",
+    "notification_name",
+    "settle",
+    "span",
+]
+
+NOTHING_THERE = "OneSignal has no notification of it: nothing was sent."
+MAY_HAVE_GONE = "It may have gone out: OneSignal could not be asked whether it did."
 
 
 @dataclass(frozen=True)
@@ -51,34 +77,6 @@ class Attempt:
     result: DeliveryResult
     reason: str | None = None
     notification_ids: list[str] = field(default_factory=list)
-
-
-def is_passing(error: BaseException) -> bool:
-    """Whether trying again later (same key) may succeed where this failed."""
-    return isinstance(
-        error, OneSignalTransportError | ServerError | RateLimited | UnexpectedResponse
-    )
-
-
-def explain(error: BaseException) -> str:
-    """One sentence on what OneSignal said (no key ever appears in these texts)."""
-    if isinstance(error, NothingSent):
-        return f"OneSignal sent it to nobody: {error.reason}."
-    if isinstance(error, RateLimited):
-        return "OneSignal's rate limit was reached (HTTP 429)."
-    if isinstance(error, UnexpectedResponse):
-        return f"OneSignal gave an answer PushOps could not read (HTTP {error.status})."
-    if isinstance(error, OneSignalAPIError):
-        detail = "; ".join(error.errors) or "no details given"
-        verb = "failed" if isinstance(error, ServerError) else "refused it"
-        return f"OneSignal {verb} (HTTP {error.status}): {detail}."
-    if isinstance(error, OneSignalTimeout):
-        return "OneSignal did not answer in time."
-    if isinstance(error, OneSignalTransportError):
-        return "OneSignal could not be reached."
-    if isinstance(error, InvalidRequest):
-        return f"The notification was refused before sending: {error}."
-    return f"Delivery failed ({type(error).__name__})."
 
 
 def notification_ids(send: Send) -> list[str]:
@@ -97,6 +95,31 @@ def deadline_of(send: Send, grace: timedelta | None) -> datetime | None:
     return send.due_at + grace
 
 
+def may_attempt(
+    send: Send, *, policy: DeliveryPolicy, now: datetime, grace: timedelta | None
+) -> bool:
+    """Whether this claim of `send` may call OneSignal's create (else it may only ask by
+    name): within `max_attempts` claims, and not later than its due time plus the grace."""
+    deadline = deadline_of(send, grace)
+    return send.attempts <= policy.max_attempts and (deadline is None or now <= deadline)
+
+
+def earliest_call(send: Send) -> datetime:
+    """No OneSignal call for `send` was made before this: it is claimed only once due."""
+    return send.due_at or send.created_at
+
+
+def notification_name(send: Send, batch: int = 0, batches: int = 1) -> str:
+    """The `name` of the OneSignal notification of `send`, or of its batch `batch` of `batches`.
+
+    OneSignal shows it in its dashboard and returns it when notifications are listed; with
+    the send's UUID in it, what a call without an answer (or a worker that died) created
+    can be found (`recall.look_up`), each batch under its own name.
+    """
+    name = f"PushOps {send.short_id} {send.id}"
+    return name if batches == 1 else f"{name} {batch + 1}/{batches}"
+
+
 async def attempt_delivery(
     send: Send,
     *,
@@ -107,8 +130,8 @@ async def attempt_delivery(
 ) -> Attempt:
     """Send a claimed send to OneSignal once (the client retries briefly inside) and judge it.
 
-    With `grace`, a retry that would start later than the send's due time plus the grace is
-    not planned: the send ends failed (or partly delivered) now, saying why.
+    A call left without a usable answer is followed by a look-up by name. With `grace`, a
+    retry that would start later than the send's due time plus the grace is not planned.
     """
     try:
         content = SendContent.from_stored(send.content)
@@ -118,22 +141,51 @@ async def attempt_delivery(
     try:
         app = await apps.for_app(send.team_id, send.app_ref, send.app_name)
     except AppUnavailable as error:
+        if send.attempts > 1:  # an earlier call may have gone out: say nothing false
+            return _unsettled(send, policy, clock(), _records_of(send, audience), str(error))
         return _failed(send, str(error))
     batches = await _call(send, app, content, audience)
+    if any(b.error is not None and outcome_unknown(b.error) for b in batches):
+        batches = await _ask_by_name(send, app, batches)
     if any(isinstance(b.error, Unauthorized | Forbidden) for b in batches):
         apps.forget(send.team_id, send.app_ref)
     # waits count from the failure
     return judge(send, batches, policy=policy, now=clock(), deadline=deadline_of(send, grace))
 
 
-def notification_name(send: Send) -> str:
-    """The `name` every OneSignal notification of `send` carries (each of its batches too).
+async def settle(
+    send: Send,
+    *,
+    apps: AppClients,
+    policy: DeliveryPolicy,
+    clock: Callable[[], datetime],
+    grace: timedelta | None = None,
+) -> Attempt:
+    """A check round for a held send that may no longer be attempted: ask OneSignal, by name,
+    for what is not recorded as sent, and end the send with what OneSignal says.
 
-    OneSignal shows it in its dashboard and returns it when notifications are listed; with
-    the send's UUID in it, a cancel can find what a worker that died created but never
-    recorded (`recall.find_by_name`).
+    Never sends. What OneSignal has is sent; what it has not, is not. While OneSignal cannot
+    be asked, the send is held for another check, `DeliveryPolicy.checks` times at most.
     """
-    return f"PushOps {send.short_id} {send.id}"
+    try:
+        audience = Audience.from_stored(send.audience)
+    except (SendRejected, TypeError) as error:
+        return _failed(send, f"The stored send cannot be delivered: {error}")
+    records = _records_of(send, audience)
+    try:
+        app = await apps.for_app(send.team_id, send.app_ref, send.app_name)
+    except AppUnavailable as error:
+        return _unsettled(send, policy, clock(), records, str(error))
+    found = await recalling.look_up(app, notification_name(send), since=earliest_call(send))
+    if found is None:
+        return _unsettled(send, policy, clock(), records, send.last_error)
+    records = [_found_in(record, send, len(records), found) for record in records]
+    if all(r.get("notification_id") for r in records):
+        ids = [str(r["notification_id"]) for r in records]
+        return Attempt(DeliveryResult(send.id, SendState.SENT, ids[0], records), None, ids)
+    deadline = deadline_of(send, grace)
+    late = deadline is not None and clock() > deadline
+    return absent(send, records, late_by=grace if late else None)
 
 
 async def _call(
@@ -147,7 +199,10 @@ async def _call(
     }
     if audience.by_id:
         return await app.client.send_to_external_ids(
-            NotificationRequest(**template), audience.external_ids, idempotency_key=key
+            NotificationRequest(**template),
+            audience.external_ids,
+            idempotency_key=key,
+            batch_name=lambda index, count: notification_name(send, index, count),
         )
     request = NotificationRequest(**template, **audience.segment_fields(), idempotency_key=key)
     try:
@@ -155,6 +210,25 @@ async def _call(
     except OneSignalError as error:
         return [BatchResult(0, key, 0, error=error)]
     return [BatchResult(0, key, 0, created.id, created.recipients)]
+
+
+async def _ask_by_name(send: Send, app: AppClient, batches: list[BatchResult]) -> list[BatchResult]:
+    """`batches`, each whose outcome was unknown settled by OneSignal's listing: found (sent),
+    or `Absent`; left unknown when OneSignal could not say."""
+    found = await recalling.look_up(app, notification_name(send), since=earliest_call(send))
+    if found is None:
+        return batches
+    settled = []
+    for batch in batches:
+        if batch.error is None or not outcome_unknown(batch.error):
+            settled.append(batch)
+            continue
+        ids = found.get(notification_name(send, batch.index, len(batches)))
+        if ids:
+            settled.append(replace(batch, notification_id=ids[0], error=None))
+        else:
+            settled.append(replace(batch, error=Absent(batch.error)))
+    return settled
 
 
 def judge(
@@ -165,10 +239,12 @@ def judge(
     now: datetime,
     deadline: datetime | None = None,
 ) -> Attempt:
-    """Sent, failed, or kept for another attempt, from each batch's outcome.
+    """Sent, failed, or kept for another round, from each batch's outcome.
 
     A retry is planned only if it starts by `deadline` (however long OneSignal's
-    Retry-After): a send is never attempted later than its due time plus the grace.
+    Retry-After): a send is never attempted later than its due time plus the grace. A
+    batch whose outcome is unknown, or which OneSignal did not have right after the call,
+    is never called "not sent" here: the send is held for a check round (`settle`).
     """
     done = [b for b in batches if b.ok and b.notification_id]
     bad = [b for b in batches if not b.ok]
@@ -191,31 +267,11 @@ def judge(
         )
     elif passing:
         reason += f" Gave up after {plural(send.attempts, 'attempt')}."
+    if any(isinstance(error, Absent) or outcome_unknown(error) for error in _errors(passing)):
+        retry_at = now + timedelta(seconds=policy.wait_before(send.attempts))
+        result = DeliveryResult(send.id, SendState.SENDING, first, recorded, reason, retry_at)
+        return Attempt(result, reason, ids)
     return _ended(send, done, bad, len(batches), reason, recorded)
-
-
-def too_late(send: Send, *, grace: timedelta) -> Attempt:
-    """The end of a send found still unfinished more than `grace` after its due time: what
-    went out (the batches with an id) stays sent, the rest is not attempted any more."""
-    recorded = [dict(batch) for batch in send.batches or []]
-    ids = [str(b["notification_id"]) for b in recorded if b.get("notification_id")]
-    missing = [b for b in recorded if not b.get("notification_id")]
-    why = f"Not sent: still not delivered {span(grace.total_seconds())} after its due time."
-    if not ids:
-        return Attempt(DeliveryResult(send.id, SendState.FAILED, None, recorded, why), why)
-    users = sum(int(b.get("external_ids") or 0) for b in missing)
-    went = ", ".join(
-        f"batch {int(b.get('index', 0)) + 1} ({b['notification_id']})"
-        for b in recorded
-        if b.get("notification_id")
-    )
-    reason = (
-        f"Partly delivered: {len(missing)} of {len(recorded)} batches ({plural(users, 'user')}) "
-        f"were not sent, being still undelivered {span(grace.total_seconds())} after the due time. "
-        f"The other {len(ids)} went out: {went}."
-    )
-    result = DeliveryResult(send.id, SendState.SENT, ids[0], recorded, reason)
-    return Attempt(result, reason, ids)
 
 
 def span(seconds: float) -> str:
@@ -248,6 +304,10 @@ def _ended(
             DeliveryResult(send.id, SendState.SENT, first, recorded, reason), reason, ids
         )
     return Attempt(DeliveryResult(send.id, SendState.FAILED, None, recorded, reason), reason, ids)
+
+
+def _errors(batches: Sequence[BatchResult]) -> list[OneSignalError]:
+    return [b.error for b in batches if b.error is not None]
 
 
 def _failed(send: Send, reason: str) -> Attempt:
@@ -290,4 +350,115 @@ def _partly(done: Sequence[BatchResult], bad: Sequence[BatchResult], total: int,
     return (
         f"Partly delivered: {len(bad)} of {total} batches ({plural(failed_users, 'user')}) "
         f"failed: {why} The other {len(done)} ({plural(sent_users, 'user')}) went out: {went}."
+    )
+
+
+# --- check rounds ------------------------------------------------------------------------------
+
+
+def _records_of(send: Send, audience: Audience) -> list[dict[str, Any]]:
+    """The send's batch records: as the last recorded attempt left them, or (no attempt was
+    recorded: its worker died first) one blank record per batch its audience makes."""
+    if send.batches:
+        return [dict(batch) for batch in send.batches]
+    key = str(send.id)
+    if not audience.by_id:
+        return [_blank(0, key, 0)]
+    sizes = [len(ids) for ids in chunk(unique_ids(audience.external_ids), MAX_IDS_PER_REQUEST)]
+    return [_blank(i, batch_key(key, i, len(sizes)), size) for i, size in enumerate(sizes)]
+
+
+def _blank(index: int, key: str, external_ids: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "idempotency_key": key,
+        "external_ids": external_ids,
+        "notification_id": None,
+        "recipients": None,
+        "error": None,
+        "status": None,
+    }
+
+
+def _found_in(
+    record: dict[str, Any], send: Send, total: int, found: Mapping[str, list[str]]
+) -> dict[str, Any]:
+    """`record` with the notification OneSignal lists under its batch's name, if any."""
+    if record.get("notification_id"):
+        return record
+    ids = found.get(notification_name(send, int(record.get("index") or 0), total))
+    if not ids:
+        return record
+    return record | {"notification_id": ids[0], "error": None, "status": None, "unknown": False}
+
+
+def _unsettled(
+    send: Send,
+    policy: DeliveryPolicy,
+    now: datetime,
+    records: list[dict[str, Any]],
+    why: str | None,
+) -> Attempt:
+    """OneSignal could not be asked: hold the send for another check, or (no checks left)
+    end it saying that what is not recorded may have gone out."""
+    ids = [str(r["notification_id"]) for r in records if r.get("notification_id")]
+    first = ids[0] if ids else None
+    reason = why or "Its delivery was cut off before OneSignal answered."
+    if send.attempts < policy.max_attempts + policy.checks:
+        retry_at = now + timedelta(seconds=policy.wait_before(send.attempts))
+        result = DeliveryResult(send.id, SendState.SENDING, first, records, reason, retry_at)
+        return Attempt(result, reason, ids)
+    records = [r if r.get("notification_id") else r | {"unknown": True} for r in records]
+    reason = f"{reason} {MAY_HAVE_GONE}"
+    state = SendState.SENT if ids else SendState.FAILED
+    return Attempt(DeliveryResult(send.id, state, first, records, reason), reason, ids)
+
+
+def absent(send: Send, records: list[dict[str, Any]], *, late_by: timedelta | None) -> Attempt:
+    """The end of a send that OneSignal, asked, has nothing of for some batches (`records`
+    without a notification id): the others stay sent; with none, nothing was sent.
+
+    `late_by`: the grace, when the send is now later than it (it may not be attempted again).
+    """
+    ids = [str(r["notification_id"]) for r in records if r.get("notification_id")]
+    if ids:
+        reason = _partly_recorded(records, late_by)
+        result = DeliveryResult(send.id, SendState.SENT, ids[0], records, reason)
+        return Attempt(result, reason, ids)
+    if late_by is not None and not send.batches and send.last_error is None:
+        # Its worker died before any answer was recorded: nothing went out, and it is late.
+        why = (
+            "Its delivery was cut off, OneSignal has no notification of it, and it is now "
+            f"more than {span(late_by.total_seconds())} late."
+        )
+        return Attempt(DeliveryResult(send.id, SendState.MISSED, None, records, why), why)
+    if send.last_error:
+        reason = f"{send.last_error} {NOTHING_THERE}"
+    elif late_by is not None:
+        reason = (
+            f"Not sent: still not delivered {span(late_by.total_seconds())} after its due "
+            f"time. {NOTHING_THERE}"
+        )
+    else:
+        reason = f"Its delivery was cut off before OneSignal answered. {NOTHING_THERE}"
+    return Attempt(DeliveryResult(send.id, SendState.FAILED, None, records, reason), reason)
+
+
+def _partly_recorded(records: Sequence[Mapping[str, Any]], late_by: timedelta | None) -> str:
+    missing = [r for r in records if not r.get("notification_id")]
+    users = sum(int(r.get("external_ids") or 0) for r in missing)
+    went = ", ".join(
+        f"batch {int(r.get('index', 0)) + 1} ({r['notification_id']})"
+        for r in records
+        if r.get("notification_id")
+    )
+    why = (
+        f"being still undelivered {span(late_by.total_seconds())} after the due time"
+        if late_by is not None
+        else "and OneSignal has no notification of them"
+    )
+    return (
+        f"Partly delivered: {len(missing)} of {len(records)} batches "
+        f"({plural(users, 'user')}) were not sent, {why}. "
+        f"The other {len(records) - len(missing)} went out: {went}."
     )

@@ -93,10 +93,17 @@ class DeliveryPolicy:
     Attributes:
         max_attempts: claims of one send before a passing failure (timeout, 5xx, 429)
             becomes `failed`; each attempt already retries inside the client.
+        checks: rounds of asking OneSignal, by name, whether a send whose last call got no
+            usable answer went out, once it may not be attempted again (out of attempts, or
+            later than its due time plus the grace); while OneSignal cannot say, the send is
+            held in `sending` for the next round, and after the last it ends saying it may
+            have gone out.
         backoff: seconds before the second attempt; doubles per attempt, up to `max_backoff`.
             OneSignal's `Retry-After`, when longer, wins.
         lease: seconds a claimed send belongs to its worker; a live worker renews it, a dead
             worker's send is taken over once it ends (and retried with the same key).
+        max_queued: seconds a send claimed as it was stored keeps its claim (renewed) while
+            it waits for a place to be delivered; past that the claim is let go.
         max_in_flight: OneSignal calls at once in this process.
         client_retries, client_retry_delay, client_retry_max_delay: the client's own retries
             inside one attempt (`bot.onesignal.RetryPolicy`).
@@ -107,9 +114,11 @@ class DeliveryPolicy:
     """
 
     max_attempts: int = 5
+    checks: int = 3
     backoff: float = 10.0
     max_backoff: float = 300.0
     lease: float = 60.0
+    max_queued: float = 600.0
     max_in_flight: int = 50
     client_retries: int = 3
     client_retry_delay: float = 0.5
@@ -120,12 +129,14 @@ class DeliveryPolicy:
     record_max_backoff: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.max_in_flight < 1 or self.record_batch < 1:
-            raise ValueError("max_attempts, max_in_flight and record_batch must be at least 1")
-        waits = (self.backoff, self.max_backoff, self.lease, self.credentials_ttl)
+        if min(self.max_attempts, self.checks, self.max_in_flight, self.record_batch) < 1:
+            raise ValueError(
+                "max_attempts, checks, max_in_flight and record_batch must be at least 1"
+            )
+        waits = (self.backoff, self.max_backoff, self.lease, self.max_queued, self.credentials_ttl)
         if min(*waits, self.record_backoff, self.record_max_backoff) <= 0:
             raise ValueError(
-                "backoff, max_backoff, lease, credentials_ttl, record_backoff and "
+                "backoff, max_backoff, lease, max_queued, credentials_ttl, record_backoff and "
                 "record_max_backoff must be positive"
             )
 

@@ -1,4 +1,5 @@
-"""Stopping notifications at OneSignal, and reading their counters: what `cancel` and `status` ask.
+"""Stopping notifications at OneSignal, reading their counters, and finding a send's notifications
+by name: what `cancel` and `status` ask, and what delivery asks when a call's outcome is unknown.
 
 A notification OneSignal already accepted can only be asked to stop; what was already
 delivered stays delivered. These helpers say exactly that, never more.
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+from bot.delivery.answers import explain
 from bot.delivery.apps import AppClient
-from bot.delivery.attempt import explain
 from bot.delivery.outcomes import COUNTERS
 from bot.onesignal import BadRequest, NotFound, NotificationDetails, OneSignalError
 
@@ -110,29 +111,54 @@ async def read_counters(
 LOOKUP_PAGES: Final = 4
 """Pages of 50 (OneSignal's most) `find_by_name` reads, newest first."""
 
+SETTLE_PAGES: Final = 20
+"""Pages `look_up` may read to be sure: a send found by name decides what people are told."""
+
 
 async def find_by_name(app: AppClient, name: str, *, since: datetime | None) -> list[str]:
-    """The ids of the app's notifications named `name`, queued since `since` (a minute's
-    slack for clocks), among its latest `LOOKUP_PAGES` pages; what was found before an error.
+    """The ids of the app's notifications named `name` (or one of its batches, `name` and
+    a suffix), queued since `since` (a minute's slack for clocks), among its latest
+    `LOOKUP_PAGES` pages; what was found before an error.
 
     Its limit: an app that queued more than 200 notifications since then hides older ones.
     """
+    found, _complete = await _scan(app, name, since=since, pages=LOOKUP_PAGES)
+    return [nid for ids in found.values() for nid in ids]
+
+
+async def look_up(
+    app: AppClient, name: str, *, since: datetime | None, pages: int = SETTLE_PAGES
+) -> dict[str, list[str]] | None:
+    """The app's notifications named `name` or one of its batches, queued since `since`: the
+    ids under each exact name, oldest first. None when OneSignal could not say: a listing
+    failed, or more than `pages` pages were queued since then."""
+    found, complete = await _scan(app, name, since=since, pages=pages)
+    return found if complete else None
+
+
+async def _scan(
+    app: AppClient, name: str, *, since: datetime | None, pages: int
+) -> tuple[dict[str, list[str]], bool]:
+    """(ids by exact name, oldest first; whether every notification since `since` was seen)."""
     earliest = since.timestamp() - 60 if since is not None else None
-    found: list[str] = []
-    for page in range(LOOKUP_PAGES):
+    found: dict[str, list[str]] = {}
+    for page in range(pages):
         try:
             listed = await app.client.get_notifications(
                 app.onesignal_app_id, limit=_PAGE, offset=page * _PAGE
             )
         except OneSignalError as error:
             log.warning("could not list notifications of app %s: %s", app.name, explain(error))
-            break
+            return found, False
         notifications = listed.notifications
-        found += [n.id for n in notifications if getattr(n, "name", None) == name]
+        for notification in notifications:
+            named = getattr(notification, "name", None)
+            if isinstance(named, str) and (named == name or named.startswith(name + " ")):
+                found.setdefault(named, []).insert(0, notification.id)  # listed newest first
         older = [n for n in notifications if earliest and (n.queued_at or 0) < earliest]
         if older or len(notifications) < _PAGE:
-            break
-    return found
+            return found, True
+    return found, False
 
 
 async def find_notification(

@@ -16,6 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
@@ -24,15 +25,16 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery import recall as recalling
+from bot.delivery.answers import explain
 from bot.delivery.apps import AppClient, AppClients, AppUnavailable
 from bot.delivery.attempt import (
     Attempt,
     attempt_delivery,
-    deadline_of,
-    explain,
+    earliest_call,
+    may_attempt,
     notification_ids,
     notification_name,
-    too_late,
+    settle,
 )
 from bot.delivery.content import Audience, SendContent, SendRejected
 from bot.delivery.outcomes import (
@@ -168,6 +170,11 @@ class SendService:
         self._claims: set[uuid.UUID] = set()
         self._called: set[uuid.UUID] = set()
         self._closing = False
+        # Sends claimed here as they were stored, waiting for a place to be delivered (see
+        # `renewing`). Those that waited too long move to `_let_go`, so that their claim is
+        # checked before they are delivered.
+        self._queued: dict[uuid.UUID, _Queued] = {}
+        self._let_go: dict[uuid.UUID, _Queued] = {}
 
     @property
     def grace(self) -> timedelta:
@@ -183,6 +190,18 @@ class SendService:
     def delivering(self) -> frozenset[uuid.UUID]:
         """The sends this process is delivering right now."""
         return frozenset(self._delivering)
+
+    def renewing(self) -> frozenset[uuid.UUID]:
+        """The claims this process keeps renewing: the sends it is delivering, and those it
+        claimed as it stored them, still waiting for a place to be delivered
+        (`Services.heavy_work`), for `DeliveryPolicy.max_queued` seconds at most: a claim
+        that waited longer is let go here, and any scheduler may take the send over."""
+        now = time.monotonic()
+        for send_id, queued in list(self._queued.items()):
+            if now - queued.since > self.policy.max_queued:
+                self._let_go[send_id] = self._queued.pop(send_id)
+                log.warning("send %s waited too long; its claim is let go", queued.short_id)
+        return frozenset(self._delivering | self._queued.keys())
 
     def claimed(self, send_ids: Collection[uuid.UUID]) -> None:
         """Note sends claimed for this process elsewhere (the scheduler's batch claims), so
@@ -300,6 +319,7 @@ class SendService:
             raise failed(f"the database failed ({type(error).__name__})") from error
         if taken is not None and self.claimed_here(send) and not send.replayed:
             self._claims.add(send.id)
+            self._queued[send.id] = _Queued(time.monotonic(), send.short_id, send.attempts)
         return send
 
     def _check_due(self, due_at: datetime | None, timezone: str) -> None:
@@ -407,11 +427,13 @@ class SendService:
             if send is None or send.state != SendState.MISSED:
                 return None
             new = SendState.SCHEDULED
+            # A fresh start: its attempts count again from the first.
             values: dict[str, object] = {"due_at": self.clock(), "last_error": None}
             if send.approvals_received < approvals_required:
                 new = SendState.PENDING_APPROVAL
                 values = {"due_at": None, "last_error": None}
                 values["approvals_required"] = approvals_required
+            values["attempts"] = 0
             moved = await queries.transition_send(
                 session=session,
                 team_id=team_id,
@@ -531,14 +553,15 @@ class SendService:
         A scheduled send is claimed first (scheduled -> sending; None when another worker
         claimed it, it is not due, or it is later than the grace). A claimed send keeps its
         UUID as idempotency key, so a retry reaches OneSignal with the same key. The send
-        ends `sent`, `failed`, or held in `sending` until a retry at its lease's end; no
-        attempt starts later than its due time plus the grace (a held send found that late
-        keeps what went out and sends nothing more). An outcome the database refuses to
-        record is kept and tried again until it is recorded, the send still claimed;
-        `unrecorded` hears of that at once, with what is known. None too when the process
-        is shutting down before the call (`stop_calling`).
+        ends `sent`, `failed`, `missed`, or held in `sending` for another round at its
+        lease's end. No attempt starts later than its due time plus the grace, nor after
+        `max_attempts`: a held send found then only asks OneSignal what it has (`settle`).
+        An outcome the database refuses to record is kept and tried again until it is
+        recorded, the send still claimed; `unrecorded` hears of that at once, with what is
+        known. None too when the process is shutting down before the call (`stop_calling`),
+        and when a claim this process took as it stored the send was let go while it waited
+        and another worker has it now.
         """
-        held = send.state == SendState.SENDING  # a retry, or taken over from a dead worker
         if send.state == SendState.SCHEDULED:
             if self._closing:
                 return None  # left for a worker that is not shutting down
@@ -559,9 +582,14 @@ class SendService:
         if send.id in self._delivering:
             return None  # already on its way from this process
         self._delivering.add(send.id)
+        if not await self._still_ours(send):
+            self._delivering.discard(send.id)
+            self._claims.discard(send.id)
+            log.info("send %s waited too long; another worker took it", send.short_id)
+            return None
         self._claims.add(send.id)
         try:
-            attempt = await self._attempt(send, held)
+            attempt = await self._attempt(send)
             if attempt is None:
                 return None
             written = await self._writer.write(
@@ -576,18 +604,43 @@ class SendService:
         finally:
             self._delivering.discard(send.id)
 
-    async def _attempt(self, send: Send, held: bool) -> Attempt | None:
-        """The attempt (None: shutting down, no call made); a held send past its deadline
-        ends without one."""
-        deadline = deadline_of(send, self.grace)
-        if held and deadline is not None and self.clock() > deadline:
-            return too_late(send, grace=self.grace)
+    async def _attempt(self, send: Send) -> Attempt | None:
+        """Call OneSignal for the send, or (it may not be attempted any more) only ask it
+        what it has (`settle`); None when shutting down before any call."""
         async with self._slots:
             if self._closing:
                 return None
+            if not may_attempt(send, policy=self.policy, now=self.clock(), grace=self.grace):
+                return await settle(
+                    send, apps=self.apps, policy=self.policy, clock=self.clock, grace=self.grace
+                )
             self._called.add(send.id)
             return await attempt_delivery(
                 send, apps=self.apps, policy=self.policy, clock=self.clock, grace=self.grace
+            )
+
+    async def _still_ours(self, send: Send) -> bool:
+        """Whether a send claimed here as it was stored is still this process's to deliver.
+
+        One that waited for a place longer than a heartbeat may have been let go (or its
+        renewals failed) and taken over meanwhile, by another worker or by this process's
+        own scheduler: that claim is confirmed, and its lease extended, in the database
+        first, so OneSignal is never called for one send by two deliveries at once.
+        """
+        queued = self._queued.get(send.id) or self._let_go.get(send.id)
+        if queued is None or queued.attempt != send.attempts:
+            return True  # a claim just taken (by the scheduler), not the one stored with it
+        self._queued.pop(send.id, None)
+        self._let_go.pop(send.id, None)
+        if time.monotonic() - queued.since < self.policy.lease / 3:
+            return True
+        async with self.writes:
+            return await deliveries.confirm_claim(
+                session_factory=self.database.sessions,
+                send_id=send.id,
+                worker_id=self.worker_id,
+                attempt=send.attempts,
+                lease_until=self.clock() + self.lease,
             )
 
     async def _unrecorded(self, send: Send, attempt: Attempt, tell: Unrecorded | None) -> None:
@@ -615,11 +668,14 @@ class SendService:
             return
         if row.state == SendState.SENT and attempt.reason is None:
             await self.notifier.send_delivered(row)
+        elif row.state == SendState.MISSED:
+            log.warning("send %s missed: %s", row.short_id, attempt.reason)
+            await self.notifier.send_missed(row)
         elif row.state in (SendState.SENT, SendState.FAILED):
             await self.notifier.send_failed(row, attempt.reason or "Delivery failed.")
         elif row.lease_until is not None:
             log.warning(
-                "send %s: attempt %d failed, retrying at %s: %s",
+                "send %s: round %d left it unfinished, next round at %s: %s",
                 row.short_id, row.attempts, row.lease_until.isoformat(), attempt.reason,
             )  # fmt: skip
             if self.timers is not None:
@@ -645,20 +701,12 @@ class SendService:
             # if the first call never arrived; listing recent notifications never sends.
             # A worker still alive records its ids when its call returns, and stops them
             # then (`_after`); one that died mid-call is found here by name.
-            ids = await recalling.find_by_name(app, notification_name(send), since=send.claimed_at)
+            ids = await recalling.find_by_name(
+                app, notification_name(send), since=earliest_call(send)
+            )
             if not ids:
                 return
         await self._audit_recall(send, actor, await recalling.recall(app, ids))
-
-    async def renew_leases(self) -> int:
-        """Extend the claims of the sends being delivered now (the scheduler calls this)."""
-        async with self.writes:
-            return await deliveries.renew_leases(
-                session_factory=self.database.sessions,
-                worker_id=self.worker_id,
-                send_ids=self.delivering,
-                lease_until=self.clock() + self.lease,
-            )
 
     # --- cancelling ----------------------------------------------------------------------
 
@@ -691,6 +739,8 @@ class SendService:
             send = await self._get(team_id, send.id) or send
         if send.state == SendState.SENT:
             return await self._stop_sent(send, actor)
+        if send.state == SendState.FAILED and _unconfirmed(send):
+            return await self._stop_unconfirmed(send, actor)
         return CancelOutcome(
             send, "already_finished", f"`{send.short_id}` is {send.state.value}: nothing to stop."
         )
@@ -721,6 +771,30 @@ class SendService:
             "cancelled_at_onesignal",
             f"Stopped `{send.short_id}` while it was going out: if OneSignal had already "
             f"accepted it, PushOps asks OneSignal to cancel it. {MAY_STILL_REACH}",
+        )
+
+    async def _stop_unconfirmed(self, send: Send, actor: str) -> CancelOutcome:
+        """A send that ended without OneSignal saying whether it went out: look for it by
+        name now, and ask OneSignal to stop what it finds."""
+        try:
+            app = await self.apps.for_app(send.team_id, send.app_ref, send.app_name)
+        except AppUnavailable as error:
+            return CancelOutcome(send, "not_cancellable", f"Cannot stop `{send.short_id}`: {error}")
+        name, since = notification_name(send), earliest_call(send)
+        ids = await recalling.find_by_name(app, name, since=since)
+        if not ids:
+            return CancelOutcome(
+                send,
+                "already_finished",
+                f"OneSignal lists no notification of `{send.short_id}`: nothing to stop.",
+            )
+        answer = await recalling.recall(app, ids)
+        await self._audit_recall(send, actor, answer)
+        return CancelOutcome(
+            send,
+            "already_finished",
+            f"OneSignal had `{send.short_id}` after all ({', '.join(ids)}); PushOps asked "
+            f"OneSignal to stop it. {MAY_STILL_REACH}",
         )
 
     async def _stop_sent(self, send: Send, actor: str) -> CancelOutcome:
@@ -916,6 +990,16 @@ class SendService:
             return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
 
 
+@dataclass(frozen=True)
+class _Queued:
+    """A claim taken as its send was stored: when (monotonic), the send's short id, and
+    which claim of the send it was (its `attempts` then)."""
+
+    since: float
+    short_id: str
+    attempt: int
+
+
 def _require_moved(moved: bool, send: Send) -> None:
     """Undo a decision (by raising inside its transaction) on a send that did not move.
 
@@ -933,11 +1017,18 @@ def _notification_id(ref: str) -> str:
         raise SendNotFound(ref) from None
 
 
+def _unconfirmed(send: Send) -> bool:
+    """Whether the send ended with a batch OneSignal never said anything of."""
+    return any(batch.get("unknown") for batch in send.batches or [])
+
+
 def _not_sent_note(send: Send) -> str:
     if send.state in (SendState.SCHEDULED, SendState.PENDING_APPROVAL, SendState.DRAFT):
         return f"Not sent yet ({send.state.value.replace('_', ' ')})."
     if send.state == SendState.SENDING:
         return "Going out now; OneSignal has not confirmed it yet."
+    if _unconfirmed(send):
+        return f"Not known whether it was sent: {send.last_error}"
     if send.last_error:
         return f"Nothing was sent: {send.last_error}"
     return f"Nothing was sent ({send.state.value})."

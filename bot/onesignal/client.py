@@ -320,6 +320,7 @@ class OneSignalClient:
         *,
         idempotency_key: str,
         batch_size: int = MAX_IDS_PER_REQUEST,
+        batch_name: Callable[[int, int], str] | None = None,
     ) -> list[BatchResult]:
         """Send one notification to any number of external ids, in batches of <= 2,000.
 
@@ -328,6 +329,8 @@ class OneSignalClient:
         idempotency key derived from `idempotency_key` (see `batching.batch_key`), so
         calling again after a failure re-sends only what OneSignal has not seen. Batches
         run in order; each one's outcome, success or error, is in the returned list.
+        `batch_name(index, count)`, when given, is the `name` of each batch, so that each
+        can be told apart in OneSignal's listing.
         """
         template = _as(m.NotificationRequest, notification)
         _check_no_audience(template)
@@ -335,19 +338,26 @@ class OneSignalClient:
         results = []
         for index, ids in enumerate(batches):
             key = batch_key(idempotency_key, index, len(batches))
-            results.append(await self._send_batch(template, index, ids, key))
+            name = batch_name(index, len(batches)) if batch_name is not None else template.name
+            results.append(await self._send_batch(template, index, ids, key, name))
         return results
 
     async def _send_batch(
-        self, template: m.NotificationRequest, index: int, ids: list[str], key: str
+        self,
+        template: m.NotificationRequest,
+        index: int,
+        ids: list[str],
+        key: str,
+        name: str | None,
     ) -> BatchResult:
-        batch = template.model_copy(
-            update={
-                "include_aliases": {"external_id": ids},
-                "target_channel": template.target_channel or "push",
-                "idempotency_key": key,
-            }
-        )
+        update: dict[str, Any] = {
+            "include_aliases": {"external_id": ids},
+            "target_channel": template.target_channel or "push",
+            "idempotency_key": key,
+        }
+        if name is not None:
+            update["name"] = name
+        batch = template.model_copy(update=update)
         try:
             created = await self.create_notification(batch)
         except OneSignalError as exc:

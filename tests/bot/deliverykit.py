@@ -152,10 +152,14 @@ async def kit(
     policy: DeliveryPolicy = FAST,
     sweep_interval: float = 0.5,
     worker_id: str | None = None,
+    http_timeout: float | None = None,
     **settings: Any,
 ) -> AsyncIterator[Kit]:
-    """A `Kit`; the scheduler is stopped and the pool closed at the end."""
-    http = make_http_client()
+    """A `Kit`; the scheduler is stopped and the pool closed at the end.
+
+    `http_timeout`: the pool's timeout (each app's client waits as long), else its default.
+    """
+    http = make_http_client() if http_timeout is None else make_http_client(timeout=http_timeout)
     notifier = RecordingNotifier()
     sends = SendService(
         database=database,

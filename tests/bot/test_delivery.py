@@ -22,6 +22,7 @@ from bot.delivery import (
     SendNotFound,
     SendRejected,
     notification_ids,
+    notification_name,
 )
 from bot.onesignal.batching import batch_key
 from storage import queries
@@ -114,8 +115,21 @@ async def test_a_submission_repeated_in_another_process_gets_the_first_send_and_
     assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
 
 
-async def test_a_send_claimed_by_a_process_that_died_is_taken_over_after_its_lease(env):
-    send = await env.create(claim=True)  # and the process that took it dies before sending
+async def test_a_send_claimed_by_a_process_that_died_is_taken_over_after_its_lease(
+    env, database, app
+):
+    # Stored claimed by a process that died before sending it (and so never handed it back).
+    async with database.sessions.begin() as session:
+        send = await queries.create_send(
+            session=session,
+            team_id=app.team_id,
+            requester_id="U0ALICE",
+            app=app,
+            content={"message": "Hello"},
+            audience={"segments": [SEGMENT]},
+            state=SendState.SCHEDULED,
+            claim=queries.Claim("dies", timedelta(seconds=FAST.lease)),
+        )
     await env.start()
 
     sent = await env.wait_state(send, SendState.SENT, seconds=10)
@@ -459,6 +473,49 @@ async def test_one_failing_batch_is_reported_beside_the_two_that_went_out(env):
     assert f"batch 1 ({first['notification_id']})" in notice.reason
     assert f"batch 3 ({third['notification_id']})" in notice.reason
     assert len(env.created()) == 2
+
+
+async def test_a_create_answered_after_the_timeout_is_found_at_onesignal_and_sent(
+    database, keyring, fake_onesignal, app
+):
+    policy = replace(FAST, client_retries=1)
+    async with kit(database, keyring, fake_onesignal, app, policy=policy, http_timeout=0.3) as env:
+        env.fake.faults.answer_late(2.0, method="POST", path="/notifications")
+        send = await env.create()
+        started = time.monotonic()
+
+        row = await env.sends.deliver(send)
+
+        took = time.monotonic() - started
+    (created,) = env.created()
+    assert row is not None and row.state == SendState.SENT
+    assert row.notification_id == created["id"] and row.last_error is None
+    # two tries of the pool's 0.3 s each (never 30 s a try), then OneSignal's list is read
+    assert [r.json["idempotency_key"] for r in env.posted()] == [str(send.id)] * 2
+    assert len(env.fake.requests_to("GET", "/notifications")) == 1
+    assert took < 1.5
+    assert len(env.notifier.of("send_delivered")) == 1
+    assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
+
+
+async def test_batches_answered_after_the_timeout_are_each_found_under_their_own_name(
+    database, keyring, fake_onesignal, app
+):
+    users = [f"user-{i}" for i in range(5000)]
+    for user in users:
+        fake_onesignal.add_user(fake_onesignal.app.id, user)
+    policy = replace(FAST, client_retries=0)
+    async with kit(database, keyring, fake_onesignal, app, policy=policy, http_timeout=0.3) as env:
+        env.fake.faults.answer_late(2.0, method="POST", path="/notifications")
+        send = await env.create(external_ids=users)
+
+        row = await env.sends.deliver(send)
+
+    assert row is not None and row.state == SendState.SENT and row.last_error is None
+    by_first_user = {n["include_aliases"]["external_id"][0]: n for n in env.created()}
+    batches = [by_first_user[user] for user in ("user-0", "user-2000", "user-4000")]
+    assert notification_ids(row) == [n["id"] for n in batches]
+    assert [n["name"] for n in batches] == [f"{notification_name(send)} {i}/3" for i in (1, 2, 3)]
 
 
 async def test_a_removed_app_fails_the_send_with_a_way_out(env):

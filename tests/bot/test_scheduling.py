@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot.delivery import SendService
-from bot.onesignal import make_http_client
+from bot.delivery import SendService, notification_name
+from bot.onesignal import OneSignalClient, make_http_client
 from bot.scheduling import SWEEP_JOB, Scheduler
 from bot.settings import Settings
 from storage.crypto import KeyRing
@@ -196,6 +196,83 @@ async def test_a_claim_cut_off_and_found_later_than_the_grace_is_missed_not_sent
     assert (await env.actions(stuck))[-1] == "send.missed"
 
 
+async def test_a_claim_cut_off_after_onesignal_took_it_and_found_late_is_sent_not_missed(
+    env, storage_factory, app
+):
+    stuck = await storage_factory.send(
+        app,
+        due_at=utcnow() - timedelta(hours=3),
+        state=SendState.SENDING,
+        content={"message": "went out"},
+        audience={"segments": [SEGMENT]},
+        claimed_by="dead-worker",
+        attempts=1,
+        lease_until=utcnow() - timedelta(hours=2),
+    )
+    # What the dead worker's call made OneSignal create, before it could write the id down.
+    created = await _created_by_a_dead_worker(env, stuck)
+
+    await env.start()
+
+    row = await env.wait_state(stuck, SendState.SENT)
+    (notice,) = await env.notifier.wait_for("send_delivered")
+    assert notice.send.id == stuck.id
+    assert row.notification_id == created and row.last_error is None
+    assert len(env.posted()) == 1  # only the dead worker's: asked by name, never sent late
+    assert (await env.actions(stuck))[-2:] == ["send.reclaimed", "send.sent"]
+
+
+async def _created_by_a_dead_worker(env: Any, send: Send) -> str:
+    async with OneSignalClient(
+        rest_api_key=env.fake.app.rest_api_key, base_url=env.fake.url
+    ) as client:
+        created = await client.create_notification(
+            {
+                "app_id": env.fake.app.id,
+                "contents": {"en": send.content["message"]},
+                "included_segments": [SEGMENT],
+                "name": notification_name(send),
+                "idempotency_key": str(send.id),
+            }
+        )
+    return created.id
+
+
+async def test_a_send_claimed_as_it_is_stored_keeps_its_claim_while_it_waits_for_a_place(
+    env, database, keyring, fake_onesignal, app
+):
+    async with kit(database, keyring, fake_onesignal, app, worker_id="replica-2") as other:
+        await asyncio.gather(env.start(), other.start())
+        send = await env.create(claim=True)
+        await asyncio.sleep(FAST.lease * 2)  # still waiting for a place, past its first lease
+
+        await env.sends.dispatch(send)
+
+    assert [r.json["idempotency_key"] for r in env.posted()] == [str(send.id)]
+    row = await env.row(send)
+    assert row.state == SendState.SENT and row.claimed_by == env.sends.worker_id
+    assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
+
+
+async def test_a_claim_let_go_after_waiting_too_long_is_not_delivered_twice(
+    database, keyring, fake_onesignal, app
+):
+    policy = replace(FAST, max_queued=0.5)
+    async with (
+        kit(database, keyring, fake_onesignal, app, policy=policy) as slow,
+        kit(database, keyring, fake_onesignal, app, worker_id="replica-2") as other,
+    ):
+        await asyncio.gather(slow.start(), other.start())
+        send = await slow.create(claim=True)
+        # Let go after 0.5 s, then taken over once its lease ended (by either scheduler).
+        taken = await other.wait_state(send, SendState.SENT)
+
+        assert await slow.sends.deliver(send) is None  # its stored claim is gone: no 2nd call
+
+    assert [r.json["idempotency_key"] for r in other.posted()] == [str(send.id)]
+    assert taken.attempts == 2 and "send.reclaimed" in await other.actions(send)
+
+
 async def test_a_partly_sent_claim_found_later_than_the_grace_sends_nothing_more(
     env, storage_factory, app
 ):
@@ -227,12 +304,12 @@ async def test_a_partly_sent_claim_found_later_than_the_grace_sends_nothing_more
     assert f"batch 1 ({first_id})" in notice.reason
 
 
-async def test_passing_failures_are_retried_with_backoff_then_fail(
+async def test_passing_failures_are_retried_with_backoff_then_fail_once_onesignal_says_so(
     database, keyring, fake_onesignal, app
 ):
     policy = replace(FAST, max_attempts=2, client_retries=1, backoff=0.3)
     async with kit(database, keyring, fake_onesignal, app, policy=policy) as env:
-        env.fake.faults.statuses([503] * 10, path="/notifications")
+        env.fake.faults.statuses([503] * 10, method="POST", path="/notifications")
         await env.start()
         send = await env.create()
 
@@ -243,12 +320,39 @@ async def test_passing_failures_are_retried_with_backoff_then_fail(
     assert len(posted) == 4  # two attempts, each with one retry inside the client
     assert {r.json["idempotency_key"] for r in posted} == {str(send.id)}
     assert posted[2].time - posted[1].time >= 0.3  # the backoff between attempts
+    # A 503 may hide a notification OneSignal made: it was asked (by listing) after each
+    # attempt, and once more before the send was called failed.
+    assert len(env.fake.requests_to("GET", "/notifications")) == 3
     assert row.last_error == (
-        "OneSignal failed (HTTP 503): Service Unavailable. Gave up after 2 attempts."
+        "OneSignal failed (HTTP 503): Service Unavailable. Gave up after 2 attempts. "
+        "OneSignal has no notification of it: nothing was sent."
     )
     (notice,) = env.notifier.of("send_failed")
     assert notice.reason == row.last_error
     assert env.created() == []
+
+
+async def test_a_send_onesignal_cannot_say_anything_of_ends_saying_it_may_have_gone_out(
+    database, keyring, fake_onesignal, app
+):
+    policy = replace(FAST, max_attempts=1, checks=1, client_retries=0, backoff=0.3)
+    async with kit(database, keyring, fake_onesignal, app, policy=policy) as env:
+        env.fake.faults.statuses([503] * 10, path="/notifications")  # lists fail too
+        await env.start()
+        send = await env.create()
+
+        await env.sends.dispatch(send)
+        row = await env.wait_state(send, SendState.FAILED)
+
+    assert len(env.posted()) == 1
+    assert len(env.fake.requests_to("GET", "/notifications")) == 2  # after it, and a check
+    assert row.last_error == (
+        "OneSignal failed (HTTP 503): Service Unavailable. Gave up after 1 attempt. "
+        "It may have gone out: OneSignal could not be asked whether it did."
+    )
+    assert [batch["unknown"] for batch in row.batches] == [True]
+    (notice,) = env.notifier.of("send_failed")
+    assert notice.reason == row.last_error
 
 
 class _FlakyClock:

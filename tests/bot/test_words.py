@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.delivery.attempt import too_late
+from bot.delivery.attempt import absent
 from bot.words import plural
 from storage.models import Send, SendState
 
@@ -32,7 +32,7 @@ def test_a_batch_of_one_user_is_one_user():
         ],
     )
 
-    attempt = too_late(send, grace=timedelta(minutes=10))
+    attempt = absent(send, [dict(b) for b in send.batches], late_by=timedelta(minutes=10))
 
     assert attempt.result.error is not None
     assert attempt.result.error.startswith("Partly delivered: 1 of 2 batches (1 user) were not")

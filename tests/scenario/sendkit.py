@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from bot.delivery import DeliveryPolicy
@@ -51,12 +52,18 @@ async def serve_sending(
     keyring: KeyRing,
     *,
     policy: DeliveryPolicy = FAST,
+    onesignal_timeout: float | None = None,
     **serve: Any,
 ) -> AsyncIterator[PushOps]:
-    """The real app with storage, the send service and a fast-sweeping scheduler."""
+    """The real app with storage, the send service and a fast-sweeping scheduler.
+
+    `onesignal_timeout`: the OneSignal pool's timeout (every app's client waits as long).
+    """
     services = default_services(settings)
     services.database = database
     services.keyring = keyring
+    if onesignal_timeout is not None:
+        services.onesignal_http.timeout = httpx.Timeout(onesignal_timeout)
     attach_delivery(services, policy=policy, sweep_interval=0.5)
     async with serve_pushops(settings, services=services, **serve) as running:
         yield running
