@@ -1,7 +1,9 @@
-"""Real processes: `pushops worker` killed with SIGKILL before its sends are due, then restarted.
+"""Real processes: `pushops worker` killed with SIGKILL before its sends are due, then restarted;
+and a process killed while OneSignal's answer to its send was on the way.
 
 Within the grace every send is delivered exactly once; after it, every send is `missed` and
-none is delivered. The database and the fake OneSignal outlive the processes, as they would.
+none is delivered. A send OneSignal took before its process died ends `sent`, however late
+it is found. The database and the fake OneSignal outlive the processes, as they would.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ import sqlalchemy as sa
 from storage.db import Database
 from storage.models import OneSignalApp, Send, SendState, utcnow
 from tests.bot.deliverykit import insert_due, seeded_app
+from tests.fakes.slack import DEFAULT_TEAM_ID
+from tests.plugins.database import register_secret
+from tests.scenario.holder import LEASE as HOLDER_LEASE
+from tests.scenario.holder import Holder
 from tests.scenario.processes import Worker, environment
+from tests.scenario.sendkit import ALICE, creates, dm_to
 
 pytestmark = pytest.mark.slow
 
@@ -106,6 +113,51 @@ async def test_restarted_after_the_grace_every_send_is_missed_and_none_sent(
     output = log.read_text()
     assert output.count("missed: due") == len(ids)
     assert "Traceback" not in output
+
+
+async def test_a_send_onesignal_took_from_a_process_killed_before_the_answer_ends_sent(
+    database, storage_factory, secret_key, fake_slack, fake_onesignal, tmp_path
+):
+    grace = 1.0  # shorter than the holder's lease: the send is late once its claim ends
+    assert grace < HOLDER_LEASE
+    app = await storage_factory.app(
+        DEFAULT_TEAM_ID,
+        "default",
+        onesignal_app_id=fake_onesignal.app.id,
+        api_key=register_secret(fake_onesignal.app.rest_api_key),
+        make_default=True,
+    )
+    env = environment(database, secret_key, fake_onesignal, tmp_path, grace=grace, slack=fake_slack)
+    answers = fake_onesignal.faults.hold_answers(method="POST", path="/notifications")
+    holder = Holder(env, tmp_path / "holder.log")
+    await holder.start()
+    await holder.armed()
+    (send_id,) = await insert_due(database, app, 1, utcnow() + timedelta(seconds=1))
+
+    # OneSignal creates the notification; its answer never reaches the holder, killed meanwhile.
+    assert await asyncio.to_thread(answers.arrived.wait, 20)
+    await holder.kill()
+    (created,) = fake_onesignal.notifications.values()
+    assert (await _states(database, [send_id]))[SendState.SENDING] == 1
+    worker = Worker(env, tmp_path / "worker.log")
+    await worker.start()
+    try:
+        await _wait_states(database, [send_id], SendState.SENT, seconds=30)
+        told = await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE), timeout=10)
+    finally:
+        code = await worker.terminate()
+
+    async with database.sessions() as session:
+        row = await session.get(Send, send_id)
+    assert row is not None and row.notification_id == created["id"]
+    assert row.last_error is None and row.attempts == 2
+    # Found by its name, not created again: a replay this late would have sent it late.
+    assert [r.json["idempotency_key"] for r in creates(fake_onesignal)] == [str(send_id)]
+    assert f"`{row.short_id}`" in told.args["text"] and "was sent" in told.args["text"]
+    assert created["id"] in told.args["text"]
+    assert fake_slack.calls_to("chat.postMessage", where=dm_to(ALICE)) == [told]  # once
+    assert code == 0
+    assert "missed" not in worker.output() and "Traceback" not in worker.output()
 
 
 async def test_a_worker_with_unusable_settings_says_what_to_fix(run_cli):

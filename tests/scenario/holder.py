@@ -1,0 +1,59 @@
+"""A delivering process with a short lease, for crash tests: `python -m tests.scenario.holder`.
+
+It runs what `pushops worker` runs (the send service and its scheduler, on the settings of
+the environment), but with a `LEASE`-second lease and a half-second sweep, so that a test can
+kill it while it holds a send and see another process take the send over within seconds
+rather than the production minute. It logs like the worker ("scheduler started ...").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Final
+
+from bot.delivery import DeliveryPolicy
+from bot.logs import configure_logging
+from bot.services import attach_delivery, build_services
+from bot.settings import Settings
+from storage.crypto import load_keyring
+from storage.db import Database
+from tests.scenario.processes import Worker
+
+LEASE: Final = 2.0
+ROOT: Final = Path(__file__).resolve().parents[2]
+
+
+class Holder(Worker):
+    """This program as a process, started and watched as a `pushops worker` is."""
+
+    async def start(self) -> None:
+        """Start it from the project's root, where `tests` can be imported."""
+        with self.log.open("a") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", __name__, env=self.env, stdout=out, stderr=out, cwd=ROOT
+            )
+
+
+async def hold() -> None:
+    """Deliver until SIGTERM (or until killed, which is the point)."""
+    settings = Settings(_env_file=None)
+    configure_logging(settings)
+    services = build_services(settings)
+    services.database = Database.open(settings.resolved_database_url)
+    services.keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+    services.on_shutdown.append(services.database.dispose)
+    attach_delivery(services, policy=DeliveryPolicy(lease=LEASE), sweep_interval=0.5)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await services.start()
+    try:
+        await stop.wait()
+    finally:
+        await services.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(hold())
