@@ -8,10 +8,12 @@ Slack: outcomes reach people through `bot.notifier.Notifier`.
     outcomes.py  Estimate, CancelOutcome, StatusReport, SendNotFound, StoreRefused,
                  StoreInterrupted, DeliveryPolicy
     service.py   SendService
-    attempt.py   one delivery attempt and what OneSignal's answers mean
+    attempt.py   one delivery attempt, and the check rounds of a send OneSignal has not
+                 answered about
+    answers.py   what OneSignal's answers mean, and which leave a send's outcome unknown
     writer.py    delivery results written many per transaction
     apps.py      a OneSignal client per app on one shared pool, keys kept briefly
-    recall.py    cancelling at OneSignal and reading counters
+    recall.py    cancelling at OneSignal, reading counters, finding notifications by name
 """
 
 from bot.delivery.attempt import notification_ids, notification_name

@@ -141,8 +141,10 @@ async def attempt_delivery(
     try:
         app = await apps.for_app(send.team_id, send.app_ref, send.app_name)
     except AppUnavailable as error:
-        if send.attempts > 1:  # an earlier call may have gone out: say nothing false
-            return _unsettled(send, policy, clock(), _records_of(send, audience), str(error))
+        records = _records_of(send, audience)
+        if send.attempts > 1 and any(r.get("unknown") for r in records):
+            # an earlier call may have gone out: say nothing false of it
+            return _unsettled(send, policy, clock(), records, str(error))
         return _failed(send, str(error))
     batches = await _call(send, app, content, audience)
     if any(b.error is not None and outcome_unknown(b.error) for b in batches):
@@ -172,6 +174,10 @@ async def settle(
     except (SendRejected, TypeError) as error:
         return _failed(send, f"The stored send cannot be delivered: {error}")
     records = _records_of(send, audience)
+    deadline = deadline_of(send, grace)
+    late_by = grace if deadline is not None and clock() > deadline else None
+    if not any(r.get("unknown") for r in records):  # nothing of it can have gone out unseen
+        return absent(send, records, late_by=late_by, asked=False)
     try:
         app = await apps.for_app(send.team_id, send.app_ref, send.app_name)
     except AppUnavailable as error:
@@ -183,9 +189,7 @@ async def settle(
     if all(r.get("notification_id") for r in records):
         ids = [str(r["notification_id"]) for r in records]
         return Attempt(DeliveryResult(send.id, SendState.SENT, ids[0], records), None, ids)
-    deadline = deadline_of(send, grace)
-    late = deadline is not None and clock() > deadline
-    return absent(send, records, late_by=grace if late else None)
+    return absent(send, records, late_by=late_by)
 
 
 async def _call(
@@ -249,7 +253,7 @@ def judge(
     done = [b for b in batches if b.ok and b.notification_id]
     bad = [b for b in batches if not b.ok]
     ids = [b.notification_id for b in done if b.notification_id]
-    recorded = [_batch_record(b) for b in batches]
+    recorded = [_batch_record(b, send.attempts) for b in batches]
     first = ids[0] if ids else None
     if not bad:
         return Attempt(DeliveryResult(send.id, SendState.SENT, first, recorded), None, ids)
@@ -320,15 +324,21 @@ def _longest_retry_after(batches: Sequence[BatchResult]) -> float | None:
     return max(known) if known else None
 
 
-def _batch_record(batch: BatchResult) -> dict[str, Any]:
+def _batch_record(batch: BatchResult, attempt: int) -> dict[str, Any]:
+    """A batch's outcome as stored. `unknown`: OneSignal has not said (the call got no usable
+    answer, and no look-up since settled it: one right after the call is not the last word).
+    `attempt`: the claim of the send that made it."""
+    error = batch.error
     return {
         "index": batch.index,
         "idempotency_key": batch.idempotency_key,
         "external_ids": batch.external_ids_count,
         "notification_id": batch.notification_id,
         "recipients": batch.recipients,
-        "error": explain(batch.error) if batch.error is not None else None,
-        "status": getattr(batch.error, "status", None),
+        "error": explain(error) if error is not None else None,
+        "status": getattr(error, "status", None),
+        "unknown": error is not None and (outcome_unknown(error) or isinstance(error, Absent)),
+        "attempt": attempt,
     }
 
 
@@ -357,10 +367,24 @@ def _partly(done: Sequence[BatchResult], bad: Sequence[BatchResult], total: int,
 
 
 def _records_of(send: Send, audience: Audience) -> list[dict[str, Any]]:
-    """The send's batch records: as the last recorded attempt left them, or (no attempt was
-    recorded: its worker died first) one blank record per batch its audience makes."""
-    if send.batches:
-        return [dict(batch) for batch in send.batches]
+    """The send's batch records as this claim finds them, each stamped with this claim.
+
+    As the last recorded round left them; when a claim since then died before its result
+    was recorded (or none ever was: one blank record per batch its audience makes), every
+    batch not known to be sent is `unknown`: that claim's call may have reached OneSignal.
+    """
+    records = [dict(batch) for batch in send.batches or []] or _blanks(send, audience)
+    previous = send.attempts - 1  # the claim before this one
+    cut_off = any(int(r.get("attempt") or 0) < previous for r in records)
+    return [
+        r
+        | {"attempt": send.attempts}
+        | ({"unknown": True} if cut_off and not r.get("notification_id") else {})
+        for r in records
+    ]
+
+
+def _blanks(send: Send, audience: Audience) -> list[dict[str, Any]]:
     key = str(send.id)
     if not audience.by_id:
         return [_blank(0, key, 0)]
@@ -377,6 +401,8 @@ def _blank(index: int, key: str, external_ids: int) -> dict[str, Any]:
         "recipients": None,
         "error": None,
         "status": None,
+        "unknown": True,
+        "attempt": 0,
     }
 
 
@@ -408,39 +434,41 @@ def _unsettled(
         retry_at = now + timedelta(seconds=policy.wait_before(send.attempts))
         result = DeliveryResult(send.id, SendState.SENDING, first, records, reason, retry_at)
         return Attempt(result, reason, ids)
-    records = [r if r.get("notification_id") else r | {"unknown": True} for r in records]
     reason = f"{reason} {MAY_HAVE_GONE}"
     state = SendState.SENT if ids else SendState.FAILED
     return Attempt(DeliveryResult(send.id, state, first, records, reason), reason, ids)
 
 
-def absent(send: Send, records: list[dict[str, Any]], *, late_by: timedelta | None) -> Attempt:
-    """The end of a send that OneSignal, asked, has nothing of for some batches (`records`
-    without a notification id): the others stay sent; with none, nothing was sent.
+def absent(
+    send: Send, records: list[dict[str, Any]], *, late_by: timedelta | None, asked: bool = True
+) -> Attempt:
+    """The end of a send with batches that did not go out (`records` without a notification
+    id): the others stay sent; with none, nothing was sent.
 
     `late_by`: the grace, when the send is now later than it (it may not be attempted again).
+    `asked`: OneSignal said it has nothing of them (else their own answers said so).
     """
+    records = [r | {"unknown": False} for r in records]  # OneSignal has said
     ids = [str(r["notification_id"]) for r in records if r.get("notification_id")]
     if ids:
         reason = _partly_recorded(records, late_by)
         result = DeliveryResult(send.id, SendState.SENT, ids[0], records, reason)
         return Attempt(result, reason, ids)
-    if late_by is not None and not send.batches and send.last_error is None:
+    if late_by is not None and send.last_error is None:
         # Its worker died before any answer was recorded: nothing went out, and it is late.
         why = (
             "Its delivery was cut off, OneSignal has no notification of it, and it is now "
             f"more than {span(late_by.total_seconds())} late."
         )
         return Attempt(DeliveryResult(send.id, SendState.MISSED, None, records, why), why)
-    if send.last_error:
-        reason = f"{send.last_error} {NOTHING_THERE}"
+    why = send.last_error or "Its delivery was cut off before OneSignal answered."
+    if asked:
+        reason = f"{why} {NOTHING_THERE}"
     elif late_by is not None:
-        reason = (
-            f"Not sent: still not delivered {span(late_by.total_seconds())} after its due "
-            f"time. {NOTHING_THERE}"
-        )
+        late = span(late_by.total_seconds())
+        reason = f"{why} Not sent: still not delivered {late} after its due time."
     else:
-        reason = f"Its delivery was cut off before OneSignal answered. {NOTHING_THERE}"
+        reason = why
     return Attempt(DeliveryResult(send.id, SendState.FAILED, None, records, reason), reason)
 
 
@@ -456,7 +484,7 @@ def _partly_recorded(records: Sequence[Mapping[str, Any]], late_by: timedelta | 
         f"being still undelivered {span(late_by.total_seconds())} after the due time"
         if late_by is not None
         else "and OneSignal has no notification of them"
-    )
+    )  # (not late: they were asked about, as only unknown outcomes leave a send held)
     return (
         f"Partly delivered: {len(missing)} of {len(records)} batches "
         f"({plural(users, 'user')}) were not sent, {why}. "

@@ -171,19 +171,24 @@ async def test_a_send_stuck_in_sending_after_a_crash_is_taken_over(env, storage_
     assert "send.reclaimed" in await env.actions(stuck)
 
 
+async def _stuck(storage_factory: Any, app: Any, message: str, **columns: Any) -> Send:
+    """A send claimed 3 h ago by a worker that died, its lease long over (columns may add to it)."""
+    values: dict[str, Any] = {
+        "due_at": utcnow() - timedelta(hours=3),
+        "state": SendState.SENDING,
+        "content": {"message": message},
+        "audience": {"segments": [SEGMENT]},
+        "claimed_by": "dead-worker",
+        "attempts": 1,
+        "lease_until": utcnow() - timedelta(hours=2),
+    }
+    return await storage_factory.send(app, **(values | columns))
+
+
 async def test_a_claim_cut_off_and_found_later_than_the_grace_is_missed_not_sent(
     env, storage_factory, app
 ):
-    stuck = await storage_factory.send(
-        app,
-        due_at=utcnow() - timedelta(hours=3),
-        state=SendState.SENDING,
-        content={"message": "stuck for hours"},
-        audience={"segments": [SEGMENT]},
-        claimed_by="dead-worker",
-        attempts=1,
-        lease_until=utcnow() - timedelta(hours=2),
-    )
+    stuck = await _stuck(storage_factory, app, "stuck for hours")
 
     await env.start()
 
@@ -199,16 +204,7 @@ async def test_a_claim_cut_off_and_found_later_than_the_grace_is_missed_not_sent
 async def test_a_claim_cut_off_after_onesignal_took_it_and_found_late_is_sent_not_missed(
     env, storage_factory, app
 ):
-    stuck = await storage_factory.send(
-        app,
-        due_at=utcnow() - timedelta(hours=3),
-        state=SendState.SENDING,
-        content={"message": "went out"},
-        audience={"segments": [SEGMENT]},
-        claimed_by="dead-worker",
-        attempts=1,
-        lease_until=utcnow() - timedelta(hours=2),
-    )
+    stuck = await _stuck(storage_factory, app, "went out")
     # What the dead worker's call made OneSignal create, before it could write the id down.
     created = await _created_by_a_dead_worker(env, stuck)
 
@@ -220,6 +216,55 @@ async def test_a_claim_cut_off_after_onesignal_took_it_and_found_late_is_sent_no
     assert row.notification_id == created and row.last_error is None
     assert len(env.posted()) == 1  # only the dead worker's: asked by name, never sent late
     assert (await env.actions(stuck))[-2:] == ["send.reclaimed", "send.sent"]
+
+
+def _rate_limited(attempt: int) -> list[dict[str, Any]]:
+    """The batch record of a segment send whose attempt `attempt` OneSignal refused with 429."""
+    return [
+        {"index": 0, "external_ids": 0, "notification_id": None, "status": 429, "unknown": False,
+         "error": "OneSignal's rate limit was reached (HTTP 429).", "attempt": attempt}
+    ]  # fmt: skip
+
+
+async def test_a_send_whose_retry_was_cut_off_is_asked_about_and_found_sent(
+    env, storage_factory, app
+):
+    # Attempt 1 was refused (429); attempt 2 was claimed, called OneSignal, and its worker died.
+    stuck = await _stuck(
+        storage_factory,
+        app,
+        "second try went out",
+        attempts=2,
+        batches=_rate_limited(1),
+        last_error="OneSignal's rate limit was reached (HTTP 429).",
+    )
+    created = await _created_by_a_dead_worker(env, stuck)
+
+    await env.start()
+
+    row = await env.wait_state(stuck, SendState.SENT)
+    assert row.notification_id == created and row.last_error is None
+    assert len(env.posted()) == 1  # the dead worker's only
+
+
+async def test_a_send_refused_then_found_late_ends_failed_without_asking(env, storage_factory, app):
+    # Attempt 1 was refused (429), and nothing claimed it since: nothing of it can be out.
+    stuck = await _stuck(
+        storage_factory,
+        app,
+        "never went out",
+        batches=_rate_limited(1),
+        last_error="OneSignal's rate limit was reached (HTTP 429).",
+    )
+
+    await env.start()
+
+    row = await env.wait_state(stuck, SendState.FAILED)
+    assert row.last_error == (
+        "OneSignal's rate limit was reached (HTTP 429). "
+        "Not sent: still not delivered 10 min after its due time."
+    )
+    assert env.fake.requests == []  # neither created late nor looked up: it cannot be out
 
 
 async def _created_by_a_dead_worker(env: Any, send: Send) -> str:
@@ -277,15 +322,11 @@ async def test_a_partly_sent_claim_found_later_than_the_grace_sends_nothing_more
     env, storage_factory, app
 ):
     first_id = "a3f1c2d4-0000-4000-8000-000000000001"
-    stuck = await storage_factory.send(
+    stuck = await _stuck(
+        storage_factory,
         app,
-        due_at=utcnow() - timedelta(hours=3),
-        state=SendState.SENDING,
-        content={"message": "half out"},
+        "half out",
         audience={"external_ids": ["u-1", "u-2"]},
-        claimed_by="dead-worker",
-        attempts=1,
-        lease_until=utcnow() - timedelta(hours=2),
         notification_id=first_id,
         batches=[
             {"index": 0, "external_ids": 2000, "notification_id": first_id, "error": None},
