@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -29,20 +30,30 @@ from tests.scenario.sendkit import ALICE, creates, dm_to
 
 pytestmark = pytest.mark.slow
 
-# Seconds after the sends are stored: later than a worker takes to start on a busy machine
-# (about 5 s with the suite's other tests running beside it), so it arms every timer first.
-DUE_IN = (8.0, 8.5, 9.0, 9.5, 10.0)
+STORED_DUE_IN = 120.0  # far beyond a worker's start, however busy the machine
+DUE_IN = (0.5, 1.0, 1.5, 2.0, 2.5)  # after the kill: seconds from the restart's start
 
 
-async def _store_sends(database: Database, app: OneSignalApp) -> tuple[list[uuid.UUID], float]:
-    """Sends due `DUE_IN` from now; their ids, and the monotonic time the last is due."""
-    now = utcnow()
+async def _store_sends(database: Database, app: OneSignalApp) -> list[uuid.UUID]:
+    """Five sends due in `STORED_DUE_IN` s: a worker arms their timers whenever it starts."""
+    due = utcnow() + timedelta(seconds=STORED_DUE_IN)
     ids: list[uuid.UUID] = []
-    for index, delay in enumerate(DUE_IN):
-        ids += await insert_due(
-            database, app, 1, now + timedelta(seconds=delay), prefix=f"K{index}"
-        )
-    return ids, time.monotonic() + max(DUE_IN)
+    for index in range(len(DUE_IN)):
+        ids += await insert_due(database, app, 1, due, prefix=f"K{index}")
+    return ids
+
+
+async def _move_due(database: Database, ids: list[uuid.UUID], offsets: Sequence[float]) -> None:
+    """While no worker runs, bring the sends' due times to now plus `offsets` (seconds).
+
+    A worker was killed with their timers armed; what matters is what the next one does with
+    them once they are (nearly) due, not how long a busy machine took to start the first.
+    """
+    now = utcnow()
+    async with database.sessions.begin() as session:
+        for send_id, offset in zip(ids, offsets, strict=True):
+            due = now + timedelta(seconds=offset)
+            await session.execute(sa.update(Send).where(Send.id == send_id).values(due_at=due))
 
 
 async def _states(database: Database, ids: list[uuid.UUID]) -> Counter[SendState]:
@@ -75,11 +86,11 @@ async def test_restarted_within_the_grace_every_send_goes_out_once(
 ):
     app = await seeded_app(storage_factory, fake_onesignal)
     env = environment(database, secret_key, fake_onesignal, tmp_path, grace=60)
-    ids, last_due = await _store_sends(database, app)
+    ids = await _store_sends(database, app)
     log = tmp_path / "worker.log"
 
     await _killed_before_due(Worker(env, log), database, ids)
-    await asyncio.sleep(max(0.0, last_due - time.monotonic()) + 0.3)  # all due now
+    await _move_due(database, ids, DUE_IN)
     restarted = Worker(env, log)
     await restarted.start()
     await _wait_states(database, ids, SendState.SENT, seconds=20)
@@ -100,11 +111,11 @@ async def test_restarted_after_the_grace_every_send_is_missed_and_none_sent(
     grace = 1.5
     app = await seeded_app(storage_factory, fake_onesignal)
     env = environment(database, secret_key, fake_onesignal, tmp_path, grace=grace)
-    ids, last_due = await _store_sends(database, app)
+    ids = await _store_sends(database, app)
     log = tmp_path / "worker.log"
 
     await _killed_before_due(Worker(env, log), database, ids)
-    await asyncio.sleep(max(0.0, last_due - time.monotonic()) + grace + 0.5)
+    await _move_due(database, ids, [-(grace + 1.0 + d) for d in DUE_IN])  # past the grace
     restarted = Worker(env, log)
     await restarted.start()
     await _wait_states(database, ids, SendState.MISSED, seconds=20)
