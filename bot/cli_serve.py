@@ -28,6 +28,7 @@ from bot.logs import configure_logging, redact, secrets_of
 from bot.server import build_server
 from bot.services import build_services
 from bot.settings import Settings
+from storage.audit import AuditKeys
 from storage.crypto import CryptoError, KeyRing, load_keyring
 from storage.db import Database, DatabaseURLError, display_url
 from storage.migrations import upgrade
@@ -147,7 +148,7 @@ async def serve(settings: Settings) -> None:
     """
     await preflight(settings)
     keyring = _keyring(settings)
-    database = open_database(settings)
+    database = open_database(settings, audit_keys=AuditKeys.from_keyring(keyring))
     await migrate_at_start(settings, database)
     try:
         listener = bind(settings.host, settings.port)
@@ -166,10 +167,13 @@ async def serve(settings: Settings) -> None:
     await uvicorn.Server(config).serve(sockets=[listener])
 
 
-def open_database(settings: Settings) -> Database:
-    """The configured database; a StartupError naming the problem when it cannot be opened."""
+def open_database(settings: Settings, *, audit_keys: AuditKeys | None = None) -> Database:
+    """The configured database; a StartupError naming the problem when it cannot be opened.
+
+    With `audit_keys` (what `serve` and `worker` need) it writes audit events.
+    """
     try:
-        return Database.open(settings.resolved_database_url)
+        return Database.open(settings.resolved_database_url, audit_keys=audit_keys)
     except DatabaseURLError as e:
         raise StartupError(str(e)) from None
     except OSError as e:  # the SQLite file's folder could not be made

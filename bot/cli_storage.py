@@ -14,15 +14,18 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError
 
+from bot.checkpoints import STDOUT, CheckpointPublisher, FileSink
 from bot.settings import Settings, read_settings
 from bot.words import plural
 from storage import queries
-from storage.audit import iter_audit_events, verify_audit_chain
+from storage.audit import AuditKeys, iter_audit_events
+from storage.audit_chain import Checkpoint, verify_audit_chain
 from storage.crypto import (
     KEY_FILE_NAME,
     CryptoError,
@@ -36,7 +39,7 @@ from storage.db import Database, DatabaseURLError, display_url
 from storage.errors import DuplicateAppName, StorageError
 from storage.migrations import current_revision, head_revision, upgrade
 from storage.models import AuditEvent
-from storage.rotation import rotate_secrets
+from storage.rotation import rotate_audit_keys, rotate_secrets
 
 EXPORT_FIELDS: Final = (
     "team_id",
@@ -50,6 +53,8 @@ EXPORT_FIELDS: Final = (
     "details",
     "prev_hash",
     "hash",
+    "mac",
+    "mac_key_id",
 )
 
 
@@ -122,10 +127,28 @@ def _add_keys(subparsers: Any) -> None:
 
 
 def _add_audit(subparsers: Any) -> None:
-    actions = _group(subparsers, "audit", "Check and export the audit log.")
-    verify = actions.add_parser("verify", help="Check that no audit event was edited or removed.")
+    actions = _group(subparsers, "audit", "Check, checkpoint and export the audit log.")
+    verify = actions.add_parser(
+        "verify",
+        help="Check that no audit event was edited, added or removed.",
+        description="Check every workspace's audit chain and its MACs under PUSHOPS_SECRET_KEY. "
+        "With --checkpoints, also prove that the database still extends every checkpoint in "
+        "FILE (not rolled back, its end not cut, no workspace deleted).",
+    )
     verify.add_argument("--team", help="only this workspace")
+    verify.add_argument(
+        "--checkpoints", metavar="FILE", help="checkpoints as JSON lines (`-`: standard input)"
+    )
     verify.set_defaults(handler=_sync(_audit_verify))
+    checkpoint = actions.add_parser(
+        "checkpoint",
+        help="Publish each workspace's audit head now (to PUSHOPS_AUDIT_CHECKPOINTS).",
+        description="Append each workspace's audit head (team, sequence number, MAC) as a JSON "
+        "line to the file PUSHOPS_AUDIT_CHECKPOINTS names (standard output when it is `-` or "
+        "unset). Chains written before the audit key are anchored first.",
+    )
+    checkpoint.add_argument("--team", help="only this workspace")
+    checkpoint.set_defaults(handler=_sync(_audit_checkpoint))
     export = actions.add_parser("export", help="Write the audit log as CSV or JSON lines.")
     export.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
     export.add_argument("--team", help="only this workspace")
@@ -214,6 +237,11 @@ def _keyring(settings: Settings) -> KeyRing:
     return load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
 
 
+def _audited(database: Database, keyring: KeyRing) -> Database:
+    """`database` writing audit events under the keys derived from `keyring`."""
+    return database.keyed(AuditKeys.from_keyring(keyring))
+
+
 def _existing_keyring(settings: Settings) -> KeyRing:
     """The key ring, never making a key file: a command that only reads needs none made."""
     keyring = read_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
@@ -297,7 +325,7 @@ async def _apps_add(args: argparse.Namespace) -> int:
         # Last, once nothing else can refuse: without PUSHOPS_SECRET_KEY this makes the key file.
         keyring = _keyring(settings)
         try:
-            async with database.sessions.begin() as session:
+            async with _audited(database, keyring).sessions.begin() as session:
                 app = await queries.add_app(
                     session=session,
                     keyring=keyring,
@@ -377,7 +405,8 @@ async def _apps_remove(args: argparse.Namespace) -> int:
     settings = _settings()
 
     async def work(database: Database) -> int:
-        async with database.sessions.begin() as session:
+        audited = _audited(database, _existing_keyring(settings))  # the removal is audited
+        async with audited.sessions.begin() as session:
             await queries.remove_app(
                 session=session, team_id=args.team, name=args.name, actor=_actor()
             )
@@ -401,16 +430,23 @@ async def _keys_rotate(args: argparse.Namespace) -> int:
     async def work(database: Database) -> int:
         keyring = _existing_keyring(settings)
         _refuse_a_stale_key_file(settings)
+        audited = _audited(database, keyring)
         report = await rotate_secrets(
-            session_factory=database.sessions, keyring=keyring, actor=_actor()
+            session_factory=audited.sessions, keyring=keyring, actor=_actor()
         )
         print(
             f"Re-encrypted {plural(report.reencrypted, 'secret')} under key "
             f"{keyring.primary_key_id}; {report.current} already were."
         )
-        for failure in report.failures:
+        audit = await rotate_audit_keys(database=audited, actor=_actor())
+        print(
+            f"Anchored the audit chains of {plural(len(audit.anchored), 'workspace')} under key "
+            f"{keyring.primary_key_id}."
+        )
+        failures = report.failures + audit.failures
+        for failure in failures:
             print(f"error: {failure}", file=sys.stderr)
-        if not report.ok:
+        if failures:
             return 1
         _after_rotation(settings, keyring)
         return 0
@@ -430,7 +466,7 @@ def _after_rotation(settings: Settings, keyring: KeyRing) -> None:
     if len(keyring.key_ids) > 1:
         others = ", ".join(keyring.key_ids[1:])
         print(
-            f"Every secret is under key {keyring.primary_key_id}; the old "
+            f"Every secret and audit chain is under key {keyring.primary_key_id}; the old "
             f"{'key' if len(keyring.key_ids) == 2 else 'keys'} {others} can be removed."
         )
 
@@ -470,19 +506,76 @@ def _refuse_a_stale_key_file(settings: Settings) -> None:
 
 async def _audit_verify(args: argparse.Namespace) -> int:
     settings = _settings()
+    checkpoints = _read_checkpoints(args.checkpoints) if args.checkpoints else None
 
     async def work(database: Database) -> int:
+        keys = AuditKeys.from_keyring(_existing_keyring(settings))
         async with database.sessions() as session:
-            report = await verify_audit_chain(session=session, team_id=args.team)
-        if report.ok:
-            print(
-                f"Audit chain intact: {plural(report.events, 'event')} in "
-                f"{plural(report.workspaces, 'workspace')}."
+            report = await verify_audit_chain(
+                session=session, keys=keys, team_id=args.team, checkpoints=checkpoints or ()
             )
-            return 0
-        for problem in report.breaks:
-            print(f"Audit chain broken: {problem}", file=sys.stderr)
-        return 1
+        if not report.ok:
+            for problem in report.breaks:
+                print(f"Audit chain broken: {problem}", file=sys.stderr)
+            return 1
+        summary = (
+            f"Audit chain intact: {plural(report.events, 'event')} in "
+            f"{plural(report.workspaces, 'workspace')}"
+        )
+        if checkpoints is not None:
+            summary += f", {_extending(report.checkpoints)} in {args.checkpoints}"
+        print(summary + ".")
+        return 0
+
+    return await _with_database(settings, work)
+
+
+def _extending(count: int) -> str:
+    if count == 0:
+        return "with no checkpoint"
+    return "extending the 1 checkpoint" if count == 1 else f"extending all {count:,} checkpoints"
+
+
+def _read_checkpoints(path: str) -> list[Checkpoint]:
+    """The checkpoints in the file at `path` (`-`: standard input), one JSON line each."""
+    text = sys.stdin.read() if path == STDOUT else Path(path).read_text(encoding="utf-8")
+    checkpoints = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            checkpoints.append(Checkpoint.parse(line))
+        except ValueError as error:
+            raise CliError(f"{path}, line {number}: not an audit checkpoint ({error}).") from None
+    return checkpoints
+
+
+async def _audit_checkpoint(args: argparse.Namespace) -> int:
+    settings = _settings()
+    sink = FileSink(settings.audit_checkpoints or STDOUT)
+    # With the lines on standard output, everything else goes to standard error.
+    say = sys.stderr if sink.target == STDOUT else sys.stdout
+
+    async def work(database: Database) -> int:
+        audited = _audited(database, _existing_keyring(settings))  # anchoring is audited
+        assert audited.audit_keys is not None
+        publisher = CheckpointPublisher(
+            database=audited, keys=audited.audit_keys, actor=_actor(), interval=0, sinks=[sink]
+        )
+        anchored = await publisher.anchor()
+        report = await publisher.publish(team_id=args.team)
+        if anchored.anchored:
+            print(
+                f"Anchored the audit chains of {plural(len(anchored.anchored), 'workspace')} "
+                "written before the audit key.",
+                file=say,
+            )
+        problems = [*anchored.failures, *map(str, report.problems), *report.failures]
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        written = 0 if report.failures else len(report.checkpoints)
+        print(f"Wrote {plural(written, 'audit checkpoint')} to {sink.description}.", file=say)
+        return 1 if problems else 0
 
     return await _with_database(settings, work)
 
@@ -500,6 +593,8 @@ def _export_row(event: AuditEvent) -> dict[str, Any]:
         "details": event.details,
         "prev_hash": event.prev_hash,
         "hash": event.hash,
+        "mac": event.mac,
+        "mac_key_id": event.mac_key_id,
     }
 
 

@@ -29,6 +29,7 @@ from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack_clients import clients_from_settings, is_oauth_mode
 from commands import notify
+from storage.audit import AuditKeys
 from storage.crypto import CryptoError, load_keyring
 from storage.db import Database
 
@@ -78,7 +79,9 @@ async def work(settings: Settings) -> None:
         keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
     except (CryptoError, OSError) as e:
         raise StartupError(f"the secret key could not be loaded: {e}") from e
-    database = Database.open(settings.resolved_database_url)
+    database = Database.open(
+        settings.resolved_database_url, audit_keys=AuditKeys.from_keyring(keyring)
+    )
     await migrate_at_start(settings, database)
     services = build_services(settings, database=database, keyring=keyring)
     _tell_slack(settings, services)

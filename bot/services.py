@@ -17,6 +17,7 @@ from typing import Any, Final, Protocol, TypeVar
 import httpx
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.checkpoints import CheckpointPublisher, FileSink
 from bot.delivery import DeliveryPolicy, SendService
 from bot.errors import report_unexpected
 from bot.metrics import Metrics
@@ -112,6 +113,8 @@ class Services:
             is one, takes a write (`Database.ping`).
         scheduler: started after the start hooks, stopped before the shutdown hooks.
         sends: the send services (bot.delivery); None without a database and key ring.
+        checkpoints: publishes the audit checkpoints (bot.checkpoints); None without a
+            database opened with audit keys.
         notifier: where outcomes of sends go; the Slack side plugs its notifier in with
             `services.notifier.target = ...` (until then they are only logged).
         tasks: tracked background work, drained at shutdown.
@@ -128,6 +131,7 @@ class Services:
     readiness: ReadinessCheck | None = None
     scheduler: Lifecycle | None = None
     sends: SendService | None = None
+    checkpoints: CheckpointPublisher | None = None
     notifier: NotifierRelay = field(default_factory=NotifierRelay)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     metrics: Metrics = field(default_factory=Metrics)
@@ -266,7 +270,35 @@ def build_services(
         services.on_shutdown.append(database.dispose)
     if database is not None and keyring is not None:
         attach_delivery(services)
+        attach_checkpoints(services)
     return services
+
+
+def attach_checkpoints(services: Services, *, actor: str | None = None) -> CheckpointPublisher:
+    """Give `services` its audit `CheckpointPublisher` (needs a database with audit keys).
+
+    It anchors unkeyed chains at start and publishes every PUSHOPS_AUDIT_CHECKPOINT_INTERVAL
+    seconds to PUSHOPS_AUDIT_CHECKPOINTS when that is set (the Slack side adds the log
+    channel). `actor` signs its audit events (default: the send service's worker).
+    """
+    database = services.database
+    if database is None or database.audit_keys is None:
+        raise ValueError("audit checkpoints need the services' database, opened with audit keys")
+    if actor is None:
+        actor = f"worker:{services.sends.worker_id}" if services.sends is not None else "pushops"
+    settings = services.settings
+    publisher = CheckpointPublisher(
+        database=database,
+        keys=database.audit_keys,
+        actor=actor,
+        interval=settings.audit_checkpoint_interval,
+    )
+    if settings.audit_checkpoints:
+        publisher.add_sink(FileSink(settings.audit_checkpoints))
+    services.checkpoints = publisher
+    services.on_startup.append(publisher.start)
+    services.on_shutdown.append(publisher.stop)
+    return publisher
 
 
 def attach_delivery(

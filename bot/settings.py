@@ -53,6 +53,10 @@ class Settings(BaseSettings):
 
     misfire_grace: float = Field(default=600.0, alias="PUSHOPS_MISFIRE_GRACE", gt=0)
     approval_ttl: float = Field(default=86400.0, alias="PUSHOPS_APPROVAL_TTL", gt=0)
+    audit_checkpoints: str | None = Field(default=None, alias="PUSHOPS_AUDIT_CHECKPOINTS")
+    audit_checkpoint_interval: float = Field(
+        default=3600.0, alias="PUSHOPS_AUDIT_CHECKPOINT_INTERVAL", gt=0
+    )
     log_level: str = Field(default="INFO", alias="PUSHOPS_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field(default="text", alias="PUSHOPS_LOG_FORMAT")
 

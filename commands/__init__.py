@@ -44,6 +44,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
 """The subcommands `/push` routes to; one not listed here answers with the help."""
 
 REGISTRARS: tuple[Callable[[AsyncApp, Services], None], ...] = (
+    audit.register,
     dismiss.register,
     notify.register,
     send.register,

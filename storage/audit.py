@@ -1,10 +1,19 @@
-"""The audit log (DESIGN.md invariant 8): redaction, the per-workspace hash chain, its verification.
+"""The audit log (DESIGN.md invariant 8): redaction, the keyed per-workspace chain, appending.
 
 Each event stores ``hash = sha256(prev_hash + canonical JSON of the event)``, where the event is
-every column but the two hashes, and ``prev_hash`` is the hash of the event before it in its
-workspace (`GENESIS_HASH` for the first). The workspace row keeps the head (last seq and hash):
-appending takes that row's write lock, so concurrent appends queue instead of forking the chain,
-and a removed tail shows as a head that points past the last event.
+every column but the hashes and the MAC, and ``prev_hash`` is the hash of the event before it in
+its workspace (`GENESIS_HASH` for the first), and ``mac = HMAC-SHA256(audit key, hash)``. The hash
+of an event commits to every event before it, so one MAC authenticates the whole chain up to its
+event: someone who can write the database but has no key can edit, add, remove or rehash events,
+yet cannot give the result MACs that verify. The audit keys are derived from
+``PUSHOPS_SECRET_KEY`` (`AuditKeys`, HKDF with a label of their own); each event names the key
+that made its MAC (`mac_key_id`), so after a rotation the old key still verifies old events, and
+the first event under the new key anchors them (storage.audit_chain has the verification, the
+checkpoints and the anchoring).
+
+The workspace row keeps the head (last seq and hash): appending takes that row's write lock, so
+concurrent appends queue instead of forking the chain, and a removed tail shows as a head that
+points past the last event.
 
 Appending is on the path of every send (two events each), and each SQL statement costs more than
 hashing dozens of events, so an append is two statements whatever the number of events: move
@@ -12,17 +21,19 @@ the head (when this process guessed it right) and insert the events in one execu
 rows built as plain dicts: no ORM objects, no unit of work. The guess is the head this process
 last wrote for the workspace; when it is wrong (another process wrote since, or a transaction
 rolled back) the first statement only reads and locks the head, the events are chained after
-it, and a third statement stores the new head: what every append cost before the guess.
+it, and a third statement stores the new head: what every append cost before the guess. The
+keys and the guesses live in an `AuditAppender` in each session's `info`, put there by the
+session factory (`storage.db.Database.open(url, audit_keys=...)`).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import json
 import re
 import uuid
-import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,8 +42,9 @@ from typing import Any, Final, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.errors import WorkspaceNotFound
-from storage.models import GENESIS_HASH, AuditEvent, Workspace, utcnow
+from storage.crypto import KeyRing
+from storage.errors import AuditKeyMissing, WorkspaceNotFound
+from storage.models import AuditEvent, Workspace, utcnow
 
 REDACTED: Final = "[redacted]"
 _SECRET_KEY_NAME: Final = re.compile(
@@ -49,6 +61,58 @@ _SECRET_VALUE_HINT: Final = re.compile(
 )
 _EXPORT_BATCH: Final = 500
 
+AUDIT_MAC_LABEL: Final = b"pushops audit log mac v1"
+"""The HKDF label of the audit keys: distinct from every other use of PUSHOPS_SECRET_KEY."""
+
+SESSION_INFO_KEY: Final = "pushops.audit"
+"""Where a session's `info` holds its database's `AuditAppender`."""
+
+
+class AuditKeys:
+    """The audit log's HMAC keys: the first MACs new events, every one verifies what it made.
+
+    Derived from the key ring (`from_keyring`), one per key of ``PUSHOPS_SECRET_KEY`` and under
+    the same id, so ``PUSHOPS_SECRET_KEY=new,old`` MACs with the new key and still verifies
+    events of the old one. Never shows a key, not in a repr either.
+    """
+
+    def __init__(self, keys: Sequence[tuple[str, bytes]]) -> None:
+        if not keys:
+            raise ValueError("AuditKeys needs at least one key")
+        self._keys = dict(keys)
+        self._primary = keys[0][0]
+        self._primary_key = keys[0][1]
+
+    @classmethod
+    def from_keyring(cls, keyring: KeyRing) -> AuditKeys:
+        """The audit keys derived from each key of `keyring`."""
+        return cls(keyring.derive(AUDIT_MAC_LABEL))
+
+    @property
+    def primary_key_id(self) -> str:
+        """The id of the key that MACs new events."""
+        return self._primary
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Ids of every key, the one that MACs first."""
+        return tuple(self._keys)
+
+    def __repr__(self) -> str:
+        return f"AuditKeys(key_ids={list(self._keys)!r})"
+
+    def mac(self, event_hash: str) -> str:
+        """The MAC of an event whose hash is `event_hash`, under the first key."""
+        return hmac.digest(self._primary_key, event_hash.encode("ascii"), "sha256").hex()
+
+    def check(self, key_id: str | None, event_hash: str, mac: str) -> bool | None:
+        """Whether `mac` is the MAC of `event_hash` under `key_id`; None when that key is absent."""
+        key = self._keys.get(key_id or "")
+        if key is None:
+            return None
+        expected = hmac.digest(key, event_hash.encode("ascii"), "sha256").hex()
+        return hmac.compare_digest(expected, mac)
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -59,34 +123,6 @@ class AuditEntry:
     target: str = ""
     outcome: str = "ok"
     details: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ChainBreak:
-    """The first place where a workspace's chain does not hold."""
-
-    team_id: str
-    seq: int | None
-    event_id: uuid.UUID | None
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"event #{self.seq} ({self.event_id})" if self.seq is not None else "the chain"
-        return f"workspace {self.team_id}, {where}: {self.reason}"
-
-
-@dataclass
-class ChainReport:
-    """What `verify_audit_chain` found: counts, and the first break per workspace."""
-
-    workspaces: int = 0
-    events: int = 0
-    breaks: list[ChainBreak] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Whether every chain holds."""
-        return not self.breaks
 
 
 def redact(details: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,7 +191,7 @@ _CANONICAL_JSON: Final = json.JSONEncoder(
 
 
 def _hash(prev_hash: str, event: Mapping[str, Any], created_at: str) -> str:
-    """sha256 of `prev_hash` and the canonical JSON of the event's columns (not its hashes).
+    """sha256 of `prev_hash` and the canonical JSON of the event's columns (not its hashes or MAC).
 
     `event` maps column names to values; `created_at` is already in `_timestamp` form.
     """
@@ -236,10 +272,31 @@ _INSERT_EVENTS: Final = sa.insert(cast(sa.Table, AuditEvent.__table__))
 _NO_HEAD: Final = (-1, "")  # matches no workspace: the first statement then only reads the head
 
 Head = tuple[int, str]
-# Per engine (so per database), per workspace: the head this process last wrote.
-_HEAD_GUESSES: Final[weakref.WeakKeyDictionary[object, dict[str, Head]]] = (
-    weakref.WeakKeyDictionary()
-)
+
+
+class AuditAppender:
+    """What appending needs, per database: the keys, and per workspace the head last written."""
+
+    def __init__(self, keys: AuditKeys) -> None:
+        self.keys = keys
+        self.guesses: dict[str, Head] = {}
+
+
+def audit_session_info(keys: AuditKeys | None) -> dict[str, object]:
+    """The `info` of sessions that append with `keys` (none: appends raise AuditKeyMissing)."""
+    return {} if keys is None else {SESSION_INFO_KEY: AuditAppender(keys)}
+
+
+def _appender(session: AsyncSession) -> AuditAppender:
+    appender = session.info.get(SESSION_INFO_KEY)
+    if not isinstance(appender, AuditAppender):
+        raise AuditKeyMissing()
+    return appender
+
+
+def session_audit_keys(session: AsyncSession) -> AuditKeys:
+    """The audit keys `session`'s database was opened with (AuditKeyMissing without)."""
+    return _appender(session).keys
 
 
 async def _append(
@@ -248,14 +305,15 @@ async def _append(
     """Chain `entries` after the workspace's head and store them; the stored rows."""
     # The statements below are Core, which does not autoflush: the caller may have just added
     # the workspace itself in this transaction.
+    appender = _appender(session)
     await session.flush()
     now = utcnow()
     stamp = _timestamp(now)
     rows = [_new_row(team_id, now, entry) for entry in entries]
-    guesses = _HEAD_GUESSES.setdefault(session.bind, {}) if session.bind is not None else {}
+    keys, guesses = appender.keys, appender.guesses
     # Taken out while in use: put back only once these rows are stored.
     guess = guesses.pop(team_id, _NO_HEAD)
-    new_head = _NO_HEAD if guess == _NO_HEAD else _chain(rows, guess, stamp)
+    new_head = _NO_HEAD if guess == _NO_HEAD else _chain(rows, guess, stamp, keys)
     params = {
         "team": team_id,
         "guess_seq": guess[0],
@@ -267,7 +325,7 @@ async def _append(
     if head is None:
         raise WorkspaceNotFound(team_id)
     if tuple(head) != new_head:  # the guess was wrong: chain after the real head
-        new_head = _chain(rows, (head[0], head[1]), stamp)
+        new_head = _chain(rows, (head[0], head[1]), stamp, keys)
         params = {"team": team_id, "new_seq": new_head[0], "new_hash": new_head[1]}
         await session.execute(_SET_HEAD, params)
     await session.execute(_INSERT_EVENTS, rows)
@@ -275,14 +333,17 @@ async def _append(
     return rows
 
 
-def _chain(rows: list[dict[str, Any]], head: Head, stamp: str) -> Head:
-    """Number and hash `rows` as the events after `head`; the head they make."""
+def _chain(rows: list[dict[str, Any]], head: Head, stamp: str, keys: AuditKeys) -> Head:
+    """Number, hash and MAC `rows` as the events after `head`; the head they make."""
     seq, prev_hash = head
+    key_id = keys.primary_key_id
     for row in rows:
         seq += 1
         row["seq"] = seq
         row["prev_hash"] = prev_hash
         row["hash"] = prev_hash = _hash(prev_hash, row, stamp)
+        row["mac"] = keys.mac(prev_hash)
+        row["mac_key_id"] = key_id
     return seq, prev_hash
 
 
@@ -340,51 +401,3 @@ async def iter_audit_events(
         if len(page) < _EXPORT_BATCH:
             return
         last = (page[-1].team_id, page[-1].seq)
-
-
-async def verify_audit_chain(*, session: AsyncSession, team_id: str | None = None) -> ChainReport:
-    """Walk each workspace's chain; report the first edited, missing or reordered event."""
-    query = sa.select(Workspace.team_id, Workspace.audit_head_seq, Workspace.audit_head_hash)
-    if team_id is not None:
-        query = query.where(Workspace.team_id == team_id)
-    report = ChainReport()
-    for team, head_seq, head_hash in (
-        await session.execute(query.order_by(Workspace.team_id))
-    ).all():
-        report.workspaces += 1
-        problem = await _verify_workspace(session, team, head_seq, head_hash, report)
-        if problem is not None:
-            report.breaks.append(problem)
-    return report
-
-
-async def _verify_workspace(
-    session: AsyncSession, team_id: str, head_seq: int, head_hash: str, report: ChainReport
-) -> ChainBreak | None:
-    prev_hash, expected_seq = GENESIS_HASH, 1
-    async for event in iter_audit_events(session=session, team_id=team_id):
-        report.events += 1
-        problem = _check_event(event, expected_seq, prev_hash)
-        if problem is not None:
-            return ChainBreak(team_id, event.seq, event.id, problem)
-        prev_hash, expected_seq = event.hash, expected_seq + 1
-    last_seq = expected_seq - 1
-    if (last_seq, prev_hash) != (head_seq, head_hash):
-        return ChainBreak(
-            team_id,
-            None,
-            None,
-            f"the chain ends at event #{last_seq} but the workspace records #{head_seq} as its "
-            "last (events were removed from the end, or the record was altered)",
-        )
-    return None
-
-
-def _check_event(event: AuditEvent, expected_seq: int, prev_hash: str) -> str | None:
-    if event.seq != expected_seq:
-        return f"event #{expected_seq} is missing before it (removed)"
-    if event.prev_hash != prev_hash:
-        return "it does not follow the event before it (an event was removed, added or moved)"
-    if event_hash(prev_hash, event) != event.hash:
-        return "its content does not match its hash (edited or moved)"
-    return None

@@ -24,6 +24,8 @@ from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
 logger = logging.getLogger(__name__)
@@ -96,11 +98,13 @@ class KeyRing:
                 f"{_ENV_NAME} holds no key. Make one with `pushops keys generate`."
             )
         self._keys: dict[str, AESGCM] = {}
+        self._raw: dict[str, bytes] = {}  # for `derive`; never shown
         for key in keys:
             key_id = key_id_for(key)
             if key_id in self._keys:
                 raise KeyConfigError(f"{_ENV_NAME} lists the key {key_id} twice.")
             self._keys[key_id] = AESGCM(key)
+            self._raw[key_id] = key
         self._primary = next(iter(self._keys))
 
     @classmethod
@@ -128,6 +132,19 @@ class KeyRing:
 
     def __repr__(self) -> str:
         return f"KeyRing(key_ids={list(self._keys)!r})"
+
+    def derive(self, label: bytes) -> tuple[tuple[str, bytes], ...]:
+        """For each key of the ring (the encrypting one first): its id, and a key for `label`.
+
+        HKDF-SHA256 with `label` as its info: a derived key is independent of the key it
+        comes from and of the keys derived for any other label, so the audit log's MAC key
+        (say) reveals nothing of the key that encrypts secrets. Each derived key keeps the id
+        of its source key, so one id names one entry of PUSHOPS_SECRET_KEY everywhere.
+        """
+        return tuple(
+            (key_id, HKDF(algorithm=SHA256(), length=KEY_BYTES, salt=None, info=label).derive(key))
+            for key_id, key in self._raw.items()
+        )
 
     def encrypt(self, plaintext: str | SecretStr, *, team_id: str, purpose: str) -> str:
         """Encrypt `plaintext` for `team_id` and `purpose` under the first key."""

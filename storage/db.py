@@ -20,7 +20,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -39,6 +39,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.ext.asyncio.session import _AsyncSessionContextManager
 from sqlalchemy.orm import Session, SessionTransactionOrigin
 from sqlalchemy.util import await_only
+
+from storage.audit import AuditKeys, audit_session_info
 
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 """How long a SQLite writer waits for another one before giving up with "database is locked"."""
@@ -366,11 +368,15 @@ class SessionFactory(async_sessionmaker[AsyncSession]):
 
 
 def create_session_factory(
-    engine: AsyncEngine, *, reads: AsyncEngine | None = None
+    engine: AsyncEngine,
+    *,
+    reads: AsyncEngine | None = None,
+    audit_keys: AuditKeys | None = None,
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions whose objects stay readable after commit (the callers hand them to Slack views).
 
-    With `reads`, read transactions run there (see `RoutingSession`).
+    With `reads`, read transactions run there (see `RoutingSession`). With `audit_keys`, the
+    sessions append audit events (each session's `info` holds what storage.audit needs).
     """
     factory = SessionFactory if _writes_on_loop_thread(engine) else async_sessionmaker
     return factory(
@@ -378,6 +384,7 @@ def create_session_factory(
         expire_on_commit=False,
         sync_session_class=RoutingSession,
         reads=reads.sync_engine if reads is not None else None,
+        info=audit_session_info(audit_keys),
     )
 
 
@@ -406,17 +413,48 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     read_engine: AsyncEngine | None = None
+    audit_keys: AuditKeys | None = None
 
     @classmethod
-    def open(cls, url: str | URL, *, echo: bool = False, **options: Any) -> Database:
-        """Connect lazily to `url` (nothing is opened until the first query)."""
+    def open(
+        cls,
+        url: str | URL,
+        *,
+        audit_keys: AuditKeys | None = None,
+        echo: bool = False,
+        **options: Any,
+    ) -> Database:
+        """Connect lazily to `url` (nothing is opened until the first query).
+
+        Audit events can be written only with `audit_keys` (storage.audit); a database opened
+        without them reads, migrates and writes everything else.
+        """
         engine = create_engine(url, echo=echo, **options)
         reads = _read_engine(engine, echo, options)
         return cls(
             engine=engine,
-            sessions=create_session_factory(engine, reads=reads),
+            sessions=create_session_factory(engine, reads=reads, audit_keys=audit_keys),
             read_engine=reads,
+            audit_keys=audit_keys,
         )
+
+    def keyed(self, audit_keys: AuditKeys) -> Database:
+        """This database, on the same engines and pools, with sessions that write audit events.
+
+        For a caller that opens the database before it may make the key (the command line
+        makes no key file until nothing else can refuse). Dispose of one of the two only.
+        """
+        sessions = create_session_factory(
+            self.engine, reads=self.read_engine, audit_keys=audit_keys
+        )
+        return replace(self, sessions=sessions, audit_keys=audit_keys)
+
+    def another(self, **options: Any) -> Database:
+        """The same database with the same audit keys, through an engine and pool of its own.
+
+        As far as locks and connections go this is another process (a second replica).
+        """
+        return Database.open(self.engine.url, audit_keys=self.audit_keys, **options)
 
     async def ping(self, *, lock_wait: float = 1.0) -> None:
         """Raise unless the database can take a write (for `/readyz`).

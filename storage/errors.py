@@ -12,7 +12,8 @@ StorageError
  ├── IllegalTransition      a move the send state machine does not have
  ├── SelfApproval           the requester approving their own send
  ├── AlreadyDecided         an approver answering twice
- └── ShortIdExhausted       no free short id after several tries (a full workspace)
+ ├── ShortIdExhausted       no free short id after several tries (a full workspace)
+ └── AuditKeyMissing        an audit event written on a database opened without audit keys
 ```
 Secret decryption failures are `storage.crypto.SecretDecryptionError`.
 """
@@ -98,3 +99,13 @@ class AlreadyDecided(StorageError):
 
 class ShortIdExhausted(StorageError):
     """No free short id was found (practically never: 32^6 ids per workspace)."""
+
+
+class AuditKeyMissing(StorageError):
+    """The database was opened without the audit keys, so no audit event can be written."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No audit key: this database was opened without the keys derived from "
+            "PUSHOPS_SECRET_KEY, so no audit event can be written."
+        )

@@ -303,7 +303,11 @@ class Approval(Base):
 
 
 class AuditEvent(Base):
-    """DESIGN.md invariant 8: append-only, each event hashing the one before it in its workspace."""
+    """DESIGN.md invariant 8: append-only, each event hashing the one before it in its workspace.
+
+    `mac` authenticates `hash` (and so the whole chain up to this event) under the audit key
+    `mac_key_id` names; both are None on events written before the chain was keyed.
+    """
 
     __tablename__ = "audit_events"
     __table_args__ = (sa.UniqueConstraint("team_id", "seq"), sa.Index(None, "created_at"))
@@ -319,6 +323,8 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     hash: Mapped[str] = mapped_column(sa.String(64))
+    mac: Mapped[str | None] = mapped_column(sa.String(64))
+    mac_key_id: Mapped[str | None] = mapped_column(sa.String(16))
 
     def __repr__(self) -> str:
         return f"AuditEvent(team_id={self.team_id!r}, seq={self.seq}, action={self.action!r})"

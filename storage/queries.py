@@ -32,16 +32,14 @@ from sqlalchemy.orm import make_transient_to_detached
 from storage import ids
 from storage.audit import (
     AuditEntry,
-    ChainBreak,
-    ChainReport,
     append_audit,
     append_audit_entries,
     get_audit_event,
     iter_audit_events,
     list_audit_events,
     redact,
-    verify_audit_chain,
 )
+from storage.audit_chain import ChainBreak, ChainReport, verify_audit_chain
 from storage.crypto import KeyRing, Purpose
 from storage.errors import (
     AlreadyDecided,

@@ -3,6 +3,10 @@
 Each row is its own short transaction and its UPDATE is a compare-and-set on the old
 ciphertext, so rotation is safe while the bot serves, provided every running process already
 has the new ring (`PUSHOPS_SECRET_KEY=new,old`): they decrypt both, and encrypt with the new.
+
+The audit log is never rewritten: its events keep the MACs of the keys that made them. Each
+chain that ends under an old key gets one event under the new key (`rotate_audit_keys`), whose
+MAC vouches for every event before it; then the old key can go and the log still verifies.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import append_audit
+from storage.audit_chain import AnchorReport, anchor_audit_chains
 from storage.crypto import KeyRing, Purpose, SecretDecryptionError, key_id_of
+from storage.db import Database
+from storage.errors import AuditKeyMissing
 from storage.models import SLACK_BOTS, SLACK_INSTALLATIONS, SLACK_TOKEN_COLUMNS, OneSignalApp
 
 
@@ -131,3 +138,16 @@ async def _rotate_slack_table(
                     sa.update(table).where(table.c.id == row_id).values(**updates)
                 )
                 report.reencrypted += len(updates)
+
+
+async def rotate_audit_keys(*, database: Database, actor: str) -> AnchorReport:
+    """Anchor every audit chain under the first key (chains written before any key too).
+
+    A chain whose last event is under a key no longer in the ring is reported, not anchored:
+    nothing could then tell its end from a forgery.
+    """
+    if database.audit_keys is None:
+        raise AuditKeyMissing()
+    return await anchor_audit_chains(
+        session_factory=database.sessions, keys=database.audit_keys, actor=actor, rekey=True
+    )

@@ -1,4 +1,4 @@
-"""The reply to `/push audit [N]`: the latest audit events, newest first, a line each."""
+"""The reply to `/push audit [N]` (the latest events, a line each), and audit checkpoints."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, Final
 from bot.words import plural
 from commands._format import Block, code, context, dismiss_actions, escape, section
 from commands.views.limits import MESSAGE_BLOCKS, fit, listing, pack
+from storage.audit_chain import Checkpoint
 from storage.models import AuditEvent
 
 _DETAIL_SHOWN: Final = 60  # characters of one detail value
@@ -241,3 +242,24 @@ def audit_blocks(events: Sequence[AuditEvent], *, asked: int) -> list[Block]:
     )
     blocks.append(dismiss_actions())
     return blocks
+
+
+def checkpoint_text(checkpoint: Checkpoint) -> str:
+    """A checkpoint posted to the log channel, in words (the notification's text)."""
+    return f"Audit checkpoint: event #{checkpoint.seq} is the latest of this workspace's audit log."
+
+
+def checkpoint_blocks(checkpoint: Checkpoint) -> list[Block]:
+    """The checkpoint's line, to copy, and what it is for."""
+    return [
+        section(
+            f"*Audit checkpoint:* event `#{checkpoint.seq}` is the latest of this workspace's "
+            "audit log."
+        ),
+        section(f"```{escape(checkpoint.line())}```"),
+        context(
+            "Kept here, outside PushOps' database: `pushops audit verify --checkpoints FILE`, "
+            "with this line in FILE, shows whether the log was later cut short, rolled back or "
+            "rewritten."
+        ),
+    ]

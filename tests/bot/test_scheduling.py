@@ -21,6 +21,7 @@ from bot.delivery import SendService, notification_name
 from bot.onesignal import OneSignalClient, make_http_client
 from bot.scheduling import SWEEP_JOB, Scheduler
 from bot.settings import Settings
+from storage.audit import AuditKeys
 from storage.crypto import KeyRing
 from storage.db import Database
 from storage.models import AuditEvent, Send, SendState, utcnow
@@ -543,7 +544,7 @@ def _abandoned_scheduler(
     asyncio.set_event_loop(loop)
 
     async def start() -> None:
-        parts["database"] = Database.open(url)
+        parts["database"] = Database.open(url, audit_keys=AuditKeys.from_keyring(keyring))
         parts["http"] = make_http_client()
         sends = SendService(
             database=parts["database"],
@@ -628,7 +629,7 @@ async def test_two_schedulers_deliver_500_sends_due_in_the_same_second_once_each
 ):
     due = utcnow() + timedelta(seconds=1.5)
     ids = await insert_due(database, app, 500, due)
-    replicas = [Database.open(database.engine.url, pool_size=3) for _ in range(2)]
+    replicas = [database.another(pool_size=3) for _ in range(2)]
     try:
         async with (
             kit(replicas[0], keyring, fake_onesignal, app, worker_id="replica-a") as a,

@@ -43,6 +43,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from storage import queries
+from storage.audit import AuditKeys
 from storage.crypto import KeyRing, generate_key
 from storage.db import Database
 from storage.migrations import upgrade
@@ -166,21 +167,23 @@ def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-async def _open_migrated(url: str, template: Path) -> Database:
+async def _open_migrated(url: str, template: Path, keyring: KeyRing) -> Database:
     target = make_url(url)
     if target.get_backend_name() == "sqlite" and target.database:
         assert not template.with_name(template.name + "-wal").exists()
         shutil.copyfile(template, target.database)
-    database = Database.open(url)
+    database = Database.open(url, audit_keys=AuditKeys.from_keyring(keyring))
     if target.get_backend_name() != "sqlite":
         await upgrade(database.engine)
     return database
 
 
 @pytest.fixture
-async def database(database_url: str, _migrated_sqlite_template: Path) -> AsyncIterator[Database]:
-    """A migrated database (SQLite, and PostgreSQL when configured)."""
-    db = await _open_migrated(database_url, _migrated_sqlite_template)
+async def database(
+    database_url: str, _migrated_sqlite_template: Path, keyring: KeyRing
+) -> AsyncIterator[Database]:
+    """A migrated database (SQLite, and PostgreSQL when configured); audit keyed by `keyring`."""
+    db = await _open_migrated(database_url, _migrated_sqlite_template, keyring)
     try:
         yield db
     finally:
@@ -189,10 +192,12 @@ async def database(database_url: str, _migrated_sqlite_template: Path) -> AsyncI
 
 @pytest.fixture
 async def sqlite_database(
-    tmp_path: Path, _migrated_sqlite_template: Path
+    tmp_path: Path, _migrated_sqlite_template: Path, keyring: KeyRing
 ) -> AsyncIterator[Database]:
     """A migrated SQLite database, for tests where the backend does not matter."""
-    db = await _open_migrated(f"sqlite:///{tmp_path / 'pushops.db'}", _migrated_sqlite_template)
+    db = await _open_migrated(
+        f"sqlite:///{tmp_path / 'pushops.db'}", _migrated_sqlite_template, keyring
+    )
     try:
         yield db
     finally:

@@ -22,7 +22,7 @@ async def held_by_another_writer(
     database: Database, team_id: str = DEFAULT_TEAM_ID
 ) -> AsyncIterator[None]:
     """Another process writing: the workspace row locked (and SQLite's write lock taken)."""
-    other = Database.open(database.engine.url)
+    other = database.another()
     try:
         async with other.sessions.begin() as session:
             await session.execute(

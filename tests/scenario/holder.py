@@ -18,6 +18,7 @@ from bot.delivery import DeliveryPolicy
 from bot.logs import configure_logging
 from bot.services import attach_delivery, build_services
 from bot.settings import Settings
+from storage.audit import AuditKeys
 from storage.crypto import load_keyring
 from storage.db import Database
 from tests.scenario.processes import Worker
@@ -42,8 +43,10 @@ async def hold() -> None:
     settings = Settings(_env_file=None)
     configure_logging(settings)
     services = build_services(settings)
-    services.database = Database.open(settings.resolved_database_url)
     services.keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+    services.database = Database.open(
+        settings.resolved_database_url, audit_keys=AuditKeys.from_keyring(services.keyring)
+    )
     services.on_shutdown.append(services.database.dispose)
     attach_delivery(services, policy=DeliveryPolicy(lease=LEASE), sweep_interval=0.5)
     stop = asyncio.Event()

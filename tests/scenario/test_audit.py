@@ -4,10 +4,20 @@ import json
 
 import pytest
 
+from bot.services import attach_checkpoints
 from storage import queries
+from storage.audit_chain import Checkpoint
 from storage.models import SendState
 from tests.fakes.slack import DEFAULT_TEAM_ID
-from tests.scenario.sendkit import SEGMENT, all_sends, serve_sending, wait_for_state
+from tests.plugins.slack import default_services
+from tests.scenario.sendkit import (
+    LOG_CHANNEL,
+    SEGMENT,
+    all_sends,
+    serve_sending,
+    set_log_channel,
+    wait_for_state,
+)
 from tests.scenario.workspace import onesignal_settings, serve_with_storage
 
 
@@ -172,3 +182,61 @@ async def test_a_hundred_events_full_of_escaped_characters_fit_in_one_reply(app,
     assert "99 &amp;&amp;" in _shown(reply)
     assert "audience “R&amp;D &lt;team&gt; R&amp;D" in _shown(reply)
     assert "… and 29 more" in _shown(reply)
+
+
+# --- checkpoints in the log channel ------------------------------------------------------------
+
+
+@pytest.fixture
+async def checkpointing(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path):
+    """`serve` with its checkpoint publisher on a short interval (no file: Slack only)."""
+    settings = onesignal_settings(
+        fake_slack, fake_onesignal, tmp_path, audit_checkpoint_interval=0.05
+    )
+    services = default_services(settings)
+    services.database, services.keyring = database, keyring
+    attach_checkpoints(services, actor="worker:serve")
+    async with serve_pushops(settings, services=services) as running:
+        yield running
+
+
+async def test_serve_posts_each_moved_checkpoint_to_the_workspace_log_channel(
+    checkpointing, fake_slack, database
+):
+    await _events(database, 1, team_id="T0NOLOG")  # a workspace without a log channel
+    await set_log_channel(database)  # audited: DEFAULT_TEAM_ID's head moves
+
+    call = await fake_slack.wait_for(
+        "chat.postMessage", where=lambda c: c.args["channel"] == LOG_CHANNEL
+    )
+
+    async with database.sessions() as session:
+        [head] = await queries.list_audit_events(session=session, team_id=DEFAULT_TEAM_ID, limit=1)
+    line = call.args["blocks"][1]["text"]["text"].strip("`")
+    checkpoint = Checkpoint.parse(line)
+    assert (checkpoint.team_id, checkpoint.seq, checkpoint.mac) == (
+        DEFAULT_TEAM_ID,
+        head.seq,
+        head.mac,
+    )
+    assert call.args["text"] == (
+        f"Audit checkpoint: event #{head.seq} is the latest of this workspace's audit log."
+    )
+    assert "`pushops audit verify --checkpoints FILE`" in json.dumps(call.args["blocks"])
+    async with database.sessions() as session:
+        report = await queries.verify_audit_chain(session=session, checkpoints=[checkpoint])
+    assert report.ok
+    posted = {c.args["channel"] for c in fake_slack.calls_to("chat.postMessage")}
+    assert posted == {LOG_CHANNEL}  # nothing for the workspace without one
+
+
+async def test_a_checkpoint_slack_refused_is_posted_at_the_next_round(
+    checkpointing, fake_slack, database
+):
+    fake_slack.fail("chat.postMessage", "not_in_channel")
+    await set_log_channel(database)
+
+    await fake_slack.wait_for("chat.postMessage", count=2)
+
+    calls = fake_slack.calls_to("chat.postMessage")
+    assert calls[0].args["text"] == calls[1].args["text"]

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from storage.db import Database
 from storage.models import SendState
 from tests.scenario.sendkit import (
     ALICE,
@@ -32,7 +31,7 @@ async def replicas(
 ) -> AsyncIterator[tuple[Any, Any]]:
     """Two apps, each with its own services and engine, on the same database."""
     config = settings(fake_slack, fake_onesignal, tmp_path)
-    second = Database.open(database_url)
+    second = database.another()
     try:
         async with contextlib.AsyncExitStack() as stack:
             one = await stack.enter_async_context(

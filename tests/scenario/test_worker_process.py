@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -330,3 +331,42 @@ async def test_a_worker_whose_token_slack_refuses_stops_and_says_so(run_cli, fak
     assert result.code == EXIT_STARTUP
     assert "SLACK_BOT_TOKEN: Slack refused it (invalid_auth)" in result.stderr
     assert token not in result.stderr and "Traceback" not in result.stderr
+
+
+# --- audit checkpoints -----------------------------------------------------------------------
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+async def _first_lines(worker: Worker, path: Path, seconds: float = 20.0) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while not (lines := _lines(path)):
+        assert time.monotonic() < deadline, worker.output()
+        worker.check_alive()
+        await asyncio.sleep(0.05)
+    return lines
+
+
+async def test_a_worker_publishes_audit_checkpoints_that_verify(
+    database, storage_factory, secret_key, fake_onesignal, tmp_path, run_cli
+):
+    await _seeded_app(storage_factory, fake_onesignal)  # its workspace's log: app.added
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    env = environment(database, secret_key, fake_onesignal, tmp_path)
+    env.update(PUSHOPS_AUDIT_CHECKPOINTS=str(checkpoints), PUSHOPS_AUDIT_CHECKPOINT_INTERVAL="0.2")
+    worker = Worker(env, tmp_path / "worker.log")
+
+    await worker.start()
+    try:
+        await worker.armed()
+        await _first_lines(worker, checkpoints)
+    finally:
+        code = await worker.terminate()
+    verified = await run_cli("audit", "verify", "--checkpoints", str(checkpoints))
+
+    assert code == 0
+    assert len(_lines(checkpoints)) == 1  # one workspace, whose head never moved
+    assert verified.code == 0, verified.stderr
+    assert verified.stdout.endswith(f"extending the 1 checkpoint in {checkpoints}.\n")

@@ -17,26 +17,7 @@ from storage.audit import REDACTED, redact
 from storage.db import Database
 from storage.models import AuditEvent, utcnow
 from tests.plugins.database import DEFAULT_TEAM, OTHER_TEAM
-
-
-async def _log(database: Database, team_id: str, count: int, action: str = "test.event") -> None:
-    async with database.sessions.begin() as session:
-        for number in range(count):
-            await queries.append_audit(
-                session=session,
-                team_id=team_id,
-                actor="U0ALICE",
-                action=action,
-                target=f"thing {number}",
-                details={"n": number},
-            )
-
-
-async def _events(database: Database, team_id: str) -> list[AuditEvent]:
-    async with database.sessions() as session:
-        return list(
-            reversed(await queries.list_audit_events(session=session, team_id=team_id, limit=1000))
-        )
+from tests.storage.auditkit import log_events, stored_events
 
 
 @pytest.fixture
@@ -44,16 +25,16 @@ async def logged(database, storage_factory):
     """Five events in DEFAULT_TEAM, two in OTHER_TEAM."""
     await storage_factory.workspace(DEFAULT_TEAM)
     await storage_factory.workspace(OTHER_TEAM)
-    await _log(database, DEFAULT_TEAM, 5)
-    await _log(database, OTHER_TEAM, 2)
-    return await _events(database, DEFAULT_TEAM)
+    await log_events(database, DEFAULT_TEAM, 5)
+    await log_events(database, OTHER_TEAM, 2)
+    return await stored_events(database, DEFAULT_TEAM)
 
 
 async def test_events_chain_per_workspace_and_verify_holds(database, logged, run_cli):
     assert [event.seq for event in logged] == [1, 2, 3, 4, 5]
     assert logged[0].prev_hash == "0" * 64
     assert all(later.prev_hash == earlier.hash for earlier, later in pairwise(logged))
-    (other_first, _) = await _events(database, OTHER_TEAM)
+    (other_first, _) = await stored_events(database, OTHER_TEAM)
     assert other_first.seq == 1 and other_first.prev_hash == "0" * 64
 
     result = await run_cli("audit", "verify")
@@ -125,10 +106,10 @@ async def test_removing_the_last_events_is_seen_too(database, logged, run_cli):
 
 async def test_concurrent_appends_in_one_workspace_never_fork_the_chain(database, storage_factory):
     await storage_factory.workspace(DEFAULT_TEAM)
-    writers = Database.open(database.engine.url, pool_size=8, max_overflow=0)
+    writers = database.another(pool_size=8, max_overflow=0)
     try:
         await asyncio.gather(
-            *(_log(writers, DEFAULT_TEAM, 5, action=f"writer.{n}") for n in range(8))
+            *(log_events(writers, DEFAULT_TEAM, 5, action=f"writer.{n}") for n in range(8))
         )
     finally:
         await writers.dispose()
@@ -136,7 +117,9 @@ async def test_concurrent_appends_in_one_workspace_never_fork_the_chain(database
     async with database.sessions() as session:
         report = await queries.verify_audit_chain(session=session, team_id=DEFAULT_TEAM)
     assert report.ok and report.events == 40
-    assert [event.seq for event in await _events(database, DEFAULT_TEAM)] == list(range(1, 41))
+    assert [event.seq for event in await stored_events(database, DEFAULT_TEAM)] == list(
+        range(1, 41)
+    )
 
 
 def test_details_are_redacted_by_key_and_by_value():

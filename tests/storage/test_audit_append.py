@@ -176,7 +176,7 @@ async def test_appends_from_two_processes_interleave_into_one_chain(
 ):
     """Each process remembers the head it wrote last; the other's appends make that stale."""
     await storage_factory.workspace(DEFAULT_TEAM)
-    other = Database.open(database.engine.url)
+    other = database.another()
     try:
         for number, writer in enumerate([database, other, other, database, database, other]):
             await _append_one(writer, f"step.{number}")

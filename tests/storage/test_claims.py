@@ -19,7 +19,7 @@ from storage.models import AuditEvent, OneSignalApp, Send, SendState, utcnow
 
 def _process(database: Database, pool_size: int = 5) -> Database:
     """Another engine on the same database: what a second replica would have."""
-    return Database.open(database.engine.url, pool_size=pool_size, max_overflow=0)
+    return database.another(pool_size=pool_size, max_overflow=0)
 
 
 async def _warm(database: Database, connections: int) -> None:

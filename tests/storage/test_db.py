@@ -97,7 +97,7 @@ async def test_readiness_waits_for_another_writer_only_so_long(database, storage
 
 async def test_a_write_that_cannot_get_its_lock_in_time_writes_nothing(database, storage_factory):
     await storage_factory.workspace(DEFAULT_TEAM, name="before")
-    other = Database.open(database.engine.url)  # another process, as far as locks go
+    other = database.another()  # another process, as far as locks go
     try:
         async with _holding_the_write_lock(other):
             with pytest.raises(WriteBusy), limited_lock_wait(0.2):
