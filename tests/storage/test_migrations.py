@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.audit import AuditKeys, event_hash
+from storage.audit_chain import anchor_audit_chains, verify_audit_chain
 from storage.db import Database
 from storage.migrations import current_revision, head_revision, upgrade
-from storage.models import Base
+from storage.models import GENESIS_HASH, AuditEvent, Base, Workspace, utcnow
 
 EXPECTED_TABLES = {
     "workspaces",
@@ -87,3 +91,67 @@ def test_db_upgrade_runs_from_an_installed_package_without_alembic_ini(tmp_path)
     assert f"from empty to {head_revision()}" in done.stdout
     assert (tmp_path / "sub" / "pushops.db").exists()
     assert done.stderr == ""
+
+
+async def test_audit_events_from_before_the_macs_are_kept_and_anchored_after_the_upgrade(
+    database_url, keyring
+):
+    keys = AuditKeys.from_keyring(keyring)
+    database = Database.open(database_url, audit_keys=keys)
+    try:
+        await upgrade(database.engine, "0004")  # the release before audit MACs
+        async with database.engine.begin() as connection:
+            await connection.execute(sa.insert(Workspace).values(team_id="T0OLD", name="Old"))
+            head = await _write_as_before_the_macs(connection, "T0OLD", 2)
+            await connection.execute(
+                sa.update(Workspace)
+                .where(Workspace.team_id == "T0OLD")
+                .values(audit_head_seq=2, audit_head_hash=head)
+            )
+
+        await upgrade(database.engine)
+        async with database.sessions() as session:
+            before = await verify_audit_chain(session=session)
+        anchored = await anchor_audit_chains(
+            session_factory=database.sessions, keys=keys, actor="worker:w1"
+        )
+        async with database.sessions() as session:
+            after = await verify_audit_chain(session=session)
+    finally:
+        await database.dispose()
+
+    assert [str(problem) for problem in before.breaks] == [
+        "workspace T0OLD, the chain: its last event #2 carries no MAC, so the chain is not "
+        "anchored by the audit key (written before it, or its MACs were removed); PushOps "
+        "anchors such a chain when it starts, and so does `pushops audit checkpoint`"
+    ]
+    assert (anchored.anchored, anchored.failures) == (["T0OLD"], [])
+    assert after.ok and after.events == 3
+
+
+_COLUMNS_BEFORE_THE_MACS = (
+    *("id", "team_id", "seq", "created_at", "actor", "action", "target", "outcome", "details"),
+    *("prev_hash", "hash"),
+)
+
+
+async def _write_as_before_the_macs(connection: AsyncConnection, team_id: str, count: int) -> str:
+    """`count` events with the columns of the release before MACs (none for them); the head."""
+    prev = GENESIS_HASH
+    for seq in range(1, count + 1):
+        event = AuditEvent(
+            id=uuid.uuid4(),
+            team_id=team_id,
+            seq=seq,
+            created_at=utcnow(),
+            actor="U0ALICE",
+            action="app.added",
+            target="",
+            outcome="ok",
+            details={},
+            prev_hash=prev,
+        )
+        event.hash = prev = event_hash(prev, event)
+        values = {name: getattr(event, name) for name in _COLUMNS_BEFORE_THE_MACS}
+        await connection.execute(sa.insert(AuditEvent).values(values))
+    return prev
