@@ -60,6 +60,7 @@ from bot.onesignal import make_http_client  # noqa: E402
 from bot.scheduling import Scheduler  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from storage import queries  # noqa: E402
+from storage.audit import AuditKeys  # noqa: E402
 from storage.crypto import KeyRing, generate_key  # noqa: E402
 from storage.db import Database, display_url  # noqa: E402
 from storage.migrations import upgrade  # noqa: E402
@@ -109,8 +110,9 @@ class FakeProcess:
         return arrivals, notifications, cpu
 
 
-async def _database(url: str | None, workdir: Path) -> Database:
-    database = Database.open(url or f"sqlite:///{workdir / 'bench.db'}")
+async def _database(url: str | None, workdir: Path, keyring: KeyRing) -> Database:
+    target = url or f"sqlite:///{workdir / 'bench.db'}"
+    database = Database.open(target, audit_keys=AuditKeys.from_keyring(keyring))
     await upgrade(database.engine)
     return database
 
@@ -325,7 +327,7 @@ async def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     keyring = KeyRing.from_text(generate_key())
     with tempfile.TemporaryDirectory() as workdir, FakeProcess() as fake:
-        database = await _database(args.database_url, Path(workdir))
+        database = await _database(args.database_url, Path(workdir), keyring)
         try:
             async with database.sessions.begin() as session:
                 await queries.ensure_workspace(session=session, team_id=TEAM, name="bench")
