@@ -28,7 +28,7 @@ from bot.logs import configure_logging, redact, secrets_of
 from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack_clients import clients_from_settings, is_oauth_mode
-from commands import notify
+from commands import audit, notify
 from storage.audit import AuditKeys
 from storage.crypto import CryptoError, load_keyring
 from storage.db import Database
@@ -101,7 +101,8 @@ async def work(settings: Settings) -> None:
 
 
 def _tell_slack(settings: Settings, services: Services) -> None:
-    """Plug in the Slack notifier `serve` has, or say once that nobody will be told."""
+    """Plug in the Slack notifier and checkpoint sink `serve` has, or say once that nobody
+    will be told."""
     clients = clients_from_settings(
         settings,
         database=services.database,
@@ -112,5 +113,6 @@ def _tell_slack(settings: Settings, services: Services) -> None:
         log.warning(NO_SLACK)
         return
     notify.plug_in(services, clients)
+    audit.plug_in(services, clients)
     how = "the workspaces' installations" if is_oauth_mode(settings) else "SLACK_BOT_TOKEN"
     log.info("PushOps worker tells Slack of outcomes with %s", how)

@@ -21,6 +21,8 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from bot import const
 from bot.cli_serve import EXIT_STARTUP
 from bot.installations import EncryptedInstallationStore
+from storage import queries
+from storage.audit_chain import Checkpoint
 from storage.crypto import KeyRing
 from storage.db import Database
 from storage.models import OneSignalApp, Send, SendState, utcnow
@@ -370,3 +372,29 @@ async def test_a_worker_publishes_audit_checkpoints_that_verify(
     assert len(_lines(checkpoints)) == 1  # one workspace, whose head never moved
     assert verified.code == 0, verified.stderr
     assert verified.stdout.endswith(f"extending the 1 checkpoint in {checkpoints}.\n")
+
+
+async def test_a_worker_with_slack_posts_each_checkpoint_to_the_log_channel(
+    database, storage_factory, secret_key, fake_slack, fake_onesignal, tmp_path
+):
+    await _seeded_app(storage_factory, fake_onesignal)
+    await set_log_channel(database)
+    env = environment(database, secret_key, fake_onesignal, tmp_path, slack=fake_slack)
+    env.update(PUSHOPS_AUDIT_CHECKPOINT_INTERVAL="0.2")
+    worker = Worker(env, tmp_path / "worker.log")
+
+    await worker.start()
+    try:
+        call = await fake_slack.wait_for(
+            "chat.postMessage", timeout=20, where=lambda c: c.args["channel"] == LOG_CHANNEL
+        )
+    finally:
+        code = await worker.terminate()
+
+    async with database.sessions() as session:
+        [head] = await queries.list_audit_events(session=session, team_id=DEFAULT_TEAM_ID, limit=1)
+    assert call.args["text"] == (
+        f"Audit checkpoint: event #{head.seq} is the latest of this workspace's audit log."
+    )
+    assert Checkpoint.parse(call.args["blocks"][1]["text"]["text"].strip("`")).mac == head.mac
+    assert code == 0 and "Traceback" not in worker.output()
