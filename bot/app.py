@@ -18,17 +18,18 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 import commands
 from bot import const
 from bot.default_app import default_app_hook
 from bot.errors import report_unexpected
+from bot.installations import ExpiringOAuthStateStore
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack_clients import configured, installation_store, is_oauth_mode
 from bot.slack_http import pooled_respond_middleware
+from commands.tenancy import own_workspace_only
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def build_app(settings: Settings, *, services: Services) -> AsyncApp:
         )
         configured(app.client, settings)  # Bolt copies these into each request's client
         _log_lifecycle_events(app)
+        app.middleware(own_workspace_only(services))
         services.on_startup.append(default_app_hook(settings, services, app.client))
     else:
         raise AppConfigError("Set SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.")
@@ -122,9 +124,7 @@ def _oauth_app(settings: Settings, services: Services, client: AsyncWebClient) -
         authorization_url=authorization_url(settings),
         installation_store=installations,
         installation_store_bot_only=True,
-        state_store=AsyncSQLAlchemyOAuthStateStore(
-            expiration_seconds=OAUTH_STATE_TTL, engine=engine
-        ),
+        state_store=ExpiringOAuthStateStore(expiration_seconds=OAUTH_STATE_TTL, engine=engine),
         state_expiration_seconds=OAUTH_STATE_TTL,
     )
     # Our own authorize, for two things Bolt's default lacks: a cache of auth.test results

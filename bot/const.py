@@ -68,6 +68,7 @@ BLOCK_SETUP_ROLE_GROUPS: Final = "setup_role_groups"
 BLOCK_SETUP_POLICY_MODE: Final = "setup_policy_mode"
 BLOCK_SETUP_POLICY_APPROVALS: Final = "setup_policy_approvals"
 BLOCK_SETUP_POLICY_CHANNEL: Final = "setup_policy_channel"
+BLOCK_SETUP_POLICY_USERS: Final = "setup_policy_users"
 
 # --- events --------------------------------------------------------------------------------------
 EVENT_APP_UNINSTALLED: Final = "app_uninstalled"

@@ -7,6 +7,10 @@ column (storage.crypto), so a token copied into another workspace's row does not
 
 Given the database, an installation also makes (or refreshes) its workspace's row with the
 workspace's name and Enterprise Grid org, which the bot needs to find its token again later.
+
+`ExpiringOAuthStateStore`: slack_sdk's state store deletes a state only when it is used, so
+every visit of `/slack/install` (no sign-in needed) would leave a row forever; ours deletes the
+expired ones each time it issues a new one.
 """
 
 from __future__ import annotations
@@ -18,13 +22,25 @@ from typing import Any, TypeVar
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 
 from storage import queries
 from storage.crypto import KeyRing, key_id_of
 from storage.db import Database
-from storage.models import SLACK_TOKEN_COLUMNS
+from storage.models import SLACK_TOKEN_COLUMNS, utcnow
+from storage.oauth_states import delete_expired_states
 
 _Record = TypeVar("_Record", Bot, Installation)
+
+
+class ExpiringOAuthStateStore(AsyncSQLAlchemyOAuthStateStore):
+    """slack_sdk's SQLAlchemy state store whose expired states go when a new one is issued."""
+
+    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
+        """Delete the expired states, then issue a new one."""
+        await delete_expired_states(engine=self.engine, now=utcnow())
+        state: str = await super().async_issue(*args, **kwargs)
+        return state
 
 
 class EncryptedInstallationStore(AsyncInstallationStore):

@@ -1,10 +1,11 @@
 """How outcomes of sends reach people: the interface the Slack surface implements, and its relay.
 
 Delivery and scheduling know nothing of Slack. They tell a `Notifier` what happened: every
-end of a send (sent, failed, missed, cancelled, rejected, expired) and an approval requested;
-`commands/` implements it with messages. `NotifierRelay` is what the services hold: it
-forwards to whichever notifier is plugged in (a logging `NullNotifier` until the Slack side
-plugs its own) and never lets a notifier's error reach delivery.
+end of a send (sent, failed, missed, cancelled, rejected, expired), a send held back for
+approval when it was due, and an approval requested; `commands/` implements it with
+messages. `NotifierRelay` is what the services hold: it forwards to whichever notifier is
+plugged in (a logging `NullNotifier` until the Slack side plugs its own) and never lets a
+notifier's error reach delivery.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ class Notifier(Protocol):
     async def send_rejected(self, send: Send, *, approver: str) -> None:
         """`approver` rejected the send (`rejected`, at its `finished_at`)."""
 
+    async def send_held(self, send: Send) -> None:
+        """The send was due, but the approval policy in force asks for approvals it lacks
+        (it was scheduled under an older policy): it went to `pending_approval` instead of
+        out; approvers should be asked, and its requester told."""
+
     async def approval_expired(self, send: Send) -> None:
         """Nobody decided within PUSHOPS_APPROVAL_TTL (`expired`)."""
 
@@ -78,6 +84,10 @@ class NullNotifier:
     async def send_rejected(self, send: Send, *, approver: str) -> None:
         """Log the rejection."""
         log.info("send %s rejected by %s", send.short_id, approver)
+
+    async def send_held(self, send: Send) -> None:
+        """Log the hold."""
+        log.info("send %s held for approval at its due time", send.short_id)
 
     async def approval_expired(self, send: Send) -> None:
         """Log the expiry."""
@@ -124,6 +134,10 @@ class NotifierRelay:
         await self._guarded(
             "send_rejected", send, lambda: self.target.send_rejected(send, approver=approver)
         )
+
+    async def send_held(self, send: Send) -> None:
+        """Forward to the target; never raises."""
+        await self._guarded("send_held", send, lambda: self.target.send_held(send))
 
     async def approval_expired(self, send: Send) -> None:
         """Forward to the target; never raises."""

@@ -1,7 +1,18 @@
 """Who may do what, and which sends need approval: pure decisions (no Slack, no SQL).
 
-`commands.access` gathers the facts (Slack admin flags, `PUSHOPS_ADMINS`, stored roles)
-into an `Actor`; the send and approval code asks the `Actor` and `approvals_required`.
+`commands.access` gathers the facts (Slack admin and guest flags, `PUSHOPS_ADMINS`, stored
+roles) into an `Actor`; the send and approval code asks the `Actor` and `approvals_required`.
+
+Rights, least privilege first (the README's "Roles" says the same for people):
+- admin: everything, setup and the audit log included; holds every role.
+- sender: send; cancel any send; look users up.
+- responder (on call): cancel any send, see status, look users up; not send, not approve.
+- approver: approve or reject sends that need it.
+- every full member: see sends (`list`, `status`), cancel their own, and send until anyone is
+  named a sender.
+- guests (Slack's restricted and single-channel users): only what a role given to them by
+  name grants; a role given to a user group they are in, and the open sending above, do not
+  reach them.
 """
 
 from __future__ import annotations
@@ -13,7 +24,8 @@ from typing import Any, Final, Literal, Protocol, TypeAlias, get_args
 from storage.models import MemberRole
 
 Role = MemberRole
-"""admin, sender, approver (the stored enum, re-exported so callers need not know storage)."""
+"""admin, sender, approver, responder (the stored enum, re-exported so callers need not know
+storage)."""
 
 ApprovalMode: TypeAlias = Literal["off", "segments", "all"]
 APPROVAL_MODES: Final[tuple[ApprovalMode, ...]] = get_args(ApprovalMode)
@@ -21,6 +33,10 @@ MAX_APPROVALS: Final = 5
 """The most distinct approvals a policy may ask for."""
 SETTINGS_KEY: Final = "approvals"
 """Where the policy lives in `Workspace.settings`."""
+DEFAULT_USER_THRESHOLD: Final = 100
+"""Under "segments", a send listing more external ids than this needs approval too."""
+MAX_USER_THRESHOLD: Final = 20_000
+"""The largest threshold (a send lists at most 20,000 external ids)."""
 
 
 class PolicyError(ValueError):
@@ -42,17 +58,25 @@ class AudienceLike(Protocol):
         """The segments the send goes to (empty for a send to listed users)."""
         ...
 
+    @property
+    def external_ids(self) -> Sequence[str]:
+        """The external ids the send goes to (empty for a send to segments)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ApprovalPolicy:
     """Which sends of a workspace need approval, how many, and where approvers are asked.
 
     Attributes:
-        mode: "off" (none), "segments" (any send to a segment, i.e. a whole-audience send)
-            or "all" (every send, tests included: `/push me` links any external id without
-            proof that it is the caller's, so a test send can reach anyone).
+        mode: "off" (none), "segments" (any send to a segment, i.e. a whole-audience send,
+            and any send listing more than `user_threshold` external ids) or "all" (every
+            send, tests included: `/push me` links any external id without proof that it is
+            the caller's, so a test send can reach anyone).
         approvals: distinct approvals needed, 1 to MAX_APPROVALS.
         channel_id: the approvals channel; required unless mode is "off".
+        user_threshold: under "segments", the most external ids a send may list without
+            approval (0 to MAX_USER_THRESHOLD; 0: every send to listed users needs it).
 
     Raises PolicyError when these do not fit together.
     """
@@ -60,6 +84,7 @@ class ApprovalPolicy:
     mode: ApprovalMode = "off"
     approvals: int = 1
     channel_id: str | None = None
+    user_threshold: int = DEFAULT_USER_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.mode not in APPROVAL_MODES:
@@ -72,6 +97,16 @@ class ApprovalPolicy:
             )
         if self.mode != "off" and not self.channel_id:
             raise PolicyError("Choose the channel where approvers are asked.", field="channel_id")
+        if (
+            isinstance(self.user_threshold, bool)
+            or not isinstance(self.user_threshold, int)
+            or not 0 <= self.user_threshold <= MAX_USER_THRESHOLD
+        ):
+            raise PolicyError(
+                f"The number of listed users must be a whole number from 0 to "
+                f"{MAX_USER_THRESHOLD:,}.",
+                field="user_threshold",
+            )
 
     @property
     def enabled(self) -> bool:
@@ -97,13 +132,20 @@ class ApprovalPolicy:
                 mode=data.get("mode", "off"),
                 approvals=data.get("approvals", 1),
                 channel_id=data.get("channel_id") or None,
+                # A policy saved before the threshold existed gets the default.
+                user_threshold=data.get("user_threshold", DEFAULT_USER_THRESHOLD),
             )
         except PolicyError as error:
             raise PolicyError(f"{_STORED_INVALID} ({error})", field=error.field) from None
 
     def to_settings(self) -> dict[str, Any]:
         """The policy as plain JSON, for `update_workspace(settings={"approvals": ...})`."""
-        return {"mode": self.mode, "approvals": self.approvals, "channel_id": self.channel_id}
+        return {
+            "mode": self.mode,
+            "approvals": self.approvals,
+            "channel_id": self.channel_id,
+            "user_threshold": self.user_threshold,
+        }
 
 
 _STORED_INVALID: Final = (
@@ -117,23 +159,39 @@ def approvals_required(
 ) -> int:
     """How many distinct approvals a send needs before it may go out (0: none).
 
-    `audience` is an object with `segments` or the stored audience mapping
-    (`{"segments": [...], "users": [...]}`). Under "all" a test send needs approval like any
-    other: its audience is whatever external id the requester linked with `/push me`, which
-    nothing proves is theirs. Under "off" and "segments" it needs none.
+    `audience` is an object with `segments` and `external_ids` or the stored audience mapping
+    (`{"segments": [...], "external_ids": [...]}`). Under "segments", a send to a segment
+    needs approval, and so does one listing more than `policy.user_threshold` external ids
+    (a long list reaches as many people as a segment). A test send (to the requester's own
+    linked id, one id and no segment) needs none there. Under "all" every send does, tests
+    included: the linked id is whatever the requester gave `/push me`, which nothing proves
+    is theirs.
     """
     if policy.mode == "off":
         return 0
     if policy.mode == "all":
         return policy.approvals
-    return policy.approvals if _segments(audience) and not is_test else 0
+    segments, ids = _segments(audience), _external_ids(audience)
+    if is_test and not segments and len(ids) <= 1:
+        return 0
+    return policy.approvals if segments or len(ids) > policy.user_threshold else 0
 
 
 def _segments(audience: AudienceLike | Mapping[str, Any]) -> Sequence[str]:
     if isinstance(audience, Mapping):
-        found = audience.get("segments") or ()
-        return found if isinstance(found, Sequence) else ()
+        return _listed(audience, "segments")
     return audience.segments
+
+
+def _external_ids(audience: AudienceLike | Mapping[str, Any]) -> Sequence[str]:
+    if isinstance(audience, Mapping):
+        return _listed(audience, "external_ids")
+    return audience.external_ids
+
+
+def _listed(audience: Mapping[str, Any], key: str) -> Sequence[str]:
+    found = audience.get(key) or ()
+    return found if isinstance(found, Sequence) and not isinstance(found, str) else ()
 
 
 @dataclass(frozen=True)
@@ -143,11 +201,14 @@ class Actor:
     Attributes:
         team_id / user_id: who, where.
         roles: the roles held, directly or through a user group; an admin's set is every role.
+            A guest's are only those given to them by name (`commands.access` sees to it).
+        is_guest: a Slack guest (restricted or single-channel): no right without a role.
     """
 
     team_id: str
     user_id: str
     roles: frozenset[Role] = field(default_factory=frozenset)
+    is_guest: bool = False
 
     def __post_init__(self) -> None:
         if Role.ADMIN in self.roles:
@@ -162,9 +223,63 @@ class Actor:
         return role in self.roles
 
     def can_send(self, *, senders_configured: bool) -> bool:
-        """Whether the actor may send: anyone until a sender role is given to someone."""
-        return not senders_configured or self.has(Role.SENDER)
+        """Whether the actor may send: senders; until a sender is named, every full member."""
+        if self.has(Role.SENDER):
+            return True
+        return not senders_configured and not self.is_guest
+
+    def can_cancel_any(self) -> bool:
+        """Whether the actor may stop anyone's send, or a notification PushOps did not make
+        (senders, responders and admins; everyone may stop their own)."""
+        return self.has(Role.SENDER) or self.has(Role.RESPONDER)
+
+    def can_look_up_users(self) -> bool:
+        """Whether the actor may see a customer's data with `/push user` (senders,
+        responders and admins)."""
+        return self.has(Role.SENDER) or self.has(Role.RESPONDER)
+
+    def can_see_sends(self) -> bool:
+        """Whether the actor may list sends and read their status: full members, and guests
+        holding a role."""
+        return not self.is_guest or bool(self.roles)
 
     def can_approve(self) -> bool:
         """Whether the actor may approve or reject sends (approvers and admins)."""
         return self.has(Role.APPROVER)
+
+
+@dataclass(frozen=True)
+class ConfiguredAdmins:
+    """`PUSHOPS_ADMINS`, read: who is an admin from the start, and in which workspace.
+
+    Entries are `TEAM:USER` pairs (an admin of that workspace) or bare user ids (an admin of
+    the one workspace of single-workspace mode; in OAuth mode a bare id names nobody, and
+    the start refuses it, see `bare`).
+    """
+
+    pairs: frozenset[tuple[str, str]] = frozenset()
+    bare: frozenset[str] = frozenset()
+    malformed: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> ConfiguredAdmins:
+        """Read the comma-separated entries of `PUSHOPS_ADMINS` (`malformed`: the entries
+        that are neither, such as `T123:` or `a:b:c`)."""
+        pairs: set[tuple[str, str]] = set()
+        bare: set[str] = set()
+        malformed: list[str] = []
+        for entry in (part.strip() for part in text.split(",")):
+            team, colon, user = (part.strip() for part in entry.partition(":"))
+            if not entry:
+                continue
+            if not colon:
+                bare.add(entry)
+            elif team and user and ":" not in user:
+                pairs.add((team, user))
+            else:
+                malformed.append(entry)
+        return cls(frozenset(pairs), frozenset(bare), tuple(malformed))
+
+    def names(self, team_id: str, user_id: str, *, oauth: bool) -> bool:
+        """Whether `user_id` is an admin of `team_id` by these entries."""
+        return (team_id, user_id) in self.pairs or (not oauth and user_id in self.bare)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeVar
 
 import httpx
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.checkpoints import CheckpointPublisher, FileSink
 from bot.delivery import DeliveryPolicy, SendService
@@ -26,10 +29,14 @@ from bot.onesignal import make_http_client
 from bot.scheduling import Scheduler
 from bot.settings import Settings
 from bot.slack_http import SlackHttp
-from storage.crypto import KeyRing
+from bot.throttle import Throttle
+from storage.crypto import KEY_FILE_NAME, KeyRing
 from storage.db import Database
+from storage.rotation import bind_app_keys
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
 """An async callable run at start or at shutdown."""
@@ -51,6 +58,14 @@ default; see `Services.heavy_work`."""
 ACKS_FIRST_WAIT: Final = 0.5
 """Seconds heavy work lets Slack requests awaiting their ack go first before it goes on anyway
 (so a steady stream of requests delays it, never stops it)."""
+
+
+DENIAL_WINDOW: Final = 60.0
+"""Seconds between two audit events of one person's refusals of one action (`denials`)."""
+
+
+def _denials() -> Throttle[tuple[str, ...]]:
+    return Throttle(DENIAL_WINDOW)
 
 
 class Lifecycle(Protocol):
@@ -122,6 +137,7 @@ class Services:
         slack_http: the one aiohttp session for calls to Slack (bot.slack_http).
         on_startup / on_shutdown: hooks run in order at start, in reverse order at shutdown.
         heavy_work_limit: how many heavy jobs after the ack run at once (`heavy_work`).
+        denials: how often a person's refusals are audited (`commands.denials`).
     """
 
     settings: Settings
@@ -140,6 +156,7 @@ class Services:
     on_shutdown: list[Hook] = field(default_factory=list)
     drain_timeout: float = 10.0
     heavy_work_limit: int = HEAVY_WORK_LIMIT
+    denials: Throttle[tuple[str, ...]] = field(default_factory=_denials)
     _heavy: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
     _acking: int = field(default=0, init=False, repr=False)
     _no_acks: asyncio.Event | None = field(default=None, init=False, repr=False)
@@ -259,16 +276,21 @@ class Services:
 def build_services(
     settings: Settings, *, database: Database | None = None, keyring: KeyRing | None = None
 ) -> Services:
-    """The production services: a pooled OneSignal client, `database` and `keyring`.
+    """The production services (`serve`, `worker`): a pooled OneSignal client, `database`
+    and `keyring`. At start they warn when the key ring comes from the key file in the data
+    directory, and bind OneSignal keys written by older versions to their app's row.
 
     Must run inside the event loop that will use them (the HTTP pool binds to it).
     """
     http = make_http_client(timeout=ONESIGNAL_TIMEOUT)
     services = Services(settings=settings, onesignal_http=http, database=database, keyring=keyring)
     services.on_shutdown.append(http.aclose)
+    if keyring is not None and not _secret_key_set(settings):
+        services.on_startup.append(functools.partial(_warn_of_key_file, settings))
     if database is not None:
         services.on_shutdown.append(database.dispose)
     if database is not None and keyring is not None:
+        services.on_startup.append(functools.partial(_bind_app_keys, database, keyring))
         attach_delivery(services)
         attach_checkpoints(services)
     return services
@@ -299,6 +321,35 @@ def attach_checkpoints(services: Services, *, actor: str | None = None) -> Check
     services.on_startup.append(publisher.start)
     services.on_shutdown.append(publisher.stop)
     return publisher
+
+
+def _secret_key_set(settings: Settings) -> bool:
+    key = settings.secret_key
+    return key is not None and bool(key.get_secret_value().strip())
+
+
+async def _warn_of_key_file(settings: Settings) -> None:
+    """Every start without PUSHOPS_SECRET_KEY: the key lies with the data it protects."""
+    log.warning(
+        "PUSHOPS_SECRET_KEY is not set: the key that decrypts the stored OneSignal keys and "
+        "Slack tokens is read from %s, in the data directory beside the SQLite database, so "
+        "a copy of the data directory carries both the secrets and their key. Put the key in "
+        "PUSHOPS_SECRET_KEY (kept apart from the data), then delete the file.",
+        (settings.data_dir / KEY_FILE_NAME).resolve(),
+    )
+
+
+async def _bind_app_keys(database: Database, keyring: KeyRing) -> None:
+    """Bind unbound OneSignal keys to their rows (`storage.rotation.bind_app_keys`)."""
+    try:
+        report = await bind_app_keys(session_factory=database.sessions, keyring=keyring)
+    except SQLAlchemyError as error:  # the database hiccups: the next start tries again
+        log.warning("could not bind OneSignal keys to their apps: %s", type(error).__name__)
+        return
+    if report.reencrypted:
+        log.info("bound %d OneSignal key(s) to their app", report.reencrypted)
+    for failure in report.failures:
+        log.warning("could not bind a OneSignal key to its app: %s", failure)
 
 
 def attach_delivery(

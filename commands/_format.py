@@ -66,7 +66,7 @@ def unknown_app_text(name: str | None, configured: Sequence[str], *, pick: str =
     Plain text, not yet escaped: it becomes a CommandError, which the reply escapes once
     (or a form field's error, which Slack shows as plain text).
     """
-    missing = f"There is no OneSignal app named {_span(name)} here" if name is not None else ""
+    missing = f"There is no OneSignal app named {span(name)} here" if name is not None else ""
     if not configured:
         setup = f"an admin adds one with `{SLASH_COMMAND} setup`."
         if not missing:
@@ -76,8 +76,9 @@ def unknown_app_text(name: str | None, configured: Sequence[str], *, pick: str =
     return f"{problem} {pick}: {_app_names(configured)}."
 
 
-def _span(text: str, *, limit: int = 60) -> str:
-    """`text` in backticks, like `code` but not escaped (see `unknown_app_text`)."""
+def span(text: str, *, limit: int = 60) -> str:
+    """`text` in backticks, like `code` but not escaped: for the text of a CommandError,
+    which the reply escapes once (see `unknown_app_text`)."""
     cleaned = text.replace("`", "'").replace("\n", " ")
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 1] + "…"
@@ -85,6 +86,6 @@ def _span(text: str, *, limit: int = 60) -> str:
 
 
 def _app_names(names: Sequence[str]) -> str:
-    shown = ", ".join(_span(n) for n in names[:MAX_APPS_NAMED])
+    shown = ", ".join(span(n) for n in names[:MAX_APPS_NAMED])
     hidden = len(names) - MAX_APPS_NAMED
     return f"{shown} and {hidden} more" if hidden > 0 else shown

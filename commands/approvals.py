@@ -22,10 +22,11 @@ from bot import const
 from bot.delivery import Audience, SendNotFound
 from bot.policy import approvals_required
 from bot.services import Services
-from commands.access import interaction_ids, resolve_actor
+from commands.access import interaction_ids, resolve_actor, why_not
 from commands.cancel import cancel
 from commands.cards import card_of
 from commands.context import CommandError
+from commands.denials import Denial, deny, target
 from commands.notify import notifier_of
 from commands.requester import requester
 from commands.sending import (
@@ -62,17 +63,20 @@ def _state_words(send: Send) -> str:
 
 
 async def _clicked(
-    services: Services, body: dict[str, Any], expected: SendState
+    services: Services, body: dict[str, Any], expected: SendState, area: str
 ) -> tuple[str, str, Send]:
     """(team, clicker, send) for a click on a button made for a send in `expected`.
 
     CommandError (the refusal to show the clicker) when someone of another workspace
-    clicked, the send is unknown here, or it has moved on since the button was made.
+    clicked, the send is unknown here (a button PushOps made names a send of its own
+    workspace, so that is audited as `<area>.denied`), or it has moved on since the button
+    was made.
     """
-    team_id, user_id = interaction_ids(body)
+    team_id, user_id = interaction_ids(body, services=services, area=area)
     send = await load_send(services, team_id, button_send_id(body))
     if send is None:
-        raise CommandError("That send is not known in this workspace.")
+        denial = Denial(team_id, user_id, area, "decide on a send", "unknown_send")
+        raise deny(services, denial, "That send is not known in this workspace.")
     if send.state != expected:
         raise CommandError(f"{_state_words(send)}; this button no longer applies.")
     return team_id, user_id, send
@@ -82,25 +86,36 @@ async def _clicked(
 
 
 async def _check_approver(
-    services: Services, client: AsyncWebClient, team_id: str, user_id: str, send: Send
+    services: Services,
+    client: AsyncWebClient,
+    team_id: str,
+    user_id: str,
+    send: Send,
+    decision: str,
 ) -> None:
+    """Refuse (audited as `approval.denied`) the requester and whoever is no approver."""
     if user_id == send.requester_id:
-        raise CommandError(
-            f"You asked for {views.ids_text(card_of(send))}; someone else has to approve it."
-        )
+        denial = Denial(team_id, user_id, "approval", decision, "own_send", target(send))
+        message = f"You asked for {views.ids_text(card_of(send))}; someone else has to approve it."
+        raise deny(services, denial, message)
     actor = await resolve_actor(team_id=team_id, user_id=user_id, client=client, services=services)
     if not actor.can_approve():
-        raise CommandError(
-            "Only PushOps approvers can approve or reject sends. Ask a PushOps admin for the "
-            "approver role in `/push setup`."
-        )
+        why = why_not(actor, "not_approver")
+        denial = Denial(team_id, user_id, "approval", decision, why, target(send))
+        raise deny(services, denial, NOT_AN_APPROVER)
+
+
+NOT_AN_APPROVER: Final = (
+    "Only PushOps approvers can approve or reject sends. Ask a PushOps admin for the approver "
+    "role in `/push setup`."
+)
 
 
 async def _approve(
     services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    team_id, user_id, send = await _clicked(services, body, SendState.PENDING_APPROVAL)
-    await _check_approver(services, client, team_id, user_id, send)
+    team_id, user_id, send = await _clicked(services, body, SendState.PENDING_APPROVAL, "approval")
+    await _check_approver(services, client, team_id, user_id, send, "approve")
     notifier = notifier_of(services)
     try:
         result = await sends_of(services).approve(
@@ -144,8 +159,8 @@ def _still_needed(send: Send, user_id: str) -> str:
 async def _reject(
     services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    team_id, user_id, send = await _clicked(services, body, SendState.PENDING_APPROVAL)
-    await _check_approver(services, client, team_id, user_id, send)
+    team_id, user_id, send = await _clicked(services, body, SendState.PENDING_APPROVAL, "approval")
+    await _check_approver(services, client, team_id, user_id, send, "reject")
     try:
         result = await sends_of(services).reject(
             team_id=team_id, send_id=send.id, approver_id=user_id, reason=None
@@ -162,20 +177,31 @@ async def _reject(
 # --- missed sends ----------------------------------------------------------------------------
 
 
-async def _missed(services: Services, body: dict[str, Any]) -> tuple[str, str, Send]:
-    team_id, user_id, send = await _clicked(services, body, SendState.MISSED)
+async def _missed(
+    services: Services, body: dict[str, Any], area: str, what: str
+) -> tuple[str, str, Send]:
+    """(team, clicker, send) for Send now / Drop: its requester's decision only."""
+    team_id, user_id, send = await _clicked(services, body, SendState.MISSED, area)
     if user_id != send.requester_id:
-        raise CommandError(f"Only <@{send.requester_id}>, who asked for this send, can decide.")
+        denial = Denial(team_id, user_id, area, what, "not_requester", target(send))
+        message = f"Only <@{send.requester_id}>, who asked for this send, can decide."
+        raise deny(services, denial, message)
     return team_id, user_id, send
 
 
 async def _send_now(
     services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    team_id, user_id, send = await _missed(services, body)
+    team_id, user_id, send = await _missed(services, body, "send", "send a missed send now")
     # As on a preview's Send: the right to send and the approval policy are checked again,
     # since roles and policy may have changed since the send was asked for.
-    await requester(services=services, client=client, team_id=team_id, user_id=user_id)
+    await requester(
+        services=services,
+        client=client,
+        team_id=team_id,
+        user_id=user_id,
+        what="send a missed send now",
+    )
     policy = await policy_of(services, team_id)
     needed = approvals_required(policy, Audience.from_stored(send.audience), is_test=send.is_test)
     resent = await sends_of(services).resend_missed(
@@ -190,7 +216,7 @@ async def _send_now(
 async def _drop(
     services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    team_id, user_id, send = await _missed(services, body)
+    team_id, user_id, send = await _missed(services, body, "cancel", "drop a missed send")
     outcome = await cancel(services, team_id=team_id, ref=send.short_id, actor=user_id)
     card = card_of(outcome.send or send)
     await replacing(respond)(

@@ -51,7 +51,12 @@ def parse_count(args: tuple[str, ...]) -> int:
 
 async def handle(ctx: CommandContext) -> None:
     """Refuse non-admins; reply with the events."""
-    await require_admin(ctx, action=f"read the audit log (`{const.SLASH_COMMAND} audit`)")
+    await require_admin(
+        ctx,
+        action=f"read the audit log (`{const.SLASH_COMMAND} audit`)",
+        area="audit",
+        what="read the audit log",
+    )
     count = parse_count(ctx.args)
     async with database_of(ctx.services).sessions() as session:
         events = await queries.list_audit_events(session=session, team_id=ctx.team_id, limit=count)

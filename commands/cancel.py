@@ -11,7 +11,7 @@ from commands._parsing import parse_options
 from commands.cards import card_of
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
-from commands.sending import may_cancel, sends_of
+from commands.sending import cancellable, sends_of
 from commands.views import sends as views
 
 
@@ -36,7 +36,7 @@ async def before_ack(ctx: CommandContext) -> object:
 async def handle(ctx: CommandContext) -> None:
     """Cancel the send, update its messages, and say what happened."""
     ref = str(ctx.prepared) if ctx.prepared is not None else one_ref(ctx, const.SUB_CANCEL)
-    await may_cancel(ctx.services, ctx.client, ctx.team_id, ctx.user_id)
+    await cancellable(ctx.services, ctx.client, ctx.team_id, ctx.user_id, ref)
     outcome = await cancel(ctx.services, team_id=ctx.team_id, ref=ref, actor=ctx.user_id)
     if outcome.send is None:
         await ctx.reply(outcome.message)

@@ -1,7 +1,7 @@
 """`/push help`: the grammar of every subcommand, as an ephemeral reply.
 
-An admin of a workspace where nobody is named a sender yet (so everyone may send and cancel)
-reads that first, with the button to name senders.
+An admin of a workspace where nobody is named a sender yet (so every member but guests may
+send) reads that first, with the button to name senders.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ USAGE: dict[str, str] = {
     --in DURATION      90s | 10m | 2h | 1d
                        (--at and --in: at most {MAX_AHEAD.days} days ahead)""",
     const.SUB_CANCEL: f"{C} cancel ID                      a short send id or a OneSignal id",
-    const.SUB_USER: f"{C} user EXTERNAL_ID [--app NAME]",
+    const.SUB_USER: f"{C} user EXTERNAL_ID [--app NAME]  senders, responders, admins",
     const.SUB_STATUS: f"{C} status ID",
     const.SUB_ME: f"{C} me [EXTERNAL_ID]               show or set your linked external id",
     const.SUB_LIST: f"{C} list [--app NAME]",

@@ -18,12 +18,14 @@ from commands.access import interaction_ids
 from commands.cancel import cancel
 from commands.cards import card_of
 from commands.context import CommandContext, CommandError, Subcommand
+from commands.denials import Denial, deny
 from commands.help import usage
 from commands.sending import (
     app_names,
     button_send_id,
     load_send,
     may_cancel,
+    may_see_sends,
     refuse,
     sends_of,
 )
@@ -63,6 +65,7 @@ async def listing(services: Services, team_id: str, app: str | None) -> tuple[st
 async def handle(ctx: CommandContext) -> None:
     """Reply with the list."""
     app = ctx.prepared if isinstance(ctx.prepared, str) else None
+    await may_see_sends(ctx.services, ctx.client, ctx.team_id, ctx.user_id, area="list")
     text, blocks = await listing(ctx.services, ctx.team_id, app)
     await ctx.reply(text, blocks=blocks)
 
@@ -72,11 +75,12 @@ async def _cancel_clicked(
 ) -> None:
     """A Cancel in the list: cancel at once, say what happened, show the list again."""
     try:
-        team_id, user_id = interaction_ids(body)
+        team_id, user_id = interaction_ids(body, services=services, area="cancel")
         send = await load_send(services, team_id, button_send_id(body))
-        if send is None:
-            raise CommandError("That send is no longer known here; `/push list` again.")
-        await may_cancel(services, client, team_id, user_id)
+        if send is None:  # a button PushOps made names a send of this workspace
+            denial = Denial(team_id, user_id, "cancel", "cancel", "unknown_send")
+            raise deny(services, denial, "That send is not known here; `/push list` again.")
+        await may_cancel(services, client, team_id, user_id, send)
         outcome = await cancel(services, team_id=team_id, ref=send.short_id, actor=user_id)
     except CommandError as error:
         await refuse(respond, str(error))

@@ -131,6 +131,19 @@ class SlackNotifier:
             views.outcome_blocks(card, note="Rejected by an approver; nothing was sent."),
         )
 
+    async def send_held(self, send: Send) -> None:
+        """Ask the approvers; tell the requester why their send did not go out at its time."""
+        await self.approval_requested(send)
+        card = card_of(send)
+        noun = "approval" if send.approvals_required == 1 else "approvals"
+        note = (
+            f"It was due, but the approval policy now in force asks for "
+            f"{send.approvals_required} {noun} first: it goes out once approved, and you get "
+            f"a message when it is decided. `/push cancel {send.short_id}` stops it."
+        )
+        text = f"{views.ids_text(card)} waits for approval. {note}"
+        await self.tell_requester(send, text, views.outcome_blocks(card, note=note))
+
     async def approval_requested(self, send: Send) -> None:
         """Post the request with Approve / Reject to the approvals channel; log it."""
         await self.announce(send)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Final
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
 from bot.policy import Actor
 from bot.services import Services
-from commands.access import resolve_actor, team_facts, user_facts
-from commands.context import CommandError
+from commands.access import resolve_actor, team_facts, user_facts, why_not
+from commands.denials import Denial, deny
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,26 @@ class Requester:
         return self.timezone or "UTC"
 
 
+NOT_A_SENDER: Final = (
+    "Only PushOps senders can send notifications in this workspace. Ask a PushOps admin to "
+    f"give you the sender role in `{const.SLASH_COMMAND} setup`."
+)
+GUEST: Final = (
+    "Guests of this workspace can send notifications only once a PushOps admin gives them "
+    f"the sender role by name in `{const.SLASH_COMMAND} setup`."
+)
+
+
 async def requester(
-    *, services: Services, client: AsyncWebClient, team_id: str, user_id: str
+    *,
+    services: Services,
+    client: AsyncWebClient,
+    team_id: str,
+    user_id: str,
+    what: str = "send",
 ) -> Requester:
-    """The requester, refused with a CommandError when they may not send.
+    """The requester, refused (a CommandError, audited as `send.denied` for `what`) when
+    they may not send.
 
     Slack's answer about them and the workspace's roles are asked for at once: on a cold
     cache both take a round trip (Slack's, the database's); warm, neither does.
@@ -47,8 +64,6 @@ async def requester(
         team_id=team_id, user_id=user_id, client=client, services=services, facts=facts
     )
     if not actor.can_send(senders_configured=team.senders_configured):
-        raise CommandError(
-            "Only PushOps senders can send notifications in this workspace. Ask a PushOps "
-            f"admin to give you the sender role in `{const.SLASH_COMMAND} setup`."
-        )
+        denial = Denial(team_id, user_id, "send", what, why_not(actor, "not_sender"))
+        raise deny(services, denial, GUEST if actor.is_guest else NOT_A_SENDER)
     return Requester(actor=actor, timezone=facts.timezone)

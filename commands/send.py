@@ -32,6 +32,7 @@ from commands._format import Block
 from commands.access import interaction_ids
 from commands.cards import card_of, estimate_text
 from commands.context import CommandContext, CommandError, Subcommand
+from commands.denials import Denial, record, target
 from commands.requester import Requester, requester
 from commands.send_grammar import SendRequest, parse_send
 from commands.sending import (
@@ -96,6 +97,8 @@ async def handle(ctx: CommandContext) -> None:
     """After the ack: open the form, or preview / send the stored send."""
     prepared = ctx.prepared
     if isinstance(prepared, _OpenForm):
+        # Only who may send gets the form: the lookup is cached, well inside the trigger's 3 s.
+        await _requester(ctx, what="open the compose form")
         await send_form.open_form(ctx)
         return
     if isinstance(prepared, _Deferred):
@@ -109,9 +112,13 @@ async def handle(ctx: CommandContext) -> None:
         await go(ctx.services, prepared.send, _command_reply(ctx), notes=prepared.notes)
 
 
-async def _requester(ctx: CommandContext) -> Requester:
+async def _requester(ctx: CommandContext, *, what: str = "send") -> Requester:
     return await requester(
-        services=ctx.services, client=ctx.client, team_id=ctx.team_id, user_id=ctx.user_id
+        services=ctx.services,
+        client=ctx.client,
+        team_id=ctx.team_id,
+        user_id=ctx.user_id,
+        what=what,
     )
 
 
@@ -197,7 +204,7 @@ async def _draft_of(
 ) -> tuple[str, str, Send] | None:
     """(team, clicker, the draft) for a preview's button, or None after refusing."""
     try:
-        team_id, user_id = interaction_ids(body)
+        team_id, user_id = interaction_ids(body, services=services, area="send")
     except CommandError as error:
         await refuse(respond, str(error))
         return None
@@ -206,6 +213,8 @@ async def _draft_of(
         await refuse(respond, "This preview is no longer known here; send the command again.")
         return None
     if send.requester_id != user_id:
+        denial = Denial(team_id, user_id, "send", "answer a preview", "not_requester", target(send))
+        record(services, denial)
         await refuse(respond, f"Only <@{send.requester_id}>, who wrote this send, can answer it.")
         return None
     return team_id, user_id, send
@@ -219,7 +228,13 @@ async def _confirm(
         return
     team_id, user_id, draft = found
     try:  # the right to send is checked again: roles may have changed since the preview
-        await requester(services=services, client=client, team_id=team_id, user_id=user_id)
+        await requester(
+            services=services,
+            client=client,
+            team_id=team_id,
+            user_id=user_id,
+            what="confirm a preview",
+        )
     except CommandError as error:
         await refuse(respond, str(error))
         return

@@ -334,10 +334,14 @@ async def _submitted(
     typed = compose.read_compose(view["state"]["values"])
     meta = Meta.load(view.get("private_metadata") or "")
     try:
-        team_id, user_id = interaction_ids(body)
+        team_id, user_id = interaction_ids(body, services=services, area="send")
         async with asyncio.timeout(LOOKUP_BUDGET):
             person: Requester = await requester(
-                services=services, client=client, team_id=team_id, user_id=user_id
+                services=services,
+                client=client,
+                team_id=team_id,
+                user_id=user_id,
+                what="submit the compose form",
             )
     except CommandError as error:
         raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: str(error)}) from None

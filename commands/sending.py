@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.delivery import (
     Audience,
     SendContent,
+    SendNotFound,
     SendRejected,
     SendService,
     StoreInterrupted,
@@ -31,9 +32,10 @@ from bot.errors import Unfinished
 from bot.policy import ApprovalPolicy, PolicyError, approvals_required
 from bot.services import Services
 from commands._format import Block, escape, unknown_app_text
-from commands.access import resolve_actor, senders_configured, team_facts
+from commands.access import resolve_actor, team_facts, why_not
 from commands.cards import card_of
 from commands.context import CommandError
+from commands.denials import Denial, deny, target
 from commands.notify import notifier_of
 from commands.requester import Requester
 from commands.views import sends as views
@@ -294,19 +296,69 @@ async def load_send(services: Services, team_id: str, send_id: uuid.UUID | None)
         return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
 
 
+NOT_YOURS: Final = (
+    "You can cancel only your own sends. Stopping someone else's send, or a notification "
+    "PushOps did not send, needs the sender, responder or admin role: ask a PushOps admin "
+    "in `/push setup`."
+)
+NOT_YOURS_GUEST: Final = (
+    "Guests of this workspace can cancel only their own sends. Stopping anyone else's needs "
+    "the sender or responder role, given to you by name by a PushOps admin in `/push setup`."
+)
+
+
 async def may_cancel(
-    services: Services, client: AsyncWebClient, team_id: str, user_id: str
+    services: Services,
+    client: AsyncWebClient,
+    team_id: str,
+    user_id: str,
+    send: Send | None,
+    *,
+    ref: str = "",
 ) -> None:
-    """Refuse (CommandError) someone who may neither send nor approve: the brake is theirs."""
-    actor = await resolve_actor(team_id=team_id, user_id=user_id, client=client, services=services)
-    if actor.can_approve() or actor.can_send(
-        senders_configured=await senders_configured(services, team_id)
-    ):
+    """Refuse (a CommandError, audited as `cancel.denied`) who may not stop `send`.
+
+    Its requester always may. Anyone else's send, or a notification PushOps did not make
+    (`send` None, `ref` its id), needs the sender, responder or admin role.
+    """
+    if send is not None and send.requester_id == user_id:
         return
-    raise CommandError(
-        "Only PushOps senders and approvers can cancel sends in this workspace. Ask a PushOps "
-        "admin for a role in `/push setup`."
-    )
+    actor = await resolve_actor(team_id=team_id, user_id=user_id, client=client, services=services)
+    if actor.can_cancel_any():
+        return
+    aimed = target(send) if send is not None else f"notification {ref}"[:200]
+    why = why_not(actor, "not_own_send" if send is not None else "not_a_pushops_send")
+    denial = Denial(team_id, user_id, "cancel", "cancel", why, aimed)
+    raise deny(services, denial, NOT_YOURS_GUEST if actor.is_guest else NOT_YOURS)
+
+
+async def cancellable(
+    services: Services, client: AsyncWebClient, team_id: str, user_id: str, ref: str
+) -> None:
+    """`may_cancel` for the send `ref` names (a short or OneSignal id). A ref that names no
+    send and is no OneSignal id either passes: cancelling it answers that it is unknown."""
+    try:
+        send: Send | None = await sends_of(services).find(team_id=team_id, ref=ref)
+    except SendNotFound:
+        if send_uuid(ref.strip().strip("`")) is None:
+            return
+        send = None
+    await may_cancel(services, client, team_id, user_id, send, ref=ref)
+
+
+GUEST_SEES_NOTHING: Final = (
+    "Guests of this workspace see PushOps sends only once a PushOps admin gives them a role "
+    "by name in `/push setup`."
+)
+
+
+async def may_see_sends(
+    services: Services, client: AsyncWebClient, team_id: str, user_id: str, *, area: str
+) -> None:
+    """Refuse (audited as `<area>.denied`) a guest holding no role: sends are for members."""
+    actor = await resolve_actor(team_id=team_id, user_id=user_id, client=client, services=services)
+    if not actor.can_see_sends():
+        raise deny(services, Denial(team_id, user_id, area, area, "guest"), GUEST_SEES_NOTHING)
 
 
 async def refuse(respond: AsyncRespond, message: str) -> None:

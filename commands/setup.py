@@ -56,6 +56,7 @@ from commands.setup_forms import (
     parse_app_form,
     parse_policy_form,
     parse_roles_form,
+    replaced_app,
 )
 from commands.views.limits import listing
 from commands.views.setup import (
@@ -99,7 +100,7 @@ async def handle(ctx: CommandContext) -> None:
         )
     # Users.info (when asked, cached for a minute) and one database read come before
     # views.open; both are quick, well inside the trigger's 3 s.
-    await require_admin(ctx, action=ACTION)
+    await require_admin(ctx, action=ACTION, what="open setup")
     state = await load_state(ctx.services, ctx.team_id)
     if not ctx.trigger_id:
         raise CommandError("Slack sent no way to open a form; run the command again.")
@@ -293,12 +294,17 @@ async def _clicked(
 ) -> None:
     """Re-check the admin, do the click's work, show the next view."""
     view_id = str((body.get("view") or {}).get("id") or "")
+    action = (body.get("actions") or [{}])[0]
     try:
-        team_id, user_id = interaction_ids(body)
+        team_id, user_id = interaction_ids(body, services=services, area="setup")
         await require_admin(
-            team_id=team_id, user_id=user_id, client=client, services=services, action=ACTION
+            team_id=team_id,
+            user_id=user_id,
+            client=client,
+            services=services,
+            action=ACTION,
+            what=f"click {action.get('action_id') or 'a button'}"[:100],
         )
-        action = (body.get("actions") or [{}])[0]
         view = await work(
             Click(team_id, user_id, action, services, interaction_enterprise_id(body))
         )
@@ -335,9 +341,14 @@ async def _open_senders_form(
 ) -> None:
     """The help's "Name senders": the roles form in a new modal, Sender chosen (admins)."""
     try:
-        team_id, user_id = interaction_ids(body)
+        team_id, user_id = interaction_ids(body, services=services, area="setup")
         await require_admin(
-            team_id=team_id, user_id=user_id, client=client, services=services, action=ACTION
+            team_id=team_id,
+            user_id=user_id,
+            client=client,
+            services=services,
+            action=ACTION,
+            what="open the roles form",
         )
         members = (await load_state(services, team_id)).members
         await client.views_open(
@@ -362,21 +373,30 @@ def _app_submit_listener(services: Services) -> Callable[..., Awaitable[None]]:
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         try:
-            team_id, user_id = interaction_ids(body)
+            # The admin first: whether an app name is taken is for admins only to learn.
+            admin = await _admin_in_time(services, body, client, what="save an app")
             entry = parse_app_form(view["state"]["values"], view.get("private_metadata", ""))
-            await _check_name(services, team_id, entry)
+            await _check_name(services, admin.team_id, entry)
         except CommandError as error:
             await ack(response_action="update", view=message_view(str(error)))
             return
         except FormErrors as error:
             await ack(response_action="errors", errors=error.errors)
             return
+        except TimeoutError:
+            await ack(response_action="errors", errors={_app_first_block(view): SLACK_TOO_SLOW})
+            return
         await ack(response_action="update", view=checking_view(entry.name, entry.app_id))
-        admin = Admin(team_id, user_id, interaction_enterprise_id(body))
         work = _check_and_save(services, client, str(view["id"]), admin, entry)
         services.after_ack(work, respond=None, kind="setup")
 
     return on_submit
+
+
+def _app_first_block(view: dict[str, Any]) -> str:
+    """The app form's first field: its name, or (replacing a key) its app id."""
+    replacing = replaced_app(str(view.get("private_metadata") or ""))
+    return const.BLOCK_SETUP_APP_ID if replacing else const.BLOCK_SETUP_APP_NAME
 
 
 async def _check_name(services: Services, team_id: str, entry: AppEntry) -> None:
@@ -411,6 +431,7 @@ async def _check_and_save(
             client=client,
             services=services,
             action=ACTION,
+            what="save an app",
         )
         await verify_onesignal_app(
             app_id=entry.app_id,
@@ -475,13 +496,13 @@ FormWork = Callable[[Services, Admin, Values], Awaitable[str]]
 
 
 def _local_submit_listener(
-    services: Services, work: FormWork, first_block: str
+    services: Services, work: FormWork, first_block: str, what: str
 ) -> Callable[..., Awaitable[None]]:
     async def on_submit(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         try:
-            admin = await _admin_in_time(services, body, client)
+            admin = await _admin_in_time(services, body, client, what=what)
             with limited_lock_wait(SAVE_WAIT):
                 notice = await work(services, admin, view["state"]["values"])
         except FormErrors as error:
@@ -503,12 +524,20 @@ def _local_submit_listener(
     return on_submit
 
 
-async def _admin_in_time(services: Services, body: dict[str, Any], client: AsyncWebClient) -> Admin:
-    """The admin saving a form; TimeoutError when Slack takes over LOOKUP_BUDGET to say."""
-    team_id, user_id = interaction_ids(body)
+async def _admin_in_time(
+    services: Services, body: dict[str, Any], client: AsyncWebClient, *, what: str
+) -> Admin:
+    """The admin saving a form (`what`: which, for the audit of a refusal); TimeoutError when
+    Slack takes over LOOKUP_BUDGET to say."""
+    team_id, user_id = interaction_ids(body, services=services, area="setup")
     async with asyncio.timeout(LOOKUP_BUDGET):
         await require_admin(
-            team_id=team_id, user_id=user_id, client=client, services=services, action=ACTION
+            team_id=team_id,
+            user_id=user_id,
+            client=client,
+            services=services,
+            action=ACTION,
+            what=what,
         )
     return Admin(team_id, user_id, interaction_enterprise_id(body))
 
@@ -580,6 +609,8 @@ async def _save_policy(services: Services, admin: Admin, values: Values) -> str:
             settings={"approvals": policy.to_settings()},
         )
     forget_team(services, admin.team_id)
+    if services.sends is not None:  # due sends are checked against the new policy at once
+        services.sends.forget_policy(admin.team_id)
     return "Saved the approval policy."
 
 
@@ -601,8 +632,10 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(const.ACTION_HELP_NAME_SENDERS)(on_help_name_senders)
     app.view(const.CALLBACK_SETUP_APP)(_app_submit_listener(services))
     app.view(const.CALLBACK_SETUP_ROLES)(
-        _local_submit_listener(services, _save_roles, const.BLOCK_SETUP_ROLE)
+        _local_submit_listener(services, _save_roles, const.BLOCK_SETUP_ROLE, "save roles")
     )
     app.view(const.CALLBACK_SETUP_POLICY)(
-        _local_submit_listener(services, _save_policy, const.BLOCK_SETUP_POLICY_MODE)
+        _local_submit_listener(
+            services, _save_policy, const.BLOCK_SETUP_POLICY_MODE, "save the approval policy"
+        )
     )

@@ -15,7 +15,7 @@ from typing import Any, Final
 from pydantic import SecretStr
 
 from bot import const
-from bot.policy import ApprovalPolicy, PolicyError, Role
+from bot.policy import DEFAULT_USER_THRESHOLD, ApprovalPolicy, PolicyError, Role
 from storage import queries
 from storage.errors import InvalidInput
 
@@ -168,11 +168,13 @@ def parse_policy_form(values: Values) -> ApprovalPolicy:
     mode = _selected(values, const.BLOCK_SETUP_POLICY_MODE) or "off"
     count = _selected(values, const.BLOCK_SETUP_POLICY_APPROVALS) or "1"
     channel = _field(values, const.BLOCK_SETUP_POLICY_CHANNEL).get("selected_conversation")
+    users = _text(values, const.BLOCK_SETUP_POLICY_USERS) or str(DEFAULT_USER_THRESHOLD)
     try:
         return ApprovalPolicy(
             mode=mode,  # type: ignore[arg-type]  # checked by ApprovalPolicy itself
             approvals=int(count) if count.isdigit() else 0,
             channel_id=str(channel) if channel else None,
+            user_threshold=int(users) if users.isdigit() else -1,
         )
     except PolicyError as error:
         block = _POLICY_BLOCKS.get(error.field, const.BLOCK_SETUP_POLICY_MODE)
@@ -183,4 +185,5 @@ _POLICY_BLOCKS: Final = {
     "mode": const.BLOCK_SETUP_POLICY_MODE,
     "approvals": const.BLOCK_SETUP_POLICY_APPROVALS,
     "channel_id": const.BLOCK_SETUP_POLICY_CHANNEL,
+    "user_threshold": const.BLOCK_SETUP_POLICY_USERS,
 }

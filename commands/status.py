@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
 from bot.delivery import SendNotFound, StatusReport
@@ -15,7 +16,7 @@ from commands.access import interaction_ids
 from commands.cancel import one_ref
 from commands.cards import card_of
 from commands.context import CommandContext, CommandError, Subcommand
-from commands.sending import refuse, sends_of
+from commands.sending import may_see_sends, refuse, sends_of
 from commands.views.status import StatusView, status_blocks, status_text
 from storage.models import utcnow
 
@@ -54,13 +55,17 @@ def view_of(found: StatusReport, ref: str) -> StatusView:
 async def handle(ctx: CommandContext) -> None:
     """Reply with the counters."""
     ref = str(ctx.prepared) if ctx.prepared is not None else one_ref(ctx, const.SUB_STATUS)
+    await may_see_sends(ctx.services, ctx.client, ctx.team_id, ctx.user_id, area="status")
     shown = await report(ctx.services, ctx.team_id, ref)
     await ctx.reply(status_text(shown), blocks=status_blocks(shown))
 
 
-async def _refresh(services: Services, body: dict[str, Any], respond: AsyncRespond) -> None:
+async def _refresh(
+    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
     try:
-        team_id, _ = interaction_ids(body)
+        team_id, user_id = interaction_ids(body, services=services, area="status")
+        await may_see_sends(services, client, team_id, user_id, area="status")
         ref = str((body.get("actions") or [{}])[0].get("value") or "")
         shown = await report(services, team_id, ref)
     except CommandError as error:
@@ -72,9 +77,12 @@ async def _refresh(services: Services, body: dict[str, Any], respond: AsyncRespo
 def register(app: AsyncApp, services: Services) -> None:
     """Listen to the Refresh button of status replies."""
 
-    async def on_refresh(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def on_refresh(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         await ack()
-        services.after_ack(_refresh(services, body, respond), respond=respond, kind="block_actions")
+        refreshing = _refresh(services, body, respond, client)
+        services.after_ack(refreshing, respond=respond, kind="block_actions")
 
     app.action(const.ACTION_STATUS_REFRESH)(on_refresh)
 

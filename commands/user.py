@@ -1,6 +1,7 @@
 """`/push user EXTERNAL_ID [--app NAME]`: a OneSignal user's properties, aliases and devices.
 
-Open to every member (support uses it); each lookup is in the audit log, without the user's data.
+A customer's data: for senders, responders and admins only (a refusal is audited as
+`user.denied`); each lookup is in the audit log, without the user's data.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from bot.onesignal import (
     Unauthorized,
     User,
 )
-from commands._format import code, escape, unknown_app_text
+from commands._format import span, unknown_app_text
 from commands._parsing import parse_options
-from commands.access import database_of
+from commands.access import database_of, resolve_actor, why_not
 from commands.context import CommandContext, CommandError, Subcommand
+from commands.denials import Denial, deny
 from commands.help import usage
 from commands.views.user import user_blocks, user_headline
 from storage import lookups, queries
@@ -39,12 +41,33 @@ _RETRIES: Final = 1  # a person is waiting: one quick retry, then "try again"
 async def handle(ctx: CommandContext) -> None:
     """Look the user up in the chosen app (the default one without --app) and show them."""
     external_id, app_name = parse(ctx.args)
+    await may_look_up(ctx, external_id)
     credentials = await app_credentials(ctx, app_name)
     user = await _look_up(ctx, credentials, external_id)
     await ctx.reply(
         user_headline(external_id, credentials.name),
         blocks=user_blocks(external_id, credentials.name, user),
     )
+
+
+NOT_ALLOWED: Final = (
+    f"`{C} user` shows a customer's data, so it is for PushOps senders, responders and admins. "
+    f"Ask a PushOps admin for the sender or responder role in `{C} setup`."
+)
+NOT_ALLOWED_GUEST: Final = (
+    f"`{C} user` shows a customer's data: guests of this workspace may use it once a PushOps "
+    f"admin gives them the sender or responder role by name in `{C} setup`."
+)
+
+
+async def may_look_up(ctx: CommandContext, external_id: str) -> None:
+    """Refuse (audited as `user.denied`) who is no sender, responder or admin."""
+    actor = await resolve_actor(ctx)
+    if actor.can_look_up_users():
+        return
+    why = why_not(actor, "no_role")
+    denial = Denial(ctx.team_id, ctx.user_id, "user", "look up a user", why, external_id[:200])
+    raise deny(ctx.services, denial, NOT_ALLOWED_GUEST if actor.is_guest else NOT_ALLOWED)
 
 
 def parse(args: tuple[str, ...]) -> tuple[str, str | None]:
@@ -75,7 +98,7 @@ async def app_credentials(ctx: CommandContext, name: str | None) -> AppCredentia
             apps = await queries.list_apps(session=session, team_id=ctx.team_id)
         except SecretDecryptionError:
             raise CommandError(
-                f"The REST API key of app {escape(name or 'default')} cannot be read with this "
+                f"The REST API key of app {name or 'default'} cannot be read with this "
                 f"PushOps's secret key. An admin can enter it again in `{C} setup`."
             ) from None
     raise CommandError(unknown_app_text(name, [app.name for app in apps]))
@@ -119,11 +142,12 @@ async def _fetch(ctx: CommandContext, credentials: AppCredentials, external_id: 
 
 
 def onesignal_problem(error: OneSignalError, app_name: str, external_id: str) -> str:
-    """What to tell the person when OneSignal did not give the user."""
-    app = f"app *{escape(app_name)}*"
+    """What to tell the person when OneSignal did not give the user: plain text, escaped
+    once by the reply (it becomes a CommandError)."""
+    app = f"app *{app_name}*"
     if isinstance(error, NotFound):
         return (
-            f"OneSignal has no user with external id {code(external_id, limit=130)} in {app}. "
+            f"OneSignal has no user with external id {span(external_id, limit=130)} in {app}. "
             "External ids are case-sensitive: check it, or look in another app with --app NAME."
         )
     if isinstance(error, Unauthorized | Forbidden):

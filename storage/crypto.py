@@ -1,11 +1,17 @@
-"""Encryption of secrets at rest: AES-GCM bound to a workspace and a purpose, under a key ring.
+"""Encryption of secrets at rest: AES-GCM bound to a workspace, a purpose and a row, under a ring.
 
-A ciphertext is the text ``v1:<key id>:<base64url(nonce || ciphertext || tag)>``. The key id is a
+A ciphertext is the text ``v2:<key id>:<base64url(nonce || ciphertext || tag)>``. The key id is a
 short fingerprint of the key that made it, so a ring of several keys (``PUSHOPS_SECRET_KEY`` =
 ``new,old``) decrypts everything while the first key encrypts, and ``pushops keys rotate`` knows
 which rows still need re-encrypting. The associated data names the format version, the key id, the
-workspace and the purpose: a value copied into another workspace's row, or into another column,
-fails authentication instead of decrypting.
+workspace, the purpose and, for a secret kept in a row of its own (a OneSignal app's key), that
+row's id: a value copied into another workspace's row, into another column, or into another app's
+row of the same workspace fails authentication instead of decrypting.
+
+``v1`` ciphertexts (no row in the associated data) are what versions before the row binding
+wrote, and what secrets without a row of their own still use (Slack tokens). A `v1` OneSignal key
+still decrypts; `storage.rotation.bind_app_keys` binds each to its row at the start of `serve`
+and `worker`, and `pushops keys rotate` does too.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
 KEY_FILE_NAME: Final = "secret.key"
 _VERSION: Final = "v1"
+_BOUND: Final = "v2"
+"""The format of a ciphertext bound to its row too."""
+UNBOUND_PREFIX: Final = f"{_VERSION}:"
+"""How a ciphertext not bound to a row begins (what `bind_app_keys` looks for)."""
 _ENV_NAME: Final = "PUSHOPS_SECRET_KEY"
 
 
@@ -146,23 +156,31 @@ class KeyRing:
             for key_id, key in self._raw.items()
         )
 
-    def encrypt(self, plaintext: str | SecretStr, *, team_id: str, purpose: str) -> str:
-        """Encrypt `plaintext` for `team_id` and `purpose` under the first key."""
+    def encrypt(
+        self, plaintext: str | SecretStr, *, team_id: str, purpose: str, row: str | None = None
+    ) -> str:
+        """Encrypt `plaintext` for `team_id` and `purpose` (and the row `row`, when the secret
+        has one of its own) under the first key."""
         value = plaintext.get_secret_value() if isinstance(plaintext, SecretStr) else plaintext
+        version = _BOUND if row else _VERSION
         nonce = secrets.token_bytes(NONCE_BYTES)
-        aad = _associated_data(self._primary, team_id, purpose)
+        aad = _associated_data(version, self._primary, team_id, purpose, row)
         sealed = self._keys[self._primary].encrypt(nonce, value.encode("utf-8"), aad)
         body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
-        return f"{_VERSION}:{self._primary}:{body}"
+        return f"{version}:{self._primary}:{body}"
 
-    def decrypt(self, token: str, *, team_id: str, purpose: str) -> SecretStr:
-        """The secret in `token`; `SecretDecryptionError` when it is not this workspace's."""
+    def decrypt(
+        self, token: str, *, team_id: str, purpose: str, row: str | None = None
+    ) -> SecretStr:
+        """The secret in `token`; `SecretDecryptionError` when it is not this workspace's (or,
+        for a ciphertext bound to its row, not `row`'s). An unbound (`v1`) ciphertext is
+        read whatever `row` is: it predates the binding (see the module)."""
 
         def fail(reason: str) -> SecretDecryptionError:
             return SecretDecryptionError(team_id=team_id, purpose=purpose, reason=reason)
 
         version, key_id, body = _split(token)
-        if version != _VERSION or not key_id:
+        if version not in (_VERSION, _BOUND) or not key_id:
             raise fail("the stored value is not a PushOps ciphertext")
         aead = self._keys.get(key_id)
         if aead is None:
@@ -170,26 +188,30 @@ class KeyRing:
                 f"it was encrypted with key {key_id}, which is not in {_ENV_NAME} "
                 f"(keys present: {', '.join(self._keys)})"
             )
+        aad = _associated_data(
+            version, key_id, team_id, purpose, row if version == _BOUND else None
+        )
         try:
             raw = base64.urlsafe_b64decode(body.encode("ascii"))
-            plain = aead.decrypt(
-                raw[:NONCE_BYTES], raw[NONCE_BYTES:], _associated_data(key_id, team_id, purpose)
-            )
+            plain = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
         except (InvalidTag, binascii.Error, ValueError, UnicodeEncodeError):
             raise fail(
                 f"it does not belong to workspace {team_id} as {purpose}, or it was altered"
             ) from None
         return SecretStr(plain.decode("utf-8"))
 
-    def is_current(self, token: str) -> bool:
-        """Whether `token` is already encrypted under the first key (rotation skips it)."""
-        return key_id_of(token) == self._primary
+    def is_current(self, token: str, *, row: str | None = None) -> bool:
+        """Whether `token` is already encrypted under the first key (and, for a secret with a
+        row of its own, bound to it): rotation skips it."""
+        version, key_id, _ = _split(token)
+        bound = version == _BOUND if row else version == _VERSION
+        return bound and key_id == self._primary
 
 
 def key_id_of(token: str) -> str | None:
     """The id of the key that made `token`, or None when it is not a PushOps ciphertext."""
     version, key_id, _ = _split(token)
-    return key_id if version == _VERSION and key_id else None
+    return key_id if version in (_VERSION, _BOUND) and key_id else None
 
 
 def _split(token: str) -> tuple[str, str, str]:
@@ -197,9 +219,12 @@ def _split(token: str) -> tuple[str, str, str]:
     return (parts[0], parts[1], parts[2]) if len(parts) == 3 else ("", "", "")
 
 
-def _associated_data(key_id: str, team_id: str, purpose: str) -> bytes:
+def _associated_data(
+    version: str, key_id: str, team_id: str, purpose: str, row: str | None
+) -> bytes:
     # JSON keeps the fields unambiguous whatever characters an id holds.
-    return json.dumps(["pushops", _VERSION, key_id, team_id, purpose]).encode("utf-8")
+    fields = ["pushops", version, key_id, team_id, purpose, *([row] if row else [])]
+    return json.dumps(fields).encode("utf-8")
 
 
 def load_keyring(*, secret_key: SecretStr | None, data_dir: Path) -> KeyRing:

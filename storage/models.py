@@ -85,8 +85,11 @@ TRANSITIONS: Final[dict[SendState, frozenset[SendState]]] = {
     # cancelled: the on-call stop while a send is going out; delivery cancels at OneSignal.
     # missed: a claim whose worker died, found later than the misfire grace, which OneSignal
     # (asked by name) does not have; it is not sent blindly (DESIGN.md invariant 4).
+    # pending_approval: claimed when due, before any attempt, and held back because the
+    # approval policy in force by then asks for approvals it does not have.
     SendState.SENDING: frozenset(
         {
+            SendState.PENDING_APPROVAL,
             SendState.SENT,
             SendState.FAILED,
             SendState.SCHEDULED,
@@ -114,11 +117,13 @@ ACTIVE_STATES: Final = frozenset(
 
 
 class MemberRole(StrEnum):
-    """What a Slack user or user group may do in a workspace."""
+    """What a Slack user or user group may do in a workspace (a new value needs no migration:
+    roles are stored as plain strings)."""
 
     ADMIN = "admin"
     SENDER = "sender"
     APPROVER = "approver"
+    RESPONDER = "responder"
 
 
 class Decision(StrEnum):

@@ -300,8 +300,10 @@ async def add_app(
     if not plain:
         raise InvalidInput("The REST API key is empty.")
     await ensure_workspace(session=session, team_id=team_id)
-    ciphertext = keyring.encrypt(plain, team_id=team_id, purpose=Purpose.ONESIGNAL_API_KEY)
     app, action = await _app_to_write(session, team_id, name, replace)
+    ciphertext = keyring.encrypt(
+        plain, team_id=team_id, purpose=Purpose.ONESIGNAL_API_KEY, row=str(app.id)
+    )
     app.onesignal_app_id, app.api_key_ciphertext, app.added_by = app_id, ciphertext, added_by
     has_default = await get_app(session=session, team_id=team_id) is not None
     await session.flush()
@@ -425,9 +427,13 @@ async def remove_app(*, session: AsyncSession, team_id: str, name: str, actor: s
 
 
 def decrypt_app_key(app: OneSignalApp, *, keyring: KeyRing) -> SecretStr:
-    """The app's REST API key; `SecretDecryptionError` when it is not this workspace's."""
+    """The app's REST API key; `SecretDecryptionError` when it is not this app's (another
+    workspace's, or another app's of this workspace)."""
     return keyring.decrypt(
-        app.api_key_ciphertext, team_id=app.team_id, purpose=Purpose.ONESIGNAL_API_KEY
+        app.api_key_ciphertext,
+        team_id=app.team_id,
+        purpose=Purpose.ONESIGNAL_API_KEY,
+        row=str(app.id),
     )
 
 

@@ -7,6 +7,9 @@ has the new ring (`PUSHOPS_SECRET_KEY=new,old`): they decrypt both, and encrypt 
 The audit log is never rewritten: its events keep the MACs of the keys that made them. Each
 chain that ends under an old key gets one event under the new key (`rotate_audit_keys`), whose
 MAC vouches for every event before it; then the old key can go and the log still verifies.
+
+A OneSignal key is bound to its app's row (`storage.crypto`); one written before that binding
+is bound by rotation too, and by `bind_app_keys`, which `serve` and `worker` run at start.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import append_audit
 from storage.audit_chain import AnchorReport, anchor_audit_chains
-from storage.crypto import KeyRing, Purpose, SecretDecryptionError, key_id_of
+from storage.crypto import UNBOUND_PREFIX, KeyRing, Purpose, SecretDecryptionError, key_id_of
 from storage.db import Database
 from storage.errors import AuditKeyMissing
 from storage.models import SLACK_BOTS, SLACK_INSTALLATIONS, SLACK_TOKEN_COLUMNS, OneSignalApp
@@ -52,12 +55,31 @@ async def rotate_secrets(
             await session.execute(sa.select(OneSignalApp.id, OneSignalApp.api_key_ciphertext))
         ).all()
     for app_ref, ciphertext in apps:
-        if keyring.is_current(ciphertext):
+        if keyring.is_current(ciphertext, row=str(app_ref)):
             report.current += 1
             continue
         await _rotate_app(session_factory, keyring, app_ref, actor, report)
     for table in (SLACK_INSTALLATIONS, SLACK_BOTS):
         await _rotate_slack_table(session_factory, keyring, table, report)
+    return report
+
+
+async def bind_app_keys(
+    *, session_factory: async_sessionmaker[AsyncSession], keyring: KeyRing, actor: str = "pushops"
+) -> RotationReport:
+    """Bind every OneSignal key not yet bound to its app's row (written by an older version)
+    to it, re-encrypting it under the ring's first key; keys already bound are left alone."""
+    report = RotationReport()
+    async with session_factory() as session:
+        unbound = (
+            await session.scalars(
+                sa.select(OneSignalApp.id).where(
+                    OneSignalApp.api_key_ciphertext.startswith(UNBOUND_PREFIX)
+                )
+            )
+        ).all()
+    for app_ref in unbound:
+        await _rotate_app(session_factory, keyring, app_ref, actor, report)
     return report
 
 
@@ -70,15 +92,20 @@ async def _rotate_app(
 ) -> None:
     async with session_factory() as session, session.begin():
         app = await session.get(OneSignalApp, app_ref, with_for_update=True)
-        if app is None or keyring.is_current(app.api_key_ciphertext):
+        row = str(app_ref)
+        if app is None or keyring.is_current(app.api_key_ciphertext, row=row):
             return
         old = app.api_key_ciphertext
         try:
-            plain = keyring.decrypt(old, team_id=app.team_id, purpose=Purpose.ONESIGNAL_API_KEY)
+            plain = keyring.decrypt(
+                old, team_id=app.team_id, purpose=Purpose.ONESIGNAL_API_KEY, row=row
+            )
         except SecretDecryptionError as error:
             report.failures.append(f"app {app.name!r}: {error}")
             return
-        new = keyring.encrypt(plain, team_id=app.team_id, purpose=Purpose.ONESIGNAL_API_KEY)
+        new = keyring.encrypt(
+            plain, team_id=app.team_id, purpose=Purpose.ONESIGNAL_API_KEY, row=row
+        )
         result = await session.execute(
             sa.update(OneSignalApp)
             .where(OneSignalApp.id == app_ref, OneSignalApp.api_key_ciphertext == old)

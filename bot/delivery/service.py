@@ -37,6 +37,7 @@ from bot.delivery.attempt import (
     settle,
 )
 from bot.delivery.content import Audience, SendContent, SendRejected
+from bot.delivery.holds import ApprovalGate
 from bot.delivery.outcomes import (
     MAY_STILL_REACH,
     CancelOutcome,
@@ -153,6 +154,7 @@ class SendService:
             policy=self.policy,
         )
         self.writes = WriteGate(database)
+        self.approvals = ApprovalGate(database)
         # (team, app name or None for the default) -> (until, the app's row); see _resolve_app
         self._app_rows: dict[tuple[str, str | None], tuple[float, OneSignalApp]] = {}
         self._writer = ResultWriter(
@@ -363,6 +365,10 @@ class SendService:
         raise SendRejected(
             "app", f"There is no app {app_name!r} here; use --app with one of: {', '.join(names)}."
         )
+
+    def forget_policy(self, team_id: str) -> None:
+        """The workspace's approval policy changed: due sends are checked against the new one."""
+        self.approvals.forget(team_id)
 
     def forget_apps(self, team_id: str) -> None:
         """The workspace's apps changed (added, replaced, removed, a new default)."""
@@ -589,6 +595,10 @@ class SendService:
             return None
         self._claims.add(send.id)
         try:
+            held_back = await self._held_back(send)
+            if held_back is not None:
+                self._claims.discard(send.id)  # its claim was given up: nothing to hand back
+                return held_back
             attempt = await self._attempt(send)
             if attempt is None:
                 return None
@@ -656,6 +666,18 @@ class SendService:
             await tell(attempt)
         except Exception:  # noqa: BLE001 - telling must never undo what OneSignal accepted
             log.exception("could not tell about send %s waiting to be recorded", send.short_id)
+
+    async def _held_back(self, send: Send) -> Send | None:
+        """The send's row when the approval policy in force holds it back (or fails it, its
+        stored policy unreadable) before its first attempt; None when it may go
+        (`bot.delivery.holds`)."""
+        actor = f"worker:{self.worker_id}"
+        row = await self.approvals.check(send, actor=actor, now=self.clock())
+        if row is not None and row.state == SendState.PENDING_APPROVAL:
+            await self.notifier.send_held(row)
+        elif row is not None and row.state == SendState.FAILED:
+            await self.notifier.send_failed(row, row.last_error or "Nothing was sent.")
+        return row
 
     async def _after(self, send: Send, attempt: Attempt, written: Written) -> None:
         """Tell people, arm a retry, or stop what OneSignal sent for a send cancelled meanwhile."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bot import const
-from bot.policy import MAX_APPROVALS, ApprovalPolicy, Role
+from bot.policy import MAX_APPROVALS, MAX_USER_THRESHOLD, ApprovalPolicy, Role
 from commands._format import Block, code, context, escape, section
 from commands.views.limits import SECTION_TEXT, pack, summarize
 
@@ -34,10 +34,21 @@ ROLE_LABELS: Final[Mapping[Role, str]] = {
     Role.ADMIN: "Admin",
     Role.SENDER: "Sender",
     Role.APPROVER: "Approver",
+    Role.RESPONDER: "Responder",
 }
+ROLE_RIGHTS: Final = (
+    "Senders send, cancel any send and look users up. Responders (on call) cancel any send "
+    "and look users up, but neither send nor approve. Approvers approve sends that need it. "
+    "Admins hold every role. Everyone else sees sends and cancels their own. Guests hold "
+    "only the roles given to them by name, not those of their user groups."
+)
+"""What each role may do, under the roles in the home and in the roles form."""
 MODE_LABELS: Final[Mapping[str, tuple[str, str]]] = {
     "off": ("Off", "No send needs approval."),
-    "segments": ("Sends to segments", "A send to a segment (a whole audience) needs approval."),
+    "segments": (
+        "Sends to segments",
+        "A send to a segment, or to many listed users, needs approval.",
+    ),
     "all": ("Every send", "Every send needs approval, test sends included."),
 }
 
@@ -53,8 +64,9 @@ class AppRow:
 
 
 OPEN_SENDING: Final = (
-    "*Everyone in this workspace may send and cancel pushes*, because nobody is named a "
-    "sender yet. That suits a small team; name senders to let only them (and admins) send."
+    "*Everyone in this workspace may send pushes* (guests excepted), because nobody is named "
+    "a sender yet; each may cancel their own. That suits a small team; name senders to let "
+    "only them (and admins) send."
 )
 """The warning admins see until someone holds the sender role."""
 
@@ -265,7 +277,7 @@ def policy_text(policy: ApprovalPolicy) -> str:
     # Test sends wait too under "every send": `/push me` links any external id without proof
     # that it is the caller's, so a test send can reach anyone (`bot.policy.approvals_required`).
     who = (
-        "Sends to a segment need"
+        f"Sends to a segment or to more than {users_words(policy.user_threshold)} need"
         if policy.mode == "segments"
         else "Every send, test sends included, needs"
     )
@@ -273,6 +285,11 @@ def policy_text(policy: ApprovalPolicy) -> str:
     return (
         f"{who} {policy.approvals} {plural} by distinct approvers, asked in <#{policy.channel_id}>."
     )
+
+
+def users_words(count: int) -> str:
+    """`100 listed users`, `1 listed user`."""
+    return f"{count:,} listed user{'' if count == 1 else 's'}"
 
 
 def policy_block(policy: ApprovalPolicy, problem: str | None = None) -> Block:
@@ -287,7 +304,7 @@ def roles_text(members: Mapping[Role, Sequence[str]]) -> str:
     for role, label in ROLE_LABELS.items():
         holders = members.get(role) or ()
         if not holders:
-            nobody = ", so everyone may send" if role is Role.SENDER else ""
+            nobody = ", so everyone but guests may send" if role is Role.SENDER else ""
             lines.append(f"{label}s: nobody named{nobody}")
             continue
         shown, hidden = summarize(holders, ROLE_SHOWN, render=subject_mention)
@@ -319,8 +336,8 @@ def roles_blocks(members: Mapping[Role, Sequence[str]]) -> list[Block]:
     return [
         {**section(roles_text(members)), "accessory": button("Change", const.ACTION_SETUP_ROLES)},
         context(
-            "Slack workspace admins and owners, and the users in PUSHOPS_ADMINS, are always "
-            "admins. Approvers approve sends that need it; admins hold every role."
+            f"Slack workspace admins and owners, and the users in PUSHOPS_ADMINS, are always "
+            f"admins. {ROLE_RIGHTS}"
         ),
     ]
 
@@ -474,6 +491,7 @@ def roles_form_view(members: Mapping[Role, Sequence[str]], role: Role | None = N
             optional=True,
         ),
         *holders_blocks(members),
+        context(ROLE_RIGHTS),
         _actions(button("Back", const.ACTION_SETUP_BACK)),
     ]
     return _modal(const.CALLBACK_SETUP_ROLES, blocks, title="Roles", submit="Save", close="Cancel")
@@ -519,6 +537,19 @@ def policy_form_view(policy: ApprovalPolicy) -> View:
             channel,
             hint="Approvers are asked there, with Approve and Reject buttons.",
             optional=True,
+        ),
+        _input(
+            const.BLOCK_SETUP_POLICY_USERS,
+            "Listed users a send may reach without approval",
+            {
+                "type": "number_input",
+                "is_decimal_allowed": False,
+                "min_value": "0",
+                "max_value": str(MAX_USER_THRESHOLD),
+                "initial_value": str(policy.user_threshold),
+            },
+            hint='Under "Sends to segments": a send listing more external ids (--user) '
+            "needs approval like a segment. A test send to your own linked id never does.",
         ),
         _actions(button("Back", const.ACTION_SETUP_BACK)),
     ]

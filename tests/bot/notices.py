@@ -14,6 +14,7 @@ NoticeKind: TypeAlias = Literal[
     "send_missed",
     "send_cancelled",
     "send_rejected",
+    "send_held",
     "approval_expired",
     "approval_requested",
 ]
@@ -73,6 +74,10 @@ class RecordingNotifier:
     async def send_rejected(self, send: Send, *, approver: str) -> None:
         """Record it."""
         await self._record(Notice("send_rejected", send, actor=approver))
+
+    async def send_held(self, send: Send) -> None:
+        """Record it."""
+        await self._record(Notice("send_held", send))
 
     async def approval_expired(self, send: Send) -> None:
         """Record it."""

@@ -2,12 +2,15 @@
 heavy work waits for a place and lets requests awaiting their ack go first."""
 
 import asyncio
+import logging
 
 import httpx
 import pytest
 
-from bot.services import BackgroundTasks, Services
+from bot.services import BackgroundTasks, Services, build_services
 from bot.settings import Settings
+from storage.crypto import KEY_FILE_NAME, load_keyring
+from tests.plugins.database import register_secret
 
 
 async def test_drain_waits_for_quick_work_and_cancels_what_outlives_the_grace():
@@ -77,3 +80,35 @@ async def test_heavy_work_waits_for_a_place_and_light_work_does_not(http):
     release.set()
     await asyncio.gather(holder, waiter)
     assert second_started.is_set()
+
+
+async def test_without_pushops_secret_key_every_start_warns_that_the_key_sits_with_the_data(
+    tmp_path, caplog
+):
+    caplog.set_level(logging.WARNING, logger="bot.services")
+    settings = Settings(_env_file=None, PUSHOPS_DATA_DIR=str(tmp_path))
+    for _ in range(2):  # the key file exists from the first start on: warned all the same
+        keyring = load_keyring(secret_key=None, data_dir=tmp_path)
+        register_secret((tmp_path / KEY_FILE_NAME).read_text().strip())
+        caplog.clear()
+        services = build_services(settings, keyring=keyring)
+        await services.start()
+        await services.aclose()
+
+        assert "PUSHOPS_SECRET_KEY is not set" in caplog.text
+        assert str(tmp_path / KEY_FILE_NAME) in caplog.text
+        assert "a copy of the data directory carries both" in caplog.text
+
+
+async def test_with_pushops_secret_key_a_start_does_not_warn(tmp_path, caplog, secret_key):
+    caplog.set_level(logging.WARNING, logger="bot.services")
+    settings = Settings(
+        _env_file=None, PUSHOPS_DATA_DIR=str(tmp_path), PUSHOPS_SECRET_KEY=secret_key
+    )
+    keyring = load_keyring(secret_key=settings.secret_key, data_dir=tmp_path)
+
+    services = build_services(settings, keyring=keyring)
+    await services.start()
+    await services.aclose()
+
+    assert "PUSHOPS_SECRET_KEY" not in caplog.text

@@ -10,6 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.policy import Role
 from bot.services import Services
 from commands.access import (
+    ADMIN_TTL,
     forget_team,
     interaction_enterprise_id,
     interaction_ids,
@@ -20,8 +21,10 @@ from commands.access import (
     user_facts,
 )
 from commands.context import CommandError
+from commands.denials import Denied
 from commands.requester import requester
 from storage import queries
+from tests.denials import wait_for_denials
 from tests.fakes.slack import DEFAULT_BOT_TOKEN, DEFAULT_TEAM_ID
 from tests.plugins.slack import make_settings
 
@@ -212,3 +215,89 @@ def test_interaction_ids_refuse_someone_from_another_workspace():
         interaction_ids({"team": {"id": "T1"}, "user": {"id": "U9", "team_id": "T9"}})
     with pytest.raises(CommandError):
         interaction_ids({"team": {"id": "T1"}, "user": {}})
+
+
+def test_interaction_ids_take_the_workspace_from_slack_never_from_the_actor():
+    # Without `team` (or the view's team_id) the workspace is unknown: reading it from the
+    # actor would compare the actor's team with itself and let anyone through.
+    body = {"user": {"id": "U9", "team_id": "T9"}, "actions": [{"value": "x"}]}
+
+    with pytest.raises(CommandError, match="which workspace"):
+        interaction_ids(body)
+    view = {"view": {"team_id": "T1"}, "user": {"id": "U1", "team_id": "T1"}}
+    assert interaction_ids(view) == ("T1", "U1")
+    with pytest.raises(CommandError, match="Only people of this workspace"):
+        interaction_ids({"view": {"team_id": "T1"}, "user": {"id": "U9", "team_id": "T9"}})
+
+
+@pytest.mark.parametrize("single_channel", [False, True], ids=["guest", "single-channel guest"])
+async def test_a_guest_holds_only_the_roles_given_by_name(
+    services, client, fake_slack, single_channel
+):
+    fake_slack.add_guest("U0GUEST", single_channel=single_channel)
+    fake_slack.add_user("U0BOB")
+    fake_slack.add_usergroup("S0ONCALL", ["U0GUEST", "U0BOB"])
+    await _give(services, "S0ONCALL", Role.RESPONDER)
+
+    guest = await _actor(services, client, "U0GUEST")
+    member = await _actor(services, client, "U0BOB")
+
+    assert guest.is_guest and guest.roles == frozenset()  # the group's role does not reach
+    assert not guest.can_send(senders_configured=await senders_configured(services, TEAM))
+    assert member.roles == frozenset({Role.RESPONDER}) and not member.is_guest
+    await _give(services, "U0GUEST", Role.SENDER)
+    named = await _actor(services, client, "U0GUEST")
+    assert named.roles == frozenset({Role.SENDER}) and named.can_send(senders_configured=True)
+
+
+async def test_a_slack_admin_demoted_in_slack_loses_admin_rights_within_seconds(
+    services, client, fake_slack
+):
+    fake_slack.add_user("U0CHIEF", is_admin=True)
+    assert await require_admin(team_id=TEAM, user_id="U0CHIEF", client=client, services=services)
+    fake_slack.add_user("U0CHIEF", is_admin=False)  # demoted in Slack
+
+    await asyncio.sleep(ADMIN_TTL + 0.1)
+
+    with pytest.raises(CommandError, match="Only PushOps admins"):
+        await require_admin(team_id=TEAM, user_id="U0CHIEF", client=client, services=services)
+    assert ADMIN_TTL <= 5
+    # the answer is still good for what needs no fresh word (a send, a zone): no new call
+    calls = len(fake_slack.calls_to("users.info"))
+    await _actor(services, client, "U0CHIEF")
+    assert len(fake_slack.calls_to("users.info")) == calls
+
+
+async def test_pushops_admins_in_oauth_mode_name_a_user_of_one_workspace(
+    fake_slack, sqlite_database, tmp_path, client
+):
+    settings = make_settings(
+        fake_slack,
+        tmp_path,
+        slack_bot_token=None,
+        slack_client_id="1.2",
+        slack_client_secret="oauth-secret-for-tests",
+        PUSHOPS_ADMINS=f"{TEAM}:U0BOSS,U0BARE",
+    )
+    fake_slack.add_user("U0BOSS")
+    fake_slack.add_user("U0BARE")
+    async with httpx.AsyncClient() as http:
+        services = Services(settings=settings, onesignal_http=http, database=sqlite_database)
+
+        assert (await _actor(services, client, "U0BOSS")).is_admin()
+        assert not (await _actor(services, client, "U0BOSS", team_id="T0OTHER")).is_admin()
+        assert not (await _actor(services, client, "U0BARE")).is_admin()  # a bare id: nobody
+
+
+async def test_a_refused_admin_check_is_audited_as_denied(services, client, fake_slack):
+    fake_slack.add_user("U0BOB")
+
+    with pytest.raises(Denied) as refused:
+        await require_admin(
+            team_id=TEAM, user_id="U0BOB", client=client, services=services, what="open setup"
+        )
+
+    assert refused.value.denial.action == "setup.denied"
+    [event] = await wait_for_denials(services.database, 1)
+    assert (event.actor, event.action, event.outcome) == ("U0BOB", "setup.denied", "denied")
+    assert event.details == {"what": "open setup", "why": "not_admin"}

@@ -137,8 +137,8 @@ def test_group_ids_are_split_on_commas_and_spaces():
     assert parse_group_ids("S0A1 @oncall") == (["S0A1"], ["@oncall"])
 
 
-def policy_values(mode="segments", approvals="2", channel="C0APPROVE"):
-    return {
+def policy_values(mode="segments", approvals="2", channel="C0APPROVE", users=None):
+    values = {
         const.BLOCK_SETUP_POLICY_MODE: {
             F: {"type": "radio_buttons", "selected_option": {"value": mode}}
         },
@@ -147,11 +147,29 @@ def policy_values(mode="segments", approvals="2", channel="C0APPROVE"):
             F: {"type": "conversations_select", "selected_conversation": channel}
         },
     }
+    if users is not None:
+        values[const.BLOCK_SETUP_POLICY_USERS] = {F: {"type": "number_input", "value": users}}
+    return values
 
 
 def test_the_policy_form_gives_a_policy():
     assert parse_policy_form(policy_values()) == ApprovalPolicy("segments", 2, "C0APPROVE")
     assert parse_policy_form(policy_values(mode="off", channel=None)) == ApprovalPolicy(approvals=2)
+
+
+def test_the_policy_form_reads_how_many_listed_users_need_no_approval():
+    assert parse_policy_form(policy_values(users="25")).user_threshold == 25
+    assert parse_policy_form(policy_values(users="0")).user_threshold == 0
+    assert parse_policy_form(policy_values()).user_threshold == 100  # not sent: the default
+
+
+@pytest.mark.parametrize("users", ["-3", "20001", "1.5", "many"])
+def test_a_listed_users_threshold_out_of_range_is_refused_on_its_field(users):
+    with pytest.raises(FormErrors) as refused:
+        parse_policy_form(policy_values(users=users))
+
+    assert list(refused.value.errors) == [const.BLOCK_SETUP_POLICY_USERS]
+    assert "0 to 20,000" in refused.value.errors[const.BLOCK_SETUP_POLICY_USERS]
 
 
 def test_a_policy_needing_approvals_without_a_channel_is_refused_on_the_channel():

@@ -96,9 +96,14 @@ def test_policy_and_roles_read_as_sentences():
     assert policy_text(ApprovalPolicy("all", 1, "C1")) == (
         "Every send, test sends included, needs 1 approval by distinct approvers, asked in <#C1>."
     )
-    text = roles_text({Role.APPROVER: ("S0OPS", "U0B")})
+    assert policy_text(ApprovalPolicy("segments", 2, "C1", user_threshold=100)) == (
+        "Sends to a segment or to more than 100 listed users need 2 approvals by distinct "
+        "approvers, asked in <#C1>."
+    )
+    text = roles_text({Role.APPROVER: ("S0OPS", "U0B"), Role.RESPONDER: ("S0ONCALL",)})
     assert "Approvers: <!subteam^S0OPS>, <@U0B>" in text
-    assert "Senders: nobody named, so everyone may send" in text
+    assert "Senders: nobody named, so everyone but guests may send" in text
+    assert "Responders: <!subteam^S0ONCALL>" in text
     assert "Admins: nobody named" in text
 
 
@@ -109,13 +114,16 @@ def test_the_policy_form_starts_from_the_current_policy():
     assert fields[const.BLOCK_SETUP_POLICY_MODE]["initial_option"]["value"] == "segments"
     assert fields[const.BLOCK_SETUP_POLICY_APPROVALS]["initial_option"]["value"] == "3"
     assert fields[const.BLOCK_SETUP_POLICY_CHANNEL]["initial_conversation"] == "C0APPR"
+    assert fields[const.BLOCK_SETUP_POLICY_USERS]["initial_value"] == "100"
+    assert fields[const.BLOCK_SETUP_POLICY_USERS]["type"] == "number_input"
 
 
 def test_the_home_warns_that_everyone_may_send_only_until_senders_are_named():
     open_to_all = json.dumps(home_view(SetupState(members={Role.APPROVER: ("U0B",)})))
     named = json.dumps(home_view(SetupState(members={Role.SENDER: ("S0TEAM",)})))
 
-    assert "Everyone in this workspace may send and cancel pushes" in open_to_all
+    assert "Everyone in this workspace may send pushes* (guests excepted)" in open_to_all
+    assert "each may cancel their own" in open_to_all
     assert const.ACTION_SETUP_NAME_SENDERS in open_to_all
     assert "Everyone in this workspace may send" not in named
     assert const.ACTION_SETUP_NAME_SENDERS not in named

@@ -109,6 +109,10 @@ class User:
     tz_offset: int = 3600
     is_admin: bool = False
     is_owner: bool = False
+    # Guests, as Slack flags them: a multi-channel guest is restricted; a single-channel guest
+    # is both restricted and ultra-restricted (`guest()` makes either).
+    is_restricted: bool = False
+    is_ultra_restricted: bool = False
     is_bot: bool = False
     deleted: bool = False
     email: str | None = None
@@ -127,8 +131,8 @@ class User:
             "is_admin": self.is_admin,
             "is_owner": self.is_owner,
             "is_primary_owner": self.is_owner,
-            "is_restricted": False,
-            "is_ultra_restricted": False,
+            "is_restricted": self.is_restricted,
+            "is_ultra_restricted": self.is_ultra_restricted,
             "is_bot": self.is_bot,
             "profile": {
                 "real_name": self.real_name,
@@ -266,6 +270,15 @@ class FakeSlack:
         with self._lock:
             self._state.users[user_id] = user
         return user
+
+    def add_guest(
+        self, user_id: str, *, single_channel: bool = False, team_id: str = DEFAULT_TEAM_ID
+    ) -> User:
+        """A guest: multi-channel (`is_restricted`), or single-channel (`is_ultra_restricted`
+        too, as Slack sets both)."""
+        return self.add_user(
+            user_id, team_id=team_id, is_restricted=True, is_ultra_restricted=single_channel
+        )
 
     def add_usergroup(
         self, group_id: str, users: list[str], *, team_id: str = DEFAULT_TEAM_ID

@@ -20,6 +20,7 @@ from tests.scenario.sendkit import (
     BOB,
     CAROL,
     SEGMENT,
+    all_sends,
     audit_actions,
     buttons,
     click,
@@ -252,6 +253,60 @@ async def test_a_send_to_listed_users_needs_no_approval_under_the_segments_polic
     await sent.reply()
     assert (await only_send(database)).state == SendState.SENT
     assert len(creates(fake_onesignal)) == 1
+
+
+async def test_under_segments_a_send_to_more_listed_users_than_the_threshold_waits(
+    app, fake_slack, fake_onesignal, database
+):
+    few = ",".join(f"cust-{n}" for n in range(100))
+    many = ",".join(f"cust-{n}" for n in range(101))
+
+    await (await app.post_command(f'send --yes --user {few} "To a hundred"')).reply()
+    reply = await (await app.post_command(f'send --yes --user {many} "To 101"')).reply()
+
+    sends = await all_sends(database)
+    assert [len(s.audience["external_ids"]) for s in sends] == [100, 101]
+    await wait_for_state(database, sends[0].short_id, SendState.SENT)
+    assert sends[1].state == SendState.PENDING_APPROVAL and sends[1].approvals_required == 1
+    assert f"Needs 1 approval in <#{APPROVALS_CHANNEL}>" in text_of(reply)
+    await fake_slack.wait_for(
+        "chat.postMessage", where=lambda c: c.args.get("channel") == APPROVALS_CHANNEL
+    )
+    assert len(creates(fake_onesignal)) == 1  # only the hundred went out
+
+
+async def test_a_send_scheduled_before_approvals_were_switched_on_waits_for_them_when_due(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path
+):
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring) as running:
+        sent = await running.post_command(f'send --yes --in 2s --segment "{SEGMENT}" "Soon"')
+        await sent.reply()
+        send = await only_send(database)
+        assert send.state == SendState.SCHEDULED and send.approvals_required == 0
+        await require_approvals(database, fake_slack)  # switched on while it waits
+        forget_team(running.services, "T0PUSHOPS")  # as /push setup does
+
+        held = await wait_for_state(database, send.short_id, SendState.PENDING_APPROVAL)
+
+        assert creates(fake_onesignal) == []
+        assert (held.approvals_required, held.approvals_received, held.attempts) == (1, 0, 0)
+        assert held.claimed_by is None and held.due_at is None
+        request = await fake_slack.wait_for(
+            "chat.postMessage", where=lambda c: c.args.get("channel") == APPROVALS_CHANNEL
+        )
+        assert buttons(request.args["blocks"])[const.ACTION_APPROVE]["value"] == str(send.id)
+        dm = await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE))
+        assert f"`{send.short_id}` waits for approval" in dm.args["text"]
+        assert "the approval policy now in force asks for 1 approval first" in dm.args["text"]
+        actions = await audit_actions(database)
+        assert actions[-2:] == ["send.sending", "send.pending_approval"]
+
+        await click(running, const.ACTION_APPROVE, str(send.id), user=BOB)
+
+        await wait_for_state(database, send.short_id, SendState.SENT)
+        [request] = creates(fake_onesignal)
+        assert request.json["idempotency_key"] == str(send.id)
 
 
 # --- missed sends -------------------------------------------------------------------------------

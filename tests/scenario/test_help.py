@@ -104,12 +104,13 @@ async def test_an_admin_reads_first_that_everyone_may_send_with_the_button_to_na
 
     first = reply["blocks"][0]
     assert first["text"]["text"].startswith(
-        ":warning: *Everyone in this workspace may send and cancel pushes*, because nobody is "
-        "named a sender yet. That suits a small team; name senders"
+        ":warning: *Everyone in this workspace may send pushes* (guests excepted), because "
+        "nobody is named a sender yet; each may cancel their own. That suits a small team; "
+        "name senders"
     )
     assert first["accessory"]["action_id"] == const.ACTION_HELP_NAME_SENDERS
     assert first["accessory"]["text"]["text"] == "Name senders"
-    assert reply["text"].startswith("Everyone in this workspace may send and cancel pushes")
+    assert reply["text"].startswith("Everyone in this workspace may send pushes (guests excepted)")
     assert "/push send" in _reply_text(reply)
 
 

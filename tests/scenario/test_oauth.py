@@ -4,6 +4,7 @@ the installed workspace with its own bot token; the auth.test result is cached."
 import asyncio
 import html
 import re
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 
 from bot import const
 from storage.db import Database
-from storage.models import SLACK_BOTS
+from storage.models import SLACK_BOTS, SLACK_OAUTH_STATES
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from tests.plugins.slack import PushOps, default_services, make_settings
@@ -140,3 +141,21 @@ async def test_uninstalling_forgets_the_workspace(oauth_app, fake_slack, sqlite_
     assert await _bots_eventually_gone(sqlite_database)
     sent = await oauth_app.post_command("help", team=NEW_TEAM)
     assert "not installed in this workspace" in (await sent.reply())["text"]
+
+
+async def test_expired_install_states_are_deleted_when_a_new_one_is_issued(
+    oauth_app, sqlite_database
+):
+    past = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=11)
+    async with sqlite_database.engine.begin() as connection:  # links nobody followed in time
+        await connection.execute(
+            SLACK_OAUTH_STATES.insert(),
+            [{"state": f"stale-{n}", "expire_at": past} for n in range(50)],
+        )
+
+    _, state, _ = await _install_page(oauth_app)
+    await _install_page(oauth_app)
+
+    async with sqlite_database.engine.connect() as connection:
+        kept = list(await connection.scalars(sa.select(SLACK_OAUTH_STATES.c.state)))
+    assert len(kept) == 2 and state in kept  # only the two live links

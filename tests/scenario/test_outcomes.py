@@ -11,7 +11,7 @@ import pytest
 
 from bot import const
 from storage import queries
-from storage.models import SendState, utcnow
+from storage.models import MemberRole, SendState, utcnow
 from tests.fakes.slack import DEFAULT_TEAM_ID, FakeSlack
 from tests.scenario.sendkit import (
     ALICE,
@@ -41,6 +41,14 @@ async def app(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_
     async with serve_sending(serve_pushops, config, database, keyring) as running:
         await ensure_workspace(database)
         await set_log_channel(database)
+        async with database.sessions.begin() as session:  # on call: may stop anyone's send
+            await queries.add_member(
+                session=session,
+                team_id=DEFAULT_TEAM_ID,
+                subject_id=BOB,
+                role=MemberRole.RESPONDER,
+                actor=ALICE,
+            )
         fake_slack.add_user(BOB, name="bob", tz="America/New_York")
         fake_onesignal.add_user(fake_onesignal.app.id, "cust-1")
         yield running

@@ -2,6 +2,7 @@
 /slack/events), checked on the fake Slack, the fake OneSignal and the database. The REST API
 key typed into the form never reaches Slack (nor the logs: the leak guard is on)."""
 
+import asyncio
 import json
 import re
 import uuid
@@ -14,6 +15,7 @@ from bot import const
 from bot.policy import ApprovalPolicy, Role
 from storage import queries
 from storage.models import AuditEvent, MemberRole
+from tests.denials import wait_for_denials
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import fake_api_key, register_secret
@@ -54,6 +56,9 @@ def _modal_id(fake_slack):
 async def _open(app, fake_slack, user=ADMIN):
     sent = await app.post_command("setup", user=user)
     call = await fake_slack.wait_for("views.open")
+    # The fake records a call before it answers it, on its own thread: polled.
+    while not fake_slack._state.views:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
     return _modal_id(fake_slack), call.args["view"], sent
 
 
@@ -170,7 +175,8 @@ async def test_an_admin_gets_the_home_with_apps_log_channel_approvals_and_roles(
     assert f"*default* (default) · app id `{fake_onesignal.app.id}`" in shown
     assert "Not set: results go only to the person who sent." in shown
     assert "Off: no send needs approval." in shown
-    assert "Senders: nobody named, so everyone may send" in shown
+    assert "Senders: nobody named, so everyone but guests may send" in shown
+    assert "Responders: nobody named" in shown
     assert sent.replies() == []  # the modal is the answer
 
 
@@ -472,6 +478,23 @@ async def test_setup_opens_and_trims_roles_held_by_200_people_and_130_groups(
     assert len([m for m in members if m[1] == "approver"]) == 110 + 133  # 67 held it already
 
 
+async def test_the_responder_role_is_given_like_the_others(app, fake_slack, database):
+    view_id, _, _ = await _open(app, fake_slack)
+    form = await _click(app, fake_slack, view_id, const.ACTION_SETUP_ROLES)
+    roles = next(b for b in form["blocks"] if b.get("block_id") == const.BLOCK_SETUP_ROLE)
+    assert "responder" in [o["value"] for o in roles["element"]["options"]]
+
+    given = await _submit(
+        app, view_id, const.CALLBACK_SETUP_ROLES, _roles_values("give", "responder", (), "S0ONCALL")
+    )
+
+    home = _text(given.json()["view"])
+    assert "<!subteam^S0ONCALL> now holds the responder role." in home
+    assert "Responders: <!subteam^S0ONCALL>" in home
+    assert "Responders (on call) cancel any send and look users up" in home
+    assert await _members(database) == {("S0ONCALL", "responder")}
+
+
 async def test_a_role_change_naming_nobody_is_refused_inline(app, fake_slack, database):
     view_id, _, _ = await _open(app, fake_slack)
     await _click(app, fake_slack, view_id, const.ACTION_SETUP_ROLES)
@@ -528,8 +551,8 @@ async def test_a_role_form_waits_for_slack_only_so_long_and_then_saves_nothing(
     assert await _members(database) == set()
 
 
-def _policy_values(mode, approvals, channel):
-    return {
+def _policy_values(mode, approvals, channel, users=None):
+    values = {
         const.BLOCK_SETUP_POLICY_MODE: {
             F: {"type": "radio_buttons", "selected_option": {"value": mode}}
         },
@@ -540,6 +563,9 @@ def _policy_values(mode, approvals, channel):
             F: {"type": "conversations_select", "selected_conversation": channel}
         },
     }
+    if users is not None:
+        values[const.BLOCK_SETUP_POLICY_USERS] = {F: {"type": "number_input", "value": users}}
+    return values
 
 
 async def _policy(database):
@@ -553,8 +579,8 @@ async def test_until_senders_are_named_the_home_warns_that_everyone_may_send(
 ):
     view_id, home, _ = await _open(app, fake_slack)
     assert home["blocks"][0]["text"]["text"].startswith(
-        ":warning: *Everyone in this workspace may send and cancel pushes*, because nobody is "
-        "named a sender yet."
+        ":warning: *Everyone in this workspace may send pushes* (guests excepted), because "
+        "nobody is named a sender yet; each may cancel their own."
     )
     assert (
         buttons(home["blocks"])[const.ACTION_SETUP_NAME_SENDERS]["text"]["text"] == "Name senders"
@@ -592,11 +618,32 @@ async def test_setting_the_approval_policy(app, fake_slack, database):
 
     shown = _text(saved.json()["view"])
     assert "Saved the approval policy." in shown
-    assert "Sends to a segment need 2 approvals by distinct approvers, asked in <#C0APPROVE>." in (
-        shown
-    )
+    assert (
+        "Sends to a segment or to more than 100 listed users need 2 approvals by distinct "
+        "approvers, asked in <#C0APPROVE>."
+    ) in shown
     assert await _policy(database) == ApprovalPolicy("segments", 2, "C0APPROVE")
     assert (await _actions(database))[-1] == "workspace.updated"
+
+
+async def test_the_policy_form_sets_how_many_listed_users_a_send_may_reach_unapproved(
+    app, fake_slack, database
+):
+    view_id, _, _ = await _open(app, fake_slack)
+    form = await _click(app, fake_slack, view_id, const.ACTION_SETUP_POLICY)
+    field = next(b for b in form["blocks"] if b.get("block_id") == const.BLOCK_SETUP_POLICY_USERS)
+    assert field["element"]["initial_value"] == "100"
+
+    wrong = await _submit(
+        app, view_id, const.CALLBACK_SETUP_POLICY, _policy_values("segments", "1", "C0A", "-1")
+    )
+    saved = await _submit(
+        app, view_id, const.CALLBACK_SETUP_POLICY, _policy_values("segments", "1", "C0A", "25")
+    )
+
+    assert const.BLOCK_SETUP_POLICY_USERS in wrong.json()["errors"]
+    assert "more than 25 listed users need 1 approval" in _text(saved.json()["view"])
+    assert (await _policy(database)).user_threshold == 25
 
 
 async def test_the_policy_every_send_says_that_test_sends_wait_too(app, fake_slack, database):
@@ -634,17 +681,47 @@ async def test_a_non_admin_clicking_or_submitting_is_refused_and_nothing_is_writ
         _roles_values("give", "admin", ["U0BOB"]),
         user="U0BOB",
     )
-    await _submit(
+    app_form = await _submit(
         app,
         view_id,
         const.CALLBACK_SETUP_APP,
         _app_values("second", second.id, second.rest_api_key),
         user="U0BOB",
     )
-    after_app = (await fake_slack.wait_for("views.update", count=2)).args["view"]
 
-    for shown in (_text(refused), _text(roles.json()["view"]), _text(after_app)):
+    for shown in (_text(refused), _text(roles.json()["view"]), _text(app_form.json()["view"])):
         assert "Only PushOps admins can set PushOps up" in shown
     assert _verify_requests(fake_onesignal) == []
+    events = await wait_for_denials(database, 3)
+    assert sorted((e.actor, e.action, e.details["what"], e.details["why"]) for e in events) == [
+        ("U0BOB", "setup.denied", f"click {const.ACTION_SETUP_REMOVE_APP}", "not_admin"),
+        ("U0BOB", "setup.denied", "save an app", "not_admin"),
+        ("U0BOB", "setup.denied", "save roles", "not_admin"),
+    ]
     after = (await _apps(database, keyring), await _members(database), await _actions(database))
-    assert after == before
+    assert after == (*before[:2], [*before[2], *["setup.denied"] * 3])
+
+
+async def test_a_non_admin_learns_nothing_of_app_names_from_the_app_form(
+    app, fake_slack, database, second
+):
+    view_id, _, _ = await _open(app, fake_slack)
+
+    taken = await _submit(
+        app,
+        view_id,
+        const.CALLBACK_SETUP_APP,
+        _app_values("default", second.id, second.rest_api_key),
+        user="U0BOB",
+    )
+    free = await _submit(
+        app,
+        view_id,
+        const.CALLBACK_SETUP_APP,
+        _app_values("unused", second.id, second.rest_api_key),
+        user="U0BOB",
+    )
+
+    assert taken.json() == free.json()  # the same refusal whether the name exists or not
+    assert "Only PushOps admins can set PushOps up" in _text(taken.json()["view"])
+    assert "exists already" not in taken.text

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from storage import queries
-from storage.models import AuditEvent
+from storage.models import AuditEvent, MemberRole
 from tests.fakes.slack import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TEAM_ID
 from tests.plugins.database import register_secret
 from tests.plugins.slack import make_settings
@@ -109,8 +109,17 @@ async def _lookups(database):
 
 
 async def test_every_lookup_is_in_the_audit_log_without_the_users_data(
-    app, fake_onesignal, database, customer
+    app, fake_slack, fake_onesignal, database, customer
 ):
+    fake_slack.add_user("U0SUPPORT")
+    async with database.sessions.begin() as session:  # support is on call: a responder
+        await queries.add_member(
+            session=session,
+            team_id=DEFAULT_TEAM_ID,
+            subject_id="U0SUPPORT",
+            role=MemberRole.RESPONDER,
+            actor="U0ALICE",
+        )
     await (await app.post_command("user cust-4711", user="U0SUPPORT")).reply()
 
     [event] = await _lookups(database)
@@ -129,6 +138,16 @@ async def test_a_user_onesignal_does_not_know_is_said_so(app, fake_onesignal, da
     )
     [event] = await _lookups(database)  # the attempt is audited too
     assert (event.target, event.outcome) == ("cust-0000", "not_found")
+
+
+async def test_the_not_found_answer_escapes_the_external_id_once(app, fake_onesignal):
+    reply = await (await app.post_command("user <a&b>")).reply()
+
+    assert (
+        "OneSignal has no user with external id `&lt;a&amp;b&gt;` in app *default*."
+        in (reply["text"])
+    )
+    assert "&amp;amp;" not in reply["text"] and "&amp;lt;" not in reply["text"]
 
 
 @pytest.mark.parametrize(
@@ -207,6 +226,7 @@ async def test_user_in_an_installed_workspace_uses_that_workspaces_app(
         slack_client_id=DEFAULT_CLIENT_ID,
         slack_client_secret=DEFAULT_CLIENT_SECRET,
         onesignal_api_url=fake_onesignal.url,
+        PUSHOPS_ADMINS=f"{NEW_TEAM}:U0ALICE",  # who looks up there: an admin of that workspace
     )
     app = fake_onesignal.app
     async with serve_with_storage(serve_pushops, settings, sqlite_database, keyring) as running:

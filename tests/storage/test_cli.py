@@ -334,7 +334,7 @@ async def test_after_rotation_the_old_key_can_go(database, run_cli, storage_fact
     assert "UNREADABLE" not in listed.stdout
     async with database.sessions() as session:
         for app in await queries.list_apps(session=session, team_id=None):
-            assert new_ring.is_current(app.api_key_ciphertext)
+            assert new_ring.is_current(app.api_key_ciphertext, row=str(app.id))
             plain = queries.decrypt_app_key(app, keyring=new_ring).get_secret_value()
             assert plain == keys[app.name]
         events = await queries.list_audit_events(session=session, team_id=DEFAULT_TEAM, limit=2)

@@ -140,3 +140,21 @@ def test_the_setting_wins_over_the_key_file(tmp_path, secret_key):
 def test_no_key_material_in_a_repr(keyring, secret_key):
     assert secret_key not in repr(keyring)
     assert repr(keyring) == f"KeyRing(key_ids=['{keyring.primary_key_id}'])"
+
+
+def test_a_ciphertext_bound_to_a_row_decrypts_for_that_row_only(keyring, api_key):
+    token = keyring.encrypt(api_key, team_id=TEAM, purpose=Purpose.ONESIGNAL_API_KEY, row="A")
+
+    assert keyring.is_current(token, row="A")
+    assert (
+        keyring.decrypt(
+            token, team_id=TEAM, purpose=Purpose.ONESIGNAL_API_KEY, row="A"
+        ).get_secret_value()
+        == api_key
+    )
+    for row in ("B", None):
+        with pytest.raises(SecretDecryptionError):
+            keyring.decrypt(token, team_id=TEAM, purpose=Purpose.ONESIGNAL_API_KEY, row=row)
+    unbound = keyring.encrypt(api_key, team_id=TEAM, purpose=Purpose.ONESIGNAL_API_KEY)
+    assert not keyring.is_current(unbound, row="A")  # rotation binds it
+    assert keyring.is_current(unbound)
