@@ -22,7 +22,7 @@ from bot.app import build_app
 from bot.checks.database import check_database
 from bot.checks.online import check_in_background, check_onesignal, check_slack
 from bot.checks.problems import Problem, Report, format_problems, format_unchecked
-from bot.checks.settings import SERVE_CHECKS, describe, settings_problems
+from bot.checks.settings import SERVE_CHECKS, describe, settings_problems, settings_warnings
 from bot.listener import server_config
 from bot.logs import configure_logging, redact, secrets_of
 from bot.server import build_server
@@ -82,6 +82,8 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"Settings OK: {describe(settings)}.")
     for line in report.fine:
         print(line)
+    for warning in settings_warnings(settings):
+        print(f"Warning: {warning}")
     if report.problems:
         print(format_problems(report.problems, heading="Found"), file=sys.stderr)
     if report.unchecked:

@@ -30,7 +30,7 @@ from bot.scheduling import Scheduler
 from bot.settings import Settings
 from bot.slack_http import SlackHttp
 from bot.throttle import Throttle
-from storage.crypto import KEY_FILE_NAME, KeyRing
+from storage.crypto import KEY_FILE_NAME, KeyRing, key_file_warning
 from storage.db import Database
 from storage.rotation import bind_app_keys
 
@@ -330,13 +330,7 @@ def _secret_key_set(settings: Settings) -> bool:
 
 async def _warn_of_key_file(settings: Settings) -> None:
     """Every start without PUSHOPS_SECRET_KEY: the key lies with the data it protects."""
-    log.warning(
-        "PUSHOPS_SECRET_KEY is not set: the key that decrypts the stored OneSignal keys and "
-        "Slack tokens is read from %s, in the data directory beside the SQLite database, so "
-        "a copy of the data directory carries both the secrets and their key. Put the key in "
-        "PUSHOPS_SECRET_KEY (kept apart from the data), then delete the file.",
-        (settings.data_dir / KEY_FILE_NAME).resolve(),
-    )
+    log.warning("%s", key_file_warning(settings.data_dir / KEY_FILE_NAME))
 
 
 async def _bind_app_keys(database: Database, keyring: KeyRing) -> None:

@@ -227,6 +227,16 @@ def _associated_data(
     return json.dumps(fields).encode("utf-8")
 
 
+def key_file_warning(path: Path) -> str:
+    """What an operator should know when the key ring comes from the key file `path`."""
+    return (
+        f"{_ENV_NAME} is not set: the key that decrypts the stored OneSignal keys and Slack "
+        f"tokens is read from {path.resolve()}, in the data directory beside the SQLite "
+        "database, so a copy of the data directory carries both the secrets and their key. "
+        f"Put the key in {_ENV_NAME} (kept apart from the data), then delete the file."
+    )
+
+
 def load_keyring(*, secret_key: SecretStr | None, data_dir: Path) -> KeyRing:
     """The ring from ``PUSHOPS_SECRET_KEY``, or from the key file in the data dir (made once)."""
     if secret_key is not None and secret_key.get_secret_value().strip():

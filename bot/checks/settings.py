@@ -20,9 +20,10 @@ from sqlalchemy.exc import ArgumentError
 
 from bot.checks.problems import Problem
 from bot.logs import valid_level
+from bot.policy import ConfiguredAdmins
 from bot.settings import COMMENT_ERROR, SPACES_ERROR, InvalidSetting, Settings, read_settings
 from bot.slack_clients import is_oauth_mode
-from storage.crypto import CryptoError, KeyRing
+from storage.crypto import KEY_FILE_NAME, CryptoError, KeyRing, key_file_warning
 from storage.db import DatabaseDriverMissing, DatabaseURLError, async_url, display_url
 
 Check = Callable[[Settings], list[Problem]]
@@ -330,6 +331,39 @@ def _check_logging(s: Settings) -> list[Problem]:
     ]
 
 
+def _check_admins(s: Settings) -> list[Problem]:
+    """PUSHOPS_ADMINS: TEAM:USER pairs; a bare user id only in single-workspace mode."""
+    admins = ConfiguredAdmins.parse(s.admins)
+    problems = []
+    if admins.bare and is_oauth_mode(s):
+        problems.append(
+            Problem(
+                "PUSHOPS_ADMINS",
+                f"names {', '.join(sorted(admins.bare))} without a workspace: with "
+                "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (many workspaces) each entry is "
+                "TEAM:USER, an admin of that workspace only.",
+                "write each as TEAM:USER, e.g. T0123ABCD:U0456EFGH.",
+            )
+        )
+    if admins.malformed:
+        problems.append(
+            Problem(
+                "PUSHOPS_ADMINS",
+                "has entries that are neither a user id nor TEAM:USER: "
+                f"{', '.join(admins.malformed)}.",
+                "write each as U0456EFGH (one workspace) or T0123ABCD:U0456EFGH.",
+            )
+        )
+    return problems
+
+
+def settings_warnings(s: Settings) -> list[str]:
+    """What is not wrong, but an operator should know (`pushops check` says it)."""
+    if is_set(s.secret_key):
+        return []
+    return [key_file_warning(s.data_dir / KEY_FILE_NAME)]
+
+
 def _check_worker_slack(s: Settings) -> list[Problem]:
     """A worker may run without Slack; the Slack settings it is given must hold as serve's."""
     if not (
@@ -356,6 +390,7 @@ SERVE_CHECKS: Final[tuple[Check, ...]] = (
     _check_slack_mode,
     _check_tokens,
     _check_signing_secret,
+    _check_admins,
     *_DELIVERY_CHECKS,
 )
 """What `pushops serve` and `pushops check` need."""

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from storage.crypto import generate_key
+from storage.crypto import KEY_FILE_NAME, generate_key
 from tests.fakes.signing import DEFAULT_SIGNING_SECRET
 from tests.fakes.slack import DEFAULT_APP_TOKEN, DEFAULT_BOT_TOKEN
+from tests.plugins.database import register_secret
 
 GOOD_APP_ID = "1b2c3d4e-0000-4000-8000-00000000abcd"
 A_SECRET_VALUE = "os_v2_app_verysecretvalue123"
@@ -434,3 +435,69 @@ def test_postgresql_without_its_driver_says_how_to_install_it(tmp_path, argv, ex
     assert "PostgreSQL driver (psycopg) is not installed" in line
     assert "pip install 'pushops[postgres]'" in line
     assert len(result.stderr.splitlines()) <= 2
+
+
+# --- PUSHOPS_ADMINS, and a key kept with the data ------------------------------------------
+
+OAUTH = {
+    "SLACK_CLIENT_ID": "1111.2222",
+    "SLACK_CLIENT_SECRET": "abcdef0123456789",
+    "SLACK_SIGNING_SECRET": DEFAULT_SIGNING_SECRET,
+}
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_a_bare_admin_id_in_oauth_mode_is_refused_with_the_fix(env, capsys, command):
+    env(**OAUTH, PUSHOPS_ADMINS="T0AAA:U0AAA,U0BARE")
+
+    code, _, err = run(capsys, command)
+
+    assert code == (1 if command == "check" else 2)
+    assert (
+        "- PUSHOPS_ADMINS: names U0BARE without a workspace: with SLACK_CLIENT_ID and "
+        "SLACK_CLIENT_SECRET (many workspaces) each entry is TEAM:USER, an admin of that "
+        "workspace only. Fix: write each as TEAM:USER, e.g. T0123ABCD:U0456EFGH."
+    ) in err
+    assert "Traceback" not in err
+
+
+def test_team_user_pairs_pass_in_oauth_mode_and_bare_ids_in_single_workspace_mode(env, capsys):
+    env(**OAUTH, PUSHOPS_ADMINS="T0AAA:U0AAA, T0BBB:U0BBB")
+    code, _, err = run(capsys, "check")
+    assert "PUSHOPS_ADMINS" not in err
+
+    env(
+        SLACK_CLIENT_ID="",
+        SLACK_CLIENT_SECRET="",
+        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
+        PUSHOPS_ADMINS="U0ONE,T0AAA:U0TWO",
+    )
+    code, _, err = run(capsys, "check")
+    assert "PUSHOPS_ADMINS" not in err
+
+
+def test_a_malformed_admin_entry_is_named(env, capsys):
+    env(SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN, SLACK_SIGNING_SECRET=DEFAULT_SIGNING_SECRET,
+        PUSHOPS_ADMINS="U0OK,T0AAA:,a:b:c")  # fmt: skip
+
+    code, _, err = run(capsys, "check")
+
+    assert code == 1
+    assert (
+        "- PUSHOPS_ADMINS: has entries that are neither a user id nor TEAM:USER: T0AAA:, a:b:c."
+    ) in err
+
+
+def test_check_says_that_a_copy_of_the_data_directory_carries_the_key_too(env, capsys, tmp_path):
+    env(SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN, SLACK_SIGNING_SECRET=DEFAULT_SIGNING_SECRET)
+
+    code, out, err = run(capsys, "check")
+
+    assert code == 0, err
+    path = tmp_path / "data" / KEY_FILE_NAME
+    assert "Warning: PUSHOPS_SECRET_KEY is not set: the key that decrypts the stored" in out
+    assert str(path) in out and "a copy of the data directory carries both" in out
+
+    env(PUSHOPS_SECRET_KEY=register_secret(generate_key()))
+    code, out, err = run(capsys, "check")
+    assert "Warning: PUSHOPS_SECRET_KEY" not in out

@@ -371,7 +371,7 @@ async def test_keys_rotate_refuses_beside_a_generated_key_file_and_says_what_to_
     rotated = await run_cli("keys", "rotate", env={"PUSHOPS_SECRET_KEY": f"{new_key},{secret_key}"})
     assert rotated.code == 0, rotated.stderr
     (moved,) = await _apps(database)
-    assert KeyRing.from_text(new_key).is_current(moved.api_key_ciphertext)
+    assert KeyRing.from_text(new_key).is_current(moved.api_key_ciphertext, row=str(moved.id))
 
 
 async def test_keys_rotate_on_the_generated_key_file_says_how_to_rotate_it(
