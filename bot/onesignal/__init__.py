@@ -30,7 +30,7 @@ from bot.onesignal.models import (
     User,
 )
 from bot.onesignal.retry import RetryPolicy
-from bot.onesignal.transport import PooledHttpClient
+from bot.onesignal.transport import Exchange, ExchangeObserver, PooledHttpClient
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -39,6 +39,8 @@ __all__ = [
     "BatchResult",
     "Conflict",
     "EstimateRecipientsRequest",
+    "Exchange",
+    "ExchangeObserver",
     "Forbidden",
     "InvalidRequest",
     "NotFound",

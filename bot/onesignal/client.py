@@ -43,6 +43,7 @@ from bot.onesignal.transport import (
     USER_AGENT,
     Answer,
     Channel,
+    is_timeout,
     make_http_client,
 )
 
@@ -769,7 +770,7 @@ class OneSignalClient:
         headers = self._headers_for(name, op, content is not None)
         retry = 0
         while True:
-            outcome = await self._attempt(name, op, url, params, content, headers)
+            outcome = await self._attempt(name, op, url, params, content, headers, retry)
             if isinstance(outcome, Answer):
                 return outcome
             delay = self.retry.delay(retry, outcome.retry_after) if outcome.may_retry else None
@@ -790,12 +791,19 @@ class OneSignalClient:
         params: dict[str, Any] | None,
         content: bytes | None,
         headers: Mapping[str, str],
+        retry: int,
     ) -> Answer | _Failure:
         """One HTTP exchange: the successful answer, or why it failed and if it may repeat."""
         started = time.monotonic()
         try:
             answer = await self._channel.send(
-                op.method, url, params=params, content=content, headers=headers
+                op.method,
+                url,
+                operation=name,
+                retry=retry,
+                params=params,
+                content=content,
+                headers=headers,
             )
         except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
             return _Failure(_transport_error(name, exc), may_retry=op.repeatable)
@@ -935,12 +943,7 @@ def _check_no_audience(model: m.NotificationRequest) -> None:
 def _transport_error(name: str, exc: Exception) -> OneSignalTransportError:
     """Classify a failure with no HTTP answer as a timeout or a connection error."""
     cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
-    if isinstance(cause, aiohttp.ClientError | TimeoutError):
-        # The aiohttp transport maps a dropped connection to httpx.ConnectTimeout; its own
-        # exception says what really happened.
-        timed_out = isinstance(cause, TimeoutError)
-    else:
-        timed_out = isinstance(exc, httpx.TimeoutException)
+    timed_out = is_timeout(exc)
     kind = "timed out" if timed_out else "connection failed"
     detail = type(cause or exc).__name__
     error_type = OneSignalTimeout if timed_out else OneSignalConnectError

@@ -9,15 +9,22 @@ every send, so the client built by `make_http_client` (a `PooledHttpClient`) let
 complete `httpx.AsyncClient` for anything else; any other injected `httpx.AsyncClient` (a
 `MockTransport`, a proxy, hooks...) is used through httpx's public API, as is a
 `PooledHttpClient` once event hooks are set on it.
+
+A `PooledHttpClient` may carry an `observer`, told of every exchange on either path (the
+operation, OneSignal's HTTP status or why there was none, the retry number, the time it
+took): the way a process counts its OneSignal requests without this package knowing of
+any metrics library. An httpx event hook would see only the httpx path, and none of the
+failures without an answer.
 """
 
 from __future__ import annotations
 
 import email.message
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import aiohttp
 import httpx
@@ -32,7 +39,10 @@ __all__ = [
     "USER_AGENT",
     "Answer",
     "Channel",
+    "Exchange",
+    "ExchangeObserver",
     "PooledHttpClient",
+    "is_timeout",
     "make_http_client",
 ]
 
@@ -62,14 +72,55 @@ class Answer:
             return self.content.decode("utf-8", errors="replace")
 
 
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One HTTP exchange with OneSignal, as an observer of the pool sees it.
+
+    Attributes:
+        operation: the client's operation (`create_notification`, `fetch_user`...).
+        status: OneSignal's HTTP status; None when no answer came.
+        failure: why no answer came: `timeout`, or `connection` (refused, dropped...).
+        retry: 0 for the first try of a request, n for its n-th retry.
+        seconds: how long the exchange took.
+    """
+
+    operation: str
+    status: int | None
+    failure: Literal["timeout", "connection"] | None
+    retry: int
+    seconds: float
+
+
+ExchangeObserver = Callable[[Exchange], None]
+"""Told of each exchange once it ended; it must be quick and must not raise."""
+
+
+def is_timeout(error: BaseException) -> bool:
+    """Whether a failure without an answer was a timeout (else the connection failed)."""
+    cause = error.__cause__ if isinstance(error, httpx.TransportError) else error
+    if isinstance(cause, aiohttp.ClientError | TimeoutError):
+        # The aiohttp transport maps a dropped connection to httpx.ConnectTimeout; its own
+        # exception says what really happened.
+        return isinstance(cause, TimeoutError)
+    return isinstance(error, httpx.TimeoutException)
+
+
 class PooledHttpClient(httpx.AsyncClient):
     """An `httpx.AsyncClient` on one aiohttp connection pool that `OneSignalClient` uses directly.
 
     Build it with `make_http_client`. The aiohttp session is created on first use, inside
-    the running loop, and closed with this client.
+    the running loop, and closed with this client. `observer` is told of every exchange of
+    every `OneSignalClient` on this pool (see `Exchange`).
     """
 
-    def __init__(self, *, limits: httpx.Limits, timeout: float | httpx.Timeout) -> None:
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits,
+        timeout: float | httpx.Timeout,
+        observer: ExchangeObserver | None = None,
+    ) -> None:
+        self.observer = observer
         self._limits = limits
         self._session: aiohttp.ClientSession | None = None
         self._pool_transport = AiohttpTransport(limits=limits, client=self.aiohttp_session)
@@ -120,6 +171,7 @@ def make_http_client(
     *,
     max_connections: int = 100,
     timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+    observer: ExchangeObserver | None = None,
 ) -> PooledHttpClient:
     """A pooled `httpx.AsyncClient` on aiohttp, to share between `OneSignalClient`s.
 
@@ -127,12 +179,12 @@ def make_http_client(
     (encode/httpx#3215), and `OneSignalClient` sends through this client's aiohttp pool
     directly (see the module docstring); `benchmarks/onesignal_client.py` measures each.
     aiohttp is already installed for slack-bolt. Create it inside the event loop that will
-    use it.
+    use it. `observer` is told of every exchange through it (`Exchange`).
     """
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
-    return PooledHttpClient(limits=limits, timeout=timeout)
+    return PooledHttpClient(limits=limits, timeout=timeout, observer=observer)
 
 
 def _aiohttp_timeout(timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
@@ -154,26 +206,52 @@ class Channel:
 
     Raises what the path raises for a request without an answer: `httpx.TransportError`
     (chained to aiohttp's error) through httpx, `aiohttp.ClientError` or `TimeoutError`
-    directly.
+    directly. Tells the pool's observer, if any, of each exchange.
     """
 
-    __slots__ = ("_aiohttp_timeout", "_http", "_timeout")
+    __slots__ = ("_aiohttp_timeout", "_http", "_observer", "_timeout")
 
     def __init__(self, http: httpx.AsyncClient, timeout: httpx.Timeout) -> None:
         self._http = http
         self._timeout = timeout
         self._aiohttp_timeout = _aiohttp_timeout(timeout)
+        self._observer = http.observer if isinstance(http, PooledHttpClient) else None
 
     async def send(
         self,
         method: str,
         url: str,
         *,
+        operation: str,
+        retry: int = 0,
         params: Mapping[str, Any] | None,
         content: bytes | None,
         headers: Mapping[str, str],
     ) -> Answer:
-        """One HTTP exchange, its answer read in full."""
+        """One HTTP exchange of `operation` (its `retry`-th retry), its answer read in full."""
+        observer = self._observer
+        if observer is None:
+            return await self._exchange(method, url, params, content, headers)
+        started = time.monotonic()
+        try:
+            answer = await self._exchange(method, url, params, content, headers)
+        except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as error:
+            failure: Literal["timeout", "connection"] = (
+                "timeout" if is_timeout(error) else "connection"
+            )
+            observer(Exchange(operation, None, failure, retry, time.monotonic() - started))
+            raise
+        observer(Exchange(operation, answer.status, None, retry, time.monotonic() - started))
+        return answer
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+    ) -> Answer:
         http = self._http
         if isinstance(http, PooledHttpClient) and http.direct:
             return await self._send_direct(
