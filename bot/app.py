@@ -62,7 +62,8 @@ def build_app(settings: Settings, *, services: Services) -> AsyncApp:
     OAuth mode has no database (or key ring) to keep installations in.
     """
     if is_oauth_mode(settings):
-        app = _oauth_app(settings, services, configured(AsyncWebClient(), settings))
+        client = configured(AsyncWebClient(), settings, services.metrics.slack_api_error)
+        app = _oauth_app(settings, services, client)
         app.enable_token_revocation_listeners()
     elif settings.slack_bot_token is not None:
         # The token goes in as such (handing Bolt a client instead makes it warn whenever
@@ -75,14 +76,19 @@ def build_app(settings: Settings, *, services: Services) -> AsyncApp:
             user_facing_authorize_error_message=NOT_INSTALLED,
             process_before_response=ACK_WHEN_LISTENER_RETURNS,
         )
-        configured(app.client, settings)  # Bolt copies these into each request's client
+        # Bolt copies these into each request's client
+        configured(app.client, settings, services.metrics.slack_api_error)
         _log_lifecycle_events(app)
         app.middleware(own_workspace_only(services))
         services.on_startup.append(default_app_hook(settings, services, app.client))
     else:
         raise AppConfigError("Set SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.")
     app.middleware(_measure(services))
-    app.middleware(pooled_respond_middleware(services.slack_http, settings.slack_api_url))
+    app.middleware(
+        pooled_respond_middleware(
+            services.slack_http, settings.slack_api_url, services.metrics.slack_api_error
+        )
+    )
     services.on_startup.append(partial(_pool_web_api_calls, app, services))
     app.error(_error_handler(services))
     commands.register(app, services)
@@ -175,14 +181,15 @@ def _measure(services: Services) -> Callable[..., Awaitable[BoltResponse]]:
     """
 
     async def measure(req: AsyncBoltRequest, next: Next) -> BoltResponse:
-        services.metrics.slack_requests.labels(kind=_kind(req.body)).inc()
+        services.metrics.request_kind(_kind(req.body))
         return await next()
 
     return measure
 
 
 def _kind(body: dict[str, Any]) -> str:
-    """command, block_actions, view_submission, event_callback... (bounded label values)."""
+    """command, block_actions, view_submission, event... (the metrics count only the kinds
+    they know: a request of a made-up kind adds no series)."""
     if "command" in body:
         return "command"
     kind = body.get("type")

@@ -224,8 +224,9 @@ def _keyring(settings: Settings) -> KeyRing:
         raise StartupError(f"the secret key could not be loaded: {e}") from e
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket for HTTP; a clear StartupError when the port is taken."""
+def bind(host: str, port: int, *, fix: str = "Set PORT (or HOST) to a free one.") -> socket.socket:
+    """The listening socket for HTTP; a clear StartupError (ending in `fix`) when the port
+    is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -233,9 +234,7 @@ def bind(host: str, port: int) -> socket.socket:
         listener.bind((host, port))
     except OSError as e:
         listener.close()
-        raise StartupError(
-            f"cannot listen on {host}:{port} ({e.strerror}). Set PORT (or HOST) to a free one."
-        ) from e
+        raise StartupError(f"cannot listen on {host}:{port} ({e.strerror}). {fix}") from e
     return listener
 
 

@@ -2,6 +2,9 @@
 
 Redaction is defence in depth: no code should log a secret, but a library's exception text
 (a URL, a response body, a header) might carry one into a traceback.
+
+A line may carry fields (`log.info(logfmt(f), extra=fields_of(f))`): the text format shows
+them as `key=value` pairs in the message, and the JSON format also as keys of its object.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import IO, Final
 
@@ -31,6 +34,30 @@ _TOKEN_PATTERNS: Final = (
 _MIN_SECRET_LENGTH: Final = 6  # shorter configured values would redact ordinary words
 
 _LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+FIELDS: Final = "pushops_fields"
+"""The attribute of a log record holding its fields (see `fields_of`)."""
+
+Field = str | int | float | bool | None
+_BARE: Final = re.compile(r"[^\s\"=\\]+")
+
+
+def logfmt(fields: Mapping[str, Field]) -> str:
+    """`key=value` pairs; a value with spaces, quotes or `=` is quoted; None is left out."""
+    parts = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        parts.append(
+            f"{key}={text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=False)}"
+        )
+    return " ".join(parts)
+
+
+def fields_of(fields: Mapping[str, Field]) -> dict[str, object]:
+    """The `extra` of a log call carrying `fields` (None values left out)."""
+    return {FIELDS: {key: value for key, value in fields.items() if value is not None}}
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -81,6 +108,9 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage(), self._secrets)
         record.args = None
+        fields = getattr(record, FIELDS, None)
+        if isinstance(fields, dict):
+            setattr(record, FIELDS, {k: self._clean(v) for k, v in fields.items()})
         if record.exc_info and not record.exc_text:
             record.exc_text = self._exception_formatter.formatException(record.exc_info)
         if record.exc_text:
@@ -89,9 +119,13 @@ class RedactingFilter(logging.Filter):
             record.stack_info = redact(record.stack_info, self._secrets)
         return True
 
+    def _clean(self, value: object) -> object:
+        return redact(value, self._secrets) if isinstance(value, str) else value
+
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the traceback if any.
+    """One JSON object per line: time, level, logger, message, the line's fields (`fields_of`)
+    as keys of their own, and the traceback if any.
 
     Hand-written because it is a dozen lines; a dependency would add nothing here.
     """
@@ -103,6 +137,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        fields = getattr(record, FIELDS, None)
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                entry.setdefault(key, value)  # never hides time, level, logger or message
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

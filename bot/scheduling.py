@@ -39,9 +39,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.delivery import SendService
+from bot.delivery.attempt import span
 from bot.delivery.service import default_worker_id
 from bot.delivery.writer import WriteGate
 from bot.notifier import Notifier, NotifierRelay
+from bot.outcome_log import OutcomeLog
 from bot.settings import Settings
 from storage import deliveries, queries
 from storage.db import Database
@@ -121,6 +123,7 @@ class Scheduler:
             self.worker_id = self._service.worker_id
             self.lease = self._service.lease
             self.notifier = self._service.notifier if notifier is None else NotifierRelay(notifier)
+            self.outcomes = self._service.outcomes
             self._deliver: Deliver = self._service.deliver
             self._writes = self._service.writes
         else:
@@ -128,6 +131,7 @@ class Scheduler:
             self.worker_id = worker_id or default_worker_id()
             self.lease = DEFAULT_LEASE
             self.notifier = NotifierRelay(notifier)
+            self.outcomes = OutcomeLog()
             self._deliver = deliver
             self._writes = WriteGate(database)
         self._aps: AsyncIOScheduler | None = None
@@ -302,9 +306,10 @@ class Scheduler:
                     limit=_BATCH_LIMIT,
                     actor=f"worker:{self.worker_id}",
                 )
+            why = f"Not sent: found more than {span(self.settings.misfire_grace)} after it was due."
             for send in missed:
                 self.disarm(send.id)
-                log.warning("send %s missed: due %s, not sent", send.short_id, send.due_at)
+                self.outcomes.ended(send, reason=why)
                 self._side(self.notifier.send_missed(send))
             if len(missed) < _BATCH_LIMIT:
                 return
@@ -319,7 +324,9 @@ class Scheduler:
                     limit=_BATCH_LIMIT,
                     actor=f"worker:{self.worker_id}",
                 )
+            undecided = f"Nobody decided within {span(self.settings.approval_ttl)}."
             for send in expired:
+                self.outcomes.ended(send, reason=undecided)
                 self._side(self.notifier.approval_expired(send))
             if len(expired) < _BATCH_LIMIT:
                 return

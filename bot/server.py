@@ -1,7 +1,8 @@
 """The ASGI app served by uvicorn: Slack's door, OAuth pages, health, readiness and metrics.
 
 In Socket Mode the same server runs without `/slack/events` (Slack talks over the
-websocket the lifespan opens) and keeps the health, readiness and metrics endpoints.
+websocket the lifespan opens) and keeps the health, readiness and metrics endpoints;
+`pushops worker --metrics-port` serves those three alone (`build_operations_server`).
 """
 
 from __future__ import annotations
@@ -63,23 +64,38 @@ def build_server(
     async def oauth_pages(request: Request) -> Response:
         return await slack.handle(request)
 
-    async def readyz(_: Request) -> Response:
-        return await _readiness(services)
-
-    async def metrics(_: Request) -> Response:
-        return Response(services.metrics.render(), media_type=services.metrics.content_type)
-
-    routes = [
-        Route(const.PATH_HEALTHZ, _healthz, methods=["GET"]),
-        Route(const.PATH_READYZ, readyz, methods=["GET"]),
-        Route(const.PATH_METRICS, metrics, methods=["GET"]),
-    ]
+    routes = _operations_routes(services)
     if not socket_mode:
         routes.append(Route(const.PATH_EVENTS, slack_events, methods=["POST"]))
     if app.oauth_flow is not None:
         routes.append(Route(app.oauth_flow.install_path, oauth_pages, methods=["GET"]))
         routes.append(Route(app.oauth_flow.redirect_uri_path, oauth_pages, methods=["GET"]))
     return Starlette(routes=routes, lifespan=_lifespan(app, services, socket_mode))
+
+
+def build_operations_server(services: Services) -> Starlette:
+    """Health, readiness and metrics alone, for a process that serves no Slack requests.
+
+    Its owner starts and stops `services` itself (no lifespan here).
+    """
+    return Starlette(routes=_operations_routes(services))
+
+
+def _operations_routes(services: Services) -> list[Route]:
+    """`/healthz`, `/readyz` and `/metrics`."""
+
+    async def readyz(_: Request) -> Response:
+        return await _readiness(services)
+
+    async def metrics(_: Request) -> Response:
+        text = await services.render_metrics()
+        return Response(text, media_type=services.metrics.content_type)
+
+    return [
+        Route(const.PATH_HEALTHZ, _healthz, methods=["GET"]),
+        Route(const.PATH_READYZ, readyz, methods=["GET"]),
+        Route(const.PATH_METRICS, metrics, methods=["GET"]),
+    ]
 
 
 def slack_door(services: Services) -> SlackDoor:

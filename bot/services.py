@@ -25,7 +25,8 @@ from bot.delivery import DeliveryPolicy, SendService
 from bot.errors import report_unexpected
 from bot.metrics import Metrics
 from bot.notifier import NotifierRelay
-from bot.onesignal import make_http_client
+from bot.onesignal import PooledHttpClient, make_http_client
+from bot.outcome_log import OutcomeLog
 from bot.scheduling import Scheduler
 from bot.settings import Settings
 from bot.slack_http import SlackHttp
@@ -247,6 +248,12 @@ class Services:
         except Exception as e:  # noqa: BLE001 - this is the top of work after the ack
             await report_unexpected(e, kind=kind, respond=respond, metrics=self.metrics)
 
+    async def render_metrics(self) -> bytes:
+        """The Prometheus text of `/metrics`, with the counts read from the database."""
+        if self.database is not None:
+            await self.metrics.read_stored(self.database)
+        return self.metrics.render()
+
     async def check_ready(self) -> None:
         """Raise when the process cannot serve (see `readiness`)."""
         if self.readiness is not None:
@@ -282,8 +289,11 @@ def build_services(
 
     Must run inside the event loop that will use them (the HTTP pool binds to it).
     """
-    http = make_http_client(timeout=ONESIGNAL_TIMEOUT)
-    services = Services(settings=settings, onesignal_http=http, database=database, keyring=keyring)
+    metrics = Metrics()
+    http = onesignal_pool(metrics)
+    services = Services(
+        settings=settings, onesignal_http=http, database=database, keyring=keyring, metrics=metrics
+    )
     services.on_shutdown.append(http.aclose)
     if keyring is not None and not _secret_key_set(settings):
         services.on_startup.append(functools.partial(_warn_of_key_file, settings))
@@ -346,6 +356,11 @@ async def _bind_app_keys(database: Database, keyring: KeyRing) -> None:
         log.warning("could not bind a OneSignal key to its app: %s", failure)
 
 
+def onesignal_pool(metrics: Metrics) -> PooledHttpClient:
+    """The process's pooled OneSignal client, counting each request in `metrics`."""
+    return make_http_client(timeout=ONESIGNAL_TIMEOUT, observer=metrics.onesignal_exchange)
+
+
 def attach_delivery(
     services: Services,
     *,
@@ -366,6 +381,7 @@ def attach_delivery(
         http=services.onesignal_http,
         settings=services.settings,
         notifier=services.notifier,
+        outcomes=OutcomeLog(services.metrics),
         policy=policy,
         worker_id=worker_id,
     )

@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.installations import EncryptedInstallationStore
 from bot.settings import Settings
+from bot.slack_http import CountError, SlackErrorCounter
 from storage import queries
 from storage.crypto import KeyRing
 from storage.db import Database
@@ -37,10 +38,15 @@ def is_oauth_mode(settings: Settings) -> bool:
     return bool(settings.slack_client_id and settings.slack_client_secret)
 
 
-def configured(client: AsyncWebClient, settings: Settings) -> AsyncWebClient:
-    """`client` at SLACK_API_URL, with a 10 s timeout and one retry on rate limiting."""
+def configured(
+    client: AsyncWebClient, settings: Settings, count_error: CountError | None = None
+) -> AsyncWebClient:
+    """`client` at SLACK_API_URL, with a 10 s timeout, one retry on rate limiting, and its
+    failed calls told to `count_error` (the metrics)."""
     client.base_url = settings.slack_api_url
     client.timeout = WEB_API_TIMEOUT
+    if count_error is not None:
+        client.retry_handlers.insert(0, SlackErrorCounter(count_error))
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
     return client
 
@@ -113,13 +119,14 @@ def clients_from_settings(
     database: Database | None,
     keyring: KeyRing | None,
     session: aiohttp.ClientSession,
+    count_error: CountError | None = None,
 ) -> ClientSource | None:
     """Clients without a Bolt app (`pushops worker`); None when no Slack credentials are set.
 
     OAuth mode reads the installations `serve` saved, so it needs the same database and key
-    ring. Every call goes through `session`.
+    ring. Every call goes through `session`; failed ones are told to `count_error`.
     """
-    base = configured(AsyncWebClient(session=session), settings)
+    base = configured(AsyncWebClient(session=session), settings, count_error)
     if is_oauth_mode(settings):
         if database is None or keyring is None:
             raise ValueError("OAuth mode keeps installations in the database: it needs both")

@@ -5,6 +5,9 @@ connection (with its TLS handshake, against slack.com) per reply, DM or lookup. 
 burst of `/push send --yes`, replying through `response_url` alone took a tenth of the
 process's CPU that way. The session is made on first use, inside the running event loop,
 and closed at shutdown (`Services.aclose`).
+
+`SlackErrorCounter` counts the calls that failed, by method and Slack's error code, for the
+metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.context.respond.internals import _build_message
 from slack_bolt.response import BoltResponse
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import async_default_handlers
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookResponse
@@ -29,6 +37,12 @@ log = logging.getLogger(__name__)
 
 CONNECTIONS = 100
 """Connections kept open to Slack at most (replies beyond wait for one)."""
+
+RESPONSE_URL: Final = "response_url"
+"""The method name under which failed replies to a `response_url` are counted."""
+
+CountError = Callable[[str, str], None]
+"""Counts one failed call: (Slack method or RESPONSE_URL, error code)."""
 
 SLACK_HOOK_HOSTS: Final = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 """Where Slack's `response_url`s point (the commercial and the GovSlack hosts)."""
@@ -51,6 +65,59 @@ def is_slack_response_url(url: str, api_url: str) -> bool:
         return True
     origin = (base.scheme, base.hostname, base_port)
     return bool(parts.hostname) and (parts.scheme, parts.hostname, port) == origin
+
+
+class SlackErrorCounter(AsyncRetryHandler):
+    """Counts every failed call to Slack by method and error; never asks for a retry.
+
+    slack_sdk shows each of a client's retry handlers every answer (the Web API's, with its
+    JSON parsed) and every call that raised: the one public hook that sees the `error` of an
+    `ok: false` answer (an aiohttp trace would see only the HTTP status). Put it first in a
+    client's `retry_handlers`, so that it sees each failure before another handler retries.
+
+    Args:
+        count: told (method, error): Slack's error code, `http_<status>` for a failed
+            answer without one, `timeout` or `connection_error` when no answer came.
+        method: the method to count under (RESPONSE_URL for replies); by default the Web
+            API method at the end of the request's URL.
+    """
+
+    def __init__(self, count: CountError, *, method: str | None = None) -> None:
+        super().__init__(max_retry_count=0)
+        self._count = count
+        self._method = method
+
+    async def can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        """Count the failure, if this is one; False: retrying is for the handlers after it."""
+        failure = _failure(response, error)
+        if failure is not None:
+            self._count(self._method or _method_of(request.url), failure)
+        return False
+
+
+def _failure(response: HttpResponse | None, error: Exception | None) -> str | None:
+    if error is not None:
+        return "timeout" if isinstance(error, TimeoutError) else "connection_error"
+    if response is None:
+        return None
+    body = response.body
+    if isinstance(body, dict) and body.get("ok") is False:
+        return str(body.get("error") or "unknown")
+    if response.status_code < 400:
+        return None
+    text = (response.data or b"").decode("utf-8", errors="replace").strip()
+    return text if text.isidentifier() else f"http_{response.status_code}"
+
+
+def _method_of(url: str) -> str:
+    return urlsplit(url).path.rsplit("/", 1)[-1]
 
 
 class SlackHttp:
@@ -84,10 +151,14 @@ class PooledRespond(AsyncRespond):
         api_url: str,
         proxy: str | None = None,
         ssl: SSLContext | None = None,
+        count_error: CountError | None = None,
     ) -> None:
         super().__init__(response_url=response_url, proxy=proxy, ssl=ssl)
         self.session = session
         self.api_url = api_url
+        self.retry_handlers: list[AsyncRetryHandler] = async_default_handlers()
+        if count_error is not None:
+            self.retry_handlers.insert(0, SlackErrorCounter(count_error, method=RESPONSE_URL))
 
     async def __call__(
         self,
@@ -112,7 +183,11 @@ class PooledRespond(AsyncRespond):
                 url=self.response_url, status_code=403, body="not a Slack response_url", headers={}
             )
         client = AsyncWebhookClient(
-            url=self.response_url, proxy=self.proxy, ssl=self.ssl, session=self.session
+            url=self.response_url,
+            proxy=self.proxy,
+            ssl=self.ssl,
+            session=self.session,
+            retry_handlers=self.retry_handlers,
         )
         if isinstance(text, dict):
             return await client.send_dict(_build_message(**text))
@@ -135,10 +210,11 @@ Next = Callable[[], Awaitable[BoltResponse]]
 
 
 def pooled_respond_middleware(
-    http: SlackHttp, api_url: str
+    http: SlackHttp, api_url: str, count_error: CountError | None = None
 ) -> Callable[..., Awaitable[BoltResponse]]:
     """A global Bolt middleware giving listeners a `respond` on the shared session, which
-    posts only to Slack's own hosts (`is_slack_response_url`).
+    posts only to Slack's own hosts (`is_slack_response_url`) and tells `count_error` of
+    each failed reply.
 
     It replaces whatever `respond` the context holds: Bolt makes its own as soon as anything
     asks the context for one, and it asks while building the arguments of any global
@@ -153,6 +229,7 @@ def pooled_respond_middleware(
                 api_url=api_url,
                 proxy=context.client.proxy if context.client else None,
                 ssl=context.client.ssl if context.client else None,
+                count_error=count_error,
             )
         return await next()
 

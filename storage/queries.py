@@ -86,6 +86,7 @@ __all__ = [
     "append_audit_entries",
     "cancel_send",
     "claim_due_sends",
+    "count_sends",
     "create_send",
     "decrypt_app_key",
     "ensure_workspace",
@@ -828,6 +829,24 @@ async def next_due_at(*, session: AsyncSession) -> datetime | None:
     """When the next scheduled send of any workspace is due (for the scheduler's timer)."""
     query = sa.select(sa.func.min(Send.due_at)).where(Send.state == SendState.SCHEDULED)
     return await session.scalar(query)
+
+
+async def count_sends(
+    *, session: AsyncSession, states: Collection[SendState]
+) -> dict[SendState, int]:
+    """How many sends of all workspaces are in each of `states` now (for the metrics).
+
+    Counts only, never a row: the one reading across workspaces that says nothing of any.
+    """
+    query = (
+        sa.select(Send.state, sa.func.count())
+        .where(Send.state.in_(list(states)))
+        .group_by(Send.state)
+    )
+    found = {state: 0 for state in states}
+    for state, count in (await session.execute(query)).tuples():
+        found[state] = count
+    return found
 
 
 def _as_states(expected: SendState | Collection[SendState]) -> frozenset[SendState]:

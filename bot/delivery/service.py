@@ -51,6 +51,7 @@ from bot.delivery.outcomes import (
 from bot.delivery.writer import ResultWriter, WriteGate, Written
 from bot.notifier import Notifier, NotifierRelay
 from bot.onesignal import MAX_IDS_PER_REQUEST, EstimateRecipientsRequest, OneSignalError
+from bot.outcome_log import OutcomeLog
 from bot.settings import Settings
 from bot.timeparse import MAX_AHEAD, too_far_ahead
 from storage import deliveries, queries
@@ -122,6 +123,7 @@ class SendService:
         http: the process's one pooled client; each app's OneSignal client shares it.
         settings: the OneSignal base URL and PUSHOPS_MISFIRE_GRACE.
         notifier: who hears of outcomes (default: a logging `NullNotifier`).
+        outcomes: where each outcome is logged and counted (default: logged only).
         policy: attempts, waits, leases and concurrency of delivery.
         worker_id: who claims sends (default: host:pid:random).
         clock: the current time (UTC).
@@ -135,11 +137,13 @@ class SendService:
         http: httpx.AsyncClient,
         settings: Settings,
         notifier: Notifier | None = None,
+        outcomes: OutcomeLog | None = None,
         policy: DeliveryPolicy | None = None,
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
+        self.outcomes = outcomes or OutcomeLog()
         self.settings = settings
         self.policy = policy or DeliveryPolicy()
         self.notifier = notifier if isinstance(notifier, NotifierRelay) else NotifierRelay(notifier)
@@ -501,6 +505,7 @@ class SendService:
                 details={"reason": reason} if reason else None,
             )
             _require_moved(moved, send)
+        self.outcomes.ended(send, state=SendState.REJECTED, by=approver_id, reason=reason)
         rejected = await self._get(team_id, send_id)
         if rejected is not None and rejected.state == SendState.REJECTED:
             await self.notifier.send_rejected(rejected, approver=approver_id)
@@ -625,6 +630,7 @@ class SendService:
                     send, apps=self.apps, policy=self.policy, clock=self.clock, grace=self.grace
                 )
             self._called.add(send.id)
+            self.outcomes.attempting(send, self.clock())
             return await attempt_delivery(
                 send, apps=self.apps, policy=self.policy, clock=self.clock, grace=self.grace
             )
@@ -688,18 +694,20 @@ class SendService:
         if written.status != "recorded" or row is None:
             log.info("send %s was taken over by another worker", send.short_id)
             return
+        if row.state in (SendState.SENT, SendState.FAILED, SendState.MISSED):
+            self.outcomes.ended(row, reason=attempt.reason)
         if row.state == SendState.SENT and attempt.reason is None:
             await self.notifier.send_delivered(row)
         elif row.state == SendState.MISSED:
-            log.warning("send %s missed: %s", row.short_id, attempt.reason)
             await self.notifier.send_missed(row)
         elif row.state in (SendState.SENT, SendState.FAILED):
             await self.notifier.send_failed(row, attempt.reason or "Delivery failed.")
         elif row.lease_until is not None:
-            log.warning(
-                "send %s: round %d left it unfinished, next round at %s: %s",
-                row.short_id, row.attempts, row.lease_until.isoformat(), attempt.reason,
-            )  # fmt: skip
+            # Its next claim calls OneSignal's create again, or only asks for it by name.
+            again = row.attempts < self.policy.max_attempts and may_attempt(
+                row, policy=self.policy, now=row.lease_until, grace=self.grace
+            )
+            self.outcomes.held(row, attempt.reason, retry=again)
             if self.timers is not None:
                 self.timers.arm(row.id, row.lease_until, retry=True)
 
@@ -769,9 +777,12 @@ class SendService:
 
     async def _cancel(self, send: Send, actor: str) -> bool:
         async with self.database.sessions.begin() as session:
-            return await queries.cancel_send(
+            moved = await queries.cancel_send(
                 session=session, team_id=send.team_id, send_id=send.id, actor=actor
             )
+        if moved:
+            self.outcomes.ended(send, state=SendState.CANCELLED, by=actor, before=send.state)
+        return moved
 
     async def _stop_before_sending(self, send: Send, actor: str) -> CancelOutcome | None:
         if not await self._cancel(send, actor):
@@ -829,7 +840,7 @@ class SendService:
         await self._audit_recall(send, actor, answer)
         if answer.ids("cancelled"):
             async with self.database.sessions.begin() as session:
-                await queries.transition_send(
+                moved = await queries.transition_send(
                     session=session,
                     team_id=send.team_id,
                     send_id=send.id,
@@ -838,6 +849,8 @@ class SendService:
                     actor=actor,
                     details={"cancelled_at_onesignal": answer.ids("cancelled")},
                 )
+            if moved:
+                self.outcomes.ended(send, state=SendState.CANCELLED, by=actor, before=send.state)
             return CancelOutcome(
                 await self._get(send.team_id, send.id),
                 "cancelled_at_onesignal",

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.logs import RedactingFilter, build_handler, redact
+from bot.logs import RedactingFilter, build_handler, fields_of, logfmt, redact
 from bot.settings import Settings
 
 SIGNING_SECRET = "0123456789abcdef-signing"
@@ -86,3 +86,49 @@ def test_the_filter_keeps_records_flowing():
 
     assert RedactingFilter().filter(record) is True
     assert record.getMessage() == "hello [redacted]"
+
+
+def test_fields_are_keys_in_json_and_key_value_pairs_in_text(settings):
+    fields = {"send": "7K3M9Q", "app": "Mobile App", "attempts": 2, "gone": None}
+    json_stream, text_stream = io.StringIO(), io.StringIO()
+    json_logger = _logger(settings, json_stream)
+    text_logger = _logger(settings.model_copy(update={"log_format": "text"}), text_stream)
+
+    for logger in (json_logger, text_logger):
+        logger.warning("send.outcome %s", logfmt(fields), extra=fields_of(fields))
+
+    entry = json.loads(json_stream.getvalue())
+    assert entry["send"] == "7K3M9Q" and entry["app"] == "Mobile App" and entry["attempts"] == 2
+    assert "gone" not in entry
+    assert entry["message"] == 'send.outcome send=7K3M9Q app="Mobile App" attempts=2'
+    assert text_stream.getvalue().rstrip().endswith(entry["message"])
+
+
+def test_fields_never_replace_the_lines_own_keys_and_are_redacted(settings):
+    stream = io.StringIO()
+    logger = _logger(settings, stream)
+
+    fields = {"level": "DEBUG", "reason": f"bad key {ONESIGNAL_KEY}"}
+    logger.error("outcome", extra=fields_of(fields))
+
+    entry = json.loads(stream.getvalue())
+    assert entry["level"] == "ERROR"
+    assert entry["reason"] == "bad key [redacted]"
+    assert ONESIGNAL_KEY not in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("plain", "plain"),
+        ("two words", '"two words"'),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("a=b", '"a=b"'),
+        ("line\nbreak", '"line\\nbreak"'),
+        ("Café", "Café"),
+        (True, "true"),
+        (3, "3"),
+    ],
+)
+def test_logfmt_quotes_only_what_needs_it(value, shown):
+    assert logfmt({"k": value}) == f"k={shown}"

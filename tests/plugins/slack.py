@@ -32,8 +32,9 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.app import build_app
 from bot.listener import server_config
+from bot.metrics import Metrics
 from bot.server import build_server
-from bot.services import ReadinessCheck, Services
+from bot.services import ReadinessCheck, Services, onesignal_pool
 from bot.settings import Settings
 from tests.fakes import signing
 from tests.fakes.slack import (
@@ -231,9 +232,13 @@ class PushOps:
 
 
 def default_services(settings: Settings, readiness: ReadinessCheck | None = None) -> Services:
-    """Services without a database: an HTTP pool for OneSignal and the given readiness."""
-    http = httpx.AsyncClient()
-    services = Services(settings=settings, onesignal_http=http, readiness=readiness)
+    """Services without a database: the OneSignal pool counting into the metrics, as in
+    production, and the given readiness."""
+    metrics = Metrics()
+    http = onesignal_pool(metrics)
+    services = Services(
+        settings=settings, onesignal_http=http, readiness=readiness, metrics=metrics
+    )
     services.on_shutdown.append(http.aclose)
     return services
 

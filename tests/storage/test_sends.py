@@ -12,6 +12,7 @@ from storage.db import Database
 from storage.errors import AlreadyDecided, IllegalTransition, InvalidInput, SelfApproval
 from storage.ids import ALPHABET
 from storage.models import TRANSITIONS, AuditEvent, Decision, Send, SendState, utcnow
+from tests.plugins.database import OTHER_TEAM
 
 
 async def _audit_actions(database: Database, team_id: str) -> list[str]:
@@ -301,3 +302,25 @@ async def test_a_new_send_as_returned_matches_its_row_in_every_column(database, 
         stored = await session.get(Send, send.id, populate_existing=True)
     assert stored is not None and stored is not send
     assert {c: getattr(send, c) for c in columns} == {c: getattr(stored, c) for c in columns}
+
+
+async def test_sends_are_counted_by_state_across_workspaces(database, storage_factory):
+    ours = await storage_factory.app()
+    theirs = await storage_factory.app(OTHER_TEAM, name="theirs")
+    later = utcnow() + timedelta(hours=1)
+    await storage_factory.send(ours, due_at=later)
+    await storage_factory.send(theirs, due_at=later)
+    await storage_factory.send(theirs, state=SendState.PENDING_APPROVAL)
+    await storage_factory.send(ours, state=SendState.SENT)
+
+    async with database.sessions() as session:
+        counts = await queries.count_sends(
+            session=session,
+            states=(SendState.SCHEDULED, SendState.PENDING_APPROVAL, SendState.MISSED),
+        )
+
+    assert counts == {
+        SendState.SCHEDULED: 2,
+        SendState.PENDING_APPROVAL: 1,
+        SendState.MISSED: 0,
+    }
