@@ -211,7 +211,7 @@ class CheckpointPublisher:
                 await self.publish(changed_only=True)
             except SQLAlchemyError as error:
                 log.warning("could not take the audit checkpoints (%s)", type(error).__name__)
-            except Exception:  # noqa: BLE001 - the timer must outlive any one round's failure
+            except Exception:  # broad: the timer must outlive any one round's failure
                 log.exception("audit checkpoints failed; trying again in %g s", self.interval)
 
 

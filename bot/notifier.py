@@ -152,5 +152,5 @@ class NotifierRelay:
     async def _guarded(self, kind: str, send: Send, call: Callable[[], Awaitable[None]]) -> None:
         try:
             await call()
-        except Exception:  # noqa: BLE001 - a notifier's failure must never undo a delivery
+        except Exception:  # broad: a notifier's failure must never undo a delivery
             log.exception("could not tell Slack about send %s (%s)", send.short_id, kind)

@@ -406,7 +406,7 @@ class Scheduler:
     async def _delivery(self, send: Send) -> None:
         try:
             await self._deliver(send)
-        except Exception:  # noqa: BLE001 - the top of a delivery task; the send stays claimed
+        except Exception:  # broad: the top of a delivery task; the send stays claimed
             log.exception(
                 "delivery of send %s failed unexpectedly; it is retried after its lease",
                 send.short_id,
@@ -423,7 +423,7 @@ class Scheduler:
             await asyncio.sleep(period)
             try:
                 await self._renew_leases()
-            except Exception as error:  # noqa: BLE001 - the top of the heartbeat task
+            except Exception as error:  # broad: the top of the heartbeat task
                 # Whatever failed (the database, a driver, a bug), ending this task would let
                 # the leases of sends still going out run out, and another worker would take
                 # them over mid-delivery: keep beating, the next renewal may succeed. A

@@ -221,7 +221,8 @@ def pooled_respond_middleware(
     middleware registered before this one.
     """
 
-    async def pooled_respond(context: AsyncBoltContext, next: Next) -> BoltResponse:  # noqa: A002 - Bolt passes arguments by these names
+    # `next` shadows the builtin: Bolt passes a middleware's arguments by these names.
+    async def pooled_respond(context: AsyncBoltContext, next: Next) -> BoltResponse:
         if context.response_url is not None:
             context["respond"] = PooledRespond(
                 response_url=context.response_url,

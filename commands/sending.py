@@ -208,7 +208,7 @@ async def go(services: Services, send: Send, reply: Reply, *, notes: Sequence[st
             await answer(services, current, reply, notes=notes, reason=reason)
         except CommandError:
             raise
-        except Exception as error:  # noqa: BLE001 - re-raised with what the requester may rely on
+        except Exception as error:  # broad: re-raised with what the requester may rely on
             raise Unfinished(views.unfinished_text(send.short_id)) from error
 
 

@@ -670,7 +670,7 @@ class SendService:
             return
         try:
             await tell(attempt)
-        except Exception:  # noqa: BLE001 - telling must never undo what OneSignal accepted
+        except Exception:  # broad: telling must never undo what OneSignal accepted
             log.exception("could not tell about send %s waiting to be recorded", send.short_id)
 
     async def _held_back(self, send: Send) -> Send | None:

@@ -79,7 +79,7 @@ class _Recorder(logging.Handler):
 def _record_text(record: logging.LogRecord) -> str:
     try:
         return logging.Formatter().format(record)
-    except Exception:  # a broken record must not hide the others
+    except Exception:  # noqa: BLE001 - any argument's __str__ may raise; the others must show
         return str(record.msg)
 
 
