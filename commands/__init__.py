@@ -1,8 +1,9 @@
 """The Slack surface of PushOps: `/push` routed to one module per subcommand.
 
-To add a subcommand: write `commands/<name>.py` with `SUBCOMMAND = Subcommand(name=const.SUB_X,
-handle=handle)` and list it in `SUBCOMMANDS` below; if it has buttons or forms, give it a
-`register(app, services)` that adds those listeners and list that in `REGISTRARS`.
+To add a subcommand: write `commands/<name>.py` (or a package, as `commands/send/`) with
+`SUBCOMMAND = Subcommand(name=const.SUB_X, handle=handle)` and list it in `SUBCOMMANDS` below;
+if it has buttons or forms, give it a `register(app, services)` that adds those listeners and
+list that in `REGISTRARS`.
 """
 
 from __future__ import annotations

@@ -390,6 +390,21 @@ def why_not(actor: Actor, missing: str) -> str:
     return "guest" if actor.is_guest else missing
 
 
+GUEST_SEES_NOTHING: Final = (
+    "Guests of this workspace see PushOps sends only once a PushOps admin gives them a role "
+    "by name in `/push setup`."
+)
+
+
+async def may_see_sends(
+    services: Services, client: AsyncWebClient, team_id: str, user_id: str, *, area: str
+) -> None:
+    """Refuse (audited as `<area>.denied`) a guest holding no role: sends are for members."""
+    actor = await resolve_actor(team_id=team_id, user_id=user_id, client=client, services=services)
+    if not actor.can_see_sends():
+        raise deny(services, Denial(team_id, user_id, area, area, "guest"), GUEST_SEES_NOTHING)
+
+
 async def senders_configured(services: Services, team_id: str) -> bool:
     """Whether anyone holds the sender role; until then anyone in the workspace may send."""
     return (await team_facts(services, team_id)).senders_configured

@@ -25,19 +25,18 @@ from bot.services import Services
 from commands.access import interaction_ids, resolve_actor, why_not
 from commands.cancel import cancel
 from commands.cards import card_of
-from commands.context import CommandError
-from commands.denials import Denial, deny, target
-from commands.notify import notifier_of
-from commands.requester import requester
-from commands.sending import (
+from commands.context import (
+    CommandError,
     button_send_id,
-    go,
     load_send,
-    policy_of,
     refuse,
     replacing,
     sends_of,
 )
+from commands.denials import Denial, deny, target
+from commands.notify import notifier_of
+from commands.send.requester import requester
+from commands.send.storing import go, policy_of
 from commands.views import sends as views
 from storage.errors import AlreadyDecided, IllegalTransition, SelfApproval
 from storage.models import Send, SendState

@@ -1,16 +1,22 @@
-"""What a `/push` subcommand handler receives, and how a subcommand declares itself."""
+"""What a `/push` subcommand handler receives, how a subcommand declares itself, and how a
+listener answers whoever clicked a button about a send."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.delivery import SendService
 from bot.services import Services
+from commands._format import Block
+from storage import queries
+from storage.models import Send
 
 
 class CommandError(Exception):
@@ -92,3 +98,56 @@ class Subcommand:
     name: str
     handle: Handler
     before_ack: BeforeAck | None = None
+
+
+# --- answering a click on a message about a send ----------------------------------------------
+
+Reply = Callable[[str, Sequence[Block]], Awaitable[None]]
+"""Answers the requester where they are (a response_url, an ephemeral message, a DM)."""
+
+
+def sends_of(services: Services) -> SendService:
+    """The send service, or a CommandError saying sending is not possible here."""
+    sends = services.sends
+    if sends is None:
+        raise CommandError(
+            "Sending is not set up in this PushOps: it runs without a database. "
+            "Ask whoever runs it to set DATABASE_URL and PUSHOPS_SECRET_KEY."
+        )
+    return sends
+
+
+def send_uuid(value: object) -> uuid.UUID | None:
+    """The send UUID a button carries, or None for a malformed one."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def button_send_id(body: Mapping[str, Any]) -> uuid.UUID | None:
+    """The send UUID in the value of the button clicked in `body`."""
+    actions = body.get("actions") or [{}]
+    return send_uuid(actions[0].get("value"))
+
+
+async def load_send(services: Services, team_id: str, send_id: uuid.UUID | None) -> Send | None:
+    """The send with this UUID in this workspace (another workspace's is not found)."""
+    if services.database is None or send_id is None:
+        return None
+    async with services.database.sessions() as session:
+        return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
+
+
+async def refuse(respond: AsyncRespond, message: str) -> None:
+    """An ephemeral answer to a clicker that leaves the message clicked on as it is."""
+    await respond(text=message, response_type="ephemeral", replace_original=False)
+
+
+def replacing(respond: AsyncRespond) -> Reply:
+    """A reply that replaces the message whose button was clicked."""
+
+    async def reply(text: str, blocks: Sequence[Block]) -> None:
+        await respond(text=text, blocks=list(blocks), replace_original=True)
+
+    return reply

@@ -14,21 +14,21 @@ from bot import const
 from bot.services import Services
 from commands._format import Block, escape, unknown_app_text
 from commands._parsing import parse_options
-from commands.access import interaction_ids
-from commands.cancel import cancel
+from commands.access import interaction_ids, may_see_sends
+from commands.cancel import cancel, may_cancel
 from commands.cards import card_of
-from commands.context import CommandContext, CommandError, Subcommand
-from commands.denials import Denial, deny
-from commands.help import usage
-from commands.sending import (
-    app_names,
+from commands.context import (
+    CommandContext,
+    CommandError,
+    Subcommand,
     button_send_id,
     load_send,
-    may_cancel,
-    may_see_sends,
     refuse,
     sends_of,
 )
+from commands.denials import Denial, deny
+from commands.help import usage
+from commands.send.storing import app_names
 from commands.views import sends as send_views
 from commands.views.listing import MAX_SHOWN, list_blocks, list_text
 

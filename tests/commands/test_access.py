@@ -22,7 +22,7 @@ from commands.access import (
 )
 from commands.context import CommandError
 from commands.denials import Denied
-from commands.requester import requester
+from commands.send.requester import requester
 from storage import queries
 from tests.denials import wait_for_denials
 from tests.fakes.slack import DEFAULT_BOT_TOKEN, DEFAULT_TEAM_ID

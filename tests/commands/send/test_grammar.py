@@ -4,7 +4,7 @@ import pytest
 
 from commands._parsing import split_words
 from commands.context import CommandError
-from commands.send_grammar import SendRequest, parse_send
+from commands.send.grammar import SendRequest, parse_send
 
 
 def parse(text: str) -> SendRequest:

@@ -34,12 +34,12 @@ from bot.timeparse import TimeParseError, parse_in
 from commands._format import Block, escape, unknown_app_text
 from commands.access import interaction_ids
 from commands.cards import estimate_text
-from commands.context import CommandContext, CommandError
+from commands.context import CommandContext, CommandError, Reply, sends_of
 from commands.dispatch import ACK_BUDGET
 from commands.notify import notifier_of
 from commands.outgoing import SLACK_ERRORS
-from commands.requester import Requester, requester
-from commands.sending import Draft, Reply, answer, app_names, go, sends_of, store
+from commands.send.requester import Requester, requester
+from commands.send.storing import Draft, answer, app_names, go, store
 from commands.views import compose
 from commands.views.compose import ComposeForm, ComposeInput
 from storage import queries
@@ -328,7 +328,7 @@ async def _submitted(
     process first gets that send back, `replayed`.
 
     Slack's lookup waits at most LOOKUP_BUDGET, the store at most its own wait for other
-    writers (`commands.sending.store`); each refusal says that nothing was sent.
+    writers (`commands.send.storing.store`); each refusal says that nothing was sent.
     """
     view = body["view"]
     typed = compose.read_compose(view["state"]["values"])

@@ -1,29 +1,23 @@
 """What every way of sending shares: storing a send, and taking it on after the ack.
 
-The command line (`commands.send`), the compose form (`commands.send_form`) and the buttons
-of previews and missed sends all end here, so a send is announced, dispatched and answered
-the same way whichever door it came through.
+The command line (`commands.send.command`), the compose form (`commands.send.form`) and the
+buttons of previews and missed sends all end here, so a send is announced, dispatched and
+answered the same way whichever door it came through.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
-
-from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.web.async_client import AsyncWebClient
+from typing import Final
 
 from bot.delivery import (
     Audience,
     SendContent,
-    SendNotFound,
     SendRejected,
-    SendService,
     StoreInterrupted,
     StoreRefused,
 )
@@ -31,13 +25,12 @@ from bot.delivery.attempt import Attempt
 from bot.errors import Unfinished
 from bot.policy import ApprovalPolicy, PolicyError, approvals_required
 from bot.services import Services
-from commands._format import Block, escape, unknown_app_text
-from commands.access import resolve_actor, team_facts, why_not
+from commands._format import escape, unknown_app_text
+from commands.access import team_facts
 from commands.cards import card_of
-from commands.context import CommandError
-from commands.denials import Denial, deny, target
+from commands.context import CommandError, Reply, sends_of
 from commands.notify import notifier_of
-from commands.requester import Requester
+from commands.send.requester import Requester
 from commands.views import sends as views
 from storage import queries
 from storage.db import WriteBusy, limited_lock_wait
@@ -45,20 +38,6 @@ from storage.errors import AppNotFound
 from storage.models import Send, SendState
 
 log = logging.getLogger(__name__)
-
-Reply = Callable[[str, Sequence[Block]], Awaitable[None]]
-"""Answers the requester where they are (a response_url, an ephemeral message, a DM)."""
-
-
-def sends_of(services: Services) -> SendService:
-    """The send service, or a CommandError saying sending is not possible here."""
-    sends = services.sends
-    if sends is None:
-        raise CommandError(
-            "Sending is not set up in this PushOps: it runs without a database. "
-            "Ask whoever runs it to set DATABASE_URL and PUSHOPS_SECRET_KEY."
-        )
-    return sends
 
 
 async def policy_of(services: Services, team_id: str) -> ApprovalPolicy:
@@ -272,104 +251,3 @@ def _what_next(send: Send, policy: ApprovalPolicy) -> str | None:
     if send.state in (SendState.SCHEDULED, SendState.SENDING):
         return f"It is on its way; you get a message with the result. {cancel}"
     return None
-
-
-def send_uuid(value: object) -> uuid.UUID | None:
-    """The send UUID a button carries, or None for a malformed one."""
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
-
-
-def button_send_id(body: Mapping[str, Any]) -> uuid.UUID | None:
-    """The send UUID in the value of the button clicked in `body`."""
-    actions = body.get("actions") or [{}]
-    return send_uuid(actions[0].get("value"))
-
-
-async def load_send(services: Services, team_id: str, send_id: uuid.UUID | None) -> Send | None:
-    """The send with this UUID in this workspace (another workspace's is not found)."""
-    if services.database is None or send_id is None:
-        return None
-    async with services.database.sessions() as session:
-        return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
-
-
-NOT_YOURS: Final = (
-    "You can cancel only your own sends. Stopping someone else's send, or a notification "
-    "PushOps did not send, needs the sender, responder or admin role: ask a PushOps admin "
-    "in `/push setup`."
-)
-NOT_YOURS_GUEST: Final = (
-    "Guests of this workspace can cancel only their own sends. Stopping anyone else's needs "
-    "the sender or responder role, given to you by name by a PushOps admin in `/push setup`."
-)
-
-
-async def may_cancel(
-    services: Services,
-    client: AsyncWebClient,
-    team_id: str,
-    user_id: str,
-    send: Send | None,
-    *,
-    ref: str = "",
-) -> None:
-    """Refuse (a CommandError, audited as `cancel.denied`) who may not stop `send`.
-
-    Its requester always may. Anyone else's send, or a notification PushOps did not make
-    (`send` None, `ref` its id), needs the sender, responder or admin role.
-    """
-    if send is not None and send.requester_id == user_id:
-        return
-    actor = await resolve_actor(team_id=team_id, user_id=user_id, client=client, services=services)
-    if actor.can_cancel_any():
-        return
-    aimed = target(send) if send is not None else f"notification {ref}"[:200]
-    why = why_not(actor, "not_own_send" if send is not None else "not_a_pushops_send")
-    denial = Denial(team_id, user_id, "cancel", "cancel", why, aimed)
-    raise deny(services, denial, NOT_YOURS_GUEST if actor.is_guest else NOT_YOURS)
-
-
-async def cancellable(
-    services: Services, client: AsyncWebClient, team_id: str, user_id: str, ref: str
-) -> None:
-    """`may_cancel` for the send `ref` names (a short or OneSignal id). A ref that names no
-    send and is no OneSignal id either passes: cancelling it answers that it is unknown."""
-    try:
-        send: Send | None = await sends_of(services).find(team_id=team_id, ref=ref)
-    except SendNotFound:
-        if send_uuid(ref.strip().strip("`")) is None:
-            return
-        send = None
-    await may_cancel(services, client, team_id, user_id, send, ref=ref)
-
-
-GUEST_SEES_NOTHING: Final = (
-    "Guests of this workspace see PushOps sends only once a PushOps admin gives them a role "
-    "by name in `/push setup`."
-)
-
-
-async def may_see_sends(
-    services: Services, client: AsyncWebClient, team_id: str, user_id: str, *, area: str
-) -> None:
-    """Refuse (audited as `<area>.denied`) a guest holding no role: sends are for members."""
-    actor = await resolve_actor(team_id=team_id, user_id=user_id, client=client, services=services)
-    if not actor.can_see_sends():
-        raise deny(services, Denial(team_id, user_id, area, area, "guest"), GUEST_SEES_NOTHING)
-
-
-async def refuse(respond: AsyncRespond, message: str) -> None:
-    """An ephemeral answer to a clicker that leaves the message clicked on as it is."""
-    await respond(text=message, response_type="ephemeral", replace_original=False)
-
-
-def replacing(respond: AsyncRespond) -> Reply:
-    """A reply that replaces the message whose button was clicked."""
-
-    async def reply(text: str, blocks: Sequence[Block]) -> None:
-        await respond(text=text, blocks=list(blocks), replace_original=True)
-
-    return reply

@@ -7,7 +7,7 @@ and the lookup is time-boxed) and the send's row is stored in one write transact
 send the user is told about is never lost. If Slack is too slow to say who the requester is,
 the row is stored right after the ack instead, still before anything is said to the user.
 When other writers hold the database too long the send is refused as busy, with nothing
-stored (`commands.sending.store`). OneSignal is only asked after the ack.
+stored (`commands.send.storing.store`). OneSignal is only asked after the ack.
 """
 
 from __future__ import annotations
@@ -27,26 +27,30 @@ from bot.delivery import Audience, SendContent, SendRejected
 from bot.policy import approvals_required
 from bot.services import Services
 from bot.timeparse import ScheduledTime, TimeParseError, parse_when
-from commands import send_form
 from commands._format import Block
 from commands.access import interaction_ids
 from commands.cards import card_of, estimate_text
-from commands.context import CommandContext, CommandError, Subcommand
-from commands.denials import Denial, record, target
-from commands.requester import Requester, requester
-from commands.send_grammar import SendRequest, parse_send
-from commands.sending import (
-    Draft,
+from commands.context import (
+    CommandContext,
+    CommandError,
     Reply,
-    approvals_note,
+    Subcommand,
     button_send_id,
-    go,
-    linked_external_id,
     load_send,
-    policy_of,
     refuse,
     replacing,
     sends_of,
+)
+from commands.denials import Denial, record, target
+from commands.send import form
+from commands.send.grammar import SendRequest, parse_send
+from commands.send.requester import Requester, requester
+from commands.send.storing import (
+    Draft,
+    approvals_note,
+    go,
+    linked_external_id,
+    policy_of,
     store,
 )
 from commands.views import sends as views
@@ -99,7 +103,7 @@ async def handle(ctx: CommandContext) -> None:
     if isinstance(prepared, _OpenForm):
         # Only who may send gets the form: the lookup is cached, well inside the trigger's 3 s.
         await _requester(ctx, what="open the compose form")
-        await send_form.open_form(ctx)
+        await form.open_form(ctx)
         return
     if isinstance(prepared, _Deferred):
         prepared = await store_request(ctx, prepared.request, await _requester(ctx))
@@ -293,7 +297,7 @@ def register(app: AsyncApp, services: Services) -> None:
 
     app.action(const.ACTION_SEND_CONFIRM)(on_confirm)
     app.action(const.ACTION_SEND_DISCARD)(on_discard)
-    send_form.register(app, services)
+    form.register(app, services)
 
 
 SUBCOMMAND = Subcommand(name=const.SUB_SEND, handle=handle, before_ack=before_ack)
