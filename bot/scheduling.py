@@ -145,6 +145,7 @@ class Scheduler:
         self._stopping = False
         self._claimer: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._sweeping: asyncio.Task[None] | None = None
 
     @property
     def grace(self) -> timedelta:
@@ -181,7 +182,9 @@ class Scheduler:
         await self.sweep()
         self._aps.resume()
         self._aps.add_job(
-            self.sweep, IntervalTrigger(seconds=self.sweep_interval, timezone=UTC), id=SWEEP_JOB
+            self._start_sweep,
+            IntervalTrigger(seconds=self.sweep_interval, timezone=UTC),
+            id=SWEEP_JOB,
         )
         self._heartbeat = asyncio.get_running_loop().create_task(
             self._keep_leases(), name="pushops-leases"
@@ -216,6 +219,7 @@ class Scheduler:
             if late:
                 log.warning("%d deliveries did not finish; their sends stay claimed", len(late))
                 await asyncio.wait(late)
+        await _finish(self._sweeping, within=self.drain_timeout)
         await _finish(self._heartbeat, within=0)
         if self._side_tasks:
             await asyncio.wait(set(self._side_tasks), timeout=self.drain_timeout)
@@ -278,6 +282,18 @@ class Scheduler:
         self._wake.set()
 
     # --- the sweep -----------------------------------------------------------------------
+
+    async def _start_sweep(self) -> None:
+        """The interval job: start a sweep as a task of our own, unless one is still running.
+
+        APScheduler's asyncio executor cancels the jobs it runs at shutdown without waiting
+        for them; a sweep cancelled in the middle of a query could still be unwinding when
+        the database closes, and hang the process's exit. `stop` waits for this task instead.
+        """
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.get_running_loop().create_task(
+                self.sweep(), name="pushops-sweep"
+            )
 
     async def sweep(self) -> None:
         """Re-derive the timers from the table; pick up due and stuck sends; mark missed

@@ -664,3 +664,31 @@ async def test_two_schedulers_deliver_500_sends_due_in_the_same_second_once_each
     assert sum(claims.values()) == 500
     assert set(claims) <= {"worker:replica-a", "worker:replica-b"}
     assert await audit_chain_ok(database)
+
+
+async def test_stop_waits_for_a_sweep_in_the_middle_of_a_query(env, database):
+    """A sweep still reading when the scheduler stops is waited for, not left running: a
+    sweep that outlived the scheduler could still be reading when the database closes, and
+    hung the process's exit (APScheduler's executor cancels its jobs without awaiting them)."""
+    if database.read_engine is None:
+        pytest.skip("a read held in SQLite's reader thread; PostgreSQL reads run on the loop")
+    await env.start()
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(*_args: Any) -> None:
+        entered.set()
+        release.wait(10)
+
+    sa.event.listen(database.read_engine.sync_engine, "before_cursor_execute", hold)
+    try:
+        assert await asyncio.to_thread(entered.wait, 10)  # the next sweep is reading
+        stopping = asyncio.create_task(env.scheduler.stop())
+        await asyncio.sleep(0.3)
+        assert not stopping.done()
+    finally:
+        release.set()
+        sa.event.remove(database.read_engine.sync_engine, "before_cursor_execute", hold)
+    await stopping
+
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    assert [task for task in others if "Scheduler.sweep" in repr(task)] == []
