@@ -12,8 +12,9 @@ metrics.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from ssl import SSLContext
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -21,15 +22,13 @@ from urllib.parse import urlsplit
 import aiohttp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_bolt.context.respond.internals import _build_message
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import async_default_handlers
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
-from slack_sdk.models.attachments import Attachment
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.basic_objects import JsonObject
 from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -140,8 +139,22 @@ class SlackHttp:
             self._session = None
 
 
+_RESPOND: Final = inspect.signature(AsyncRespond.__call__)
+"""The parameters of Bolt's `respond()`, which `PooledRespond` takes as they are."""
+
+_LISTS: Final = ("blocks", "attachments")
+"""Parameters whose Block Kit objects are posted as dicts, and left out when empty."""
+
+
 class PooledRespond(AsyncRespond):
-    """Bolt's `respond()`, posting to the `response_url` through the shared session."""
+    """Bolt's `respond()`, posting to the `response_url` through the shared session.
+
+    Bolt's own `respond()` opens an aiohttp session per reply, and nothing public lets it use
+    another; this one takes the same arguments (Bolt's signature, bound at each call, so a
+    parameter Bolt adds comes along) and posts the message Bolt would post (each argument
+    under its own name, None ones left out, `text` always there). tests/bot/test_slack_http.py
+    holds the two to the same body for every parameter.
+    """
 
     def __init__(
         self,
@@ -160,22 +173,11 @@ class PooledRespond(AsyncRespond):
         if count_error is not None:
             self.retry_handlers.insert(0, SlackErrorCounter(count_error, method=RESPONSE_URL))
 
-    async def __call__(
-        self,
-        text: str | dict[str, Any] = "",
-        blocks: Sequence[dict[str, Any] | Block] | None = None,
-        attachments: Sequence[dict[str, Any] | Attachment] | None = None,
-        response_type: str | None = None,
-        replace_original: bool | None = None,
-        delete_original: bool | None = None,
-        unfurl_links: bool | None = None,
-        unfurl_media: bool | None = None,
-        thread_ts: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> WebhookResponse:
-        """As `AsyncRespond.__call__` (a message, or a whole response as a dict)."""
+    async def __call__(self, *args: Any, **kwargs: Any) -> WebhookResponse:
+        """As `AsyncRespond.__call__`: a message, or a whole response as a dict."""
         if self.response_url is None:
             raise ValueError("respond is unsupported here as there is no response_url")
+        message = respond_message(*args, **kwargs)
         if not is_slack_response_url(self.response_url, self.api_url):
             host = urlsplit(self.response_url).hostname or "?"
             log.warning("refused to post to a response_url off Slack's hosts (%s)", host[:100])
@@ -189,21 +191,32 @@ class PooledRespond(AsyncRespond):
             session=self.session,
             retry_handlers=self.retry_handlers,
         )
-        if isinstance(text, dict):
-            return await client.send_dict(_build_message(**text))
-        message = _build_message(
-            text=text,
-            blocks=blocks,
-            attachments=attachments,
-            response_type=response_type,
-            replace_original=replace_original,
-            delete_original=delete_original,
-            unfurl_links=unfurl_links,
-            unfurl_media=unfurl_media,
-            thread_ts=thread_ts,
-            metadata=metadata,
-        )
         return await client.send_dict(message)
+
+
+def respond_message(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The body Bolt's `respond(*args, **kwargs)` posts; a TypeError for arguments it refuses.
+
+    As in Bolt, a dict for `text` is the whole response, its keys Bolt's parameters.
+    """
+    arguments = _RESPOND.bind(None, *args, **kwargs)  # None for `self`
+    arguments.apply_defaults()
+    fields = list(arguments.arguments.items())[1:]
+    text = arguments.arguments["text"]
+    if isinstance(text, dict):
+        return respond_message(**text)
+    message: dict[str, Any] = {}
+    for name, value in fields:
+        if name in _LISTS:
+            if value:
+                message[name] = [_as_dict(item) for item in value]
+        elif value is not None or name == "text":
+            message[name] = value
+    return message
+
+
+def _as_dict(item: dict[str, Any] | JsonObject) -> dict[str, Any]:
+    return item.to_dict() if isinstance(item, JsonObject) else item
 
 
 Next = Callable[[], Awaitable[BoltResponse]]

@@ -19,6 +19,7 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import partial
@@ -28,7 +29,7 @@ from typing import Any, Final
 import aiosqlite
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, AdaptedConnection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -36,9 +37,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.ext.asyncio.session import _AsyncSessionContextManager
 from sqlalchemy.orm import Session, SessionTransactionOrigin
-from sqlalchemy.util import await_only
 
 from storage.audit import AuditKeys, audit_session_info
 
@@ -269,9 +268,21 @@ def _begin_immediate(connection: sa.Connection, limit_ms: int | None) -> None:
         except OperationalError as error:
             if not is_lock_timeout(error) or time.monotonic() + pause > deadline:
                 raise
-        # Inside SQLAlchemy's greenlet: this awaits on the event loop, which goes on.
-        await_only(asyncio.sleep(pause))
+        _sleep(connection, pause)
         pause = min(pause * 2, _LOCK_RETRY_MAX_S)
+
+
+def _sleep(connection: sa.Connection, seconds: float) -> None:
+    """Sleep inside an event handler while the event loop goes on.
+
+    An event handler is synchronous; `AdaptedConnection.run_async` is SQLAlchemy's documented
+    way to await from one ("Using awaitable-only driver methods in connection pool and other
+    events", in its asyncio guide).
+    """
+    adapted = connection.connection.dbapi_connection
+    if not isinstance(adapted, AdaptedConnection):
+        raise TypeError(f"not an asyncio driver's connection: {type(adapted).__name__}")
+    adapted.run_async(lambda _driver: asyncio.sleep(seconds))
 
 
 def _configure_postgresql(engine: AsyncEngine) -> None:
@@ -339,16 +350,24 @@ class RoutingSession(Session):
         return root is not None and root.origin is SessionTransactionOrigin.BEGIN
 
 
-class _CommitAtOnce(_AsyncSessionContextManager[AsyncSession]):
-    """The end of a `begin()` block that commits in the caller's own task (`SessionFactory`)."""
+class _CommitAtOnce(AbstractAsyncContextManager[AsyncSession]):
+    """A `begin()` block that commits in the caller's own task (`SessionFactory`)."""
 
-    __slots__ = ()
+    __slots__ = ("session", "transaction")
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.transaction = session.begin()
+
+    async def __aenter__(self) -> AsyncSession:
+        await self.transaction.__aenter__()
+        return self.session
 
     async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
         try:
-            await self.trans.__aexit__(type_, value, traceback)  # COMMIT, or ROLLBACK
+            await self.transaction.__aexit__(type_, value, traceback)  # COMMIT, or ROLLBACK
         finally:
-            await self.async_session.__aexit__(type_, value, traceback)
+            await self.session.__aexit__(type_, value, traceback)  # close
 
 
 class SessionFactory(async_sessionmaker[AsyncSession]):
@@ -358,11 +377,14 @@ class SessionFactory(async_sessionmaker[AsyncSession]):
     cancellation cannot abandon a commit halfway; that task only starts at the event loop's
     next turn, and meanwhile SQLite's write lock stays taken, which under load made other
     writers wait a turn each. On `LoopThreadConnection`s a commit never suspends, so it cannot
-    be cancelled halfway, and it runs at once. (Subclasses a private SQLAlchemy class:
-    tests/storage/test_db.py checks that a commit releases the lock before the block ends.)
+    be cancelled halfway, and it runs at once: this block is `async with session,
+    session.begin()`, both public (tests/storage/test_db.py checks that a commit releases the
+    lock before the block ends).
     """
 
-    def begin(self) -> _AsyncSessionContextManager[AsyncSession]:
+    # SQLAlchemy annotates begin() with its private context manager class; callers only
+    # enter the block, which this one does as theirs does.
+    def begin(self) -> AbstractAsyncContextManager[AsyncSession]:  # type: ignore[override]
         """A new session in a transaction that commits when the block ends."""
         return _CommitAtOnce(self())
 

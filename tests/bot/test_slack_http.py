@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import pytest
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.models.attachments import Attachment
+from slack_sdk.models.blocks import DividerBlock, SectionBlock
 
 from bot.slack_http import PooledRespond, SlackHttp, is_slack_response_url
 from tests.fakes.slack import RESPONSE_URL
+
+SAMPLES: dict[str, Any] = {
+    "text": "Sent.",
+    "blocks": [SectionBlock(text="*Sent*"), {"type": "divider"}],
+    "attachments": [Attachment(text="one"), {"text": "two"}],
+    "response_type": "ephemeral",
+    "replace_original": False,
+    "delete_original": False,
+    "unfurl_links": True,
+    "unfurl_media": False,
+    "thread_ts": "1700000000.000100",
+    "metadata": {"event_type": "send_stored", "event_payload": {"id": 7}},
+}
+"""A value for each parameter of Bolt's `respond()`."""
 
 
 async def test_replies_go_to_the_response_url_through_the_shared_session(fake_slack):
@@ -93,3 +113,52 @@ async def test_replies_to_response_urls_share_pooled_connections(pushops, fake_s
     # so not always the same one), not a new session and connection for each reply.
     assert len(replies) == 8
     assert len(peers) < len(replies)
+
+
+def test_respond_takes_the_parameters_bolts_respond_takes():
+    # PooledRespond binds Bolt's own signature; a parameter Bolt adds (or drops) needs a look
+    # at whether Bolt posts it under its own name, as the test below checks for these.
+    parameters = list(inspect.signature(AsyncRespond.__call__).parameters)[1:]
+    assert parameters == list(SAMPLES)
+
+
+CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((), SAMPLES),
+    (("Only text",), {}),
+    ((), {"blocks": [], "attachments": [], "response_type": None}),  # empty lists left out
+    (({"text": "Whole", "blocks": [DividerBlock()], "replace_original": True},), {}),
+    ((), {"text": {"delete_original": True}}),
+    (("Positional", [{"type": "divider"}], None, "in_channel"), {}),
+]
+
+
+@pytest.mark.parametrize(("args", "kwargs"), CALLS)
+async def test_respond_posts_what_bolts_respond_posts(fake_slack, args, kwargs):
+    http = SlackHttp()
+    ours, bolts = fake_slack.new_response_url(), fake_slack.new_response_url()
+    try:
+        pooled = PooledRespond(
+            response_url=ours, session=http.session(), api_url=fake_slack.api_url
+        )
+        await pooled(*args, **kwargs)
+        await AsyncRespond(response_url=bolts)(*args, **kwargs)
+    finally:
+        await http.aclose()
+
+    assert fake_slack.replies(ours) == fake_slack.replies(bolts)
+    assert len(fake_slack.replies(ours)) == 1
+
+
+async def test_respond_refuses_what_bolts_respond_refuses(fake_slack):
+    http = SlackHttp()
+    url = fake_slack.new_response_url()
+    try:
+        pooled = PooledRespond(response_url=url, session=http.session(), api_url=fake_slack.api_url)
+        with pytest.raises(TypeError):
+            await pooled("Hello", colour="red")
+        with pytest.raises(TypeError):
+            await pooled({"text": "Hello", "colour": "red"})
+    finally:
+        await http.aclose()
+
+    assert fake_slack.replies(url) == []
