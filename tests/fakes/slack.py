@@ -14,6 +14,12 @@ refused as Slack refuses it: `invalid_blocks` (HTTP 200, `ok: false`) for chat m
 refusal is kept in `refusals`; the `fake_slack` fixture fails a test that left any behind
 (a test that means to send an invalid payload takes them with `take_refusals()`).
 
+Rate limits are off unless a test turns them on: `fake_slack.limit(SLACK_LIMITS)` (from
+`tests.fakes.slack_limits`, maybe `.scaled(...)` to run in seconds) answers 429 with
+`Retry-After` over Slack's documented limits per method tier per workspace and per channel for
+`chat.postMessage`. `rate_limited` lists the calls so answered; a call repeated before its
+`Retry-After` ran out is an early retry, and the `fake_slack` fixture fails a test with any.
+
 Socket Mode: `apps.connections.open` hands out a ws:// URL of this server; a test pushes an
 envelope to the connected app with `await fake_slack.push_envelope(...)` and awaits its ack.
 """
@@ -42,6 +48,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tests.fakes import blockkit
+from tests.fakes.slack_limits import EarlyRetry, Limiter, RateLimits
 
 DEFAULT_TEAM_ID = "T0PUSHOPS"
 DEFAULT_TEAM_NAME = "PushOps Test"
@@ -69,6 +76,7 @@ class Call:
     token: str | None = None
     target: str | None = None  # the response_url's id for RESPONSE_URL calls
     peer: str = ""  # the app's end of the connection ("host:port"): one per pooled connection
+    status: int = 200  # the HTTP status of the answer: 429 when rate limited
 
 
 @dataclass(frozen=True)
@@ -170,6 +178,7 @@ class _State:
     delays: dict[str, float] = field(default_factory=dict)
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)
     refusals: list[Refusal] = field(default_factory=list)
+    limiter: Limiter | None = None
 
 
 class FakeSlack:
@@ -316,6 +325,13 @@ class FakeSlack:
         with self._lock:
             self._state.delays[method] = seconds
 
+    def limit(self, limits: RateLimits | None) -> None:
+        """Hold Web API calls to `limits` (`tests.fakes.slack_limits.SLACK_LIMITS`, maybe
+        scaled) from now on, answering 429 with `Retry-After` over them; None lifts them.
+        Off after every reset."""
+        with self._lock:
+            self._state.limiter = Limiter(limits) if limits is not None else None
+
     def set_oauth_client(self, client_id: str, client_secret: str) -> None:
         """The app credentials `oauth.v2.access` accepts."""
         with self._lock:
@@ -361,6 +377,24 @@ class FakeSlack:
     def calls_to(self, method: str, *, where: Callable[[Call], bool] | None = None) -> list[Call]:
         """The recorded calls of one method (RESPONSE_URL for response_url posts)."""
         return [c for c in self.calls if c.method == method and (where is None or where(c))]
+
+    @property
+    def rate_limited(self) -> list[Call]:
+        """The calls answered 429 (`ratelimited`), oldest first."""
+        return [c for c in self.calls if c.status == 429]
+
+    @property
+    def early_retries(self) -> list[EarlyRetry]:
+        """Calls repeated before the `Retry-After` of their 429 ran out (see `limit`)."""
+        with self._lock:
+            limiter = self._state.limiter
+            return list(limiter.early_retries) if limiter is not None else []
+
+    def messages_in(self, channel: str) -> list[dict[str, Any]]:
+        """The messages posted in `channel`, as they now read (after updates), oldest first."""
+        with self._lock:
+            found = [(ts, m) for (c, ts), m in self._state.messages.items() if c == channel]
+        return [dict(message) for _, message in sorted(found, key=lambda item: float(item[0]))]
 
     @property
     def refusals(self) -> list[Refusal]:
@@ -528,10 +562,27 @@ class FakeSlack:
         args = await _read_args(request)
         token = _bearer(request) or args.pop("token", None)
         await self._maybe_delay(method)
-        answer = self._answer(method, request, args, token)
+        answer = self._rate_limit(method, args, token) or self._answer(method, request, args, token)
         with self._lock:  # recorded once answered: a test that sees the call sees its effect
-            self._state.calls.append(Call(method=method, args=args, token=token))
+            call = Call(method=method, args=args, token=token, status=answer.status_code)
+            self._state.calls.append(call)
         return answer
+
+    def _rate_limit(self, method: str, args: dict[str, Any], token: str | None) -> Response | None:
+        """Slack's 429 when `limit` is on and the call goes over it; None otherwise."""
+        workspace = self._workspace(token)
+        with self._lock:
+            limiter = self._state.limiter
+            if limiter is None or workspace is None or token is None:
+                return None
+            retry_after = limiter.admit(workspace.team_id, token, method, args)
+        if retry_after is None:
+            return None
+        return JSONResponse(
+            {"ok": False, "error": "ratelimited"},
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
+        )
 
     def _answer(
         self, method: str, request: Request, args: dict[str, Any], token: str | None

@@ -1,7 +1,9 @@
-"""The fake Slack refuses the messages, views and form answers that Slack refuses."""
+"""The fake Slack refuses the messages, views and form answers that Slack refuses, and, once
+a test turns its rate limits on, the calls Slack would answer 429."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -9,7 +11,8 @@ import httpx
 import pytest
 
 from tests.fakes import blockkit
-from tests.fakes.slack import DEFAULT_BOT_TOKEN, FakeSlack
+from tests.fakes.slack import DEFAULT_BOT_TOKEN, DEFAULT_USER_ID, FakeSlack
+from tests.fakes.slack_limits import SLACK_LIMITS, TIER_3, Limiter, RateLimits, Window
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -62,14 +65,18 @@ def _modal(blocks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 
 async def _post(fake: FakeSlack, method: str, **args: Any) -> dict[str, Any]:
-    body = {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in args.items()}
-    async with httpx.AsyncClient(base_url=fake.api_url) as http:
-        response = await http.post(
-            method, data=body, headers={"authorization": f"Bearer {DEFAULT_BOT_TOKEN}"}
-        )
+    response = await _call(fake, method, **args)
     assert response.status_code == 200  # Slack answers its refusals with 200 and ok: false
     answer: dict[str, Any] = response.json()
     return answer
+
+
+async def _call(
+    fake: FakeSlack, method: str, *, token: str = DEFAULT_BOT_TOKEN, **args: Any
+) -> httpx.Response:
+    body = {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in args.items()}
+    async with httpx.AsyncClient(base_url=fake.api_url) as http:
+        return await http.post(method, data=body, headers={"authorization": f"Bearer {token}"})
 
 
 VALID_BLOCKS = [
@@ -195,3 +202,167 @@ def test_form_errors_must_name_input_blocks_of_the_submitted_view():
     assert "non-empty" in blockkit.response_action_problems(empty, view)[0]
     update = {"response_action": "update", "view": _modal([_section("x" * 3001)])}
     assert blockkit.response_action_problems(update, view) != []
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+async def _statuses(fake: FakeSlack, method: str, times: int, **args: Any) -> list[int]:
+    """The HTTP status of each of `times` calls of `method` in a row, on one connection."""
+    headers = {"authorization": f"Bearer {DEFAULT_BOT_TOKEN}"}
+    async with httpx.AsyncClient(base_url=fake.api_url, headers=headers) as http:
+        return [(await http.post(method, data=args)).status_code for _ in range(times)]
+
+
+async def test_without_limits_turned_on_nothing_is_rate_limited(fake_slack):
+    statuses = await _statuses(fake_slack, "chat.update", 51, channel="C1", ts="1.2", text="x")
+
+    assert set(statuses) == {200}
+    assert fake_slack.rate_limited == []
+
+
+async def test_a_tier_3_method_over_its_window_is_answered_429_with_a_whole_retry_after(
+    fake_slack,
+):
+    fake_slack.limit(SLACK_LIMITS.scaled(window=0.1))  # Tier 3: 5 calls in 6 s
+    ok = await _statuses(fake_slack, "conversations.open", 5, users=DEFAULT_USER_ID)
+
+    over = await _call(fake_slack, "conversations.open", users=DEFAULT_USER_ID)
+
+    assert ok == [200] * 5
+    assert over.status_code == 429
+    assert over.json() == {"ok": False, "error": "ratelimited"}
+    assert over.headers["Retry-After"] in {"5", "6"}  # what is left of the 6 s, rounded up
+    assert [c.method for c in fake_slack.rate_limited] == ["conversations.open"]
+
+
+async def test_each_method_and_each_workspace_has_its_own_quota(fake_slack):
+    fake_slack.add_workspace("T0OTHER", bot_token="xoxb-other")
+    fake_slack.limit(SLACK_LIMITS.scaled(window=0.1))
+    await _statuses(fake_slack, "conversations.open", 6, users=DEFAULT_USER_ID)
+
+    other_method = await _call(fake_slack, "users.info", user=DEFAULT_USER_ID)
+    other_workspace = await _call(
+        fake_slack, "conversations.open", token="xoxb-other", users=DEFAULT_USER_ID
+    )
+
+    assert (other_method.status_code, other_workspace.status_code) == (200, 200)
+
+
+async def test_tier_4_allows_twice_what_tier_3_does(fake_slack):
+    fake_slack.limit(SLACK_LIMITS.scaled(window=0.1))
+
+    statuses = await _statuses(fake_slack, "users.info", 11, user=DEFAULT_USER_ID)
+
+    assert statuses == [200] * 10 + [429]
+
+
+async def test_posts_are_limited_per_channel_and_taken_again_once_retry_after_passed(
+    fake_slack,
+):
+    fake_slack.limit(RateLimits(methods={}, posts_per_channel=Window(3, 1.0)))
+    burst = [await _call(fake_slack, "chat.postMessage", channel="C1", text="hi") for _ in "abcd"]
+    elsewhere = await _call(fake_slack, "chat.postMessage", channel="C2", text="hi")
+
+    await asyncio.sleep(int(burst[-1].headers["Retry-After"]))
+    again = await _call(fake_slack, "chat.postMessage", channel="C1", text="hi")
+
+    assert [r.status_code for r in burst] == [200, 200, 200, 429]
+    assert burst[-1].headers["Retry-After"] == "1"
+    assert (elsewhere.status_code, again.status_code) == (200, 200)
+    assert len(fake_slack.messages_in("C1")) == 4  # the refused post left no message
+    assert fake_slack.early_retries == []
+
+
+async def test_a_call_repeated_before_its_retry_after_is_an_early_retry(fake_slack):
+    fake_slack.limit(SLACK_LIMITS.scaled(window=0.1))
+    await _statuses(fake_slack, "chat.update", 5, channel="C1", ts="1.2", text="x")
+    refused = await _call(fake_slack, "chat.update", channel="C1", ts="1.2", text="late")
+
+    await _call(fake_slack, "chat.update", channel="C1", ts="1.2", text="late")
+
+    assert refused.status_code == 429
+    [early] = fake_slack.early_retries
+    assert early.method == "chat.update" and early.args["text"] == "late"
+    assert "before its Retry-After ran out" in str(early)
+    fake_slack.limit(None)  # taken: the fixture would fail the test for it
+
+
+async def test_response_urls_and_unknown_tokens_are_not_rate_limited(fake_slack):
+    fake_slack.limit(SLACK_LIMITS.scaled(window=0.02))  # Tier 3: one call in 1.2 s
+    reply_url = fake_slack.new_response_url()
+    async with httpx.AsyncClient() as http:
+        replies = [(await http.post(reply_url, json={"text": "t"})).status_code for _ in "abc"]
+    unknown = [
+        (await _call(fake_slack, "chat.update", token="xoxb-nobody", ts="1", channel="C")).json()
+        for _ in "ab"
+    ]
+
+    assert replies == [200, 200, 200]
+    assert [answer["error"] for answer in unknown] == ["invalid_auth", "invalid_auth"]
+
+
+def test_scaling_keeps_the_rates_or_multiplies_them():
+    assert TIER_3.scaled(window=0.1, speed=1) == Window(5, 6.0)
+    assert TIER_3.scaled(window=1, speed=20) == Window(50, 3.0)
+    assert Window(3, 3.0).scaled(window=0.1, speed=1) == Window(1, 1.0)  # at least one call
+    scaled = SLACK_LIMITS.scaled(window=0.5, speed=2)
+    assert scaled.methods["views.publish"] == Window(50, 15.0)
+    assert scaled.posts_per_workspace == Window(150, 15.0)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _limiter(**limits: Any) -> tuple[Limiter, _Clock]:
+    clock = _Clock()
+    defaults: dict[str, Any] = {"methods": {"chat.update": Window(2, 10.0)}}
+    return Limiter(RateLimits(**{**defaults, **limits}), clock=clock), clock
+
+
+def test_a_window_slides_and_retry_after_is_the_wait_until_it_frees_rounded_up():
+    limiter, clock = _limiter()
+    update = ("T1", "xoxb", "chat.update")
+    assert limiter.admit(*update, {"n": 1}) is None
+    clock.now += 4
+    assert limiter.admit(*update, {"n": 2}) is None
+    clock.now += 1.5
+
+    assert limiter.admit(*update, {"n": 3}) == 5  # 4.5 s until the first call leaves
+    clock.now += 5
+    assert limiter.admit(*update, {"n": 3}) is None  # refused calls did not count
+    assert limiter.admit(*update, {"n": 4}) == 4  # 3.5 s until the second leaves
+    assert limiter.early_retries == []
+
+
+def test_a_post_is_held_to_both_its_channel_and_its_workspace():
+    limiter, clock = _limiter(posts_per_workspace=Window(4, 60.0))
+    post = ("T1", "xoxb", "chat.postMessage")
+
+    first = [limiter.admit(*post, {"channel": "C1", "n": n}) for n in range(4)]
+    clock.now += 3
+    second = [limiter.admit(*post, {"channel": c}) for c in ("C1", "C2")]
+
+    assert first == [None, None, None, 3]
+    assert second == [None, 57]  # C1 took its fourth; the workspace's minute is used up
+
+
+def test_a_retry_after_the_retry_after_is_not_early():
+    limiter, clock = _limiter()
+    update = ("T1", "xoxb", "chat.update", {"ts": "1"})
+    limiter.admit(*update)
+    limiter.admit(*update)
+    retry_after = limiter.admit(*update)
+    assert retry_after is not None
+    clock.now += retry_after - 0.01
+    limiter.admit(*update)
+    clock.now += 0.01 + retry_after
+
+    limiter.admit(*update)
+
+    assert [round(e.early, 2) for e in limiter.early_retries] == [0.01]

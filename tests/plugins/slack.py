@@ -60,7 +60,8 @@ def fake_slack(fake_slack_server: FakeSlack) -> Iterator[FakeSlack]:
     """The fake Slack, reset: workspace T0PUSHOPS (bot token DEFAULT_BOT_TOKEN), user U0ALICE.
 
     The test fails if the fake refused any message, view or form answer as Slack would (see
-    `tests.fakes.blockkit`) and the test did not take the refusal itself.
+    `tests.fakes.blockkit`) and the test did not take the refusal itself, or if, with rate
+    limits on, a call was repeated before the `Retry-After` of its 429 ran out.
     """
     fake_slack_server.reset()
     yield fake_slack_server
@@ -68,6 +69,12 @@ def fake_slack(fake_slack_server: FakeSlack) -> Iterator[FakeSlack]:
     if refused:
         pytest.fail(
             "Slack would refuse what PushOps sent:\n" + "\n".join(str(r) for r in refused),
+            pytrace=False,
+        )
+    early = fake_slack_server.early_retries
+    if early:
+        pytest.fail(
+            "PushOps did not wait out Slack's Retry-After:\n" + "\n".join(map(str, early)),
             pytrace=False,
         )
 
