@@ -3,7 +3,6 @@ a test turns its rate limits on, the calls Slack would answer 429."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -257,21 +256,16 @@ async def test_tier_4_allows_twice_what_tier_3_does(fake_slack):
     assert statuses == [200] * 10 + [429]
 
 
-async def test_posts_are_limited_per_channel_and_taken_again_once_retry_after_passed(
-    fake_slack,
-):
-    fake_slack.limit(RateLimits(methods={}, posts_per_channel=Window(3, 1.0)))
+async def test_posts_are_limited_per_channel(fake_slack):
+    fake_slack.limit(RateLimits(methods={}, posts_per_channel=Window(3, 60.0)))
+
     burst = [await _call(fake_slack, "chat.postMessage", channel="C1", text="hi") for _ in "abcd"]
     elsewhere = await _call(fake_slack, "chat.postMessage", channel="C2", text="hi")
 
-    await asyncio.sleep(int(burst[-1].headers["Retry-After"]))
-    again = await _call(fake_slack, "chat.postMessage", channel="C1", text="hi")
-
     assert [r.status_code for r in burst] == [200, 200, 200, 429]
-    assert burst[-1].headers["Retry-After"] == "1"
-    assert (elsewhere.status_code, again.status_code) == (200, 200)
-    assert len(fake_slack.messages_in("C1")) == 4  # the refused post left no message
-    assert fake_slack.early_retries == []
+    assert 50 <= int(burst[-1].headers["Retry-After"]) <= 60
+    assert elsewhere.status_code == 200
+    assert len(fake_slack.messages_in("C1")) == 3  # the refused post left no message
 
 
 async def test_a_call_repeated_before_its_retry_after_is_an_early_retry(fake_slack):
