@@ -18,6 +18,7 @@ from typing import Any, Final
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import collector
 from bot.app import build_app
 from bot.checks.database import check_database
 from bot.checks.online import check_in_background, check_onesignal, check_slack
@@ -161,7 +162,9 @@ async def serve(settings: Settings) -> None:
     app = build_app(settings, services=services)
     check_in_background(settings, services)  # after build_app's hooks: the default app is saved
     socket_mode = settings.slack_app_token is not None
-    config = server_config(build_server(app, services, socket_mode=socket_mode))
+    # The garbage collector is set for a long-running server once its services started.
+    asgi = build_server(app, services, socket_mode=socket_mode, started=collector.settle)
+    config = server_config(asgi)
     # Listening before uvicorn's start-up (the services' start hooks) lets a request that
     # comes meanwhile wait in the backlog, and makes the address logged true at once.
     listener.listen(config.backlog)

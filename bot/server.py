@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import collector, const
+from bot import const
 from bot.door import Refused, SeenRequests, SlackDoor
 from bot.services import Services
 
@@ -38,10 +38,14 @@ def build_server(
     *,
     socket_mode: bool = False,
     body_timeout: float | None = None,
+    started: Callable[[], None] | None = None,
 ) -> Starlette:
     """The Starlette app around `app`; in Socket Mode its lifespan holds the websocket.
 
     `body_timeout`: seconds a request body may take (default `bot.door.BODY_TIMEOUT`).
+    `started`: called once the services started, before the first request is served
+    (`pushops serve` sets the process's garbage collector there; nothing process-wide
+    happens here otherwise, so tests serve the app in their own process).
     """
     slack = AsyncSlackRequestHandler(app)
     door = slack_door(services)
@@ -70,7 +74,7 @@ def build_server(
     if app.oauth_flow is not None:
         routes.append(Route(app.oauth_flow.install_path, oauth_pages, methods=["GET"]))
         routes.append(Route(app.oauth_flow.redirect_uri_path, oauth_pages, methods=["GET"]))
-    return Starlette(routes=routes, lifespan=_lifespan(app, services, socket_mode))
+    return Starlette(routes=routes, lifespan=_lifespan(app, services, socket_mode, started))
 
 
 def build_operations_server(services: Services) -> Starlette:
@@ -127,14 +131,15 @@ async def _readiness(services: Services) -> Response:
 
 
 def _lifespan(
-    app: AsyncApp, services: Services, socket_mode: bool
+    app: AsyncApp, services: Services, socket_mode: bool, started: Callable[[], None] | None
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
     """Start the services (and the Socket Mode connection); close them at shutdown."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await services.start()
-        collector.settle()
+        if started is not None:
+            started()
         socket = await _connect_socket_mode(app, services) if socket_mode else None
         try:
             yield

@@ -1,5 +1,7 @@
 """Health, readiness and metrics endpoints, as an orchestrator and Prometheus see them."""
 
+import gc
+
 from tests.fakes.slack import RESPONSE_URL
 from tests.plugins.slack import default_services
 
@@ -61,3 +63,21 @@ async def test_shutdown_waits_for_work_after_the_ack(serve_pushops, slack_settin
     # The server is stopped: the reply that follows the ack was still delivered.
     assert sent.replies(), "the reply was cut off by the shutdown"
     assert len(services.tasks) == 0
+
+
+async def test_serving_leaves_the_garbage_collector_as_the_process_set_it(
+    serve_pushops, slack_settings
+):
+    # Freezing the heap and raising the thresholds is `pushops serve`'s and `worker`'s
+    # choice for their process (bot/collector.py); an app served in-process, as here, must
+    # leave a test run's collector alone.
+    gc.unfreeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        async with serve_pushops(slack_settings) as pushops:
+            assert (await pushops.http.get("/healthz")).status_code == 200
+            assert gc.get_threshold() == (700, 10, 10)
+            assert gc.get_freeze_count() == 0
+    finally:
+        gc.set_threshold(*thresholds)
