@@ -54,7 +54,7 @@ def build_server(
 
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
-        with services.acking():  # heavy work after earlier acks lets this one go first
+        with services.admission.acking():  # heavy work after earlier acks lets this one go first
             try:
                 admitted = await door.admit(request)
             except Refused as refused:

@@ -9,10 +9,9 @@ the server's lifespan runs. Later parts (the scheduler, policy, delivery) join h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeVar
 
@@ -20,6 +19,7 @@ import httpx
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.admission import Admission
 from bot.checkpoints import CheckpointPublisher, FileSink
 from bot.delivery import DeliveryPolicy, SendService
 from bot.errors import report_unexpected
@@ -51,15 +51,6 @@ ONESIGNAL_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 check). A delivery attempt is bounded by them times the client's tries (`1 +
 DeliveryPolicy.client_retries`), plus the short waits between tries: about 45 s by default
 when OneSignal does not answer."""
-
-HEAVY_WORK_LIMIT: Final = 4
-"""Heavy jobs after the ack (a delivery and its answer, a preview's estimate) run at once by
-default; see `Services.heavy_work`."""
-
-ACKS_FIRST_WAIT: Final = 0.5
-"""Seconds heavy work lets Slack requests awaiting their ack go first before it goes on anyway
-(so a steady stream of requests delays it, never stops it)."""
-
 
 DENIAL_WINDOW: Final = 60.0
 """Seconds between two audit events of one person's refusals of one action (`denials`)."""
@@ -137,7 +128,8 @@ class Services:
         metrics: the Prometheus counters served on `/metrics`.
         slack_http: the one aiohttp session for calls to Slack (bot.slack_http).
         on_startup / on_shutdown: hooks run in order at start, in reverse order at shutdown.
-        heavy_work_limit: how many heavy jobs after the ack run at once (`heavy_work`).
+        admission: acks before heavy work, and how many heavy jobs run at once
+            (bot.admission).
         denials: how often a person's refusals are audited (`commands.denials`).
     """
 
@@ -156,58 +148,8 @@ class Services:
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
     drain_timeout: float = 10.0
-    heavy_work_limit: int = HEAVY_WORK_LIMIT
+    admission: Admission = field(default_factory=Admission)
     denials: Throttle[tuple[str, ...]] = field(default_factory=_denials)
-    _heavy: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
-    _acking: int = field(default=0, init=False, repr=False)
-    _no_acks: asyncio.Event | None = field(default=None, init=False, repr=False)
-
-    @contextlib.contextmanager
-    def acking(self) -> Iterator[None]:
-        """Mark a Slack request as awaiting its ack (bot.server wraps each request in this)."""
-        self._acking += 1
-        self._acks_event().clear()
-        try:
-            yield
-        finally:
-            self._acking -= 1
-            if self._acking == 0:
-                self._acks_event().set()
-
-    async def acks_first(self) -> None:
-        """Let the Slack requests awaiting their ack go first (up to ACKS_FIRST_WAIT s).
-
-        One event loop serves acks and the work after them; Slack waits at most 3 s for an
-        ack, a delivery's answer can wait. Heavy work calls this between its steps.
-        """
-        if self._acking == 0:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(ACKS_FIRST_WAIT):
-                await self._acks_event().wait()
-
-    def _acks_event(self) -> asyncio.Event:
-        if self._no_acks is None:  # made at first use, inside the serving loop
-            self._no_acks = asyncio.Event()
-            self._no_acks.set()
-        return self._no_acks
-
-    @contextlib.asynccontextmanager
-    async def heavy_work(self) -> AsyncIterator[None]:
-        """Hold one of `heavy_work_limit` places while doing heavy work after an ack.
-
-        A burst of sends would otherwise start as many deliveries (claims, OneSignal calls,
-        results, audit, replies) as requests arrived, and they would take the event loop and
-        the database from the acks of the requests still arriving. Waiting here, the extra
-        ones cost nothing, and a place is taken only once the requests awaiting their ack
-        went first (`acks_first`). Only heavy work queues: `/push cancel`, the emergency
-        brake, and every other light answer never wait for a place.
-        """
-        if self._heavy is None:  # made at first use, inside the serving loop
-            self._heavy = asyncio.Semaphore(max(1, self.heavy_work_limit))
-        async with self._heavy:
-            await self.acks_first()
-            yield
 
     def after_ack(
         self,
@@ -223,7 +165,7 @@ class Services:
         reference and an apology through `respond`. (Awaiting slow work inside a Bolt
         listener instead would let a failure right after the ack undo that ack in Bolt's
         runner, and Slack would see a timeout.) With `acks_first` it starts once the
-        requests awaiting their ack went first (`Services.acks_first`); the emergency brake
+        requests awaiting their ack went first (`Admission.acks_first`); the emergency brake
         never asks for that.
         """
         work = self._reporting(coro, respond=respond, kind=kind, acks_first=acks_first)
@@ -239,7 +181,7 @@ class Services:
     ) -> None:
         if acks_first:
             try:
-                await self.acks_first()
+                await self.admission.acks_first()
             except asyncio.CancelledError:  # shutdown before it began: it never will
                 coro.close()
                 raise

@@ -200,7 +200,7 @@ class SendService:
     def renewing(self) -> frozenset[uuid.UUID]:
         """The claims this process keeps renewing: the sends it is delivering, and those it
         claimed as it stored them, still waiting for a place to be delivered
-        (`Services.heavy_work`), for `DeliveryPolicy.max_queued` seconds at most: a claim
+        (`Admission.heavy_work`), for `DeliveryPolicy.max_queued` seconds at most: a claim
         that waited longer is let go here, and any scheduler may take the send over."""
         now = time.monotonic()
         for send_id, queued in list(self._queued.items()):

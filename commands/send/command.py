@@ -110,7 +110,7 @@ async def handle(ctx: CommandContext) -> None:
     if not isinstance(prepared, Stored):
         raise TypeError(f"unexpected preparation {prepared!r}")
     if prepared.send.state == SendState.DRAFT:
-        async with ctx.services.heavy_work():  # OneSignal's estimate
+        async with ctx.services.admission.heavy_work():  # OneSignal's estimate
             await _preview(ctx, prepared)
     else:
         await go(ctx.services, prepared.send, _command_reply(ctx), notes=prepared.notes)

@@ -175,15 +175,15 @@ async def go(services: Services, send: Send, reply: Reply, *, notes: Sequence[st
 
     A send due now is delivered while the requester waits for this answer, so its outcome
     comes here rather than in a DM; a later one (or one waiting for approval) is told by DM.
-    Heavy work: it waits for a place (`Services.heavy_work`). If the database refuses to
+    Heavy work: it waits for a place (`Admission.heavy_work`). If the database refuses to
     record what OneSignal answered, the requester is told what is known at once, and the
     usual answer follows once it is recorded. An unexpected failure is told without asking
     to try again: the send may have gone out.
     """
-    async with services.heavy_work():
+    async with services.admission.heavy_work():
         try:
             current, reason = await _take_on(services, send, reply)
-            await services.acks_first()
+            await services.admission.acks_first()
             await answer(services, current, reply, notes=notes, reason=reason)
         except CommandError:
             raise
@@ -197,7 +197,7 @@ async def _take_on(services: Services, send: Send, reply: Reply) -> tuple[Send, 
     notifier = notifier_of(services)
     if notifier is not None and send.state != SendState.PENDING_APPROVAL:
         await notifier.announce(send)
-        await services.acks_first()
+        await services.admission.acks_first()
     if not (sends.claimed_here(send) or _due_now(send)):  # claimed here: stored by `store`
         await sends.dispatch(send)  # arms its timer, or asks the approvers
         return send, None

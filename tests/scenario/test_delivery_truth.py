@@ -73,7 +73,7 @@ async def test_a_send_onesignal_answers_after_the_timeout_is_told_as_sent_and_ca
 async def test_send_nows_waiting_for_a_place_longer_than_a_lease_are_requested_once_each(
     serve_pushops, config, fake_onesignal, database, keyring
 ):
-    count = 10  # more than the 4 deliveries a process runs at once (Services.heavy_work)
+    count = 10  # more than the 4 deliveries a process runs at once (Admission.heavy_work)
     # OneSignal slower than the 2 s lease: the last send-nows wait for a place 5 s and more.
     fake_onesignal.faults.latency(FAST.lease + 0.5, method="POST", path="/notifications")
     async with serve_sending(serve_pushops, config, database, keyring) as app:

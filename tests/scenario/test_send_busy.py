@@ -78,7 +78,7 @@ async def test_a_zone_slack_would_not_give_is_asked_again_next_time(app, fake_sl
 
 
 async def test_previews_wait_for_a_place_and_cancel_never_does(app, fake_onesignal, database):
-    app.services.heavy_work_limit = 2
+    app.services.admission.limit = 2
     estimates = fake_onesignal.faults.hold(method="POST", path="/notifications/count-unsaved")
     first = [await app.post_command(f'send --segment "{SEGMENT}" P{n}') for n in (1, 2)]
     for _ in range(500):  # until both places are taken, waiting for OneSignal

@@ -34,7 +34,7 @@ def _services(config: Settings, database: Database, keyring: KeyRing) -> Service
     services.database = database
     services.keyring = keyring
     attach_delivery(services, policy=POLICY, sweep_interval=0.5)
-    services.heavy_work_limit = 1  # one send-now at a time: the next one waits for its place
+    services.admission.limit = 1  # one send-now at a time: the next one waits for its place
     services.drain_timeout = 0.3
     return services
 
