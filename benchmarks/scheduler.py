@@ -57,6 +57,7 @@ from bot import collector  # noqa: E402
 from bot.delivery import SendService  # noqa: E402
 from bot.notifier import Notifier, NullNotifier  # noqa: E402
 from bot.onesignal import make_http_client  # noqa: E402
+from bot.onesignal_clients import OneSignalClients  # noqa: E402
 from bot.scheduling import Scheduler  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from storage import queries  # noqa: E402
@@ -182,8 +183,9 @@ class Delivered(NullNotifier):
 def _services(
     database: Database, keyring: KeyRing, settings: Settings, http: Any, notifier: Notifier
 ) -> tuple[SendService, Scheduler]:
+    clients = OneSignalClients(http, settings.onesignal_api_url)
     sends = SendService(
-        database=database, keyring=keyring, http=http, settings=settings, notifier=notifier
+        database=database, keyring=keyring, clients=clients, settings=settings, notifier=notifier
     )
     return sends, Scheduler(database=database, deliver=sends, settings=settings)
 

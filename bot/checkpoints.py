@@ -29,9 +29,11 @@ from storage.audit import AuditKeys
 from storage.audit_chain import (
     AnchorReport,
     ChainBreak,
-    Checkpoint,
     anchor_audit_chains,
     audit_checkpoints,
+)
+from storage.audit_chain import (
+    Checkpoint as Checkpoint,  # what the sinks publish, for them to name
 )
 from storage.db import Database
 

@@ -301,11 +301,11 @@ def _read_api_key(settings: Settings) -> SecretStr:
 
 async def _verify(settings: Settings, app_id: str, api_key: SecretStr) -> None:
     from bot.credentials import CredentialError, verify_onesignal_app
+    from bot.onesignal_clients import OneSignalClients
 
+    clients = OneSignalClients(http=None, base_url=settings.onesignal_api_url)  # one call
     try:
-        await verify_onesignal_app(
-            app_id=app_id, rest_api_key=api_key, base_url=settings.onesignal_api_url
-        )
+        await verify_onesignal_app(clients, app_id=app_id, rest_api_key=api_key)
     except CredentialError as error:
         raise CliError(f"{error} (use --no-verify to save it anyway)") from None
 

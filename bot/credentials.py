@@ -12,13 +12,11 @@ from bot.onesignal import (
     Forbidden,
     NotFound,
     OneSignalAPIError,
-    OneSignalClient,
     OneSignalTransportError,
     Unauthorized,
 )
+from bot.onesignal_clients import PERSON_WAITING, OneSignalClients
 
-# One quick retry at most: a person is waiting, and "try again" is a fine answer.
-_VERIFY_RETRIES = 1
 _VERIFY_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
@@ -39,25 +37,15 @@ class CredentialError(Exception):
 
 
 async def verify_onesignal_app(
-    *,
-    app_id: str,
-    rest_api_key: str | SecretStr,
-    base_url: str,
-    http_client: httpx.AsyncClient | None = None,
+    clients: OneSignalClients, *, app_id: str, rest_api_key: str | SecretStr
 ) -> None:
     """Ask OneSignal for one notification of `app_id` with `rest_api_key`; raise if refused.
 
     Raises `CredentialError` whose `problem` is wrong key (401/403), unknown app (404, or an
     app id OneSignal calls malformed) or unreachable (no answer, or a server error).
     """
-    client = OneSignalClient(
-        rest_api_key=rest_api_key,
-        base_url=base_url,
-        http_client=http_client,
-        timeout=_VERIFY_TIMEOUT,
-        max_retries=_VERIFY_RETRIES,
-        retry_max_delay=2.0,
-    )
+    # A person is waiting: one quick retry at most, and "try again" is a fine answer.
+    client = clients.client(rest_api_key, retries=PERSON_WAITING, timeout=_VERIFY_TIMEOUT)
     try:
         await client.get_notifications(app_id, limit=1)
     except (Forbidden, Unauthorized):
@@ -74,7 +62,7 @@ async def verify_onesignal_app(
     except OneSignalTransportError as error:
         raise CredentialError(
             CredentialProblem.UNREACHABLE,
-            f"OneSignal could not be reached at {base_url} ({error.__class__.__name__}); "
+            f"OneSignal could not be reached at {clients.base_url} ({error.__class__.__name__}); "
             "check the network and try again.",
         ) from None
     except OneSignalAPIError as error:

@@ -26,11 +26,13 @@ from bot.errors import report_unexpected
 from bot.metrics import Metrics
 from bot.notifier import NotifierRelay
 from bot.onesignal import PooledHttpClient, make_http_client
+from bot.onesignal_clients import OneSignalClients
 from bot.outcome_log import OutcomeLog
 from bot.scheduling import Scheduler
 from bot.settings import Settings
 from bot.slack_http import SlackHttp
 from bot.throttle import Throttle
+from bot.workspaces import Workspaces
 from storage.crypto import KEY_FILE_NAME, KeyRing, key_file_warning
 from storage.db import Database
 from storage.rotation import bind_app_keys
@@ -113,6 +115,7 @@ class Services:
     Attributes:
         settings: the process settings.
         onesignal_http: the one pooled `httpx.AsyncClient` for OneSignal (keys go per request).
+        onesignal: builds every OneSignal client, on `onesignal_http` at ONESIGNAL_API_URL.
         database: engine and session factory; None only in tests that need no storage.
         keyring: the keys that seal secrets at rest (OneSignal keys, Slack tokens in OAuth
             mode); None only in tests that store no secret.
@@ -150,6 +153,25 @@ class Services:
     drain_timeout: float = 10.0
     admission: Admission = field(default_factory=Admission)
     denials: Throttle[tuple[str, ...]] = field(default_factory=_denials)
+    onesignal: OneSignalClients = field(init=False)
+    _workspaces: Workspaces | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.onesignal = OneSignalClients(self.onesignal_http, self.settings.onesignal_api_url)
+
+    @property
+    def workspaces(self) -> Workspaces:
+        """The workspace service (bot.workspaces), made at first use; needs the database."""
+        if self._workspaces is None:
+            if self.database is None:
+                raise RuntimeError("the workspace service needs the services' database")
+            self._workspaces = Workspaces(
+                database=self.database,
+                keyring=self.keyring,
+                clients=self.onesignal,
+                sends=self.sends,
+            )
+        return self._workspaces
 
     def after_ack(
         self,
@@ -320,7 +342,7 @@ def attach_delivery(
     sends = SendService(
         database=services.database,
         keyring=services.keyring,
-        http=services.onesignal_http,
+        clients=services.onesignal,
         settings=services.settings,
         notifier=services.notifier,
         outcomes=OutcomeLog(services.metrics),

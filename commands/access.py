@@ -32,10 +32,9 @@ from bot.policy import Actor, ConfiguredAdmins, Role
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack_clients import is_oauth_mode
+from bot.workspaces import Workspaces
 from commands.context import CommandContext, CommandError
 from commands.denials import Denial, deny
-from storage import queries
-from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +124,14 @@ def _facts(services: Services) -> _Facts:
     return facts
 
 
-def database_of(services: Services) -> Database:
-    """The database, or a CommandError saying PushOps runs without one."""
+def workspaces_of(services: Services) -> Workspaces:
+    """The workspace service, or a CommandError saying PushOps runs without a database."""
     if services.database is None:
         raise CommandError(
             "PushOps runs without a database here, so it cannot keep settings. "
             "Ask whoever runs it to set DATABASE_URL."
         )
-    return services.database
+    return services.workspaces
 
 
 # --- what Slack and the database say ------------------------------------------------------
@@ -187,14 +186,11 @@ async def _ask_users_info(client: AsyncWebClient, user_id: str) -> tuple[UserFac
 async def team_facts(services: Services, team_id: str) -> TeamFacts:
     """The workspace's role holders, settings and log channel, in one read (cached, see
     TEAM_TTL)."""
-    database = services.database
-    if database is None:
+    if services.database is None:
         return TeamFacts()
 
     async def read() -> tuple[TeamFacts, float | None]:
-        async with database.sessions() as session:
-            members = await queries.list_members(session=session, team_id=team_id)
-            workspace = await queries.get_workspace(session=session, team_id=team_id)
+        members, workspace = await services.workspaces.roles_and_settings(team_id)
         held = tuple((member.subject_id, member.role) for member in members)
         if workspace is None:
             return TeamFacts(members=held), TEAM_TTL

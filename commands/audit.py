@@ -12,10 +12,11 @@ from typing import Final
 from slack_bolt.async_app import AsyncApp
 
 from bot import const
+from bot.checkpoints import Checkpoint
 from bot.services import Services
 from bot.slack_clients import ClientSource, client_source
 from commands._parsing import parse_options
-from commands.access import database_of, require_admin
+from commands.access import require_admin, workspaces_of
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
 from commands.outgoing import Outgoing
@@ -25,8 +26,6 @@ from commands.views.audit import (
     checkpoint_blocks,
     checkpoint_text,
 )
-from storage import queries
-from storage.audit_chain import Checkpoint
 
 DEFAULT_COUNT: Final = 20
 MAX_COUNT: Final = 100
@@ -58,8 +57,7 @@ async def handle(ctx: CommandContext) -> None:
         what="read the audit log",
     )
     count = parse_count(ctx.args)
-    async with database_of(ctx.services).sessions() as session:
-        events = await queries.list_audit_events(session=session, team_id=ctx.team_id, limit=count)
+    events = await workspaces_of(ctx.services).audit_events(ctx.team_id, limit=count)
     await ctx.reply(audit_headline(len(events), count), blocks=audit_blocks(events, asked=count))
 
 

@@ -12,20 +12,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Final
 
-from sqlalchemy.exc import SQLAlchemyError
-
+from bot.delivery import Send
 from bot.services import Services
 from commands.context import CommandError
-from storage import queries
-from storage.errors import InvalidInput
-from storage.models import Send
 
 log = logging.getLogger(__name__)
-
-OUTCOME: Final = "denied"
-"""The `outcome` of every refusal's audit event."""
 
 
 @dataclass(frozen=True)
@@ -95,28 +87,19 @@ async def _write(services: Services, denial: Denial, held: int, create_workspace
     details: dict[str, object] = {"what": denial.what, "why": denial.why}
     if held:
         details["suppressed"] = held
-    database = services.database
-    if database is None:
+    if services.database is None:
         _log(denial, "no database")
         return
-    try:
-        async with database.sessions.begin() as session:
-            if create_workspace:
-                await queries.ensure_workspace(session=session, team_id=denial.team_id)
-            elif await queries.get_workspace(session=session, team_id=denial.team_id) is None:
-                _log(denial, "no such workspace here")
-                return
-            await queries.append_audit(
-                session=session,
-                team_id=denial.team_id,
-                actor=denial.user_id,
-                action=denial.action,
-                target=denial.target,
-                outcome=OUTCOME,
-                details=details,
-            )
-    except (SQLAlchemyError, InvalidInput) as error:
-        _log(denial, type(error).__name__)
+    problem = await services.workspaces.record_refusal(
+        team_id=denial.team_id,
+        actor=denial.user_id,
+        action=denial.action,
+        target=denial.target,
+        details=details,
+        create_workspace=create_workspace,
+    )
+    if problem is not None:
+        _log(denial, problem)
 
 
 def _log(denial: Denial, problem: str) -> None:

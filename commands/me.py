@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 from bot import const
+from bot.workspaces import MAX_EXTERNAL_ID_LENGTH, InvalidInput
 from commands._format import code
 from commands._parsing import parse_options
-from commands.access import database_of
+from commands.access import workspaces_of
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
-from storage import queries
-from storage.errors import InvalidInput
-from storage.links import MAX_EXTERNAL_ID_LENGTH
 
 C = const.SLASH_COMMAND
 
@@ -30,22 +28,18 @@ async def handle(ctx: CommandContext) -> None:
 
 
 async def _show(ctx: CommandContext) -> None:
-    async with database_of(ctx.services).sessions() as session:
-        linked = await queries.get_linked_external_id(
-            session=session, team_id=ctx.team_id, user_id=ctx.user_id
-        )
+    linked = await workspaces_of(ctx.services).linked_external_id(ctx.team_id, ctx.user_id)
     await ctx.reply(show_text(linked))
 
 
 async def _link(ctx: CommandContext, external_id: str) -> None:
     try:
-        async with database_of(ctx.services).sessions.begin() as session:
-            await queries.ensure_workspace(
-                session=session, team_id=ctx.team_id, enterprise_id=ctx.enterprise_id
-            )
-            changed = await queries.set_linked_external_id(
-                session=session, team_id=ctx.team_id, user_id=ctx.user_id, external_id=external_id
-            )
+        changed = await workspaces_of(ctx.services).link_external_id(
+            team_id=ctx.team_id,
+            enterprise_id=ctx.enterprise_id,
+            user_id=ctx.user_id,
+            external_id=external_id,
+        )
     except InvalidInput as error:
         raise CommandError(f"{error}\nUsage: {usage(const.SUB_ME)}") from None
     await ctx.reply(linked_text(external_id.strip(), changed=changed))

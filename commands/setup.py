@@ -29,22 +29,29 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import const
 from bot.credentials import CredentialError, CredentialProblem, verify_onesignal_app
 from bot.default_app import DEFAULT_APP_NAME
 from bot.policy import ApprovalPolicy, PolicyError, Role
 from bot.services import Services
+from bot.workspaces import (
+    AppInUse,
+    AppNotFound,
+    DuplicateAppName,
+    KeyUnreadable,
+    WriteBusy,
+    limited_lock_wait,
+)
 from commands._format import code, escape
 from commands._parsing import parse_options
 from commands.access import (
-    database_of,
     forget_team,
     interaction_enterprise_id,
     interaction_ids,
     require_admin,
     slack_error,
+    workspaces_of,
 )
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
@@ -72,9 +79,6 @@ from commands.views.setup import (
     roles_form_view,
     subject_mention,
 )
-from storage import queries
-from storage.db import WriteBusy, limited_lock_wait
-from storage.errors import AppInUse, AppNotFound, DuplicateAppName
 
 log = logging.getLogger(__name__)
 
@@ -118,19 +122,17 @@ SUBCOMMAND = Subcommand(name=const.SUB_SETUP, handle=handle)
 
 async def load_state(services: Services, team_id: str) -> SetupState:
     """What the home shows for the workspace."""
-    async with database_of(services).sessions() as session:
-        workspace = await queries.get_workspace(session=session, team_id=team_id)
-        apps = await queries.list_apps(session=session, team_id=team_id)
-        members = await queries.list_members(session=session, team_id=team_id)
+    snapshot = await workspaces_of(services).snapshot(team_id)
+    workspace = snapshot.workspace
     settings_app = bool(services.settings.onesignal_app_id and services.settings.slack_bot_token)
     rows = tuple(
         AppRow(
             a.name, a.onesignal_app_id, a.is_default, settings_app and a.name == DEFAULT_APP_NAME
         )
-        for a in apps
+        for a in snapshot.apps
     )
     holders: dict[Role, tuple[str, ...]] = {}
-    for member in members:
+    for member in snapshot.members:
         holders[member.role] = (*holders.get(member.role, ()), member.subject_id)
     policy, problem = ApprovalPolicy(), None
     try:
@@ -177,8 +179,7 @@ async def _add_app(click: Click) -> View:
 
 
 async def _replace_app(click: Click) -> View:
-    async with database_of(click.services).sessions() as session:
-        app = await queries.get_app(session=session, team_id=click.team_id, name=click.value)
+    app = await workspaces_of(click.services).app(click.team_id, click.value)
     if app is None:
         return await _app_gone(click)
     return app_form_view(AppFormState(replace=app.name, app_id=app.onesignal_app_id))
@@ -186,27 +187,23 @@ async def _replace_app(click: Click) -> View:
 
 async def _make_default(click: Click) -> View:
     try:
-        async with database_of(click.services).sessions.begin() as session:
-            await queries.set_default_app(
-                session=session, team_id=click.team_id, name=click.value, actor=click.user_id
-            )
+        await workspaces_of(click.services).set_default_app(
+            team_id=click.team_id, name=click.value, actor=click.user_id
+        )
     except AppNotFound:
         return await _app_gone(click)
-    _apps_changed(click.services, click.team_id)
     return await click.home(f"*{escape(click.value)}* is now the default app.")
 
 
 async def _remove_app(click: Click) -> View:
     try:
-        async with database_of(click.services).sessions.begin() as session:
-            await queries.remove_app(
-                session=session, team_id=click.team_id, name=click.value, actor=click.user_id
-            )
+        await workspaces_of(click.services).remove_app(
+            team_id=click.team_id, name=click.value, actor=click.user_id
+        )
     except AppNotFound:
         return await _app_gone(click)
     except AppInUse as error:
         return await click.home(escape(str(error)), ok=False)
-    _apps_changed(click.services, click.team_id)
     return await click.home(f"Removed *{escape(click.value)}* and its key.")
 
 
@@ -217,17 +214,11 @@ async def _app_gone(click: Click) -> View:
     return await click.home(f"{gone}; the apps below are the ones there are now.", ok=False)
 
 
-def _apps_changed(services: Services, team_id: str) -> None:
-    """New sends see the workspace's apps as they are now (`SendService.forget_apps`)."""
-    if services.sends is not None:
-        services.sends.forget_apps(team_id)
-
-
 async def _set_log_channel(click: Click) -> View:
     channel = str(click.action.get("selected_conversation") or "")
     if not channel:
         return await click.home()
-    await _update_workspace(click, log_channel_id=channel)
+    await _set_log(click, channel)
     return await click.home(
         f"Results of sends will be posted in <#{channel}>. Invite PushOps there "
         "(`/invite @PushOps`) so it can post."
@@ -235,18 +226,17 @@ async def _set_log_channel(click: Click) -> View:
 
 
 async def _log_off(click: Click) -> View:
-    await _update_workspace(click, clear_log_channel=True)
+    await _set_log(click, None)
     return await click.home("Results of sends are no longer posted in a channel.")
 
 
-async def _update_workspace(click: Click, **changes: Any) -> None:
-    async with database_of(click.services).sessions.begin() as session:
-        await queries.ensure_workspace(
-            session=session, team_id=click.team_id, enterprise_id=click.enterprise_id
-        )
-        await queries.update_workspace(
-            session=session, team_id=click.team_id, actor=click.user_id, **changes
-        )
+async def _set_log(click: Click, channel_id: str | None) -> None:
+    await workspaces_of(click.services).set_log_channel(
+        team_id=click.team_id,
+        enterprise_id=click.enterprise_id,
+        actor=click.user_id,
+        channel_id=channel_id,
+    )
     forget_team(click.services, click.team_id)
 
 
@@ -327,13 +317,8 @@ class Admin:
 
     team_id: str
     user_id: str
-    enterprise_id: str | None  # the workspace's Grid org, kept on its row
-
-    async def ensure_workspace(self, session: AsyncSession) -> None:
-        """The workspace row, with its Grid org: a form may be the workspace's first write."""
-        await queries.ensure_workspace(
-            session=session, team_id=self.team_id, enterprise_id=self.enterprise_id
-        )
+    enterprise_id: str | None  # the workspace's Grid org, kept on its row: a form may be
+    # the workspace's first write
 
 
 async def _open_senders_form(
@@ -401,8 +386,7 @@ def _app_first_block(view: dict[str, Any]) -> str:
 
 async def _check_name(services: Services, team_id: str, entry: AppEntry) -> None:
     """A new app's name must be free; a replaced app must still exist (a local read)."""
-    async with database_of(services).sessions() as session:
-        app = await queries.get_app(session=session, team_id=team_id, name=entry.name)
+    app = await workspaces_of(services).app(team_id, entry.name)
     if app is not None and not entry.replace:
         raise FormErrors(
             {
@@ -434,10 +418,7 @@ async def _check_and_save(
             what="save an app",
         )
         await verify_onesignal_app(
-            app_id=entry.app_id,
-            rest_api_key=entry.api_key,
-            base_url=services.settings.onesignal_api_url,
-            http_client=services.onesignal_http,
+            services.onesignal, app_id=entry.app_id, rest_api_key=entry.api_key
         )
         view = await _save_app(services, admin, entry)
     except CommandError as error:
@@ -459,28 +440,22 @@ def _form_again(entry: AppEntry, errors: Mapping[str, str]) -> AppFormState:
 
 
 async def _save_app(services: Services, admin: Admin, entry: AppEntry) -> View:
-    keyring = services.keyring
-    if keyring is None:
-        return message_view("PushOps runs without its secret key here; ask whoever runs it.")
     team_id = admin.team_id
     try:
-        async with database_of(services).sessions.begin() as session:
-            await admin.ensure_workspace(session)
-            app = await queries.add_app(
-                session=session,
-                keyring=keyring,
-                team_id=team_id,
-                name=entry.name,
-                onesignal_app_id=entry.app_id,
-                api_key=entry.api_key,
-                added_by=admin.user_id,
-                make_default=entry.make_default,
-                replace=entry.replace,
-            )
-            is_default = app.is_default
+        is_default = await workspaces_of(services).add_app(
+            team_id=team_id,
+            enterprise_id=admin.enterprise_id,
+            actor=admin.user_id,
+            name=entry.name,
+            onesignal_app_id=entry.app_id,
+            api_key=entry.api_key,
+            make_default=entry.make_default,
+            replace=entry.replace,
+        )
     except DuplicateAppName as error:  # added by someone else since the form was checked
         return app_form_view(_form_again(entry, {const.BLOCK_SETUP_APP_NAME: str(error)}))
-    _apps_changed(services, team_id)
+    except KeyUnreadable:
+        return message_view("PushOps runs without its secret key here; ask whoever runs it.")
     notice = f"Saved *{escape(entry.name)}*: OneSignal accepted its REST API key."
     if is_default:
         notice += " It is the default app."
@@ -559,26 +534,16 @@ NOTICE_NAMES: Final = 1000
 
 async def _save_roles(services: Services, admin: Admin, values: Values) -> str:
     change = parse_roles_form(values)
-    team_id, user_id = admin.team_id, admin.user_id
-    async with database_of(services).sessions.begin() as session:
-        await admin.ensure_workspace(session)
-        changed = [s for s in change.subjects if await _apply(session, team_id, user_id, change, s)]
-    forget_team(services, team_id)
-    return roles_notice(change, changed)
-
-
-async def _apply(
-    session: AsyncSession, team_id: str, user_id: str, change: RoleChange, subject: str
-) -> bool:
-    if not change.give:
-        return await queries.remove_member(
-            session=session, team_id=team_id, subject_id=subject, role=change.role, actor=user_id
-        )
-    had = await queries.member_roles(session=session, team_id=team_id, subject_ids=[subject])
-    await queries.add_member(
-        session=session, team_id=team_id, subject_id=subject, role=change.role, actor=user_id
+    changed = await workspaces_of(services).change_roles(
+        team_id=admin.team_id,
+        enterprise_id=admin.enterprise_id,
+        actor=admin.user_id,
+        role=change.role,
+        give=change.give,
+        subjects=change.subjects,
     )
-    return change.role not in had
+    forget_team(services, admin.team_id)
+    return roles_notice(change, changed)
 
 
 def roles_notice(change: RoleChange, changed: list[str]) -> str:
@@ -600,17 +565,10 @@ def roles_notice(change: RoleChange, changed: list[str]) -> str:
 
 async def _save_policy(services: Services, admin: Admin, values: Values) -> str:
     policy = parse_policy_form(values)
-    async with database_of(services).sessions.begin() as session:
-        await admin.ensure_workspace(session)
-        await queries.update_workspace(
-            session=session,
-            team_id=admin.team_id,
-            actor=admin.user_id,
-            settings={"approvals": policy.to_settings()},
-        )
+    await workspaces_of(services).set_policy(
+        team_id=admin.team_id, enterprise_id=admin.enterprise_id, actor=admin.user_id, policy=policy
+    )
     forget_team(services, admin.team_id)
-    if services.sends is not None:  # due sends are checked against the new policy at once
-        services.sends.forget_policy(admin.team_id)
     return "Saved the approval policy."
 
 

@@ -16,8 +16,7 @@ from pydantic import SecretStr
 
 from bot import const
 from bot.policy import DEFAULT_USER_THRESHOLD, ApprovalPolicy, PolicyError, Role
-from storage import queries
-from storage.errors import InvalidInput
+from bot.workspaces import InvalidInput, validate_app_name, validate_onesignal_app_id
 
 MAX_KEY_LENGTH: Final = 500  # OneSignal keys are about 100 characters
 _GROUP_ID: Final = re.compile(r"^S[A-Z0-9]{2,31}$")
@@ -82,11 +81,11 @@ def parse_app_form(values: Values, private_metadata: str) -> AppEntry:
     errors: dict[str, str] = {}
     name = replace or _text(values, const.BLOCK_SETUP_APP_NAME)
     try:
-        queries.validate_app_name(name)
+        validate_app_name(name)
     except InvalidInput as error:
         errors[const.BLOCK_SETUP_APP_NAME] = str(error)
     try:
-        app_id = queries.validate_onesignal_app_id(_text(values, const.BLOCK_SETUP_APP_ID))
+        app_id = validate_onesignal_app_id(_text(values, const.BLOCK_SETUP_APP_ID))
     except InvalidInput as error:
         errors[const.BLOCK_SETUP_APP_ID] = str(error)
     key = _text(values, const.BLOCK_SETUP_APP_KEY)

@@ -13,40 +13,41 @@ from bot.onesignal import (
     Forbidden,
     NotFound,
     OneSignalAPIError,
-    OneSignalClient,
     OneSignalError,
     OneSignalTransportError,
     RateLimited,
     Unauthorized,
     User,
 )
+from bot.onesignal_clients import PERSON_WAITING
+from bot.workspaces import (
+    AppClient,
+    AppNotFound,
+    InvalidInput,
+    KeyUnreadable,
+    LookupOutcome,
+    validate_external_id,
+)
 from commands._format import span, unknown_app_text
 from commands._parsing import parse_options
-from commands.access import database_of, resolve_actor, why_not
+from commands.access import resolve_actor, why_not, workspaces_of
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.denials import Denial, deny
 from commands.help import usage
 from commands.views.user import user_blocks, user_headline
-from storage import lookups, queries
-from storage.crypto import SecretDecryptionError
-from storage.errors import AppNotFound, InvalidInput
-from storage.lookups import LookupOutcome
-from storage.queries import AppCredentials
 
 C = const.SLASH_COMMAND
 ALIAS_LABEL: Final = "external_id"
-_RETRIES: Final = 1  # a person is waiting: one quick retry, then "try again"
 
 
 async def handle(ctx: CommandContext) -> None:
     """Look the user up in the chosen app (the default one without --app) and show them."""
     external_id, app_name = parse(ctx.args)
     await may_look_up(ctx, external_id)
-    credentials = await app_credentials(ctx, app_name)
-    user = await _look_up(ctx, credentials, external_id)
+    app = await app_client(ctx, app_name)
+    user = await _look_up(ctx, app, external_id)
     await ctx.reply(
-        user_headline(external_id, credentials.name),
-        blocks=user_blocks(external_id, credentials.name, user),
+        user_headline(external_id, app.name), blocks=user_blocks(external_id, app.name, user)
     )
 
 
@@ -78,67 +79,50 @@ def parse(args: tuple[str, ...]) -> tuple[str, str | None]:
         what = "Which user?" if not options.positional else "Give one external id."
         raise CommandError(f"{what} Give their external id.\nUsage: {grammar}")
     try:
-        external_id = queries.validate_external_id(options.positional[0])
+        external_id = validate_external_id(options.positional[0])
     except InvalidInput as error:
         raise CommandError(f"{error}\nUsage: {grammar}") from None
     return external_id, options.one("--app")
 
 
-async def app_credentials(ctx: CommandContext, name: str | None) -> AppCredentials:
-    """The workspace's app `name` (or default app) with its key; CommandError when none."""
-    keyring = ctx.services.keyring
-    if keyring is None:
-        raise CommandError("PushOps runs without its secret key here; ask whoever runs it.")
-    async with database_of(ctx.services).sessions() as session:
-        try:
-            return await queries.get_app_credentials(
-                session=session, keyring=keyring, team_id=ctx.team_id, name=name
-            )
-        except AppNotFound:
-            apps = await queries.list_apps(session=session, team_id=ctx.team_id)
-        except SecretDecryptionError:
-            raise CommandError(
-                f"The REST API key of app {name or 'default'} cannot be read with this "
-                f"PushOps's secret key. An admin can enter it again in `{C} setup`."
-            ) from None
-    raise CommandError(unknown_app_text(name, [app.name for app in apps]))
+async def app_client(ctx: CommandContext, name: str | None) -> AppClient:
+    """A client of the workspace's app `name` (or default app); CommandError when none."""
+    workspaces = workspaces_of(ctx.services)
+    try:
+        # A person is waiting: one quick retry, then "try again".
+        return await workspaces.app_client(ctx.team_id, name, retries=PERSON_WAITING)
+    except AppNotFound:
+        names = await workspaces.app_names(ctx.team_id)
+    except KeyUnreadable:
+        raise CommandError(
+            f"The REST API key of app {name or 'default'} cannot be read with this "
+            f"PushOps's secret key. An admin can enter it again in `{C} setup`."
+        ) from None
+    raise CommandError(unknown_app_text(name, names))
 
 
-async def _look_up(ctx: CommandContext, credentials: AppCredentials, external_id: str) -> User:
+async def _look_up(ctx: CommandContext, app: AppClient, external_id: str) -> User:
     """The user as OneSignal has them; every attempt that reached OneSignal is audited."""
     try:
-        user = await _fetch(ctx, credentials, external_id)
+        user = await app.client.fetch_user(app.onesignal_app_id, ALIAS_LABEL, external_id)
     except OneSignalError as error:
         outcome: LookupOutcome = "not_found" if isinstance(error, NotFound) else "failed"
-        await _audit(ctx, credentials.name, external_id, outcome)
-        raise CommandError(onesignal_problem(error, credentials.name, external_id)) from None
-    await _audit(ctx, credentials.name, external_id, "ok")
+        await _audit(ctx, app.name, external_id, outcome)
+        raise CommandError(onesignal_problem(error, app.name, external_id)) from None
+    await _audit(ctx, app.name, external_id, "ok")
     return user
 
 
 async def _audit(
     ctx: CommandContext, app_name: str, external_id: str, outcome: LookupOutcome
 ) -> None:
-    async with database_of(ctx.services).sessions.begin() as session:
-        await lookups.record_user_lookup(
-            session=session,
-            team_id=ctx.team_id,
-            actor=ctx.user_id,
-            external_id=external_id,
-            app_name=app_name,
-            outcome=outcome,
-        )
-
-
-async def _fetch(ctx: CommandContext, credentials: AppCredentials, external_id: str) -> User:
-    client = OneSignalClient(
-        rest_api_key=credentials.api_key,
-        base_url=ctx.services.settings.onesignal_api_url,
-        http_client=ctx.services.onesignal_http,
-        max_retries=_RETRIES,
-        retry_max_delay=2.0,
+    await workspaces_of(ctx.services).record_user_lookup(
+        team_id=ctx.team_id,
+        actor=ctx.user_id,
+        external_id=external_id,
+        app_name=app_name,
+        outcome=outcome,
     )
-    return await client.fetch_user(credentials.onesignal_app_id, ALIAS_LABEL, external_id)
 
 
 def onesignal_problem(error: OneSignalError, app_name: str, external_id: str) -> str:

@@ -36,8 +36,10 @@ from bot.onesignal import (
     OneSignalClient,
     OneSignalError,
     OneSignalTransportError,
+    RetryPolicy,
     Unauthorized,
 )
+from bot.onesignal_clients import OneSignalClients
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack_clients import is_oauth_mode
@@ -77,18 +79,21 @@ async def check_onesignal(
     apps: Iterable[StoredApp] = (),
     *,
     skip: Collection[str] = (),
-    http_client: httpx.AsyncClient | None = None,
+    clients: OneSignalClients | None = None,
     retries: int = 0,
 ) -> Report:
     """Ask OneSignal about the settings' app key, the organization key and each stored app.
 
     `skip` names settings with a problem found already. A stored app that the settings' app
-    replaces at start, or that holds the same app and key, is not asked twice. `retries`:
+    replaces at start, or that holds the same app and key, is not asked twice. `clients`:
+    the process's client factory (default: one-off clients at ONESIGNAL_API_URL). `retries`:
     how often a request that got no answer is repeated.
     """
     if "ONESIGNAL_API_URL" in skip:
         return Report()
-    onesignal = _OneSignal(settings.onesignal_api_url, http_client, retries)
+    if clients is None:
+        clients = OneSignalClients(http=None, base_url=settings.onesignal_api_url)
+    onesignal = _OneSignal(clients, RetryPolicy(max_retries=retries, max_delay=2.0))
     asks: list[Ask] = []
     own = _settings_app(settings, skip)
     if own is not None:
@@ -127,21 +132,19 @@ async def _gather(asks: list[Ask]) -> Report:
 class _OneSignal:
     """Where and how to ask OneSignal."""
 
-    base: str
-    http_client: httpx.AsyncClient | None
-    retries: int
+    clients: OneSignalClients
+    retries: RetryPolicy
+
+    @property
+    def base(self) -> str:
+        """Where OneSignal is asked."""
+        return self.clients.base_url
 
     def client(self, key: SecretStr, *, org: bool = False) -> OneSignalClient:
         """A client asking with `key` (as the organization key with `org`)."""
         # get_apps sends only the organization key, but the client wants a REST key all the same.
-        return OneSignalClient(
-            rest_api_key=key,
-            organization_api_key=key if org else None,
-            base_url=self.base,
-            http_client=self.http_client,
-            timeout=TIMEOUT,
-            max_retries=self.retries,
-            retry_max_delay=2.0,
+        return self.clients.client(
+            key, organization_api_key=key if org else None, timeout=TIMEOUT, retries=self.retries
         )
 
 
@@ -326,8 +329,7 @@ async def log_online_check(settings: Settings, services: Services, *, slack: boo
             report.unchecked.append(Problem("stored OneSignal apps", reason, _AGAIN))
         else:
             report.problems.extend(found.problems)
-    http = services.onesignal_http
-    report.extend(await check_onesignal(settings, apps, http_client=http, retries=1))
+    report.extend(await check_onesignal(settings, apps, clients=services.onesignal, retries=1))
     if slack:
         report.extend(await check_slack(settings, app_token=False))
     for problem in report.problems:

@@ -1,8 +1,9 @@
 """The send services between the Slack surface and OneSignal (DELIVERY_API.md).
 
 `SendService` creates, confirms, approves, delivers, cancels and reports sends;
-`SendContent` and `Audience` validate what a send says and to whom. Nothing here imports
-Slack: outcomes reach people through `bot.notifier.Notifier`.
+`SendContent` and `Audience` validate what a send says and to whom; `Send` and `SendState`
+are the stored sends it hands up (the Slack surface imports nothing from `storage`). Nothing
+here imports Slack: outcomes reach people through `bot.notifier.Notifier`.
 
     content.py   SendContent, Audience, SendRejected (OneSignal's limits)
     outcomes.py  Estimate, CancelOutcome, StatusReport, SendNotFound, StoreRefused,
@@ -38,6 +39,7 @@ from bot.delivery.outcomes import (
     StoreRefused,
 )
 from bot.delivery.service import SendService, Timers
+from storage.models import Send, SendState, utcnow  # the rows and states the service hands up
 
 __all__ = [
     "MAX_EXTERNAL_IDS",
@@ -52,12 +54,15 @@ __all__ = [
     "RejectedField",
     "SendContent",
     "SendNotFound",
+    "Send",
     "SendRejected",
     "SendService",
+    "SendState",
     "StatusReport",
     "StoreInterrupted",
     "StoreRefused",
     "Timers",
     "notification_ids",
     "notification_name",
+    "utcnow",
 ]

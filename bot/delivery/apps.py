@@ -14,10 +14,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
-
 from bot.delivery.outcomes import DeliveryPolicy
-from bot.onesignal import OneSignalClient
+from bot.onesignal import OneSignalClient, RetryPolicy
+from bot.onesignal_clients import OneSignalClients
 from storage import queries
 from storage.crypto import KeyRing, SecretDecryptionError
 from storage.db import Database
@@ -40,22 +39,23 @@ class AppClient:
 
 
 class AppClients:
-    """One `OneSignalClient` per (workspace, app), on the shared `http` pool, kept for a while."""
+    """One `OneSignalClient` per (workspace, app), made by `clients`, kept for a while."""
 
     def __init__(
         self,
         *,
         database: Database,
         keyring: KeyRing,
-        http: httpx.AsyncClient,
-        base_url: str,
+        clients: OneSignalClients,
         policy: DeliveryPolicy,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._database = database
         self._keyring = keyring
-        self._http = http
-        self._base_url = base_url
+        self._clients = clients
+        self._retries = RetryPolicy(
+            policy.client_retries, policy.client_retry_delay, policy.client_retry_max_delay
+        )
         self._policy = policy
         self._clock = clock
         self._cache: dict[tuple[str, uuid.UUID], tuple[float, AppClient]] = {}
@@ -125,14 +125,7 @@ class AppClients:
                 f"The key of the OneSignal app {app.name!r} cannot be decrypted with this "
                 "PUSHOPS_SECRET_KEY; an admin can add the app again with /push setup."
             ) from None
-        client = OneSignalClient(
-            rest_api_key=key,
-            base_url=self._base_url,
-            http_client=self._http,
-            max_retries=self._policy.client_retries,
-            retry_base_delay=self._policy.client_retry_delay,
-            retry_max_delay=self._policy.client_retry_max_delay,
-        )
+        client = self._clients.client(key, retries=self._retries)
         ready = AppClient(app.id, app.name, app.onesignal_app_id, client)
         self._cache[(app.team_id, app.id)] = (self._clock() + self._policy.credentials_ttl, ready)
         return ready

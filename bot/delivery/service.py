@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
-import httpx
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +50,7 @@ from bot.delivery.outcomes import (
 from bot.delivery.writer import ResultWriter, WriteGate, Written
 from bot.notifier import Notifier, NotifierRelay
 from bot.onesignal import MAX_IDS_PER_REQUEST, EstimateRecipientsRequest, OneSignalError
+from bot.onesignal_clients import OneSignalClients
 from bot.outcome_log import OutcomeLog
 from bot.settings import Settings
 from bot.timeparse import MAX_AHEAD, too_far_ahead
@@ -120,7 +120,7 @@ class SendService:
     Args:
         database: where the sends are (every state change a compare-and-set there).
         keyring: decrypts the apps' OneSignal keys.
-        http: the process's one pooled client; each app's OneSignal client shares it.
+        clients: builds each app's OneSignal client (`Services.onesignal`).
         settings: the OneSignal base URL and PUSHOPS_MISFIRE_GRACE.
         notifier: who hears of outcomes (default: a logging `NullNotifier`).
         outcomes: where each outcome is logged and counted (default: logged only).
@@ -134,7 +134,7 @@ class SendService:
         *,
         database: Database,
         keyring: KeyRing,
-        http: httpx.AsyncClient,
+        clients: OneSignalClients,
         settings: Settings,
         notifier: Notifier | None = None,
         outcomes: OutcomeLog | None = None,
@@ -153,8 +153,7 @@ class SendService:
         self.apps = AppClients(
             database=database,
             keyring=keyring,
-            http=http,
-            base_url=settings.onesignal_api_url,
+            clients=clients,
             policy=self.policy,
         )
         self.writes = WriteGate(database)

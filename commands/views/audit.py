@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from bot.checkpoints import Checkpoint
 from bot.words import plural
+from bot.workspaces import AuditEvent
 from commands._format import Block, code, context, dismiss_actions, escape, section
 from commands.views.limits import MESSAGE_BLOCKS, fit, listing, pack
-from storage.audit_chain import Checkpoint
-from storage.models import AuditEvent
 
 _DETAIL_SHOWN: Final = 60  # characters of one detail value
 _DETAILS_SHOWN: Final = 240  # characters (as sent) of all details of one event

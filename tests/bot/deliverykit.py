@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from bot.delivery import Audience, DeliveryPolicy, SendContent, SendService
 from bot.onesignal import make_http_client
+from bot.onesignal_clients import OneSignalClients
 from bot.scheduling import Scheduler
 from bot.settings import Settings
 from storage import queries
@@ -161,11 +162,12 @@ async def kit(
     """
     http = make_http_client() if http_timeout is None else make_http_client(timeout=http_timeout)
     notifier = RecordingNotifier()
+    config = settings_for(fake, **settings)
     sends = SendService(
         database=database,
         keyring=keyring,
-        http=http,
-        settings=settings_for(fake, **settings),
+        clients=OneSignalClients(http, config.onesignal_api_url),
+        settings=config,
         notifier=notifier,
         policy=policy,
         worker_id=worker_id,

@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL
 
 from bot.delivery import SendService, notification_name
 from bot.onesignal import OneSignalClient, make_http_client
+from bot.onesignal_clients import OneSignalClients
 from bot.scheduling import SWEEP_JOB, Scheduler
 from bot.settings import Settings
 from storage.audit import AuditKeys
@@ -549,7 +550,7 @@ def _abandoned_scheduler(
         sends = SendService(
             database=parts["database"],
             keyring=keyring,
-            http=parts["http"],
+            clients=OneSignalClients(parts["http"], settings.onesignal_api_url),
             settings=settings,
             policy=replace(FAST, lease=3.0),  # no lease renewal before the crash
             worker_id="crashed-worker",
