@@ -20,8 +20,8 @@ from typing import Any, Final, Protocol
 from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.onesignal import OneSignalClient, RetryPolicy
-from bot.onesignal_clients import OneSignalClients
+from bot.onesignal import OneSignalClient
+from bot.onesignal_clients import PERSON_WAITING, OneSignalClients
 from bot.policy import ApprovalPolicy, Role
 from storage import lookups, queries
 from storage.audit import append_audit, list_audit_events
@@ -164,10 +164,9 @@ class Workspaces:
 
     # --- OneSignal apps -----------------------------------------------------------------------
 
-    async def app_client(
-        self, team_id: str, name: str | None, *, retries: RetryPolicy
-    ) -> AppClient:
-        """A client for the app `name` (the default app when None) with its decrypted key.
+    async def app_client(self, team_id: str, name: str | None) -> AppClient:
+        """A client for the app `name` (the default app when None) with its decrypted key, for
+        a person waiting for its answer (one quick retry, then "try again").
 
         Raises AppNotFound when there is no such app, KeyUnreadable when its key cannot be
         decrypted here.
@@ -180,7 +179,7 @@ class Workspaces:
                 )
             except SecretDecryptionError:
                 raise KeyUnreadable(name) from None
-        client = self._clients.client(app.api_key, retries=retries)
+        client = self._clients.client(app.api_key, retries=PERSON_WAITING)
         return AppClient(app.name, app.onesignal_app_id, client)
 
     async def add_app(

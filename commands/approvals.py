@@ -19,7 +19,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
-from bot.delivery import Audience, SendNotFound
+from bot.delivery import Audience, Send, SendNotFound, SendState
 from bot.policy import approvals_required
 from bot.services import Services
 from commands.access import interaction_ids, resolve_actor, why_not
@@ -39,7 +39,6 @@ from commands.send.requester import requester
 from commands.send.storing import go, policy_of
 from commands.views import sends as views
 from storage.errors import AlreadyDecided, IllegalTransition, SelfApproval
-from storage.models import Send, SendState
 
 _STATE_WORDS: Final = {
     SendState.SCHEDULED: "is scheduled",

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from bot.delivery import Audience, Estimate, SendContent, SendRejected
+from bot.delivery import Audience, Estimate, Send, SendContent, SendRejected
 from commands.views.sends import SendCard, audience_text
-from storage.models import Send
 
 ESTIMATE_UNAVAILABLE = "Estimate unavailable."
 

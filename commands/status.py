@@ -10,14 +10,13 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
-from bot.delivery import SendNotFound, StatusReport
+from bot.delivery import SendNotFound, StatusReport, utcnow
 from bot.services import Services
 from commands.access import interaction_ids, may_see_sends
 from commands.cancel import one_ref
 from commands.cards import card_of
 from commands.context import CommandContext, CommandError, Subcommand, refuse, sends_of
 from commands.views.status import StatusView, status_blocks, status_text
-from storage.models import utcnow
 
 
 async def before_ack(ctx: CommandContext) -> object:

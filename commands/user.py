@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from bot import const
-from bot.onesignal import (
+from bot.onesignal.errors import (
     Forbidden,
     NotFound,
     OneSignalAPIError,
@@ -17,9 +17,8 @@ from bot.onesignal import (
     OneSignalTransportError,
     RateLimited,
     Unauthorized,
-    User,
 )
-from bot.onesignal_clients import PERSON_WAITING
+from bot.onesignal.models import User
 from bot.workspaces import (
     AppClient,
     AppNotFound,
@@ -89,8 +88,7 @@ async def app_client(ctx: CommandContext, name: str | None) -> AppClient:
     """A client of the workspace's app `name` (or default app); CommandError when none."""
     workspaces = workspaces_of(ctx.services)
     try:
-        # A person is waiting: one quick retry, then "try again".
-        return await workspaces.app_client(ctx.team_id, name, retries=PERSON_WAITING)
+        return await workspaces.app_client(ctx.team_id, name)
     except AppNotFound:
         names = await workspaces.app_names(ctx.team_id)
     except KeyUnreadable:

@@ -8,8 +8,6 @@ from enum import StrEnum
 from typing import Any, Final
 
 import sqlalchemy as sa
-from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
-from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -349,13 +347,84 @@ class SlackRequest(Base):
 
 
 # slack_sdk's installation and OAuth state stores (multi-workspace mode) read these tables; our
-# migrations create them. Token columns are widened to TEXT so they can hold our ciphertexts.
-SLACK_INSTALLATIONS: Final = SQLAlchemyInstallationStore.build_installations_table(
-    Base.metadata, "slack_installations"
+# migrations create them. Their layout is slack_sdk's (`SQLAlchemyInstallationStore
+# .build_installations_table`, `build_bots_table`, `SQLAlchemyOAuthStateStore
+# .build_oauth_states_table`), written out here so that storage needs nothing of Slack's SDK;
+# tests/storage/test_slack_tables.py fails when an upgrade of slack_sdk changes it. Token
+# columns are TEXT rather than slack_sdk's VARCHAR(200), to hold our ciphertexts.
+
+
+def _slack_table(name: str, *columns: sa.Column[Any], index: tuple[str, ...]) -> sa.Table:
+    """A table of slack_sdk's: an integer id, `columns`, `installed_at`, and its index."""
+    return sa.Table(
+        name,
+        Base.metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        *columns,
+        sa.Index(f"{name}_idx", *index),
+    )
+
+
+def _installed_at() -> sa.Column[Any]:
+    return sa.Column("installed_at", sa.DateTime, nullable=False, default=sa.func.now())
+
+
+def _bot_columns() -> list[sa.Column[Any]]:
+    """The columns an installation and a bot share, after the enterprise's and team's."""
+    return [
+        sa.Column("team_id", sa.String(32)),
+        sa.Column("team_name", sa.String(200)),
+        sa.Column("bot_token", sa.Text),
+        sa.Column("bot_id", sa.String(32)),
+        sa.Column("bot_user_id", sa.String(32)),
+        sa.Column("bot_scopes", sa.String(1000)),
+        sa.Column("bot_refresh_token", sa.Text),
+        sa.Column("bot_token_expires_at", sa.DateTime),
+    ]
+
+
+def _app_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("client_id", sa.String(32), nullable=False),
+        sa.Column("app_id", sa.String(32), nullable=False),
+        sa.Column("enterprise_id", sa.String(32)),
+        sa.Column("enterprise_name", sa.String(200)),
+    ]
+
+
+SLACK_INSTALLATIONS: Final = _slack_table(
+    "slack_installations",
+    *_app_columns(),
+    sa.Column("enterprise_url", sa.String(200)),
+    *_bot_columns(),
+    sa.Column("user_id", sa.String(32), nullable=False),
+    sa.Column("user_token", sa.Text),
+    sa.Column("user_scopes", sa.String(1000)),
+    sa.Column("user_refresh_token", sa.Text),
+    sa.Column("user_token_expires_at", sa.DateTime),
+    sa.Column("incoming_webhook_url", sa.String(200)),
+    sa.Column("incoming_webhook_channel", sa.String(200)),
+    sa.Column("incoming_webhook_channel_id", sa.String(200)),
+    sa.Column("incoming_webhook_configuration_url", sa.String(200)),
+    sa.Column("is_enterprise_install", sa.Boolean, default=False, nullable=False),
+    sa.Column("token_type", sa.String(32)),
+    _installed_at(),
+    index=("client_id", "enterprise_id", "team_id", "user_id", "installed_at"),
 )
-SLACK_BOTS: Final = SQLAlchemyInstallationStore.build_bots_table(Base.metadata, "slack_bots")
-SLACK_OAUTH_STATES: Final = SQLAlchemyOAuthStateStore.build_oauth_states_table(
-    Base.metadata, "slack_oauth_states"
+SLACK_BOTS: Final = _slack_table(
+    "slack_bots",
+    *_app_columns(),
+    *_bot_columns(),
+    sa.Column("is_enterprise_install", sa.Boolean, default=False, nullable=False),
+    _installed_at(),
+    index=("client_id", "enterprise_id", "team_id", "installed_at"),
+)
+SLACK_OAUTH_STATES: Final = sa.Table(
+    "slack_oauth_states",
+    Base.metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("state", sa.String(200), nullable=False),
+    sa.Column("expire_at", sa.DateTime, nullable=False),
 )
 SLACK_TOKEN_COLUMNS: Final = {
     "bot_token": Purpose.SLACK_BOT_TOKEN,
@@ -364,7 +433,3 @@ SLACK_TOKEN_COLUMNS: Final = {
     "user_refresh_token": Purpose.SLACK_USER_REFRESH_TOKEN,
 }
 """Token column -> encryption purpose, in the Slack tables that have the column."""
-for _table in (SLACK_INSTALLATIONS, SLACK_BOTS):
-    for _name in SLACK_TOKEN_COLUMNS:
-        if _name in _table.c:
-            _table.c[_name].type = sa.Text()

@@ -13,10 +13,10 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from bot import const
+from bot.delivery import SendState
 from bot.timeparse import ScheduledTime
 from commands._format import Block, code, context, escape, section
 from commands.views.limits import SECTION_TEXT, fit, listing, summarize
-from storage.models import SendState
 
 AUDIENCE_SHOWN: Final = 500
 """Characters (as sent) of an audience in any message about a send; longer ones are
