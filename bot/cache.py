@@ -63,10 +63,20 @@ class Expiring(Generic[K, V]):
             self._loading[key] = task
         return await asyncio.shield(task)
 
+    def put(self, key: K, value: V, ttl: float) -> None:
+        """Keep `value` for `key` for `ttl` seconds (a value read where a load cannot run)."""
+        self._loading.pop(key, None)
+        self._put(key, value, ttl)
+
     def forget(self, key: K) -> None:
         """Drop `key`; a load of it already running is not kept (it may predate a change)."""
         self._items.pop(key, None)
         self._loading.pop(key, None)
+
+    def forget_where(self, matches: Callable[[K], bool]) -> None:
+        """Drop every key `matches` accepts (a workspace's entries), loads running included."""
+        for key in [key for key in (*self._items, *self._loading) if matches(key)]:
+            self.forget(key)
 
     def clear(self) -> None:
         """Drop everything, including what loads running now would keep."""

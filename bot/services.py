@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.admission import Admission
 from bot.checkpoints import CheckpointPublisher, FileSink
 from bot.delivery import DeliveryPolicy, SendService
+from bot.directory import SlackDirectory
 from bot.errors import report_unexpected
 from bot.metrics import Metrics
 from bot.notifier import NotifierRelay
@@ -134,6 +135,8 @@ class Services:
         admission: acks before heavy work, and how many heavy jobs run at once
             (bot.admission).
         denials: how often a person's refusals are audited (`commands.denials`).
+        directory: what Slack said about people and user groups, kept briefly
+            (`commands.access`).
     """
 
     settings: Settings
@@ -153,6 +156,7 @@ class Services:
     drain_timeout: float = 10.0
     admission: Admission = field(default_factory=Admission)
     denials: Throttle[tuple[str, ...]] = field(default_factory=_denials)
+    directory: SlackDirectory = field(default_factory=SlackDirectory)
     onesignal: OneSignalClients = field(init=False)
     _workspaces: Workspaces | None = field(default=None, init=False, repr=False)
 

@@ -14,12 +14,13 @@ raises are re-exported here, so the Slack surface needs nothing from `storage`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.cache import Expiring
 from bot.onesignal import OneSignalClient
 from bot.onesignal_clients import PERSON_WAITING, OneSignalClients
 from bot.policy import ApprovalPolicy, Role
@@ -51,6 +52,7 @@ __all__ = [
     "Member",
     "OneSignalApp",
     "Snapshot",
+    "TeamFacts",
     "Workspace",
     "Workspaces",
     "WriteBusy",
@@ -62,6 +64,45 @@ __all__ = [
 
 REFUSAL_OUTCOME: Final = "denied"
 """The `outcome` of every refusal's audit event."""
+
+TEAM_TTL: Final = 5.0
+"""Seconds a workspace's stored roles and approval policy are reused before the next read.
+
+A change through this service drops them at once; a change made through another replica (or
+straight in the database) is seen here at most this much later.
+"""
+
+
+def is_usergroup_id(subject_id: str) -> bool:
+    """Whether a stored subject is a Slack user group (S…) rather than a user (U…/W…)."""
+    return subject_id.startswith("S")
+
+
+@dataclass(frozen=True)
+class TeamFacts:
+    """A workspace's stored role holders, settings (the approval policy lives there) and log
+    channel."""
+
+    members: tuple[tuple[str, Role], ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    log_channel_id: str | None = None
+
+    def roles_of(self, subject_id: str) -> set[Role]:
+        """The roles held by this user or group itself."""
+        return {role for subject, role in self.members if subject == subject_id}
+
+    def group_roles(self) -> dict[str, set[Role]]:
+        """User group id -> the roles given to the group."""
+        groups: dict[str, set[Role]] = {}
+        for subject, role in self.members:
+            if is_usergroup_id(subject):
+                groups.setdefault(subject, set()).add(role)
+        return groups
+
+    @property
+    def senders_configured(self) -> bool:
+        """Whether anyone holds the sender role; until then anyone in the workspace may send."""
+        return any(role == Role.SENDER for _, role in self.members)
 
 
 class SendsToTell(Protocol):
@@ -119,6 +160,7 @@ class Workspaces:
         self._keyring = keyring
         self._clients = clients
         self._sends = sends
+        self._facts: Expiring[str, TeamFacts] = Expiring()
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -130,12 +172,29 @@ class Workspaces:
             members = await queries.list_members(session=session, team_id=team_id)
         return Snapshot(workspace, apps, members)
 
-    async def roles_and_settings(self, team_id: str) -> tuple[list[Member], Workspace | None]:
-        """The workspace's role holders and its row (settings, log channel), in one session."""
-        async with self._database.sessions() as session:
-            members = await queries.list_members(session=session, team_id=team_id)
-            workspace = await queries.get_workspace(session=session, team_id=team_id)
-        return members, workspace
+    async def facts(self, team_id: str) -> TeamFacts:
+        """The workspace's role holders, settings and log channel, in one read (kept for
+        TEAM_TTL seconds)."""
+
+        async def read() -> tuple[TeamFacts, float | None]:
+            async with self._database.sessions() as session:
+                members = await queries.list_members(session=session, team_id=team_id)
+                workspace = await queries.get_workspace(session=session, team_id=team_id)
+            held = tuple((member.subject_id, member.role) for member in members)
+            if workspace is None:
+                return TeamFacts(members=held), TEAM_TTL
+            facts = TeamFacts(
+                members=held,
+                settings=dict(workspace.settings),
+                log_channel_id=workspace.log_channel_id,
+            )
+            return facts, TEAM_TTL
+
+        return await self._facts.get(team_id, read)
+
+    def forget_facts(self, team_id: str) -> None:
+        """Read the workspace's roles and settings afresh next time."""
+        self._facts.forget(team_id)
 
     async def get_workspace(self, team_id: str) -> Workspace | None:
         """The workspace's row, or None before its first write."""
@@ -269,6 +328,7 @@ class Workspaces:
                 session=session, team_id=team_id, enterprise_id=enterprise_id
             )
             await queries.update_workspace(session=session, team_id=team_id, actor=actor, **changes)
+        self.forget_facts(team_id)
 
     async def change_roles(
         self,
@@ -301,6 +361,7 @@ class Workspaces:
                     )
                 if done:
                     changed.append(subject)
+        self.forget_facts(team_id)
         return changed
 
     async def link_external_id(

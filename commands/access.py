@@ -9,17 +9,17 @@ users) holds only the roles given to them by name. Slack's answers are cached pe
 admin, who is a guest and which time zone a person's times are in (`user_facts`). The checks
 that guard setup (apps, keys, roles, policy) and the audit log take no answer older than
 `ADMIN_TTL`, so a Slack admin demoted in Slack loses them within seconds. The workspace's roles
-and approval policy are read together and kept for `TEAM_TTL` seconds (`team_facts`), so a
-send costs no read of them before its ack.
+and approval policy are read together by the workspace service and kept for
+`bot.workspaces.TEAM_TTL` seconds (`team_facts`), so a send costs no read of them before its
+ack. Slack's answers live in the services' `directory`, the workspace's in `services.workspaces`:
+each app (and each test's) has its own.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final, overload
 
 import aiohttp
@@ -27,12 +27,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
-from bot.cache import Expiring
+from bot.directory import UserFacts
 from bot.policy import Actor, ConfiguredAdmins, Role
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack_clients import is_oauth_mode
-from bot.workspaces import Workspaces
+from bot.workspaces import TeamFacts, Workspaces
 from commands.context import CommandContext, CommandError
 from commands.denials import Denial, deny
 
@@ -49,79 +49,10 @@ demoted in Slack loses setup, keys, roles and the audit log within this."""
 MISSING_TTL: Final = 10.0
 """Seconds Slack's "no such user / group" is reused: briefly, it may exist a moment later."""
 
-TEAM_TTL: Final = 5.0
-"""Seconds a workspace's stored roles and approval policy are reused before the next read.
-
-`/push setup` in this process drops them at once when it changes them; a change made through
-another replica (or straight in the database) is seen here at most this much later.
-"""
-
 _MISSING_USER: Final = frozenset({"user_not_found", "user_not_visible", "users_not_found"})
 _MISSING_GROUP: Final = frozenset({"no_such_subteam", "subteam_not_found"})
 # Any other refusal (ratelimited, an outage, a bad token) is not kept: the next request asks
 # again rather than treat someone as a non-admin in UTC for a while.
-
-
-@dataclass(frozen=True)
-class UserFacts:
-    """What Slack says of a person (`users.info`): workspace admin or owner, guest, time zone.
-
-    `timezone` is None when unknown: times are then read as UTC. `asked_at` is when Slack
-    said it (`time.monotonic`), 0 for an answer that is no answer (Slack trouble).
-    """
-
-    is_admin: bool = False
-    timezone: str | None = None
-    is_guest: bool = False
-    asked_at: float = 0.0
-
-
-@dataclass(frozen=True)
-class TeamFacts:
-    """A workspace's stored role holders, settings (the approval policy lives there) and log
-    channel."""
-
-    members: tuple[tuple[str, Role], ...] = ()
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    log_channel_id: str | None = None
-
-    def roles_of(self, subject_id: str) -> set[Role]:
-        """The roles held by this user or group itself."""
-        return {role for subject, role in self.members if subject == subject_id}
-
-    def group_roles(self) -> dict[str, set[Role]]:
-        """User group id -> the roles given to the group."""
-        groups: dict[str, set[Role]] = {}
-        for subject, role in self.members:
-            if is_usergroup_id(subject):
-                groups.setdefault(subject, set()).add(role)
-        return groups
-
-    @property
-    def senders_configured(self) -> bool:
-        """Whether anyone holds the sender role; until then anyone in the workspace may send."""
-        return any(role == Role.SENDER for _, role in self.members)
-
-
-class _Facts:
-    """The cached answers of one `Services` (one app): Slack's and the database's."""
-
-    def __init__(self) -> None:
-        self.users: Expiring[tuple[str, str], UserFacts] = Expiring()
-        self.groups: Expiring[tuple[str, str], frozenset[str]] = Expiring()
-        self.teams: Expiring[str, TeamFacts] = Expiring()
-
-
-# Keyed by the Services object, so each app (and each test's app) has its own cache without
-# a field in Services; the entry goes when the Services does.
-_FACTS: weakref.WeakKeyDictionary[Services, _Facts] = weakref.WeakKeyDictionary()
-
-
-def _facts(services: Services) -> _Facts:
-    facts = _FACTS.get(services)
-    if facts is None:
-        facts = _FACTS[services] = _Facts()
-    return facts
 
 
 def workspaces_of(services: Services) -> Workspaces:
@@ -150,7 +81,7 @@ async def user_facts(
 
     Slack trouble is never an error here: the person is then no Slack admin, zone unknown.
     """
-    users = _facts(services).users
+    users = services.directory.users
     key = (team_id, user_id)
     if max_age is not None:
         found, kept = users.peek(key)
@@ -188,23 +119,13 @@ async def team_facts(services: Services, team_id: str) -> TeamFacts:
     TEAM_TTL)."""
     if services.database is None:
         return TeamFacts()
-
-    async def read() -> tuple[TeamFacts, float | None]:
-        members, workspace = await services.workspaces.roles_and_settings(team_id)
-        held = tuple((member.subject_id, member.role) for member in members)
-        if workspace is None:
-            return TeamFacts(members=held), TEAM_TTL
-        facts = TeamFacts(
-            members=held, settings=dict(workspace.settings), log_channel_id=workspace.log_channel_id
-        )
-        return facts, TEAM_TTL
-
-    return await _facts(services).teams.get(team_id, read)
+    return await services.workspaces.facts(team_id)
 
 
 def forget_team(services: Services, team_id: str) -> None:
-    """Read the workspace's roles and settings afresh next time (they were just changed)."""
-    _facts(services).teams.forget(team_id)
+    """Read the workspace's roles and settings afresh next time (changed outside this
+    process's workspace service, which forgets its own changes)."""
+    services.workspaces.forget_facts(team_id)
 
 
 # --- resolving the actor --------------------------------------------------------------------
@@ -289,11 +210,6 @@ async def _group_roles(
     return roles
 
 
-def is_usergroup_id(subject_id: str) -> bool:
-    """Whether a stored subject is a Slack user group (S…) rather than a user (U…/W…)."""
-    return subject_id.startswith("S")
-
-
 async def _group_members(
     team_id: str, group_id: str, client: AsyncWebClient, services: Services
 ) -> frozenset[str]:
@@ -311,7 +227,7 @@ async def _group_members(
             return frozenset(), None
         return frozenset(str(u) for u in response.get("users") or ()), CACHE_TTL
 
-    return await _facts(services).groups.get((team_id, group_id), ask)
+    return await services.directory.groups.get((team_id, group_id), ask)
 
 
 def slack_error(error: BaseException) -> str:

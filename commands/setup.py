@@ -46,7 +46,6 @@ from bot.workspaces import (
 from commands._format import code, escape
 from commands._parsing import parse_options
 from commands.access import (
-    forget_team,
     interaction_enterprise_id,
     interaction_ids,
     require_admin,
@@ -237,7 +236,6 @@ async def _set_log(click: Click, channel_id: str | None) -> None:
         actor=click.user_id,
         channel_id=channel_id,
     )
-    forget_team(click.services, click.team_id)
 
 
 async def _roles_form(click: Click) -> View:
@@ -542,7 +540,6 @@ async def _save_roles(services: Services, admin: Admin, values: Values) -> str:
         give=change.give,
         subjects=change.subjects,
     )
-    forget_team(services, admin.team_id)
     return roles_notice(change, changed)
 
 
@@ -568,7 +565,6 @@ async def _save_policy(services: Services, admin: Admin, values: Values) -> str:
     await workspaces_of(services).set_policy(
         team_id=admin.team_id, enterprise_id=admin.enterprise_id, actor=admin.user_id, policy=policy
     )
-    forget_team(services, admin.team_id)
     return "Saved the approval policy."
 
 

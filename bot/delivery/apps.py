@@ -8,12 +8,12 @@ refuses it, so a key replaced with `pushops apps add --replace` is picked up at 
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.cache import Expiring
 from bot.delivery.outcomes import DeliveryPolicy
 from bot.onesignal import OneSignalClient, RetryPolicy
 from bot.onesignal_clients import OneSignalClients
@@ -56,36 +56,24 @@ class AppClients:
         self._retries = RetryPolicy(
             policy.client_retries, policy.client_retry_delay, policy.client_retry_max_delay
         )
-        self._policy = policy
-        self._clock = clock
-        self._cache: dict[tuple[str, uuid.UUID], tuple[float, AppClient]] = {}
-        # One lookup per app at a time: a burst of due sends of one app must not each
-        # read and decrypt its key while the first lookup is still on its way.
-        self._lookups: dict[tuple[str, uuid.UUID], asyncio.Lock] = {}
+        self._ttl = policy.credentials_ttl
+        # One lookup per app at a time (`Expiring.get`): a burst of due sends of one app must
+        # not each read and decrypt its key while the first lookup is still on its way.
+        self._cache: Expiring[tuple[str, uuid.UUID], AppClient] = Expiring(clock=clock)
 
     async def for_app(self, team_id: str, app_ref: uuid.UUID | None, app_name: str) -> AppClient:
         """The client of the app `app_ref` of the workspace; AppUnavailable when it is gone."""
         if app_ref is None:
-            raise AppUnavailable(
-                f"The OneSignal app {app_name!r} was removed from PushOps; add it again with "
-                "/push setup, then send again."
-            )
-        key = (team_id, app_ref)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > self._clock():
-            return cached[1]
-        async with self._lookups.setdefault(key, asyncio.Lock()):
-            cached = self._cache.get(key)
-            if cached is not None and cached[0] > self._clock():
-                return cached[1]
+            raise AppUnavailable(_removed(app_name))
+
+        async def load() -> tuple[AppClient, float]:
             async with self._database.sessions() as session:
                 app = await queries.get_app_by_id(session=session, team_id=team_id, app_ref=app_ref)
             if app is None:
-                raise AppUnavailable(
-                    f"The OneSignal app {app_name!r} was removed from PushOps; add it again "
-                    "with /push setup, then send again."
-                )
-            return self._remember(app)
+                raise AppUnavailable(_removed(app_name))
+            return self._client_of(app), self._ttl
+
+        return await self._cache.get((team_id, app_ref), load)
 
     async def by_name(self, team_id: str, name: str | None) -> AppClient:
         """The client of the app named `name` (the default app when None); AppNotFound if none."""
@@ -110,14 +98,18 @@ class AppClients:
     def forget(self, team_id: str, app_ref: uuid.UUID | None) -> None:
         """Drop a cached key (OneSignal refused it: it may have been replaced)."""
         if app_ref is not None:
-            self._cache.pop((team_id, app_ref), None)
+            self._cache.forget((team_id, app_ref))
 
     def forget_team(self, team_id: str) -> None:
         """Drop every cached key of the workspace (its apps changed)."""
-        for key in [key for key in self._cache if key[0] == team_id]:
-            del self._cache[key]
+        self._cache.forget_where(lambda key: key[0] == team_id)
 
     def _remember(self, app: OneSignalApp) -> AppClient:
+        ready = self._client_of(app)
+        self._cache.put((app.team_id, app.id), ready, self._ttl)
+        return ready
+
+    def _client_of(self, app: OneSignalApp) -> AppClient:
         try:
             key = queries.decrypt_app_key(app, keyring=self._keyring)
         except SecretDecryptionError:
@@ -126,6 +118,11 @@ class AppClients:
                 "PUSHOPS_SECRET_KEY; an admin can add the app again with /push setup."
             ) from None
         client = self._clients.client(key, retries=self._retries)
-        ready = AppClient(app.id, app.name, app.onesignal_app_id, client)
-        self._cache[(app.team_id, app.id)] = (self._clock() + self._policy.credentials_ttl, ready)
-        return ready
+        return AppClient(app.id, app.name, app.onesignal_app_id, client)
+
+
+def _removed(app_name: str) -> str:
+    return (
+        f"The OneSignal app {app_name!r} was removed from PushOps; add it again with "
+        "/push setup, then send again."
+    )

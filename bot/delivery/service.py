@@ -23,6 +23,7 @@ from typing import Final, Protocol
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.cache import Expiring
 from bot.delivery import recall as recalling
 from bot.delivery.answers import explain
 from bot.delivery.apps import AppClient, AppClients, AppUnavailable
@@ -158,8 +159,8 @@ class SendService:
         )
         self.writes = WriteGate(database)
         self.approvals = ApprovalGate(database)
-        # (team, app name or None for the default) -> (until, the app's row); see _resolve_app
-        self._app_rows: dict[tuple[str, str | None], tuple[float, OneSignalApp]] = {}
+        # (team, app name or None for the default) -> the app's row; see _resolve_app
+        self._app_rows: Expiring[tuple[str, str | None], OneSignalApp] = Expiring()
         self._writer = ResultWriter(
             database=database,
             worker_id=self.worker_id,
@@ -346,12 +347,14 @@ class SendService:
         # Kept a few seconds: every send asks, before its ack, and apps rarely change. /push
         # setup forgets them at once (`forget_apps`); another replica's change shows within
         # APP_TTL, and a send to an app removed meanwhile fails at delivery, saying why.
-        kept = self._app_rows.get((team_id, app_name))
-        if kept is not None and kept[0] > time.monotonic():
-            return kept[1]
+        # The read is in the caller's transaction, so it is not an `Expiring.get` load (a task
+        # of its own, which could outlive the session).
+        found, kept = self._app_rows.peek((team_id, app_name))
+        if found and kept is not None:
+            return kept
         app = await queries.get_app(session=session, team_id=team_id, name=app_name)
         if app is not None:
-            self._app_rows[(team_id, app_name)] = (time.monotonic() + APP_TTL, app)
+            self._app_rows.put((team_id, app_name), app, APP_TTL)
             return app
         names = [a.name for a in await queries.list_apps(session=session, team_id=team_id)]
         if not names:
@@ -375,8 +378,7 @@ class SendService:
 
     def forget_apps(self, team_id: str) -> None:
         """The workspace's apps changed (added, replaced, removed, a new default)."""
-        for key in [key for key in self._app_rows if key[0] == team_id]:
-            del self._app_rows[key]
+        self._app_rows.forget_where(lambda key: key[0] == team_id)
         self.apps.forget_team(team_id)
 
     async def confirm(
