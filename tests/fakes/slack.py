@@ -77,6 +77,7 @@ class Call:
     target: str | None = None  # the response_url's id for RESPONSE_URL calls
     peer: str = ""  # the app's end of the connection ("host:port"): one per pooled connection
     status: int = 200  # the HTTP status of the answer: 429 when rate limited
+    at: float = field(default_factory=time.monotonic)  # when it was answered
 
 
 @dataclass(frozen=True)
