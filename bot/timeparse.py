@@ -113,10 +113,6 @@ class ScheduledTime:
         """`Tue 1 Dec 2026, 09:00 CET (08:00 UTC)`."""
         return _describe(self.utc, self.zone)
 
-    def confirmation(self) -> str:
-        """`describe()` followed by the notes, as one line for a reply."""
-        return " ".join((self.describe(), *self.notes))
-
 
 def parse_when(
     *,

@@ -150,8 +150,4 @@ async def _reply_error(ctx: CommandContext, error: CommandError) -> None:
 async def _reply_unknown(ctx: CommandContext) -> None:
     """An unknown subcommand: say so, then show the help."""
     typed = code(f"{const.SLASH_COMMAND} {ctx.subcommand}")
-    if ctx.subcommand in const.SUBCOMMANDS:
-        intro = f"{typed} is not available in this version yet. Here is what I can do:"
-    else:
-        intro = f"I don't know {typed}. Here is what I can do:"
-    await help.reply_with_help(ctx, intro)
+    await help.reply_with_help(ctx, f"I don't know {typed}. Here is what I can do:")

@@ -333,11 +333,6 @@ class FakeSlack:
         with self._lock:
             self._state.limiter = Limiter(limits) if limits is not None else None
 
-    def set_oauth_client(self, client_id: str, client_secret: str) -> None:
-        """The app credentials `oauth.v2.access` accepts."""
-        with self._lock:
-            self._state.oauth_client = (client_id, client_secret)
-
     def issue_oauth_code(
         self,
         team_id: str,
@@ -447,20 +442,6 @@ class FakeSlack:
             await asyncio.sleep(0.005)
         return call
 
-    def wait_for_sync(
-        self,
-        method: str,
-        *,
-        timeout: float = 5.0,
-        count: int = 1,
-        where: Callable[[Call], bool] | None = None,
-    ) -> Call:
-        """`wait_for` for synchronous tests."""
-        deadline = time.monotonic() + timeout
-        while (call := self._nth(method, count, where, deadline, timeout)) is None:
-            time.sleep(0.005)
-        return call
-
     async def wait_for_reply(
         self,
         response_url: str,
@@ -496,11 +477,6 @@ class FakeSlack:
         return f"no call #{count} to {method} within {timeout} s; the fake saw: {seen}"
 
     # --- Socket Mode ------------------------------------------------------------------------
-
-    @property
-    def socket_connected(self) -> bool:
-        """Whether an app holds the Socket Mode websocket."""
-        return self._socket is not None
 
     async def wait_socket_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Return once an app is connected over Socket Mode."""
