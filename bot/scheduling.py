@@ -1,4 +1,4 @@
-"""The scheduler: in-memory timers derived from the `sends` table (DESIGN.md invariant 4).
+"""The scheduler: in-memory timers derived from the `sends` table (docs/design.md invariant 4).
 
 The table is the truth and the timers a cache. At start and on every sweep the scheduler
 re-derives them from the table: a timer per scheduled send at its due time, and per send

@@ -1,9 +1,10 @@
 """The long-lived things Slack handlers use, built once per process and handed down.
 
 `Services` is the one object `build_app` and every command module receive. It holds the
-settings, the database, the pooled HTTP client for OneSignal, the metrics and the tracked
+settings, the database and key ring, the send services and their scheduler, the notifier
+relay, the pooled HTTP clients for OneSignal and Slack, the metrics and the tracked
 background tasks (work that goes on after Slack was acknowledged), plus start/stop hooks
-the server's lifespan runs. Later parts (the scheduler, policy, delivery) join here.
+that `serve`'s lifespan and `worker` run.
 """
 
 from __future__ import annotations

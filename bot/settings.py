@@ -26,7 +26,7 @@ _COMMENT: Final = re.compile(r"(?:^|\s)#")
 
 
 class Settings(BaseSettings):
-    """Every setting of DESIGN.md's outside contract; names are the environment variables."""
+    """Every setting of docs/design.md's outside contract; names are the environment variables."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 

@@ -41,7 +41,7 @@ USAGE: dict[str, str] = {
     const.SUB_SETUP: f"{C} setup                          admin: apps, keys, roles, approvals",
     const.SUB_AUDIT: f"{C} audit [N]                      admin: the last N audit events",
 }
-"""The grammar of each subcommand (DESIGN.md, "The slash command"), keyed by name."""
+"""The grammar of each subcommand (docs/design.md, "The slash command"), keyed by name."""
 
 NOTES = (
     "Words are split like a shell: quote a message to keep it together "

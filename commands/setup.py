@@ -6,7 +6,7 @@ button acks at once, then re-checks that the clicker is an admin and updates the
 field is refused inline (`response_action="errors"`) before anything is saved.
 
 Checking a REST API key takes a round trip to OneSignal, which must never run before an ack
-(DESIGN.md invariant 1) and may take longer than Slack's 3 s. So the app form is acked with
+(docs/design.md invariant 1) and may take longer than Slack's 3 s. So the app form is acked with
 `response_action="update"` to a "checking…" view, and the check continues in the background;
 then `views.update` shows the home (saved) or the form again with the problem under the
 field. The key lives only in that task's memory until it is sealed in the database: no view,

@@ -3,9 +3,13 @@
 Run by hand when the spec changes; the tests read only the committed JSON it writes:
 
     python scripts/extract_onesignal_schema.py \
-        --spec ../shared/onesignal/openapi-v1.2.2.json \
-        --reference ../shared/onesignal/sdk-reference.md \
+        --spec path/to/openapi-v1.2.2.json \
+        --reference path/to/sdk-reference.md \
         --out tests/fixtures/onesignal_v1_schema.json
+
+`--spec` is OneSignal's OpenAPI document v1.2.2 (the 37 operations of its REST API) and
+`--reference` the reference of its Python SDK that names each operation's method; neither is
+kept in this repository.
 
 Kept per operation: HTTP method, path, auth kind, parameters (name, place, required, type),
 the request body as a JSON Schema with `$ref`s inlined (types, properties, items, required,
@@ -116,12 +120,8 @@ def extract(spec: dict[str, Any], reference: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--spec", type=Path, default=Path("../shared/onesignal/openapi-v1.2.2.json")
-    )
-    parser.add_argument(
-        "--reference", type=Path, default=Path("../shared/onesignal/sdk-reference.md")
-    )
+    parser.add_argument("--spec", type=Path, required=True, help="OneSignal's OpenAPI v1.2.2")
+    parser.add_argument("--reference", type=Path, required=True, help="its SDK's reference")
     parser.add_argument("--out", type=Path, default=Path("tests/fixtures/onesignal_v1_schema.json"))
     args = parser.parse_args(argv)
     for source in (args.spec, args.reference):

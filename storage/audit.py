@@ -1,4 +1,4 @@
-"""The audit log (DESIGN.md invariant 8): redaction, the keyed per-workspace chain, appending.
+"""The audit log (docs/design.md invariant 8): redaction, the keyed per-workspace chain, appending.
 
 Each event stores ``hash = sha256(prev_hash + canonical JSON of the event)``, where the event is
 every column but the hashes and the MAC, and ``prev_hash`` is the hash of the event before it in

@@ -56,7 +56,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 
 class SendState(StrEnum):
-    """DESIGN.md invariant 2: the life of a send."""
+    """docs/design.md invariant 2: the life of a send."""
 
     DRAFT = "draft"
     PENDING_APPROVAL = "pending_approval"
@@ -82,7 +82,7 @@ TRANSITIONS: Final[dict[SendState, frozenset[SendState]]] = {
     # back to scheduled: a retry later (429, outage) keeps the same idempotency key.
     # cancelled: the on-call stop while a send is going out; delivery cancels at OneSignal.
     # missed: a claim whose worker died, found later than the misfire grace, which OneSignal
-    # (asked by name) does not have; it is not sent blindly (DESIGN.md invariant 4).
+    # (asked by name) does not have; it is not sent blindly (docs/design.md invariant 4).
     # pending_approval: claimed when due, before any attempt, and held back because the
     # approval policy in force by then asks for approvals it does not have.
     SendState.SENDING: frozenset(
@@ -238,7 +238,7 @@ class UserLink(Timestamps, Base):
 
 
 class Send(Timestamps, Base):
-    """One notification request through its whole life (DESIGN.md invariants 2 and 3)."""
+    """One notification request through its whole life (docs/design.md invariants 2 and 3)."""
 
     __tablename__ = "sends"
     __table_args__ = (
@@ -306,7 +306,8 @@ class Approval(Base):
 
 
 class AuditEvent(Base):
-    """DESIGN.md invariant 8: append-only, each event hashing the one before it in its workspace.
+    """Invariant 8 (docs/design.md): append-only, each event hashing the one before it in its
+    workspace.
 
     `mac` authenticates `hash` (and so the whole chain up to this event) under the audit key
     `mac_key_id` names; both are None on events written before the chain was keyed.

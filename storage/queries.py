@@ -1,6 +1,7 @@
-"""Every read and write of PushOps data: keyword-only, scoped by the Slack team id.
+"""Workspaces, OneSignal apps, members, sends, their claims and sweeps, and approvals.
 
-Conventions:
+Conventions, which the other storage modules (deliveries, audit, links, lookups, requests,
+rotation) keep too:
 - Functions taking a `session` run inside the caller's transaction and never commit:
   `async with database.sessions.begin() as session: ...` makes one unit of work.
 - Functions taking a `session_factory` (claims, sweeps, key rotation) open their own short

@@ -1,4 +1,4 @@
-"""The send services between the Slack surface and OneSignal (DELIVERY_API.md).
+"""The send services between the Slack surface and OneSignal (docs/design.md, invariants 1-4b).
 
 `SendService` creates, confirms, approves, delivers, cancels and reports sends;
 `SendContent` and `Audience` validate what a send says and to whom; `Send` and `SendState`

@@ -89,7 +89,7 @@ def notification_ids(send: Send) -> list[str]:
 
 def deadline_of(send: Send, grace: timedelta | None) -> datetime | None:
     """The last moment an attempt of `send` may start: its due time plus the misfire grace
-    (DESIGN.md invariant 4); None when there is no such limit."""
+    (docs/design.md invariant 4); None when there is no such limit."""
     if grace is None or send.due_at is None:
         return None
     return send.due_at + grace
@@ -195,7 +195,7 @@ async def settle(
 async def _call(
     send: Send, app: AppClient, content: SendContent, audience: Audience
 ) -> list[BatchResult]:
-    key = str(send.id)  # DESIGN.md invariant 3: the send's UUID is the idempotency key
+    key = str(send.id)  # docs/design.md invariant 3: the send's UUID is the idempotency key
     template: dict[str, Any] = {
         "app_id": app.onesignal_app_id,
         "name": notification_name(send),

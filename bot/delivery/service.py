@@ -1,6 +1,6 @@
 """`SendService`: the send state machine between the Slack surface and OneSignal.
 
-The Slack side calls it (DELIVERY_API.md); the scheduler feeds it due sends. Fast methods
+The Slack side calls it; the scheduler feeds it due sends. Fast methods
 (`create`, `confirm`, `discard`, `find`, `recent`) touch only the database and may run
 before Slack's ack; the others talk to OneSignal and run after it. Outcomes that happen
 later (sent, failed, missed, expired) and every cancel or rejection reach people through

@@ -1,4 +1,5 @@
-"""DESIGN.md invariant 8: a hash-chained audit log whose tampering `pushops audit verify` names."""
+"""Invariant 8 (docs/design.md): a hash-chained audit log whose tampering `pushops audit verify`
+names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DESIGN.md invariant 6: one workspace cannot reach another's sends, apps or audit events."""
+"""docs/design.md invariant 6: one workspace cannot reach another's sends, apps or audit events."""
 
 from __future__ import annotations
 
