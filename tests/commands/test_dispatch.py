@@ -3,23 +3,30 @@ refusals as replies, unexpected errors as apologies."""
 
 import asyncio
 import contextlib
+import time
 
 import pytest
 from slack_bolt.async_app import AsyncApp
 
 from bot import const
+from bot.app import ACK_WHEN_LISTENER_RETURNS
 from bot.services import Services
 from bot.settings import Settings
 from commands.context import CommandContext, CommandError, Subcommand
-from commands.dispatch import build_listener
+from commands.dispatch import ACK_BUDGET, build_listener
 from tests.plugins.slack import PushOps, ServeFactory, default_services
+
+SLACK_PATIENCE = 3.0
+"""Seconds Slack waits for an ack before it shows the user an error."""
 
 
 def _app(settings: Settings, services: Services, *subcommands: Subcommand) -> AsyncApp:
+    """A Bolt app with only `subcommands`, set as `bot.app.build_app` sets the real one."""
     assert settings.slack_bot_token and settings.slack_signing_secret
     app = AsyncApp(
         token=settings.slack_bot_token.get_secret_value(),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
+        process_before_response=ACK_WHEN_LISTENER_RETURNS,
     )
     app.client.base_url = settings.slack_api_url
     app.command(const.SLASH_COMMAND)(build_listener(subcommands, services))
@@ -130,12 +137,16 @@ async def test_a_slow_before_ack_is_acked_in_time_and_never_cut_short(serve_with
         await ctx.reply(f"stored {ctx.prepared}")
 
     async with serve_with(Subcommand(name="send", handle=handle, before_ack=store)) as app:
+        started = time.monotonic()
         sent = await app.post_command("send hello")  # answered once the ack stops waiting
+        acked_after = time.monotonic() - started
         assert sent.response.status_code == 200
         assert sent.replies() == []
         release.set()
         reply = await sent.reply()
 
+    # The ack waited its whole budget for the store, and came before Slack gave up.
+    assert ACK_BUDGET <= acked_after < SLACK_PATIENCE
     assert reply["text"] == "stored row 7"
     assert stored == [("hello",)]
 
