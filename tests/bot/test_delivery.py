@@ -370,7 +370,8 @@ async def test_a_retry_is_planned_only_within_the_grace(database, keyring, fake_
         send = await env.create()
 
         first = await env.sends.deliver(send)
-        assert first.state == SendState.SENDING  # 0.2 s later is well within 30 s
+        assert first is not None and first.state == SendState.SENDING  # 0.2 s: within 30 s
+        assert first.lease_until is not None and first.due_at is not None
         assert first.lease_until <= first.due_at + timedelta(seconds=30)
 
 

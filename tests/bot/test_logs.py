@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.logs import RedactingFilter, build_handler, fields_of, logfmt, redact
+from bot.logs import Field, RedactingFilter, build_handler, fields_of, logfmt, redact
 from bot.settings import Settings
 
 SIGNING_SECRET = "0123456789abcdef-signing"
@@ -89,7 +89,7 @@ def test_the_filter_keeps_records_flowing():
 
 
 def test_fields_are_keys_in_json_and_key_value_pairs_in_text(settings):
-    fields = {"send": "7K3M9Q", "app": "Mobile App", "attempts": 2, "gone": None}
+    fields: dict[str, Field] = {"send": "7K3M9Q", "app": "Mobile App", "attempts": 2, "gone": None}
     json_stream, text_stream = io.StringIO(), io.StringIO()
     json_logger = _logger(settings, json_stream)
     text_logger = _logger(settings.model_copy(update={"log_format": "text"}), text_stream)

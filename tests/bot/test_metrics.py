@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from bot.metrics import MAX_APP_LABELS, Metrics
 from bot.onesignal import Exchange
@@ -45,7 +46,10 @@ def test_slack_errors_and_methods_stay_within_known_sets():
 def test_onesignal_statuses_are_codes_or_the_two_kinds_of_no_answer():
     metrics = Metrics()
 
-    for status, failure in ((200, None), (403, None), (999, None), (None, "timeout")):
+    answers: list[tuple[int | None, Literal["timeout"] | None]] = [
+        (200, None), (403, None), (999, None), (None, "timeout"),
+    ]  # fmt: skip
+    for status, failure in answers:
         metrics.onesignal_exchange(Exchange("create_notification", status, failure, 0, 0.1))
     metrics.onesignal_exchange(Exchange("fetch_user", None, "connection", 1, 0.1))
 

@@ -94,7 +94,7 @@ async def test_sends_due_within_the_same_10_ms_share_one_timer_and_none_goes_ear
     later = await insert_due(database, app, 1, due + timedelta(seconds=1), prefix="L")
 
     await env.start()
-    jobs = [job.id for job in env.scheduler._aps.get_jobs() if job.id != SWEEP_JOB]  # type: ignore[union-attr]
+    jobs = [job.id for job in env.scheduler._aps.get_jobs() if job.id != SWEEP_JOB]
     await _wait_count(database, SendState.SENT, 31, seconds=15)
 
     assert env.scheduler.armed == 0
@@ -516,7 +516,8 @@ async def test_shutdown_hands_back_its_claims_and_another_scheduler_sends_them_a
 
     # The call that may have reached OneSignal keeps its claim and key, its lease ended now;
     # the two that never called are scheduled again as if never claimed.
-    assert rows[called].state == SendState.SENDING and rows[called].lease_until <= stopped_at
+    lease = rows[called].lease_until
+    assert rows[called].state == SendState.SENDING and lease is not None and lease <= stopped_at
     for send_id in set(ids) - {called}:
         assert (rows[send_id].state, rows[send_id].claimed_by) == (SendState.SCHEDULED, None)
         assert rows[send_id].attempts == 0

@@ -196,7 +196,7 @@ def _surface_problems(blocks: list[Any], where: str, *, most: int) -> list[str]:
 
 def _block_problems(block: dict[str, Any], path: str) -> list[str]:
     problems = _sdk_problems(lambda: _parsed(block).to_dict(), path)
-    kind = block.get("type")
+    kind = str(block.get("type") or "")
     problems += _length_problems(block.get("block_id"), f"{path}/block_id", _ID)
     if kind == "section":
         if "text" not in block and "fields" not in block:
@@ -257,7 +257,7 @@ def _elements_problems(block: dict[str, Any], path: str, kind: str) -> list[str]
 def _element_problems(element: Any, path: str) -> list[str]:
     if not isinstance(element, dict):
         return [f"{path}: must be an element object"]
-    kind = element.get("type")
+    kind = str(element.get("type") or "")
     problems = _length_problems(element.get("action_id"), f"{path}/action_id", _ID)
     if "placeholder" in element:
         problems += _text_problems(element["placeholder"], f"{path}/placeholder", _PLACEHOLDER)

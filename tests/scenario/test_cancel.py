@@ -196,6 +196,7 @@ async def test_a_cancelled_card_shows_when_it_was_due_and_when_it_was_cancelled(
     reply = await (await app.post_command(f"cancel {send.short_id}")).reply()
 
     cancelled = await only_send(database)
+    assert cancelled.due_at is not None and cancelled.finished_at is not None
     due = describe_time(cancelled.due_at, cancelled.timezone)
     stopped = describe_time(cancelled.finished_at, cancelled.timezone)
     assert f"Was due: {due} · Cancelled: {stopped}" in text_of(reply)

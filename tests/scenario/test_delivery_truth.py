@@ -83,7 +83,7 @@ async def test_send_nows_waiting_for_a_place_longer_than_a_lease_are_requested_o
             await worker.start()  # another replica, sweeping every 0.5 s
             commands = [f'send --yes --segment "{SEGMENT}" "Hello {n}"' for n in range(count)]
             sent = await asyncio.gather(*(app.post_command(text) for text in commands))
-            assert all(command.response.status_code == 200 for command in sent)
+            assert all(c.response is not None and c.response.status_code == 200 for c in sent)
             await _all_sent(database, count, within=6 * (FAST.lease + 0.5) + 10)
 
     sends = await all_sends(database)

@@ -157,7 +157,7 @@ async def test_name_senders_in_the_help_opens_the_roles_form_and_the_warning_goe
     assert form["callback_id"] == const.CALLBACK_SETUP_ROLES
     role = next(b for b in form["blocks"] if b.get("block_id") == const.BLOCK_SETUP_ROLE)
     assert role["element"]["initial_option"]["value"] == "sender"
-    values = {
+    values: dict[str, dict[str, Any]] = {
         const.BLOCK_SETUP_ROLE_CHANGE: {
             F: {"type": "radio_buttons", "selected_option": {"value": "give"}}
         },

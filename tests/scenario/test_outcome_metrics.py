@@ -121,7 +121,7 @@ async def scrape(app: Any) -> str:
     return response.text
 
 
-async def scrape_until(app: Any, name: str, within: float = 5.0, **labels: str) -> str:
+async def scrape_until(app: Any, name: str, *, within: float = 5.0, **labels: str) -> str:
     """The metrics once the sample `name{labels}` shows (what counts an answer may follow
     the fake's record of the call by a moment)."""
     deadline = time.monotonic() + within
@@ -224,9 +224,9 @@ async def test_slack_api_errors_are_counted_by_method_and_error(app, fake_slack,
     await app.post_command(f'send --yes --segment "{SEGMENT}" Logged')  # its log post too
 
     errors = "pushops_slack_api_errors_total"
-    post = {"method": "chat.postMessage", "error": "channel_not_found"}
-    text = await scrape_until(app, errors, **post)
-    assert value(text, errors, **post) >= 1.0
+    text = await scrape_until(app, errors, method="chat.postMessage", error="channel_not_found")
+    posts = value(text, errors, method="chat.postMessage", error="channel_not_found")
+    assert posts is not None and posts >= 1.0
     text = await scrape_until(app, errors, method="response_url", error="expired_url")
     assert value(text, errors, method="response_url", error="expired_url") == 1.0
 

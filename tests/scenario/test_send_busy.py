@@ -4,6 +4,7 @@ Slack is asked about the requester once, a refusal from Slack is not remembered,
 after the ack waits for a place while `/push cancel` never does."""
 
 import asyncio
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -118,7 +119,7 @@ async def _give_role(app, fake_slack, role, user):
     await app.post_command("setup")
     opened = await fake_slack.wait_for("views.open")
     field = const.ACTION_SETUP_FIELD
-    values = {
+    values: dict[str, dict[str, Any]] = {
         const.BLOCK_SETUP_ROLE_CHANGE: {
             field: {"type": "radio_buttons", "selected_option": {"value": "give"}}
         },

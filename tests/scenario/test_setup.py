@@ -374,13 +374,13 @@ async def test_choosing_and_clearing_the_log_channel(app, fake_slack, database):
     assert "Results of sends will be posted in <#C0LOG>." in _text(home)
     async with database.sessions() as session:
         workspace = await queries.get_workspace(session=session, team_id=TEAM)
-        assert workspace.log_channel_id == "C0LOG"
+        assert workspace is not None and workspace.log_channel_id == "C0LOG"
 
     home = await _click(app, fake_slack, view_id, const.ACTION_SETUP_LOG_OFF)
     assert "no longer posted in a channel" in _text(home)
     async with database.sessions() as session:
         workspace = await queries.get_workspace(session=session, team_id=TEAM)
-        assert workspace.log_channel_id is None
+        assert workspace is not None and workspace.log_channel_id is None
 
 
 # --- roles and approvals ------------------------------------------------------------------------
@@ -571,6 +571,7 @@ def _policy_values(mode, approvals, channel, users=None):
 async def _policy(database):
     async with database.sessions() as session:
         workspace = await queries.get_workspace(session=session, team_id=TEAM)
+        assert workspace is not None
         return ApprovalPolicy.from_settings(workspace.settings)
 
 

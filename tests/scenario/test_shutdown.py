@@ -66,7 +66,8 @@ async def test_sends_cut_off_by_a_restart_go_out_at_once_from_the_next_process(
 
     # The one whose call had started kept its claim and key, its lease ended at shutdown;
     # the one still waiting for its place was scheduled again, as if never claimed.
-    assert calling.state == SendState.SENDING and calling.lease_until <= stopped_at
+    assert calling.state == SendState.SENDING
+    assert calling.lease_until is not None and calling.lease_until <= stopped_at
     assert (waiting.state, waiting.claimed_by, waiting.attempts) == (SendState.SCHEDULED, None, 0)
     assert took < 10 < POLICY.lease
     keys = Counter(request.json["idempotency_key"] for request in creates(fake_onesignal))

@@ -90,6 +90,7 @@ async def test_renewing_leases_skips_a_send_whose_result_is_being_recorded(
     app = await storage_factory.app()
     sends = [await storage_factory.send(app, due_at=utcnow()) for _ in range(3)]
     claimed = [await _claim(database, send, "w1") for send in sends]
+    assert claimed[0] is not None
     later = utcnow() + timedelta(minutes=10)
 
     async with database.sessions() as finishing, finishing.begin():

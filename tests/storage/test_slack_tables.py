@@ -18,7 +18,7 @@ from storage.models import (
 
 def _layout(table: sa.Table, *, tokens_as_text: bool = False) -> list[tuple[object, ...]]:
     """Each column: name, type (tokens read as TEXT when asked), nullable, primary key."""
-    columns = []
+    columns: list[tuple[object, ...]] = []
     for column in table.columns:
         kind = repr(column.type)
         if tokens_as_text and column.name in SLACK_TOKEN_COLUMNS:
