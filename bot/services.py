@@ -1,10 +1,11 @@
 """The long-lived things Slack handlers use, built once per process and handed down.
 
 `Services` is the one object `build_app` and every command module receive. It holds the
-settings, the database and key ring, the send services and their scheduler, the notifier
-relay, the pooled HTTP clients for OneSignal and Slack, the metrics and the tracked
-background tasks (work that goes on after Slack was acknowledged), plus start/stop hooks
-that `serve`'s lifespan and `worker` run.
+settings, the database and key ring, the workspace and send services and the scheduler, the
+OneSignal clients on the process's pool, the notifier relay, Slack's HTTP session and its
+directory of people, admission control, the metrics and the tracked background tasks (work
+that goes on after Slack was acknowledged), plus start/stop hooks that `serve`'s lifespan
+and `worker` run.
 """
 
 from __future__ import annotations
