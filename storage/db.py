@@ -8,25 +8,22 @@ audit export never holds up a send, a claim or an audit append, and a write slip
 read fails at once instead of some day under load. PostgreSQL locks rows, so both kinds run
 on one engine there.
 
-SQLite writes run on the event loop's thread (`LoopThreadConnection`); reads keep
-aiosqlite's worker thread.
+SQLite writes run on the event loop's thread (storage.inline_sqlite); reads keep aiosqlite's
+worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
-import aiosqlite
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, AdaptedConnection, Engine, make_url
@@ -39,13 +36,11 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, SessionTransactionOrigin
 
+from storage import inline_sqlite
 from storage.audit import AuditKeys, audit_session_info
 
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 """How long a SQLite writer waits for another one before giving up with "database is locked"."""
-
-SQLITE_CONNECT_TIMEOUT_S: Final = 5.0
-"""How long opening a SQLite connection may wait for a lock (its PRAGMAs)."""
 
 _LOCK_RETRY_FIRST_S: Final = 0.001
 _LOCK_RETRY_MAX_S: Final = 0.02
@@ -159,7 +154,7 @@ def create_engine(url: str | URL, *, echo: bool = False, **options: Any) -> Asyn
         target,
         echo=echo,
         hide_parameters=True,
-        async_creator=_loop_thread_connector(str(target.database)),
+        async_creator=inline_sqlite.connector(str(target.database)),
         **options,
     )
     _configure_sqlite(engine, reads=False, inline=True)
@@ -175,42 +170,6 @@ def _sqlite_engine(target: URL, echo: bool, options: dict[str, Any]) -> AsyncEng
     return create_async_engine(
         target, echo=echo, connect_args=connect_args, hide_parameters=True, **options
     )
-
-
-class LoopThreadConnection(aiosqlite.Connection):
-    """An aiosqlite connection whose statements run on the event loop's own thread.
-
-    Through aiosqlite's worker thread every statement costs a round trip and a turn of the
-    event loop, and a send's write transaction has ten: on a busy loop the write lock, held
-    from BEGIN IMMEDIATE to COMMIT, then lasted tens of milliseconds per send, and every ack
-    queued behind it. Run here, a write transaction holds the lock only as long as SQLite
-    works (a WAL commit does not sync the file, see `_configure_sqlite`), and no other task
-    runs in between. Writers never wait inside SQLite, which would stop the loop: another
-    writer's lock is waited for with asyncio sleeps (`_begin_immediate`). Reads keep the
-    worker thread: they may be long, and hold no lock.
-
-    Relies on aiosqlite (0.22) running each statement through `_execute`;
-    tests/storage/test_db.py checks where statements run.
-    """
-
-    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if not self._running or self._connection is None:
-            raise ValueError("Connection closed")
-        return fn(*args, **kwargs)
-
-
-def _loop_thread_connector(path: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
-    """SQLAlchemy's `async_creator` for `LoopThreadConnection`s to the file at `path`."""
-
-    async def connect() -> aiosqlite.Connection:
-        connector = partial(
-            sqlite3.connect, path, timeout=SQLITE_CONNECT_TIMEOUT_S, check_same_thread=False
-        )
-        connection = LoopThreadConnection(connector, 64)
-        connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own connections
-        return await connection
-
-    return connect
 
 
 def _configure_sqlite(engine: AsyncEngine, *, reads: bool, inline: bool = False) -> None:
@@ -376,10 +335,10 @@ class SessionFactory(async_sessionmaker[AsyncSession]):
     SQLAlchemy ends a `begin()` block by committing in a task of its own, so that a
     cancellation cannot abandon a commit halfway; that task only starts at the event loop's
     next turn, and meanwhile SQLite's write lock stays taken, which under load made other
-    writers wait a turn each. On `LoopThreadConnection`s a commit never suspends, so it cannot
-    be cancelled halfway, and it runs at once: this block is `async with session,
-    session.begin()`, both public (tests/storage/test_db.py checks that a commit releases the
-    lock before the block ends).
+    writers wait a turn each. On storage.inline_sqlite's connections a commit never
+    suspends, so it cannot be cancelled halfway, and it runs at once: this block is
+    `async with session, session.begin()`, both public (tests/storage/test_db.py checks that
+    a commit releases the lock before the block ends).
     """
 
     # SQLAlchemy annotates begin() with its private context manager class; callers only
