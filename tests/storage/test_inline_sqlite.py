@@ -27,7 +27,7 @@ def at_once(call: Awaitable[T]) -> T:
     try:
         waiting_on = steps.send(None)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        return done.value
     steps.close()
     raise AssertionError(
         f"suspended on {waiting_on!r}: aiosqlite no longer runs this call through "
