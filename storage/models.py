@@ -347,6 +347,63 @@ class SlackRequest(Base):
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class OutboxState(StrEnum):
+    """Where a message owed to Slack stands."""
+
+    PENDING = "pending"
+    DONE = "done"
+    REFUSED = "refused"
+
+
+class OutboxKind(StrEnum):
+    """How a message owed to Slack is delivered."""
+
+    MESSAGE = "message"  # a channel message, posted once and then updated in place
+    DM = "dm"  # a direct message to a user, posted once
+
+
+class OutboxMessage(Base):
+    """A message PushOps owes Slack, kept until Slack took it (or refused it for good).
+
+    Storage knows nothing of Slack: a row is a generic owed message, written in the
+    transaction that decided it and drained by `bot.outbox`. `key` makes it once per
+    workspace: a keyed channel message (`log:<send id>`) is replaced in place while queued
+    (`version` counts the replacements, so only the latest is sent), a DM is inserted once.
+    `channel` and `ts` say where a channel message is once posted, so later versions update it.
+    """
+
+    __tablename__ = "slack_outbox"
+    __table_args__ = (
+        sa.UniqueConstraint("team_id", "key"),
+        sa.Index(None, "state", "next_attempt_at"),
+        sa.Index(None, "send_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    team_id: Mapped[str] = mapped_column(sa.String(32))
+    key: Mapped[str] = mapped_column(sa.String(200))
+    send_id: Mapped[uuid.UUID | None]
+    kind: Mapped[OutboxKind] = mapped_column(_enum(OutboxKind, 16))
+    purpose: Mapped[str] = mapped_column(sa.String(32))
+    destination: Mapped[str] = mapped_column(sa.String(32))
+    priority: Mapped[int] = mapped_column(default=1)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[OutboxState] = mapped_column(_enum(OutboxState, 16), default=OutboxState.PENDING)
+    version: Mapped[int] = mapped_column(default=1)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    leased_by: Mapped[str | None] = mapped_column(sa.String(128))
+    lease_until: Mapped[datetime | None]
+    channel: Mapped[str | None] = mapped_column(sa.String(32))
+    ts: Mapped[str | None] = mapped_column(sa.String(32))
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"OutboxMessage(team_id={self.team_id!r}, key={self.key!r}, state={self.state!r})"
+
+
 # slack_sdk's installation and OAuth state stores (multi-workspace mode) read these tables; our
 # migrations create them. Their layout is slack_sdk's (`SQLAlchemyInstallationStore
 # .build_installations_table`, `build_bots_table`, `SQLAlchemyOAuthStateStore

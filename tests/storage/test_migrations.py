@@ -26,6 +26,7 @@ EXPECTED_TABLES = {
     "approvals",
     "audit_events",
     "slack_requests",
+    "slack_outbox",
     "slack_installations",
     "slack_bots",
     "slack_oauth_states",

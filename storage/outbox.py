@@ -1,0 +1,347 @@
+"""The Slack outbox: messages PushOps owes Slack, written with what they report, drained later.
+
+Storage knows nothing of Slack: a row (`OutboxMessage`) is a generic owed message with a
+destination, a priority and a JSON payload. `enqueue` writes one in the caller's transaction;
+the drainer (`bot.outbox`) takes due rows with a lease (`claim_outbox`, safe with several
+processes as `claim_due_sends` is), and records what Slack answered (`finish_outbox`). Same
+conventions as `storage.queries`: keyword-only; functions taking a `session_factory` open
+their own short transactions.
+
+Coalescing: a keyed channel message (`replace=True`) queued again before it was sent keeps one
+row, its payload replaced and its `version` bumped, so only the latest is sent. A row being
+sent meanwhile keeps its lease: the new version waits for the first to finish (so a message is
+never posted twice by two drainers at once) and is then sent as an update of it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final, TypeAlias
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import OutboxKind, OutboxMessage, OutboxState, Send, utcnow
+
+__all__ = [
+    "DEFAULT_OUTBOX_LEASE",
+    "OutboxEntry",
+    "OutboxResult",
+    "Refused",
+    "Retry",
+    "Sent",
+    "claim_outbox",
+    "enqueue",
+    "finish_outbox",
+    "outbox_counts",
+    "prune_outbox",
+    "refused_messages",
+]
+
+DEFAULT_OUTBOX_LEASE: Final = timedelta(seconds=60)
+"""How long a claimed row belongs to its drainer before another may take it over."""
+
+REMEMBERED_PURPOSES: Final = frozenset({"log", "approval"})
+"""Channel messages whose place is also kept in `sends.slack_messages[purpose]`."""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A message to owe Slack (see `OutboxMessage` for the fields)."""
+
+    team_id: str
+    key: str
+    kind: OutboxKind
+    purpose: str
+    destination: str
+    payload: Mapping[str, Any]
+    priority: int = 1
+    send_id: uuid.UUID | None = None
+    channel: str | None = None  # a channel message already posted (before the outbox)
+    ts: str | None = None
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+async def enqueue(*, session: AsyncSession, entries: Sequence[OutboxEntry], replace: bool) -> None:
+    """Owe Slack `entries`, in the caller's transaction.
+
+    A key already queued (or sent) in the workspace: with `replace`, its payload, priority
+    and destination are replaced, its version bumped and it is due again (the latest wins,
+    and a message already posted is updated in place); without, nothing changes (a DM is
+    told once).
+    """
+    now = utcnow()
+    insert = _insert_for(session)
+    for entry in entries:
+        values = {
+            "id": uuid.uuid4(),
+            "team_id": entry.team_id,
+            "key": entry.key,
+            "send_id": entry.send_id,
+            "kind": entry.kind,
+            "purpose": entry.purpose,
+            "destination": entry.destination,
+            "priority": entry.priority,
+            "payload": dict(entry.payload),
+            "state": OutboxState.PENDING,
+            "version": 1,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "channel": entry.channel,
+            "ts": entry.ts,
+            "created_at": now,
+            "updated_at": now,
+        }
+        statement = insert(OutboxMessage).values(**values)
+        if replace:
+            excluded = statement.excluded
+            statement = statement.on_conflict_do_update(
+                index_elements=["team_id", "key"],
+                set_={
+                    "payload": excluded.payload,
+                    "priority": excluded.priority,
+                    "destination": excluded.destination,
+                    "state": OutboxState.PENDING,
+                    "version": OutboxMessage.version + 1,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "last_error": None,
+                    "updated_at": now,
+                },
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=["team_id", "key"])
+        await session.execute(statement)
+
+
+async def get_outbox_message(
+    *, session: AsyncSession, team_id: str, key: str
+) -> OutboxMessage | None:
+    """The row of `key` in the workspace, or None."""
+    query = sa.select(OutboxMessage).where(
+        OutboxMessage.team_id == team_id, OutboxMessage.key == key
+    )
+    return (await session.scalars(query)).one_or_none()
+
+
+async def claim_outbox(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    now: datetime,
+    worker_id: str,
+    limit: int = 50,
+    lease: timedelta = DEFAULT_OUTBOX_LEASE,
+    skip_destinations: Collection[str] = (),
+) -> list[OutboxMessage]:
+    """Take up to `limit` due pending rows for this drainer, most urgent first.
+
+    A row is due when its `next_attempt_at` has come and no live lease holds it (a dead
+    drainer's rows are taken over once their lease ends). On PostgreSQL the candidates are
+    locked `FOR UPDATE SKIP LOCKED`, so drainers in other processes take other rows; on
+    SQLite the write transaction holds the database. `skip_destinations`: channels this
+    drainer cannot write to soon (paced), left for later. `attempts` counts claims.
+    """
+    conditions = [
+        OutboxMessage.state == OutboxState.PENDING,
+        OutboxMessage.next_attempt_at <= now,
+        sa.or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
+    ]
+    if skip_destinations:
+        conditions.append(OutboxMessage.destination.not_in(list(skip_destinations)))
+    async with session_factory() as session, session.begin():
+        candidates = (
+            sa.select(OutboxMessage.id)
+            .where(*conditions)
+            .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        chosen = list(await session.scalars(candidates))
+        if not chosen:
+            return []
+        claimed = await session.scalars(
+            sa.update(OutboxMessage)
+            .where(OutboxMessage.id.in_(chosen), *conditions)
+            .values(
+                leased_by=worker_id,
+                lease_until=now + lease,
+                attempts=OutboxMessage.attempts + 1,
+                updated_at=now,
+            )
+            .returning(OutboxMessage)
+        )
+        rows = list(claimed)
+    rows.sort(key=lambda row: (row.priority, row.next_attempt_at, row.id))
+    return rows
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Slack took the message; `channel` and `ts` say where it is (kept for updates)."""
+
+    channel: str | None = None
+    ts: str | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Not delivered this time: try again at `at`. `counted`: False when Slack only asked to
+    wait (rate limited, paced), which does not bring the row nearer to giving up."""
+
+    at: datetime
+    error: str
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Slack refused the message for good (`reason`, e.g. channel_not_found): not retried."""
+
+    reason: str
+
+
+OutboxResult: TypeAlias = Sent | Retry | Refused
+
+
+@dataclass
+class Finished:
+    """What `finish_outbox` did: rows done, refused, to be tried again, and rows this drainer
+    no longer held (its lease ran out and another took them) whose results were dropped."""
+
+    done: list[uuid.UUID] = field(default_factory=list)
+    refused: list[uuid.UUID] = field(default_factory=list)
+    again: list[uuid.UUID] = field(default_factory=list)
+    lost: list[uuid.UUID] = field(default_factory=list)
+
+
+async def finish_outbox(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    worker_id: str,
+    results: Sequence[tuple[OutboxMessage, OutboxResult]],
+) -> Finished:
+    """Record what Slack answered for rows this drainer claimed, in one transaction.
+
+    Each applies only while the row is still leased by `worker_id`. A row replaced since it
+    was claimed (its `version` moved on) stays pending, due at once, with the place of the
+    message just posted, so the latest version updates it. A channel message's place is also
+    written to its send's `slack_messages` (for `log` and `approval`).
+    """
+    finished = Finished()
+    if not results:
+        return finished
+    now = utcnow()
+    async with session_factory() as session, session.begin():
+        current = await _lock(session, [row.id for row, _ in results])
+        for row, result in results:
+            held = current.get(row.id)
+            if held is None or held.leased_by != worker_id:
+                finished.lost.append(row.id)
+                continue
+            moved_on = held.version != row.version
+            values = _finish_values(row, result, now, moved_on)
+            await session.execute(
+                sa.update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
+            )
+            if isinstance(result, Sent) and result.ts and row.purpose in REMEMBERED_PURPOSES:
+                await _remember(session, row, result)
+            state = values.get("state", OutboxState.PENDING)
+            {
+                OutboxState.DONE: finished.done,
+                OutboxState.REFUSED: finished.refused,
+                OutboxState.PENDING: finished.again,
+            }[state].append(row.id)
+    return finished
+
+
+def _finish_values(
+    row: OutboxMessage, result: OutboxResult, now: datetime, moved_on: bool
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"leased_by": None, "lease_until": None, "updated_at": now}
+    if isinstance(result, Sent):
+        if result.ts:
+            values.update(channel=result.channel, ts=result.ts)
+        values.update(last_error=None)
+        if moved_on:
+            values.update(next_attempt_at=now, attempts=0)
+        else:
+            values.update(state=OutboxState.DONE)
+    elif isinstance(result, Refused) and not moved_on:
+        values.update(state=OutboxState.REFUSED, last_error=result.reason)
+    elif isinstance(result, Refused):  # a newer version may well be taken: try it
+        values.update(next_attempt_at=now, last_error=result.reason)
+    else:
+        values.update(next_attempt_at=result.at, last_error=result.error)
+        if not result.counted:
+            values.update(attempts=OutboxMessage.attempts - 1)
+    return values
+
+
+async def _lock(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    query = (
+        sa.select(OutboxMessage.id, OutboxMessage.leased_by, OutboxMessage.version)
+        .where(OutboxMessage.id.in_(ids))
+        .order_by(OutboxMessage.id)  # one lock order for every drainer
+        .with_for_update()
+    )
+    return {row.id: row for row in (await session.execute(query)).all()}
+
+
+async def _remember(session: AsyncSession, row: OutboxMessage, result: Sent) -> None:
+    """Keep where the message is in its send's `slack_messages`, as commands read it."""
+    if row.send_id is None:
+        return
+    send = (
+        await session.scalars(
+            sa.select(Send).where(Send.id == row.send_id, Send.team_id == row.team_id)
+        )
+    ).one_or_none()
+    if send is None:
+        return
+    place = {"channel": result.channel, "ts": result.ts}
+    if send.slack_messages.get(row.purpose) != place:
+        send.slack_messages = {**send.slack_messages, row.purpose: place}
+        await session.flush([send])
+
+
+async def refused_messages(
+    *, session: AsyncSession, team_id: str, send_id: uuid.UUID
+) -> list[OutboxMessage]:
+    """The messages about a send that Slack refused for good, oldest first."""
+    query = sa.select(OutboxMessage).where(
+        OutboxMessage.team_id == team_id,
+        OutboxMessage.send_id == send_id,
+        OutboxMessage.state == OutboxState.REFUSED,
+    )
+    return list(await session.scalars(query.order_by(OutboxMessage.created_at)))
+
+
+async def outbox_counts(*, session: AsyncSession) -> dict[OutboxState, int]:
+    """How many rows are in each state (every workspace; operators and metrics)."""
+    query = sa.select(OutboxMessage.state, sa.func.count()).group_by(OutboxMessage.state)
+    counts = {state: 0 for state in OutboxState}
+    for state, count in (await session.execute(query)).all():
+        counts[OutboxState(state)] = int(count)
+    return counts
+
+
+async def prune_outbox(
+    *, session_factory: async_sessionmaker[AsyncSession], before: datetime
+) -> int:
+    """Delete rows done before `before` (refused ones stay: /push status shows them)."""
+    async with session_factory() as session, session.begin():
+        result = await session.execute(
+            sa.delete(OutboxMessage).where(
+                OutboxMessage.state == OutboxState.DONE, OutboxMessage.updated_at < before
+            )
+        )
+    count: int = getattr(result, "rowcount", 0)
+    return count
