@@ -30,10 +30,12 @@ from bot.metrics import Metrics
 from bot.notifier import NotifierRelay
 from bot.onesignal import PooledHttpClient, make_http_client
 from bot.onesignal_clients import OneSignalClients
+from bot.outbox import DrainPolicy, OutboxDrainer
 from bot.outcome_log import OutcomeLog
 from bot.scheduling import Scheduler
 from bot.settings import Settings
 from bot.slack_http import SlackHttp
+from bot.slack_limits import SLACK_LIMITS, SlackLimits
 from bot.throttle import Throttle
 from bot.workspaces import Workspaces
 from storage.crypto import KEY_FILE_NAME, KeyRing, key_file_warning
@@ -130,6 +132,9 @@ class Services:
             database opened with audit keys.
         notifier: where outcomes of sends go; the Slack side plugs its notifier in with
             `services.notifier.target = ...` (until then they are only logged).
+        outbox: the drainer of the Slack outbox, once the Slack side plugged it in.
+        slack_limits: the Slack rate limits the outbox is paced by (`bot.slack_limits`).
+        outbox_policy: the drainer's lease, poll interval and concurrency.
         tasks: tracked background work, drained at shutdown.
         metrics: the Prometheus counters served on `/metrics`.
         slack_http: the one aiohttp session for calls to Slack (bot.slack_http).
@@ -150,6 +155,9 @@ class Services:
     sends: SendService | None = None
     checkpoints: CheckpointPublisher | None = None
     notifier: NotifierRelay = field(default_factory=NotifierRelay)
+    outbox: OutboxDrainer | None = None
+    slack_limits: SlackLimits = SLACK_LIMITS
+    outbox_policy: DrainPolicy = field(default_factory=DrainPolicy)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     metrics: Metrics = field(default_factory=Metrics)
     slack_http: SlackHttp = field(default_factory=SlackHttp)

@@ -138,6 +138,7 @@ async def _approve(
                 result,
                 f"<@{user_id}> approved {views.ids_text(card)}.",
                 views.outcome_blocks(card, note=f"Approved by <@{user_id}>."),
+                outcome="approved",
             )
 
 

@@ -7,35 +7,53 @@ replies cannot be edited, and a `response_url` dies after 30 minutes), except wh
 just answered about where they acted: a send a command is answering in place (`answering`),
 their own cancel. The log channel, when the workspace has one, gets one message per send,
 posted when the send is announced and updated in place at every later step; its channel and
-ts are kept in the send's `slack_messages`. Every message goes through `Outgoing`.
+ts are kept in the send's `slack_messages`.
+
+Nothing here calls Slack: every message is owed through the Slack outbox (`Postbox`, rows of
+`storage.outbox` drained by `bot.outbox.OutboxDrainer` and delivered by
+`commands.outgoing.OutboxDelivery`), so a burst is paced by Slack's limits, a process that
+dies leaves its messages to another, and updates of one message queued together are sent
+once, the latest. Each DM is keyed by its send, outcome and the moment of the change, so an
+outcome told twice is sent once; the log message is keyed by its send (`log:<id>`), the
+approval request too (`approval:<id>`). What matters most goes first (`URGENT`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from slack_bolt.async_app import AsyncApp
 
 from bot.delivery import Audience, SendRejected
 from bot.notifier import NotifierRelay
+from bot.outbox import OutboxDrainer, find_owed, owe
 from bot.policy import ApprovalPolicy, PolicyError
 from bot.services import Services
 from bot.slack_clients import ClientSource, client_source
+from bot.slack_limits import Pacer
 from commands._format import Block, context, escape
 from commands.access import team_facts
 from commands.cards import card_of, estimate_text
-from commands.outgoing import Outgoing
+from commands.outgoing import OutboxDelivery
 from commands.views import sends as views
 from storage import queries
-from storage.models import Send, Workspace
+from storage.models import OutboxKind, OutboxMessage, Send, Workspace, utcnow
+from storage.outbox import OutboxEntry
 
 LOG: Final = "log"
 APPROVAL: Final = "approval"
 """Purposes of the Slack messages kept in `Send.slack_messages`."""
+
+URGENT: Final = 0
+NORMAL: Final = 1
+ROUTINE: Final = 2
+"""Priorities of owed messages, drained lowest first: approval requests, cancel confirmations
+and failures before routine news of a send that went out."""
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
@@ -53,9 +71,9 @@ def grace_words(seconds: float) -> str:
 class SlackNotifier:
     """`bot.notifier.Notifier` in Slack messages (see the module's docstring)."""
 
-    def __init__(self, *, services: Services, clients: ClientSource) -> None:
+    def __init__(self, *, services: Services, postbox: Postbox) -> None:
         self._services = services
-        self._slack = Outgoing(clients)
+        self._postbox = postbox
         self._answering: dict[uuid.UUID, list[str]] = {}
 
     # --- answering in place -----------------------------------------------------------------
@@ -77,59 +95,61 @@ class SlackNotifier:
 
     async def send_delivered(self, send: Send) -> None:
         """Update the log message; DM the requester unless a command answers in place."""
-        await self.announce(send)
+        card = card_of(send)
+        owed = await self._log_entries(send, card, ROUTINE)
         if send.id not in self._answering:
-            card = card_of(send)
-            await self.tell_requester(send, views.outcome_text(card), views.outcome_blocks(card))
+            owed.append(
+                self._dm(send, "delivered", views.outcome_text(card), views.outcome_blocks(card))
+            )
+        await self._postbox.owe(owed)
 
     async def send_failed(self, send: Send, reason: str) -> None:
         """Update the log message; DM the requester (with why) unless answered in place."""
         card = card_of(send, reason=reason)
-        await self._update_log(send, card)
+        owed = await self._log_entries(send, card, NORMAL)
         answering = self._answering.get(send.id)
         if answering is not None:
             answering.append(reason)
         else:
-            await self.tell_requester(send, views.outcome_text(card), views.outcome_blocks(card))
+            text, blocks = views.outcome_text(card), views.outcome_blocks(card)
+            owed.append(self._dm(send, "failed", text, blocks, priority=URGENT))
+        await self._postbox.owe(owed)
 
     async def send_missed(self, send: Send) -> None:
         """Update the log message; ask the requester to send it now or drop it."""
         card = card_of(send)
-        await self._update_log(send, card)
         grace = grace_words(self._services.settings.misfire_grace)
-        await self.tell_requester(
-            send, views.outcome_text(card), views.missed_blocks(card, grace=grace)
-        )
+        text, blocks = views.outcome_text(card), views.missed_blocks(card, grace=grace)
+        owed = await self._log_entries(send, card, NORMAL)
+        owed.append(self._dm(send, "missed", text, blocks, priority=URGENT))
+        await self._postbox.owe(owed)
 
     async def send_cancelled(self, send: Send, *, actor: str, outcome: str) -> None:
         """Update the log message and a pending approval request; tell the requester who
         cancelled it and when, unless they did it themselves (they were answered there)."""
         card = card_of(send)
-        await self._update_log(send, card)
+        owed = await self._log_entries(send, card, NORMAL)
         who = _who(actor)
         if send.approvals_received < send.approvals_required:  # it was waiting for approval
-            await self.close_approval(send, f"Cancelled by {who} before a decision.")
-        if actor == send.requester_id:
-            return
-        moment = send.finished_at  # set by every move to cancelled
-        when = f" on {views.describe_time(moment, card.timezone)}" if moment else ""
-        await self.tell_requester(
-            send,
-            f"{who} cancelled {views.ids_text(card)}{when}.",
-            views.outcome_blocks(card, note=f"Cancelled by {who}. {escape(outcome)}"),
-        )
+            owed += await self._approval_closed(send, f"Cancelled by {who} before a decision.")
+        if actor != send.requester_id:
+            moment = send.finished_at  # set by every move to cancelled
+            when = f" on {views.describe_time(moment, card.timezone)}" if moment else ""
+            text = f"{who} cancelled {views.ids_text(card)}{when}."
+            blocks = views.outcome_blocks(card, note=f"Cancelled by {who}. {escape(outcome)}")
+            owed.append(self._dm(send, "cancelled", text, blocks, priority=URGENT))
+        await self._postbox.owe(owed)
 
     async def send_rejected(self, send: Send, *, approver: str) -> None:
         """Close the approval request, update the log message, tell the requester."""
         who = _who(approver)
-        await self.close_approval(send, f"Rejected by {who}; it will not be sent.")
+        owed = await self._approval_closed(send, f"Rejected by {who}; it will not be sent.")
         card = card_of(send)
-        await self._update_log(send, card)
-        await self.tell_requester(
-            send,
-            f"{who} rejected {views.ids_text(card)}; it will not be sent.",
-            views.outcome_blocks(card, note="Rejected by an approver; nothing was sent."),
-        )
+        owed += await self._log_entries(send, card, ROUTINE)
+        text = f"{who} rejected {views.ids_text(card)}; it will not be sent."
+        blocks = views.outcome_blocks(card, note="Rejected by an approver; nothing was sent.")
+        owed.append(self._dm(send, "rejected", text, blocks))
+        await self._postbox.owe(owed)
 
     async def send_held(self, send: Send) -> None:
         """Ask the approvers; tell the requester why their send did not go out at its time."""
@@ -142,120 +162,187 @@ class SlackNotifier:
             f"a message when it is decided. `/push cancel {send.short_id}` stops it."
         )
         text = f"{views.ids_text(card)} waits for approval. {note}"
-        await self.tell_requester(send, text, views.outcome_blocks(card, note=note))
+        blocks = views.outcome_blocks(card, note=note)
+        await self._postbox.owe([self._dm(send, "held", text, blocks, priority=URGENT)])
 
     async def approval_requested(self, send: Send) -> None:
-        """Post the request with Approve / Reject to the approvals channel; log it."""
-        await self.announce(send)
+        """Post the request with Approve / Reject to the approvals channel; log it.
+
+        Slack refusing the request is told to the requester (`refused`)."""
+        card = card_of(send)
+        owed = await self._log_entries(send, card, ROUTINE)
         workspace = await self._workspace(send.team_id)
         channel = _approvals_channel(workspace)
-        card = card_of(send)
         if channel is None:
-            await self.tell_requester(
-                send,
+            text = (
                 f"{views.headline(card)}, but this workspace has no approvals channel. "
-                "Ask a PushOps admin to choose one in `/push setup`.",
+                "Ask a PushOps admin to choose one in `/push setup`."
             )
+            owed.append(self._dm(send, "no_approvals_channel", text, None, priority=URGENT))
+            await self._postbox.owe(owed)
             return
         estimate = await self._estimate(send)
-        refused: list[str] = []
-        posted = await self._slack.post(
-            send.team_id,
-            channel,
-            views.outcome_text(card),
-            views.approval_request_blocks(card, estimate=estimate),
-            refused=refused,
+        blocks = views.approval_request_blocks(card, estimate=estimate)
+        owed.append(
+            self._message(send, APPROVAL, channel, views.outcome_text(card), blocks, URGENT)
         )
-        if posted is None:
-            why = refused[-1] if refused else "no installation"
-            await self.tell_requester(send, views.approval_not_posted_text(card, channel, why))
-            return
-        await self._remember(send, APPROVAL, channel, posted)
+        await self._postbox.owe(owed)
 
     async def approval_expired(self, send: Send) -> None:
         """Close the request in the approvals channel, update the log, tell the requester."""
         card = card_of(send)
-        await self.close_approval(send, "Nobody decided in time; it expired and was not sent.")
-        await self._update_log(send, card)
-        await self.tell_requester(send, views.outcome_text(card), views.outcome_blocks(card))
+        owed = await self._approval_closed(
+            send, "Nobody decided in time; it expired and was not sent."
+        )
+        owed += await self._log_entries(send, card, ROUTINE)
+        text, blocks = views.outcome_text(card), views.outcome_blocks(card)
+        owed.append(self._dm(send, "expired", text, blocks))
+        await self._postbox.owe(owed)
 
     # --- used by the commands as well ------------------------------------------------------
 
     async def announce(self, send: Send, *, reason: str | None = None) -> None:
         """Post the send to the log channel, or update the message already posted about it."""
-        await self._update_log(send, card_of(send, reason=reason))
+        await self._postbox.owe(
+            await self._log_entries(send, card_of(send, reason=reason), ROUTINE)
+        )
 
     async def close_approval(self, send: Send, outcome: str, *, keep_buttons: bool = False) -> None:
         """Replace the approval request's buttons with `outcome` (mrkdwn).
 
         With `keep_buttons` (more approvals needed) the request stays open, `outcome` under it.
         """
-        where = await self._message(send, APPROVAL)
-        if where is None:
+        await self._postbox.owe(
+            await self._approval_closed(send, outcome, keep_buttons=keep_buttons)
+        )
+
+    async def tell_requester(
+        self,
+        send: Send,
+        text: str,
+        blocks: Sequence[Block] | None = None,
+        *,
+        outcome: str | None = None,
+    ) -> None:
+        """A direct message from the app to the send's requester, once per `outcome` of each
+        change of the send (by default, once per text)."""
+        await self._postbox.owe([self._dm(send, outcome, text, blocks)])
+
+    async def tell(
+        self, team_id: str, user_id: str, text: str, blocks: Sequence[Block] | None = None
+    ) -> None:
+        """A direct message from the app to `user_id` (not about one change of a send)."""
+        await self._postbox.owe(
+            [
+                OutboxEntry(
+                    team_id=team_id,
+                    key=f"dm:{uuid.uuid4()}",
+                    kind=OutboxKind.DM,
+                    purpose="note",
+                    destination=user_id,
+                    payload=_payload(text, blocks, {}),
+                    priority=URGENT,
+                )
+            ]
+        )
+
+    async def refused(self, message: OutboxMessage, reason: str) -> None:
+        """Slack refused an owed message for good: an approval request nobody will see is
+        told to its requester, with what mends it."""
+        if message.purpose != APPROVAL or message.send_id is None:
             return
+        send = await self._load(message.team_id, message.send_id)
+        if send is None:
+            return
+        text = views.approval_not_posted_text(card_of(send), message.destination, reason)
+        await self._postbox.owe(
+            [self._dm(send, "approval_not_posted", text, None, priority=URGENT)]
+        )
+
+    # --- the messages ------------------------------------------------------------------------
+
+    def _dm(
+        self,
+        send: Send,
+        outcome: str | None,
+        text: str,
+        blocks: Sequence[Block] | None,
+        *,
+        priority: int = NORMAL,
+    ) -> OutboxEntry:
+        """The requester's DM about one change of `send`, keyed so it is told once."""
+        what = outcome or hashlib.sha256(text.encode()).hexdigest()[:12]
+        return OutboxEntry(
+            team_id=send.team_id,
+            key=f"dm:{send.id}:{what}:{_moment(send)}",
+            kind=OutboxKind.DM,
+            purpose=outcome or "note",
+            destination=send.requester_id,
+            payload=_payload(text, blocks, _facts(send)),
+            priority=priority,
+            send_id=send.id,
+        )
+
+    def _message(
+        self,
+        send: Send,
+        purpose: str,
+        channel: str,
+        text: str,
+        blocks: Sequence[Block],
+        priority: int,
+    ) -> OutboxEntry:
+        """The channel message `purpose` about `send`: posted once, then updated in place."""
+        known: Any = send.slack_messages.get(purpose)
+        place = known if isinstance(known, dict) and known.get("ts") else {}
+        return OutboxEntry(
+            team_id=send.team_id,
+            key=f"{purpose}:{send.id}",
+            kind=OutboxKind.MESSAGE,
+            purpose=purpose,
+            destination=channel,
+            payload=_payload(text, blocks, _facts(send)),
+            priority=priority,
+            send_id=send.id,
+            channel=str(place["channel"]) if place else None,
+            ts=str(place["ts"]) if place else None,
+        )
+
+    async def _log_entries(
+        self, send: Send, card: views.SendCard, priority: int
+    ) -> list[OutboxEntry]:
+        """The log message about `send` as `card` shows it (none without a log channel)."""
+        # Most workspaces have no log channel: then this costs no read of the database.
+        channel = (await team_facts(self._services, send.team_id)).log_channel_id
+        if not channel:
+            return []
+        text, blocks = views.outcome_text(card), views.log_blocks(card)
+        return [self._message(send, LOG, channel, text, blocks, priority)]
+
+    async def _approval_closed(
+        self, send: Send, outcome: str, *, keep_buttons: bool = False
+    ) -> list[OutboxEntry]:
+        """The approval request with `outcome` under it; none when none was asked for."""
+        owed = await self._postbox.owed(send.team_id, f"{APPROVAL}:{send.id}")
+        known: Any = send.slack_messages.get(APPROVAL)
+        if owed is None and not isinstance(known, dict):
+            return []
         card = card_of(send)
         if keep_buttons:
             blocks = [*views.approval_request_blocks(card), context(outcome)]
         else:
             blocks = views.approval_closed_blocks(card, outcome=outcome)
-        await self._slack.update(send.team_id, where, views.outcome_text(card), blocks)
-
-    async def tell_requester(
-        self, send: Send, text: str, blocks: Sequence[Block] | None = None
-    ) -> None:
-        """A direct message from the app to the send's requester."""
-        await self.tell(send.team_id, send.requester_id, text, blocks)
-
-    async def tell(
-        self, team_id: str, user_id: str, text: str, blocks: Sequence[Block] | None = None
-    ) -> None:
-        """A direct message from the app to `user_id`; Slack's refusals are logged."""
-        await self._slack.direct(team_id, user_id, text, blocks)
-
-    # --- the log channel -------------------------------------------------------------------
-
-    async def _update_log(self, send: Send, card: views.SendCard) -> None:
-        """Update the log message about `send`, or post it when there is none yet."""
-        # Most workspaces have no log channel: then this costs no read of the database.
-        channel = (await team_facts(self._services, send.team_id)).log_channel_id
-        if not channel:
-            return
-        text, blocks = views.outcome_text(card), views.log_blocks(card)
-        where = await self._message(send, LOG)
-        if where is not None:
-            await self._slack.update(send.team_id, where, text, blocks)
-            return
-        ts = await self._slack.post(send.team_id, channel, text, blocks)
-        if ts is not None:
-            await self._remember(send, LOG, channel, ts)
+        channel = owed.destination if owed is not None else str(known.get("channel"))
+        return [self._message(send, APPROVAL, channel, views.outcome_text(card), blocks, URGENT)]
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    async def _message(self, send: Send, purpose: str) -> dict[str, str] | None:
-        """Where the `purpose` message about `send` is, read fresh from the database."""
+    async def _load(self, team_id: str, send_id: uuid.UUID) -> Send | None:
         database = self._services.database
         if database is None:
             return None
         async with database.sessions() as session:
-            fresh = await queries.get_send(session=session, team_id=send.team_id, send_id=send.id)
-        found: Any = (fresh.slack_messages if fresh is not None else {}).get(purpose)
-        if isinstance(found, dict) and found.get("channel") and found.get("ts"):
-            return {"channel": str(found["channel"]), "ts": str(found["ts"])}
-        return None
-
-    async def _remember(self, send: Send, purpose: str, channel: str, ts: str) -> None:
-        database = self._services.database
-        if database is None:
-            return
-        async with database.sessions.begin() as session:
-            await queries.set_slack_message(
-                session=session,
-                team_id=send.team_id,
-                send_id=send.id,
-                purpose=purpose,
-                channel=channel,
-                ts=ts,
-            )
+            return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
 
     async def _workspace(self, team_id: str) -> Workspace | None:
         database = self._services.database
@@ -276,6 +363,91 @@ class SlackNotifier:
             team_id=send.team_id, app_name=send.app_name, audience=audience
         )
         return estimate_text(estimate)
+
+
+class Postbox:
+    """Where the notifier owes its messages: rows of the Slack outbox, written in one
+    transaction and handed to the drainer at once (`wake`); without a database (tests of
+    the surface alone) they are delivered right away instead."""
+
+    def __init__(
+        self,
+        *,
+        services: Services,
+        deliver: OutboxDelivery,
+        drainer: OutboxDrainer | None,
+    ) -> None:
+        self._services = services
+        self._deliver = deliver
+        self.drainer = drainer
+
+    async def owe(self, entries: Sequence[OutboxEntry]) -> None:
+        """Owe Slack `entries` (channel messages replace their key's queued version)."""
+        if not entries:
+            return
+        database = self._services.database
+        if database is None:
+            for entry in entries:
+                await self._deliver(_transient(entry))
+            return
+        await owe(database, entries, self.drainer)
+
+    async def owed(self, team_id: str, key: str) -> OutboxMessage | None:
+        """The row of `key`, if it was ever owed (and not pruned)."""
+        database = self._services.database
+        if database is None:
+            return None
+        return await find_owed(database, team_id=team_id, key=key)
+
+
+def _payload(text: str, blocks: Sequence[Block] | None, facts: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "text": text,
+        "blocks": list(blocks) if blocks is not None else None,
+        "facts": dict(facts),
+    }
+
+
+def _facts(send: Send) -> dict[str, Any]:
+    """What a digest needs to name the send without rendering it again."""
+    card = card_of(send)
+    return {
+        "short_id": send.short_id,
+        "state": send.state.value,
+        "requester_id": send.requester_id,
+        "app": send.app_name,
+        "title": card.title,
+        "message": card.message[:200],
+        "audience": card.audience,
+        "notification_id": send.notification_id,
+        "is_test": send.is_test,
+    }
+
+
+def _moment(send: Send) -> str:
+    """When the send last changed, in microseconds: a DM's key names the change it tells."""
+    moment = send.updated_at or send.finished_at
+    return str(int(moment.timestamp() * 1_000_000)) if moment is not None else "0"
+
+
+def _transient(entry: OutboxEntry) -> OutboxMessage:
+    """An outbox row never stored, for delivering at once without a database."""
+    return OutboxMessage(
+        id=uuid.uuid4(),
+        team_id=entry.team_id,
+        key=entry.key,
+        send_id=entry.send_id,
+        kind=entry.kind,
+        purpose=entry.purpose,
+        destination=entry.destination,
+        priority=entry.priority,
+        payload=dict(entry.payload),
+        version=1,
+        attempts=1,
+        channel=entry.channel,
+        ts=entry.ts,
+        next_attempt_at=utcnow(),
+    )
 
 
 def _approvals_channel(workspace: Workspace | None) -> str | None:
@@ -300,10 +472,37 @@ def _who(actor: str) -> str:
 
 
 def plug_in(services: Services, clients: ClientSource) -> SlackNotifier:
-    """Plug a `SlackNotifier` writing with `clients` into the services' notifier relay."""
-    notifier = SlackNotifier(services=services, clients=clients)
+    """Plug a `SlackNotifier` into the services' notifier relay, and start (with the
+    services) the outbox drainer that delivers its messages with `clients`."""
+    pacer = Pacer(services.slack_limits)
+    policy = services.outbox_policy
+    delivery = OutboxDelivery(clients, pacer, max_wait=policy.max_wait)
+    drainer = None
+    if services.database is not None:
+        drainer = OutboxDrainer(
+            database=services.database,
+            deliver=delivery,
+            pacer=pacer,
+            worker_id=services.sends.worker_id if services.sends is not None else "pushops",
+            policy=policy,
+        )
+        services.outbox = drainer
+        services.on_startup.append(drainer.start)
+        _stop_after_deliveries(services, drainer)
+    postbox = Postbox(services=services, deliver=delivery, drainer=drainer)
+    notifier = SlackNotifier(services=services, postbox=postbox)
+    delivery.on_refused = notifier.refused
     services.notifier.target = notifier
     return notifier
+
+
+def _stop_after_deliveries(services: Services, drainer: OutboxDrainer) -> None:
+    """Stop the drainer at shutdown after the send service wrote its last outcomes (the
+    hooks run in reverse order), so what they owe Slack still goes out if it can."""
+    hooks = services.on_shutdown
+    closing = services.sends.aclose if services.sends is not None else None
+    at = hooks.index(closing) if closing is not None and closing in hooks else len(hooks)
+    hooks.insert(at, drainer.stop)
 
 
 def register(app: AsyncApp, services: Services) -> None:

@@ -9,14 +9,14 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import const
+from bot import const, outbox
 from bot.delivery import SendNotFound, StatusReport, utcnow
 from bot.services import Services
 from commands.access import interaction_ids, may_see_sends
 from commands.cancel import one_ref
 from commands.cards import card_of
 from commands.context import CommandContext, CommandError, Subcommand, refuse, sends_of
-from commands.views.status import StatusView, status_blocks, status_text
+from commands.views.status import SlackRefusal, StatusView, status_blocks, status_text
 
 
 async def before_ack(ctx: CommandContext) -> object:
@@ -31,10 +31,20 @@ async def report(services: Services, team_id: str, ref: str) -> StatusView:
         found = await sends_of(services).status(team_id=team_id, ref=ref)
     except SendNotFound as error:
         raise CommandError(str(error)) from None
-    return view_of(found, ref)
+    send = found.send
+    refused = await _refused(services, send.team_id, send.id) if send is not None else ()
+    return view_of(found, ref, refused=refused)
 
 
-def view_of(found: StatusReport, ref: str) -> StatusView:
+async def _refused(services: Services, team_id: str, send_id: Any) -> tuple[SlackRefusal, ...]:
+    """The messages about the send Slack refused for good (from the outbox)."""
+    if services.database is None:
+        return ()
+    found = await outbox.refusals(services.database, team_id=team_id, send_id=send_id)
+    return tuple(SlackRefusal(r.purpose, r.destination, r.reason) for r in found)
+
+
+def view_of(found: StatusReport, ref: str, *, refused: tuple[SlackRefusal, ...] = ()) -> StatusView:
     """What the status reply shows of a report."""
     return StatusView(
         ref=ref,
@@ -47,6 +57,7 @@ def view_of(found: StatusReport, ref: str) -> StatusView:
         timezone=found.send.timezone if found.send is not None else "UTC",
         note=found.note,
         checked_at=utcnow(),
+        refused=refused,
     )
 
 

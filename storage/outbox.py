@@ -39,6 +39,7 @@ __all__ = [
     "enqueue",
     "finish_outbox",
     "outbox_counts",
+    "owed_before",
     "prune_outbox",
     "refused_messages",
 ]
@@ -322,6 +323,16 @@ async def refused_messages(
         OutboxMessage.state == OutboxState.REFUSED,
     )
     return list(await session.scalars(query.order_by(OutboxMessage.created_at)))
+
+
+async def owed_before(*, session: AsyncSession, moment: datetime) -> bool:
+    """Whether a pending row falls due by `moment`."""
+    query = (
+        sa.select(OutboxMessage.id)
+        .where(OutboxMessage.state == OutboxState.PENDING, OutboxMessage.next_attempt_at <= moment)
+        .limit(1)
+    )
+    return (await session.scalar(query)) is not None
 
 
 async def outbox_counts(*, session: AsyncSession) -> dict[OutboxState, int]:

@@ -29,6 +29,16 @@ PLATFORMS: Final = {
 """OneSignal's `platform_delivery_stats` keys and how to show them; others show as sent."""
 
 
+@dataclass(frozen=True)
+class SlackRefusal:
+    """A message about a send that Slack refused for good: its purpose (`log`, `approval`,
+    or what a DM told), where it was going (a channel or a user), and Slack's reason."""
+
+    purpose: str
+    destination: str
+    reason: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class StatusView:
     """What the status reply shows.
@@ -41,6 +51,7 @@ class StatusView:
         per_platform: platform key -> counter -> value.
         timezone: the zone for times (the requester's).
         note: a sentence when counters are missing or partial.
+        refused: the messages about the send that Slack refused for good.
     """
 
     ref: str
@@ -53,6 +64,7 @@ class StatusView:
     timezone: str = "UTC"
     note: str | None = None
     checked_at: datetime | None = None
+    refused: tuple[SlackRefusal, ...] = ()
 
 
 def status_blocks(status: StatusView) -> list[Block]:
@@ -72,6 +84,8 @@ def status_blocks(status: StatusView) -> list[Block]:
     notes = _notes(status)
     if notes:
         blocks.append(context(" · ".join(notes)))
+    if status.refused:
+        blocks.append(section("\n".join(refusal_line(r) for r in status.refused[:MAX_REFUSALS])))
     refresh = button("Refresh", const.ACTION_STATUS_REFRESH, status.ref[:BUTTON_VALUE])
     blocks.append(actions(refresh))
     return blocks
@@ -93,6 +107,26 @@ def _title(status: StatusView) -> str:
 def _counter_line(counts: Mapping[str, int]) -> str:
     shown = [f"{name} {counts[name]:,}" for name in COUNTERS if name in counts]
     return ", ".join(shown) or "no counters"
+
+
+MAX_REFUSALS: Final = 10
+"""Refused messages listed in a status reply (the oldest)."""
+
+_REFUSED_WHAT: Final = {
+    "log": "The log channel's message about it in <#{}>",
+    "approval": "Its approval request in <#{}>",
+}
+
+
+def refusal_line(refusal: SlackRefusal) -> str:
+    """`:warning: The log channel's message about it in #ops was not posted: Slack answered
+    `channel_not_found`.`"""
+    what = _REFUSED_WHAT.get(refusal.purpose, "The message to <@{}> about it")
+    where = escape(refusal.destination)
+    return (
+        f":warning: {what.format(where)} was not posted: Slack answered "
+        f"{code(refusal.reason, limit=200)}."
+    )
 
 
 def _notes(status: StatusView) -> list[str]:

@@ -1,0 +1,322 @@
+"""The drainer of the Slack outbox: takes the messages owed to Slack and delivers them, paced.
+
+Every message PushOps owes Slack is a row (`storage.outbox`), written in the transaction that
+decided it. `OutboxDrainer` (one per `serve` or `worker` process that can reach Slack) claims
+due rows with a lease, most urgent first, hands each to a `Deliverer` (the Slack side,
+`commands.outgoing.OutboxDelivery`, which paces its calls with `bot.slack_limits.Pacer`), and
+records what became of it: done, refused for good (with Slack's reason), or tried again later
+(after Slack's `Retry-After`, or with backoff). It is woken at once when this process owes a
+new message (`wake`), and looks for rows of other processes every `poll` seconds. A drainer
+that dies leaves its rows leased; another takes them over when the lease ends.
+
+Exactly once, as far as Slack allows: a row is marked done (with the posted message's place)
+right after Slack answered. A process that dies between Slack's answer and that write leaves
+the row to be sent again after its lease: that window, one Web API call wide, is the only way a
+message reaches Slack twice (Slack's `chat.postMessage` takes no idempotency key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final, Protocol, TypeAlias
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.slack_limits import Pacer
+from storage import outbox
+from storage.db import Database
+from storage.models import OutboxKind, OutboxMessage, utcnow
+from storage.outbox import OutboxEntry, OutboxResult, Refused, Retry, Sent
+
+__all__ = [
+    "Deliverer",
+    "Delivered",
+    "DrainPolicy",
+    "Failure",
+    "OutboxDrainer",
+    "OutboxEntry",
+    "OutboxKind",
+    "OutboxMessage",
+    "Outcome",
+    "Refusal",
+    "SlackRefused",
+    "Wait",
+    "find_owed",
+    "owe",
+    "refusals",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS: Final = 12
+"""Tries of a message Slack keeps failing for a passing reason (timeouts, 5xx) before it is
+refused, saying so: about 40 minutes with the backoff below."""
+
+MAX_BACKOFF: Final = 600.0
+PRUNE_EVERY: Final = 600.0
+KEEP_DONE: Final = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Slack took the message; where it is (a channel message, to update it later)."""
+
+    channel: str | None = None
+    ts: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Slack refused the message for a reason retrying does not mend (`channel_not_found`)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A passing failure (timeout, 5xx, connection): try again with backoff."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Slack asked to wait (429 `Retry-After`), or the pacer did: try again in `seconds`,
+    without counting an attempt."""
+
+    seconds: float
+    why: str
+
+
+Outcome: TypeAlias = Delivered | Refusal | Failure | Wait
+
+
+class Deliverer(Protocol):
+    """Delivers one owed message to Slack and says what became of it; never raises for
+    Slack's trouble."""
+
+    async def __call__(self, message: OutboxMessage) -> Outcome:
+        """Deliver `message`."""
+
+
+async def owe(
+    database: Database, entries: Sequence[OutboxEntry], drainer: OutboxDrainer | None = None
+) -> None:
+    """Owe Slack `entries` in one transaction (channel messages replace their key's queued
+    version, DMs are written once), then wake `drainer`."""
+    if not entries:
+        return
+    async with database.sessions.begin() as session:
+        for kind in (OutboxKind.MESSAGE, OutboxKind.DM):
+            chosen = [entry for entry in entries if entry.kind == kind]
+            if chosen:
+                await outbox.enqueue(
+                    session=session, entries=chosen, replace=kind == OutboxKind.MESSAGE
+                )
+    if drainer is not None:
+        drainer.wake()
+
+
+async def find_owed(database: Database, *, team_id: str, key: str) -> OutboxMessage | None:
+    """The row of `key`, if it was ever owed (and not pruned)."""
+    async with database.sessions() as session:
+        return await outbox.get_outbox_message(session=session, team_id=team_id, key=key)
+
+
+@dataclass(frozen=True)
+class SlackRefused:
+    """A message Slack refused for good: its purpose, where it was going, Slack's reason."""
+
+    purpose: str
+    destination: str
+    reason: str
+
+
+async def refusals(database: Database, *, team_id: str, send_id: uuid.UUID) -> list[SlackRefused]:
+    """The messages about a send that Slack refused for good, oldest first."""
+    async with database.sessions() as session:
+        rows = await outbox.refused_messages(session=session, team_id=team_id, send_id=send_id)
+    return [SlackRefused(r.purpose, r.destination, r.last_error or "unknown") for r in rows]
+
+
+@dataclass(frozen=True)
+class DrainPolicy:
+    """How the drainer works: its lease, how often it looks for others' rows, how many
+    messages it has in flight, how long a call may wait for the pacer in flight, and how long
+    a stopping drainer goes on delivering what is due."""
+
+    lease: timedelta = outbox.DEFAULT_OUTBOX_LEASE
+    poll: float = 1.0
+    concurrency: int = 8
+    max_wait: float = 2.0
+    flush: float = 5.0
+
+
+class OutboxDrainer:
+    """Drains the outbox (see the module's docstring); `start`, `wake`, `stop`."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        deliver: Deliverer,
+        pacer: Pacer,
+        worker_id: str,
+        policy: DrainPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._database = database
+        self._deliver = deliver
+        self.pacer = pacer
+        self.worker_id = worker_id
+        self.policy = policy or DrainPolicy()
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: dict[asyncio.Task[None], OutboxMessage] = {}
+        self._stopping = False
+        self._pruned_at = 0.0
+
+    def wake(self) -> None:
+        """Look for due messages now (this process just owed one)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Begin draining in a task of its own."""
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop: go on delivering what is due for up to `grace` s (`DrainPolicy.flush`), then
+        stop claiming, cancel what is still in flight and hand it back for the next drainer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.policy.flush if grace is None else grace)
+        while self._task is not None and loop.time() < deadline:
+            if not self._inflight and not await self._owed_before(deadline - loop.time()):
+                break
+            await asyncio.sleep(0.05)
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._inflight:
+            _, late = await asyncio.wait(set(self._inflight), timeout=0.5)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+                rows = [self._inflight.pop(task) for task in late if task in self._inflight]
+                now = self._clock()
+                await self._finish(
+                    [(row, Retry(now, "handed back", counted=False)) for row in rows]
+                )
+
+    async def _owed_before(self, seconds: float) -> bool:
+        """Whether any message falls due within `seconds` (shutdown waits for those)."""
+        try:
+            async with self._database.sessions() as session:
+                return await outbox.owed_before(
+                    session=session, moment=self._clock() + timedelta(seconds=seconds)
+                )
+        except SQLAlchemyError:
+            return False
+
+    async def drain_once(self) -> int:
+        """Claim and deliver what is due now, waiting for it; how many were claimed (tests)."""
+        rows = await self._claim(self.policy.concurrency)
+        await asyncio.gather(*(self._handle(row) for row in rows))
+        return len(rows)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            free = self.policy.concurrency - len(self._inflight)
+            rows = await self._claim(free) if free > 0 else []
+            for row in rows:
+                task = asyncio.get_running_loop().create_task(self._handle(row))
+                self._inflight[task] = row
+                task.add_done_callback(self._done)
+            await self._maybe_prune()
+            if rows and len(rows) == free:
+                await self._wake.wait()  # a message done frees a place, and wakes us
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.policy.poll):
+                        await self._wake.wait()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(task, None)
+        self._wake.set()
+
+    async def _claim(self, limit: int) -> list[OutboxMessage]:
+        if limit <= 0:
+            return []
+        try:
+            return await outbox.claim_outbox(
+                session_factory=self._database.sessions,
+                now=self._clock(),
+                worker_id=self.worker_id,
+                limit=limit,
+                lease=self.policy.lease,
+                skip_destinations=sorted(self.pacer.busy_channels(within=self.policy.max_wait)),
+            )
+        except SQLAlchemyError as error:  # the database hiccups: the next round tries again
+            log.warning("could not read the Slack outbox: %s", type(error).__name__)
+            return []
+
+    async def _handle(self, row: OutboxMessage) -> None:
+        try:
+            outcome = await self._deliver(row)
+        except Exception as error:
+            log.exception("could not deliver Slack message %s", row.key)
+            outcome = Failure(f"unexpected {type(error).__name__}")
+        await self._finish([(row, self._result(row, outcome))])
+
+    def _result(self, row: OutboxMessage, outcome: Outcome) -> OutboxResult:
+        now = self._clock()
+        if isinstance(outcome, Delivered):
+            return Sent(outcome.channel, outcome.ts)
+        if isinstance(outcome, Refusal):
+            log.warning(
+                "Slack refused message %s to %s: %s", row.key, row.destination, outcome.reason
+            )
+            return Refused(outcome.reason)
+        if isinstance(outcome, Wait):
+            return Retry(now + timedelta(seconds=outcome.seconds), outcome.why, counted=False)
+        if row.attempts >= MAX_ATTEMPTS:
+            log.warning("gave up on Slack message %s: %s", row.key, outcome.error)
+            return Refused(f"gave up after {row.attempts} tries: {outcome.error}")
+        backoff = min(MAX_BACKOFF, 2.0**row.attempts)
+        return Retry(now + timedelta(seconds=backoff), outcome.error)
+
+    async def _finish(self, results: list[tuple[OutboxMessage, OutboxResult]]) -> None:
+        if not results:
+            return
+        try:
+            await outbox.finish_outbox(
+                session_factory=self._database.sessions, worker_id=self.worker_id, results=results
+            )
+        except SQLAlchemyError as error:
+            # The lease runs out and the row is taken again: a message Slack took may then
+            # be sent twice, the price of never losing one.
+            log.warning("could not record Slack messages sent: %s", type(error).__name__)
+
+    async def _maybe_prune(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = loop.time()
+        try:
+            await outbox.prune_outbox(
+                session_factory=self._database.sessions, before=self._clock() - KEEP_DONE
+            )
+        except SQLAlchemyError as error:
+            log.warning("could not prune the Slack outbox: %s", type(error).__name__)
