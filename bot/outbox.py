@@ -275,7 +275,7 @@ class OutboxDrainer:
     async def _handle(self, row: OutboxMessage) -> None:
         try:
             outcome = await self._deliver(row)
-        except Exception as error:
+        except Exception as error:  # one message's bug must not stop the rest: logged
             log.exception("could not deliver Slack message %s", row.key)
             outcome = Failure(f"unexpected {type(error).__name__}")
         await self._finish([(row, self._result(row, outcome))])

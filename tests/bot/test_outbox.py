@@ -64,17 +64,22 @@ class Kit:
     """A drainer on `database`, writing to the fake Slack's default workspace."""
 
     def __init__(
-        self, database: Database, fake: FakeSlack, *, concurrency: int = 8, **delivery: Any
+        self,
+        database: Database,
+        fake: FakeSlack,
+        *,
+        concurrency: int = 8,
+        limits: SlackLimits = SLACK_LIMITS,
     ) -> None:
         client = AsyncWebClient(token=DEFAULT_BOT_TOKEN, base_url=fake.api_url)
-        self.pacer = Pacer(SLACK_LIMITS)
+        self.pacer = Pacer(limits)
         self.refused: list[tuple[str, str]] = []
 
         async def on_refused(message: OutboxMessage, reason: str) -> None:
             self.refused.append((message.key, reason))
 
         self.delivery = OutboxDelivery(
-            client_source(client, None, None), self.pacer, on_refused=on_refused, **delivery
+            client_source(client, None, None), self.pacer, on_refused=on_refused
         )
         self.drainer = OutboxDrainer(
             database=database,
@@ -185,11 +190,10 @@ async def test_a_passing_failure_is_tried_again_with_backoff(kit, database, fake
     assert row.attempts == 1 and row.next_attempt_at > utcnow()
 
 
-async def test_posts_to_one_channel_are_paced_and_others_go_meanwhile(kit, database, fake_slack):
-    fast = SLACK_LIMITS.scaled(speed=2)  # one post per 0.5 s per channel
-    kit.pacer = Pacer(fast)
-    kit.delivery._pacer = kit.pacer
-    kit.drainer.pacer = kit.pacer
+async def test_posts_to_one_channel_are_paced_and_others_go_meanwhile(database, fake_slack):
+    fake_slack.add_user("U0BOB")
+    # One post per 0.5 s per channel.
+    kit = Kit(database, fake_slack, limits=SLACK_LIMITS.scaled(speed=2))
     await _owe(database, *(_log(uuid.uuid4(), f"send {n}") for n in range(8)), replace=True)
     await _owe(database, _dm("U0BOB", "hello"), replace=False)
     await kit.drainer.start()
@@ -197,6 +201,7 @@ async def test_posts_to_one_channel_are_paced_and_others_go_meanwhile(kit, datab
 
     await fake_slack.wait_for("chat.postMessage", where=_to(LOG), count=8, timeout=15)
 
+    await kit.drainer.stop(grace=0)
     calls = fake_slack.calls_to("chat.postMessage")
     assert [c.args["channel"] for c in calls].index("D0BOB") < 4  # not behind the log channel
     assert sorted(c.args["text"] for c in calls if c.args["channel"] == LOG) == [
