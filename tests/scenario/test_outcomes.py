@@ -111,7 +111,8 @@ async def test_a_cancel_by_someone_else_is_told_to_the_requester_with_who_and_wh
     assert re.search(f"Cancelled: [^·]*{_berlin(row.finished_at).pattern}", said), said
     assert "nobody received it" in said
     update = await _log_update(fake_slack, "was cancelled")
-    assert update.args["ts"] == row.slack_messages["log"]["ts"]
+    logged = (await only_send(database)).slack_messages["log"]  # recorded once Slack answered
+    assert update.args["ts"] == logged["ts"]
     assert fake_slack.calls_to("chat.postMessage", where=dm_to(BOB)) == []
     assert creates(fake_onesignal) == []
 
@@ -164,7 +165,8 @@ async def test_a_scheduled_send_that_fails_is_told_with_onesignals_reason(
     assert f"`{send.short_id}` failed" in dm.args["text"]
     assert "OneSignal refused it (HTTP 400)" in text_of(dm.args)
     update = await _log_update(fake_slack, "failed")
-    assert update.args["ts"] == row.slack_messages["log"]["ts"]
+    logged = (await only_send(database)).slack_messages["log"]  # recorded once Slack answered
+    assert row.state == SendState.FAILED and update.args["ts"] == logged["ts"]
     [create] = creates(fake_onesignal)
     assert create.json["idempotency_key"] == str(send.id)
 

@@ -193,10 +193,10 @@ async def test_a_scheduled_send_fires_once_with_a_dm_and_an_updated_log_message(
     dm = await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE))
     assert f"`{send.short_id}`" in dm.args["text"] and "was sent" in dm.args["text"]
     assert done.notification_id in dm.args["text"]
-    log_message = done.slack_messages["log"]
     update = await fake_slack.wait_for(
         "chat.update", where=lambda c: "was sent" in c.args.get("text", "")
     )
+    log_message = (await only_send(database)).slack_messages["log"]  # kept once Slack answered
     assert (update.args["channel"], update.args["ts"]) == (LOG_CHANNEL, log_message["ts"])
     assert (
         len(
