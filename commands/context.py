@@ -15,7 +15,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.delivery import SendService
 from bot.services import Services
 from commands._format import Block
-from storage import queries
 from storage.models import Send
 
 
@@ -133,10 +132,10 @@ def button_send_id(body: Mapping[str, Any]) -> uuid.UUID | None:
 
 async def load_send(services: Services, team_id: str, send_id: uuid.UUID | None) -> Send | None:
     """The send with this UUID in this workspace (another workspace's is not found)."""
-    if services.database is None or send_id is None:
+    sends = services.sends
+    if sends is None or send_id is None:
         return None
-    async with services.database.sessions() as session:
-        return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
+    return await sends.get(team_id=team_id, send_id=send_id)
 
 
 async def refuse(respond: AsyncRespond, message: str) -> None:

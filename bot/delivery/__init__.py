@@ -6,8 +6,8 @@ are the stored sends it hands up (the Slack surface imports nothing from `storag
 here imports Slack: outcomes reach people through `bot.notifier.Notifier`.
 
     content.py   SendContent, Audience, SendRejected (OneSignal's limits)
-    outcomes.py  Estimate, CancelOutcome, StatusReport, SendNotFound, StoreRefused,
-                 StoreInterrupted, DeliveryPolicy
+    outcomes.py  Estimate, CancelOutcome, StatusReport, SendNotFound, StoreBusy,
+                 StoreRefused, StoreInterrupted, DeliveryPolicy
     service.py   SendService
     attempt.py   one delivery attempt, and the check rounds of a send OneSignal has not
                  answered about
@@ -35,6 +35,7 @@ from bot.delivery.outcomes import (
     Estimate,
     SendNotFound,
     StatusReport,
+    StoreBusy,
     StoreInterrupted,
     StoreRefused,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "SendService",
     "SendState",
     "StatusReport",
+    "StoreBusy",
     "StoreInterrupted",
     "StoreRefused",
     "Timers",

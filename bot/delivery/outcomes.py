@@ -29,6 +29,11 @@ class SendNotFound(LookupError):
         )
 
 
+class StoreBusy(Exception):
+    """Other writers held the database longer than storing the send could wait: nothing of it
+    was written, so nothing will be sent."""
+
+
 class StoreRefused(Exception):
     """The database refused to store the send before its transaction's commit: nothing of it
     was written, so nothing will be sent."""

@@ -16,6 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Protocol
@@ -45,21 +46,27 @@ from bot.delivery.outcomes import (
     Estimate,
     SendNotFound,
     StatusReport,
+    StoreBusy,
     StoreInterrupted,
     StoreRefused,
 )
 from bot.delivery.writer import ResultWriter, WriteGate, Written
 from bot.notifier import Notifier, NotifierRelay
-from bot.onesignal import MAX_IDS_PER_REQUEST, EstimateRecipientsRequest, OneSignalError
+from bot.onesignal import (
+    MAX_IDS_PER_REQUEST,
+    EstimateRecipientsRequest,
+    OneSignalError,
+    SegmentPage,
+)
 from bot.onesignal_clients import OneSignalClients
 from bot.outcome_log import OutcomeLog
 from bot.settings import Settings
 from bot.timeparse import MAX_AHEAD, too_far_ahead
 from storage import deliveries, queries
 from storage.crypto import KeyRing
-from storage.db import Database, is_lock_timeout
+from storage.db import Database, WriteBusy, is_lock_timeout, limited_lock_wait
 from storage.deliveries import apply_result
-from storage.errors import IllegalTransition
+from storage.errors import AppNotFound, IllegalTransition
 from storage.errors import SendNotFound as StoredSendNotFound
 from storage.models import Decision, OneSignalApp, Send, SendState, utcnow
 
@@ -276,6 +283,7 @@ class SendService:
         approvals_required: int = 0,
         claim: bool = False,
         submission: str | None = None,
+        lock_wait: float | None = None,
     ) -> Send:
         """Validate and store a send (fast, database only: it may run before the ack).
 
@@ -286,8 +294,11 @@ class SendService:
         it while the caller gets to `dispatch` it. Call `dispatch(send)` after the ack.
         `submission` (a compose form's view id) stores one send per form, in any process:
         a repeat gets the send stored first, marked `replayed`, to answer with, not to
-        dispatch again. Raises `SendRejected`; `StoreRefused` when the database refused the
-        write (nothing stored), `StoreInterrupted` when it failed at the commit (unknown).
+        dispatch again. Raises `SendRejected` (an app removed meanwhile too); `StoreRefused`
+        when the database refused the write (nothing stored), `StoreInterrupted` when it
+        failed at the commit (unknown). With `lock_wait`, it waits at most that many seconds
+        for other writers' locks, then raises `StoreBusy` having stored nothing; a store that
+        got its locks is never cut short, so whoever is told it failed can rely on it.
         """
         self._check_due(due_at, timezone)
         if approvals_required < 0:
@@ -298,28 +309,34 @@ class SendService:
         now = state == SendState.SCHEDULED and (due_at is None or due_at <= self.clock())
         taken = queries.Claim(self.worker_id, self.lease) if claim and now else None
         committing = False
+        waiting = limited_lock_wait(lock_wait) if lock_wait is not None else nullcontext()
         try:
-            async with self.database.sessions.begin() as session:
-                app = await self._resolve_app(session, team_id, app_name)
-                send = await queries.create_send(
-                    session=session,
-                    team_id=team_id,
-                    requester_id=requester_id,
-                    app=app,
-                    content=content.model_dump(exclude_none=True),
-                    audience=audience.model_dump(mode="json"),
-                    state=state,
-                    due_at=due_at,
-                    timezone=timezone,
-                    approvals_required=approvals_required,
-                    is_test=is_test,
-                    claim=taken,
-                    submission=submission,
-                )
-                committing = True
+            with waiting:
+                async with self.database.sessions.begin() as session:
+                    app = await self._resolve_app(session, team_id, app_name)
+                    send = await queries.create_send(
+                        session=session,
+                        team_id=team_id,
+                        requester_id=requester_id,
+                        app=app,
+                        content=content.model_dump(exclude_none=True),
+                        audience=audience.model_dump(mode="json"),
+                        state=state,
+                        due_at=due_at,
+                        timezone=timezone,
+                        approvals_required=approvals_required,
+                        is_test=is_test,
+                        claim=taken,
+                        submission=submission,
+                    )
+                    committing = True
+        except WriteBusy:
+            raise StoreBusy("other writers held the database; nothing was stored") from None
+        except AppNotFound:  # removed while the send was being stored
+            raise SendRejected("app", f"There is no app {app_name!r} here any more.") from None
         except DBAPIError as error:
             if is_lock_timeout(error):
-                raise  # the caller's `limited_lock_wait` says busy
+                raise  # no `lock_wait`: the caller's own `limited_lock_wait` says busy
             # Only a failure of the commit itself leaves it open whether the row was stored.
             failed = StoreInterrupted if committing else StoreRefused
             raise failed(f"the database failed ({type(error).__name__})") from error
@@ -981,6 +998,22 @@ class SendService:
                 f"at once; this send lists {len(audience.external_ids):,}.",
             )
         return await _estimate(app, audience)
+
+    async def get(self, *, team_id: str, send_id: uuid.UUID) -> Send | None:
+        """The send with this UUID in this workspace (another workspace's is not found)."""
+        return await self._get(team_id, send_id)
+
+    async def segments(self, *, team_id: str, app_name: str | None, limit: int) -> SegmentPage:
+        """The app's segments as OneSignal lists them, oldest first, at most `limit`.
+
+        `SendRejected(field="app")` when the app is not set up (any more); OneSignalError
+        when OneSignal does not list them.
+        """
+        try:
+            app = await self.apps.by_name(team_id, app_name)
+        except AppNotFound:
+            raise SendRejected("app", f"There is no app {app_name!r} here any more.") from None
+        return await app.client.get_segments(app.onesignal_app_id, limit=limit)
 
     async def find(self, *, team_id: str, ref: str) -> Send:
         """The send `ref` names (short id or OneSignal id) in this workspace; `SendNotFound`."""

@@ -43,7 +43,6 @@ from commands.send.storing import Draft, answer, app_names, go, store
 from commands.views import compose
 from commands.views.compose import ComposeForm, ComposeInput
 from storage import queries
-from storage.errors import AppNotFound
 from storage.models import Send
 
 log = logging.getLogger(__name__)
@@ -125,9 +124,10 @@ async def list_segments(
     """(segment names, None), or (None, why they must be typed)."""
     typed = "Type segment names, separated by commas."
     try:
-        client = await sends_of(services).apps.by_name(team_id, app)
-        page = await client.client.get_segments(client.onesignal_app_id, limit=compose.MAX_OPTIONS)
-    except AppNotFound:
+        page = await sends_of(services).segments(
+            team_id=team_id, app_name=app, limit=compose.MAX_OPTIONS
+        )
+    except SendRejected:  # the app was removed
         return None, f"The app is not set up any more. {typed}"
     except OneSignalError as error:
         return None, f"Segments could not be listed ({explain(error)}). {typed}"

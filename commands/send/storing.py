@@ -18,6 +18,7 @@ from bot.delivery import (
     Audience,
     SendContent,
     SendRejected,
+    StoreBusy,
     StoreInterrupted,
     StoreRefused,
 )
@@ -33,8 +34,6 @@ from commands.notify import notifier_of
 from commands.send.requester import Requester
 from commands.views import sends as views
 from storage import queries
-from storage.db import WriteBusy, limited_lock_wait
-from storage.errors import AppNotFound
 from storage.models import Send, SendState
 
 log = logging.getLogger(__name__)
@@ -118,22 +117,22 @@ async def store(
     required = approvals_required(policy, draft.audience, is_test=draft.is_test)
     sends = sends_of(services)
     try:
-        with limited_lock_wait(STORE_WAIT):
-            return await sends.create(
-                team_id=team_id,
-                requester_id=requester.actor.user_id,
-                app_name=draft.app,
-                content=draft.content,
-                audience=draft.audience,
-                due_at=draft.due_at,
-                timezone=requester.zone_name,
-                confirm=confirm,
-                is_test=draft.is_test,
-                approvals_required=required,
-                claim=confirm,  # `go` delivers it right after the ack
-                submission=submission,  # a form stores one send (see `SendService.create`)
-            )
-    except WriteBusy:
+        return await sends.create(
+            team_id=team_id,
+            requester_id=requester.actor.user_id,
+            app_name=draft.app,
+            content=draft.content,
+            audience=draft.audience,
+            due_at=draft.due_at,
+            timezone=requester.zone_name,
+            confirm=confirm,
+            is_test=draft.is_test,
+            approvals_required=required,
+            claim=confirm,  # `go` delivers it right after the ack
+            submission=submission,  # a form stores one send (see `SendService.create`)
+            lock_wait=STORE_WAIT,
+        )
+    except StoreBusy:
         raise CommandError(BUSY) from None
     except (StoreRefused, StoreInterrupted) as error:
         log.warning("could not store a send of team %s: %s", team_id, error)
@@ -143,8 +142,6 @@ async def store(
     except SendRejected as error:
         if error.field != "app":
             raise
-        raise SendRejected("app", await unknown_app(services, team_id, draft.app)) from None
-    except AppNotFound:  # removed while the send was being stored
         raise SendRejected("app", await unknown_app(services, team_id, draft.app)) from None
 
 
