@@ -8,7 +8,7 @@ from typing import Final
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
-from bot.delivery import CancelOutcome, SendNotFound
+from bot.delivery import CancelOutcome, Send, SendNotFound
 from bot.services import Services
 from commands._format import escape
 from commands._parsing import parse_options
@@ -18,7 +18,6 @@ from commands.context import CommandContext, CommandError, Subcommand, send_uuid
 from commands.denials import Denial, deny, target
 from commands.help import usage
 from commands.views import sends as views
-from storage.models import Send
 
 
 def one_ref(ctx: CommandContext, name: str) -> str:

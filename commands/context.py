@@ -12,10 +12,9 @@ from typing import Any
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery import SendService
+from bot.delivery import Send, SendService
 from bot.services import Services
 from commands._format import Block
-from storage.models import Send
 
 
 class CommandError(Exception):

@@ -23,7 +23,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
-from bot.delivery import Audience, SendContent, SendRejected
+from bot.delivery import Audience, Send, SendContent, SendRejected, SendState
 from bot.policy import approvals_required
 from bot.services import Services
 from bot.timeparse import ScheduledTime, TimeParseError, parse_when
@@ -54,7 +54,6 @@ from commands.send.storing import (
     store,
 )
 from commands.views import sends as views
-from storage.models import Send, SendState
 
 LOOKUP_BUDGET: Final = 1.0
 """Seconds the requester lookup may take before the ack (dispatch allows 2 s in all)."""

@@ -26,9 +26,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
 from bot.cache import Expiring
-from bot.delivery import Audience, SendContent, SendRejected
+from bot.delivery import Audience, Send, SendContent, SendRejected
 from bot.delivery.attempt import explain
-from bot.onesignal import OneSignalError
+from bot.onesignal.errors import OneSignalError
 from bot.services import Services
 from bot.timeparse import TimeParseError, parse_in
 from commands._format import Block, escape, unknown_app_text
@@ -42,8 +42,6 @@ from commands.send.requester import Requester, requester
 from commands.send.storing import Draft, answer, app_names, go, store
 from commands.views import compose
 from commands.views.compose import ComposeForm, ComposeInput
-from storage import queries
-from storage.models import Send
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +97,8 @@ async def _apps(services: Services, team_id: str) -> tuple[tuple[str, ...], str 
     """The workspace's app names (default first) and the default one."""
     if services.database is None:
         return (), None
-    async with services.database.sessions() as session:
-        apps = await queries.list_apps(session=session, team_id=team_id)
-    default = next((app.name for app in apps if app.is_default), apps[0].name if apps else None)
-    return tuple(app.name for app in apps), default
+    names = tuple(await services.workspaces.app_names(team_id))
+    return names, names[0] if names else None  # the default app, or the first without one
 
 
 async def _refresh(

@@ -16,8 +16,10 @@ from typing import Final
 
 from bot.delivery import (
     Audience,
+    Send,
     SendContent,
     SendRejected,
+    SendState,
     StoreBusy,
     StoreInterrupted,
     StoreRefused,
@@ -33,8 +35,6 @@ from commands.context import CommandError, Reply, sends_of
 from commands.notify import notifier_of
 from commands.send.requester import Requester
 from commands.views import sends as views
-from storage import queries
-from storage.models import Send, SendState
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,7 @@ async def linked_external_id(services: Services, team_id: str, user_id: str) -> 
     """The requester's own external id for `--test`; CommandError saying how to link one."""
     linked = None
     if services.database is not None:
-        async with services.database.sessions() as session:
-            linked = await queries.get_linked_external_id(
-                session=session, team_id=team_id, user_id=user_id
-            )
+        linked = await services.workspaces.linked_external_id(team_id, user_id)
     if linked is None:
         raise CommandError(
             "--test sends only to your own external id, and you have none linked yet. "
@@ -149,8 +146,7 @@ async def app_names(services: Services, team_id: str) -> list[str]:
     """The names of the workspace's apps (none without a database)."""
     if services.database is None:
         return []
-    async with services.database.sessions() as session:
-        return [app.name for app in await queries.list_apps(session=session, team_id=team_id)]
+    return await services.workspaces.app_names(team_id)
 
 
 async def unknown_app(services: Services, team_id: str, name: str | None) -> str:
