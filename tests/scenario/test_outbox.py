@@ -105,4 +105,9 @@ async def test_a_dm_slack_rate_limits_is_sent_once_after_retry_after(app, fake_s
     assert limited.args == told.args and "was sent" in told.args["text"]
     assert waited >= 0.9  # Retry-After: 1, waited out before the same call again
     assert row.state == OutboxState.DONE and row.destination == ALICE
+    facts = row.payload["facts"]  # what a digest names the send by, without rendering it again
+    send = await only_send(database)
+    assert facts["short_id"] == send.short_id and facts["state"] == "sent"
+    assert facts["label"] == "Doors open at 9" and facts["requester_id"] == ALICE
+    assert send.finished_at is not None and facts["ended_at"] == send.finished_at.isoformat()
     assert len(fake_slack.calls_to("chat.postMessage")) == 2
