@@ -78,7 +78,7 @@ async def test_messages_owed_by_a_killed_process_are_delivered_once_by_the_next(
     async with _black_hole() as (nowhere, taken):
         holder = OutboxHolder({**env, "SLACK_API_URL": nowhere}, tmp_path / "holder.log")
         await holder.start()
-        await holder.armed()
+        await holder.armed(seconds=60)  # a busy machine starts Python slowly
         sends = [
             await storage_factory.send(
                 app,
