@@ -21,6 +21,7 @@ from bot.delivery import (
     SendContent,
     SendNotFound,
     SendRejected,
+    StoreBusy,
     notification_ids,
     notification_name,
 )
@@ -30,7 +31,7 @@ from storage.errors import SelfApproval
 from storage.models import SendState, utcnow
 from tests.bot.deliverykit import FAST, SEGMENT, audit_chain_ok, kit, seeded_app
 from tests.plugins.database import OTHER_TEAM
-from tests.scenario.busy import refusing_to_change, refusing_writes
+from tests.scenario.busy import held_by_another_writer, refusing_to_change, refusing_writes
 
 
 @pytest.fixture
@@ -80,6 +81,27 @@ async def test_a_send_claimed_as_it_is_created_is_left_to_its_creator(env):
     assert [r.json["idempotency_key"] for r in env.posted()] == [str(send.id)]
     assert (await env.row(send)).state == SendState.SENT
     assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
+
+
+async def test_a_create_kept_waiting_past_its_lock_wait_is_busy_and_stores_nothing(env, database):
+    async with held_by_another_writer(database, env.app.team_id):
+        started = time.monotonic()
+        with pytest.raises(StoreBusy):
+            await env.sends.create(
+                team_id=env.app.team_id,
+                requester_id="U0ALICE",
+                app_name=None,
+                content=SendContent(message="Hello"),
+                audience=Audience(segments=(SEGMENT,)),
+                due_at=None,
+                timezone="Europe/Berlin",
+                confirm=True,
+                lock_wait=0.2,
+            )
+        waited = time.monotonic() - started
+
+    assert waited < 5  # it gave up on the lock, not on a default timeout
+    assert await env.sends.recent(team_id=env.app.team_id, limit=5) == ([], [])
 
 
 async def _create_submitted(env, submission: str, message: str = "Hello"):
