@@ -28,9 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.onesignal import Exchange
 from bot.slack_http import RESPONSE_URL
-from storage import queries
+from storage import outbox, queries
 from storage.db import Database
-from storage.models import SendState
+from storage.models import OutboxState, SendState
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +208,13 @@ class Metrics:
             "Sends of every workspace waiting for approval, read from the database.",
             registry=self.registry,
         )
+        self.slack_outbox = Gauge(
+            "pushops_slack_outbox_messages",
+            "Messages owed to Slack in the outbox, by state: pending (not yet taken), refused "
+            "(Slack refused them for good), done (kept a day), read from the database.",
+            ["state"],
+            registry=self.registry,
+        )
 
     def _onesignal_metrics(self) -> None:
         self.onesignal_requests = Counter(
@@ -278,13 +285,18 @@ class Metrics:
                         session=session,
                         states=(SendState.SCHEDULED, SendState.PENDING_APPROVAL),
                     )
+                    owed = await outbox.outbox_counts(session=session)
             except (SQLAlchemyError, OSError, TimeoutError) as error:
                 log.warning("metrics: could not count sends (%s)", type(error).__name__)
                 self.sends_scheduled.set(math.nan)
                 self.approvals_pending.set(math.nan)
+                for state in OutboxState:
+                    self.slack_outbox.labels(state=state.value).set(math.nan)
             else:
                 self.sends_scheduled.set(counts[SendState.SCHEDULED])
                 self.approvals_pending.set(counts[SendState.PENDING_APPROVAL])
+                for state, count in owed.items():
+                    self.slack_outbox.labels(state=state.value).set(count)
             self._stored_until = time.monotonic() + STORED_TTL
 
     def render(self) -> bytes:

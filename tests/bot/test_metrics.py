@@ -7,9 +7,11 @@ from typing import Literal
 
 from bot.metrics import MAX_APP_LABELS, Metrics
 from bot.onesignal import Exchange
+from storage import outbox
 from storage.db import Database
-from storage.models import SendState
-from tests.scenario.prometheus import label_values
+from storage.models import OutboxKind, SendState, utcnow
+from storage.outbox import OutboxEntry
+from tests.scenario.prometheus import label_values, value
 
 
 def _values(metrics: Metrics, name: str, label: str) -> set[str]:
@@ -83,3 +85,36 @@ async def test_stored_counts_are_unknown_when_the_database_cannot_answer(tmp_pat
     text = metrics.render().decode()
     assert "pushops_sends_scheduled NaN" in text
     assert "pushops_approvals_pending NaN" in text
+    assert 'pushops_slack_outbox_messages{state="pending"} NaN' in text
+
+
+async def test_messages_owed_to_slack_are_counted_by_state(sqlite_database: Database):
+    entries = [
+        OutboxEntry(
+            team_id="T0TEST",
+            key=f"dm:{n}",
+            kind=OutboxKind.DM,
+            purpose="delivered",
+            destination=f"U0{n}",
+            payload={"text": "sent"},
+        )
+        for n in range(3)
+    ]
+    async with sqlite_database.sessions.begin() as session:
+        await outbox.enqueue(session=session, entries=entries, replace=False)
+    (refused,) = await outbox.claim_outbox(
+        session_factory=sqlite_database.sessions, now=utcnow(), worker_id="w", limit=1
+    )
+    await outbox.finish_outbox(
+        session_factory=sqlite_database.sessions,
+        worker_id="w",
+        results=[(refused, outbox.Refused("user_not_found"))],
+    )
+    metrics = Metrics()
+
+    await metrics.read_stored(sqlite_database)
+
+    text = metrics.render().decode()
+    assert value(text, "pushops_slack_outbox_messages", state="pending") == 2.0
+    assert value(text, "pushops_slack_outbox_messages", state="refused") == 1.0
+    assert value(text, "pushops_slack_outbox_messages", state="done") == 0.0
