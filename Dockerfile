@@ -7,6 +7,15 @@
 # (a secret mount, so the bundle is in no layer).
 ARG BASE=python:3.11-slim
 
+# The dependencies pyproject.toml names (with the PostgreSQL driver), as a file: the layer that
+# installs them is rebuilt only when this list or constraints.txt changes, not on every edit of
+# pyproject.toml's tool settings.
+FROM ${BASE} AS requirements
+WORKDIR /src
+COPY pyproject.toml ./
+RUN python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres']))" > requirements.txt
+
 FROM ${BASE} AS build
 # One virtual environment, copied whole into the final stage: the same layout on every base,
 # where pip --prefix lays files out as each base's Python is configured.
@@ -16,16 +25,14 @@ ENV PATH=/opt/pushops/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_CONSTRAINT=/src/constraints.txt
 WORKDIR /src
-COPY pyproject.toml constraints.txt ./
-# The dependencies (with the PostgreSQL driver) at constraints.txt's pins, in a layer of their
-# own: a change to the code rebuilds only the next one.
+COPY constraints.txt ./
+COPY --from=requirements /src/requirements.txt ./
+# pip_cert: see the top of this file.
 RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
-    && python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres']))" > requirements.txt \
     && pip install --quiet --upgrade pip setuptools \
     && pip install --quiet -r requirements.txt
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY commands ./commands
 COPY storage ./storage

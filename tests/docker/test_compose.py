@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get(IMAGE_ENV, "")
 pytestmark = [
     pytest.mark.slow,
+    # Containers, compose (v1 is slow to start) and a database made and dropped per test.
+    pytest.mark.timeout(600),
     pytest.mark.skipif(not IMAGE, reason=f"{IMAGE_ENV} names no image (scripts/docker-smoke)"),
 ]
 

@@ -33,6 +33,8 @@ from tests.scenario.processes import free_port
 IMAGE = os.environ.get(IMAGE_ENV, "")
 pytestmark = [
     pytest.mark.slow,
+    # Containers, compose (v1 is slow to start) and a database made and dropped per test.
+    pytest.mark.timeout(600),
     pytest.mark.skipif(not IMAGE, reason=f"{IMAGE_ENV} names no image (scripts/docker-smoke)"),
 ]
 STOP_GRACE = 20  # seconds docker stop waits before SIGKILL
