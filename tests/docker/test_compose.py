@@ -149,6 +149,7 @@ async def test_compose_file_starts_migrate_then_serve_and_worker_which_send(
     fake_onesignal: FakeOneSignal,
     tmp_path: Path,
 ):
+    fake_onesignal.add_user(fake_onesignal.app.id, "cust-1")
     port, metrics_port = free_port(), free_port()
     env_file = _env_file(tmp_path / "pushops.env", fake_slack, fake_onesignal, port)
     config = yaml.safe_load(Compose(ROOT / "compose.yaml", env_file)("config").stdout)
@@ -162,7 +163,9 @@ async def test_compose_file_starts_migrate_then_serve_and_worker_which_send(
         migrated = compose.exit_code("migrate")
         async with httpx.AsyncClient() as client:
             ready = await client.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
-        await send_now(f"http://127.0.0.1:{port}", fake_slack, '--user cust-1 "Through compose"')
+        reply = await send_now(
+            f"http://127.0.0.1:{port}", fake_slack, '--user cust-1 "Through compose"'
+        )
         sent = wait_for_notifications(fake_onesignal, 1)
         compose("stop", "--timeout", "20", "serve", "worker", timeout=120)
         codes = {service: compose.exit_code(service) for service in ("serve", "worker")}
@@ -175,6 +178,7 @@ async def test_compose_file_starts_migrate_then_serve_and_worker_which_send(
     assert migrated == "0"
     assert ready.status_code == 200
     assert [request.json["contents"]["en"] for request in sent] == ["Through compose"]
+    assert "was sent" in reply, reply
     assert codes == {"serve": "0", "worker": "0"}
     assert "PushOps worker running" in output
     assert "Traceback" not in output

@@ -70,6 +70,7 @@ async def test_image_migrates_checks_serves_sends_stops_and_keeps_its_keys_on_th
     runner: Runner, fake_slack: FakeSlack, fake_onesignal: FakeOneSignal
 ):
     api_key = fake_onesignal.app.rest_api_key
+    fake_onesignal.add_user(fake_onesignal.app.id, "cust-1")
     base_url = f"http://127.0.0.1:{runner.env['PORT']}"
     runner.run("db", "upgrade")
     runner.run(
@@ -88,6 +89,7 @@ async def test_image_migrates_checks_serves_sends_stops_and_keeps_its_keys_on_th
     process_status = docker("exec", first, "cat", "/proc/1/status").stdout
     reply = await send_now(base_url, fake_slack, '--user cust-1 "From the first container"')
     sent = wait_for_notifications(fake_onesignal, 1)
+    notification_ids = list(fake_onesignal.notifications)
     stop_began = time.monotonic()
     docker("stop", "--time", str(STOP_GRACE), first, timeout=STOP_GRACE + 30)
     stop_took = time.monotonic() - stop_began
@@ -96,7 +98,7 @@ async def test_image_migrates_checks_serves_sends_stops_and_keeps_its_keys_on_th
     # decrypts the OneSignal key the first stored.
     second = runner.start(unique("pushops-smoke-2"))
     wait_until_up(second, base_url)
-    await send_now(base_url, fake_slack, '--user cust-1 "From the second container"')
+    second_reply = await send_now(base_url, fake_slack, '--user cust-1 "From the second container"')
     sent = wait_for_notifications(fake_onesignal, 2)
     docker("stop", "--time", str(STOP_GRACE), second, timeout=STOP_GRACE + 30)
     output = logs(first) + logs(second) + checked
@@ -105,7 +107,8 @@ async def test_image_migrates_checks_serves_sends_stops_and_keeps_its_keys_on_th
     assert health == "healthy"
     uid = next(line.split()[1] for line in process_status.splitlines() if line.startswith("Uid:"))
     assert uid != "0"
-    assert "cust-1" in reply or "Sent" in reply or "sent" in reply, reply
+    assert "was sent" in reply and any(f"`{id_}`" in reply for id_ in notification_ids), reply
+    assert "was sent" in second_reply, second_reply
     assert [request.json["contents"]["en"] for request in sent] == [
         "From the first container",
         "From the second container",
