@@ -112,10 +112,6 @@ def authorization_url(settings: Settings) -> str:
 
 def _oauth_app(settings: Settings, services: Services, client: AsyncWebClient) -> AsyncApp:
     """Multi-workspace mode: installations in the database, bot tokens per team."""
-    if services.database is None or services.keyring is None:
-        raise AppConfigError(
-            "OAuth mode keeps installations, encrypted, in the database: it needs both."
-        )
     client_id = str(settings.slack_client_id)
     client_secret = _secret(settings.slack_client_secret)
     engine = services.database.engine

@@ -7,9 +7,10 @@ back, cut its end or deleted a workspace. `CheckpointPublisher` takes them and h
 its sinks: `FileSink` appends JSON lines to PUSHOPS_AUDIT_CHECKPOINTS (fsynced) or writes them
 to standard output (`-`); the Slack side adds a sink posting to each workspace's log channel.
 
-`serve` and `worker` run one publisher each (`attach_checkpoints`): at start it anchors every
-chain written before the audit key, then every PUSHOPS_AUDIT_CHECKPOINT_INTERVAL seconds it
-publishes the heads that changed since it last gave them to each sink.
+`serve` and `worker` run one publisher each (made by `bot.services.build_services`): at start
+it anchors every chain written before the audit key, then every
+PUSHOPS_AUDIT_CHECKPOINT_INTERVAL seconds it publishes the heads that changed since it last
+gave them to each sink.
 """
 
 from __future__ import annotations

@@ -41,11 +41,11 @@ def default_app_hook(settings: Settings, services: Services, client: AsyncWebCli
 async def seed_default_app(settings: Settings, services: Services, client: AsyncWebClient) -> bool:
     """Save or refresh the app named `default` from the settings; True when something changed.
 
-    Nothing happens without both settings, a database and a key ring; a Slack that cannot
-    say which workspace the token belongs to leaves the app as it was (logged).
+    Nothing happens without both settings; a Slack that cannot say which workspace the token
+    belongs to leaves the app as it was (logged).
     """
     app_id, api_key = settings.onesignal_app_id, settings.onesignal_api_key
-    if not app_id or api_key is None or services.database is None or services.keyring is None:
+    if not app_id or api_key is None:
         return False
     team = await _team_of(client)
     if team is None:
@@ -91,7 +91,7 @@ async def _team_of(client: AsyncWebClient) -> tuple[str, str] | None:
 def _same(
     existing: OneSignalApp | None, app_id: str, api_key: SecretStr, services: Services
 ) -> bool:
-    if existing is None or services.keyring is None:
+    if existing is None:
         return False
     try:
         if existing.onesignal_app_id != queries.validate_onesignal_app_id(app_id):

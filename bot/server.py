@@ -105,10 +105,9 @@ def _operations_routes(services: Services) -> list[Route]:
 def slack_door(services: Services) -> SlackDoor:
     """The checks before Bolt: body bounds, signature, replays (remembered in the database)."""
     secret = services.settings.slack_signing_secret
-    database = services.database
     return SlackDoor(
         signing_secret=secret.get_secret_value() if secret is not None else "",
-        seen=SeenRequests(database) if database is not None else None,
+        seen=SeenRequests(services.database),
         api_url=services.settings.slack_api_url,
     )
 

@@ -5,7 +5,7 @@ settings, the database and key ring, the workspace and send services and the sch
 OneSignal clients on the process's pool, the notifier relay, Slack's HTTP session and its
 directory of people, admission control, the metrics and the tracked background tasks (work
 that goes on after Slack was acknowledged), plus start/stop hooks that `serve`'s lifespan
-and `worker` run.
+and `worker` run. `build_services` makes all of it, for `serve`, `worker` and the tests alike.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from bot.slack_http import SlackHttp
 from bot.slack_limits import SLACK_LIMITS, SlackLimits
 from bot.throttle import Throttle
 from bot.workspaces import Workspaces
+from storage.audit import AuditKeys
 from storage.crypto import KEY_FILE_NAME, KeyRing, key_file_warning
 from storage.db import Database
 from storage.rotation import bind_app_keys
@@ -109,10 +110,6 @@ class BackgroundTasks:
             await asyncio.wait(late)
 
 
-async def _always_ready() -> None:
-    """Readiness when nothing can fail (no database configured)."""
-
-
 @dataclass(kw_only=True, eq=False)
 class Services:
     """Everything a handler needs besides the Slack request itself.
@@ -121,13 +118,14 @@ class Services:
         settings: the process settings.
         onesignal_http: the one pooled `httpx.AsyncClient` for OneSignal (keys go per request).
         onesignal: builds every OneSignal client, on `onesignal_http` at ONESIGNAL_API_URL.
-        database: engine and session factory; None only in tests that need no storage.
+        database: engine and session factory.
         keyring: the keys that seal secrets at rest (OneSignal keys, Slack tokens in OAuth
-            mode); None only in tests that store no secret.
-        readiness: what `/readyz` awaits; defaults to checking that the database, when there
-            is one, takes a write (`Database.ping`).
+            mode).
+        sends: the send service (bot.delivery).
         scheduler: started after the start hooks, stopped before the shutdown hooks.
-        sends: the send services (bot.delivery); None without a database and key ring.
+        workspaces: the workspace service (bot.workspaces), made from the parts above.
+        readiness: what `/readyz` awaits; defaults to checking that the database takes a
+            write (`Database.ping`).
         checkpoints: publishes the audit checkpoints (bot.checkpoints); None without a
             database opened with audit keys.
         notifier: where outcomes of sends go; the Slack side plugs its notifier in with
@@ -148,11 +146,11 @@ class Services:
 
     settings: Settings
     onesignal_http: httpx.AsyncClient
-    database: Database | None = None
-    keyring: KeyRing | None = None
+    database: Database
+    keyring: KeyRing
+    sends: SendService
+    scheduler: Lifecycle
     readiness: ReadinessCheck | None = None
-    scheduler: Lifecycle | None = None
-    sends: SendService | None = None
     checkpoints: CheckpointPublisher | None = None
     notifier: NotifierRelay = field(default_factory=NotifierRelay)
     outbox: OutboxDrainer | None = None
@@ -168,24 +166,13 @@ class Services:
     denials: Throttle[tuple[str, ...]] = field(default_factory=_denials)
     directory: SlackDirectory = field(default_factory=SlackDirectory)
     onesignal: OneSignalClients = field(init=False)
-    _workspaces: Workspaces | None = field(default=None, init=False, repr=False)
+    workspaces: Workspaces = field(init=False)
 
     def __post_init__(self) -> None:
         self.onesignal = OneSignalClients(self.onesignal_http, self.settings.onesignal_api_url)
-
-    @property
-    def workspaces(self) -> Workspaces:
-        """The workspace service (bot.workspaces), made at first use; needs the database."""
-        if self._workspaces is None:
-            if self.database is None:
-                raise RuntimeError("the workspace service needs the services' database")
-            self._workspaces = Workspaces(
-                database=self.database,
-                keyring=self.keyring,
-                clients=self.onesignal,
-                sends=self.sends,
-            )
-        return self._workspaces
+        self.workspaces = Workspaces(
+            database=self.database, keyring=self.keyring, clients=self.onesignal, sends=self.sends
+        )
 
     def after_ack(
         self,
@@ -228,30 +215,25 @@ class Services:
 
     async def render_metrics(self) -> bytes:
         """The Prometheus text of `/metrics`, with the counts read from the database."""
-        if self.database is not None:
-            await self.metrics.read_stored(self.database)
+        await self.metrics.read_stored(self.database)
         return self.metrics.render()
 
     async def check_ready(self) -> None:
         """Raise when the process cannot serve (see `readiness`)."""
         if self.readiness is not None:
             await self.readiness()
-        elif self.database is not None:
-            await self.database.ping()
         else:
-            await _always_ready()
+            await self.database.ping()
 
     async def start(self) -> None:
         """Run the start hooks, then start the scheduler."""
         for hook in self.on_startup:
             await hook()
-        if self.scheduler is not None:
-            await self.scheduler.start()
+        await self.scheduler.start()
 
     async def aclose(self) -> None:
         """Stop the scheduler, finish background work, run the shutdown hooks (reversed)."""
-        if self.scheduler is not None:
-            await self.scheduler.stop()
+        await self.scheduler.stop()
         await self.tasks.drain(self.drain_timeout)
         for hook in reversed(self.on_shutdown):
             await hook()
@@ -259,48 +241,78 @@ class Services:
 
 
 def build_services(
-    settings: Settings, *, database: Database | None = None, keyring: KeyRing | None = None
+    settings: Settings,
+    *,
+    database: Database,
+    keyring: KeyRing,
+    policy: DeliveryPolicy | None = None,
+    sweep_interval: float = 15.0,
+    worker_id: str | None = None,
+    readiness: ReadinessCheck | None = None,
+    checkpoint_actor: str | None = None,
 ) -> Services:
-    """The production services (`serve`, `worker`): a pooled OneSignal client, `database`
-    and `keyring`. At start they warn when the key ring comes from the key file in the data
-    directory, and bind OneSignal keys written by older versions to their app's row.
+    """The services of a process (`serve`, `worker`, and every test's app).
+
+    A pooled OneSignal client counting into the metrics, `database` (disposed at shutdown)
+    and `keyring`; the send service and its scheduler (which starts and stops with the
+    services; the service's queued results are written at shutdown), the workspace service,
+    and with a database opened with audit keys the audit checkpoints (signed as
+    `checkpoint_actor`, default the send service's worker). At start they warn when the key
+    ring comes from the key file in the data directory, and bind OneSignal keys written by
+    older versions to their app's row. Tests pass a short `policy` and `sweep_interval`.
 
     Must run inside the event loop that will use them (the HTTP pool binds to it).
     """
     metrics = Metrics()
     http = onesignal_pool(metrics)
+    notifier = NotifierRelay()
+    sends = SendService(
+        database=database,
+        keyring=keyring,
+        clients=OneSignalClients(http, settings.onesignal_api_url),
+        settings=settings,
+        notifier=notifier,
+        outcomes=OutcomeLog(metrics),
+        policy=policy,
+        worker_id=worker_id,
+    )
+    scheduler = Scheduler(
+        database=database, deliver=sends, settings=settings, sweep_interval=sweep_interval
+    )
     services = Services(
-        settings=settings, onesignal_http=http, database=database, keyring=keyring, metrics=metrics
+        settings=settings,
+        onesignal_http=http,
+        database=database,
+        keyring=keyring,
+        sends=sends,
+        scheduler=scheduler,
+        readiness=readiness,
+        notifier=notifier,
+        metrics=metrics,
     )
     services.on_shutdown.append(http.aclose)
-    if keyring is not None and not _secret_key_set(settings):
+    services.on_shutdown.append(database.dispose)
+    if not _secret_key_set(settings):
         services.on_startup.append(functools.partial(_warn_of_key_file, settings))
-    if database is not None:
-        services.on_shutdown.append(database.dispose)
-    if database is not None and keyring is not None:
-        services.on_startup.append(functools.partial(_bind_app_keys, database, keyring))
-        attach_delivery(services)
-        attach_checkpoints(services)
+    services.on_startup.append(functools.partial(_bind_app_keys, database, keyring))
+    services.on_shutdown.append(sends.aclose)
+    if database.audit_keys is not None:
+        _attach_checkpoints(services, database.audit_keys, checkpoint_actor)
     return services
 
 
-def attach_checkpoints(services: Services, *, actor: str | None = None) -> CheckpointPublisher:
-    """Give `services` its audit `CheckpointPublisher` (needs a database with audit keys).
+def _attach_checkpoints(services: Services, keys: AuditKeys, actor: str | None) -> None:
+    """Give `services` its audit `CheckpointPublisher`.
 
     It anchors unkeyed chains at start and publishes every PUSHOPS_AUDIT_CHECKPOINT_INTERVAL
     seconds to PUSHOPS_AUDIT_CHECKPOINTS when that is set (the Slack side adds the log
-    channel). `actor` signs its audit events (default: the send service's worker).
+    channel).
     """
-    database = services.database
-    if database is None or database.audit_keys is None:
-        raise ValueError("audit checkpoints need the services' database, opened with audit keys")
-    if actor is None:
-        actor = f"worker:{services.sends.worker_id}" if services.sends is not None else "pushops"
     settings = services.settings
     publisher = CheckpointPublisher(
-        database=database,
-        keys=database.audit_keys,
-        actor=actor,
+        database=services.database,
+        keys=keys,
+        actor=actor or f"worker:{services.sends.worker_id}",
         interval=settings.audit_checkpoint_interval,
     )
     if settings.audit_checkpoints:
@@ -308,7 +320,6 @@ def attach_checkpoints(services: Services, *, actor: str | None = None) -> Check
     services.checkpoints = publisher
     services.on_startup.append(publisher.start)
     services.on_shutdown.append(publisher.stop)
-    return publisher
 
 
 def _secret_key_set(settings: Settings) -> bool:
@@ -337,38 +348,3 @@ async def _bind_app_keys(database: Database, keyring: KeyRing) -> None:
 def onesignal_pool(metrics: Metrics) -> PooledHttpClient:
     """The process's pooled OneSignal client, counting each request in `metrics`."""
     return make_http_client(timeout=ONESIGNAL_TIMEOUT, observer=metrics.onesignal_exchange)
-
-
-def attach_delivery(
-    services: Services,
-    *,
-    policy: DeliveryPolicy | None = None,
-    sweep_interval: float = 15.0,
-    worker_id: str | None = None,
-) -> SendService:
-    """Give `services` its `SendService` and `Scheduler` (needs a database and key ring).
-
-    The scheduler starts and stops with the services; the service's queued results are
-    written at shutdown. Tests call this with a short `policy` and `sweep_interval`.
-    """
-    if services.database is None or services.keyring is None:
-        raise ValueError("delivery needs the services' database and keyring")
-    sends = SendService(
-        database=services.database,
-        keyring=services.keyring,
-        clients=services.onesignal,
-        settings=services.settings,
-        notifier=services.notifier,
-        outcomes=OutcomeLog(services.metrics),
-        policy=policy,
-        worker_id=worker_id,
-    )
-    services.sends = sends
-    services.scheduler = Scheduler(
-        database=services.database,
-        deliver=sends,
-        settings=services.settings,
-        sweep_interval=sweep_interval,
-    )
-    services.on_shutdown.append(sends.aclose)
-    return sends

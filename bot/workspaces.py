@@ -143,18 +143,18 @@ class Workspaces:
 
     Args:
         database: where they are.
-        keyring: seals and opens the apps' OneSignal keys (None: no key can be saved or read).
+        keyring: seals and opens the apps' OneSignal keys.
         clients: builds a OneSignal client for an app (`Services.onesignal`).
-        sends: told when apps or the approval policy change (None: no send service here).
+        sends: told when apps or the approval policy change.
     """
 
     def __init__(
         self,
         *,
         database: Database,
-        keyring: KeyRing | None,
+        keyring: KeyRing,
         clients: OneSignalClients,
-        sends: SendsToTell | None = None,
+        sends: SendsToTell,
     ) -> None:
         self._database = database
         self._keyring = keyring
@@ -230,11 +230,10 @@ class Workspaces:
         Raises AppNotFound when there is no such app, KeyUnreadable when its key cannot be
         decrypted here.
         """
-        keyring = self._require_keyring()
         async with self._database.sessions() as session:
             try:
                 app = await queries.get_app_credentials(
-                    session=session, keyring=keyring, team_id=team_id, name=name
+                    session=session, keyring=self._keyring, team_id=team_id, name=name
                 )
             except SecretDecryptionError:
                 raise KeyUnreadable(name) from None
@@ -258,14 +257,13 @@ class Workspaces:
         Returns whether it is the default app. DuplicateAppName when `name` is taken and
         not replaced.
         """
-        keyring = self._require_keyring()
         async with self._database.sessions.begin() as session:
             await queries.ensure_workspace(
                 session=session, team_id=team_id, enterprise_id=enterprise_id
             )
             app = await queries.add_app(
                 session=session,
-                keyring=keyring,
+                keyring=self._keyring,
                 team_id=team_id,
                 name=name,
                 onesignal_app_id=onesignal_app_id,
@@ -292,13 +290,7 @@ class Workspaces:
 
     def _apps_changed(self, team_id: str) -> None:
         """New sends see the workspace's apps as they are now."""
-        if self._sends is not None:
-            self._sends.forget_apps(team_id)
-
-    def _require_keyring(self) -> KeyRing:
-        if self._keyring is None:
-            raise KeyUnreadable("no key ring")
-        return self._keyring
+        self._sends.forget_apps(team_id)
 
     # --- settings, roles, links ---------------------------------------------------------------
 
@@ -317,8 +309,7 @@ class Workspaces:
         """Save the approval policy; due sends are checked against it at once."""
         changes = {"settings": {"approvals": policy.to_settings()}}
         await self._update(team_id, enterprise_id, actor, changes)
-        if self._sends is not None:
-            self._sends.forget_policy(team_id)
+        self._sends.forget_policy(team_id)
 
     async def _update(
         self, team_id: str, enterprise_id: str | None, actor: str, changes: Mapping[str, Any]

@@ -32,7 +32,7 @@ from bot.policy import Actor, ConfiguredAdmins, Role
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack_clients import is_oauth_mode
-from bot.workspaces import TeamFacts, Workspaces
+from bot.workspaces import TeamFacts
 from commands.context import CommandContext, CommandError
 from commands.denials import Denial, deny
 
@@ -53,16 +53,6 @@ _MISSING_USER: Final = frozenset({"user_not_found", "user_not_visible", "users_n
 _MISSING_GROUP: Final = frozenset({"no_such_subteam", "subteam_not_found"})
 # Any other refusal (ratelimited, an outage, a bad token) is not kept: the next request asks
 # again rather than treat someone as a non-admin in UTC for a while.
-
-
-def workspaces_of(services: Services) -> Workspaces:
-    """The workspace service, or a CommandError saying PushOps runs without a database."""
-    if services.database is None:
-        raise CommandError(
-            "PushOps runs without a database here, so it cannot keep settings. "
-            "Ask whoever runs it to set DATABASE_URL."
-        )
-    return services.workspaces
 
 
 # --- what Slack and the database say ------------------------------------------------------
@@ -117,8 +107,6 @@ async def _ask_users_info(client: AsyncWebClient, user_id: str) -> tuple[UserFac
 async def team_facts(services: Services, team_id: str) -> TeamFacts:
     """The workspace's role holders, settings and log channel, in one read (cached, see
     TEAM_TTL)."""
-    if services.database is None:
-        return TeamFacts()
     return await services.workspaces.facts(team_id)
 
 

@@ -31,7 +31,6 @@ from commands.context import (
     load_send,
     refuse,
     replacing,
-    sends_of,
 )
 from commands.denials import Denial, deny, target
 from commands.notify import notifier_of
@@ -116,9 +115,7 @@ async def _approve(
     await _check_approver(services, client, team_id, user_id, send, "approve")
     notifier = notifier_of(services)
     try:
-        result = await sends_of(services).approve(
-            team_id=team_id, send_id=send.id, approver_id=user_id
-        )
+        result = await services.sends.approve(team_id=team_id, send_id=send.id, approver_id=user_id)
     except IllegalTransition:
         raise await _moved_on(services, send, "approval") from None
     except (SelfApproval, AlreadyDecided, SendNotFound) as error:
@@ -161,7 +158,7 @@ async def _reject(
     team_id, user_id, send = await _clicked(services, body, SendState.PENDING_APPROVAL, "approval")
     await _check_approver(services, client, team_id, user_id, send, "reject")
     try:
-        result = await sends_of(services).reject(
+        result = await services.sends.reject(
             team_id=team_id, send_id=send.id, approver_id=user_id, reason=None
         )
     except IllegalTransition:
@@ -203,7 +200,7 @@ async def _send_now(
     )
     policy = await policy_of(services, team_id)
     needed = approvals_required(policy, Audience.from_stored(send.audience), is_test=send.is_test)
-    resent = await sends_of(services).resend_missed(
+    resent = await services.sends.resend_missed(
         team_id=team_id, send_id=send.id, actor=user_id, approvals_required=needed
     )
     if resent is None:  # a second click, or a Drop, came first

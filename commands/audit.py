@@ -16,7 +16,7 @@ from bot.checkpoints import Checkpoint
 from bot.services import Services
 from bot.slack_clients import ClientSource, client_source
 from commands._parsing import parse_options
-from commands.access import require_admin, workspaces_of
+from commands.access import require_admin
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
 from commands.outgoing import Outgoing
@@ -57,7 +57,7 @@ async def handle(ctx: CommandContext) -> None:
         what="read the audit log",
     )
     count = parse_count(ctx.args)
-    events = await workspaces_of(ctx.services).audit_events(ctx.team_id, limit=count)
+    events = await ctx.services.workspaces.audit_events(ctx.team_id, limit=count)
     await ctx.reply(audit_headline(len(events), count), blocks=audit_blocks(events, asked=count))
 
 

@@ -14,7 +14,7 @@ from commands._format import escape
 from commands._parsing import parse_options
 from commands.access import resolve_actor, why_not
 from commands.cards import card_of
-from commands.context import CommandContext, CommandError, Subcommand, send_uuid, sends_of
+from commands.context import CommandContext, CommandError, Subcommand, send_uuid
 from commands.denials import Denial, deny, target
 from commands.help import usage
 from commands.views import sends as views
@@ -34,7 +34,6 @@ def one_ref(ctx: CommandContext, name: str) -> str:
 
 async def before_ack(ctx: CommandContext) -> object:
     """Only the words are checked before the ack; the brake itself acts right after it."""
-    sends_of(ctx.services)
     return one_ref(ctx, const.SUB_CANCEL)
 
 
@@ -55,7 +54,7 @@ async def handle(ctx: CommandContext) -> None:
 async def cancel(services: Services, *, team_id: str, ref: str, actor: str) -> CancelOutcome:
     """Cancel `ref`; the notifier updates the send's messages and tells its requester."""
     try:
-        return await sends_of(services).cancel(team_id=team_id, ref=ref, actor=actor)
+        return await services.sends.cancel(team_id=team_id, ref=ref, actor=actor)
     except SendNotFound as error:
         raise CommandError(str(error)) from None
 
@@ -102,7 +101,7 @@ async def cancellable(
     """`may_cancel` for the send `ref` names (a short or OneSignal id). A ref that names no
     send and is no OneSignal id either passes: cancelling it answers that it is unknown."""
     try:
-        send: Send | None = await sends_of(services).find(team_id=team_id, ref=ref)
+        send: Send | None = await services.sends.find(team_id=team_id, ref=ref)
     except SendNotFound:
         if send_uuid(ref.strip().strip("`")) is None:
             return

@@ -12,7 +12,7 @@ from typing import Any
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery import Send, SendService
+from bot.delivery import Send
 from bot.services import Services
 from commands._format import Block
 
@@ -104,17 +104,6 @@ Reply = Callable[[str, Sequence[Block]], Awaitable[None]]
 """Answers the requester where they are (a response_url, an ephemeral message, a DM)."""
 
 
-def sends_of(services: Services) -> SendService:
-    """The send service, or a CommandError saying sending is not possible here."""
-    sends = services.sends
-    if sends is None:
-        raise CommandError(
-            "Sending is not set up in this PushOps: it runs without a database. "
-            "Ask whoever runs it to set DATABASE_URL and PUSHOPS_SECRET_KEY."
-        )
-    return sends
-
-
 def send_uuid(value: object) -> uuid.UUID | None:
     """The send UUID a button carries, or None for a malformed one."""
     try:
@@ -131,10 +120,9 @@ def button_send_id(body: Mapping[str, Any]) -> uuid.UUID | None:
 
 async def load_send(services: Services, team_id: str, send_id: uuid.UUID | None) -> Send | None:
     """The send with this UUID in this workspace (another workspace's is not found)."""
-    sends = services.sends
-    if sends is None or send_id is None:
+    if send_id is None:
         return None
-    return await sends.get(team_id=team_id, send_id=send_id)
+    return await services.sends.get(team_id=team_id, send_id=send_id)
 
 
 async def refuse(respond: AsyncRespond, message: str) -> None:

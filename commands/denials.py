@@ -87,9 +87,6 @@ async def _write(services: Services, denial: Denial, held: int, create_workspace
     details: dict[str, object] = {"what": denial.what, "why": denial.why}
     if held:
         details["suppressed"] = held
-    if services.database is None:
-        _log(denial, "no database")
-        return
     problem = await services.workspaces.record_refusal(
         team_id=denial.team_id,
         actor=denial.user_id,

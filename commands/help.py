@@ -95,8 +95,6 @@ async def handle(ctx: CommandContext) -> None:
 
 async def _warn_of_open_sending(ctx: CommandContext) -> bool:
     """Whether the caller is an admin of a workspace where nobody is named a sender yet."""
-    if ctx.services.database is None:  # nobody can name senders: nothing to warn of
-        return False
     if await senders_configured(ctx.services, ctx.team_id):
         return False
     return (await resolve_actor(ctx)).is_admin()

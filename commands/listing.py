@@ -24,7 +24,6 @@ from commands.context import (
     button_send_id,
     load_send,
     refuse,
-    sends_of,
 )
 from commands.denials import Denial, deny
 from commands.help import usage
@@ -35,7 +34,6 @@ from commands.views.listing import MAX_SHOWN, list_blocks, list_text
 
 async def before_ack(ctx: CommandContext) -> object:
     """Check the words before the ack: the app's name, if any."""
-    sends_of(ctx.services)
     options = parse_options(ctx.args, single=("--app",), usage=usage(const.SUB_LIST))
     if options.positional:
         raise CommandError(f"`list` takes only --app NAME.\nUsage: {usage(const.SUB_LIST)}")
@@ -54,7 +52,7 @@ async def listing(services: Services, team_id: str, app: str | None) -> tuple[st
     if app is not None:
         await _check_app(services, team_id, app)
     # One more than is shown tells the list that there are more.
-    upcoming, finished = await sends_of(services).recent(
+    upcoming, finished = await services.sends.recent(
         team_id=team_id, limit=MAX_SHOWN + 1, app_name=app
     )
     scheduled = [card_of(s) for s in upcoming]

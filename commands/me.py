@@ -7,7 +7,6 @@ from bot import const
 from bot.workspaces import MAX_EXTERNAL_ID_LENGTH, InvalidInput
 from commands._format import code
 from commands._parsing import parse_options
-from commands.access import workspaces_of
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
 
@@ -28,13 +27,13 @@ async def handle(ctx: CommandContext) -> None:
 
 
 async def _show(ctx: CommandContext) -> None:
-    linked = await workspaces_of(ctx.services).linked_external_id(ctx.team_id, ctx.user_id)
+    linked = await ctx.services.workspaces.linked_external_id(ctx.team_id, ctx.user_id)
     await ctx.reply(show_text(linked))
 
 
 async def _link(ctx: CommandContext, external_id: str) -> None:
     try:
-        changed = await workspaces_of(ctx.services).link_external_id(
+        changed = await ctx.services.workspaces.link_external_id(
             team_id=ctx.team_id,
             enterprise_id=ctx.enterprise_id,
             user_id=ctx.user_id,

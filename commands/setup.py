@@ -39,7 +39,6 @@ from bot.workspaces import (
     AppInUse,
     AppNotFound,
     DuplicateAppName,
-    KeyUnreadable,
     WriteBusy,
     limited_lock_wait,
 )
@@ -50,7 +49,6 @@ from commands.access import (
     interaction_ids,
     require_admin,
     slack_error,
-    workspaces_of,
 )
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.help import usage
@@ -121,7 +119,7 @@ SUBCOMMAND = Subcommand(name=const.SUB_SETUP, handle=handle)
 
 async def load_state(services: Services, team_id: str) -> SetupState:
     """What the home shows for the workspace."""
-    snapshot = await workspaces_of(services).snapshot(team_id)
+    snapshot = await services.workspaces.snapshot(team_id)
     workspace = snapshot.workspace
     settings_app = bool(services.settings.onesignal_app_id and services.settings.slack_bot_token)
     rows = tuple(
@@ -178,7 +176,7 @@ async def _add_app(click: Click) -> View:
 
 
 async def _replace_app(click: Click) -> View:
-    app = await workspaces_of(click.services).app(click.team_id, click.value)
+    app = await click.services.workspaces.app(click.team_id, click.value)
     if app is None:
         return await _app_gone(click)
     return app_form_view(AppFormState(replace=app.name, app_id=app.onesignal_app_id))
@@ -186,7 +184,7 @@ async def _replace_app(click: Click) -> View:
 
 async def _make_default(click: Click) -> View:
     try:
-        await workspaces_of(click.services).set_default_app(
+        await click.services.workspaces.set_default_app(
             team_id=click.team_id, name=click.value, actor=click.user_id
         )
     except AppNotFound:
@@ -196,7 +194,7 @@ async def _make_default(click: Click) -> View:
 
 async def _remove_app(click: Click) -> View:
     try:
-        await workspaces_of(click.services).remove_app(
+        await click.services.workspaces.remove_app(
             team_id=click.team_id, name=click.value, actor=click.user_id
         )
     except AppNotFound:
@@ -230,7 +228,7 @@ async def _log_off(click: Click) -> View:
 
 
 async def _set_log(click: Click, channel_id: str | None) -> None:
-    await workspaces_of(click.services).set_log_channel(
+    await click.services.workspaces.set_log_channel(
         team_id=click.team_id,
         enterprise_id=click.enterprise_id,
         actor=click.user_id,
@@ -384,7 +382,7 @@ def _app_first_block(view: dict[str, Any]) -> str:
 
 async def _check_name(services: Services, team_id: str, entry: AppEntry) -> None:
     """A new app's name must be free; a replaced app must still exist (a local read)."""
-    app = await workspaces_of(services).app(team_id, entry.name)
+    app = await services.workspaces.app(team_id, entry.name)
     if app is not None and not entry.replace:
         raise FormErrors(
             {
@@ -440,7 +438,7 @@ def _form_again(entry: AppEntry, errors: Mapping[str, str]) -> AppFormState:
 async def _save_app(services: Services, admin: Admin, entry: AppEntry) -> View:
     team_id = admin.team_id
     try:
-        is_default = await workspaces_of(services).add_app(
+        is_default = await services.workspaces.add_app(
             team_id=team_id,
             enterprise_id=admin.enterprise_id,
             actor=admin.user_id,
@@ -452,8 +450,6 @@ async def _save_app(services: Services, admin: Admin, entry: AppEntry) -> View:
         )
     except DuplicateAppName as error:  # added by someone else since the form was checked
         return app_form_view(_form_again(entry, {const.BLOCK_SETUP_APP_NAME: str(error)}))
-    except KeyUnreadable:
-        return message_view("PushOps runs without its secret key here; ask whoever runs it.")
     notice = f"Saved *{escape(entry.name)}*: OneSignal accepted its REST API key."
     if is_default:
         notice += " It is the default app."
@@ -532,7 +528,7 @@ NOTICE_NAMES: Final = 1000
 
 async def _save_roles(services: Services, admin: Admin, values: Values) -> str:
     change = parse_roles_form(values)
-    changed = await workspaces_of(services).change_roles(
+    changed = await services.workspaces.change_roles(
         team_id=admin.team_id,
         enterprise_id=admin.enterprise_id,
         actor=admin.user_id,
@@ -562,7 +558,7 @@ def roles_notice(change: RoleChange, changed: list[str]) -> str:
 
 async def _save_policy(services: Services, admin: Admin, values: Values) -> str:
     policy = parse_policy_form(values)
-    await workspaces_of(services).set_policy(
+    await services.workspaces.set_policy(
         team_id=admin.team_id, enterprise_id=admin.enterprise_id, actor=admin.user_id, policy=policy
     )
     return "Saved the approval policy."

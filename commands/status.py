@@ -15,20 +15,19 @@ from bot.services import Services
 from commands.access import interaction_ids, may_see_sends
 from commands.cancel import one_ref
 from commands.cards import card_of
-from commands.context import CommandContext, CommandError, Subcommand, refuse, sends_of
+from commands.context import CommandContext, CommandError, Subcommand, refuse
 from commands.views.status import SlackRefusal, StatusView, status_blocks, status_text
 
 
 async def before_ack(ctx: CommandContext) -> object:
     """Check the words before the ack; OneSignal is asked after it."""
-    sends_of(ctx.services)
     return one_ref(ctx, const.SUB_STATUS)
 
 
 async def report(services: Services, team_id: str, ref: str) -> StatusView:
     """The status of `ref` as the view draws it; CommandError for an unknown id."""
     try:
-        found = await sends_of(services).status(team_id=team_id, ref=ref)
+        found = await services.sends.status(team_id=team_id, ref=ref)
     except SendNotFound as error:
         raise CommandError(str(error)) from None
     send = found.send

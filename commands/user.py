@@ -29,7 +29,7 @@ from bot.workspaces import (
 )
 from commands._format import span, unknown_app_text
 from commands._parsing import parse_options
-from commands.access import resolve_actor, why_not, workspaces_of
+from commands.access import resolve_actor, why_not
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.denials import Denial, deny
 from commands.help import usage
@@ -86,7 +86,7 @@ def parse(args: tuple[str, ...]) -> tuple[str, str | None]:
 
 async def app_client(ctx: CommandContext, name: str | None) -> AppClient:
     """A client of the workspace's app `name` (or default app); CommandError when none."""
-    workspaces = workspaces_of(ctx.services)
+    workspaces = ctx.services.workspaces
     try:
         return await workspaces.app_client(ctx.team_id, name)
     except AppNotFound:
@@ -114,7 +114,7 @@ async def _look_up(ctx: CommandContext, app: AppClient, external_id: str) -> Use
 async def _audit(
     ctx: CommandContext, app_name: str, external_id: str, outcome: LookupOutcome
 ) -> None:
-    await workspaces_of(ctx.services).record_user_lookup(
+    await ctx.services.workspaces.record_user_lookup(
         team_id=ctx.team_id,
         actor=ctx.user_id,
         external_id=external_id,

@@ -5,7 +5,6 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from slack_bolt.async_app import AsyncApp
@@ -13,7 +12,7 @@ from slack_bolt.listener_matcher.async_builtins import AsyncBuiltinListenerMatch
 
 from bot import const
 from bot.app import build_app
-from bot.services import Services
+from bot.services import Services, build_services
 from bot.settings import Settings
 from storage.crypto import KeyRing, generate_key
 from storage.db import Database
@@ -70,8 +69,7 @@ def manifest() -> dict[str, Any]:
 
 def _single_workspace_app(tmp_path: Path) -> AsyncApp:
     settings = Settings(_env_file=None, slack_bot_token="xoxb-1", slack_signing_secret="s" * 32)
-    services = Services(settings=settings, onesignal_http=httpx.AsyncClient())
-    return build_app(settings, services=services)
+    return build_app(settings, services=_services(settings, tmp_path))
 
 
 def _oauth_app(tmp_path: Path) -> AsyncApp:
@@ -81,14 +79,14 @@ def _oauth_app(tmp_path: Path) -> AsyncApp:
         slack_client_secret="c" * 32,
         slack_signing_secret="s" * 32,
     )
+    return build_app(settings, services=_services(settings, tmp_path))
+
+
+def _services(settings: Settings, tmp_path: Path) -> Services:
+    """Services enough to build the app (its listeners are only listed, never run)."""
     database = Database.open(f"sqlite:///{tmp_path / 'manifest.db'}")
-    services = Services(
-        settings=settings,
-        onesignal_http=httpx.AsyncClient(),
-        database=database,
-        keyring=KeyRing.from_text(generate_key()),
-    )
-    return build_app(settings, services=services)
+    keyring = KeyRing.from_text(generate_key())
+    return build_services(settings, database=database, keyring=keyring)
 
 
 @pytest.fixture(params=["single workspace", "oauth"])

@@ -321,14 +321,13 @@ async def log_online_check(settings: Settings, services: Services, *, slack: boo
     """Ask about every key; log one line per problem, or one line when all are accepted."""
     report = Report()
     apps: list[StoredApp] = []
-    if services.database is not None:
-        try:
-            apps, found = await stored_apps(services.database, services.keyring, settings)
-        except SQLAlchemyError as e:
-            reason = f"the database could not be read ({type(e).__name__})."
-            report.unchecked.append(Problem("stored OneSignal apps", reason, _AGAIN))
-        else:
-            report.problems.extend(found.problems)
+    try:
+        apps, found = await stored_apps(services.database, services.keyring, settings)
+    except SQLAlchemyError as e:
+        reason = f"the database could not be read ({type(e).__name__})."
+        report.unchecked.append(Problem("stored OneSignal apps", reason, _AGAIN))
+    else:
+        report.problems.extend(found.problems)
     report.extend(await check_onesignal(settings, apps, clients=services.onesignal, retries=1))
     if slack:
         report.extend(await check_slack(settings, app_token=False))

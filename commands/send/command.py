@@ -39,7 +39,6 @@ from commands.context import (
     load_send,
     refuse,
     replacing,
-    sends_of,
 )
 from commands.denials import Denial, record, target
 from commands.send import form
@@ -84,7 +83,6 @@ OPEN_FORM: Final = _OpenForm()
 
 async def before_ack(ctx: CommandContext) -> object:
     """Parse, check, and store the send's row (see the module's docstring)."""
-    sends_of(ctx.services)  # refuses at once when this PushOps cannot send
     if not ctx.args:
         return OPEN_FORM
     request = parse_send(ctx.args)
@@ -184,7 +182,7 @@ def _command_reply(ctx: CommandContext) -> Reply:
 async def _preview(ctx: CommandContext, stored: Stored) -> None:
     """The ephemeral preview: the send, how many it reaches, Send and Cancel."""
     send = stored.send
-    estimate = await sends_of(ctx.services).estimate(
+    estimate = await ctx.services.sends.estimate(
         team_id=send.team_id, app_name=send.app_name, audience=Audience.from_stored(send.audience)
     )
     notes = list(stored.notes)
@@ -243,7 +241,7 @@ async def _confirm(
         return
     policy = await policy_of(services, team_id)
     needed = approvals_required(policy, Audience.from_stored(draft.audience), is_test=draft.is_test)
-    confirmed = await sends_of(services).confirm(
+    confirmed = await services.sends.confirm(
         team_id=team_id, send_id=draft.id, actor=user_id, approvals_required=needed
     )
     if confirmed is None:
@@ -257,7 +255,7 @@ async def _discard(services: Services, body: dict[str, Any], respond: AsyncRespo
     if found is None:
         return
     team_id, user_id, draft = found
-    if not await sends_of(services).discard(team_id=team_id, send_id=draft.id, actor=user_id):
+    if not await services.sends.discard(team_id=team_id, send_id=draft.id, actor=user_id):
         await _already_answered(services, team_id, draft, respond)
         return
     card = card_of(await load_send(services, team_id, draft.id) or draft)

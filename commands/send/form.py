@@ -34,7 +34,7 @@ from bot.timeparse import TimeParseError, parse_in
 from commands._format import Block, escape, unknown_app_text
 from commands.access import interaction_ids
 from commands.cards import estimate_text
-from commands.context import CommandContext, CommandError, Reply, sends_of
+from commands.context import CommandContext, CommandError, Reply
 from commands.dispatch import ACK_BUDGET
 from commands.notify import notifier_of
 from commands.outgoing import SLACK_ERRORS
@@ -120,7 +120,7 @@ async def list_segments(
     """(segment names, None), or (None, why they must be typed)."""
     typed = "Type segment names, separated by commas."
     try:
-        page = await sends_of(services).segments(
+        page = await services.sends.segments(
             team_id=team_id, app_name=app, limit=compose.MAX_OPTIONS
         )
     except SendRejected:  # the app was removed
@@ -170,9 +170,7 @@ async def _audience_changed(
     app = Meta.load(form.metadata).app
     try:
         audience = _audience(typed)
-        estimate = await sends_of(services).estimate(
-            team_id=team_id, app_name=app, audience=audience
-        )
+        estimate = await services.sends.estimate(team_id=team_id, app_name=app, audience=audience)
     except SendRejected as error:  # a bad audience, or the app was removed meanwhile
         if error.field == "app":
             text = escape(await _unknown_app(services, team_id, app, view))

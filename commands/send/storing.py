@@ -31,7 +31,7 @@ from bot.services import Services
 from commands._format import escape, unknown_app_text
 from commands.access import team_facts
 from commands.cards import card_of
-from commands.context import CommandError, Reply, sends_of
+from commands.context import CommandError, Reply
 from commands.notify import notifier_of
 from commands.send.requester import Requester
 from commands.views import sends as views
@@ -112,7 +112,7 @@ async def store(
     """
     policy = await policy_of(services, team_id)
     required = approvals_required(policy, draft.audience, is_test=draft.is_test)
-    sends = sends_of(services)
+    sends = services.sends
     try:
         return await sends.create(
             team_id=team_id,
@@ -186,7 +186,7 @@ async def go(services: Services, send: Send, reply: Reply, *, notes: Sequence[st
 
 async def _take_on(services: Services, send: Send, reply: Reply) -> tuple[Send, str | None]:
     """Announce, then deliver (due now) or dispatch the send; (its row now, why it failed)."""
-    sends = sends_of(services)
+    sends = services.sends
     notifier = notifier_of(services)
     if notifier is not None and send.state != SendState.PENDING_APPROVAL:
         await notifier.announce(send)

@@ -10,15 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
 from bot.checkpoints import CheckpointPublisher, CheckpointSinkError, FileSink
-from bot.services import Services, attach_checkpoints
+from bot.services import Services, build_services
 from bot.settings import Settings
 from storage import queries
 from storage.audit_chain import Checkpoint
+from storage.crypto import KeyRing
 from storage.db import Database
 from storage.models import AuditEvent
 from tests.plugins.database import DEFAULT_TEAM, OTHER_TEAM
@@ -146,28 +146,27 @@ async def test_a_head_that_does_not_verify_is_logged_not_published(
     )
 
 
-def _services(database: Database, tmp_path: Path, **settings: Any) -> Services:
+def _services(
+    database: Database, keyring: KeyRing, tmp_path: Path, actor: str | None = None, **settings: Any
+) -> Services:
     values: dict[str, Any] = {
         "data_dir": tmp_path,
         "audit_checkpoints": str(tmp_path / "checkpoints.jsonl"),
         "audit_checkpoint_interval": 0.05,
     }
     values.update(settings)
-    http = httpx.AsyncClient()
-    services = Services(
-        settings=Settings(_env_file=None, **values), onesignal_http=http, database=database
-    )
-    services.on_shutdown.append(http.aclose)
-    return services
+    config = Settings(_env_file=None, **values)
+    return build_services(config, database=database, keyring=keyring, checkpoint_actor=actor)
 
 
 async def test_the_services_anchor_at_start_and_append_what_moved_every_interval(
-    database, two_workspaces, tmp_path
+    database, keyring, two_workspaces, tmp_path
 ):
     async with database.engine.begin() as connection:  # the log as an older release left it
         await connection.execute(sa.update(AuditEvent).values(mac=None, mac_key_id=None))
-    services = _services(database, tmp_path)
-    publisher = attach_checkpoints(services, actor="worker:w1")
+    services = _services(database, keyring, tmp_path, actor="worker:w1")
+    publisher = services.checkpoints
+    assert publisher is not None
     path = tmp_path / "checkpoints.jsonl"
 
     await services.start()
@@ -197,11 +196,10 @@ async def test_the_services_anchor_at_start_and_append_what_moved_every_interval
 
 
 async def test_a_file_that_cannot_be_written_does_not_stop_the_rounds(
-    database, two_workspaces, tmp_path, caplog
+    database, keyring, two_workspaces, tmp_path, caplog
 ):
     target = tmp_path / "not-yet" / "checkpoints.jsonl"
-    services = _services(database, tmp_path, audit_checkpoints=str(target))
-    attach_checkpoints(services)
+    services = _services(database, keyring, tmp_path, audit_checkpoints=str(target))
 
     await services.start()
     try:

@@ -3,13 +3,12 @@ app named `default`, saved encrypted at start and refreshed when the settings ch
 
 import uuid
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.default_app import seed_default_app
-from bot.services import Services
+from bot.services import build_services
 from storage import queries
 from storage.models import AuditEvent, OneSignalApp
 from tests.fakes.slack import DEFAULT_BOT_TOKEN, DEFAULT_TEAM_ID
@@ -24,16 +23,15 @@ def client(fake_slack):
 
 @pytest.fixture
 async def seed(fake_slack, sqlite_database, keyring, client, tmp_path):
-    async with httpx.AsyncClient() as http:
-
-        async def run(**settings):
-            values = make_settings(fake_slack, tmp_path, **settings)
-            services = Services(
-                settings=values, onesignal_http=http, database=sqlite_database, keyring=keyring
-            )
+    async def run(**settings):
+        values = make_settings(fake_slack, tmp_path, **settings)
+        services = build_services(values, database=sqlite_database, keyring=keyring)
+        try:
             return await seed_default_app(values, services, client)
+        finally:
+            await services.onesignal_http.aclose()
 
-        yield run
+    yield run
 
 
 async def _apps(database, keyring):

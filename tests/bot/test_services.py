@@ -3,9 +3,6 @@
 import asyncio
 import logging
 
-import httpx
-import pytest
-
 from bot.services import BackgroundTasks, build_services
 from bot.settings import Settings
 from storage.crypto import KEY_FILE_NAME, load_keyring
@@ -32,14 +29,8 @@ async def test_a_finished_task_is_no_longer_held():
     assert len(tasks) == 0
 
 
-@pytest.fixture
-async def http():
-    async with httpx.AsyncClient() as client:
-        yield client
-
-
 async def test_without_pushops_secret_key_every_start_warns_that_the_key_sits_with_the_data(
-    tmp_path, caplog
+    tmp_path, caplog, sqlite_database
 ):
     caplog.set_level(logging.WARNING, logger="bot.services")
     settings = Settings(_env_file=None, PUSHOPS_DATA_DIR=str(tmp_path))
@@ -47,7 +38,7 @@ async def test_without_pushops_secret_key_every_start_warns_that_the_key_sits_wi
         keyring = load_keyring(secret_key=None, data_dir=tmp_path)
         register_secret((tmp_path / KEY_FILE_NAME).read_text().strip())
         caplog.clear()
-        services = build_services(settings, keyring=keyring)
+        services = build_services(settings, database=sqlite_database, keyring=keyring)
         await services.start()
         await services.aclose()
 
@@ -56,14 +47,16 @@ async def test_without_pushops_secret_key_every_start_warns_that_the_key_sits_wi
         assert "a copy of the data directory carries both" in caplog.text
 
 
-async def test_with_pushops_secret_key_a_start_does_not_warn(tmp_path, caplog, secret_key):
+async def test_with_pushops_secret_key_a_start_does_not_warn(
+    tmp_path, caplog, secret_key, sqlite_database
+):
     caplog.set_level(logging.WARNING, logger="bot.services")
     settings = Settings(
         _env_file=None, PUSHOPS_DATA_DIR=str(tmp_path), PUSHOPS_SECRET_KEY=secret_key
     )
     keyring = load_keyring(secret_key=settings.secret_key, data_dir=tmp_path)
 
-    services = build_services(settings, keyring=keyring)
+    services = build_services(settings, database=sqlite_database, keyring=keyring)
     await services.start()
     await services.aclose()
 

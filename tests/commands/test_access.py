@@ -3,12 +3,11 @@ groups, asked of the fake Slack and a real database."""
 
 import asyncio
 
-import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.policy import Role
-from bot.services import Services
+from bot.services import build_services
 from commands.access import (
     ADMIN_TTL,
     forget_team,
@@ -32,10 +31,11 @@ TEAM = DEFAULT_TEAM_ID
 
 
 @pytest.fixture
-async def services(fake_slack, sqlite_database, tmp_path):
+async def services(fake_slack, sqlite_database, keyring, tmp_path):
     settings = make_settings(fake_slack, tmp_path, PUSHOPS_ADMINS="U0BOSS")
-    async with httpx.AsyncClient() as http:
-        yield Services(settings=settings, onesignal_http=http, database=sqlite_database)
+    services = build_services(settings, database=sqlite_database, keyring=keyring)
+    yield services
+    await services.onesignal_http.aclose()
 
 
 @pytest.fixture
@@ -269,7 +269,7 @@ async def test_a_slack_admin_demoted_in_slack_loses_admin_rights_within_seconds(
 
 
 async def test_pushops_admins_in_oauth_mode_name_a_user_of_one_workspace(
-    fake_slack, sqlite_database, tmp_path, client
+    fake_slack, sqlite_database, keyring, tmp_path, client
 ):
     settings = make_settings(
         fake_slack,
@@ -281,12 +281,13 @@ async def test_pushops_admins_in_oauth_mode_name_a_user_of_one_workspace(
     )
     fake_slack.add_user("U0BOSS")
     fake_slack.add_user("U0BARE")
-    async with httpx.AsyncClient() as http:
-        services = Services(settings=settings, onesignal_http=http, database=sqlite_database)
-
+    services = build_services(settings, database=sqlite_database, keyring=keyring)
+    try:
         assert (await _actor(services, client, "U0BOSS")).is_admin()
         assert not (await _actor(services, client, "U0BOSS", team_id="T0OTHER")).is_admin()
         assert not (await _actor(services, client, "U0BARE")).is_admin()  # a bare id: nobody
+    finally:
+        await services.onesignal_http.aclose()
 
 
 async def test_a_refused_admin_check_is_audited_as_denied(services, client, fake_slack):

@@ -14,6 +14,8 @@ from bot.services import Services
 from bot.settings import Settings
 from commands.context import CommandContext, CommandError, Subcommand
 from commands.dispatch import ACK_BUDGET, build_listener
+from storage.crypto import KeyRing
+from storage.db import Database
 from tests.plugins.slack import PushOps, ServeFactory, default_services
 
 SLACK_PATIENCE = 3.0
@@ -34,9 +36,14 @@ def _app(settings: Settings, services: Services, *subcommands: Subcommand) -> As
 
 
 @pytest.fixture
-def serve_with(serve_pushops: ServeFactory, slack_settings: Settings) -> ServeFactory:
+def serve_with(
+    serve_pushops: ServeFactory,
+    slack_settings: Settings,
+    sqlite_database: Database,
+    keyring: KeyRing,
+) -> ServeFactory:
     def serve(*subcommands: Subcommand) -> contextlib.AbstractAsyncContextManager[PushOps]:
-        services = default_services(slack_settings)
+        services = default_services(slack_settings, sqlite_database, keyring)
         app = _app(slack_settings, services, *subcommands)
         return serve_pushops(slack_settings, services=services, app=app)
 

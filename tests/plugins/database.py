@@ -167,7 +167,9 @@ def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-async def _open_migrated(url: str, template: Path, keyring: KeyRing) -> Database:
+async def open_migrated(url: str, template: Path, keyring: KeyRing) -> Database:
+    """The database at `url` at the head revision: a copy of `template` for SQLite, migrated
+    for PostgreSQL; its audit keyed by `keyring`."""
     target = make_url(url)
     if target.get_backend_name() == "sqlite" and target.database:
         assert not template.with_name(template.name + "-wal").exists()
@@ -183,7 +185,7 @@ async def database(
     database_url: str, _migrated_sqlite_template: Path, keyring: KeyRing
 ) -> AsyncIterator[Database]:
     """A migrated database (SQLite, and PostgreSQL when configured); audit keyed by `keyring`."""
-    db = await _open_migrated(database_url, _migrated_sqlite_template, keyring)
+    db = await open_migrated(database_url, _migrated_sqlite_template, keyring)
     try:
         yield db
     finally:
@@ -195,7 +197,7 @@ async def sqlite_database(
     tmp_path: Path, _migrated_sqlite_template: Path, keyring: KeyRing
 ) -> AsyncIterator[Database]:
     """A migrated SQLite database, for tests where the backend does not matter."""
-    db = await _open_migrated(
+    db = await open_migrated(
         f"sqlite:///{tmp_path / 'pushops.db'}", _migrated_sqlite_template, keyring
     )
     try:

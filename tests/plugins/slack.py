@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,10 +33,11 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.app import build_app
 from bot.listener import server_config
-from bot.metrics import Metrics
 from bot.server import build_server
-from bot.services import ReadinessCheck, Services, onesignal_pool
+from bot.services import ReadinessCheck, Services, build_services
 from bot.settings import Settings
+from storage.crypto import KeyRing
+from storage.db import Database
 from tests.fakes import signing
 from tests.fakes.slack import (
     DEFAULT_APP_TOKEN,
@@ -45,7 +47,7 @@ from tests.fakes.slack import (
     FakeSlack,
     serving,
 )
-from tests.plugins.database import register_secret
+from tests.plugins.database import open_migrated, register_secret
 
 
 @pytest.fixture(scope="session")
@@ -238,22 +240,38 @@ class PushOps:
         return SentCommand(fake=self.fake, response_url=response_url, ack=ack)
 
 
-def default_services(settings: Settings, readiness: ReadinessCheck | None = None) -> Services:
-    """Services without a database: the OneSignal pool counting into the metrics, as in
-    production, and the given readiness."""
-    metrics = Metrics()
-    http = onesignal_pool(metrics)
-    services = Services(
-        settings=settings, onesignal_http=http, readiness=readiness, metrics=metrics
-    )
-    services.on_shutdown.append(http.aclose)
-    return services
+def default_services(
+    settings: Settings, database: Database, keyring: KeyRing, **build: Any
+) -> Services:
+    """The services of production (`bot.services.build_services`) on `database` and
+    `keyring`; `build` goes to build_services (a short `policy`, `sweep_interval`, a
+    `readiness`)."""
+    return build_services(settings, database=database, keyring=keyring, **build)
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a served app without a database of the test's own keeps its data: a copy of the
+    migrated SQLite template in the test's directory, sealed with the test's key ring."""
+
+    template: Path
+    directory: Path
+    keyring: KeyRing
+
+    async def open(self) -> Database:
+        """A fresh copy of the template, opened (each call its own file)."""
+        path = self.directory / f"served-{next(_COPIES)}.db"
+        return await open_migrated(f"sqlite:///{path}", self.template, self.keyring)
+
+
+_COPIES = itertools.count()
 
 
 @contextlib.asynccontextmanager
 async def serve(
     fake: FakeSlack,
     settings: Settings,
+    storage: Storage,
     *,
     services: Services | None = None,
     readiness: ReadinessCheck | None = None,
@@ -264,7 +282,8 @@ async def serve(
 ) -> AsyncIterator[PushOps]:
     """Serve the real app for `settings` on 127.0.0.1:0 in this event loop.
 
-    `app` serves a Bolt app the test assembled itself (e.g. with its own subcommands)
+    Without `services`, production's services on a copy of the migrated SQLite template
+    (`storage`). `app` serves a Bolt app the test assembled itself (e.g. with its own subcommands)
     instead of `build_app(settings, services=services)`. `body_timeout` shortens the door's
     deadline for a request body; `listen` goes to `bot.listener.server_config` (e.g. a
     shorter `header_timeout`).
@@ -277,7 +296,9 @@ async def serve(
     ):
         if secret is not None:
             register_secret(secret)  # the log guard fails the test if one shows up in a log
-    services = services or default_services(settings, readiness)
+    if services is None:
+        database = await storage.open()
+        services = default_services(settings, database, storage.keyring, readiness=readiness)
     socket_mode = bool(settings.slack_app_token) if socket_mode is None else socket_mode
     app = app or build_app(settings, services=services)
     asgi = build_server(app, services, socket_mode=socket_mode, body_timeout=body_timeout)
@@ -323,13 +344,16 @@ ServeFactory = Callable[..., contextlib.AbstractAsyncContextManager[PushOps]]
 
 
 @pytest.fixture
-def serve_pushops(fake_slack: FakeSlack) -> ServeFactory:
+def serve_pushops(
+    fake_slack: FakeSlack, _migrated_sqlite_template: Path, keyring: KeyRing, tmp_path: Path
+) -> ServeFactory:
     """`serve_pushops(settings, *, services=None, readiness=None, socket_mode=None, app=None)`."""
+    storage = Storage(_migrated_sqlite_template, tmp_path, keyring)
 
     def factory(
         settings: Settings, **kwargs: Any
     ) -> contextlib.AbstractAsyncContextManager[PushOps]:
-        return serve(fake_slack, settings, **kwargs)
+        return serve(fake_slack, settings, storage, **kwargs)
 
     return factory
 

@@ -16,7 +16,7 @@ from typing import Final
 
 from bot.delivery import DeliveryPolicy
 from bot.logs import configure_logging
-from bot.services import attach_delivery, build_services
+from bot.services import build_services
 from bot.settings import Settings
 from storage.audit import AuditKeys
 from storage.crypto import load_keyring
@@ -42,13 +42,17 @@ async def hold() -> None:
     """Deliver until SIGTERM (or until killed, which is the point)."""
     settings = Settings(_env_file=None)
     configure_logging(settings)
-    services = build_services(settings)
-    services.keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
-    services.database = Database.open(
-        settings.resolved_database_url, audit_keys=AuditKeys.from_keyring(services.keyring)
+    keyring = load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+    database = Database.open(
+        settings.resolved_database_url, audit_keys=AuditKeys.from_keyring(keyring)
     )
-    services.on_shutdown.append(services.database.dispose)
-    attach_delivery(services, policy=DeliveryPolicy(lease=LEASE), sweep_interval=0.5)
+    services = build_services(
+        settings,
+        database=database,
+        keyring=keyring,
+        policy=DeliveryPolicy(lease=LEASE),
+        sweep_interval=0.5,
+    )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await services.start()

@@ -19,7 +19,7 @@ from typing import Final
 
 from bot.logs import configure_logging
 from bot.outbox import DrainPolicy
-from bot.services import attach_delivery, build_services
+from bot.services import build_services
 from bot.settings import Settings
 from bot.slack_clients import clients_from_settings
 from commands import notify
@@ -51,10 +51,7 @@ async def hold() -> None:
     database = Database.open(
         settings.resolved_database_url, audit_keys=AuditKeys.from_keyring(keyring)
     )
-    services = build_services(settings)  # delivery attached below, sweeping twice a second
-    services.database, services.keyring = database, keyring
-    services.on_shutdown.append(database.dispose)
-    attach_delivery(services, sweep_interval=0.5)
+    services = build_services(settings, database=database, keyring=keyring, sweep_interval=0.5)
     services.outbox_policy = DrainPolicy(lease=timedelta(seconds=LEASE), poll=0.2)
     clients = clients_from_settings(
         settings, database=database, keyring=keyring, session=services.slack_http.session()

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 
 from bot.delivery import DeliveryPolicy
 from bot.policy import ApprovalPolicy
-from bot.services import attach_delivery
 from bot.settings import Settings
 from storage import queries
 from storage.crypto import KeyRing
@@ -59,12 +58,9 @@ async def serve_sending(
 
     `onesignal_timeout`: the OneSignal pool's timeout (every app's client waits as long).
     """
-    services = default_services(settings)
-    services.database = database
-    services.keyring = keyring
-    if onesignal_timeout is not None:
+    services = default_services(settings, database, keyring, policy=policy, sweep_interval=0.5)
+    if onesignal_timeout is not None:  # before the first client is made: each takes it
         services.onesignal_http.timeout = httpx.Timeout(onesignal_timeout)
-    attach_delivery(services, policy=policy, sweep_interval=0.5)
     async with serve_pushops(settings, services=services, **serve) as running:
         yield running
 

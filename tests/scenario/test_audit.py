@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from bot.services import attach_checkpoints
 from storage import queries
 from storage.audit_chain import Checkpoint
 from storage.models import SendState
@@ -193,9 +192,7 @@ async def checkpointing(serve_pushops, fake_slack, fake_onesignal, database, key
     settings = onesignal_settings(
         fake_slack, fake_onesignal, tmp_path, audit_checkpoint_interval=0.05
     )
-    services = default_services(settings)
-    services.database, services.keyring = database, keyring
-    attach_checkpoints(services, actor="worker:serve")
+    services = default_services(settings, database, keyring, checkpoint_actor="worker:serve")
     async with serve_pushops(settings, services=services) as running:
         yield running
 

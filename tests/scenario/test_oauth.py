@@ -33,9 +33,7 @@ async def oauth_app(serve_pushops, fake_slack, sqlite_database, keyring, tmp_pat
         slack_client_id=DEFAULT_CLIENT_ID,
         slack_client_secret=DEFAULT_CLIENT_SECRET,
     )
-    services = default_services(settings)
-    services.database = sqlite_database
-    services.keyring = keyring
+    services = default_services(settings, sqlite_database, keyring)
     async with serve_pushops(settings, services=services) as running:
         yield running
 

@@ -54,8 +54,10 @@ async def test_metrics_count_commands_in_prometheus_text(pushops):
     assert "pushops_slack_ack_seconds_bucket" in text
 
 
-async def test_shutdown_waits_for_work_after_the_ack(serve_pushops, slack_settings, fake_slack):
-    services = default_services(slack_settings)
+async def test_shutdown_waits_for_work_after_the_ack(
+    serve_pushops, slack_settings, fake_slack, sqlite_database, keyring
+):
+    services = default_services(slack_settings, sqlite_database, keyring)
     fake_slack.delay(RESPONSE_URL, 0.5)  # the reply is still on its way at shutdown
     async with serve_pushops(slack_settings, services=services) as app:
         sent = await app.post_command("help")

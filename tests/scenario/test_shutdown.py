@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from bot.services import Services, attach_delivery
+from bot.services import Services
 from bot.settings import Settings
 from storage.crypto import KeyRing
 from storage.db import Database
@@ -30,10 +30,7 @@ POLICY = replace(FAST, lease=30.0)  # far longer than the test may take
 
 
 def _services(config: Settings, database: Database, keyring: KeyRing) -> Services:
-    services = default_services(config)
-    services.database = database
-    services.keyring = keyring
-    attach_delivery(services, policy=POLICY, sweep_interval=0.5)
+    services = default_services(config, database, keyring, policy=POLICY, sweep_interval=0.5)
     services.admission.limit = 1  # one send-now at a time: the next one waits for its place
     services.drain_timeout = 0.3
     return services

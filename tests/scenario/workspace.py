@@ -38,8 +38,6 @@ async def serve_with_storage(
     serve_pushops: ServeFactory, settings: Settings, database: Database, keyring: KeyRing
 ) -> AsyncIterator[PushOps]:
     """The real app for `settings`, with `database` and `keyring` in its services."""
-    services = default_services(settings)
-    services.database = database
-    services.keyring = keyring
+    services = default_services(settings, database, keyring)
     async with serve_pushops(settings, services=services) as running:
         yield running
