@@ -42,7 +42,7 @@ from commands.cards import card_of, estimate_text
 from commands.outgoing import OutboxDelivery
 from commands.views import sends as views
 from storage import queries
-from storage.models import OutboxKind, OutboxMessage, Send, Workspace, utcnow
+from storage.models import OutboxKind, OutboxMessage, Send, Workspace
 from storage.outbox import OutboxEntry
 
 LOG: Final = "log"
@@ -338,28 +338,19 @@ class SlackNotifier:
     # --- plumbing ----------------------------------------------------------------------------
 
     async def _load(self, team_id: str, send_id: uuid.UUID) -> Send | None:
-        database = self._services.database
-        if database is None:
-            return None
-        async with database.sessions() as session:
+        async with self._services.database.sessions() as session:
             return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
 
     async def _workspace(self, team_id: str) -> Workspace | None:
-        database = self._services.database
-        if database is None:
-            return None
-        async with database.sessions() as session:
+        async with self._services.database.sessions() as session:
             return await queries.get_workspace(session=session, team_id=team_id)
 
     async def _estimate(self, send: Send) -> str | None:
-        sends = self._services.sends
-        if sends is None:
-            return None
         try:
             audience = Audience.from_stored(send.audience)
         except (SendRejected, TypeError):
             return None
-        estimate = await sends.estimate(
+        estimate = await self._services.sends.estimate(
             team_id=send.team_id, app_name=send.app_name, audience=audience
         )
         return estimate_text(estimate)
@@ -367,37 +358,21 @@ class SlackNotifier:
 
 class Postbox:
     """Where the notifier owes its messages: rows of the Slack outbox, written in one
-    transaction and handed to the drainer at once (`wake`); without a database (tests of
-    the surface alone) they are delivered right away instead."""
+    transaction and handed to the drainer at once (`wake`)."""
 
-    def __init__(
-        self,
-        *,
-        services: Services,
-        deliver: OutboxDelivery,
-        drainer: OutboxDrainer | None,
-    ) -> None:
+    def __init__(self, *, services: Services, drainer: OutboxDrainer) -> None:
         self._services = services
-        self._deliver = deliver
         self.drainer = drainer
 
     async def owe(self, entries: Sequence[OutboxEntry]) -> None:
         """Owe Slack `entries` (channel messages replace their key's queued version)."""
         if not entries:
             return
-        database = self._services.database
-        if database is None:
-            for entry in entries:
-                await self._deliver(_transient(entry))
-            return
-        await owe(database, entries, self.drainer)
+        await owe(self._services.database, entries, self.drainer)
 
     async def owed(self, team_id: str, key: str) -> OutboxMessage | None:
         """The row of `key`, if it was ever owed (and not pruned)."""
-        database = self._services.database
-        if database is None:
-            return None
-        return await find_owed(database, team_id=team_id, key=key)
+        return await find_owed(self._services.database, team_id=team_id, key=key)
 
 
 def _payload(text: str, blocks: Sequence[Block] | None, facts: Mapping[str, Any]) -> dict[str, Any]:
@@ -433,26 +408,6 @@ def _moment(send: Send) -> str:
     return str(int(moment.timestamp() * 1_000_000)) if moment is not None else "0"
 
 
-def _transient(entry: OutboxEntry) -> OutboxMessage:
-    """An outbox row never stored, for delivering at once without a database."""
-    return OutboxMessage(
-        id=uuid.uuid4(),
-        team_id=entry.team_id,
-        key=entry.key,
-        send_id=entry.send_id,
-        kind=entry.kind,
-        purpose=entry.purpose,
-        destination=entry.destination,
-        priority=entry.priority,
-        payload=dict(entry.payload),
-        version=1,
-        attempts=1,
-        channel=entry.channel,
-        ts=entry.ts,
-        next_attempt_at=utcnow(),
-    )
-
-
 def _approvals_channel(workspace: Workspace | None) -> str | None:
     if workspace is None:
         return None
@@ -480,19 +435,17 @@ def plug_in(services: Services, clients: ClientSource) -> SlackNotifier:
     pacer = Pacer(services.slack_limits)
     policy = services.outbox_policy
     delivery = OutboxDelivery(clients, pacer, max_wait=policy.max_wait)
-    drainer = None
-    if services.database is not None:
-        drainer = OutboxDrainer(
-            database=services.database,
-            deliver=delivery,
-            pacer=pacer,
-            worker_id=services.sends.worker_id if services.sends is not None else "pushops",
-            policy=policy,
-        )
-        services.outbox = drainer
-        services.on_startup.append(drainer.start)
-        _stop_after_deliveries(services, drainer)
-    postbox = Postbox(services=services, deliver=delivery, drainer=drainer)
+    drainer = OutboxDrainer(
+        database=services.database,
+        deliver=delivery,
+        pacer=pacer,
+        worker_id=services.sends.worker_id,
+        policy=policy,
+    )
+    services.outbox = drainer
+    services.on_startup.append(drainer.start)
+    _stop_after_deliveries(services, drainer)
+    postbox = Postbox(services=services, drainer=drainer)
     notifier = SlackNotifier(services=services, postbox=postbox)
     delivery.on_refused = notifier.refused
     services.notifier.target = notifier
@@ -503,8 +456,8 @@ def _stop_after_deliveries(services: Services, drainer: OutboxDrainer) -> None:
     """Stop the drainer at shutdown after the send service wrote its last outcomes (the
     hooks run in reverse order), so what they owe Slack still goes out if it can."""
     hooks = services.on_shutdown
-    closing = services.sends.aclose if services.sends is not None else None
-    at = hooks.index(closing) if closing is not None and closing in hooks else len(hooks)
+    closing = services.sends.aclose
+    at = hooks.index(closing) if closing in hooks else len(hooks)
     hooks.insert(at, drainer.stop)
 
 

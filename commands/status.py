@@ -37,8 +37,6 @@ async def report(services: Services, team_id: str, ref: str) -> StatusView:
 
 async def _refused(services: Services, team_id: str, send_id: Any) -> tuple[SlackRefusal, ...]:
     """The messages about the send Slack refused for good (from the outbox)."""
-    if services.database is None:
-        return ()
     found = await outbox.refusals(services.database, team_id=team_id, send_id=send_id)
     return tuple(SlackRefusal(r.purpose, r.destination, r.reason) for r in found)
 
