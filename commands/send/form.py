@@ -95,8 +95,6 @@ async def open_form(ctx: CommandContext) -> None:
 
 async def _apps(services: Services, team_id: str) -> tuple[tuple[str, ...], str | None]:
     """The workspace's app names (default first) and the default one."""
-    if services.database is None:
-        return (), None
     names = tuple(await services.workspaces.app_names(team_id))
     return names, names[0] if names else None  # the default app, or the first without one
 

@@ -143,9 +143,7 @@ async def store(
 
 
 async def app_names(services: Services, team_id: str) -> list[str]:
-    """The names of the workspace's apps (none without a database)."""
-    if services.database is None:
-        return []
+    """The names of the workspace's apps, default first."""
     return await services.workspaces.app_names(team_id)
 
 
