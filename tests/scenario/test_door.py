@@ -370,3 +370,87 @@ async def test_a_replay_sent_to_another_replica_sends_nothing_more(
         await _settle()
     assert len(creates(fake_onesignal)) == 1
     assert len(fake_slack.replies(response_url)) == 1
+
+
+@pytest.mark.postgres
+async def test_a_click_replayed_to_another_replica_acts_once(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path
+):
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    clicked = fake_slack.new_response_url()
+    async with (
+        serve_sending(serve_pushops, config, database, keyring) as one,
+        serve_sending(serve_pushops, config, database, keyring) as two,
+    ):
+        await (await one.post_command(f'send --segment "{SEGMENT}" Hello')).reply()
+        send = await only_send(database)
+        payload = signing.block_actions(
+            action_id=const.ACTION_SEND_CONFIRM,
+            user_id=DEFAULT_USER_ID,
+            team_id=DEFAULT_TEAM_ID,
+            response_url=clicked,
+            value=str(send.id),
+        )
+        body = signing.interactive_body(payload)
+
+        statuses = await asyncio.gather(_replayed(one, body, 2), _replayed(two, body, 2))
+
+        assert [s for pair in statuses for s in pair] == [200, 200, 200, 200]
+        await fake_slack.wait_for_reply(clicked)
+        await _settle()
+    assert len(creates(fake_onesignal)) == 1
+    assert len(fake_slack.replies(clicked)) == 1
+
+
+# --- no request body in any log line --------------------------------------------------------
+
+BODY_MARK = "BODYMARK7f3a"  # recognisable wherever a log line would carry the body
+
+
+def _marked_command(response_url: str) -> str:
+    return _command_body(response_url, f"send --yes --segment {BODY_MARK} {BODY_MARK}")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "bad signature",
+        "stale signature",
+        "malformed timestamp",
+        "unsigned malformed body",
+        "signed malformed body",
+        "signed, response_url off Slack's hosts",
+    ],
+)
+async def test_a_refused_request_leaves_no_trace_of_its_body_in_the_log(
+    pushops, fake_slack, listener, caplog, case
+):
+    caplog.set_level(logging.DEBUG)
+    body = _marked_command(fake_slack.new_response_url())
+    headers = signing.signed_headers(body, secret=pushops.secret)
+    expected = 401
+    if case == "bad signature":
+        headers = signing.signed_headers(body, secret="not-the-signing-secret")
+    elif case == "stale signature":
+        headers = signing.signed_headers(body, secret=pushops.secret, timestamp=1_700_000_000)
+    elif case == "malformed timestamp":
+        headers["X-Slack-Request-Timestamp"] = f"{BODY_MARK}.5"
+    elif case == "unsigned malformed body":
+        body = f"payload=%7B{BODY_MARK}"
+        headers = {"Content-Type": signing.FORM}
+    elif case == "signed malformed body":
+        body = f"payload=%7B{BODY_MARK}"
+        headers = signing.signed_headers(body, secret=pushops.secret)
+        expected = 400
+    else:
+        body = _marked_command(listener.url)
+        headers = signing.signed_headers(body, secret=pushops.secret)
+        expected = 400
+
+    response = await pushops.http.post("/slack/events", content=body, headers=headers)
+    await _settle()
+
+    assert response.status_code == expected
+    assert BODY_MARK not in response.text
+    assert BODY_MARK not in caplog.text
+    assert not [r for r in caplog.records if BODY_MARK in repr(r.args) or r.exc_info]
