@@ -75,8 +75,11 @@ async def _log_update(fake_slack: FakeSlack, words: str) -> Any:
 def _berlin(moment: datetime) -> re.Pattern[str]:
     """`14:05(:09) CEST (12:05(:09) UTC)`: how the requester (in Berlin) reads `moment`."""
     local, utc = moment.astimezone(ZoneInfo("Europe/Berlin")), moment.astimezone(UTC)
+    # between 23:00 and midnight UTC, Berlin is a day ahead: the UTC time then names its day
+    utc_day = "" if utc.date() == local.date() else f"{utc:%a} {utc.day} {utc:%b} "
     return re.compile(
-        rf"{local:%H:%M}(:{local:%S})? {local.tzname()} \({utc:%H:%M}(:{utc:%S})? UTC\)"
+        rf"{local:%H:%M}(:{local:%S})? {local.tzname()} "
+        rf"\({utc_day}{utc:%H:%M}(:{utc:%S})? UTC\)"
     )
 
 
