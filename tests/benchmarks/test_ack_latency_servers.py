@@ -55,12 +55,12 @@ class FakeSlackRunner:
 @pytest.fixture
 def fake_slack_runner() -> Iterator[FakeSlackRunner]:
     runner = FakeSlackRunner()
-    try:
-        yield runner
-    finally:
-        if runner.process.poll() is None:
-            runner.process.kill()
-            runner.process.wait()
+    with runner.process:  # closes its pipes and waits for it, whatever the test did
+        try:
+            yield runner
+        finally:
+            if runner.process.poll() is None:
+                runner.process.kill()
 
 
 @pytest.fixture

@@ -26,9 +26,6 @@ from tests.scenario.sendkit import (
 )
 from tests.scenario.test_oauth import _install_page, _redirect
 
-# slack_sdk's oauth.v2.access call still uses aiohttp's BasicAuth; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning")
-
 ORG = "E0GRIDORG"
 GRID_TEAM = "T0GRIDWS"
 MEMBER = "U0GRIDMEMBER"

@@ -20,9 +20,6 @@ from tests.plugins.slack import PushOps, default_services, make_settings
 
 NEW_TEAM = "T0INSTALLED"
 
-# slack_sdk's oauth.v2.access call still uses aiohttp's BasicAuth; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning")
-
 
 @pytest.fixture
 async def oauth_app(serve_pushops, fake_slack, sqlite_database, keyring, tmp_path):

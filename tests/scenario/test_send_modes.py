@@ -22,9 +22,6 @@ from tests.scenario.sendkit import (
 from tests.scenario.test_oauth import NEW_TEAM, _install_page, _redirect
 from tests.scenario.workspace import onesignal_settings
 
-# slack_sdk's oauth.v2.access call still uses aiohttp's BasicAuth; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning")
-
 NEWBIE = "U0NEWBIE"
 
 

@@ -214,8 +214,6 @@ async def test_a_workspace_without_apps_is_told_how_to_add_one(
     assert "`/push setup`" in reply["text"]
 
 
-# slack_sdk's oauth.v2.access call still uses aiohttp's BasicAuth; not ours to fix.
-@pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning")
 async def test_user_in_an_installed_workspace_uses_that_workspaces_app(
     serve_pushops, fake_slack, fake_onesignal, sqlite_database, keyring, tmp_path, customer
 ):
