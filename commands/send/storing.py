@@ -51,9 +51,7 @@ async def policy_of(services: Services, team_id: str) -> ApprovalPolicy:
 
 async def linked_external_id(services: Services, team_id: str, user_id: str) -> str:
     """The requester's own external id for `--test`; CommandError saying how to link one."""
-    linked = None
-    if services.database is not None:
-        linked = await services.workspaces.linked_external_id(team_id, user_id)
+    linked = await services.workspaces.linked_external_id(team_id, user_id)
     if linked is None:
         raise CommandError(
             "--test sends only to your own external id, and you have none linked yet. "
