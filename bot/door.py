@@ -20,7 +20,6 @@ import asyncio
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,8 +51,9 @@ REMEMBER_WAIT: Final = 0.25
 Past that the request goes on without the replay check, and its own writes meet the busy
 database and answer for it: a busy database must not turn Slack away at the door."""
 
-PRUNE_EVERY: Final = 60.0
-"""Seconds between deletions of request keys older than `storage.requests.KEEP`."""
+PRUNE_EVERY: Final = timedelta(minutes=1)
+"""How often request keys older than `storage.requests.KEEP` are deleted (on the door's
+clock, the one the keys are stamped with)."""
 
 _TIMESTAMP: Final = re.compile(r"[0-9]{1,12}")  # Slack's: whole seconds since the epoch
 _MAX_KEY: Final = 150  # a trigger_id or event_id is far shorter; longer is not Slack's
@@ -168,7 +168,7 @@ class SeenRequests:
         self._database = database
         self._clock = clock
         self._keep = keep
-        self._pruned = 0.0
+        self._pruned: datetime | None = None
 
     async def first_time(self, key: str) -> bool:
         """Record `key`; False when a request with that key was acted on already.
@@ -181,8 +181,8 @@ class SeenRequests:
             with limited_lock_wait(REMEMBER_WAIT):
                 async with self._database.sessions.begin() as session:
                     first = await remember_request(session=session, key=key, now=now)
-                    if time.monotonic() - self._pruned > PRUNE_EVERY:
-                        self._pruned = time.monotonic()
+                    if self._prune_due(now):
+                        self._pruned = now
                         await forget_requests(session=session, before=now - self._keep)
         except (WriteBusy, SQLAlchemyError) as error:
             log.warning(
@@ -191,6 +191,10 @@ class SeenRequests:
             )
             return True
         return first
+
+    def _prune_due(self, now: datetime) -> bool:
+        """Whether `PRUNE_EVERY` has passed since the last pruning (or the clock went back)."""
+        return self._pruned is None or not self._pruned <= now < self._pruned + PRUNE_EVERY
 
 
 @dataclass

@@ -107,7 +107,7 @@ def slack_door(services: Services) -> SlackDoor:
     secret = services.settings.slack_signing_secret
     return SlackDoor(
         signing_secret=secret.get_secret_value() if secret is not None else "",
-        seen=SeenRequests(services.database),
+        seen=SeenRequests(services.database, clock=services.clock),
         api_url=services.settings.slack_api_url,
     )
 

@@ -15,6 +15,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, Protocol, TypeVar
 
 import httpx
@@ -41,6 +42,7 @@ from bot.workspaces import Workspaces
 from storage.audit import AuditKeys
 from storage.crypto import KEY_FILE_NAME, KeyRing, key_file_warning
 from storage.db import Database
+from storage.models import utcnow
 from storage.rotation import bind_app_keys
 
 T = TypeVar("T")
@@ -142,6 +144,9 @@ class Services:
         denials: how often a person's refusals are audited (`commands.denials`).
         directory: what Slack said about people and user groups, kept briefly
             (`commands.access`).
+        clock: the wall clock (UTC) the door stamps the Slack requests it remembers with,
+            and prunes them by (`bot.door.SeenRequests`); a test turns it to show a key
+            outliving Slack's signature window, then going.
     """
 
     settings: Settings
@@ -165,6 +170,7 @@ class Services:
     admission: Admission = field(default_factory=Admission)
     denials: Throttle[tuple[str, ...]] = field(default_factory=_denials)
     directory: SlackDirectory = field(default_factory=SlackDirectory)
+    clock: Callable[[], datetime] = utcnow
     onesignal: OneSignalClients = field(init=False)
     workspaces: Workspaces = field(init=False)
 

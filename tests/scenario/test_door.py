@@ -9,15 +9,20 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import sqlalchemy as sa
 
 from bot import const
+from storage.models import SlackRequest, utcnow
+from storage.requests import KEEP
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID, DEFAULT_USER_ID
-from tests.scenario.sendkit import SEGMENT, creates, only_send, serve_sending, settings
+from tests.plugins.slack import default_services
+from tests.scenario.sendkit import FAST, SEGMENT, creates, only_send, serve_sending, settings
 
 
 class Listener:
@@ -454,3 +459,52 @@ async def test_a_refused_request_leaves_no_trace_of_its_body_in_the_log(
     assert BODY_MARK not in response.text
     assert BODY_MARK not in caplog.text
     assert not [r for r in caplog.records if BODY_MARK in repr(r.args) or r.exc_info]
+
+
+# --- how long replay keys are kept ------------------------------------------------------------
+
+
+class TurnedClock:
+    """A wall clock (UTC) that moves only when the test turns it."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def _keys(database: Any) -> set[str]:
+    async with database.sessions() as session:
+        return set(await session.scalars(sa.select(SlackRequest.key)))
+
+
+async def test_a_replay_key_outlasts_the_signature_window_and_then_goes(
+    fake_slack, fake_onesignal, database, keyring, tmp_path, serve_pushops
+):
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    services = default_services(config, database, keyring, policy=FAST, sweep_interval=0.5)
+    services.clock = clock = TurnedClock()
+    response_url = fake_slack.new_response_url()
+    body = _command_body(response_url, f'send --yes --segment "{SEGMENT}" Hello')
+    trigger = "trigger:" + parse_qs(body)["trigger_id"][0]
+    async with serve_pushops(config, services=services) as app:
+        first = await _replayed(app, body, 1)
+        await fake_slack.wait_for_reply(response_url)
+        clock.now += timedelta(minutes=4, seconds=59)  # Slack's signature still holds
+
+        replayed = await _replayed(app, body, 1)  # and the door prunes on the way
+        await _settle()
+
+        assert (first, replayed) == ([200], [200])
+        assert len(creates(fake_onesignal)) == 1
+        assert len(fake_slack.replies(response_url)) == 1
+        assert trigger in await _keys(database)
+
+        clock.now += KEEP - timedelta(minutes=4, seconds=58)  # past KEEP: no signature holds
+        later = await app.post_command("help")
+        await later.reply()
+
+    kept = await _keys(database)
+    assert trigger not in kept
+    assert len(kept) == 1  # the later command's own key
