@@ -29,21 +29,19 @@ from typing import Any, Final
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.delivery import Audience, SendRejected
+from bot.delivery import Audience, Send, SendRejected
 from bot.notifier import NotifierRelay
-from bot.outbox import OutboxDrainer, find_owed, owe
+from bot.outbox import OutboxDrainer, OutboxEntry, OutboxKind, OutboxMessage, find_owed, owe
 from bot.policy import ApprovalPolicy, PolicyError
 from bot.services import Services
 from bot.slack_clients import ClientSource, client_source
 from bot.slack_limits import Pacer
+from bot.workspaces import Workspace
 from commands._format import Block, context, escape
 from commands.access import team_facts
 from commands.cards import card_of, estimate_text
 from commands.outgoing import OutboxDelivery
 from commands.views import sends as views
-from storage import queries
-from storage.models import OutboxKind, OutboxMessage, Send, Workspace
-from storage.outbox import OutboxEntry
 
 LOG: Final = "log"
 APPROVAL: Final = "approval"
@@ -338,12 +336,10 @@ class SlackNotifier:
     # --- plumbing ----------------------------------------------------------------------------
 
     async def _load(self, team_id: str, send_id: uuid.UUID) -> Send | None:
-        async with self._services.database.sessions() as session:
-            return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
+        return await self._services.sends.get(team_id=team_id, send_id=send_id)
 
     async def _workspace(self, team_id: str) -> Workspace | None:
-        async with self._services.database.sessions() as session:
-            return await queries.get_workspace(session=session, team_id=team_id)
+        return await self._services.workspaces.get_workspace(team_id)
 
     async def _estimate(self, send: Send) -> str | None:
         try:
