@@ -199,11 +199,6 @@ class SendService:
         """How long a claim holds (`DeliveryPolicy.lease`)."""
         return timedelta(seconds=self.policy.lease)
 
-    @property
-    def delivering(self) -> frozenset[uuid.UUID]:
-        """The sends this process is delivering right now."""
-        return frozenset(self._delivering)
-
     def renewing(self) -> frozenset[uuid.UUID]:
         """The claims this process keeps renewing: the sends it is delivering, and those it
         claimed as it stored them, still waiting for a place to be delivered
@@ -958,9 +953,6 @@ class SendService:
             counters.canceled,
             note,
         )
-
-    refresh_status = status
-    """The same as `status`: what a status message's Refresh asks."""
 
     async def _bare_status(self, team_id: str, ref: str) -> StatusReport:
         nid = _notification_id(ref)
