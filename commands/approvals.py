@@ -19,7 +19,14 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
-from bot.delivery import Audience, Send, SendNotFound, SendState
+from bot.delivery import (
+    Audience,
+    DecisionRefused,
+    NoLongerPending,
+    Send,
+    SendNotFound,
+    SendState,
+)
 from bot.policy import approvals_required
 from bot.services import Services
 from commands.access import interaction_ids, resolve_actor, why_not
@@ -37,7 +44,6 @@ from commands.notify import notifier_of
 from commands.send.requester import requester
 from commands.send.storing import go, policy_of
 from commands.views import sends as views
-from storage.errors import AlreadyDecided, IllegalTransition, SelfApproval
 
 _STATE_WORDS: Final = {
     SendState.SCHEDULED: "is scheduled",
@@ -116,9 +122,9 @@ async def _approve(
     notifier = notifier_of(services)
     try:
         result = await services.sends.approve(team_id=team_id, send_id=send.id, approver_id=user_id)
-    except IllegalTransition:
+    except NoLongerPending:
         raise await _moved_on(services, send, "approval") from None
-    except (SelfApproval, AlreadyDecided, SendNotFound) as error:
+    except (DecisionRefused, SendNotFound) as error:
         raise CommandError(str(error)) from None
     if result is None:
         raise CommandError("That send is not known in this workspace.")
@@ -161,9 +167,9 @@ async def _reject(
         result = await services.sends.reject(
             team_id=team_id, send_id=send.id, approver_id=user_id, reason=None
         )
-    except IllegalTransition:
+    except NoLongerPending:
         raise await _moved_on(services, send, "rejection") from None
-    except (SelfApproval, AlreadyDecided, SendNotFound) as error:
+    except (DecisionRefused, SendNotFound) as error:
         raise CommandError(str(error)) from None
     if result is None:
         raise CommandError("That send is not known in this workspace.")

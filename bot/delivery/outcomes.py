@@ -29,6 +29,16 @@ class SendNotFound(LookupError):
         )
 
 
+class DecisionRefused(Exception):
+    """An approval or rejection that may not be recorded: the requester deciding on their own
+    send, or an approver answering twice. Its message says which, fit to show the person."""
+
+
+class NoLongerPending(Exception):
+    """The send left pending approval (cancelled, expired, decided by another approver)
+    before the decision was recorded: nothing of the decision was kept."""
+
+
 class StoreBusy(Exception):
     """Other writers held the database longer than storing the send could wait: nothing of it
     was written, so nothing will be sent."""

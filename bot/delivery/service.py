@@ -42,8 +42,10 @@ from bot.delivery.holds import ApprovalGate
 from bot.delivery.outcomes import (
     MAY_STILL_REACH,
     CancelOutcome,
+    DecisionRefused,
     DeliveryPolicy,
     Estimate,
+    NoLongerPending,
     SendNotFound,
     StatusReport,
     StoreBusy,
@@ -66,7 +68,7 @@ from storage import deliveries, queries
 from storage.crypto import KeyRing
 from storage.db import Database, WriteBusy, is_lock_timeout, limited_lock_wait
 from storage.deliveries import apply_result
-from storage.errors import AppNotFound, IllegalTransition
+from storage.errors import AlreadyDecided, AppNotFound, IllegalTransition, SelfApproval
 from storage.errors import SendNotFound as StoredSendNotFound
 from storage.models import Decision, OneSignalApp, Send, SendState, utcnow
 
@@ -474,9 +476,9 @@ class SendService:
     async def approve(self, *, team_id: str, send_id: uuid.UUID, approver_id: str) -> Send | None:
         """Record an approval; with enough of them the send is scheduled and dispatched.
 
-        Raises storage's `SelfApproval` (the requester), `AlreadyDecided`,
-        `IllegalTransition` (no longer pending: cancelled, expired, decided), and
-        `SendNotFound` for an unknown id; then nothing is recorded. The send's row is locked
+        Raises `DecisionRefused` (the requester, or an approver answering twice),
+        `NoLongerPending` (cancelled, expired, decided meanwhile), and `SendNotFound` for an
+        unknown id; then nothing is recorded. The send's row is locked
         from the check to the commit, so a cancel cannot slip between them. Returns the send
         as it is afterwards.
         """
@@ -544,6 +546,10 @@ class SendService:
             )
         except StoredSendNotFound:
             raise SendNotFound(str(send_id)) from None
+        except (SelfApproval, AlreadyDecided) as error:
+            raise DecisionRefused(str(error)) from None
+        except IllegalTransition as error:
+            raise NoLongerPending(str(error)) from None
 
     # --- delivering ----------------------------------------------------------------------
 
@@ -1068,7 +1074,7 @@ def _require_moved(moved: bool, send: Send) -> None:
     decision is never kept without its effect.
     """
     if not moved:
-        raise IllegalTransition(f"Send {send.short_id} is no longer pending approval.")
+        raise NoLongerPending(f"Send {send.short_id} is no longer pending approval.")
 
 
 def _notification_id(ref: str) -> str:

@@ -17,7 +17,9 @@ import pytest
 
 from bot.delivery import (
     Audience,
+    DecisionRefused,
     DeliveryPolicy,
+    NoLongerPending,
     SendContent,
     SendNotFound,
     SendRejected,
@@ -27,7 +29,6 @@ from bot.delivery import (
 )
 from bot.onesignal.batching import batch_key
 from storage import queries
-from storage.errors import SelfApproval
 from storage.models import SendState, utcnow
 from tests.bot.deliverykit import FAST, SEGMENT, audit_chain_ok, kit, seeded_app
 from tests.plugins.database import OTHER_TEAM
@@ -587,10 +588,27 @@ async def test_dispatching_a_send_pending_approval_asks_the_approvers(env):
 async def test_the_requester_cannot_approve_their_own_send(env):
     send = await env.create(approvals=1)
 
-    with pytest.raises(SelfApproval):
+    with pytest.raises(DecisionRefused):
         await env.sends.approve(team_id=env.app.team_id, send_id=send.id, approver_id="U0ALICE")
 
     assert (await env.row(send)).state == SendState.PENDING_APPROVAL
+
+
+async def test_a_second_answer_and_a_decision_on_a_cancelled_send_are_refused_in_its_own_words(
+    env,
+):
+    send = await env.create(approvals=2)
+    team = env.app.team_id
+    await env.sends.approve(team_id=team, send_id=send.id, approver_id="U0BOB")
+
+    with pytest.raises(DecisionRefused, match=f"already answered for send {send.short_id}"):
+        await env.sends.approve(team_id=team, send_id=send.id, approver_id="U0BOB")
+    await env.sends.cancel(team_id=team, ref=send.short_id, actor="U0ALICE")
+    with pytest.raises(NoLongerPending):
+        await env.sends.reject(team_id=team, send_id=send.id, approver_id="U0CAROL", reason=None)
+
+    row = await env.row(send)
+    assert (row.state, row.approvals_received) == (SendState.CANCELLED, 1)
 
 
 async def test_enough_approvals_schedule_and_deliver_the_send(env):
