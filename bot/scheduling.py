@@ -45,7 +45,8 @@ from bot.delivery.writer import WriteGate
 from bot.notifier import Notifier, NotifierRelay
 from bot.outcome_log import OutcomeLog
 from bot.settings import Settings
-from storage import deliveries, queries
+from storage import claims
+from storage.claims import DEFAULT_LEASE
 from storage.db import Database
 from storage.models import Send, SendState, utcnow
 
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 Deliver = Callable[[Send], Awaitable[object]]
 """Delivers one claimed send (`SendService.deliver`, or a test's own)."""
 
-DEFAULT_LEASE: Final = timedelta(seconds=60)
 SWEEP_JOB: Final = "pushops-sweep"
 _BATCH_LIMIT: Final = 500  # rows per missed/expired sweep transaction
 _RETRY_PAUSE: Final = 1.0  # seconds before the claimer tries again after a database error
@@ -315,7 +315,7 @@ class Scheduler:
     async def _mark_missed(self) -> None:
         while True:
             async with self._writes:
-                missed = await queries.mark_missed_sends(
+                missed = await claims.mark_missed_sends(
                     session_factory=self.database.sessions,
                     now=self.clock(),
                     grace=self.grace,
@@ -333,7 +333,7 @@ class Scheduler:
     async def _expire_approvals(self) -> None:
         while True:
             async with self._writes:
-                expired = await queries.expire_pending_approvals(
+                expired = await claims.expire_pending_approvals(
                     session_factory=self.database.sessions,
                     now=self.clock(),
                     ttl=timedelta(seconds=self.settings.approval_ttl),
@@ -349,7 +349,7 @@ class Scheduler:
 
     async def _derive_timers(self) -> None:
         async with self.database.sessions() as session:
-            timers = await deliveries.list_timers(session=session)
+            timers = await claims.list_timers(session=session)
         now = self.clock()
         busy = self._claims()
         wanted: dict[uuid.UUID, tuple[datetime, bool]] = {}
@@ -387,8 +387,8 @@ class Scheduler:
             self._reclaim = False
             # Held sends are taken over however late: the service retries them with the same
             # key, or (too late, or out of attempts) asks OneSignal what it has of them.
-            await self._take_batches(queries.reclaim_stale_sends)
-        await self._take_batches(functools.partial(queries.claim_due_sends, grace=self.grace))
+            await self._take_batches(claims.reclaim_stale_sends)
+        await self._take_batches(functools.partial(claims.claim_due_sends, grace=self.grace))
 
     async def _take_batches(self, take: Callable[..., Awaitable[list[Send]]]) -> None:
         """Claim with `take` (due sends, or stale ones) batch after batch, delivering each."""
@@ -455,7 +455,7 @@ class Scheduler:
         if not busy:
             return
         async with self._writes:
-            await deliveries.renew_leases(
+            await claims.renew_leases(
                 session_factory=self.database.sessions,
                 worker_id=self.worker_id,
                 send_ids=busy,

@@ -1,17 +1,18 @@
-"""The delivery side of `sends`: claiming one send, the scheduler's timers, leases, results in bulk.
+"""The results of deliveries: what an attempt leaves a send in, recorded in bulk.
 
-Same conventions as `storage.queries`: keyword-only, every state change a compare-and-set with
-its audit event in the same transaction. These functions open their own short transactions
-(they take a `session_factory`), because several workers run them at once. They are not
-scoped by team: the scheduler serves every workspace, and nothing here answers a Slack user.
+Claims, leases and the scheduler's timers are in `storage.claims`. Same conventions as
+`storage.queries`: keyword-only, every state change a compare-and-set with its audit event in
+the same transaction. `finish_sends` opens its own short transactions (it takes a
+`session_factory`), because several workers run it at once. Not scoped by team: the scheduler
+serves every workspace, and nothing here answers a Slack user.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final, cast
 
 import sqlalchemy as sa
@@ -20,20 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.audit import AuditEntry, append_audit_entries
 from storage.errors import InvalidInput
 from storage.models import Send, SendState, utcnow
-from storage.queries import DEFAULT_LEASE, _bulk_transition  # the claims' shared machinery
 
 __all__ = [
     "DeliveryResult",
     "FinishedSends",
-    "Released",
-    "Timer",
     "apply_result",
-    "claim_send",
-    "confirm_claim",
     "finish_sends",
-    "list_timers",
-    "release_claims",
-    "renew_leases",
 ]
 
 # What an attempt may leave a send in: delivered, given up, still held for another round, or
@@ -42,137 +35,6 @@ _RESULT_STATES: Final = frozenset(
     {SendState.SENT, SendState.FAILED, SendState.SENDING, SendState.MISSED}
 )
 _FINISHED: Final = frozenset({SendState.SENT, SendState.FAILED})
-
-
-async def claim_send(
-    *,
-    session_factory: async_sessionmaker[AsyncSession],
-    send_id: uuid.UUID,
-    now: datetime,
-    worker_id: str,
-    lease: timedelta = DEFAULT_LEASE,
-    grace: timedelta | None = None,
-) -> Send | None:
-    """Claim one due scheduled send for this worker (scheduled -> sending), as `claim_due_sends`.
-
-    None when it is not this worker's to take: someone claimed or cancelled it first, it is
-    not due yet, or (with `grace`) it is later than the grace and left for `mark_missed_sends`.
-    """
-    conditions = [Send.id == send_id, Send.state == SendState.SCHEDULED, Send.due_at <= now]
-    if grace is not None:
-        conditions.append(Send.due_at >= now - grace)
-    claimed = await _bulk_transition(
-        session_factory,
-        conditions=conditions,
-        order_by=(Send.id,),
-        limit=1,
-        from_state=SendState.SCHEDULED,
-        to_state=SendState.SENDING,
-        changes={
-            "claimed_by": worker_id,
-            "claimed_at": now,
-            "lease_until": now + lease,
-            "attempts": Send.attempts + 1,
-        },
-        actor=f"worker:{worker_id}",
-        action="send.sending",
-    )
-    return claimed[0] if claimed else None
-
-
-@dataclass(frozen=True)
-class Timer:
-    """A moment the scheduler must act on a send.
-
-    `at` is the due time of a scheduled send, or the end of the lease of a send held in
-    `sending` (a retry waits for it; a crashed worker's send is taken over after it).
-    """
-
-    send_id: uuid.UUID
-    state: SendState
-    at: datetime | None
-
-
-async def list_timers(*, session: AsyncSession) -> list[Timer]:
-    """Every scheduled or held send of every workspace, with the moment it needs attention.
-
-    Only four columns are read, so re-deriving thousands of timers stays cheap.
-    """
-    query = sa.select(Send.id, Send.state, Send.due_at, Send.lease_until).where(
-        Send.state.in_([SendState.SCHEDULED, SendState.SENDING])
-    )
-    rows = (await session.execute(query)).all()
-    return [
-        Timer(
-            row.id, row.state, row.due_at if row.state == SendState.SCHEDULED else row.lease_until
-        )
-        for row in rows
-    ]
-
-
-async def renew_leases(
-    *,
-    session_factory: async_sessionmaker[AsyncSession],
-    worker_id: str,
-    send_ids: Collection[uuid.UUID],
-    lease_until: datetime,
-) -> int:
-    """Extend this worker's lease on sends it is still delivering; how many it renewed.
-
-    A long delivery keeps its send this way, so no other worker takes it over meanwhile. A
-    send whose row is locked (its result is being recorded right now) is skipped: that write
-    sets its lease anyway, and waiting for it, in an order other than the recorder's, could
-    deadlock the two.
-    """
-    if not send_ids:
-        return 0
-    free = (
-        sa.select(Send.id)
-        .where(
-            Send.id.in_(list(send_ids)),
-            Send.state == SendState.SENDING,
-            Send.claimed_by == worker_id,
-        )
-        .with_for_update(skip_locked=True)
-    )
-    async with session_factory() as session, session.begin():
-        result = await session.execute(
-            sa.update(Send)
-            .where(Send.id.in_(free.scalar_subquery()))
-            .values(lease_until=lease_until)
-            .execution_options(synchronize_session=False)
-        )
-    count: int = getattr(result, "rowcount", 0)
-    return count
-
-
-async def confirm_claim(
-    *,
-    session_factory: async_sessionmaker[AsyncSession],
-    send_id: uuid.UUID,
-    worker_id: str,
-    attempt: int,
-    lease_until: datetime,
-) -> bool:
-    """Whether `worker_id` still holds claim number `attempt` of the send (in `sending`, not
-    taken over since, even by itself); its lease extended if so.
-
-    Asked before calling OneSignal for a send whose claim waited: unlike `renew_leases` it
-    waits for a row being written, since its answer decides whether OneSignal is called.
-    """
-    async with session_factory() as session, session.begin():
-        result = await session.execute(
-            sa.update(Send)
-            .where(
-                Send.id == send_id,
-                Send.state == SendState.SENDING,
-                Send.claimed_by == worker_id,
-                Send.attempts == attempt,
-            )
-            .values(lease_until=lease_until)
-            .execution_options(synchronize_session=False)
-        )
-    return getattr(result, "rowcount", 0) == 1
 
 
 @dataclass(frozen=True)
@@ -387,79 +249,3 @@ async def _audit_results(
 async def _reload(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, Send]:
     query = sa.select(Send).where(Send.id.in_(ids)).execution_options(populate_existing=True)
     return {send.id: send for send in await session.scalars(query)}
-
-
-@dataclass(frozen=True)
-class Released:
-    """What `release_claims` did: sends scheduled again, and sends left for a take-over."""
-
-    rescheduled: list[uuid.UUID]
-    handed_over: list[uuid.UUID]
-
-
-async def release_claims(
-    *,
-    session_factory: async_sessionmaker[AsyncSession],
-    worker_id: str,
-    send_ids: Collection[uuid.UUID],
-    untried: Collection[uuid.UUID],
-    now: datetime,
-) -> Released:
-    """Hand back this worker's claims on sends it will not finish (it is shutting down).
-
-    A send in `untried` (no OneSignal call of this claim started) on its first claim goes
-    back to `scheduled` as before the claim, audited `send.released`: nothing of it can
-    have reached OneSignal. Any other keeps its state, claim and key, with its lease ended
-    at `now`, so the next worker takes it over at once (asking OneSignal with the same key)
-    instead of when the lease would have run out. Sends no longer `sending` under this
-    worker's claim are left alone.
-    """
-    if not send_ids:
-        return Released([], [])
-    ours = (Send.state == SendState.SENDING, Send.claimed_by == worker_id)
-    back = await _reschedule(session_factory, worker_id, untried, ours) if untried else []
-    left = set(send_ids).difference(back)
-    handed: list[uuid.UUID] = []
-    if left:
-        async with session_factory() as session, session.begin():
-            handed = list(
-                await session.scalars(
-                    sa.update(Send)
-                    .where(Send.id.in_(list(left)), *ours)
-                    .values(lease_until=now)
-                    .returning(Send.id)
-                    .execution_options(synchronize_session=False)
-                )
-            )
-    return Released(back, handed)
-
-
-async def _reschedule(
-    session_factory: async_sessionmaker[AsyncSession],
-    worker_id: str,
-    untried: Collection[uuid.UUID],
-    ours: tuple[sa.ColumnElement[bool], ...],
-) -> list[uuid.UUID]:
-    """sending -> scheduled for the untried sends on their first claim, as before the claim."""
-    released = await _bulk_transition(
-        session_factory,
-        conditions=[
-            Send.id.in_(list(untried)),
-            *ours,
-            Send.attempts <= 1,
-            Send.notification_id.is_(None),
-        ],
-        order_by=(Send.id,),
-        limit=len(untried),
-        from_state=SendState.SENDING,
-        to_state=SendState.SCHEDULED,
-        changes={
-            "claimed_by": None,
-            "claimed_at": None,
-            "lease_until": None,
-            "attempts": Send.attempts - 1,  # the claim made no attempt
-        },
-        actor=f"worker:{worker_id}",
-        action="send.released",
-    )
-    return sorted(send.id for send in released)

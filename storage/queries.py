@@ -1,7 +1,7 @@
-"""Workspaces, OneSignal apps, members, sends, their claims and sweeps, and approvals.
+"""Workspaces, OneSignal apps, members, sends and approvals.
 
-Conventions, which the other storage modules (deliveries, audit, links, lookups, requests,
-rotation) keep too:
+Claims, leases and sweeps of sends are in `storage.claims`. Conventions, which the other
+storage modules (claims, deliveries, audit, links, lookups, requests, rotation) keep too:
 - Functions taking a `session` run inside the caller's transaction and never commit:
   `async with database.sessions.begin() as session: ...` makes one unit of work.
 - Functions taking a `session_factory` (claims, sweeps, key rotation) open their own short
@@ -19,7 +19,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias, cast
 
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from storage import ids
@@ -41,6 +41,7 @@ from storage.audit import (
     redact,
 )
 from storage.audit_chain import ChainBreak, ChainReport, verify_audit_chain
+from storage.claims import Claim
 from storage.crypto import KeyRing, Purpose
 from storage.errors import (
     AlreadyDecided,
@@ -79,19 +80,16 @@ __all__ = [
     "AuditEntry",
     "ChainBreak",
     "ChainReport",
-    "Claim",
     "SendOrder",
     "add_app",
     "add_member",
     "append_audit",
     "append_audit_entries",
     "cancel_send",
-    "claim_due_sends",
     "count_sends",
     "create_send",
     "decrypt_app_key",
     "ensure_workspace",
-    "expire_pending_approvals",
     "find_send",
     "get_app",
     "get_app_by_id",
@@ -108,10 +106,8 @@ __all__ = [
     "list_members",
     "list_sends",
     "list_workspaces",
-    "mark_missed_sends",
     "member_roles",
     "next_due_at",
-    "reclaim_stale_sends",
     "record_approval",
     "record_send_progress",
     "redact",
@@ -126,9 +122,6 @@ __all__ = [
     "validate_external_id",
     "verify_audit_chain",
 ]
-
-DEFAULT_LEASE: Final = timedelta(minutes=5)
-"""How long a claimed send belongs to its worker before another may take it over."""
 
 SendOrder: TypeAlias = Literal["created", "due", "finished"]
 """How `list_sends` orders: newest created, soonest due, or latest finished first."""
@@ -534,14 +527,6 @@ async def member_roles(
 
 
 # --- sends ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A worker taking a send it creates for delivery at once (see `create_send`)."""
-
-    worker_id: str
-    lease: timedelta = DEFAULT_LEASE
 
 
 async def create_send(
@@ -997,190 +982,6 @@ async def set_slack_message(
     send.slack_messages = {**send.slack_messages, purpose: {"channel": channel, "ts": ts}}
     await session.flush([send])
     return True
-
-
-# --- claims and sweeps (several processes) -------------------------------------------------------
-
-
-async def claim_due_sends(
-    *,
-    session_factory: async_sessionmaker[AsyncSession],
-    now: datetime,
-    worker_id: str,
-    limit: int = 50,
-    lease: timedelta = DEFAULT_LEASE,
-    grace: timedelta | None = None,
-) -> list[Send]:
-    """Claim scheduled sends due by `now` (scheduled -> sending) for this worker.
-
-    Safe with many processes: on PostgreSQL the candidates are locked with
-    `FOR UPDATE SKIP LOCKED` (a competing claimer takes other rows instead of waiting), and
-    the UPDATE re-checks the state; on SQLite the transaction holds the write lock. Each send
-    is claimed by exactly one worker; `attempts` counts claims. With `grace`, sends late by
-    more than it are left for `mark_missed_sends`.
-    """
-    conditions = [Send.state == SendState.SCHEDULED, Send.due_at <= now]
-    if grace is not None:
-        conditions.append(Send.due_at >= now - grace)
-    return await _bulk_transition(
-        session_factory,
-        conditions=conditions,
-        order_by=(Send.due_at, Send.id),
-        limit=limit,
-        from_state=SendState.SCHEDULED,
-        to_state=SendState.SENDING,
-        changes=_claim_changes(worker_id, now, lease),
-        actor=f"worker:{worker_id}",
-        action="send.sending",
-    )
-
-
-def _claim_changes(worker_id: str, now: datetime, lease: timedelta) -> dict[str, Any]:
-    """What claiming a send writes, for a first claim and a take-over alike."""
-    return {
-        "claimed_by": worker_id,
-        "claimed_at": now,
-        "lease_until": now + lease,
-        "attempts": Send.attempts + 1,
-    }
-
-
-async def reclaim_stale_sends(
-    *,
-    session_factory: async_sessionmaker[AsyncSession],
-    now: datetime,
-    worker_id: str,
-    limit: int = 50,
-    lease: timedelta = DEFAULT_LEASE,
-) -> list[Send]:
-    """Take over sends stuck in `sending` whose lease ran out: held for a retry, or their
-    worker died.
-
-    They keep their UUID, so retrying them reaches OneSignal with the same idempotency key.
-    Late ones are taken over too: whatever their worker got no answer for may have gone
-    out, so the taker asks OneSignal (by name, never sending) before anything else is said
-    of them (`bot.delivery.attempt.settle`).
-    """
-    return await _bulk_transition(
-        session_factory,
-        conditions=[Send.state == SendState.SENDING, Send.lease_until < now],
-        order_by=(Send.lease_until, Send.id),
-        limit=limit,
-        from_state=SendState.SENDING,
-        to_state=SendState.SENDING,
-        changes=_claim_changes(worker_id, now, lease),
-        actor=f"worker:{worker_id}",
-        action="send.reclaimed",
-    )
-
-
-async def mark_missed_sends(
-    *,
-    session_factory: async_sessionmaker[AsyncSession],
-    now: datetime,
-    grace: timedelta,
-    limit: int = 100,
-    actor: str = "scheduler",
-) -> list[Send]:
-    """Scheduled sends late by more than `grace` become `missed` (never sent blindly), at most
-    `limit`.
-
-    Only scheduled ones: they were never claimed, so nothing of them went out. A send held
-    in `sending` is never marked here, however late: its last call may have reached
-    OneSignal, and only OneSignal can say (`reclaim_stale_sends`).
-    """
-    return await _bulk_transition(
-        session_factory,
-        conditions=[Send.state == SendState.SCHEDULED, Send.due_at < now - grace],
-        order_by=(Send.due_at, Send.id),
-        limit=limit,
-        from_state=SendState.SCHEDULED,
-        to_state=SendState.MISSED,
-        changes={},
-        actor=actor,
-        action="send.missed",
-    )
-
-
-async def expire_pending_approvals(
-    *,
-    session_factory: async_sessionmaker[AsyncSession],
-    now: datetime,
-    ttl: timedelta,
-    limit: int = 100,
-    actor: str = "scheduler",
-) -> list[Send]:
-    """Sends waiting for approval longer than `ttl` become `expired`.
-
-    The wait counts from the send's last change (`updated_at`): when it entered
-    pending_approval, which for a missed send asked again is long after it was created, or
-    its last approval.
-    """
-    return await _bulk_transition(
-        session_factory,
-        conditions=[Send.state == SendState.PENDING_APPROVAL, Send.updated_at < now - ttl],
-        order_by=(Send.updated_at, Send.id),
-        limit=limit,
-        from_state=SendState.PENDING_APPROVAL,
-        to_state=SendState.EXPIRED,
-        changes={"finished_at": now},
-        actor=actor,
-        action="send.expired",
-    )
-
-
-async def _bulk_transition(
-    session_factory: async_sessionmaker[AsyncSession],
-    *,
-    conditions: Sequence[sa.ColumnElement[bool]],
-    order_by: Sequence[sa.ColumnElement[Any] | Any],
-    limit: int,
-    from_state: SendState,
-    to_state: SendState,
-    changes: Mapping[str, Any],
-    actor: str,
-    action: str,
-) -> list[Send]:
-    async with session_factory() as session, session.begin():
-        candidates = (
-            sa.select(Send.id)
-            .where(*conditions)
-            .order_by(*order_by)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        chosen = list(await session.scalars(candidates))
-        if not chosen:
-            return []
-        result = await session.scalars(
-            sa.update(Send)
-            .where(Send.id.in_(chosen), Send.state == from_state)
-            .values(state=to_state, updated_at=utcnow(), **changes)
-            .returning(Send)
-        )
-        sends = list(result)
-        await _audit_each(session, sends, from_state, actor, action)
-    return sends
-
-
-async def _audit_each(
-    session: AsyncSession, sends: Sequence[Send], from_state: SendState, actor: str, action: str
-) -> None:
-    by_team: dict[str, list[AuditEntry]] = {}
-    for send in sends:
-        details: dict[str, Any] = {
-            "send_id": str(send.id),
-            "from": from_state.value,
-            "to": send.state.value,
-        }
-        if send.state == SendState.SENDING:
-            details["attempt"] = send.attempts
-        by_team.setdefault(send.team_id, []).append(
-            AuditEntry(actor, action, f"send {send.short_id}", "ok", details)
-        )
-    # Always lock workspace rows in the same order, so two claimers cannot deadlock.
-    for team_id in sorted(by_team):
-        await append_audit_entries(session=session, team_id=team_id, entries=by_team[team_id])
 
 
 # --- approvals --------------------------------------------------------------------------------

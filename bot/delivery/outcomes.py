@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal, TypeAlias
 
+from storage.claims import DEFAULT_LEASE
 from storage.models import Send
 
 CancelKind: TypeAlias = Literal[
@@ -132,7 +133,7 @@ class DeliveryPolicy:
     checks: int = 3
     backoff: float = 10.0
     max_backoff: float = 300.0
-    lease: float = 60.0
+    lease: float = DEFAULT_LEASE.total_seconds()
     max_queued: float = 600.0
     max_in_flight: int = 50
     client_retries: int = 3

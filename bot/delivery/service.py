@@ -64,7 +64,7 @@ from bot.onesignal_clients import OneSignalClients
 from bot.outcome_log import OutcomeLog
 from bot.settings import Settings
 from bot.timeparse import MAX_AHEAD, too_far_ahead
-from storage import deliveries, queries
+from storage import claims, queries
 from storage.crypto import KeyRing
 from storage.db import Database, WriteBusy, is_lock_timeout, limited_lock_wait
 from storage.deliveries import apply_result
@@ -241,7 +241,7 @@ class SendService:
             return
         try:
             async with self.writes:
-                handed = await deliveries.release_claims(
+                handed = await claims.release_claims(
                     session_factory=self.database.sessions,
                     worker_id=self.worker_id,
                     send_ids=frozenset(self._claims),
@@ -304,7 +304,7 @@ class SendService:
         if confirm:
             state = SendState.PENDING_APPROVAL if approvals_required else SendState.SCHEDULED
         now = state == SendState.SCHEDULED and (due_at is None or due_at <= self.clock())
-        taken = queries.Claim(self.worker_id, self.lease) if claim and now else None
+        taken = claims.Claim(self.worker_id, self.lease) if claim and now else None
         committing = False
         waiting = limited_lock_wait(lock_wait) if lock_wait is not None else nullcontext()
         try:
@@ -596,7 +596,7 @@ class SendService:
             if self._closing:
                 return None  # left for a worker that is not shutting down
             async with self.writes:
-                claimed = await deliveries.claim_send(
+                claimed = await claims.claim_send(
                     session_factory=self.database.sessions,
                     send_id=send.id,
                     now=self.clock(),
@@ -670,7 +670,7 @@ class SendService:
         if time.monotonic() - queued.since < self.policy.lease / 3:
             return True
         async with self.writes:
-            return await deliveries.confirm_claim(
+            return await claims.confirm_claim(
                 session_factory=self.database.sessions,
                 send_id=send.id,
                 worker_id=self.worker_id,

@@ -28,7 +28,7 @@ from bot.delivery import (
     notification_name,
 )
 from bot.onesignal.batching import batch_key
-from storage import queries
+from storage import claims, queries
 from storage.models import SendState, utcnow
 from tests.bot.deliverykit import FAST, SEGMENT, audit_chain_ok, kit, seeded_app
 from tests.plugins.database import OTHER_TEAM
@@ -151,7 +151,7 @@ async def test_a_send_claimed_by_a_process_that_died_is_taken_over_after_its_lea
             content={"message": "Hello"},
             audience={"segments": [SEGMENT]},
             state=SendState.SCHEDULED,
-            claim=queries.Claim("dies", timedelta(seconds=FAST.lease)),
+            claim=claims.Claim("dies", timedelta(seconds=FAST.lease)),
         )
     await env.start()
 

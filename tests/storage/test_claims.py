@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from storage import queries
+from storage import claims, queries
 from storage.db import Database
 from storage.errors import IllegalTransition
 from storage.models import AuditEvent, OneSignalApp, Send, SendState, utcnow
@@ -38,7 +38,7 @@ async def test_twenty_claimers_race_for_one_due_send_and_one_wins(database, stor
 
     async def claimer(number: int) -> list[Send]:
         await start.wait()
-        return await queries.claim_due_sends(
+        return await claims.claim_due_sends(
             session_factory=contenders.sessions, now=utcnow(), worker_id=f"w{number}", limit=1
         )
 
@@ -53,13 +53,13 @@ async def test_twenty_claimers_race_for_one_due_send_and_one_wins(database, stor
     assert claimed.id == send.id and claimed.state == SendState.SENDING and claimed.attempts == 1
     async with database.sessions() as session:
         stored = await queries.get_send(session=session, team_id=app.team_id, send_id=send.id)
-        claims = await session.scalar(
+        claim_events = await session.scalar(
             sa.select(sa.func.count()).where(AuditEvent.action == "send.sending")
         )
         chain = await queries.verify_audit_chain(session=session)
     assert stored is not None and stored.claimed_by == claimed.claimed_by
     assert stored.lease_until is not None and stored.lease_until > utcnow()
-    assert claims == 1
+    assert claim_events == 1
     assert chain.ok
 
 
@@ -71,7 +71,7 @@ async def test_a_burst_of_due_sends_reaches_each_of_four_claimers_once(database,
 
     async def claimer(number: int, process: Database) -> list[tuple[int, Send]]:
         got: list[tuple[int, Send]] = []
-        while claimed := await queries.claim_due_sends(
+        while claimed := await claims.claim_due_sends(
             session_factory=process.sessions, now=utcnow(), worker_id=f"w{number}", limit=25
         ):
             got += [(number, send) for send in claimed]
@@ -83,11 +83,11 @@ async def test_a_burst_of_due_sends_reaches_each_of_four_claimers_once(database,
         for process in processes:
             await process.dispose()
 
-    claims = [pair for result in results for pair in result]
-    times_claimed = Counter(send.id for _, send in claims)
+    taken = [pair for result in results for pair in result]
+    times_claimed = Counter(send.id for _, send in taken)
     assert set(times_claimed) == set(expected)
     assert set(times_claimed.values()) == {1}
-    assert all(send.claimed_by == f"w{number}" for number, send in claims)
+    assert all(send.claimed_by == f"w{number}" for number, send in taken)
     async with database.sessions() as session:
         states = dict(
             (
@@ -111,10 +111,10 @@ async def test_claims_skip_what_is_not_due_and_leave_late_sends_to_the_missed_sw
         app, state=SendState.DRAFT, due_at=now - timedelta(minutes=1)
     )
 
-    claimed = await queries.claim_due_sends(
+    claimed = await claims.claim_due_sends(
         session_factory=database.sessions, now=now, worker_id="w1", grace=timedelta(minutes=10)
     )
-    missed = await queries.mark_missed_sends(
+    missed = await claims.mark_missed_sends(
         session_factory=database.sessions, now=now, grace=timedelta(minutes=10)
     )
 
@@ -146,7 +146,7 @@ async def _create(database: Database, app: OneSignalApp, **options: Any) -> Send
 async def test_a_send_scheduled_without_a_time_is_due_at_once(database, storage_factory):
     app = await storage_factory.app()
     send = await _create(database, app)
-    claimed = await queries.claim_due_sends(
+    claimed = await claims.claim_due_sends(
         session_factory=database.sessions, now=utcnow(), worker_id="w1"
     )
     assert [c.id for c in claimed] == [send.id]
@@ -154,14 +154,14 @@ async def test_a_send_scheduled_without_a_time_is_due_at_once(database, storage_
 
 async def test_a_send_due_now_can_be_claimed_as_it_is_created(database, storage_factory):
     app = await storage_factory.app()
-    send = await _create(database, app, claim=queries.Claim("w1", timedelta(seconds=30)))
+    send = await _create(database, app, claim=claims.Claim("w1", timedelta(seconds=30)))
 
     assert send.state == SendState.SENDING and send.claimed_by == "w1" and send.attempts == 1
     assert send.lease_until is not None and send.claimed_at is not None
     assert send.lease_until - send.claimed_at == timedelta(seconds=30)
     # No other worker finds it due: it is this worker's until its lease ends.
     assert (
-        await queries.claim_due_sends(
+        await claims.claim_due_sends(
             session_factory=database.sessions, now=utcnow(), worker_id="w2"
         )
         == []
@@ -201,7 +201,7 @@ async def test_only_a_send_scheduled_for_now_is_claimed_as_it_is_created(
             app,
             state=state,
             due_at=None if due_in is None else utcnow() + timedelta(seconds=due_in),
-            claim=queries.Claim("w1"),
+            claim=claims.Claim("w1"),
         )
     async with database.sessions() as session:
         assert await session.scalar(sa.select(sa.func.count()).select_from(Send)) == 0
@@ -211,7 +211,7 @@ async def test_a_send_whose_worker_died_is_taken_over_with_the_same_key(database
     app = await storage_factory.app()
     now = utcnow()
     send = await storage_factory.send(app, due_at=now - timedelta(minutes=10))
-    (first,) = await queries.claim_due_sends(
+    (first,) = await claims.claim_due_sends(
         session_factory=database.sessions,
         now=now - timedelta(minutes=10),
         worker_id="dead",
@@ -219,14 +219,14 @@ async def test_a_send_whose_worker_died_is_taken_over_with_the_same_key(database
     )
 
     assert (
-        await queries.reclaim_stale_sends(
+        await claims.reclaim_stale_sends(
             session_factory=database.sessions,
             now=now - timedelta(minutes=9, seconds=30),
             worker_id="w2",
         )
         == []
     )  # the lease still runs
-    (taken,) = await queries.reclaim_stale_sends(
+    (taken,) = await claims.reclaim_stale_sends(
         session_factory=database.sessions, now=now, worker_id="w2"
     )
 
@@ -259,10 +259,8 @@ async def test_a_dead_workers_claim_is_taken_over_however_late_and_never_marked_
     never_claimed = await storage_factory.send(app, due_at=old)
     grace = timedelta(minutes=10)
 
-    missed = await queries.mark_missed_sends(
-        session_factory=database.sessions, now=now, grace=grace
-    )
-    taken = await queries.reclaim_stale_sends(
+    missed = await claims.mark_missed_sends(session_factory=database.sessions, now=now, grace=grace)
+    taken = await claims.reclaim_stale_sends(
         session_factory=database.sessions, now=now, worker_id="w2"
     )
 
@@ -295,7 +293,7 @@ async def test_pending_approvals_expire_after_their_time(database, storage_facto
             actor="U0REQUESTER",
         )
 
-    expired = await queries.expire_pending_approvals(
+    expired = await claims.expire_pending_approvals(
         session_factory=database.sessions, now=now, ttl=timedelta(days=1)
     )
 

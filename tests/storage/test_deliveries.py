@@ -1,4 +1,4 @@
-"""Delivery's storage: claiming one send, timers from the table, leases, results in bulk."""
+"""Delivery's storage: claiming one send, timers, leases (`storage.claims`), results in bulk."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from storage import deliveries, queries
+from storage import claims, deliveries, queries
 from storage.db import Database, is_sqlite
 from storage.deliveries import DeliveryResult
 from storage.errors import InvalidInput
@@ -18,7 +18,7 @@ from storage.models import Send, SendState, utcnow
 
 
 async def _claim(database: Database, send: Send, worker: str = "w1", **kwargs: Any) -> Send | None:
-    return await deliveries.claim_send(
+    return await claims.claim_send(
         session_factory=database.sessions,
         send_id=send.id,
         now=kwargs.pop("now", utcnow()),
@@ -57,7 +57,7 @@ async def test_timers_are_due_times_and_lease_ends(database, storage_factory):
     await storage_factory.send(app, state=SendState.SENT)
 
     async with database.sessions() as session:
-        timers = {timer.send_id: timer for timer in await deliveries.list_timers(session=session)}
+        timers = {timer.send_id: timer for timer in await claims.list_timers(session=session)}
 
     assert set(timers) == {scheduled.id, held.id}
     assert timers[scheduled.id].at == due and timers[scheduled.id].state == SendState.SCHEDULED
@@ -70,10 +70,10 @@ async def test_only_the_holder_renews_a_lease(database, storage_factory):
     await _claim(database, send, "w1")
     later = utcnow() + timedelta(minutes=10)
 
-    theirs = await deliveries.renew_leases(
+    theirs = await claims.renew_leases(
         session_factory=database.sessions, worker_id="w2", send_ids=[send.id], lease_until=later
     )
-    mine = await deliveries.renew_leases(
+    mine = await claims.renew_leases(
         session_factory=database.sessions, worker_id="w1", send_ids=[send.id], lease_until=later
     )
 
@@ -96,7 +96,7 @@ async def test_renewing_leases_skips_a_send_whose_result_is_being_recorded(
     async with database.sessions() as finishing, finishing.begin():
         await finishing.execute(sa.select(Send.id).where(Send.id == sends[0].id).with_for_update())
         renewed = await asyncio.wait_for(
-            deliveries.renew_leases(
+            claims.renew_leases(
                 session_factory=database.sessions,
                 worker_id="w1",
                 send_ids=[send.id for send in sends],

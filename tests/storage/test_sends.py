@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from storage import queries
+from storage import claims, queries
 from storage.db import Database
 from storage.errors import AlreadyDecided, IllegalTransition, InvalidInput, SelfApproval
 from storage.ids import ALPHABET
@@ -295,7 +295,7 @@ async def test_a_new_send_as_returned_matches_its_row_in_every_column(database, 
             content={"contents": {"en": "Hello"}},
             audience={"segments": ["All"]},
             state=SendState.SCHEDULED,
-            claim=queries.Claim("w1"),
+            claim=claims.Claim("w1"),
         )
     columns = [column.key for column in sa.inspect(Send).columns]
     async with database.sessions() as session:
