@@ -271,12 +271,7 @@ async def claim_send(
         limit=1,
         from_state=SendState.SCHEDULED,
         to_state=SendState.SENDING,
-        changes={
-            "claimed_by": worker_id,
-            "claimed_at": now,
-            "lease_until": now + lease,
-            "attempts": Send.attempts + 1,
-        },
+        changes=_claim_changes(worker_id, now, lease),
         actor=f"worker:{worker_id}",
         action="send.sending",
     )
