@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from bot.delivery import DeliveryPolicy
 from bot.policy import ApprovalPolicy
 from bot.settings import Settings
+from bot.slack_limits import SlackLimits
 from storage import queries
 from storage.crypto import KeyRing
 from storage.db import Database
@@ -52,13 +53,17 @@ async def serve_sending(
     *,
     policy: DeliveryPolicy = FAST,
     onesignal_timeout: float | None = None,
+    slack_limits: SlackLimits | None = None,
     **serve: Any,
 ) -> AsyncIterator[PushOps]:
     """The real app with storage, the send service and a fast-sweeping scheduler.
 
     `onesignal_timeout`: the OneSignal pool's timeout (every app's client waits as long).
+    `slack_limits`: the Slack rate limits the outbox is paced by (Slack's, by default).
     """
     services = default_services(settings, database, keyring, policy=policy, sweep_interval=0.5)
+    if slack_limits is not None:  # before the app is built: its outbox paces by them
+        services.slack_limits = slack_limits
     if onesignal_timeout is not None:  # before the first client is made: each takes it
         services.onesignal_http.timeout = httpx.Timeout(onesignal_timeout)
     async with serve_pushops(settings, services=services, **serve) as running:
