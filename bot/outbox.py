@@ -6,8 +6,9 @@ due rows with a lease, most urgent first, hands each to a `Deliverer` (the Slack
 `commands.outgoing.OutboxDelivery`, which paces its calls with `bot.slack_limits.Pacer`), and
 records what became of it: done, refused for good (with Slack's reason), or tried again later
 (after Slack's `Retry-After`, or with backoff). It is woken at once when this process owes a
-new message (`wake`), and looks for rows of other processes every `poll` seconds. A drainer
-that dies leaves its rows leased; another takes them over when the lease ends.
+new message (`wake`), and looks for rows of other processes every `poll` seconds. Before each
+claim it lets a coalescer (`bot.digest`) turn news piled up for one destination into a digest.
+A drainer that dies leaves its rows leased; another takes them over when the lease ends.
 
 Exactly once, as far as Slack allows: a row is marked done (with the posted message's place)
 right after Slack answered. A process that dies between Slack's answer and that write leaves
@@ -21,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Protocol, TypeAlias
@@ -170,8 +171,10 @@ class OutboxDrainer:
         worker_id: str,
         policy: DrainPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        coalesce: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._database = database
+        self._coalesce = coalesce
         self._deliver = deliver
         self.pacer = pacer
         self.worker_id = worker_id
@@ -231,6 +234,7 @@ class OutboxDrainer:
 
     async def drain_once(self) -> int:
         """Claim and deliver what is due now, waiting for it; how many were claimed (tests)."""
+        await self._make_digests()
         rows = await self._claim(self.policy.concurrency)
         await asyncio.gather(*(self._handle(row) for row in rows))
         return len(rows)
@@ -239,6 +243,7 @@ class OutboxDrainer:
         while not self._stopping:
             self._wake.clear()
             free = self.policy.concurrency - len(self._inflight)
+            await self._make_digests()
             rows = await self._claim(free) if free > 0 else []
             for row in rows:
                 task = asyncio.get_running_loop().create_task(self._handle(row))
@@ -251,6 +256,15 @@ class OutboxDrainer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.policy.poll):
                         await self._wake.wait()
+
+    async def _make_digests(self) -> None:
+        """Let the coalescer (`bot.digest`) turn what piled up into digests, before a claim."""
+        if self._coalesce is None:
+            return
+        try:
+            await self._coalesce()
+        except Exception:  # a digest's bug must not stop the messages themselves: logged
+            log.exception("could not make digests")
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task, None)

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.admission import Admission
 from bot.checkpoints import CheckpointPublisher, FileSink
 from bot.delivery import DeliveryPolicy, SendService
+from bot.digest import DigestPolicy
 from bot.directory import SlackDirectory
 from bot.errors import report_unexpected
 from bot.metrics import Metrics
@@ -135,6 +136,7 @@ class Services:
         outbox: the drainer of the Slack outbox, once the Slack side plugged it in.
         slack_limits: the Slack rate limits the outbox is paced by (`bot.slack_limits`).
         outbox_policy: the drainer's lease, poll interval and concurrency.
+        digest_policy: when news piled up in the outbox becomes a digest (`bot.digest`).
         tasks: tracked background work, drained at shutdown.
         metrics: the Prometheus counters served on `/metrics`.
         slack_http: the one aiohttp session for calls to Slack (bot.slack_http).
@@ -161,6 +163,7 @@ class Services:
     outbox: OutboxDrainer | None = None
     slack_limits: SlackLimits = SLACK_LIMITS
     outbox_policy: DrainPolicy = field(default_factory=DrainPolicy)
+    digest_policy: DigestPolicy = field(default_factory=DigestPolicy)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     metrics: Metrics = field(default_factory=Metrics)
     slack_http: SlackHttp = field(default_factory=SlackHttp)

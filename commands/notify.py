@@ -30,6 +30,7 @@ from typing import Any, Final
 from slack_bolt.async_app import AsyncApp
 
 from bot.delivery import Audience, Send, SendRejected
+from bot.digest import Coalescer
 from bot.notifier import NotifierRelay
 from bot.outbox import OutboxDrainer, OutboxEntry, OutboxKind, OutboxMessage, find_owed, owe
 from bot.policy import ApprovalPolicy, PolicyError
@@ -437,6 +438,7 @@ def plug_in(services: Services, clients: ClientSource) -> SlackNotifier:
         pacer=pacer,
         worker_id=services.sends.worker_id,
         policy=policy,
+        coalesce=Coalescer(services.database, policy=services.digest_policy),
     )
     services.outbox = drainer
     services.on_startup.append(drainer.start)

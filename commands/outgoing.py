@@ -23,11 +23,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.digest import DIGEST, FOR_REQUESTER
 from bot.outbox import Delivered, Failure, OutboxKind, OutboxMessage, Outcome, Refusal, Wait
 from bot.slack_clients import ClientSource
 from bot.slack_limits import Paced, Pacer
 from commands._format import Block
 from commands.access import slack_error
+from commands.views.digests import DigestItem, digest_blocks, digest_text
 
 log = logging.getLogger(__name__)
 
@@ -192,25 +194,19 @@ class OutboxDelivery:
 
     async def _post(self, client: AsyncWebClient, message: OutboxMessage, channel: str) -> Outcome:
         await self._pace(message.team_id, "chat.postMessage", channel)
-        blocks = message.payload.get("blocks")
+        text, blocks = _content(message)
         response = await client.chat_postMessage(
-            channel=channel,
-            text=str(message.payload.get("text") or ""),
-            blocks=list(blocks) if blocks is not None else None,
-            unfurl_links=False,
+            channel=channel, text=text, blocks=blocks, unfurl_links=False
         )
         return Delivered(str(response.get("channel") or channel), str(response["ts"]))
 
     async def _update(self, client: AsyncWebClient, message: OutboxMessage) -> Outcome:
         assert message.channel is not None and message.ts is not None
         await self._pace(message.team_id, "chat.update", message.channel)
-        blocks = message.payload.get("blocks")
+        text, blocks = _content(message)
         try:
             await client.chat_update(
-                channel=message.channel,
-                ts=message.ts,
-                text=str(message.payload.get("text") or ""),
-                blocks=list(blocks) if blocks is not None else [],
+                channel=message.channel, ts=message.ts, text=text, blocks=blocks or []
             )
         except SlackApiError as error:
             if _why(error) != "message_not_found":
@@ -240,6 +236,21 @@ class OutboxDelivery:
             return Refusal(why)
         log.warning("could not reach Slack for %s: %s", message.key, why)
         return Failure(why)
+
+
+def _content(message: OutboxMessage) -> tuple[str, list[Block] | None]:
+    """The text and blocks of an owed message; a digest's are drawn from its sends' facts."""
+    payload = message.payload
+    if message.purpose == DIGEST:
+        items = [DigestItem.from_facts(f) for f in payload.get("items", []) if isinstance(f, dict)]
+        mine = payload.get("digest") == FOR_REQUESTER
+        zone = next((item.timezone for item in items if mine and item.timezone), "UTC")
+        return (
+            digest_text(items, timezone=zone, mine=mine),
+            digest_blocks(items, timezone=zone, mine=mine),
+        )
+    blocks = payload.get("blocks")
+    return str(payload.get("text") or ""), list(blocks) if blocks is not None else None
 
 
 def _why(error: BaseException) -> str:

@@ -370,6 +370,9 @@ class OutboxMessage(Base):
     workspace: a keyed channel message (`log:<send id>`) is replaced in place while queued
     (`version` counts the replacements, so only the latest is sent), a DM is inserted once.
     `channel` and `ts` say where a channel message is once posted, so later versions update it.
+    `digest` names the digest (a row of purpose `digest`) that told this message's news along
+    with others': a DM so told is done without being sent; a log message so told is still
+    brought to its final state, but named in no later digest.
     """
 
     __tablename__ = "slack_outbox"
@@ -397,6 +400,7 @@ class OutboxMessage(Base):
     channel: Mapped[str | None] = mapped_column(sa.String(32))
     ts: Mapped[str | None] = mapped_column(sa.String(32))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+    digest: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -9,10 +9,10 @@ Block Kit's limits (a long list shows what fits and says how many more there are
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Final
+from datetime import UTC, datetime
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.delivery import SendState
@@ -54,6 +54,37 @@ class DigestItem:
     """As the send's card describes it (mrkdwn): `segment Active Users`, `2 users: a, b`."""
     ended_at: datetime | None = None
     reason: str | None = None
+    timezone: str | None = None
+    """The requester's zone, as the send was made."""
+
+    @classmethod
+    def from_facts(cls, facts: Mapping[str, Any]) -> DigestItem:
+        """The item of a send described by its outbox facts (`commands.notify`); what is
+        missing or unreadable is left out rather than refused."""
+        try:
+            state = SendState(str(facts.get("state")))
+        except ValueError:
+            state = SendState.SENT
+        label = facts.get("label") or facts.get("title") or facts.get("message") or ""
+        return cls(
+            short_id=str(facts.get("short_id") or "?"),
+            state=state,
+            label=str(label),
+            audience=str(facts.get("audience") or "its audience"),
+            ended_at=_moment(facts.get("ended_at")),
+            reason=str(facts["reason"]) if facts.get("reason") else None,
+            timezone=str(facts["timezone"]) if facts.get("timezone") else None,
+        )
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def digest_text(items: Sequence[DigestItem], *, timezone: str = "UTC", mine: bool = False) -> str:
