@@ -33,13 +33,15 @@ from bot.slack_limits import Pacer
 from storage import outbox
 from storage.db import Database
 from storage.models import OutboxKind, OutboxMessage, utcnow
-from storage.outbox import OutboxEntry, OutboxResult, Refused, Retry, Sent
+from storage.outbox import NOTICE, OutboxEntry, OutboxResult, Refused, Retry, Sent
 
 __all__ = [
     "Deliverer",
     "Delivered",
     "DrainPolicy",
     "Failure",
+    "NOTICE",
+    "Notices",
     "OutboxDrainer",
     "OutboxEntry",
     "OutboxKind",
@@ -106,14 +108,29 @@ class Deliverer(Protocol):
         """Deliver `message`."""
 
 
+Notices: TypeAlias = Callable[[OutboxMessage], Awaitable[None]]
+"""Renders a notice (`storage.outbox.NOTICE`) its own process did not: owes the messages it
+stands for and settles it (the Slack notifier's `render_notice`)."""
+
+
 async def owe(
-    database: Database, entries: Sequence[OutboxEntry], drainer: OutboxDrainer | None = None
+    database: Database,
+    entries: Sequence[OutboxEntry],
+    drainer: OutboxDrainer | None = None,
+    *,
+    settles: tuple[str, uuid.UUID, str] | None = None,
 ) -> None:
     """Owe Slack `entries` in one transaction (channel messages replace their key's queued
-    version, DMs are written once), then wake `drainer`."""
-    if not entries:
+    version, DMs are written once), then wake `drainer`. `settles` (team, send, outcome): the
+    notices of that outcome are done in the same transaction (its news is owed now)."""
+    if not entries and settles is None:
         return
     async with database.sessions.begin() as session:
+        if settles is not None:
+            team_id, send_id, outcome = settles
+            await outbox.settle_notices(
+                session=session, team_id=team_id, send_id=send_id, outcome=outcome
+            )
         for kind in (OutboxKind.MESSAGE, OutboxKind.DM):
             chosen = [entry for entry in entries if entry.kind == kind]
             if chosen:
@@ -185,6 +202,7 @@ class OutboxDrainer:
         self._inflight: dict[asyncio.Task[None], OutboxMessage] = {}
         self._stopping = False
         self._pruned_at = 0.0
+        self.notices: Notices | None = None
 
     def wake(self) -> None:
         """Look for due messages now (this process just owed one)."""
@@ -288,11 +306,19 @@ class OutboxDrainer:
 
     async def _handle(self, row: OutboxMessage) -> None:
         try:
-            outcome = await self._deliver(row)
+            outcome = await (self._notice(row) if row.purpose == NOTICE else self._deliver(row))
         except Exception as error:  # one message's bug must not stop the rest: logged
             log.exception("could not deliver Slack message %s", row.key)
             outcome = Failure(f"unexpected {type(error).__name__}")
         await self._finish([(row, self._result(row, outcome))])
+
+    async def _notice(self, row: OutboxMessage) -> Outcome:
+        """A notice its process left unrendered (it died after the change committed): owe
+        the messages it stands for now."""
+        if self.notices is None:  # no notifier here (yet): another drainer, or later
+            return Wait(self.policy.lease.total_seconds(), "no notifier to render it")
+        await self.notices(row)
+        return Delivered()
 
     def _result(self, row: OutboxMessage, outcome: Outcome) -> OutboxResult:
         now = self._clock()

@@ -100,7 +100,7 @@ class SlackNotifier:
             owed.append(
                 self._dm(send, "delivered", views.outcome_text(card), views.outcome_blocks(card))
             )
-        await self._postbox.owe(owed)
+        await self._postbox.owe(owed, settles=(send, "delivered"))
 
     async def send_failed(self, send: Send, reason: str) -> None:
         """Update the log message; DM the requester (with why) unless answered in place."""
@@ -112,7 +112,7 @@ class SlackNotifier:
         else:
             text, blocks = views.outcome_text(card), views.outcome_blocks(card)
             owed.append(self._dm(send, "failed", text, blocks, priority=URGENT))
-        await self._postbox.owe(owed)
+        await self._postbox.owe(owed, settles=(send, "failed"))
 
     async def send_missed(self, send: Send) -> None:
         """Update the log message; ask the requester to send it now or drop it."""
@@ -121,7 +121,7 @@ class SlackNotifier:
         text, blocks = views.outcome_text(card), views.missed_blocks(card, grace=grace)
         owed = await self._log_entries(send, card, NORMAL)
         owed.append(self._dm(send, "missed", text, blocks, priority=URGENT))
-        await self._postbox.owe(owed)
+        await self._postbox.owe(owed, settles=(send, "missed"))
 
     async def send_cancelled(self, send: Send, *, actor: str, outcome: str) -> None:
         """Update the log message and a pending approval request; tell the requester who
@@ -245,6 +245,24 @@ class SlackNotifier:
             ]
         )
 
+    async def render_notice(self, notice: OutboxMessage) -> None:
+        """Tell a change whose process committed it but died before telling it (a notice
+        left pending, `storage.outbox.NOTICE`): as its notifier would have, from the send's
+        row as it is now."""
+        if notice.send_id is None:
+            return
+        send = await self._load(notice.team_id, notice.send_id)
+        if send is None:  # the workspace was removed meanwhile: nobody to tell
+            return
+        outcome = notice.payload.get("outcome")
+        args = notice.payload.get("args") or {}
+        if outcome == "delivered":
+            await self.send_delivered(send)
+        elif outcome == "failed":
+            await self.send_failed(send, str(args.get("reason") or "Delivery failed."))
+        elif outcome == "missed":
+            await self.send_missed(send)
+
     async def refused(self, message: OutboxMessage, reason: str) -> None:
         """Slack refused an owed message for good: an approval request nobody will see is
         told to its requester, with what mends it."""
@@ -361,11 +379,16 @@ class Postbox:
         self._services = services
         self.drainer = drainer
 
-    async def owe(self, entries: Sequence[OutboxEntry]) -> None:
-        """Owe Slack `entries` (channel messages replace their key's queued version)."""
-        if not entries:
+    async def owe(
+        self, entries: Sequence[OutboxEntry], *, settles: tuple[Send, str] | None = None
+    ) -> None:
+        """Owe Slack `entries` (channel messages replace their key's queued version);
+        `settles` (send, outcome): the notices of that outcome, written with the change, are
+        done in the same transaction."""
+        if not entries and settles is None:
             return
-        await owe(self._services.database, entries, self.drainer)
+        settled = (settles[0].team_id, settles[0].id, settles[1]) if settles else None
+        await owe(self._services.database, entries, self.drainer, settles=settled)
 
     async def owed(self, team_id: str, key: str) -> OutboxMessage | None:
         """The row of `key`, if it was ever owed (and not pruned)."""
@@ -446,6 +469,7 @@ def plug_in(services: Services, clients: ClientSource) -> SlackNotifier:
     postbox = Postbox(services=services, drainer=drainer)
     notifier = SlackNotifier(services=services, postbox=postbox)
     delivery.on_refused = notifier.refused
+    drainer.notices = notifier.render_notice
     services.notifier.target = notifier
     return notifier
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage import outbox
 from storage.audit import AuditEntry, append_audit_entries
 from storage.errors import InvalidInput
 from storage.models import Send, SendState, utcnow
@@ -102,6 +103,7 @@ async def finish_sends(
     session_factory: async_sessionmaker[AsyncSession],
     worker_id: str,
     results: Sequence[DeliveryResult],
+    notice_grace: timedelta = outbox.NOTICE_GRACE,
 ) -> FinishedSends:
     """Record many delivery attempts in one transaction.
 
@@ -110,6 +112,9 @@ async def finish_sends(
     `send.failed`, `send.missed` or `send.retry` to the audit log. A send cancelled
     meanwhile keeps its state but gets the notification ids, so whoever cancels at OneSignal
     can find them.
+
+    An end (sent, failed, missed) also writes its notice in the outbox (`outbox.NOTICE`):
+    the people concerned are owed its news even if this process dies before telling them.
     """
     if not results:
         return FinishedSends()
@@ -128,6 +133,7 @@ async def finish_sends(
         await _apply(session, held, now)
         await _keep_ids_of_cancelled(session, by_id, current, held)
         await _audit_results(session, held, current, worker_id)
+        await _owe_notices(session, held, notice_grace)
         held_ids = {result.send_id for result in held}
         lost_ids = [i for i in by_id if i not in held_ids and i in current]
         lost = await _reload(session, lost_ids) if lost_ids else {}
@@ -244,6 +250,28 @@ async def _audit_results(
     # Workspace rows are locked in one order by every writer, so two cannot deadlock.
     for team_id in sorted(by_team):
         await append_audit_entries(session=session, team_id=team_id, entries=by_team[team_id])
+
+
+async def _owe_notices(
+    session: AsyncSession, held: Sequence[DeliveryResult], grace: timedelta
+) -> None:
+    """The notices of the ends in `held` (a retry kept for later is no news)."""
+    ended = [result for result in held if result.state != SendState.SENDING]
+    if not ended:
+        return
+    sends = await _reload(session, [result.send_id for result in ended])
+    entries = []
+    for result in ended:
+        send = sends[result.send_id]
+        args: dict[str, str] = {}
+        if result.state == SendState.MISSED:
+            outcome = "missed"
+        elif result.state == SendState.SENT and result.error is None:
+            outcome = "delivered"
+        else:
+            outcome, args = "failed", {"reason": result.error or "Delivery failed."}
+        entries.append(outbox.notice_entry(send, outcome, args, grace=grace))
+    await outbox.enqueue(session=session, entries=entries, replace=False)
 
 
 async def _reload(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, Send]:

@@ -30,6 +30,8 @@ from storage.models import OutboxKind, OutboxMessage, OutboxState, Send, utcnow
 
 __all__ = [
     "DEFAULT_OUTBOX_LEASE",
+    "NOTICE",
+    "NOTICE_GRACE",
     "OutboxEntry",
     "OutboxResult",
     "Refused",
@@ -38,10 +40,12 @@ __all__ = [
     "claim_outbox",
     "enqueue",
     "finish_outbox",
+    "notice_entry",
     "outbox_counts",
     "owed_before",
     "prune_outbox",
     "refused_messages",
+    "settle_notices",
 ]
 
 DEFAULT_OUTBOX_LEASE: Final = timedelta(seconds=60)
@@ -49,6 +53,17 @@ DEFAULT_OUTBOX_LEASE: Final = timedelta(seconds=60)
 
 REMEMBERED_PURPOSES: Final = frozenset({"log", "approval"})
 """Channel messages whose place is also kept in `sends.slack_messages[purpose]`."""
+
+NOTICE: Final = "notice"
+"""The purpose of a row that says people are owed news of a change of a send, written in the
+transaction of that change, before anyone rendered the news: `payload` holds the `outcome`
+(`delivered`, `failed`, `missed`) and what telling it needs (`args`). The notifier renders the
+news right after the commit and settles the notice (`settle_notices`) in the transaction that
+owes the messages; a notice still pending after `NOTICE_GRACE` (its process died in between)
+is rendered by a drainer."""
+
+NOTICE_GRACE: Final = timedelta(seconds=10)
+"""How long a notice waits for the notifier of its own process before a drainer renders it."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,45 @@ class OutboxEntry:
     send_id: uuid.UUID | None = None
     channel: str | None = None  # a channel message already posted (before the outbox)
     ts: str | None = None
+    due_at: datetime | None = None  # not before (a notice waits for its own notifier)
+
+
+def notice_entry(
+    send: Send, outcome: str, args: Mapping[str, Any], *, grace: timedelta = NOTICE_GRACE
+) -> OutboxEntry:
+    """The notice that the people concerned are owed news of `send`'s `outcome` (`NOTICE`),
+    to write in the transaction of the change; `send` as that transaction left it."""
+    moment = send.updated_at or utcnow()
+    return OutboxEntry(
+        team_id=send.team_id,
+        key=f"{NOTICE}:{send.id}:{outcome}:{int(moment.timestamp() * 1_000_000)}",
+        kind=OutboxKind.DM,
+        purpose=NOTICE,
+        destination=send.requester_id,
+        payload={"outcome": outcome, "args": dict(args)},
+        priority=0,
+        send_id=send.id,
+        due_at=utcnow() + grace,
+    )
+
+
+async def settle_notices(
+    *, session: AsyncSession, team_id: str, send_id: uuid.UUID, outcome: str
+) -> None:
+    """The news of `outcome` of the send is owed as messages now: its pending notices are done
+    (in the caller's transaction, the one that owes the messages)."""
+    now = utcnow()
+    await session.execute(
+        sa.update(OutboxMessage)
+        .where(
+            OutboxMessage.team_id == team_id,
+            OutboxMessage.send_id == send_id,
+            OutboxMessage.purpose == NOTICE,
+            OutboxMessage.key.startswith(f"{NOTICE}:{send_id}:{outcome}:", autoescape=True),
+            OutboxMessage.state == OutboxState.PENDING,
+        )
+        .values(state=OutboxState.DONE, updated_at=now)
+    )
 
 
 def _insert_for(session: AsyncSession) -> Any:
@@ -95,7 +149,7 @@ async def enqueue(*, session: AsyncSession, entries: Sequence[OutboxEntry], repl
             "state": OutboxState.PENDING,
             "version": 1,
             "attempts": 0,
-            "next_attempt_at": now,
+            "next_attempt_at": entry.due_at or now,
             "channel": entry.channel,
             "ts": entry.ts,
             "created_at": now,

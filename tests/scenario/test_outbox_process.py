@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxState, Send, SendState, utcnow
+from storage.outbox import NOTICE
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import register_secret
 from tests.scenario.outbox_holder import OutboxHolder
@@ -50,8 +51,10 @@ async def _black_hole() -> AsyncIterator[tuple[str, list[int]]]:
 
 
 async def _outbox(database: Database) -> list[OutboxMessage]:
+    """The messages owed (not the notices of the ends, which their notifier settled)."""
     async with database.sessions() as session:
-        return list(await session.scalars(sa.select(OutboxMessage)))
+        query = sa.select(OutboxMessage).where(OutboxMessage.purpose != NOTICE)
+        return list(await session.scalars(query))
 
 
 async def _until(what: str, check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
