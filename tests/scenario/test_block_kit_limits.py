@@ -73,7 +73,10 @@ async def test_a_send_to_many_long_segments_is_summarized_in_every_message(
     logged = await fake_slack.wait_for("chat.postMessage", where=_in_channel(LOG_CHANNEL))
     await click(app, const.ACTION_APPROVE, str(send.id), user=BOB, channel=APPROVALS_CHANNEL)
     await wait_for_state(database, send.short_id, SendState.SENT)
-    dm = await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE))
+    # "approved" may come first, when the approval is answered before the delivery ends
+    dm = await fake_slack.wait_for(
+        "chat.postMessage", where=lambda call: dm_to(ALICE)(call) and "was sent" in call.args.get("text", "")
+    )
     status = await (await app.post_command(f"status {send.short_id}")).reply()
     listed = await (await app.post_command("list")).reply()
 
