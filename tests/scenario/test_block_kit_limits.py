@@ -75,7 +75,8 @@ async def test_a_send_to_many_long_segments_is_summarized_in_every_message(
     await wait_for_state(database, send.short_id, SendState.SENT)
     # "approved" may come first, when the approval is answered before the delivery ends
     dm = await fake_slack.wait_for(
-        "chat.postMessage", where=lambda call: dm_to(ALICE)(call) and "was sent" in call.args.get("text", "")
+        "chat.postMessage",
+        where=lambda call: dm_to(ALICE)(call) and "was sent" in call.args.get("text", ""),
     )
     status = await (await app.post_command(f"status {send.short_id}")).reply()
     listed = await (await app.post_command("list")).reply()
