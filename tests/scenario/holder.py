@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
-from pathlib import Path
 from typing import Final
 
 from bot.delivery import DeliveryPolicy
@@ -21,21 +19,15 @@ from bot.settings import Settings
 from storage.audit import AuditKeys
 from storage.crypto import load_keyring
 from storage.db import Database
-from tests.scenario.processes import Worker
+from tests.scenario.processes import WorkerLike
 
 LEASE: Final = 2.0
-ROOT: Final = Path(__file__).resolve().parents[2]
 
 
-class Holder(Worker):
+class Holder(WorkerLike):
     """This program as a process, started and watched as a `pushops worker` is."""
 
-    async def start(self) -> None:
-        """Start it from the project's root, where `tests` can be imported."""
-        with self.log.open("a") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", __name__, env=self.env, stdout=out, stderr=out, cwd=ROOT
-            )
+    module = __name__
 
 
 async def hold() -> None:

@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Final
 
 import httpx
 
@@ -61,6 +62,10 @@ def environment(
             SLACK_API_URL=slack.api_url,
         )
     return env
+
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+"""The project's root."""
 
 
 class Process:
@@ -126,6 +131,19 @@ class Worker(Process):
             self.check_alive()
             await asyncio.sleep(0.02)
         raise AssertionError(f"worker did not start:\n{self.output()}")
+
+
+class WorkerLike(Worker):
+    """A test's own program (`python -m <module>`), started and watched as `pushops worker` is."""
+
+    module = ""
+
+    async def start(self) -> None:
+        """Start it from the project's root, where `tests` can be imported."""
+        with self.log.open("a") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", self.module, env=self.env, stdout=out, stderr=out, cwd=ROOT
+            )
 
 
 class Server(Process):
