@@ -2,6 +2,7 @@
 manifest declares has a listener, every listener is declared, and the scopes match."""
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,38 @@ def test_usage_hint_names_every_subcommand(manifest):
 
     for name in const.SUBCOMMANDS:
         assert name in hint
+
+
+LISTENER_OF_SHORTCUT_TYPE = {"message": "message_shortcut", "global": "global_shortcut"}
+
+
+def test_each_shortcut_is_heard_as_the_kind_it_is_declared(manifest, app):
+    surface = listener_surface(app)
+    declared = {
+        (LISTENER_OF_SHORTCUT_TYPE[s["type"]], s["callback_id"])
+        for s in manifest["features"]["shortcuts"]
+    }
+
+    assert declared == {(k, t) for k, t in surface if k in SHORTCUT_KINDS}
+    assert declared == {
+        ("message_shortcut", const.CALLBACK_SEND_AS_PUSH),
+        ("global_shortcut", const.CALLBACK_COMPOSE_PUSH),
+    }
+
+
+def test_shortcuts_are_named_within_slacks_limits(manifest):
+    for shortcut in manifest["features"]["shortcuts"]:
+        assert 0 < len(shortcut["name"]) <= 24, shortcut  # Slack refuses longer names
+        assert 0 < len(shortcut["description"]) <= 80, shortcut
+
+
+def test_the_bot_display_name_is_in_the_characters_slack_allows(manifest):
+    name = manifest["features"]["bot_user"]["display_name"]
+
+    assert re.fullmatch(r"[a-z0-9._-]{1,80}", name), name
+
+
+def test_org_wide_installs_are_enabled_as_the_installation_store_supports_them(manifest):
+    # The store keeps org-wide installs (tests/scenario/test_enterprise_grid.py installs
+    # one and sends through it), so the manifest offers them to Grid admins.
+    assert manifest["settings"]["org_deploy_enabled"] is True

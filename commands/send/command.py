@@ -41,7 +41,7 @@ from commands.context import (
     replacing,
 )
 from commands.denials import Denial, record, target
-from commands.send import form
+from commands.send import form, shortcuts
 from commands.send.grammar import SendRequest, parse_send
 from commands.send.requester import Requester, requester
 from commands.send.storing import (
@@ -278,7 +278,7 @@ async def _already_answered(
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    """Listen to the preview's Send and Cancel buttons, and the compose form."""
+    """Listen to the preview's Send and Cancel buttons, the compose form and its shortcuts."""
 
     async def on_confirm(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
@@ -295,6 +295,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(const.ACTION_SEND_CONFIRM)(on_confirm)
     app.action(const.ACTION_SEND_DISCARD)(on_discard)
     form.register(app, services)
+    shortcuts.register(app, services)
 
 
 SUBCOMMAND = Subcommand(name=const.SUB_SEND, handle=handle, before_ack=before_ack)

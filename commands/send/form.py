@@ -79,18 +79,39 @@ class Meta:
 
 async def open_form(ctx: CommandContext) -> None:
     """Open the compose form, then fill in the default app's segments."""
-    names, default = await _apps(ctx.services, ctx.team_id)
+    await open_compose(
+        ctx.services,
+        ctx.client,
+        team_id=ctx.team_id,
+        trigger_id=ctx.trigger_id or "",
+        channel=ctx.channel_id,
+    )
+
+
+async def open_compose(
+    services: Services,
+    client: AsyncWebClient,
+    *,
+    team_id: str,
+    trigger_id: str,
+    channel: str | None,
+    filled: ComposeInput | None = None,
+) -> None:
+    """Open the compose form (its fields starting with `filled`), then list the chosen app's
+    segments into it. CommandError when the workspace has no app to send with."""
+    names, default = await _apps(services, team_id)
     if not names:
         raise CommandError(unknown_app_text(None, []))
+    app = filled.app if filled is not None and filled.app in names else default
     form = ComposeForm(
         apps=names,
-        app=default,
+        app=app,
         segments_note=LOADING,
-        metadata=Meta(channel=ctx.channel_id, app=default).dump(),
+        metadata=Meta(channel=channel, app=app).dump(),
+        filled=filled,
     )
-    opened = await ctx.client.views_open(trigger_id=ctx.trigger_id, view=compose.compose_view(form))
-    view = opened["view"]
-    await _refresh(ctx.services, ctx.client, ctx.team_id, view, form)
+    opened = await client.views_open(trigger_id=trigger_id, view=compose.compose_view(form))
+    await _refresh(services, client, team_id, opened["view"], form)
 
 
 async def _apps(services: Services, team_id: str) -> tuple[tuple[str, ...], str | None]:

@@ -18,6 +18,7 @@ from commands._format import Block
 from commands.views.limits import (
     CONTEXT_TEXT,
     HINT_TEXT,
+    INITIAL_VALUE,
     OPTION_TEXT,
     OPTION_VALUE,
     SELECT_OPTIONS,
@@ -54,6 +55,9 @@ class ComposeForm:
         estimate: the line (mrkdwn, escaped) saying how many subscriptions the audience
             reaches, or why it cannot be told.
         metadata: the view's `private_metadata` (where to answer, which app).
+        filled: what the fields start with (a message turned into a push, a send to edit or
+            send again, the form again after its preview's Back); None: empty. Slack shows it
+            only in fields the person has not typed in.
     """
 
     apps: tuple[str, ...] = ()
@@ -62,25 +66,51 @@ class ComposeForm:
     segments_note: str | None = None
     estimate: str = ESTIMATE_PROMPT
     metadata: str = ""
+    filled: ComposeInput | None = None
 
 
 def compose_view(form: ComposeForm) -> dict[str, Any]:
     """The modal view of the compose form."""
     blocks: list[Block] = []
+    filled = form.filled or ComposeInput()
     if len(form.apps) > 1:
         blocks.append(_app_block(form))
     blocks += [
-        _text_input(const.BLOCK_COMPOSE_TITLE, "Title", optional=True, placeholder="Heading"),
-        _text_input(const.BLOCK_COMPOSE_MESSAGE, "Message", multiline=True),
-        _segments_block(const.BLOCK_COMPOSE_SEGMENTS, "Segments", form, hint=form.segments_note),
-        _segments_block(const.BLOCK_COMPOSE_EXCLUDE, "Excluded segments", form, hint=None),
-        _users_block(),
-        _url_input(const.BLOCK_COMPOSE_URL, "Link", "Opens when the notification is tapped"),
-        _url_input(const.BLOCK_COMPOSE_IMAGE, "Image", "URL of a picture to show"),
-        _when_block(),
-        _at_block(),
         _text_input(
-            const.BLOCK_COMPOSE_IN, "Delay", optional=True, placeholder="10m, 2h, 1d or 1h30m"
+            const.BLOCK_COMPOSE_TITLE,
+            "Title",
+            optional=True,
+            placeholder="Heading",
+            initial=filled.title,
+        ),
+        _text_input(const.BLOCK_COMPOSE_MESSAGE, "Message", multiline=True, initial=filled.message),
+        _segments_block(
+            const.BLOCK_COMPOSE_SEGMENTS,
+            "Segments",
+            form,
+            hint=form.segments_note,
+            chosen=filled.segments,
+        ),
+        _segments_block(
+            const.BLOCK_COMPOSE_EXCLUDE,
+            "Excluded segments",
+            form,
+            hint=None,
+            chosen=filled.excluded,
+        ),
+        _users_block(filled.external_ids),
+        _url_input(
+            const.BLOCK_COMPOSE_URL, "Link", "Opens when the notification is tapped", filled.url
+        ),
+        _url_input(const.BLOCK_COMPOSE_IMAGE, "Image", "URL of a picture to show", filled.image),
+        _when_block(filled.when),
+        _at_block(filled.at),
+        _text_input(
+            const.BLOCK_COMPOSE_IN,
+            "Delay",
+            optional=True,
+            placeholder="10m, 2h, 1d or 1h30m",
+            initial=filled.in_,
         ),
         {
             "type": "context",
@@ -137,6 +167,7 @@ def _text_input(
     optional: bool = False,
     multiline: bool = False,
     placeholder: str | None = None,
+    initial: str | None = None,
 ) -> Block:
     element: dict[str, Any] = {
         "type": "plain_text_input",
@@ -145,11 +176,19 @@ def _text_input(
     }
     if placeholder:
         element["placeholder"] = _plain(placeholder)
+    _initial_text(element, initial)
     return _input(block_id, label, element, optional=optional)
 
 
-def _url_input(block_id: str, label: str, hint: str) -> Block:
-    element = {"type": "url_text_input", "action_id": const.ACTION_COMPOSE_FIELD}
+def _initial_text(element: dict[str, Any], text: str | None) -> None:
+    """Start a text field with `text` (at most what a field may start with)."""
+    if text:
+        element["initial_value"] = shorten(text, INITIAL_VALUE)
+
+
+def _url_input(block_id: str, label: str, hint: str, initial: str | None = None) -> Block:
+    element: dict[str, Any] = {"type": "url_text_input", "action_id": const.ACTION_COMPOSE_FIELD}
+    _initial_text(element, initial)
     return _input(block_id, label, element, optional=True, hint=hint)
 
 
@@ -173,33 +212,45 @@ def selectable(segments: tuple[str, ...] | None) -> bool:
     )
 
 
-def _segments_block(block_id: str, label: str, form: ComposeForm, *, hint: str | None) -> Block:
+def _segments_block(
+    block_id: str,
+    label: str,
+    form: ComposeForm,
+    *,
+    hint: str | None,
+    chosen: tuple[str, ...] = (),
+) -> Block:
     element: dict[str, Any]
-    if form.segments is not None and selectable(form.segments):
+    listed = form.segments if form.segments is not None and selectable(form.segments) else None
+    if listed is not None and set(chosen) <= set(listed):
         element = {
             "type": "multi_static_select",
             "action_id": const.ACTION_COMPOSE_AUDIENCE,
             "placeholder": _plain("Choose segments"),
-            "options": [_option(name) for name in form.segments],
+            "options": [_option(name) for name in listed],
         }
-    else:
+        if chosen:
+            element["initial_options"] = [_option(name) for name in chosen]
+    else:  # typed: no list, or a chosen segment the list lacks (renamed since, say)
         element = {
             "type": "plain_text_input",
             "action_id": const.ACTION_COMPOSE_AUDIENCE,
             "placeholder": _plain("Segment names, separated by commas"),
             "dispatch_action_config": {"trigger_actions_on": ["on_enter_pressed"]},
         }
+        _initial_text(element, ", ".join(chosen))
     return _input(block_id, label, element, optional=True, hint=hint, dispatch=True)
 
 
-def _users_block() -> Block:
-    element = {
+def _users_block(external_ids: tuple[str, ...] = ()) -> Block:
+    element: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": const.ACTION_COMPOSE_AUDIENCE,
         "multiline": True,
         "placeholder": _plain("external ids, separated by commas or new lines"),
         "dispatch_action_config": {"trigger_actions_on": ["on_enter_pressed"]},
     }
+    _initial_text(element, "\n".join(external_ids))
     return _input(
         const.BLOCK_COMPOSE_USERS,
         "Or users (external ids)",
@@ -210,19 +261,21 @@ def _users_block() -> Block:
     )
 
 
-def _when_block() -> Block:
+def _when_block(when: str = WHEN_NOW) -> Block:
     options = [_option(value, text) for value, text in _WHEN_LABELS.items()]
     element = {
         "type": "radio_buttons",
         "action_id": const.ACTION_COMPOSE_FIELD,
         "options": options,
-        "initial_option": options[0],
+        "initial_option": next((o for o in options if o["value"] == when), options[0]),
     }
     return _input(const.BLOCK_COMPOSE_WHEN, "When", element)
 
 
-def _at_block() -> Block:
-    element = {"type": "datetimepicker", "action_id": const.ACTION_COMPOSE_FIELD}
+def _at_block(at: datetime | None = None) -> Block:
+    element: dict[str, Any] = {"type": "datetimepicker", "action_id": const.ACTION_COMPOSE_FIELD}
+    if at is not None:
+        element["initial_date_time"] = int(at.timestamp())
     return _input(
         const.BLOCK_COMPOSE_AT,
         "Date and time",

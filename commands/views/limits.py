@@ -25,6 +25,8 @@ SELECT_OPTIONS: Final = 100
 """Options of one select menu."""
 HINT_TEXT: Final = 2000
 """Characters of an input block's label or hint."""
+INITIAL_VALUE: Final = 3000
+"""Characters a text field of a form may start with (`initial_value`)."""
 MESSAGE_TEXT: Final = 40_000
 """Characters of a message's `text`; Slack truncates (or refuses) longer ones."""
 MESSAGE_BLOCKS: Final = 50

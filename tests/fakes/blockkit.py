@@ -271,7 +271,7 @@ def _element_problems(element: Any, path: str) -> list[str]:
         problems += _length_problems(element.get("url"), f"{path}/url", _URL)
     elif kind in _OPTIONS:
         problems += _options_problems(element, path, _OPTIONS[kind])
-    elif kind == "plain_text_input":
+    elif kind in ("plain_text_input", "url_text_input"):
         problems += _length_problems(
             element.get("initial_value"), f"{path}/initial_value", _INPUT_VALUE
         )

@@ -129,6 +129,58 @@ def block_actions(
     return payload
 
 
+def message_shortcut(
+    *,
+    callback_id: str,
+    user_id: str,
+    team_id: str,
+    response_url: str,
+    message: dict[str, Any],
+    channel_id: str = "C0GENERAL",
+    channel_name: str = "general",
+    trigger: str | None = None,
+    api_app_id: str = DEFAULT_APP_ID,
+) -> dict[str, Any]:
+    """A `message_action` payload: a message shortcut used on `message` in a channel."""
+    return {
+        "type": "message_action",
+        "callback_id": callback_id,
+        "trigger_id": trigger or trigger_id(),
+        "action_ts": f"{time.time():.6f}",
+        "message_ts": message.get("ts", "1700000000.000200"),
+        "response_url": response_url,
+        "team": {"id": team_id, "domain": "pushops-test"},
+        "user": {"id": user_id, "username": "alice", "name": "alice", "team_id": team_id},
+        "channel": {"id": channel_id, "name": channel_name},
+        "message": {"type": "message", "ts": "1700000000.000200", **message},
+        "api_app_id": api_app_id,
+        "token": "deprecated-verification-token",
+        "is_enterprise_install": False,
+    }
+
+
+def global_shortcut(
+    *,
+    callback_id: str,
+    user_id: str,
+    team_id: str,
+    trigger: str | None = None,
+    api_app_id: str = DEFAULT_APP_ID,
+) -> dict[str, Any]:
+    """A `shortcut` payload: a global shortcut (no channel, no message, no response_url)."""
+    return {
+        "type": "shortcut",
+        "callback_id": callback_id,
+        "trigger_id": trigger or trigger_id(),
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": team_id, "domain": "pushops-test"},
+        "user": {"id": user_id, "username": "alice", "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": "deprecated-verification-token",
+        "is_enterprise_install": False,
+    }
+
+
 def view_submission(
     *,
     callback_id: str,
