@@ -22,6 +22,7 @@ from storage import outbox
 from storage.audit import AuditEntry, append_audit_entries
 from storage.errors import InvalidInput
 from storage.models import Send, SendState, utcnow
+from storage.notifications import SendBatches, record_notifications
 
 __all__ = [
     "DeliveryResult",
@@ -131,6 +132,7 @@ async def finish_sends(
             and row.claimed_by == worker_id
         ]
         await _apply(session, held, now)
+        await _record_ids(session, by_id, current)
         await _keep_ids_of_cancelled(session, by_id, current, held)
         await _audit_results(session, held, current, worker_id)
         await _owe_notices(session, held, notice_grace)
@@ -195,6 +197,23 @@ def _record_params(result: DeliveryResult, now: datetime) -> dict[str, Any]:
 async def _apply(session: AsyncSession, held: Sequence[DeliveryResult], now: datetime) -> None:
     if held:
         await session.execute(_RECORD, [_record_params(result, now) for result in held])
+
+
+async def _record_ids(
+    session: AsyncSession,
+    by_id: Mapping[uuid.UUID, DeliveryResult],
+    current: Mapping[uuid.UUID, Any],
+) -> None:
+    """The notification ids of every result whose send is still there: held ones, and
+    cancelled ones (whoever cancels at OneSignal looks them up)."""
+    await record_notifications(
+        session=session,
+        recorded=[
+            SendBatches(row.team_id, send_id, result.batches, result.notification_id)
+            for send_id, result in by_id.items()
+            if (row := current.get(send_id)) is not None
+        ],
+    )
 
 
 async def _keep_ids_of_cancelled(

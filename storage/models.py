@@ -290,6 +290,26 @@ class Send(Timestamps, Base):
         return f"Send(team_id={self.team_id!r}, short_id={self.short_id!r}, state={self.state!r})"
 
 
+class SendNotification(Base):
+    """One OneSignal notification a send made: batch `batch` of send `send_id`.
+
+    `sends.batches` keeps each batch's outcome as JSON, which no index reaches; this row is
+    what `/push status` and `/push cancel` look a OneSignal id up by, whichever batch made it.
+    Keyed by workspace first, so a lookup never sees another workspace's notification.
+    """
+
+    __tablename__ = "send_notifications"
+    __table_args__ = (sa.Index(None, "send_id"),)
+
+    team_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.team_id"), primary_key=True)
+    notification_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    send_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("sends.id", ondelete="CASCADE"))
+    batch: Mapped[int]
+
+    def __repr__(self) -> str:
+        return f"SendNotification(team_id={self.team_id!r}, batch={self.batch})"
+
+
 class Approval(Base):
     """One approver's decision on a send."""
 

@@ -74,6 +74,7 @@ from storage.models import (
     Workspace,
     utcnow,
 )
+from storage.notifications import SendBatches, find_notification, record_notifications
 
 __all__ = [
     "AppCredentials",
@@ -766,10 +767,15 @@ async def find_send(*, session: AsyncSession, team_id: str, ref: str) -> Send | 
     found = (await session.scalars(query.limit(1))).one_or_none()
     if found is not None:
         return found
-    # Later batches live only in the JSON; a canonical UUID holds no LIKE wildcard.
-    in_batches = sa.cast(Send.batches, sa.Text).like(f'%"{notification_id}"%')
-    query = sa.select(Send).where(Send.team_id == team_id, in_batches).limit(1)
-    return (await session.scalars(query)).one_or_none()
+    # Later batches: their ids are in `send_notifications`, an indexed read (not the JSON).
+    send_id = await find_notification(
+        session=session, team_id=team_id, notification_id=notification_id
+    )
+    return (
+        None
+        if send_id is None
+        else await get_send(session=session, team_id=team_id, send_id=send_id)
+    )
 
 
 async def list_sends(
@@ -969,7 +975,11 @@ async def record_send_progress(
         .values(**values)
         .execution_options(synchronize_session="fetch")
     )
-    return _rowcount(result) == 1
+    recorded = _rowcount(result) == 1
+    if recorded:
+        made = SendBatches(team_id, send_id, batches or (), notification_id)
+        await record_notifications(session=session, recorded=[made])
+    return recorded
 
 
 async def set_slack_message(

@@ -14,7 +14,7 @@ from storage import claims, deliveries, queries
 from storage.db import Database, is_sqlite
 from storage.deliveries import DeliveryResult
 from storage.errors import InvalidInput
-from storage.models import Send, SendState, utcnow
+from storage.models import Send, SendNotification, SendState, utcnow
 
 
 async def _claim(database: Database, send: Send, worker: str = "w1", **kwargs: Any) -> Send | None:
@@ -193,3 +193,36 @@ def test_a_result_must_be_a_delivery_outcome():
         DeliveryResult(uuid.uuid4(), SendState.CANCELLED)
     with pytest.raises(InvalidInput):
         DeliveryResult(uuid.uuid4(), SendState.SENDING)
+
+
+async def test_every_batch_of_every_recorded_send_gets_its_lookup_row(database, storage_factory):
+    app = await storage_factory.app()
+    held = [await storage_factory.send(app, due_at=utcnow()) for _ in range(3)]
+    for send in held:
+        await _claim(database, send)
+    async with database.sessions.begin() as session:  # the third is stopped while it goes out
+        await queries.cancel_send(
+            session=session, team_id=app.team_id, send_id=held[2].id, actor="U"
+        )
+    ids = [[f"0b7f1c0d-0000-4000-8000-{n:06d}{i:06d}" for i in range(3)] for n in range(3)]
+    batches = [[{"index": i, "notification_id": ids[n][i]} for i in range(3)] for n in range(3)]
+    results = [
+        DeliveryResult(held[0].id, SendState.SENT, ids[0][0], batches[0]),
+        DeliveryResult(held[1].id, SendState.FAILED, ids[1][0], batches[1][:1], "x"),
+        DeliveryResult(held[2].id, SendState.SENT, ids[2][0], batches[2]),
+    ]
+
+    await deliveries.finish_sends(
+        session_factory=database.sessions, worker_id="w1", results=results
+    )
+
+    async with database.sessions() as session:
+        query = sa.select(SendNotification.send_id, SendNotification.notification_id)
+        rows = set((await session.execute(query)).tuples())
+        by_last = [
+            await queries.find_send(session=session, team_id=app.team_id, ref=ids[n][2])
+            for n in (0, 2)
+        ]
+    expected = {(r.send_id, b["notification_id"]) for r in results for b in r.batches}
+    assert rows == expected and len(rows) == 7
+    assert [s.id if s else None for s in by_last] == [held[0].id, held[2].id]

@@ -11,11 +11,20 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import queries
 from storage.audit import AuditKeys, event_hash
 from storage.audit_chain import anchor_audit_chains, verify_audit_chain
 from storage.db import Database
 from storage.migrations import current_revision, head_revision, upgrade
-from storage.models import GENESIS_HASH, AuditEvent, Base, Workspace, utcnow
+from storage.models import (
+    GENESIS_HASH,
+    AuditEvent,
+    Base,
+    Send,
+    SendNotification,
+    Workspace,
+    utcnow,
+)
 
 EXPECTED_TABLES = {
     "workspaces",
@@ -23,6 +32,7 @@ EXPECTED_TABLES = {
     "members",
     "user_links",
     "sends",
+    "send_notifications",
     "approvals",
     "audit_events",
     "slack_requests",
@@ -156,3 +166,66 @@ async def _write_as_before_the_macs(connection: AsyncConnection, team_id: str, c
         values = {name: getattr(event, name) for name in _COLUMNS_BEFORE_THE_MACS}
         await connection.execute(sa.insert(AuditEvent).values(values))
     return prev
+
+
+async def test_the_batches_of_sends_from_before_the_lookup_table_fill_it(database_url):
+    database = Database.open(database_url)
+    first, second, third = (f"0b7f1c0d-0000-4000-8000-00000000000{i}" for i in (1, 2, 3))
+    try:
+        await upgrade(database.engine, "0007")  # the release before `send_notifications`
+        async with database.engine.begin() as connection:
+            await connection.execute(sa.insert(Workspace).values(team_id="T0OLD", name="Old"))
+            batched = await _old_send(
+                connection, "AAAAAA", first, [{"index": 0, "notification_id": first},
+                                              {"index": 1, "notification_id": second}]
+            )  # fmt: skip
+            single = await _old_send(connection, "BBBBBB", third, [])  # an id, no batch records
+            await _old_send(connection, "CCCCCC", None, [])  # scheduled: nothing yet
+
+        await upgrade(database.engine)
+        async with database.engine.connect() as connection:
+            rows = (await connection.execute(sa.select(SendNotification))).all()
+        async with database.sessions() as session:
+            found = await queries.find_send(session=session, team_id="T0OLD", ref=second)
+    finally:
+        await database.dispose()
+
+    assert sorted((r.notification_id, r.send_id, r.batch, r.team_id) for r in rows) == [
+        (first, batched, 0, "T0OLD"),
+        (second, batched, 1, "T0OLD"),
+        (third, single, 0, "T0OLD"),
+    ]
+    assert found is not None and found.id == batched
+
+
+async def _old_send(
+    connection: AsyncConnection,
+    short_id: str,
+    notification_id: str | None,
+    batches: list[dict[str, object]],
+) -> uuid.UUID:
+    """A send row as the release before `send_notifications` wrote it; its id."""
+    send_id = uuid.uuid4()
+    now = utcnow()
+    values = {
+        "id": send_id,
+        "short_id": short_id,
+        "team_id": "T0OLD",
+        "app_name": "default",
+        "requester_id": "U0ALICE",
+        "content": {},
+        "audience": {},
+        "is_test": False,
+        "timezone": "UTC",
+        "state": "sent" if notification_id else "scheduled",
+        "approvals_required": 0,
+        "approvals_received": 0,
+        "notification_id": notification_id,
+        "batches": batches,
+        "slack_messages": {},
+        "attempts": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await connection.execute(sa.insert(Send).values(values))
+    return send_id
