@@ -21,6 +21,7 @@ GROUPS: dict[str, str] = {
     "apps": "bot.cli_storage",
     "keys": "bot.cli_storage",
     "audit": "bot.cli_storage",
+    "prune": "bot.cli_prune",
 }
 
 
