@@ -104,6 +104,10 @@ ACTION_LIST_CANCEL: Final = "pushops_list_cancel"
 ACTION_APPROVE: Final = "pushops_approve"
 ACTION_REJECT: Final = "pushops_reject"
 """Approve / Reject on an approval request. Value: the send's UUID."""
+ACTION_CANCEL_SEND: Final = "pushops_cancel_send"
+""""Cancel" (with a confirm dialog) on every message about a send that can still be stopped:
+the log-channel post, the requester's reply and DMs, the approval request, the status reply,
+the Home tab. Value: the send's UUID."""
 ACTION_MISSED_SEND_NOW: Final = "pushops_missed_send_now"
 ACTION_MISSED_DROP: Final = "pushops_missed_drop"
 """"Send now" / "Drop" on the message about a missed send. Value: the send's UUID."""

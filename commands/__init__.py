@@ -46,6 +46,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
 
 REGISTRARS: tuple[Callable[[AsyncApp, Services], None], ...] = (
     audit.register,
+    cancel.register,
     dismiss.register,
     notify.register,
     send.register,

@@ -1,22 +1,40 @@
-"""`/push cancel ID`: the emergency brake. No confirmation; it acts at once and says exactly
-what happened (stopped before sending, asked OneSignal to stop it, or too late)."""
+"""`/push cancel ID` and the Cancel button: the emergency brake.
+
+The command acts at once; the button (on every message about a send that can still be
+stopped) asks Slack's confirm dialog first. Both go through the same cancel and the same
+check of who may stop a send, and say exactly what happened (stopped before sending, asked
+OneSignal to stop it, or too late).
+"""
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
 from bot.delivery import CancelOutcome, Send, SendNotFound
 from bot.services import Services
-from commands._format import escape
+from commands._format import Block, escape
 from commands._parsing import parse_options
-from commands.access import resolve_actor, why_not
+from commands.access import interaction_ids, resolve_actor, why_not
 from commands.cards import card_of
-from commands.context import CommandContext, CommandError, Subcommand, send_uuid
+from commands.context import (
+    CommandContext,
+    CommandError,
+    Subcommand,
+    button_send_id,
+    load_send,
+    refuse,
+    send_uuid,
+)
 from commands.denials import Denial, deny, target
 from commands.help import usage
+from commands.notify import stopped_note
 from commands.views import sends as views
 
 
@@ -107,6 +125,84 @@ async def cancellable(
             return
         send = None
     await may_cancel(services, client, team_id, user_id, send, ref=ref)
+
+
+# --- the Cancel button ------------------------------------------------------------------------
+
+STOPPED: Final = frozenset({"stopped_before_sending", "cancelled_at_onesignal"})
+"""Cancel outcomes after which the send is cancelled (the others leave it as it was)."""
+
+UNKNOWN_SEND: Final = "That send is not known in this workspace."
+
+
+async def stop_clicked(
+    services: Services, body: Mapping[str, Any], client: AsyncWebClient
+) -> tuple[str, CancelOutcome]:
+    """(clicker, outcome) of a click on a Cancel button: everything checked again here.
+
+    The workspace is the request's, the send (the button's value) must be one of its own,
+    and the clicker must be allowed to stop it (`may_cancel`). CommandError, audited as
+    `cancel.denied`, otherwise: a forged or stale value names no send of this workspace.
+    """
+    team_id, user_id = interaction_ids(body, services=services, area="cancel")
+    send = await load_send(services, team_id, button_send_id(body))
+    if send is None:
+        raise deny(
+            services, Denial(team_id, user_id, "cancel", "cancel", "unknown_send"), UNKNOWN_SEND
+        )
+    await may_cancel(services, client, team_id, user_id, send)
+    return user_id, await cancel(services, team_id=team_id, ref=send.short_id, actor=user_id)
+
+
+def stopped_blocks(outcome: CancelOutcome, user_id: str) -> list[Block]:
+    """The message clicked on, once the send is stopped: who stopped it and when, and what
+    that means."""
+    assert outcome.send is not None
+    note = f"{stopped_note(outcome.send, user_id)} {escape(outcome.message)}"
+    return views.outcome_blocks(card_of(outcome.send), note=note)
+
+
+def _outbox_owned(body: Mapping[str, Any], send: Send) -> bool:
+    """Whether the message clicked on is one the outbox keeps up to date (the log-channel
+    post, the approval request): the cancel's news updates it there, in order with the
+    send's other news, so replacing it here too would race that update."""
+    container = body.get("container") or {}
+    where = (str(container.get("channel_id")), str(container.get("message_ts")))
+    return any(
+        isinstance(place, dict) and (str(place.get("channel")), str(place.get("ts"))) == where
+        for place in send.slack_messages.values()
+    )
+
+
+async def _button_clicked(
+    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    try:
+        user_id, outcome = await stop_clicked(services, body, client)
+    except CommandError as error:
+        await refuse(respond, str(error))
+        return
+    if outcome.send is None or outcome.kind not in STOPPED:
+        await refuse(respond, outcome.message)
+        return
+    if _outbox_owned(body, outcome.send):
+        await refuse(respond, outcome.message)
+        return
+    blocks = stopped_blocks(outcome, user_id)
+    await respond(text=outcome.message, blocks=blocks, replace_original=True)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Listen to the Cancel buttons on messages about a send."""
+
+    async def on_cancel(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        stopping = _button_clicked(services, body, respond, client)
+        services.after_ack(stopping, respond=respond, kind="block_actions")
+
+    app.action(const.ACTION_CANCEL_SEND)(on_cancel)
 
 
 SUBCOMMAND = Subcommand(name=const.SUB_CANCEL, handle=handle, before_ack=before_ack)

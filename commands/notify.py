@@ -127,8 +127,8 @@ class SlackNotifier:
         """Update the log message and a pending approval request; tell the requester who
         cancelled it and when, unless they did it themselves (they were answered there)."""
         card = card_of(send)
-        owed = await self._log_entries(send, card, NORMAL)
         who = _who(actor)
+        owed = await self._log_entries(send, card, NORMAL, note=stopped_note(send, actor))
         if send.approvals_received < send.approvals_required:  # it was waiting for approval
             owed += await self._approval_closed(send, f"Cancelled by {who} before a decision.")
         if actor != send.requester_id:
@@ -326,14 +326,14 @@ class SlackNotifier:
         )
 
     async def _log_entries(
-        self, send: Send, card: views.SendCard, priority: int
+        self, send: Send, card: views.SendCard, priority: int, *, note: str | None = None
     ) -> list[OutboxEntry]:
         """The log message about `send` as `card` shows it (none without a log channel)."""
         # Most workspaces have no log channel: then this costs no read of the database.
         channel = (await team_facts(self._services, send.team_id)).log_channel_id
         if not channel:
             return []
-        text, blocks = views.outcome_text(card), views.log_blocks(card)
+        text, blocks = views.outcome_text(card), views.log_blocks(card, note=note)
         return [self._message(send, LOG, channel, text, blocks, priority)]
 
     async def _approval_closed(
@@ -442,6 +442,13 @@ def notifier_of(services: Services) -> SlackNotifier | None:
     relay = getattr(services, "notifier", None)
     target = relay.target if isinstance(relay, NotifierRelay) else relay
     return target if isinstance(target, SlackNotifier) else None
+
+
+def stopped_note(send: Send, actor: str) -> str:
+    """`Stopped by @alice on Tue 1 Dec 2026, 09:00 CET (08:00 UTC).` (mrkdwn)."""
+    moment = send.finished_at  # set by every move to cancelled
+    when = f" on {views.describe_time(moment, send.timezone or 'UTC')}" if moment else ""
+    return f"Stopped by {_who(actor)}{when}."
 
 
 def _who(actor: str) -> str:

@@ -248,6 +248,41 @@ def actions(*elements: dict[str, Any], block_id: str | None = None) -> Block:
     return block
 
 
+STOPPABLE: Final = frozenset(
+    {SendState.PENDING_APPROVAL, SendState.SCHEDULED, SendState.SENDING, SendState.SENT}
+)
+"""States in which a send can still be stopped: not gone out yet (it never will), or gone
+out (OneSignal is asked to stop delivering it; it answers when that is too late)."""
+_NOT_OUT: Final = frozenset({SendState.PENDING_APPROVAL, SendState.SCHEDULED})
+
+
+def stoppable(card: SendCard) -> bool:
+    """Whether messages about the send carry a Cancel button."""
+    return card.state in STOPPABLE
+
+
+def cancel_button(card: SendCard) -> dict[str, Any]:
+    """Cancel, confirmed first: the emergency brake on a message about the send."""
+    if card.state in _NOT_OUT:
+        consequence = "It will not go out; nobody receives it."
+    else:
+        consequence = "OneSignal stops delivering it; phones that already have it keep it."
+    element = button("Cancel", const.ACTION_CANCEL_SEND, card.send_id, style="danger")
+    element["confirm"] = {
+        "title": {"type": "plain_text", "text": "Stop this send?"},
+        "text": {"type": "mrkdwn", "text": f"Stop {code(card.short_id)}? {consequence}"},
+        "confirm": {"type": "plain_text", "text": "Stop it"},
+        "deny": {"type": "plain_text", "text": "Keep it"},
+        "style": "danger",
+    }
+    return element
+
+
+def cancel_actions(card: SendCard) -> list[Block]:
+    """An actions block with Cancel when the send can still be stopped; none otherwise."""
+    return [actions(cancel_button(card))] if stoppable(card) else []
+
+
 def preview_blocks(card: SendCard, *, estimate: str, notes: Sequence[str] = ()) -> list[Block]:
     """The preview of a draft: the card, the audience estimate, notes, Send and Cancel.
 
@@ -280,7 +315,7 @@ def outcome_blocks(
     blocks = card_blocks(card, now=now)
     if note:
         blocks.append(context(note))
-    return blocks
+    return blocks + cancel_actions(card)
 
 
 def missed_blocks(card: SendCard, *, grace: str) -> list[Block]:
@@ -316,6 +351,7 @@ def approval_request_blocks(card: SendCard, *, estimate: str | None = None) -> l
         actions(
             button("Approve", const.ACTION_APPROVE, card.send_id, style="primary"),
             button("Reject", const.ACTION_REJECT, card.send_id, style="danger"),
+            cancel_button(card),
         )
     )
     return blocks
@@ -357,9 +393,13 @@ def approval_closed_blocks(card: SendCard, *, outcome: str) -> list[Block]:
     ]
 
 
-def log_blocks(card: SendCard) -> list[Block]:
-    """The log-channel message about a send (posted once, then updated in place)."""
-    return card_blocks(card)
+def log_blocks(card: SendCard, *, note: str | None = None) -> list[Block]:
+    """The log-channel message about a send (posted once, then updated in place), with
+    Cancel while it can be stopped. `note` is mrkdwn (who stopped it, and when)."""
+    blocks = card_blocks(card)
+    if note:
+        blocks.append(context(note))
+    return blocks + cancel_actions(card)
 
 
 def recording_text(short_id: str, notification_ids: Sequence[str], reason: str | None) -> str:

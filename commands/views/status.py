@@ -10,7 +10,16 @@ from typing import Final
 from bot import const
 from commands._format import Block, code, context, escape, section
 from commands.views.limits import BUTTON_VALUE
-from commands.views.sends import SendCard, actions, button, describe_time, facts, headline
+from commands.views.sends import (
+    SendCard,
+    actions,
+    button,
+    cancel_button,
+    describe_time,
+    facts,
+    headline,
+    stoppable,
+)
 
 COUNTERS: Final = ("successful", "failed", "errored", "converted", "received", "remaining")
 """The counters shown, in this order."""
@@ -87,7 +96,10 @@ def status_blocks(status: StatusView) -> list[Block]:
     if status.refused:
         blocks.append(section("\n".join(refusal_line(r) for r in status.refused[:MAX_REFUSALS])))
     refresh = button("Refresh", const.ACTION_STATUS_REFRESH, status.ref[:BUTTON_VALUE])
-    blocks.append(actions(refresh))
+    if status.card is not None and stoppable(status.card):
+        blocks.append(actions(refresh, cancel_button(status.card)))
+    else:
+        blocks.append(actions(refresh))
     return blocks
 
 

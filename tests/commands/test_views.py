@@ -100,7 +100,11 @@ def test_missed_and_approval_messages_have_their_buttons():
         const.ACTION_MISSED_SEND_NOW,
         const.ACTION_MISSED_DROP,
     ]
-    assert [b["action_id"] for b in buttons(request)] == [const.ACTION_APPROVE, const.ACTION_REJECT]
+    assert [b["action_id"] for b in buttons(request)] == [
+        const.ACTION_APPROVE,
+        const.ACTION_REJECT,
+        const.ACTION_CANCEL_SEND,
+    ]
     assert "1 of 2 approvals" in texts(request)
     assert buttons(sends.approval_closed_blocks(card(), outcome="Approved by <@U0BOB>")) == []
 
@@ -188,8 +192,9 @@ def test_status_shows_totals_each_platform_and_refresh():
     assert "successful 1,200, failed 3, remaining 0" in text
     assert "*iOS*: successful 700" in text and "*Android*: successful 500, failed 3" in text
     assert "Delivery completed Tue 1 Dec 2026, 09:00 CET (08:00 UTC)" in text
-    [refresh] = buttons(blocks)
+    [refresh, cancel] = buttons(blocks)  # a sent send can still be stopped at OneSignal
     assert (refresh["action_id"], refresh["value"]) == (const.ACTION_STATUS_REFRESH, "7K3M9Q")
+    assert cancel["action_id"] == const.ACTION_CANCEL_SEND
 
 
 def test_the_list_has_a_cancel_button_per_scheduled_send_only():
