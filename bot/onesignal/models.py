@@ -77,7 +77,8 @@ class NotificationRequest(RequestModel):
     delivery_time_of_day: str | None = None
     ttl: int | None = None
     priority: int | None = None
-    throttle_rate_per_minute: int | None = None
+    # A string in OneSignal's API description (both 1.2.2 and 5.12): "500", not 500.
+    throttle_rate_per_minute: str | None = None
     idempotency_key: str | None = None
     external_id: str | None = None
 

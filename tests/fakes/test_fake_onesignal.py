@@ -241,6 +241,61 @@ def test_more_than_2000_ids_in_one_request_are_refused(
 @pytest.mark.parametrize(
     ("change", "error"),
     [
+        ({"contents": {"en": "Hi", "xx": "?"}}, "contents has unsupported language code(s): xx"),
+        ({"headings": {"en": 5}}, "headings.en: 5 is not of type 'string'"),
+        ({"throttle_rate_per_minute": 500}, "throttle_rate_per_minute: 500 is not of type"),
+        ({"throttle_rate_per_minute": "fast"}, "throttle_rate_per_minute must be a whole number"),
+        ({"delayed_option": "tomorrow"}, "delayed_option must be timezone or last-active"),
+        ({"delayed_option": "timezone"}, "delayed_option timezone needs delivery_time_of_day"),
+        ({"delivery_time_of_day": "09:00"}, "delivery_time_of_day needs delayed_option timezone"),
+        (
+            {"delayed_option": "timezone", "delivery_time_of_day": "9 o'clock"},
+            "delivery_time_of_day is not a time of day",
+        ),
+        ({"ttl": "2h"}, "ttl: '2h' is not of type"),
+        ({"ttl": 3_000_000}, "ttl must be between 0 and 2419200"),
+        ({"priority": "high"}, "priority: 'high' is not of type"),
+        ({"buttons": [{"text": "Open"}]}, "buttons.0: 'id' is a required property"),
+        ({"buttons": [{"id": "b", "url": "https://x.io"}]}, "buttons items take"),
+        ({"data": "plan=pro"}, "data: 'plan=pro' is not of type"),
+        ({"data": {"k": "v" * 3000}}, "data must be at most 2048 bytes"),
+        ({"colour": "red"}, "Unknown field(s): colour"),
+    ],
+)
+def test_a_field_in_the_wrong_shape_is_refused(
+    fake_onesignal: FakeOneSignal, client: httpx.Client, change: dict[str, Any], error: str
+) -> None:
+    response = send(client, fake_onesignal, **change)
+
+    assert response.status_code == 400
+    assert error in response.json()["errors"][0]
+    assert fake_onesignal.notifications == {}
+
+
+def test_every_documented_delivery_field_in_its_shape_is_taken(
+    fake_onesignal: FakeOneSignal, client: httpx.Client
+) -> None:
+    response = send(
+        client,
+        fake_onesignal,
+        contents={"en": "Hi", "de": "Hallo", "zh-Hans": "你好"},
+        headings={"en": "T", "de": "T"},
+        delayed_option="timezone",
+        delivery_time_of_day="9:00AM",
+        throttle_rate_per_minute="500",
+        ttl=7200,
+        priority=10,
+        buttons=[{"id": "b1", "text": "Open"}],
+        web_buttons=[{"id": "b1", "text": "Open", "url": "https://example.com"}],
+        data={"plan": "pro"},
+    )
+
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
         ({"contents": None}, "Message Notifications must have English language content"),
         ({"contents": {"de": "Hallo"}}, "Message Notifications must have English language content"),
         (
@@ -511,7 +566,9 @@ def test_templates_are_listed_and_viewed(
     listed = client.get("/templates", params=app)
     viewed = client.get(f"/templates/{template['id']}", params=app)
     unknown = client.get("/templates/00000000-0000-4000-8000-000000000000", params=app)
-    sent = send(client, fake_onesignal, contents=None, template_id=template["id"])
+    body = notification(fake_onesignal.app.id, template_id=template["id"])
+    del body["contents"]  # the template gives it
+    sent = client.post("/notifications", json=body)
 
     assert listed.json() == {"templates": [template]}
     assert viewed.json() == template

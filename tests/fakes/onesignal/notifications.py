@@ -2,7 +2,10 @@
 
 Delivery is stepwise and deterministic: a new notification waits with `remaining` equal to
 its audience; each `advance()` delivers the next third of it (a tenth of each batch fails,
-a tenth of the successes convert), and the last step sets `completed_at`.
+a tenth of the successes convert), and the last step sets `completed_at`, except that one
+delivered per time zone or when each user is active completes only once its last user can
+have had it (`last_delivery`): until then it can be cancelled. Every body is checked
+against the documented shape first (`shapes`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from tests.fakes.onesignal.errors import (
     NOTIFICATION_NOT_FOUND,
     errors,
 )
+from tests.fakes.onesignal.shapes import check_notification
 from tests.fakes.onesignal.store import AppState, new_id, now_unix
 
 DELIVERY_STEPS = 3
@@ -44,6 +48,7 @@ def create(call: Call) -> Reply:
         return Reply(200, first, REPLAYED)
     _check_content(state, body)
     check_targeting(body)
+    check_notification(body)
     send_after = parse_send_after(body["send_after"]) if body.get("send_after") else None
     audience = count(state, body)
     if audience.count == 0:
@@ -132,7 +137,7 @@ def _stored(
             "remaining": audience,
             "canceled": False,
             "platform_delivery_stats": {},
-            "throttle_rate_per_minute": None,
+            "throttle_rate_per_minute": body.get("throttle_rate_per_minute"),
             "outcomes": [],
         }
     )
@@ -163,8 +168,19 @@ def advance(notification: dict[str, Any]) -> None:
             for key in ("successful", "failed", "errored", "converted", "received")
         }
     }
-    if notification["remaining"] == 0:
+    if notification["remaining"] == 0 and now_unix() >= last_delivery(notification):
         notification["completed_at"] = max(now_unix(), notification["send_after"])
+
+
+SPREAD_SECONDS = {"timezone": 26 * 3600, "last-active": 24 * 3600}
+"""How long after `send_after` a notification delivered per time zone (UTC+14 first, UTC-12
+last) or when each user is usually active may still reach someone, and be cancelled."""
+
+
+def last_delivery(notification: dict[str, Any]) -> int:
+    """When the notification's last recipient gets it (unix time)."""
+    spread = SPREAD_SECONDS.get(notification.get("delayed_option") or "", 0)
+    return int(notification["send_after"]) + spread
 
 
 def public(notification: dict[str, Any]) -> dict[str, Any]:
