@@ -205,6 +205,11 @@ _UNIT_SECONDS: Final = {
 _DURATION_PART: Final = re.compile(r"(?:,\s*|and\s+)?(\d{1,9})\s*([a-z]+)\s*", re.ASCII)
 
 
+def duration_seconds(text: str) -> int:
+    """Seconds in a duration (`90s`, `10m`, `2h`, `1d`, `1h30m`); TimeParseError if unreadable."""
+    return _duration_seconds(_normalize(_clean(text, IN_FORMS)))
+
+
 def _duration_seconds(text: str) -> int:
     total, pos = 0, 0
     while pos < len(text):

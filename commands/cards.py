@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from bot.delivery import Audience, Estimate, Send, SendContent, SendRejected
+from dataclasses import replace
+from typing import Any
+
+from bot.delivery import Audience, DeliveryOptions, Estimate, Send, SendContent, SendRejected
 from commands.views.sends import SendCard, audience_text
 
 ESTIMATE_UNAVAILABLE = "Estimate unavailable."
@@ -11,6 +14,17 @@ ESTIMATE_UNAVAILABLE = "Estimate unavailable."
 def card_of(send: Send, *, reason: str | None = None) -> SendCard:
     """The card of `send`; `reason` (a failure, a cancellation) shows under it."""
     message, title, url, image = _content(send)
+    return replace(_card(send, message, title, url, image, reason), **_extras(send))
+
+
+def _card(
+    send: Send,
+    message: str,
+    title: str | None,
+    url: str | None,
+    image: str | None,
+    reason: str | None,
+) -> SendCard:
     return SendCard(
         send_id=str(send.id),
         short_id=send.short_id,
@@ -39,7 +53,24 @@ def _content(send: Send) -> tuple[str, str | None, str | None, str | None]:
     except (SendRejected, TypeError):  # a row written by an older version: show what is there
         text = send.content.get("message") or send.content.get("contents", {}).get("en")
         return str(text or ""), None, None, None
-    return content.message, content.title, content.url, content.image
+    message = content.english_message() or ""
+    return message, content.english_title(), content.url, content.image
+
+
+def _extras(send: Send) -> dict[str, Any]:
+    """The template, other languages and delivery options a card shows."""
+    try:
+        content = SendContent.from_stored(send.content)
+        options = DeliveryOptions.from_stored(send.options)
+    except (SendRejected, TypeError):
+        return {}
+    return {
+        "template": content.template.name if content.template else None,
+        "languages": tuple((c, t.title, t.message) for c, t in content.languages.items()),
+        "delivery": tuple(options.describe()),
+        "buttons": tuple((b.label, b.url) for b in options.buttons),
+        "data": tuple(options.data.items()),
+    }
 
 
 def describe_audience(send: Send) -> str:

@@ -32,7 +32,17 @@ USAGE: dict[str, str] = {
     --at WHEN          2026-12-01 09:00 | 09:00 | 2026-12-01T09:00+01:00 | "tomorrow 9am"
                        (your Slack time zone unless the text names one)
     --in DURATION      90s | 10m | 2h | 1d
-                       (--at and --in: at most {MAX_AHEAD.days} days ahead)""",
+                       (--at and --in: at most {MAX_AHEAD.days} days ahead)
+    --template NAME|ID a OneSignal template; its text unless given: --template "Weekly digest"
+    --text-XX TEXT  --title-XX TEXT   another language: --text-de "Neue Version" --title-de Neu
+                       (XX: a code OneSignal accepts; English is MESSAGE and --title)
+    --local-time HH:MM in each user's own time zone: --local-time 09:00 (day: --at/--in)
+    --when-active      when each user is usually active (not with --local-time)
+    --throttle N       at most N per minute: --throttle 500
+    --ttl DURATION     expires for devices offline that long: --ttl 2h
+    --priority high|normal
+    --button "Label|URL"  repeatable, up to 3: --button "Read more|https://example.com"
+    --data KEY=VALUE   repeatable; the app's additional data: --data screen=news""",
     const.SUB_CANCEL: f"{C} cancel ID                      a short send id or a OneSignal id",
     const.SUB_USER: f"{C} user EXTERNAL_ID [--app NAME]  senders, responders, admins",
     const.SUB_STATUS: f"{C} status ID",

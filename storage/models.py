@@ -262,6 +262,8 @@ class Send(Timestamps, Base):
     requester_id: Mapped[str] = mapped_column(sa.String(32))
     content: Mapped[dict[str, Any]] = mapped_column(default=dict)
     audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # OneSignal's delivery options (bot.delivery.options): time zone, throttle, buttons...
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     is_test: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     due_at: Mapped[datetime | None]
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")

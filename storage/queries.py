@@ -538,6 +538,7 @@ async def create_send(
     app: OneSignalApp,
     content: Mapping[str, Any],
     audience: Mapping[str, Any],
+    options: Mapping[str, Any] | None = None,
     state: SendState = SendState.DRAFT,
     due_at: datetime | None = None,
     timezone: str = "UTC",
@@ -574,6 +575,7 @@ async def create_send(
         "requester_id": requester_id,
         "content": _json_safe(content, "content"),
         "audience": _json_safe(audience, "audience"),
+        "options": _json_safe(options or {}, "options"),
         "state": state,
         "due_at": due_at,
         "timezone": timezone,
@@ -688,6 +690,7 @@ def _new_send_row(now: datetime) -> dict[str, Any]:
         "app_name": "",
         "content": {},
         "audience": {},
+        "options": {},
         "is_test": False,
         "due_at": None,
         "timezone": "UTC",
@@ -739,7 +742,21 @@ def _send_summary(send: Send) -> dict[str, Any]:
         "test": send.is_test,
         "segments": audience.get("segments", audience.get("included_segments", [])),
         "external_ids": len(audience.get("external_ids", audience.get("users", [])) or []),
-    }
+    } | _what_it_says(send)
+
+
+def _what_it_says(send: Send) -> dict[str, Any]:
+    """The template, languages and delivery options of a send, when it has any."""
+    said: dict[str, Any] = {}
+    template = send.content.get("template")
+    if isinstance(template, dict):
+        said["template"] = {"id": template.get("id"), "name": template.get("name")}
+    languages = send.content.get("languages")
+    if isinstance(languages, dict) and languages:
+        said["languages"] = ["en", *languages]
+    if send.options:
+        said["options"] = send.options
+    return said
 
 
 async def get_send(*, session: AsyncSession, team_id: str, send_id: uuid.UUID) -> Send | None:

@@ -5,7 +5,9 @@
 are the stored sends it hands up (the Slack surface imports nothing from `storage`). Nothing
 here imports Slack: outcomes reach people through `bot.notifier.Notifier`.
 
-    content.py   SendContent, Audience, SendRejected (OneSignal's limits)
+    content.py   SendContent, Audience, SendRejected (OneSignal's limits), languages
+    options.py   DeliveryOptions: time zone or intelligent delivery, throttle, buttons, data
+    templates.py OneSignal's templates of an app, listed and kept briefly
     outcomes.py  Estimate, CancelOutcome, StatusReport, SendNotFound, StoreBusy,
                  StoreRefused, StoreInterrupted, DeliveryPolicy
     service.py   SendService
@@ -27,7 +29,10 @@ from bot.delivery.content import (
     RejectedField,
     SendContent,
     SendRejected,
+    TemplateRef,
+    Translation,
 )
+from bot.delivery.options import ActionButton, DeliveryOptions
 from bot.delivery.outcomes import (
     CancelKind,
     CancelOutcome,
@@ -45,6 +50,10 @@ from bot.delivery.service import SendService, Timers
 from storage.models import Send, SendState, utcnow  # the rows and states the service hands up
 
 __all__ = [
+    "ActionButton",
+    "DeliveryOptions",
+    "TemplateRef",
+    "Translation",
     "MAX_EXTERNAL_IDS",
     "MAX_SEGMENT_NAME",
     "MAX_TEXT_BYTES",

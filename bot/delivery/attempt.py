@@ -31,6 +31,7 @@ from bot.delivery import recall as recalling
 from bot.delivery.answers import Absent, explain, is_passing, outcome_unknown
 from bot.delivery.apps import AppClient, AppClients, AppUnavailable
 from bot.delivery.content import Audience, SendContent, SendRejected
+from bot.delivery.options import DeliveryOptions
 from bot.delivery.outcomes import DeliveryPolicy
 from bot.onesignal import (
     BatchResult,
@@ -136,6 +137,7 @@ async def attempt_delivery(
     try:
         content = SendContent.from_stored(send.content)
         audience = Audience.from_stored(send.audience)
+        options = DeliveryOptions.from_stored(send.options)
     except (SendRejected, TypeError) as error:
         return _failed(send, f"The stored send cannot be delivered: {error}")
     try:
@@ -146,7 +148,7 @@ async def attempt_delivery(
             # an earlier call may have gone out: say nothing false of it
             return _unsettled(send, policy, clock(), records, str(error))
         return _failed(send, str(error))
-    batches = await _call(send, app, content, audience)
+    batches = await _call(send, app, content, audience, options)
     if any(b.error is not None and outcome_unknown(b.error) for b in batches):
         batches = await _ask_by_name(send, app, batches)
     if any(isinstance(b.error, Unauthorized | Forbidden) for b in batches):
@@ -193,13 +195,14 @@ async def settle(
 
 
 async def _call(
-    send: Send, app: AppClient, content: SendContent, audience: Audience
+    send: Send, app: AppClient, content: SendContent, audience: Audience, options: DeliveryOptions
 ) -> list[BatchResult]:
     key = str(send.id)  # docs/design.md invariant 3: the send's UUID is the idempotency key
-    template: dict[str, Any] = {
+    template: dict[str, Any] = {  # every batch carries the same fields
         "app_id": app.onesignal_app_id,
         "name": notification_name(send),
         **content.notification_fields(),
+        **options.notification_fields(),
     }
     if audience.by_id:
         return await app.client.send_to_external_ids(

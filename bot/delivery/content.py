@@ -5,7 +5,8 @@ names the problem and the fix, ready to show the person who typed it.
 
 The limits, and where they come from:
 - `contents.en` is required: OneSignal refuses a push without English text (openapi 5.12,
-  `contents`: "English must be included in the hash").
+  `contents`: "English must be included in the hash"), unless a template gives the text.
+- Other languages are keyed by the codes OneSignal accepts (`bot.onesignal.languages`).
 - One kind of audience per notification: segments (optionally minus excluded segments) or
   external ids; OneSignal refuses `include_aliases` combined with anything else, and
   PushOps never sends to everyone by default.
@@ -28,9 +29,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from bot.onesignal.languages import ENGLISH, LANGUAGES, accepted_codes, canonical
 from storage.links import MAX_EXTERNAL_ID_LENGTH
 
-RejectedField: TypeAlias = Literal["message", "title", "url", "image", "audience", "app", "when"]
+RejectedField: TypeAlias = Literal[
+    "message", "title", "url", "image", "audience", "app", "when", "language", "template", "options"
+]
 
 MAX_TEXT_BYTES: Final = 3500
 MAX_URL_LENGTH: Final = 2048
@@ -47,7 +51,7 @@ class SendRejected(ValueError):
         self.field: RejectedField = field
 
 
-def _rejected(error: ValidationError, fields: Mapping[str, RejectedField]) -> Exception:
+def rejected(error: ValidationError, fields: Mapping[str, RejectedField]) -> Exception:
     """The first problem of a pydantic error as a `SendRejected` (a TypeError for misuse)."""
     first = error.errors(include_url=False, include_input=False)[0]
     name = str(first["loc"][0]) if first["loc"] else ""
@@ -61,7 +65,7 @@ def _rejected(error: ValidationError, fields: Mapping[str, RejectedField]) -> Ex
     return SendRejected(field, f"The {field} must be text.")
 
 
-def _link(value: str | None, what: str) -> str | None:
+def link(value: str | None, what: str) -> str | None:
     if value is None or not value.strip():
         return None
     text = value.strip()
@@ -79,28 +83,60 @@ def _link(value: str | None, what: str) -> str | None:
     return text
 
 
+class Translation(BaseModel):
+    """A send's text and title in one more language (either may be left out)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    message: str | None = None
+    title: str | None = None
+
+    @field_validator("message", "title", mode="after")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return (value.strip() or None) if value is not None else None
+
+
+class TemplateRef(BaseModel):
+    """The OneSignal template a send uses, and its English text when it was chosen (shown
+    in the preview and the cards; OneSignal itself fills the notification from the template)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str
+    message: str | None = None
+    title: str | None = None
+
+
 class SendContent(BaseModel):
     """The notification's text and links (frozen; validated when constructed).
 
     Attributes:
-        message: the text people read (`contents.en`); required.
-        title: the heading (`headings.en`).
+        message: the English text people read (`contents.en`); required unless a template
+            gives it.
+        title: the English heading (`headings.en`).
         url: opened when the notification is tapped; http(s) only.
         image: shown large (`big_picture`, `chrome_web_image`, `ios_attachments`); http(s).
+        languages: more languages by OneSignal's code (`de`, `zh-Hans`): text and title.
+        template: the OneSignal template it uses (`template_id`); the text and title given
+            here replace the template's.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    message: str
+    message: str | None = None
     title: str | None = None
     url: str | None = None
     image: str | None = None
+    languages: dict[str, Translation] = {}
+    template: TemplateRef | None = None
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as error:
-            raise _rejected(error, _CONTENT_FIELDS) from None
+            raise rejected(error, _CONTENT_FIELDS) from None
 
     @classmethod
     def from_stored(cls, data: Mapping[str, Any]) -> Self:
@@ -117,7 +153,9 @@ class SendContent(BaseModel):
 
     @field_validator("message", mode="after")
     @classmethod
-    def _message(cls, value: str) -> str:
+    def _message(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         text = value.strip()
         if not text:
             raise ValueError("The message is empty: write the text people will read.")
@@ -131,15 +169,47 @@ class SendContent(BaseModel):
     @field_validator("url", mode="after")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return _link(value, "link")
+        return link(value, "link")
 
     @field_validator("image", mode="after")
     @classmethod
     def _image(cls, value: str | None) -> str | None:
-        return _link(value, "image link")
+        return link(value, "image link")
+
+    @field_validator("languages", mode="after")
+    @classmethod
+    def _languages(cls, value: dict[str, Translation]) -> dict[str, Translation]:
+        checked: dict[str, Translation] = {}
+        for code, translation in value.items():
+            known = canonical(code)
+            if known is None:
+                raise ValueError(
+                    f"OneSignal does not accept the language code {code[:20]!r}. "
+                    f"The codes it accepts: {accepted_codes()}."
+                )
+            if known == ENGLISH:
+                raise ValueError(
+                    "English is the message itself (and its title): give it without a "
+                    "language code."
+                )
+            if translation.message is None and translation.title is None:
+                raise ValueError(f"The {LANGUAGES[known]} text is empty.")
+            checked[known] = translation
+        return checked
 
     @model_validator(mode="after")
-    def _fits_a_push(self) -> Self:
+    def _complete(self) -> Self:
+        if self.message is None and self.template is None:
+            raise ValueError("The message is empty: write the text people will read.")
+        if self.other_messages() and self.english_message() is None:
+            raise ValueError(
+                "English is required beside other languages (OneSignal's fallback): give the "
+                "English text too."
+            )
+        if self.other_titles() and self.english_title() is None:
+            raise ValueError(
+                "A title in another language needs the English title too (--title TEXT)."
+            )
         size = sum(len(part.encode()) for part in self._parts())
         if size > MAX_TEXT_BYTES:
             raise ValueError(
@@ -149,13 +219,49 @@ class SendContent(BaseModel):
         return self
 
     def _parts(self) -> Iterable[str]:
-        return (part for part in (self.message, self.title, self.url, self.image) if part)
+        # Every language is in the one payload OneSignal builds; each device shows one.
+        parts = [self.message, self.title, self.url, self.image]
+        for translation in self.languages.values():
+            parts.extend((translation.message, translation.title))
+        return (part for part in parts if part)
+
+    def english_message(self) -> str | None:
+        """The English text: given, or the template's."""
+        return self.message or (self.template.message if self.template else None)
+
+    def english_title(self) -> str | None:
+        """The English title: given, or the template's."""
+        return self.title or (self.template.title if self.template else None)
+
+    def other_messages(self) -> dict[str, str]:
+        """Code -> text of every language but English."""
+        return {code: t.message for code, t in self.languages.items() if t.message}
+
+    def other_titles(self) -> dict[str, str]:
+        """Code -> title of every language but English."""
+        return {code: t.title for code, t in self.languages.items() if t.title}
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON kept with the send."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
 
     def notification_fields(self) -> dict[str, Any]:
-        """The OneSignal `create_notification` fields this content sets."""
-        fields: dict[str, Any] = {"contents": {"en": self.message}}
-        if self.title:
-            fields["headings"] = {"en": self.title}
+        """The OneSignal `create_notification` fields this content sets.
+
+        With a template, OneSignal fills the notification from it: `contents` and `headings`
+        go along only when given here (they replace the template's), with its English text
+        when other languages need the fallback.
+        """
+        fields: dict[str, Any] = {}
+        if self.template is not None:
+            fields["template_id"] = self.template.id
+        contents, headings = self.other_messages(), self.other_titles()
+        english = self.english_message() if contents else self.message
+        if english:
+            fields["contents"] = {ENGLISH: english, **contents}
+        title = self.english_title() if headings else self.title
+        if title:
+            fields["headings"] = {ENGLISH: title, **headings}
         if self.url:
             fields["url"] = self.url
         if self.image:
@@ -170,6 +276,8 @@ _CONTENT_FIELDS: Final[dict[str, RejectedField]] = {
     "title": "title",
     "url": "url",
     "image": "image",
+    "languages": "language",
+    "template": "template",
 }
 _AUDIENCE_FIELDS: Final[dict[str, RejectedField]] = {
     "segments": "audience",
@@ -210,7 +318,7 @@ class Audience(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as error:
-            raise _rejected(error, _AUDIENCE_FIELDS) from None
+            raise rejected(error, _AUDIENCE_FIELDS) from None
 
     @classmethod
     def from_stored(cls, data: Mapping[str, Any]) -> Self:

@@ -39,6 +39,7 @@ from bot.delivery.attempt import (
 )
 from bot.delivery.content import Audience, SendContent, SendRejected
 from bot.delivery.holds import ApprovalGate
+from bot.delivery.options import DeliveryOptions
 from bot.delivery.outcomes import (
     MAY_STILL_REACH,
     CancelOutcome,
@@ -52,6 +53,7 @@ from bot.delivery.outcomes import (
     StoreInterrupted,
     StoreRefused,
 )
+from bot.delivery.templates import Templates
 from bot.delivery.writer import ResultWriter, WriteGate, Written
 from bot.notifier import Notifier, NotifierRelay
 from bot.onesignal import (
@@ -166,6 +168,7 @@ class SendService:
             clients=clients,
             policy=self.policy,
         )
+        self.templates = Templates(self.apps)  # OneSignal's templates, for sends to use
         self.writes = WriteGate(database)
         self.approvals = ApprovalGate(database)
         # (team, app name or None for the default) -> the app's row; see _resolve_app
@@ -276,6 +279,7 @@ class SendService:
         due_at: datetime | None,
         timezone: str,
         confirm: bool,
+        options: DeliveryOptions | None = None,
         is_test: bool = False,
         approvals_required: int = 0,
         claim: bool = False,
@@ -316,8 +320,9 @@ class SendService:
                         team_id=team_id,
                         requester_id=requester_id,
                         app=app,
-                        content=content.model_dump(exclude_none=True),
+                        content=content.stored(),
                         audience=audience.model_dump(mode="json"),
+                        options=options.stored() if options is not None else {},
                         state=state,
                         due_at=due_at,
                         timezone=timezone,
@@ -394,6 +399,7 @@ class SendService:
         """The workspace's apps changed (added, replaced, removed, a new default)."""
         self._app_rows.forget_where(lambda key: key[0] == team_id)
         self.apps.forget_team(team_id)
+        self.templates.forget(team_id)
 
     async def confirm(
         self, *, team_id: str, send_id: uuid.UUID, actor: str, approvals_required: int = 0

@@ -23,7 +23,15 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
-from bot.delivery import Audience, Send, SendContent, SendRejected, SendState
+from bot.delivery import (
+    Audience,
+    DeliveryOptions,
+    Send,
+    SendContent,
+    SendRejected,
+    SendState,
+    TemplateRef,
+)
 from bot.policy import approvals_required
 from bot.services import Services
 from bot.timeparse import ScheduledTime, TimeParseError, parse_when
@@ -51,6 +59,7 @@ from commands.send.storing import (
     linked_external_id,
     policy_of,
     store,
+    unknown_app,
 )
 from commands.views import sends as views
 
@@ -86,6 +95,8 @@ async def before_ack(ctx: CommandContext) -> object:
     if not ctx.args:
         return OPEN_FORM
     request = parse_send(ctx.args)
+    if request.template is not None:  # OneSignal is asked for it after the ack only
+        return _Deferred(request)
     try:
         async with asyncio.timeout(LOOKUP_BUDGET):
             person = await _requester(ctx)
@@ -153,23 +164,54 @@ async def _draft(ctx: CommandContext, request: SendRequest, when: ScheduledTime 
     if request.test:
         external_ids = (await linked_external_id(ctx.services, ctx.team_id, ctx.user_id),)
     try:
+        template = await _template(ctx, request)
         content = SendContent(
-            message=request.message, title=request.title, url=request.url, image=request.image
+            message=request.message or None,
+            title=request.title,
+            url=request.url,
+            image=request.image,
+            languages=request.languages(),
+            template=template,
         )
         audience = Audience(
             segments=request.segments,
             excluded_segments=request.excluded,
             external_ids=external_ids,
         )
+        options = DeliveryOptions(**request.delivery())
     except SendRejected as error:
-        raise CommandError(str(error)) from None
+        raise CommandError(_option_error(error)) from None
     return Draft(
         app=request.app,
         content=content,
         audience=audience,
         due_at=when.utc if when is not None else None,
         is_test=request.test,
+        options=options,
     )
+
+
+async def _template(ctx: CommandContext, request: SendRequest) -> TemplateRef | None:
+    """The template `--template` names, found in the send's app (after the ack only)."""
+    if request.template is None:
+        return None
+    try:
+        return await ctx.services.sends.templates.find(ctx.team_id, request.app, request.template)
+    except SendRejected as error:
+        if error.field != "app":
+            raise
+        raise SendRejected(
+            "app", await unknown_app(ctx.services, ctx.team_id, request.app)
+        ) from None
+
+
+_OPTION_OF: Final = {"template": "--template", "language": "--text-XX / --title-XX"}
+
+
+def _option_error(error: SendRejected) -> str:
+    """The refusal, naming the option it is about when the text alone may not say."""
+    option = _OPTION_OF.get(error.field)
+    return f"{option}: {error}" if option else str(error)
 
 
 def _command_reply(ctx: CommandContext) -> Reply:

@@ -16,6 +16,7 @@ from typing import Final
 
 from bot.delivery import (
     Audience,
+    DeliveryOptions,
     Send,
     SendContent,
     SendRejected,
@@ -62,13 +63,14 @@ async def linked_external_id(services: Services, team_id: str, user_id: str) -> 
 
 @dataclass(frozen=True, kw_only=True)
 class Draft:
-    """A send as given, ready to store: validated content and audience."""
+    """A send as given, ready to store: validated content, audience and delivery options."""
 
     app: str | None
     content: SendContent
     audience: Audience
     due_at: datetime | None
     is_test: bool = False
+    options: DeliveryOptions | None = None
 
 
 STORE_WAIT: Final = 1.0
@@ -119,6 +121,7 @@ async def store(
             content=draft.content,
             audience=draft.audience,
             due_at=draft.due_at,
+            options=draft.options,
             timezone=requester.zone_name,
             confirm=confirm,
             is_test=draft.is_test,

@@ -60,6 +60,17 @@ class SendCard:
     approvals_required: int = 0
     approvals_received: int = 0
     reason: str | None = None
+    template: str | None = None
+    languages: tuple[tuple[str, str | None, str | None], ...] = ()
+    delivery: tuple[str, ...] = ()
+    buttons: tuple[tuple[str, str], ...] = ()
+    data: tuple[tuple[str, str], ...] = ()
+
+
+LANGUAGES_SHOWN: Final = 2000
+"""Characters (as sent) of a send's other languages in a card."""
+OPTIONS_SHOWN: Final = 1000
+"""Characters (as sent) of a send's template and delivery options in a card."""
 
 
 # --- text pieces -------------------------------------------------------------------------------
@@ -197,7 +208,8 @@ def reason_text(reason: str) -> str:
 
 
 def content_text(card: SendCard) -> str:
-    """The notification as a quote: its title in bold, its message, link and image."""
+    """The notification as a quote: its title in bold, its message, link and image (and
+    the template it comes from: its text when none of its own was given)."""
     message = card.message
     if len(message) > _MESSAGE_SHOWN:
         message = message[:_MESSAGE_SHOWN] + "…"
@@ -215,15 +227,55 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def languages_text(card: SendCard) -> str | None:
+    """Each other language on a line: `` `de` *Update* Neue Version ``; None when English only."""
+    if not card.languages:
+        return None
+    lines = []
+    for lang, title, message in card.languages:
+        said = [f"*{escape(_one_line(title))}*"] if title else []
+        said += [escape(_one_line(message))] if message else []
+        lines.append(f"{code(lang)} {' '.join(said)}")
+    return fit("\n".join(lines), LANGUAGES_SHOWN)
+
+
+def options_text(card: SendCard) -> str | None:
+    """`Template: … · Delivery: … · Buttons: … · Data: …`; None when the send has none."""
+    parts = []
+    if card.template:
+        parts.append(f"Template: {escape(card.template)}")
+    if card.delivery:
+        parts.append(f"Delivery: {escape(', '.join(card.delivery))}")
+    if card.buttons:
+        shown = ", ".join(f"{escape(label)} ({escape(url)})" for label, url in card.buttons)
+        parts.append(f"Buttons: {shown}")
+    if card.data:
+        parts.append("Data: " + ", ".join(f"{escape(k)}={escape(v)}" for k, v in card.data))
+    return fit(" · ".join(parts), OPTIONS_SHOWN) if parts else None
+
+
 # --- blocks ------------------------------------------------------------------------------------
 
 
 def card_blocks(card: SendCard, *, now: datetime | None = None) -> list[Block]:
     """The headline, the notification, and its facts."""
     blocks = [section(f"*{headline(card)}*"), section(content_text(card))]
+    blocks.extend(_extras(card))
     blocks.append(context(f"{facts(card, now=now)} · requested by <@{card.requester_id}>"))
     if card.reason:
         blocks.append(section(reason_text(card.reason)))
+    return blocks
+
+
+def _extras(card: SendCard) -> list[Block]:
+    """The other languages (a section) and the template and options (a context)."""
+    blocks = []
+    languages = languages_text(card)
+    if languages:
+        blocks.append(section(languages))
+    options = options_text(card)
+    if options:
+        blocks.append(context(options))
     return blocks
 
 
@@ -343,6 +395,7 @@ def approval_request_blocks(card: SendCard, *, estimate: str | None = None) -> l
             f"*<@{card.requester_id}> asks to send {ids_text(card)}* ({_approvals_count(card)})"
         ),
         section(content_text(card)),
+        *_extras(card),
         context(facts(card)),
     ]
     if estimate:
