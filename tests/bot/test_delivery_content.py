@@ -17,8 +17,14 @@ from bot.delivery import MAX_EXTERNAL_IDS, MAX_TEXT_BYTES, Audience, SendContent
         ({"message": "Hi", "url": "https://exa mple.com"}, "url", "without spaces"),
         ({"message": "Hi", "url": "https://e.com/" + "a" * 2048}, "url", "Use a shorter link"),
         ({"message": "Hi", "image": "cat.png"}, "image", "image link 'cat.png'"),
-        ({"message": None}, "message", "The message must be text"),
-        ({}, "message", "The message is missing"),
+        ({"message": 5}, "message", "The message must be text"),
+        ({}, "message", "The message is empty"),  # a template may give it; none here
+        ({"message": "Hi", "languages": {"xx": {"message": "?"}}}, "language", "ar, bs, bg"),
+        (
+            {"template": {"id": "t1", "name": "Blank"}, "languages": {"de": {"message": "Hallo"}}},
+            "message",
+            "English is required",
+        ),
     ],
 )
 def test_content_refusals_name_the_field_and_the_fix(fields, field, words):
