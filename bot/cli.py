@@ -22,6 +22,10 @@ GROUPS: dict[str, str] = {
     "keys": "bot.cli_storage",
     "audit": "bot.cli_storage",
     "prune": "bot.cli_prune",
+    "roles": "bot.cli_settings",
+    "policy": "bot.cli_settings",
+    "export-settings": "bot.cli_settings",
+    "import-settings": "bot.cli_settings",
 }
 
 

@@ -11,7 +11,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from bot.cli_storage import _actor, _audited, _keyring, _settings, _sync, _with_database
+from bot.cli_common import audited, cli_settings, new_keyring, operator, sync, with_database
 from bot.words import plural
 from storage import queries
 from storage.db import Database
@@ -57,28 +57,28 @@ def add_parser(subparsers: Any) -> None:
     )
     prune.add_argument("--team", help="only this workspace")
     prune.add_argument("--dry-run", action="store_true", help="count, and delete nothing")
-    prune.set_defaults(handler=_sync(_prune))
+    prune.set_defaults(handler=sync(_prune))
 
 
 async def _prune(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
     if args.team is not None:
         queries.validate_team_id(args.team)
     before = utcnow() - args.older_than
 
     async def work(database: Database) -> int:
-        audited = database if args.dry_run else _audited(database, _keyring(settings))
+        keyed = database if args.dry_run else audited(database, new_keyring(settings))
         report = await prune_sends(
-            session_factory=audited.sessions,
+            session_factory=keyed.sessions,
             before=before,
-            actor=_actor(),
+            actor=operator(),
             team_id=args.team,
             dry_run=args.dry_run,
         )
         print(_summary(report, args.older_than))
         return 0
 
-    return await _with_database(settings, work)
+    return await with_database(settings, work)
 
 
 def _summary(report: PruneReport, older_than: timedelta) -> str:

@@ -1,43 +1,43 @@
 """`pushops db|apps|keys|audit`: the operator's tools around the database and its secrets.
 
-Every expected failure (bad input, unknown workspace, missing key, wrong key, unreachable
-database) ends with one line on standard error and exit code 1; usage errors exit 2.
+Every expected failure ends with one line on standard error and exit code 1 (`bot.cli_common`);
+usage errors exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
-import getpass
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TextIO
-
-from pydantic import SecretStr
-from sqlalchemy.exc import DBAPIError
+from typing import Any, Final
 
 from bot.checkpoints import STDOUT, CheckpointPublisher, FileSink
-from bot.settings import Settings, read_settings
+from bot.cli_common import (
+    CliError,
+    audited,
+    cli_settings,
+    existing_keyring,
+    masked_key,
+    new_keyring,
+    operator,
+    print_table,
+    read_api_key,
+    sync,
+    verify_key,
+    with_database,
+)
+from bot.settings import Settings
 from bot.words import plural
 from storage import queries
 from storage.audit import AuditKeys, iter_audit_events
 from storage.audit_chain import Checkpoint, verify_audit_chain
-from storage.crypto import (
-    KEY_FILE_NAME,
-    CryptoError,
-    KeyRing,
-    generate_key,
-    key_file_ring,
-    load_keyring,
-    read_keyring,
-)
-from storage.db import Database, DatabaseURLError, display_url
-from storage.errors import DuplicateAppName, StorageError
-from storage.migrations import current_revision, head_revision, upgrade
+from storage.crypto import KEY_FILE_NAME, KeyRing, generate_key, key_file_ring
+from storage.db import Database, display_url
+from storage.errors import DuplicateAppName
+from storage.migrations import current_revision, upgrade
 from storage.models import AuditEvent
 from storage.rotation import rotate_audit_keys, rotate_secrets
 
@@ -56,10 +56,6 @@ EXPORT_FIELDS: Final = (
     "mac",
     "mac_key_id",
 )
-
-
-class CliError(Exception):
-    """An expected failure; its message is printed as is."""
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -83,7 +79,7 @@ def _add_db(subparsers: Any) -> None:
     upgrade_parser = actions.add_parser(
         "upgrade", help="Upgrade the database to this version's schema (creates it if empty)."
     )
-    upgrade_parser.set_defaults(handler=_sync(_db_upgrade))
+    upgrade_parser.set_defaults(handler=sync(_db_upgrade))
 
 
 def _add_apps(subparsers: Any) -> None:
@@ -100,14 +96,14 @@ def _add_apps(subparsers: Any) -> None:
     add.add_argument("--default", action="store_true", help="make it the workspace default")
     add.add_argument("--replace", action="store_true", help="replace the app of that name")
     add.add_argument("--no-verify", action="store_true", help="save without asking OneSignal")
-    add.set_defaults(handler=_sync(_apps_add))
+    add.set_defaults(handler=sync(_apps_add))
     listing = actions.add_parser("list", help="List apps (keys masked).")
     listing.add_argument("--team", help="only this workspace")
-    listing.set_defaults(handler=_sync(_apps_list))
+    listing.set_defaults(handler=sync(_apps_list))
     remove = actions.add_parser("remove", help="Remove an app and its key.")
     remove.add_argument("--team", required=True, help="Slack workspace id (T…)")
     remove.add_argument("--name", required=True, help="the app's name")
-    remove.set_defaults(handler=_sync(_apps_remove))
+    remove.set_defaults(handler=sync(_apps_remove))
 
 
 def _add_keys(subparsers: Any) -> None:
@@ -123,7 +119,7 @@ def _add_keys(subparsers: Any) -> None:
         "Rotating: put the new key first (PUSHOPS_SECRET_KEY=new,old) in every running "
         "process, run this, then remove the old key.",
     )
-    rotate.set_defaults(handler=_sync(_keys_rotate))
+    rotate.set_defaults(handler=sync(_keys_rotate))
 
 
 def _add_audit(subparsers: Any) -> None:
@@ -139,7 +135,7 @@ def _add_audit(subparsers: Any) -> None:
     verify.add_argument(
         "--checkpoints", metavar="FILE", help="checkpoints as JSON lines (`-`: standard input)"
     )
-    verify.set_defaults(handler=_sync(_audit_verify))
+    verify.set_defaults(handler=sync(_audit_verify))
     checkpoint = actions.add_parser(
         "checkpoint",
         help="Publish each workspace's audit head now (to PUSHOPS_AUDIT_CHECKPOINTS).",
@@ -148,14 +144,14 @@ def _add_audit(subparsers: Any) -> None:
         "unset). Chains written before the audit key are anchored first.",
     )
     checkpoint.add_argument("--team", help="only this workspace")
-    checkpoint.set_defaults(handler=_sync(_audit_checkpoint))
+    checkpoint.set_defaults(handler=sync(_audit_checkpoint))
     export = actions.add_parser("export", help="Write the audit log as CSV or JSON lines.")
     export.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
     export.add_argument("--team", help="only this workspace")
     export.add_argument(
         "--since", type=_parse_since, help="only events at or after this time (ISO 8601, UTC)"
     )
-    export.set_defaults(handler=_sync(_audit_export))
+    export.set_defaults(handler=sync(_audit_export))
 
 
 def _parse_since(text: str) -> datetime:
@@ -170,101 +166,11 @@ def _parse_since(text: str) -> datetime:
 
 # --- running ----------------------------------------------------------------------------------
 
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _sync(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) -> Handler:
-    """A handler running `command`, turning every expected failure into a message."""
-
-    def handler(args: argparse.Namespace) -> int:
-        try:
-            return asyncio.run(command(args))
-        except (CliError, StorageError, CryptoError, DatabaseURLError) as error:
-            return _fail(str(error))
-        except DBAPIError as error:
-            return _fail(f"The database failed: {_first_line(error.orig)}")
-        except OSError as error:
-            return _fail(f"{error.strerror or error.__class__.__name__}: {error.filename or ''}")
-
-    return handler
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
-def _first_line(error: BaseException | None) -> str:
-    return str(error).strip().splitlines()[0] if error is not None and str(error).strip() else "?"
-
-
-def _settings() -> Settings:
-    settings, invalid = read_settings()
-    if invalid:
-        problems = "; ".join(f"{item.name} {item.message}" for item in invalid)
-        raise CliError(f"invalid settings: {problems}. `pushops check` says how to fix each.")
-    return settings
-
-
-async def _with_database(
-    settings: Settings, work: Callable[[Database], Awaitable[int]], *, migrated: bool = True
-) -> int:
-    url = settings.resolved_database_url
-    database = Database.open(url)
-    try:
-        if migrated:
-            await _require_head(database, url)
-        return await work(database)
-    except DBAPIError as error:
-        raise CliError(
-            f"Cannot use the database at {display_url(url)}: {_first_line(error.orig)}"
-        ) from None
-    finally:
-        await database.dispose()
-
-
-async def _require_head(database: Database, url: str) -> None:
-    current, head = await current_revision(database.engine), head_revision()
-    if current != head:
-        raise CliError(
-            f"The database at {display_url(url)} is at revision {current or 'none'}, this "
-            f"PushOps needs {head}: run `pushops db upgrade`."
-        )
-
-
-def _keyring(settings: Settings) -> KeyRing:
-    """The key ring; without PUSHOPS_SECRET_KEY, the data dir's key file, made if missing."""
-    return load_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
-
-
-def _audited(database: Database, keyring: KeyRing) -> Database:
-    """`database` writing audit events under the keys derived from `keyring`."""
-    return database.keyed(AuditKeys.from_keyring(keyring))
-
-
-def _existing_keyring(settings: Settings) -> KeyRing:
-    """The key ring, never making a key file: a command that only reads needs none made."""
-    keyring = read_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
-    if keyring is None:
-        raise CliError(
-            f"No key: PUSHOPS_SECRET_KEY is not set and {settings.data_dir / KEY_FILE_NAME} "
-            "does not exist. Set PUSHOPS_SECRET_KEY to the key the secrets were saved with."
-        )
-    return keyring
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return "cli"
-
-
 # --- db ---------------------------------------------------------------------------------------
 
 
 async def _db_upgrade(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
 
     async def work(database: Database) -> int:
         before = await current_revision(database.engine)
@@ -277,55 +183,28 @@ async def _db_upgrade(args: argparse.Namespace) -> int:
             print(f"Upgraded the database at {where} from {before or 'empty'} to {after}.")
         return 0
 
-    return await _with_database(settings, work, migrated=False)
+    return await with_database(settings, work, migrated=False)
 
 
 # --- apps -------------------------------------------------------------------------------------
 
 
-def _read_api_key(settings: Settings) -> SecretStr:
-    if settings.onesignal_api_key is not None and settings.onesignal_api_key.get_secret_value():
-        return settings.onesignal_api_key
-    if not sys.stdin.isatty():
-        raise CliError(
-            "No REST API key: set ONESIGNAL_API_KEY, or run in a terminal to be asked for it."
-        )
-    try:
-        typed = getpass.getpass("OneSignal REST API key (not echoed): ")
-    except (EOFError, KeyboardInterrupt):
-        raise CliError("No REST API key was entered.") from None
-    if not typed.strip():
-        raise CliError("No REST API key was entered.")
-    return SecretStr(typed.strip())
-
-
-async def _verify(settings: Settings, app_id: str, api_key: SecretStr) -> None:
-    from bot.credentials import CredentialError, verify_onesignal_app
-    from bot.onesignal_clients import OneSignalClients
-
-    clients = OneSignalClients(http=None, base_url=settings.onesignal_api_url)  # one call
-    try:
-        await verify_onesignal_app(clients, app_id=app_id, rest_api_key=api_key)
-    except CredentialError as error:
-        raise CliError(f"{error} (use --no-verify to save it anyway)") from None
-
-
 async def _apps_add(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
     queries.validate_team_id(args.team)
     queries.validate_app_name(args.name)
     app_id = queries.validate_onesignal_app_id(args.app_id)
 
     async def work(database: Database) -> int:
-        api_key = _read_api_key(settings)
+        api_key = read_api_key(settings.onesignal_api_key)
         if not args.replace:
             await _refuse_duplicate(database, args.team, args.name)
         if not args.no_verify:
-            await _verify(settings, app_id, api_key)
+            await verify_key(settings, app_id, api_key)
         # Last, once nothing else can refuse: without PUSHOPS_SECRET_KEY this makes the key file.
-        keyring = _keyring(settings)
+        keyring = new_keyring(settings)
         try:
-            async with _audited(database, keyring).sessions.begin() as session:
+            async with audited(database, keyring).sessions.begin() as session:
                 app = await queries.add_app(
                     session=session,
                     keyring=keyring,
@@ -333,7 +212,7 @@ async def _apps_add(args: argparse.Namespace) -> int:
                     name=args.name,
                     onesignal_app_id=app_id,
                     api_key=api_key,
-                    added_by=_actor(),
+                    added_by=operator(),
                     make_default=args.default,
                     replace=args.replace,
                 )
@@ -344,7 +223,7 @@ async def _apps_add(args: argparse.Namespace) -> int:
         print(f"Saved app {app.name!r}{default} in workspace {app.team_id}{checked}.")
         return 0
 
-    return await _with_database(settings, work)
+    return await with_database(settings, work)
 
 
 async def _refuse_duplicate(database: Database, team_id: str, name: str) -> None:
@@ -357,16 +236,8 @@ def _duplicate(error: DuplicateAppName) -> str:
     return f"{str(error).rstrip('.')}: add --replace to replace its app id and key."
 
 
-def _masked_key(app: Any, keyring: KeyRing) -> str:
-    try:
-        plain = queries.decrypt_app_key(app, keyring=keyring).get_secret_value()
-    except CryptoError as error:
-        return f"UNREADABLE ({error})"
-    return "••••" + plain[-4:] if len(plain) >= 16 else "••••"
-
-
 async def _apps_list(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
 
     async def work(database: Database) -> int:
         async with database.sessions() as session:
@@ -374,7 +245,7 @@ async def _apps_list(args: argparse.Namespace) -> int:
         if not apps:
             print("No OneSignal app is configured" + (f" in {args.team}." if args.team else "."))
             return 0
-        keyring = _existing_keyring(settings)
+        keyring = existing_keyring(settings)
         rows = [("TEAM", "NAME", "DEFAULT", "ONESIGNAL APP ID", "REST API KEY")]
         rows += [
             (
@@ -382,38 +253,29 @@ async def _apps_list(args: argparse.Namespace) -> int:
                 a.name,
                 "yes" if a.is_default else "",
                 a.onesignal_app_id,
-                _masked_key(a, keyring),
+                masked_key(a, keyring),
             )
             for a in apps
         ]
-        _print_table(rows, sys.stdout)
+        print_table(rows, sys.stdout)
         return 0
 
-    return await _with_database(settings, work)
-
-
-def _print_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
-            file=out,
-        )
+    return await with_database(settings, work)
 
 
 async def _apps_remove(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
 
     async def work(database: Database) -> int:
-        audited = _audited(database, _existing_keyring(settings))  # the removal is audited
-        async with audited.sessions.begin() as session:
+        keyed = audited(database, existing_keyring(settings))  # the removal is audited
+        async with keyed.sessions.begin() as session:
             await queries.remove_app(
-                session=session, team_id=args.team, name=args.name, actor=_actor()
+                session=session, team_id=args.team, name=args.name, actor=operator()
             )
         print(f"Removed app {args.name!r} and its key from workspace {args.team}.")
         return 0
 
-    return await _with_database(settings, work)
+    return await with_database(settings, work)
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -425,20 +287,20 @@ def _keys_generate(args: argparse.Namespace) -> int:
 
 
 async def _keys_rotate(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
 
     async def work(database: Database) -> int:
-        keyring = _existing_keyring(settings)
+        keyring = existing_keyring(settings)
         _refuse_a_stale_key_file(settings)
-        audited = _audited(database, keyring)
+        keyed = audited(database, keyring)
         report = await rotate_secrets(
-            session_factory=audited.sessions, keyring=keyring, actor=_actor()
+            session_factory=keyed.sessions, keyring=keyring, actor=operator()
         )
         print(
             f"Re-encrypted {plural(report.reencrypted, 'secret')} under key "
             f"{keyring.primary_key_id}; {report.current} already were."
         )
-        audit = await rotate_audit_keys(database=audited, actor=_actor())
+        audit = await rotate_audit_keys(database=keyed, actor=operator())
         print(
             f"Anchored the audit chains of {plural(len(audit.anchored), 'workspace')} under key "
             f"{keyring.primary_key_id}."
@@ -451,7 +313,7 @@ async def _keys_rotate(args: argparse.Namespace) -> int:
         _after_rotation(settings, keyring)
         return 0
 
-    return await _with_database(settings, work)
+    return await with_database(settings, work)
 
 
 def _after_rotation(settings: Settings, keyring: KeyRing) -> None:
@@ -505,11 +367,11 @@ def _refuse_a_stale_key_file(settings: Settings) -> None:
 
 
 async def _audit_verify(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
     checkpoints = _read_checkpoints(args.checkpoints) if args.checkpoints else None
 
     async def work(database: Database) -> int:
-        keys = AuditKeys.from_keyring(_existing_keyring(settings))
+        keys = AuditKeys.from_keyring(existing_keyring(settings))
         async with database.sessions() as session:
             report = await verify_audit_chain(
                 session=session, keys=keys, team_id=args.team, checkpoints=checkpoints or ()
@@ -527,7 +389,7 @@ async def _audit_verify(args: argparse.Namespace) -> int:
         print(summary + ".")
         return 0
 
-    return await _with_database(settings, work)
+    return await with_database(settings, work)
 
 
 def _extending(count: int) -> str:
@@ -551,16 +413,16 @@ def _read_checkpoints(path: str) -> list[Checkpoint]:
 
 
 async def _audit_checkpoint(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
     sink = FileSink(settings.audit_checkpoints or STDOUT)
     # With the lines on standard output, everything else goes to standard error.
     say = sys.stderr if sink.target == STDOUT else sys.stdout
 
     async def work(database: Database) -> int:
-        audited = _audited(database, _existing_keyring(settings))  # anchoring is audited
-        assert audited.audit_keys is not None
+        keyed = audited(database, existing_keyring(settings))  # anchoring is audited
+        assert keyed.audit_keys is not None
         publisher = CheckpointPublisher(
-            database=audited, keys=audited.audit_keys, actor=_actor(), interval=0, sinks=[sink]
+            database=keyed, keys=keyed.audit_keys, actor=operator(), interval=0, sinks=[sink]
         )
         anchored = await publisher.anchor()
         report = await publisher.publish(team_id=args.team)
@@ -577,7 +439,7 @@ async def _audit_checkpoint(args: argparse.Namespace) -> int:
         print(f"Wrote {plural(written, 'audit checkpoint')} to {sink.description}.", file=say)
         return 1 if problems else 0
 
-    return await _with_database(settings, work)
+    return await with_database(settings, work)
 
 
 def _export_row(event: AuditEvent) -> dict[str, Any]:
@@ -599,7 +461,7 @@ def _export_row(event: AuditEvent) -> dict[str, Any]:
 
 
 async def _audit_export(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = cli_settings()
     out = sys.stdout
 
     async def work(database: Database) -> int:
@@ -618,7 +480,7 @@ async def _audit_export(args: argparse.Namespace) -> int:
                     writer.writerow({name: csv_cell(value) for name, value in row.items()})
         return 0
 
-    return await _with_database(settings, work)
+    return await with_database(settings, work)
 
 
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
