@@ -26,6 +26,7 @@ GROUPS: dict[str, str] = {
     "policy": "bot.cli_settings",
     "export-settings": "bot.cli_settings",
     "import-settings": "bot.cli_settings",
+    "diagnostics": "bot.cli_diagnostics",
 }
 
 

@@ -16,6 +16,7 @@ SUB_ME: Final = "me"
 SUB_LIST: Final = "list"
 SUB_SETUP: Final = "setup"
 SUB_AUDIT: Final = "audit"
+SUB_DIAGNOSTICS: Final = "diagnostics"
 SUBCOMMANDS: Final[tuple[str, ...]] = (
     SUB_HELP,
     SUB_SEND,
@@ -26,6 +27,7 @@ SUBCOMMANDS: Final[tuple[str, ...]] = (
     SUB_LIST,
     SUB_SETUP,
     SUB_AUDIT,
+    SUB_DIAGNOSTICS,
 )
 """Every subcommand of the outside contract, in the order `/push help` lists them."""
 
@@ -81,6 +83,7 @@ BOT_SCOPES: Final[tuple[str, ...]] = (
     "im:write",  # conversations.open (a DM to the requester or an approver)
     "users:read",  # users.info (time zone, admin flags)
     "usergroups:read",  # usergroups.users.list (approver groups)
+    "files:write",  # files.getUploadURLExternal, files.completeUploadExternal (diagnostics)
 )
 """The bot scopes PushOps asks for; manifest.yml lists the same (tests/test_manifest.py)."""
 

@@ -18,6 +18,7 @@ from commands import (
     approvals,
     audit,
     cancel,
+    diagnostics,
     dismiss,
     help,
     listing,
@@ -40,6 +41,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     me.SUBCOMMAND,
     user.SUBCOMMAND,
     audit.SUBCOMMAND,
+    diagnostics.SUBCOMMAND,
     setup.SUBCOMMAND,
 )
 """The subcommands `/push` routes to; one not listed here answers with the help."""

@@ -50,6 +50,7 @@ USAGE: dict[str, str] = {
     const.SUB_LIST: f"{C} list [--app NAME]",
     const.SUB_SETUP: f"{C} setup                          admin: apps, keys, roles, approvals",
     const.SUB_AUDIT: f"{C} audit [N]                      admin: the last N audit events",
+    const.SUB_DIAGNOSTICS: f"{C} diagnostics                  admin: how PushOps runs, as a file",
 }
 """The grammar of each subcommand (docs/design.md, "The slash command"), keyed by name."""
 

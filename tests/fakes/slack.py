@@ -63,7 +63,8 @@ RESPONSE_URL = "response_url"
 """The method name under which posts to a response_url are recorded."""
 
 # Arguments that the SDK sends as JSON strings inside form bodies.
-_JSON_ARGS = ("blocks", "attachments", "view", "metadata")
+_JSON_ARGS = ("blocks", "attachments", "view", "metadata", "files")
+MAX_UPLOAD = 1024 * 1024 * 1024  # Slack takes files up to 1 GB
 _RESPONSE_URL_USES = 5  # Slack accepts five posts per response_url
 
 
@@ -163,6 +164,22 @@ class Fault:
 
 
 @dataclass
+class Upload:
+    """A file of Slack's upload flow: asked for (files.getUploadURLExternal), its bytes
+    posted to the upload URL, then shared (files.completeUploadExternal)."""
+
+    file_id: str
+    team_id: str
+    filename: str
+    length: int
+    content: bytes | None = None
+    title: str = ""
+    channel_id: str | None = None
+    initial_comment: str = ""
+    completed: bool = False
+
+
+@dataclass
 class _State:
     calls: list[Call] = field(default_factory=list)
     workspaces: dict[str, Workspace] = field(default_factory=dict)  # by bot token
@@ -172,6 +189,7 @@ class _State:
     faults: dict[str, Fault] = field(default_factory=dict)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    uploads: dict[str, Upload] = field(default_factory=dict)  # by file id
     response_uses: dict[str, int] = field(default_factory=dict)
     oauth_codes: dict[str, Workspace] = field(default_factory=dict)
     oauth_client: tuple[str, str] = (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
@@ -530,6 +548,7 @@ class FakeSlack:
             routes=[
                 Route("/api/{method}", self._api, methods=["GET", "POST"]),
                 Route("/response/{target}", self._response_url, methods=["POST"]),
+                Route("/upload/{file_id}", self._upload, methods=["POST"]),
                 WebSocketRoute("/link/", self._websocket),
             ]
         )
@@ -604,6 +623,22 @@ class FakeSlack:
         if fault.times <= 0:
             del self._state.faults[method]
         return fault
+
+    async def _upload(self, request: Request) -> Response:
+        """The upload URL: takes the file's bytes once, as files.getUploadURLExternal said."""
+        body = await request.body()
+        with self._lock:
+            upload = self._state.uploads.get(request.path_params["file_id"])
+            if upload is None or upload.content is not None:
+                return Response("not found", status_code=404)
+            upload.content = body
+        return Response(f"OK - {len(body)}", media_type="text/plain")
+
+    def shared_files(self, channel_id: str | None = None) -> list[Upload]:
+        """Files shared by files.completeUploadExternal (in `channel_id` only, if given)."""
+        with self._lock:
+            done = [u for u in self._state.uploads.values() if u.completed]
+        return [u for u in done if channel_id is None or u.channel_id == channel_id]
 
     async def _response_url(self, request: Request) -> Response:
         target = request.path_params["target"]
@@ -802,6 +837,39 @@ def _conversations_open(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) ->
     return {"ok": True, "channel": {"id": "D" + users[0].lstrip("U")}}
 
 
+def _get_upload_url(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    filename, length = args.get("filename"), str(args.get("length") or "")
+    if not filename or not length.isdigit() or not 0 < int(length) <= MAX_UPLOAD:
+        return {"ok": False, "error": "invalid_arguments"}
+    file_id = f"F{next(fake._counter):08d}"
+    with fake._lock:
+        fake._state.uploads[file_id] = Upload(file_id, ws.team_id, str(filename), int(length))
+    return {"ok": True, "file_id": file_id, "upload_url": f"{fake.base_url}/upload/{file_id}"}
+
+
+def _complete_upload(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    files = args.get("files")
+    if not isinstance(files, list) or not files or not all(isinstance(f, dict) for f in files):
+        return {"ok": False, "error": "invalid_arguments"}
+    with fake._lock:
+        uploads = [fake._state.uploads.get(str(f.get("id"))) for f in files]
+        if any(u is None or u.team_id != ws.team_id or u.completed for u in uploads):
+            return {"ok": False, "error": "file_not_found"}
+        if any(
+            u is not None and (u.content is None or len(u.content) != u.length) for u in uploads
+        ):
+            return {"ok": False, "error": "file_upload_size_mismatch"}  # never fully posted
+        shared = []
+        for upload, item in zip(uploads, files, strict=True):
+            assert upload is not None
+            upload.title = str(item.get("title") or upload.filename)
+            upload.channel_id = args.get("channel_id") or None
+            upload.initial_comment = str(args.get("initial_comment") or "")
+            upload.completed = True
+            shared.append({"id": upload.file_id, "name": upload.filename, "title": upload.title})
+    return {"ok": True, "files": shared}
+
+
 def _usergroup_users(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
     with fake._lock:
         group = fake._state.usergroups.get(str(args.get("usergroup")))
@@ -841,7 +909,7 @@ def _oauth_access(
         "ok": True,
         "app_id": "A0PUSHOPS",
         "authed_user": {"id": DEFAULT_USER_ID},
-        "scope": "commands,chat:write,im:write,users:read,usergroups:read",
+        "scope": "commands,chat:write,im:write,users:read,usergroups:read,files:write",
         "token_type": "bot",
         "access_token": workspace.bot_token,
         "bot_user_id": workspace.bot_user_id,
@@ -865,6 +933,8 @@ _METHODS: dict[str, Callable[[FakeSlack, Request, dict[str, Any], str | None], d
     "users.info": _bot_method(_users_info),
     "conversations.open": _bot_method(_conversations_open),
     "usergroups.users.list": _bot_method(_usergroup_users),
+    "files.getUploadURLExternal": _bot_method(_get_upload_url),
+    "files.completeUploadExternal": _bot_method(_complete_upload),
     "apps.connections.open": _connections_open,
     "oauth.v2.access": _oauth_access,
 }

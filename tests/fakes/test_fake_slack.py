@@ -360,3 +360,51 @@ def test_a_retry_after_the_retry_after_is_not_early():
     limiter.admit(*update)
 
     assert [round(e.early, 2) for e in limiter.early_retries] == [0.01]
+
+
+# --- the file upload flow ---------------------------------------------------------------------
+
+
+async def _upload_url(fake: FakeSlack, **args: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = (await _call(fake, "files.getUploadURLExternal", **args)).json()
+    return answer
+
+
+async def test_a_file_is_shared_only_after_its_announced_bytes_were_posted(fake_slack):
+    issued = await _upload_url(fake_slack, filename="d.json", length=5)
+    early = await _call(
+        fake_slack, "files.completeUploadExternal", files=[{"id": issued["file_id"]}]
+    )
+    async with httpx.AsyncClient() as http:
+        posted = await http.post(issued["upload_url"], content=b"{}\n..")
+        again = await http.post(issued["upload_url"], content=b"{}\n..")
+    done = await _call(
+        fake_slack,
+        "files.completeUploadExternal",
+        files=[{"id": issued["file_id"], "title": "T"}],
+        channel_id="D0ALICE",
+    )
+
+    assert early.json() == {"ok": False, "error": "file_upload_size_mismatch"}
+    assert (posted.status_code, again.status_code) == (200, 404)
+    assert done.json()["ok"] is True
+    (shared,) = fake_slack.shared_files("D0ALICE")
+    assert (shared.title, shared.content) == ("T", b"{}\n..")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"length": 5}, {"filename": "d.json"}, {"filename": "d.json", "length": 0}],
+    ids=["no-filename", "no-length", "empty"],
+)
+async def test_an_upload_without_a_name_or_a_length_is_refused(fake_slack, args):
+    assert await _upload_url(fake_slack, **args) == {"ok": False, "error": "invalid_arguments"}
+
+
+async def test_completing_a_file_nobody_asked_for_is_refused(fake_slack):
+    unknown = await _call(fake_slack, "files.completeUploadExternal", files=[{"id": "F0NOPE"}])
+    shapeless = await _call(fake_slack, "files.completeUploadExternal", files="F0NOPE")
+
+    assert unknown.json() == {"ok": False, "error": "file_not_found"}
+    assert shapeless.json() == {"ok": False, "error": "invalid_arguments"}
+    assert fake_slack.shared_files() == []
