@@ -97,3 +97,24 @@ def test_each_command_shown_exists(document, snippet):
         helps.append(text)
     missing = [option for option in options if not any(option in text for text in helps)]
     assert not missing, f"{document}: `pushops {snippet}` shows options it does not take: {missing}"
+
+
+def _metric_names() -> set[str]:
+    """Every series name the metrics registry exposes (a labelled one before its first use
+    too: a counter's `_total`, a histogram's `_bucket`, `_sum` and `_count`)."""
+    from bot.metrics import Metrics
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+    names: set[str] = set()
+    for family in Metrics().registry.collect():
+        names.add(family.name)
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ()))
+    return names
+
+
+def test_every_metric_the_operators_guide_names_exists():
+    named = set(re.findall(r"\bpushops_[a-z_]+", (ROOT / "docs" / "operations.md").read_text()))
+    known = _metric_names()
+
+    assert named, "docs/operations.md names no metric to alert on"
+    assert not named - known, f"docs/operations.md names metrics that do not exist: {named - known}"
