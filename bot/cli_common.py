@@ -13,7 +13,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError
@@ -26,6 +26,9 @@ from storage.errors import StorageError
 from storage.migrations import current_revision, head_revision
 from storage.models import OneSignalApp
 from storage.queries import decrypt_app_key
+
+if TYPE_CHECKING:
+    from bot.workspaces import Workspaces
 
 
 class CliError(Exception):
@@ -183,3 +186,28 @@ def print_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
             file=out,
         )
+
+
+class _NoSendService:
+    """A command line process sends nothing: the processes that do re-read apps and the policy
+    within seconds of a change made here (their caches' time to live)."""
+
+    def forget_apps(self, team_id: str) -> None:
+        """Nothing to forget here."""
+
+    def forget_policy(self, team_id: str) -> None:
+        """Nothing to forget here."""
+
+
+def workspace_service(settings: Settings, database: Database, keyring: KeyRing) -> Workspaces:
+    """The workspace service `/push setup` uses, its changes audited under `keyring`."""
+    from bot.onesignal_clients import OneSignalClients
+    from bot.workspaces import Workspaces
+
+    clients = OneSignalClients(http=None, base_url=settings.onesignal_api_url)
+    return Workspaces(
+        database=audited(database, keyring),
+        keyring=keyring,
+        clients=clients,
+        sends=_NoSendService(),
+    )

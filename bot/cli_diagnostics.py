@@ -8,9 +8,9 @@ import json
 import sys
 from typing import Any
 
-from bot.cli_common import CliError, cli_settings, sync, with_database
+from bot.cli_common import CliError, cli_settings, sync, with_database, workspace_service
 from bot.diagnostics import collect
-from storage.crypto import read_keyring
+from storage.crypto import KeyRing, generate_key, read_keyring
 from storage.db import Database
 from storage.queries import get_workspace, list_workspaces, validate_team_id
 
@@ -44,10 +44,14 @@ async def _diagnostics(args: argparse.Namespace) -> int:
                 else [w.team_id for w in await list_workspaces(session=session)]
             )
         keyring = read_keyring(secret_key=settings.secret_key, data_dir=settings.data_dir)
+        # Reading needs no key: without one, the service gets a ring of its own that opens
+        # nothing, and the document says each stored key is unreadable.
+        ring = keyring or KeyRing.from_text(generate_key())
         document = await collect(
             settings=settings,
             database=database,
             keyring=keyring,
+            workspaces=workspace_service(settings, database, ring),
             team_ids=teams,
             scope=args.team,
             online=not args.offline,

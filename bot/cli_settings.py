@@ -20,7 +20,6 @@ from pydantic import SecretStr
 
 from bot.cli_common import (
     CliError,
-    audited,
     cli_settings,
     existing_keyring,
     masked_key,
@@ -31,8 +30,8 @@ from bot.cli_common import (
     sync,
     verify_key,
     with_database,
+    workspace_service,
 )
-from bot.onesignal_clients import OneSignalClients
 from bot.policy import ApprovalMode, ApprovalPolicy, PolicyError, Role
 from bot.settings import Settings
 from bot.settings_file import (
@@ -140,27 +139,6 @@ def _add_policy(subparsers: Any) -> None:
 # --- the workspace service --------------------------------------------------------------------
 
 
-class _NoSendService:
-    """This process sends nothing: the processes that do re-read apps and the policy within
-    seconds of a change made here (their caches' time to live)."""
-
-    def forget_apps(self, team_id: str) -> None:
-        """Nothing to forget here."""
-
-    def forget_policy(self, team_id: str) -> None:
-        """Nothing to forget here."""
-
-
-def _service(settings: Settings, database: Database, keyring: KeyRing) -> Workspaces:
-    clients = OneSignalClients(http=None, base_url=settings.onesignal_api_url)
-    return Workspaces(
-        database=audited(database, keyring),
-        keyring=keyring,
-        clients=clients,
-        sends=_NoSendService(),
-    )
-
-
 async def _snapshot(workspaces: Workspaces, team_id: str) -> Snapshot:
     """The workspace as it is; CliError when PushOps does not know it."""
     validate_team_id(team_id)
@@ -204,7 +182,7 @@ async def _roles_list(args: argparse.Namespace) -> int:
 
     async def work(database: Database) -> int:
         snapshot = await _snapshot(
-            _service(settings, database, existing_keyring(settings)), args.team
+            workspace_service(settings, database, existing_keyring(settings)), args.team
         )
         if not snapshot.members:
             print(f"Nobody holds a PushOps role in {args.team}.")
@@ -231,7 +209,7 @@ async def _roles_change(args: argparse.Namespace) -> int:
     role = Role(args.role)
 
     async def work(database: Database) -> int:
-        workspaces = _service(settings, database, new_keyring(settings))
+        workspaces = workspace_service(settings, database, new_keyring(settings))
         await _snapshot(workspaces, args.team)
         changed = await workspaces.change_roles(
             team_id=args.team,
@@ -270,7 +248,9 @@ async def _policy_show(args: argparse.Namespace) -> int:
 
     async def work(database: Database) -> int:
         keyring = existing_keyring(settings)
-        current = await _settings_of(_service(settings, database, keyring), keyring, args.team)
+        current = await _settings_of(
+            workspace_service(settings, database, keyring), keyring, args.team
+        )
         policy = current.policy or ApprovalPolicy()
         rows = [
             ("mode", policy.mode),
@@ -310,7 +290,7 @@ async def _policy_set(args: argparse.Namespace) -> int:
 
     async def work(database: Database) -> int:
         keyring = new_keyring(settings)
-        workspaces = _service(settings, database, keyring)
+        workspaces = workspace_service(settings, database, keyring)
         current = await _settings_of(workspaces, keyring, args.team)
         actor = operator(args.actor)
         if options:
@@ -362,7 +342,9 @@ async def _export(args: argparse.Namespace) -> int:
 
     async def work(database: Database) -> int:
         keyring = existing_keyring(settings)
-        current = await _settings_of(_service(settings, database, keyring), keyring, args.team)
+        current = await _settings_of(
+            workspace_service(settings, database, keyring), keyring, args.team
+        )
         sys.stdout.write(render(current))
         return 0
 
@@ -385,7 +367,7 @@ async def _import(args: argparse.Namespace) -> int:
 
     async def work(database: Database) -> int:
         keyring = new_keyring(settings) if not args.dry_run else existing_keyring(settings)
-        workspaces = _service(settings, database, keyring)
+        workspaces = workspace_service(settings, database, keyring)
         current = await _settings_of(workspaces, keyring, wanted.team_id)
         todo = changes(current, wanted)
         if not todo:

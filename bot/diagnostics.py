@@ -31,13 +31,14 @@ from bot.policy import ApprovalPolicy, PolicyError, Role
 from bot.services import Services
 from bot.settings import Settings, env_name
 from bot.slack_clients import is_oauth_mode
+from bot.workspaces import Workspaces
 from storage.audit import append_audit
 from storage.crypto import CryptoError, KeyRing
 from storage.db import Database
 from storage.diagnostics import last_app_errors, recent_failures, scheduler_state, server_version
 from storage.migrations import current_revision, head_revision
 from storage.models import OneSignalApp, Send, utcnow
-from storage.queries import decrypt_app_key, get_workspace, list_apps, list_members
+from storage.queries import decrypt_app_key
 
 REDACTED: Final = "**REDACTED**"
 FAILURES: Final = 20
@@ -50,6 +51,7 @@ async def collect(
     settings: Settings,
     database: Database,
     keyring: KeyRing | None,
+    workspaces: Workspaces,
     team_ids: Iterable[str],
     scope: str | None,
     online: bool = True,
@@ -62,7 +64,7 @@ async def collect(
         "database": await _database(settings, database),
         "mode": _mode(settings),
         "settings": redacted_settings(settings),
-        "workspaces": [await _workspace(database, keyring, team) for team in team_ids],
+        "workspaces": [await _workspace(workspaces, database, keyring, team) for team in team_ids],
         "scheduler": await _scheduler(database, scope),
         "recent_failures": await _failures(database, scope),
         "check": await _check(settings, database, keyring, scope) if online else None,
@@ -145,11 +147,12 @@ def _url_password(settings: Settings) -> list[str]:
     return [str(password)] if password else []
 
 
-async def _workspace(database: Database, keyring: KeyRing | None, team_id: str) -> dict[str, Any]:
+async def _workspace(
+    workspaces: Workspaces, database: Database, keyring: KeyRing | None, team_id: str
+) -> dict[str, Any]:
+    snapshot = await workspaces.snapshot(team_id)
+    workspace, apps, members = snapshot.workspace, snapshot.apps, snapshot.members
     async with database.sessions() as session:
-        workspace = await get_workspace(session=session, team_id=team_id)
-        apps = await list_apps(session=session, team_id=team_id)
-        members = await list_members(session=session, team_id=team_id)
         errors = await last_app_errors(session=session, team_id=team_id)
     if workspace is None:
         return {"team_id": team_id, "known": False}
@@ -288,6 +291,7 @@ async def for_workspace(services: Services, *, team_id: str, actor: str) -> str:
         settings=services.settings,
         database=services.database,
         keyring=services.keyring,
+        workspaces=services.workspaces,
         team_ids=[team_id],
         scope=team_id,
     )
