@@ -10,6 +10,7 @@ name (`--actor`, else the OS user). Running processes see a change within a few 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -151,16 +152,22 @@ async def _snapshot(workspaces: Workspaces, team_id: str) -> Snapshot:
     return snapshot
 
 
-async def _settings_of(workspaces: Workspaces, keyring: KeyRing, team_id: str) -> WorkspaceSettings:
+async def _settings_of(
+    workspaces: Workspaces, keyring: KeyRing, team_id: str, *, replacing_policy: bool = False
+) -> WorkspaceSettings:
+    """The workspace's settings; CliError for an unknown one, or for a stored policy that does
+    not parse (unless `replacing_policy`: then it is None, to be set anew)."""
     snapshot = await _snapshot(workspaces, team_id)
     assert snapshot.workspace is not None
     roles: dict[Role, tuple[str, ...]] = {role: () for role in Role}
     for member in snapshot.members:
         roles[member.role] = (*roles[member.role], member.subject_id)
+    policy: ApprovalPolicy | None = None
     try:
         policy = ApprovalPolicy.from_settings(snapshot.workspace.settings)
     except PolicyError as error:
-        raise CliError(f"{error}: set it again with `pushops policy set`.") from None
+        if not replacing_policy:
+            raise CliError(f"{error}: set it again with `pushops policy set`.") from None
     apps = [
         AppSetting(app.name, app.onesignal_app_id, app.is_default, masked_key(app, keyring))
         for app in snapshot.apps
@@ -291,14 +298,13 @@ async def _policy_set(args: argparse.Namespace) -> int:
     async def work(database: Database) -> int:
         keyring = new_keyring(settings)
         workspaces = workspace_service(settings, database, keyring)
-        current = await _settings_of(workspaces, keyring, args.team)
+        current = await _settings_of(workspaces, keyring, args.team, replacing_policy=True)
         actor = operator(args.actor)
         if options:
-            base = (current.policy or ApprovalPolicy()).to_settings()
             try:
-                policy = ApprovalPolicy.from_settings({**base, **options})
+                policy = dataclasses.replace(current.policy or ApprovalPolicy(), **options)
             except PolicyError as error:
-                raise CliError(str(error).removeprefix(_STORED_PREFIX)) from None
+                raise CliError(str(error)) from None
             await workspaces.set_policy(
                 team_id=args.team, enterprise_id=None, actor=actor, policy=policy
             )
@@ -312,12 +318,6 @@ async def _policy_set(args: argparse.Namespace) -> int:
         return 0
 
     return await with_database(settings, work)
-
-
-_STORED_PREFIX = (
-    "The approval policy stored for this workspace is invalid; "
-    "an admin should set it again in /push setup ("
-)
 
 
 def _describe(policy: ApprovalPolicy) -> str:

@@ -194,8 +194,15 @@ async def test_policy_set_changes_only_what_is_given_and_is_audited(database, wo
     [
         (["--mode", "all"], "error: Choose the channel where approvers are asked."),
         (["--approvals", "9"], "error: Approvals needed must be between 1 and 5."),
-        (["--channel", "#general"], "error: '#general' is not a Slack channel id"),
-        ([], "error: Nothing to set: give --mode"),
+        (
+            ["--channel", "#general"],
+            "error: '#general' is not a Slack channel id (like C0123ABCD).",
+        ),
+        (
+            [],
+            "error: Nothing to set: give --mode, --approvals, --channel, --user-threshold or "
+            "--log-channel.",
+        ),
     ],
 )
 async def test_policy_set_refuses_a_policy_that_cannot_work(
@@ -204,8 +211,27 @@ async def test_policy_set_refuses_a_policy_that_cannot_work(
     result = await run_cli("policy", "set", "--team", DEFAULT_TEAM, *args)
 
     assert (result.code, result.stdout) == (1, "")
-    assert result.stderr.startswith(message)
+    assert result.stderr == message + "\n"
     assert (await _workspace(database)).settings == {} and await _audit(database) == []
+
+
+async def test_policy_set_replaces_a_stored_policy_that_does_not_parse(
+    database, workspace, run_cli
+):
+    async with database.sessions.begin() as session:
+        await queries.update_workspace(
+            session=session,
+            team_id=DEFAULT_TEAM,
+            actor="U0X",
+            settings={"approvals": {"mode": "??"}},
+        )
+    shown = await run_cli("policy", "show", "--team", DEFAULT_TEAM)
+
+    fixed = await run_cli("policy", "set", "--team", DEFAULT_TEAM, "--mode", "off")
+
+    assert shown.code == 1 and "set it again with `pushops policy set`" in shown.stderr
+    assert fixed.code == 0, fixed.stderr
+    assert ApprovalPolicy.from_settings((await _workspace(database)).settings).mode == "off"
 
 
 async def test_policy_on_an_unknown_workspace_says_so(database, run_cli):
