@@ -32,6 +32,7 @@ class Templates:
     def __init__(self, apps: AppClients, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._apps = apps
         self._lists: Expiring[tuple[str, str | None], list[Template]] = Expiring(clock=clock)
+        self._shown: Expiring[tuple[str, str | None, str], TemplateRef] = Expiring(clock=clock)
 
     async def listing(self, team_id: str, app_name: str | None) -> list[Template]:
         """The push templates of the app (the default when None), kept `LIST_TTL` s.
@@ -66,17 +67,22 @@ class Templates:
         if found is None:
             raise SendRejected("template", _unknown(wanted, templates))
         app = await self._app(team_id, app_name)
-        try:
-            full = await app.client.view_template(app.onesignal_app_id, found.id)
-        except OneSignalError as error:
-            raise SendRejected(
-                "template", f"OneSignal did not show the template {found.name!r}: {error}"
-            ) from None
-        return ref_of(full)
+
+        async def load() -> tuple[TemplateRef, float]:
+            try:
+                full = await app.client.view_template(app.onesignal_app_id, found.id)
+            except OneSignalError as error:
+                raise SendRejected(
+                    "template", f"OneSignal did not show the template {found.name!r}: {error}"
+                ) from None
+            return ref_of(full), LIST_TTL
+
+        return await self._shown.get((team_id, app_name, found.id), load)
 
     def forget(self, team_id: str) -> None:
         """Drop the workspace's kept lists (its apps changed)."""
         self._lists.forget_where(lambda key: key[0] == team_id)
+        self._shown.forget_where(lambda key: key[0] == team_id)
 
     async def _app(self, team_id: str, app_name: str | None) -> AppClient:
         try:

@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
 from bot.cache import Expiring
-from bot.delivery import Audience, Send, SendContent, SendRejected
+from bot.delivery import Audience, Send, SendContent, SendRejected, TemplateRef
 from bot.delivery.attempt import explain
 from bot.onesignal.errors import OneSignalError
 from bot.services import Services
@@ -38,9 +38,10 @@ from commands.context import CommandContext, CommandError, Reply
 from commands.dispatch import ACK_BUDGET
 from commands.notify import notifier_of
 from commands.outgoing import SLACK_ERRORS
+from commands.send import form_options
 from commands.send.requester import Requester, requester
 from commands.send.storing import Draft, answer, app_names, go, store
-from commands.views import compose
+from commands.views import compose, compose_options
 from commands.views.compose import ComposeForm, ComposeInput
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,18 @@ async def _refresh(
     view: dict[str, Any],
     form: ComposeForm,
 ) -> None:
-    """List the chosen app's segments and show them (the estimate starts over)."""
-    segments, note = await list_segments(services, team_id, Meta.load(form.metadata).app)
-    updated = replace(form, segments=segments, segments_note=note, estimate=compose.ESTIMATE_PROMPT)
+    """List the chosen app's segments and templates and show them (the estimate starts over)."""
+    app = Meta.load(form.metadata).app
+    segments, note = await list_segments(services, team_id, app)
+    templates = await form_options.list_templates(services, team_id, app)
+    options = replace(form.options, templates=templates, template_text=None)
+    updated = replace(
+        form,
+        segments=segments,
+        segments_note=note,
+        estimate=compose.ESTIMATE_PROMPT,
+        options=options,
+    )
     await _update(client, view, updated)
 
 
@@ -273,9 +283,12 @@ class FormErrors(Exception):
         self.errors = errors
 
 
-def _error_block(field: str, typed: ComposeInput, view: dict[str, Any]) -> str:
+def _error_block(field: str, typed: ComposeInput, view: dict[str, Any], message: str = "") -> str:
     """The block showing a refusal of `field` (one that exists in this view)."""
     shown = {block.get("block_id") for block in view.get("blocks") or ()}
+    ours = compose_options.error_block(field, message, view)
+    if ours is not None:
+        return ours
     problem = audience_problem(typed) if field == "audience" else None
     if problem is not None:
         block = problem[0]
@@ -308,17 +321,33 @@ def _due(typed: ComposeInput, timezone: str | None) -> datetime | None:
     return None
 
 
-def _draft(typed: ComposeInput, meta: Meta, timezone: str | None, view: dict[str, Any]) -> Draft:
+def _draft(
+    typed: ComposeInput,
+    meta: Meta,
+    timezone: str | None,
+    view: dict[str, Any],
+    template: TemplateRef | None = None,
+) -> Draft:
     """The form's values as a send; FormErrors naming each bad field."""
     errors: dict[str, str] = {}
-    content = audience = None
+    content = audience = options = None
     due = None
+    values = view["state"]["values"]
     try:
         content = SendContent(
-            message=typed.message, title=typed.title, url=typed.url, image=typed.image
+            message=typed.message or None,
+            title=typed.title,
+            url=typed.url,
+            image=typed.image,
+            template=template,
+            **form_options.content_fields(values),
         )
     except SendRejected as error:
-        errors[_error_block(error.field, typed, view)] = str(error)
+        errors[_error_block(error.field, typed, view, str(error))] = str(error)
+    try:
+        options = form_options.delivery_of(values)
+    except SendRejected as error:
+        errors.setdefault(_error_block(error.field, typed, view, str(error)), str(error))
     try:
         audience = _audience(typed)
     except SendRejected as error:
@@ -329,7 +358,9 @@ def _draft(typed: ComposeInput, meta: Meta, timezone: str | None, view: dict[str
         errors.update(error.errors)
     if errors or content is None or audience is None:
         raise FormErrors(errors)
-    return Draft(app=typed.app or meta.app, content=content, audience=audience, due_at=due)
+    return Draft(
+        app=typed.app or meta.app, content=content, audience=audience, due_at=due, options=options
+    )
 
 
 async def _submitted(
@@ -360,7 +391,13 @@ async def _submitted(
         raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: str(error)}) from None
     except TimeoutError:
         raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: SLACK_TOO_SLOW}) from None
-    draft = _draft(typed, meta, person.timezone, view)
+    try:
+        template = await form_options.resolve_template(
+            services, team_id, typed.app or meta.app, view["state"]["values"]
+        )
+    except SendRejected as error:
+        raise FormErrors({_error_block(error.field, typed, view, str(error)): str(error)}) from None
+    draft = _draft(typed, meta, person.timezone, view, template)
     try:
         send = await store(
             services,
@@ -520,3 +557,4 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(const.ACTION_COMPOSE_APP)(on_app)
     app.action(const.ACTION_COMPOSE_AUDIENCE)(on_audience)
     app.view(const.CALLBACK_COMPOSE)(on_submit)
+    form_options.register(app, services)

@@ -15,6 +15,7 @@ from typing import Any, Final
 from bot import const
 from bot.timeparse import MAX_AHEAD
 from commands._format import Block
+from commands.views.compose_options import OptionsForm, options_blocks, shown_options
 from commands.views.limits import (
     CONTEXT_TEXT,
     HINT_TEXT,
@@ -67,6 +68,7 @@ class ComposeForm:
     estimate: str = ESTIMATE_PROMPT
     metadata: str = ""
     filled: ComposeInput | None = None
+    options: OptionsForm = OptionsForm()
 
 
 def compose_view(form: ComposeForm) -> dict[str, Any]:
@@ -83,7 +85,13 @@ def compose_view(form: ComposeForm) -> dict[str, Any]:
             placeholder="Heading",
             initial=filled.title,
         ),
-        _text_input(const.BLOCK_COMPOSE_MESSAGE, "Message", multiline=True, initial=filled.message),
+        _text_input(
+            const.BLOCK_COMPOSE_MESSAGE,
+            "Message",
+            multiline=True,
+            initial=filled.message,
+            optional=bool(form.options.templates),  # a template may give it
+        ),
         _segments_block(
             const.BLOCK_COMPOSE_SEGMENTS,
             "Segments",
@@ -112,6 +120,7 @@ def compose_view(form: ComposeForm) -> dict[str, Any]:
             placeholder="10m, 2h, 1d or 1h30m",
             initial=filled.in_,
         ),
+        *options_blocks(form.options),
         {
             "type": "context",
             "block_id": const.BLOCK_COMPOSE_ESTIMATE,
@@ -398,6 +407,7 @@ def form_of(view: dict[str, Any]) -> ComposeForm:
         segments_note=(segments_block.get("hint") or {}).get("text"),
         estimate=str(elements[0].get("text") or ESTIMATE_PROMPT),
         metadata=str(view.get("private_metadata") or ""),
+        options=shown_options(view),
     )
 
 
