@@ -44,11 +44,13 @@ from bot.delivery.service import default_worker_id
 from bot.delivery.writer import WriteGate
 from bot.notifier import Notifier, NotifierRelay
 from bot.outcome_log import OutcomeLog
+from bot.recurrence import Rule
 from bot.settings import Settings
 from storage import claims
+from storage import series as stored_series
 from storage.claims import DEFAULT_LEASE
 from storage.db import Database
-from storage.models import Send, SendState, utcnow
+from storage.models import Send, SendState, Series, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,8 @@ class Scheduler:
         notifier: for missed sends and expired approvals (default: the service's).
         claim_batch: sends claimed per transaction.
         drain_timeout: seconds `stop()` waits for deliveries in flight.
+        series_lead: how long before its time a series' occurrence becomes a send (default:
+            four sweeps, at least a minute), so its timer is armed before it is due.
     """
 
     def __init__(
@@ -108,6 +112,7 @@ class Scheduler:
         notifier: Notifier | None = None,
         claim_batch: int = 100,
         drain_timeout: float = 10.0,
+        series_lead: timedelta | None = None,
     ) -> None:
         self.database = database
         self.settings = settings
@@ -115,6 +120,7 @@ class Scheduler:
         self.clock = clock
         self.claim_batch = claim_batch
         self.drain_timeout = drain_timeout
+        self.series_lead = series_lead or timedelta(seconds=max(60.0, 4 * sweep_interval))
         self._service = deliver if isinstance(deliver, SendService) else None
         if self._service is not None:
             if worker_id is not None and worker_id != self._service.worker_id:
@@ -304,6 +310,7 @@ class Scheduler:
         raises.
         """
         try:
+            await self._materialise()
             await self._mark_missed()
             await self._expire_approvals()
             await self._derive_timers()
@@ -311,6 +318,28 @@ class Scheduler:
             if self._aps is None:
                 raise
             log.warning("sweep failed (%s); the next one tries again", type(error).__name__)
+
+    async def _materialise(self) -> None:
+        """Make the series' occurrences due within `series_lead` into sends; their timers are
+        armed with the rest below, and one already too late is marked missed and told."""
+        while True:
+            async with self._writes:
+                made = await stored_series.materialise_due(
+                    session_factory=self.database.sessions,
+                    now=self.clock(),
+                    lead=self.series_lead,
+                    next_after=_next_occurrence,
+                    worker_id=self.worker_id,
+                    limit=_BATCH_LIMIT,
+                )
+            if len(made) < _BATCH_LIMIT:
+                return
+
+    def sweep_soon(self) -> None:
+        """Sweep now, aside (a series was just made or resumed: its first occurrence may be
+        due before the next periodic sweep)."""
+        if self._aps is not None and not self._stopping:
+            self._side(self._start_sweep())
 
     async def _mark_missed(self) -> None:
         while True:
@@ -484,6 +513,10 @@ async def _finish(task: asyncio.Task[None] | None, *, within: float) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _next_occurrence(series: Series, moment: datetime) -> datetime:
+    return Rule.from_json(series.rule).next_after(moment)
 
 
 def _quiet_apscheduler() -> None:

@@ -35,6 +35,7 @@ from bot.onesignal_clients import OneSignalClients
 from bot.outbox import DrainPolicy, OutboxDrainer
 from bot.outcome_log import OutcomeLog
 from bot.scheduling import Scheduler
+from bot.series import SeriesService
 from bot.settings import Settings
 from bot.slack_http import SlackHttp
 from bot.slack_limits import SLACK_LIMITS, SlackLimits
@@ -65,6 +66,10 @@ when OneSignal does not answer."""
 
 DENIAL_WINDOW: Final = 60.0
 """Seconds between two audit events of one person's refusals of one action (`denials`)."""
+
+
+def _no_wake() -> None:
+    """A scheduler that is not ours (a test's) has no sweep to ask for."""
 
 
 def _denials() -> Throttle[tuple[str, ...]]:
@@ -127,6 +132,7 @@ class Services:
         sends: the send service (bot.delivery).
         scheduler: started after the start hooks, stopped before the shutdown hooks.
         workspaces: the workspace service (bot.workspaces), made from the parts above.
+        series: the series service (bot.series: recurring sends), made from the parts above.
         readiness: what `/readyz` awaits; defaults to checking that the database takes a
             write (`Database.ping`).
         checkpoints: publishes the audit checkpoints (bot.checkpoints); None without a
@@ -176,8 +182,14 @@ class Services:
     clock: Callable[[], datetime] = utcnow
     onesignal: OneSignalClients = field(init=False)
     workspaces: Workspaces = field(init=False)
+    series: SeriesService = field(init=False)
 
     def __post_init__(self) -> None:
+        scheduler = self.scheduler
+        self.series = SeriesService(
+            database=self.database,
+            wake=scheduler.sweep_soon if isinstance(scheduler, Scheduler) else _no_wake,
+        )
         self.onesignal = OneSignalClients(self.onesignal_http, self.settings.onesignal_api_url)
         self.workspaces = Workspaces(
             database=self.database, keyring=self.keyring, clients=self.onesignal, sends=self.sends

@@ -248,6 +248,8 @@ class Send(Timestamps, Base):
         sa.Index(None, "state", "due_at"),
         sa.Index(None, "team_id", "created_at"),
         sa.Index(None, "team_id", "notification_id"),
+        # An occurrence is made once, whoever makes it (a second replica, a restart).
+        sa.UniqueConstraint("series_id", "occurrence_at"),
     )
 
     # The UUID is OneSignal's idempotency key; it never changes, so retries cannot double-send.
@@ -283,6 +285,11 @@ class Send(Timestamps, Base):
     finished_at: Mapped[datetime | None]
     # The compose form (Slack view id) that asked for this send; None for other ways in.
     submission: Mapped[str | None] = mapped_column(sa.String(64))
+    # An occurrence of a series: its series and the moment it is for (once per both).
+    series_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("series.id", ondelete="SET NULL")
+    )
+    occurrence_at: Mapped[datetime | None]
 
     # Not a column: True on the send `create_send` returned instead of storing one, because
     # its submission had stored this one already (Send pressed twice, maybe on two replicas).
@@ -310,6 +317,70 @@ class SendNotification(Base):
 
     def __repr__(self) -> str:
         return f"SendNotification(team_id={self.team_id!r}, batch={self.batch})"
+
+
+class SeriesState(StrEnum):
+    """Where a recurring send stands: only an active (and approved) series has occurrences."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FINISHED = "finished"  # its --until or --times reached
+
+
+class SeriesApproval(StrEnum):
+    """A series' approval, asked once for all its occurrences (and again after an edit)."""
+
+    NOT_NEEDED = "not_needed"
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Series(Timestamps, Base):
+    """A recurring send (`--every`), stored once: its rule, content and audience.
+
+    Each occurrence becomes an ordinary send shortly before it is due (`storage.series`),
+    whose id is derived from the series' id and the occurrence's time, so it is made once
+    whoever makes it. `next_at` is the next occurrence not made yet (None when none will be);
+    `occurrences` counts those made. `rule` is `bot.recurrence.Rule` as JSON, read in
+    `timezone`; `until` (UTC) and `times` end it.
+    """
+
+    __tablename__ = "series"
+    __table_args__ = (
+        sa.UniqueConstraint("team_id", "short_id"),
+        sa.Index(None, "state", "next_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    short_id: Mapped[str] = mapped_column(sa.String(6))
+    team_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.team_id"))
+    app_ref: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("onesignal_apps.id", ondelete="SET NULL")
+    )
+    app_name: Mapped[str] = mapped_column(sa.String(64), default="")
+    requester_id: Mapped[str] = mapped_column(sa.String(32))
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    rule: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    until: Mapped[datetime | None]
+    times: Mapped[int | None]
+    occurrences: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_at: Mapped[datetime | None]
+    state: Mapped[SeriesState] = mapped_column(_enum(SeriesState, 16), default=SeriesState.ACTIVE)
+    approval: Mapped[SeriesApproval] = mapped_column(
+        _enum(SeriesApproval, 16), default=SeriesApproval.NOT_NEEDED
+    )
+    approvals_required: Mapped[int] = mapped_column(default=0, server_default="0")
+    approvals_received: Mapped[int] = mapped_column(default=0, server_default="0")
+    # purpose ("approval") -> {"channel": ..., "ts": ...}
+    slack_messages: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    def __repr__(self) -> str:
+        return f"Series(team_id={self.team_id!r}, short_id={self.short_id!r}, state={self.state!r})"
 
 
 class Approval(Base):

@@ -603,7 +603,7 @@ async def create_send(
     target = f"send {send.short_id}"
     entries = [
         AuditEntry(
-            requester_id, "send.created", target, "ok", _send_summary(send) | {"state": state.value}
+            requester_id, "send.created", target, "ok", send_summary(send) | {"state": state.value}
         )
     ]
     if claim is not None:
@@ -629,10 +629,10 @@ async def _insert_with_short_id(
     transaction, on PostgreSQL) is not a short id taken: that send is returned, `replayed`.
     """
     now = utcnow()
-    row = _new_send_row(now) | fields
+    row = new_send_row(now) | fields
     for _ in range(_SHORT_ID_ATTEMPTS):
         row |= {"id": uuid.uuid4(), "short_id": new_short_id()}
-        if await _insert_send_row(session, row):
+        if await insert_send_row(session, row):
             send = Send(**row)
             make_transient_to_detached(send)  # as if read from the table…
             session.add(send)  # …in this session: persistent, nothing left to flush
@@ -644,7 +644,7 @@ async def _insert_with_short_id(
     raise ShortIdExhausted("No free short id was found for this send; try again.")
 
 
-async def _insert_send_row(session: AsyncSession, row: dict[str, Any]) -> bool:
+async def insert_send_row(session: AsyncSession, row: dict[str, Any]) -> bool:
     """Insert `row`; False when a unique key of it is taken (nothing inserted).
 
     On PostgreSQL the attempt runs in a savepoint, so a refusal costs only this attempt.
@@ -680,7 +680,7 @@ async def _submitted_send(session: AsyncSession, team_id: str, submission: str) 
     return stored
 
 
-def _new_send_row(now: datetime) -> dict[str, Any]:
+def new_send_row(now: datetime) -> dict[str, Any]:
     """Every column of a new send row, with its value unless `create_send` gives one.
 
     Fresh containers each time: the row becomes the `Send` object handed to the caller.
@@ -707,6 +707,8 @@ def _new_send_row(now: datetime) -> dict[str, Any]:
         "lease_until": None,
         "finished_at": None,
         "submission": None,
+        "series_id": None,
+        "occurrence_at": None,
         "created_at": now,
         "updated_at": now,
     }
@@ -732,7 +734,7 @@ def _insert_for(session: AsyncSession) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def _send_summary(send: Send) -> dict[str, Any]:
+def send_summary(send: Send) -> dict[str, Any]:
     audience = send.audience
     return {
         "send_id": str(send.id),

@@ -33,6 +33,7 @@ EXPECTED_TABLES = {
     "user_links",
     "sends",
     "send_notifications",
+    "series",
     "approvals",
     "audit_events",
     "slack_requests",
