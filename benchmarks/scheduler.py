@@ -1,6 +1,8 @@
-"""The scheduler: 10,000 sends due inside 10 s, and re-arming 10,000 timers after a restart.
+"""The scheduler: 10,000 sends and 1,000 series' occurrences due inside 10 s, and re-arming
+10,000 timers after a restart.
 
-    .venv/bin/python benchmarks/scheduler.py [--sends 10000] [--window 10] [--database-url URL]
+    .venv/bin/python benchmarks/scheduler.py [--sends 10000] [--series 1000] [--window 10]
+        [--database-url URL]
 
 One PushOps process, as the issue asks: a `SendService` with its `Scheduler`, built as
 `pushops serve` builds them (the default `DeliveryPolicy`: 50 OneSignal calls in flight,
@@ -13,8 +15,11 @@ as `pushops serve` and `pushops worker` set it (bot/collector.py); `--no-freeze`
 at Python's defaults.
 
 Burst: `--sends` scheduled sends, due evenly across a `--window`-second window that opens
-a few seconds after they are stored; the scheduler is started (arming every timer) and
-the run waits until each send is recorded `sent`. Lateness of a send = when its request
+a few seconds after they are stored, and `--series` recurring sends (every hour) whose next
+occurrence is due in the same window, each made into a send of its own by the scheduler's
+sweep (`storage.series.materialise_due`) under a key derived from the series and the
+occurrence time; the scheduler is started (arming every timer) and the run waits until each
+send, occurrences included, is recorded `sent`. Lateness of a send = when its request
 reached the fake minus its due time. Also counted: notifications the fake holds, and
 requests per idempotency key (a duplicate would show as a key seen twice). CPU per send is
 that of PushOps (all its threads), of which its event loop's thread, and the fake's
@@ -24,7 +29,8 @@ pause, are shown too (both are on the path of every send in this one process).
 Restart: `--sends` sends scheduled an hour ahead; a fresh scheduler (as after a restart)
 is timed from `start()` to its return, when every timer is armed.
 
-Targets (issue 4): p99 lateness < 1 s, re-arming < 5 s, exactly `--sends` notifications.
+Targets (issue 4): p99 lateness < 1 s, re-arming < 5 s, exactly `--sends` + `--series`
+notifications, each occurrence once under its derived key.
 """
 
 from __future__ import annotations
@@ -65,7 +71,16 @@ from storage.audit import AuditKeys  # noqa: E402
 from storage.crypto import KeyRing, generate_key  # noqa: E402
 from storage.db import Database, display_url  # noqa: E402
 from storage.migrations import upgrade  # noqa: E402
-from storage.models import OneSignalApp, Send, SendState, utcnow  # noqa: E402
+from storage.models import (  # noqa: E402
+    OneSignalApp,
+    Send,
+    SendState,
+    Series,
+    SeriesApproval,
+    SeriesState,
+    utcnow,
+)
+from storage.series import occurrence_id  # noqa: E402
 from tests.fakes.onesignal import FakeOneSignal  # noqa: E402
 
 TEAM = "T0BENCH"
@@ -152,6 +167,51 @@ async def _store(database: Database, app: OneSignalApp, dues: list[datetime], ta
     async with database.sessions.begin() as session:
         for start in range(0, len(rows), 1000):
             await session.execute(sa.insert(Send), rows[start : start + 1000])
+
+
+async def _store_series(database: Database, app: OneSignalApp, dues: list[datetime]) -> None:
+    """Series every hour whose next occurrence is at each of `dues`, in one statement."""
+    rows: list[dict[str, Any]] = [
+        {
+            "id": uuid.uuid4(),
+            "short_id": f"S{i:05d}",
+            "team_id": TEAM,
+            "app_ref": app.id,
+            "app_name": app.name,
+            "requester_id": "U0BENCH",
+            "content": {"message": f"series {i}"},
+            "audience": {"segments": ["Subscribed Users"]},
+            "rule": {
+                "every": "interval",
+                "zone": "UTC",
+                "start": due.isoformat(),
+                "interval": 3600,
+            },
+            "timezone": "UTC",
+            "next_at": due,
+            "state": SeriesState.ACTIVE,
+            "approval": SeriesApproval.NOT_NEEDED,
+            "slack_messages": {},
+        }
+        for i, due in enumerate(dues)
+    ]
+    if rows:
+        async with database.sessions.begin() as session:
+            await session.execute(sa.insert(Series), rows)
+
+
+async def _occurrence_keys(database: Database) -> tuple[int, int]:
+    """(occurrences made, of which under the key derived from their series and time)."""
+    async with database.sessions() as session:
+        rows = (
+            await session.execute(
+                sa.select(Send.id, Send.series_id, Send.occurrence_at).where(
+                    Send.series_id.is_not(None)
+                )
+            )
+        ).all()
+    derived = sum(1 for row in rows if row.id == occurrence_id(row.series_id, row.occurrence_at))
+    return len(rows), derived
 
 
 async def _count(database: Database, state: SendState) -> int:
@@ -241,16 +301,24 @@ async def burst(
     count: int,
     window: float,
     *,
+    series: int = 0,
     freeze: bool = True,
 ) -> dict[str, Any]:
-    """`count` sends due across `window` seconds: lateness at the fake, and what it holds."""
+    """`count` sends and `series` series' occurrences due across `window` seconds: lateness
+    at the fake, and what it holds."""
     app = await _app(database, keyring, fake)
     opens = utcnow() + timedelta(seconds=LEAD)
     dues = [opens + timedelta(seconds=window * i / count) for i in range(count)]
     await _store(database, app, dues, "B")
+    await _store_series(
+        database,
+        app,
+        [opens + timedelta(seconds=window * (i + 0.5) / series) for i in range(series)],
+    )
+    total = count + series
     settings = Settings(_env_file=None, onesignal_api_url=fake.url)
     http = make_http_client()
-    delivered = Delivered(count)
+    delivered = Delivered(total)
     sends, scheduler = _services(database, keyring, settings, http, delivered)
     cpu, fake_cpu = _process_cpu(), fake.report()[2]
     loop_thread = threading.get_native_id()
@@ -273,13 +341,16 @@ async def burst(
     await http.aclose()
     gc.unfreeze()
     gc.set_threshold(*DEFAULT_GC_THRESHOLDS)
-    return _lateness(arrivals, notifications, await _due_times(database), count) | {
+    made, derived = await _occurrence_keys(database)
+    return _lateness(arrivals, notifications, await _due_times(database), total) | {
+        "occurrences": made,
+        "derived_keys": derived,
         "armed_in": armed_in,
         "recorded": await _count(database, SendState.SENT),
         "recorded_after": recorded_after,
-        "cpu_ms": cpu / count * 1000,
-        "loop_cpu_ms": loop_cpu / count * 1000,
-        "fake_cpu_ms": fake_cpu / count * 1000,
+        "cpu_ms": cpu / total * 1000,
+        "loop_cpu_ms": loop_cpu / total * 1000,
+        "fake_cpu_ms": fake_cpu / total * 1000,
         "gc": collections,
     }
 
@@ -334,7 +405,13 @@ async def main(args: argparse.Namespace) -> int:
             async with database.sessions.begin() as session:
                 await queries.ensure_workspace(session=session, team_id=TEAM, name="bench")
             first = await burst(
-                database, keyring, fake, args.sends, args.window, freeze=not args.no_freeze
+                database,
+                keyring,
+                fake,
+                args.sends,
+                args.window,
+                series=args.series,
+                freeze=not args.no_freeze,
             )
             second = await restart(database, keyring, fake, args.sends)
         finally:
@@ -345,7 +422,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def report(first: dict[str, Any], second: dict[str, Any], args: argparse.Namespace, db: str) -> int:
     """Print the figures beside their targets; 0 when every target is met."""
-    count = args.sends
+    count = args.sends + args.series
     gc_watch: GcWatch = first["gc"]
     gc_pauses = f"{gc_watch.longest * 1000:.0f} ms / " + ",".join(map(str, gc_watch.collections))
     rows = [
@@ -355,7 +432,12 @@ def report(first: dict[str, Any], second: dict[str, Any], args: argparse.Namespa
         ("requests sent before due", str(first["early"]), "0"),
         ("notifications at the fake", f"{first['notifications']:,}", f"exactly {count:,}"),
         ("requests / keys seen twice", f"{first['requests']:,} / {first['duplicate_keys']}", ""),
-        ("sends recorded sent", f"{first['recorded']:,}", f"{count:,}"),
+        (
+            "series occurrences made / under derived keys",
+            f"{first['occurrences']:,} / {first['derived_keys']:,}",
+            f"exactly {args.series:,}",
+        ),
+        ("sends recorded sent (occurrences included)", f"{first['recorded']:,}", f"{count:,}"),
         ("  all recorded, after the last was due", f"{first['recorded_after']:.1f} s", ""),
         ("timers armed at start (burst)", f"{first['armed_in']:.2f} s", ""),
         ("CPU per send: PushOps (all its threads)", f"{first['cpu_ms']:.2f} ms", ""),
@@ -366,7 +448,10 @@ def report(first: dict[str, Any], second: dict[str, Any], args: argparse.Namespa
         (f"restart: {second['armed']:,} timers armed in", f"{second['rearm']:.2f} s", "< 5 s"),
     ]
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"Scheduler benchmark: {count:,} sends due within {args.window:g} s, on {db}")
+    print(
+        f"Scheduler benchmark: {args.sends:,} sends and {args.series:,} series' occurrences "
+        f"due within {args.window:g} s, on {db}"
+    )
     gc_set = (
         "Python's defaults" if args.no_freeze else "as pushops serve sets it (bot/collector.py)"
     )
@@ -378,9 +463,10 @@ def report(first: dict[str, Any], second: dict[str, Any], args: argparse.Namespa
     met = (
         first["p99"] < TARGET_P99
         and second["rearm"] < TARGET_REARM
-        and second["armed"] == count
+        and second["armed"] == args.sends
         and first["notifications"] == count
         and first["duplicate_keys"] == 0
+        and first["occurrences"] == first["derived_keys"] == args.series
         and first["early"] == 0
     )
     print("All targets met." if met else "Some target was missed.")
@@ -390,6 +476,7 @@ def report(first: dict[str, Any], second: dict[str, Any], args: argparse.Namespa
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sends", type=int, default=10_000)
+    parser.add_argument("--series", type=int, default=1_000)
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument(

@@ -17,6 +17,7 @@ SUB_LIST: Final = "list"
 SUB_SETUP: Final = "setup"
 SUB_AUDIT: Final = "audit"
 SUB_DIAGNOSTICS: Final = "diagnostics"
+SUB_SERIES: Final = "series"
 SUBCOMMANDS: Final[tuple[str, ...]] = (
     SUB_HELP,
     SUB_SEND,
@@ -25,6 +26,7 @@ SUBCOMMANDS: Final[tuple[str, ...]] = (
     SUB_STATUS,
     SUB_ME,
     SUB_LIST,
+    SUB_SERIES,
     SUB_SETUP,
     SUB_AUDIT,
     SUB_DIAGNOSTICS,
@@ -114,6 +116,14 @@ the Home tab. Value: the send's UUID."""
 ACTION_MISSED_SEND_NOW: Final = "pushops_missed_send_now"
 ACTION_MISSED_DROP: Final = "pushops_missed_drop"
 """"Send now" / "Drop" on the message about a missed send. Value: the send's UUID."""
+
+ACTION_SERIES_PAUSE: Final = "pushops_series_pause"
+ACTION_SERIES_RESUME: Final = "pushops_series_resume"
+ACTION_SERIES_STOP: Final = "pushops_series_stop"
+"""Pause / Resume / Stop beside a series in `/push series`. Value: the series' UUID."""
+ACTION_SERIES_APPROVE: Final = "pushops_series_approve"
+ACTION_SERIES_REJECT: Final = "pushops_series_reject"
+"""Approve / Reject on a series' approval request. Value: the series' UUID."""
 
 CALLBACK_COMPOSE: Final = "pushops_compose"
 """The compose form of `/push send` without arguments."""

@@ -25,6 +25,7 @@ from commands import (
     me,
     notify,
     send,
+    series,
     setup,
     status,
     user,
@@ -38,6 +39,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     cancel.SUBCOMMAND,
     status.SUBCOMMAND,
     listing.SUBCOMMAND,
+    series.SUBCOMMAND,
     me.SUBCOMMAND,
     user.SUBCOMMAND,
     audit.SUBCOMMAND,
@@ -54,6 +56,7 @@ REGISTRARS: tuple[Callable[[AsyncApp, Services], None], ...] = (
     send.register,
     status.register,
     listing.register,
+    series.register,
     approvals.register,
     setup.register,
 )

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import const
 from bot.delivery import CancelOutcome, Send, SendNotFound
 from bot.services import Services
+from commands import series
 from commands._format import Block, escape
 from commands._parsing import parse_options
 from commands.access import interaction_ids, resolve_actor, why_not
@@ -64,9 +65,11 @@ async def handle(ctx: CommandContext) -> None:
         await ctx.reply(outcome.message)
         return
     card = card_of(outcome.send)
-    await ctx.reply(
-        outcome.message, blocks=views.outcome_blocks(card, note=escape(outcome.message))
-    )
+    note = escape(outcome.message)
+    occurrence = await series.occurrence_note(ctx.services, outcome.send)
+    if occurrence is not None:
+        note = f"{note} {occurrence}"
+    await ctx.reply(outcome.message, blocks=views.outcome_blocks(card, note=note))
 
 
 async def cancel(services: Services, *, team_id: str, ref: str, actor: str) -> CancelOutcome:

@@ -42,12 +42,18 @@ USAGE: dict[str, str] = {
     --ttl DURATION     expires for devices offline that long: --ttl 2h
     --priority high|normal
     --button "Label|URL"  repeatable, up to 3: --button "Read more|https://example.com"
-    --data KEY=VALUE   repeatable; the app's additional data: --data screen=news""",
+    --data KEY=VALUE   repeatable; the app's additional data: --data screen=news
+    --every RULE       a recurring send: day | weekday | week | month | monday..sunday
+                       (with --at for its time: --every monday --at 09:00) or a duration
+                       of at least 1h (--every 6h; --at gives its first time)
+    --until DATE       the last day of a series (2027-03-31), or
+    --times N          how many times it goes out""",
     const.SUB_CANCEL: f"{C} cancel ID                      a short send id or a OneSignal id",
     const.SUB_USER: f"{C} user EXTERNAL_ID [--app NAME]  senders, responders, admins",
     const.SUB_STATUS: f"{C} status ID",
     const.SUB_ME: f"{C} me [EXTERNAL_ID]               show or set your linked external id",
     const.SUB_LIST: f"{C} list [--app NAME]",
+    const.SUB_SERIES: f"{C} series                         recurring sends: pause, resume, stop",
     const.SUB_SETUP: f"{C} setup                          admin: apps, keys, roles, approvals",
     const.SUB_AUDIT: f"{C} audit [N]                      admin: the last N audit events",
     const.SUB_DIAGNOSTICS: f"{C} diagnostics                  admin: how PushOps runs, as a file",

@@ -33,9 +33,12 @@ from bot.delivery import (
     TemplateRef,
 )
 from bot.policy import approvals_required
+from bot.recurrence import RecurrenceError, parse_every
+from bot.series import Series, SeriesApproval
 from bot.services import Services
 from bot.timeparse import ScheduledTime, TimeParseError, parse_when
-from commands._format import Block
+from commands import series as series_views
+from commands._format import Block, escape
 from commands.access import interaction_ids
 from commands.cards import card_of, estimate_text
 from commands.context import (
@@ -87,6 +90,14 @@ class Stored:
     notes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class StoredSeries:
+    """A stored series and the notes its first time carries."""
+
+    series: Series
+    notes: tuple[str, ...] = ()
+
+
 OPEN_FORM: Final = _OpenForm()
 
 
@@ -115,6 +126,9 @@ async def handle(ctx: CommandContext) -> None:
         return
     if isinstance(prepared, _Deferred):
         prepared = await store_request(ctx, prepared.request, await _requester(ctx))
+    if isinstance(prepared, StoredSeries):
+        await _confirm_series(ctx, prepared)
+        return
     if not isinstance(prepared, Stored):
         raise TypeError(f"unexpected preparation {prepared!r}")
     if prepared.send.state == SendState.DRAFT:
@@ -134,8 +148,13 @@ async def _requester(ctx: CommandContext, *, what: str = "send") -> Requester:
     )
 
 
-async def store_request(ctx: CommandContext, request: SendRequest, person: Requester) -> Stored:
-    """Validate the request into a send and store it (a draft unless `--yes`); DB only."""
+async def store_request(
+    ctx: CommandContext, request: SendRequest, person: Requester
+) -> Stored | StoredSeries:
+    """Validate the request into a send (a draft unless `--yes`) or a series (`--every`)
+    and store it; DB only."""
+    if request.every is not None:
+        return await store_series(ctx, request, person)
     when = _when(request, person)
     draft = await _draft(ctx, request, when)
     try:
@@ -149,6 +168,65 @@ async def store_request(ctx: CommandContext, request: SendRequest, person: Reque
     except SendRejected as error:
         raise CommandError(str(error)) from None
     return Stored(send=send, notes=when.notes if when is not None else ())
+
+
+async def store_series(
+    ctx: CommandContext, request: SendRequest, person: Requester
+) -> StoredSeries:
+    """Read `--every` and store the series once (no preview: the reply says when it goes,
+    and `/push series` pauses or stops it); its occurrences are made when due."""
+    try:
+        recurrence = parse_every(
+            request.every or "",
+            at=request.at,
+            until=request.until,
+            times=request.times,
+            tz=person.timezone,
+        )
+    except RecurrenceError as error:
+        raise CommandError(str(error)) from None
+    draft = await _draft(ctx, request, None)
+    policy = await policy_of(ctx.services, ctx.team_id)
+    needed = approvals_required(policy, draft.audience, is_test=draft.is_test)
+    try:
+        stored = await ctx.services.series.create(
+            team_id=ctx.team_id,
+            requester_id=person.actor.user_id,
+            app_name=draft.app,
+            content=draft.content,
+            audience=draft.audience,
+            recurrence=recurrence,
+            approvals_required=needed,
+            is_test=draft.is_test,
+        )
+    except SendRejected as error:
+        if error.field == "app":
+            raise CommandError(await unknown_app(ctx.services, ctx.team_id, draft.app)) from None
+        raise CommandError(str(error)) from None
+    return StoredSeries(series=stored, notes=recurrence.notes)
+
+
+async def _confirm_series(ctx: CommandContext, stored: StoredSeries) -> None:
+    """After the ack: ask the approvers if it needs approval, and confirm it."""
+    series = stored.series
+    notes = [escape(note) for note in stored.notes]
+    if series.approval == SeriesApproval.PENDING:
+        channel = await series_views.request_approval(ctx.services, series)
+        noun = "approval" if series.approvals_required == 1 else "approvals"
+        where = f" in <#{channel}>" if channel else ""
+        notes.append(
+            f"Needs {series.approvals_required} {noun}{where} before its first occurrence; "
+            "approved once, every occurrence goes without asking. You get a message when "
+            "it is decided."
+            + (
+                ""
+                if channel
+                else " This workspace has no approvals channel: ask a PushOps admin to "
+                "choose one in `/push setup`."
+            )
+        )
+    text, blocks = series_views.created_reply(series, notes)
+    await ctx.reply(text, blocks=blocks)
 
 
 def _when(request: SendRequest, person: Requester) -> ScheduledTime | None:

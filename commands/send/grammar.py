@@ -37,6 +37,9 @@ SINGLE: Final = (
     "--throttle",
     "--ttl",
     "--priority",
+    "--every",
+    "--until",
+    "--times",
     *_LANGUAGE_OPTIONS,
 )
 REPEATABLE: Final = ("--segment", "--exclude", "--user", "--button", "--data")
@@ -56,6 +59,9 @@ class SendRequest:
     external_ids: tuple[str, ...] = ()
     at: str | None = None
     in_: str | None = None
+    every: str | None = None
+    until: str | None = None
+    times: str | None = None
     yes: bool = False
     test: bool = False
     template: str | None = None
@@ -107,6 +113,9 @@ def parse_send(args: Sequence[str]) -> SendRequest:
         external_ids=_external_ids(options.many("--user")),
         at=options.one("--at"),
         in_=options.one("--in"),
+        every=options.one("--every"),
+        until=options.one("--until"),
+        times=options.one("--times"),
         yes=options.has("--yes"),
         test=options.has("--test"),
         template=options.one("--template"),
@@ -123,6 +132,8 @@ def parse_send(args: Sequence[str]) -> SendRequest:
     _check_audience(request)
     _check_delivery(request)
     if not request.message and request.template is None:
+    _check_series(request)
+    if not request.message:
         raise CommandError(
             "The message is empty. Put the text after the options, in quotes if you like: "
             f'{C} send --segment "Active Users" "Version 2 is out" (or send a OneSignal '
@@ -192,6 +203,24 @@ def _external_ids(values: Sequence[str]) -> tuple[str, ...]:
     if any(not part for part in ids):
         raise CommandError("--user needs external ids separated by commas: --user cust-1,cust-2")
     return tuple(dict.fromkeys(ids))
+
+
+def _check_series(request: SendRequest) -> None:
+    """`--every` and its companions; the rule itself is `bot.recurrence`'s to read."""
+    if request.every is None:
+        if request.until is not None or request.times is not None:
+            raise CommandError(
+                "--until and --times go with --every: they end a recurring send, as in "
+                "--every monday --at 09:00 --times 4."
+            )
+        return
+    if request.in_ is not None:
+        raise CommandError(
+            "--every with --in does not work: a series starts at --at (or one interval from "
+            "now), as in --every 6h --at 14:00."
+        )
+    if request.until is not None and request.times is not None:
+        raise CommandError("Use --until or --times, not both: a series ends one way.")
 
 
 def _check_audience(request: SendRequest) -> None:

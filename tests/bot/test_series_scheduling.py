@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
 from bot.delivery import Audience, SendContent
-from bot.recurrence import Recurrence, Rule
+from bot.recurrence import Recurrence, Rule, parse_every
+from bot.scheduling import Scheduler
 from bot.series import SeriesService
+from bot.settings import Settings
 from storage.models import Send, SendState, Series, utcnow
 from storage.series import occurrence_id
 from tests.bot.deliverykit import SEGMENT, kit, seeded_app
@@ -107,3 +110,38 @@ async def test_an_occurrence_found_later_than_the_grace_is_missed_and_told_not_s
     (send,) = await _occurrences(database, series)
     assert send.state == SendState.MISSED
     assert ready.posted() == []
+
+
+async def test_a_weekly_series_keeps_its_wall_clock_time_across_the_clock_change(
+    database, storage_factory
+):
+    # Berlin leaves winter time on Sunday 28 March 2027; the sweep runs on a clock the test turns.
+    await storage_factory.app(name="main")
+    start = datetime(2027, 3, 15, 12, 0, tzinfo=UTC)
+    recurrence = parse_every("monday", at="09:00", tz="Europe/Berlin", now=start)
+    series = await _series(database, recurrence)
+    clock = [start]
+    delivered: list[Send] = []
+
+    async def deliver(send: Send) -> None:
+        delivered.append(send)
+
+    scheduler = Scheduler(
+        database=database,
+        deliver=deliver,
+        settings=Settings(_env_file=None),
+        clock=lambda: clock[0],
+    )
+    made_per_sweep = []
+    for moment in recurrence.upcoming(3):
+        clock[0] = moment - timedelta(seconds=30)  # half a minute before it is due
+        await scheduler.sweep()
+        made_per_sweep.append(len(await _occurrences(database, series)))
+
+    sends = await _occurrences(database, series)
+    berlin = ZoneInfo("Europe/Berlin")
+    walls = [s.due_at.astimezone(berlin).strftime("%a %d %b %H:%M %Z") for s in sends if s.due_at]
+    assert walls == ["Mon 22 Mar 09:00 CET", "Mon 29 Mar 09:00 CEST", "Mon 05 Apr 09:00 CEST"]
+    assert [s.due_at.hour for s in sends if s.due_at] == [8, 7, 7]  # UTC moves with the clocks
+    assert made_per_sweep == [1, 2, 3]  # each made shortly before it is due, not before
+    assert len({s.id for s in sends}) == 3
