@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery import Audience, SendContent, SendRejected
+from bot.delivery.options import DeliveryOptions
 from bot.recurrence import Recurrence, Rule
 from storage import queries
 from storage import series as stored
@@ -101,6 +102,7 @@ class SeriesService:
         recurrence: Recurrence,
         approvals_required: int = 0,
         is_test: bool = False,
+        options: DeliveryOptions | None = None,
     ) -> Series:
         """Store a series (audited); its first occurrence is made by the next sweep.
 
@@ -122,6 +124,7 @@ class SeriesService:
                 times=recurrence.times,
                 approvals_required=approvals_required,
                 is_test=is_test,
+                options=options.stored() if options is not None else None,
             )
         self.wake()
         return series

@@ -248,8 +248,9 @@ class Send(Timestamps, Base):
         sa.Index(None, "state", "due_at"),
         sa.Index(None, "team_id", "created_at"),
         sa.Index(None, "team_id", "notification_id"),
-        # An occurrence is made once, whoever makes it (a second replica, a restart).
-        sa.UniqueConstraint("series_id", "occurrence_at"),
+        # An occurrence is made once, whoever makes it (a second replica, a restart). An index,
+        # not a constraint: SQLite adds it without rebuilding `sends` (which would cascade).
+        sa.Index("uq_sends_series_id_occurrence_at", "series_id", "occurrence_at", unique=True),
     )
 
     # The UUID is OneSignal's idempotency key; it never changes, so retries cannot double-send.
@@ -285,10 +286,9 @@ class Send(Timestamps, Base):
     finished_at: Mapped[datetime | None]
     # The compose form (Slack view id) that asked for this send; None for other ways in.
     submission: Mapped[str | None] = mapped_column(sa.String(64))
-    # An occurrence of a series: its series and the moment it is for (once per both).
-    series_id: Mapped[uuid.UUID | None] = mapped_column(
-        sa.ForeignKey("series.id", ondelete="SET NULL")
-    )
+    # An occurrence of a series: its series and the moment it is for (once per both). No
+    # foreign key: adding one would rebuild `sends` on SQLite; a series is never deleted.
+    series_id: Mapped[uuid.UUID | None]
     occurrence_at: Mapped[datetime | None]
 
     # Not a column: True on the send `create_send` returned instead of storing one, because
@@ -364,6 +364,8 @@ class Series(Timestamps, Base):
     content: Mapped[dict[str, Any]] = mapped_column(default=dict)
     audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_test: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # OneSignal's delivery options each occurrence carries (as `sends.options`).
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     rule: Mapped[dict[str, Any]] = mapped_column(default=dict)
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     until: Mapped[datetime | None]

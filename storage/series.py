@@ -82,6 +82,7 @@ async def create_series(
     times: int | None,
     approvals_required: int,
     is_test: bool = False,
+    options: Mapping[str, Any] | None = None,
     new_short_id: Callable[[], str] = ids.new_short_id,
 ) -> Series:
     """Store a series (active; pending approval when it needs any); audited `series.created`."""
@@ -95,6 +96,7 @@ async def create_series(
         content=dict(content),
         audience=dict(audience),
         is_test=is_test,
+        options=dict(options or {}),
         rule=dict(rule),
         timezone=timezone,
         until=until,
@@ -401,6 +403,7 @@ async def _insert_occurrence(session: AsyncSession, series: Series, at: datetime
         "content": dict(series.content),
         "audience": dict(series.audience),
         "is_test": series.is_test,
+        "options": dict(series.options),
         "state": SendState.SCHEDULED,
         "due_at": at,
         "timezone": series.timezone,

@@ -198,6 +198,7 @@ async def store_series(
             recurrence=recurrence,
             approvals_required=needed,
             is_test=draft.is_test,
+            options=draft.options,
         )
     except SendRejected as error:
         if error.field == "app":

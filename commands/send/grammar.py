@@ -131,9 +131,8 @@ def parse_send(args: Sequence[str]) -> SendRequest:
     )
     _check_audience(request)
     _check_delivery(request)
-    if not request.message and request.template is None:
     _check_series(request)
-    if not request.message:
+    if not request.message and request.template is None:
         raise CommandError(
             "The message is empty. Put the text after the options, in quotes if you like: "
             f'{C} send --segment "Active Users" "Version 2 is out" (or send a OneSignal '

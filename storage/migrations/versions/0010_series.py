@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("content", sa.JSON(), nullable=False),
         sa.Column("audience", sa.JSON(), nullable=False),
         sa.Column("is_test", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("options", sa.JSON(), server_default="{}", nullable=False),
         sa.Column("rule", sa.JSON(), nullable=False),
         sa.Column("timezone", sa.String(64), nullable=False),
         _timestamp("until", nullable=True),
@@ -61,23 +62,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("team_id", "short_id", name=op.f("uq_series_team_id_short_id")),
     )
     op.create_index(op.f("ix_series_state_next_at"), "series", ["state", "next_at"])
-    with op.batch_alter_table("sends") as table:
-        table.add_column(sa.Column("series_id", sa.Uuid(), nullable=True))
-        table.add_column(_timestamp("occurrence_at", nullable=True))
-        table.create_foreign_key(
-            op.f("fk_sends_series_id_series"), "series", ["series_id"], ["id"], ondelete="SET NULL"
-        )
-        table.create_unique_constraint(
-            op.f("uq_sends_series_id_occurrence_at"), ["series_id", "occurrence_at"]
-        )
+    # Plain ADD COLUMN and an index, never a batch rebuild of `sends`: on SQLite that drops
+    # the table, and the ON DELETE CASCADE of approvals and send_notifications would empty them.
+    op.add_column("sends", sa.Column("series_id", sa.Uuid(), nullable=True))
+    op.add_column("sends", _timestamp("occurrence_at", nullable=True))
+    op.create_index(
+        "uq_sends_series_id_occurrence_at", "sends", ["series_id", "occurrence_at"], unique=True
+    )
 
 
 def downgrade() -> None:
     """Drop the occurrences' columns and `series` (the occurrences stay as plain sends)."""
-    with op.batch_alter_table("sends") as table:
-        table.drop_constraint(op.f("uq_sends_series_id_occurrence_at"), type_="unique")
-        table.drop_constraint(op.f("fk_sends_series_id_series"), type_="foreignkey")
-        table.drop_column("occurrence_at")
-        table.drop_column("series_id")
+    op.drop_index("uq_sends_series_id_occurrence_at", table_name="sends")
+    op.drop_column("sends", "occurrence_at")
+    op.drop_column("sends", "series_id")
     op.drop_index(op.f("ix_series_state_next_at"), table_name="series")
     op.drop_table("series")
