@@ -3,6 +3,7 @@ print, the rows and audit events they write (those of /push setup), and their re
 
 from __future__ import annotations
 
+import io
 import uuid
 from typing import Any
 
@@ -462,3 +463,16 @@ async def test_export_is_of_one_workspace_only(configured, storage_factory, run_
     result = await run_cli("export-settings", "--team", DEFAULT_TEAM)
 
     assert "theirs" not in result.stdout and OTHER_TEAM not in result.stdout
+
+
+async def test_import_reads_standard_input_for_a_dash(configured, database, run_cli, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"team: {DEFAULT_TEAM}\nroles:\n  admin: []\n"))
+
+    result = await run_cli("import-settings", "-", "--dry-run")
+
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "  - role admin: U0ALICE",
+        "  - role sender: U0BOB",  # a roles section is the whole truth
+        "Dry run: nothing was changed.",
+    ]

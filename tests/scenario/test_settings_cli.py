@@ -3,10 +3,13 @@ for the next signed `/push send`: the command line writes what /push setup write
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
 
+from bot.workspaces import TEAM_TTL
 from storage.models import SendState
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.scenario.sendkit import (
@@ -87,3 +90,24 @@ async def test_a_sender_removed_by_an_imported_file_can_no_longer_send(
     assert imported.stdout.splitlines()[1] == f"  - role sender: {MEMBER}"
     assert "Only PushOps senders can send notifications in this workspace" in refused["text"]
     assert await all_sends(database) == []
+
+
+async def test_a_sender_removed_while_pushops_serves_is_refused_once_its_roles_are_read_again(
+    app, run_cli, database
+):
+    for who in (SENDER, MEMBER):
+        given = await run_cli("roles", "add", "--team", TEAM, "--role", "sender", "--user", who)
+        assert given.code == 0, given.stderr
+    first = await _command(app, f'send --yes --in 1h --user {CUSTOMER} "Before"', SENDER)
+    assert "is scheduled" in first["text"]  # the serving app now keeps the roles it read
+
+    removed = await run_cli("roles", "remove", "--team", TEAM, "--role", "sender", "--user", SENDER)
+    deadline = time.monotonic() + TEAM_TTL + 5
+    while True:
+        later = await _command(app, f'send --yes --in 1h --user {CUSTOMER} "After"', SENDER)
+        if "Only PushOps senders" in later["text"] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+
+    assert removed.stdout == f"{SENDER} no longer holds the sender role in {TEAM}.\n"
+    assert "Only PushOps senders can send notifications in this workspace" in later["text"]
