@@ -38,7 +38,7 @@ from storage.db import Database
 from storage.diagnostics import last_app_errors, recent_failures, scheduler_state, server_version
 from storage.migrations import current_revision, head_revision
 from storage.models import OneSignalApp, Send, utcnow
-from storage.queries import decrypt_app_key
+from storage.queries import decrypt_app_key, ensure_workspace
 
 REDACTED: Final = "**REDACTED**"
 FAILURES: Final = 20
@@ -280,6 +280,8 @@ async def for_workspace(services: Services, *, team_id: str, actor: str) -> str:
     """The document of one workspace as JSON text (`/push diagnostics`), its making audited
     first: an admin taking the workspace's state away is on record even if the upload fails."""
     async with services.database.sessions.begin() as session:
+        # A workspace nothing was saved for yet has no row (and so no audit chain) until now.
+        await ensure_workspace(session=session, team_id=team_id)
         await append_audit(
             session=session,
             team_id=team_id,

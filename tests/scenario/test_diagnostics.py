@@ -13,6 +13,7 @@ from storage.models import SendState
 from tests.denials import wait_for_denials
 from tests.fakes.signing import DEFAULT_SIGNING_SECRET
 from tests.fakes.slack import DEFAULT_BOT_TOKEN, DEFAULT_TEAM_ID
+from tests.plugins.slack import make_settings
 from tests.scenario.sendkit import (
     CAROL,
     SEGMENT,
@@ -22,6 +23,7 @@ from tests.scenario.sendkit import (
     settings,
     wait_for_state,
 )
+from tests.scenario.workspace import serve_with_storage
 
 DM = "D0ALICE"  # the fake's DM channel with ALICE (conversations.open)
 
@@ -102,3 +104,18 @@ async def test_slack_refusing_the_upload_is_said_plainly(app, fake_slack):
 
     assert reply["text"].startswith("Slack refused the file (missing_scope)")
     assert fake_slack.shared_files() == []
+
+
+async def test_a_workspace_nothing_was_saved_for_yet_gets_its_file_too(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_path
+):
+    """No OneSignal app in the settings: the workspace has no row until something is saved."""
+    config = make_settings(fake_slack, tmp_path, onesignal_api_url=fake_onesignal.url)
+    async with serve_with_storage(serve_pushops, config, database, keyring) as running:
+        reply = await (await running.post_command("diagnostics")).reply(timeout=20)
+
+    assert reply["text"].startswith("Diagnostics are in your DM")
+    (upload,) = fake_slack.shared_files(DM)
+    (workspace,) = json.loads(upload.content or b"")["workspaces"]
+    assert (workspace["team_id"], workspace["apps"]) == (DEFAULT_TEAM_ID, [])
+    assert "diagnostics.exported" in await audit_actions(database)
