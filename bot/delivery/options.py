@@ -4,7 +4,7 @@ throttled, with a time to live and a priority, action buttons and additional dat
 `DeliveryOptions` reads what a person typed (`"09:00"`, `"1h"`, `"Open|https://…"`,
 `"plan=pro"`) or what was stored, refuses what OneSignal would refuse with `SendRejected`
 naming the fix, and builds the `create_notification` fields as OneSignal documents them
-(docs/onesignal.md):
+(README, "Using it in Slack"):
 - `delayed_option: "timezone"` with `delivery_time_of_day` ("21:45"), or
   `delayed_option: "last-active"` (intelligent delivery); never both: OneSignal takes one.
 - `throttle_rate_per_minute`: a string of digits (the API describes the field as a string).

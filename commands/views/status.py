@@ -18,6 +18,7 @@ from commands.views.sends import (
     describe_time,
     facts,
     headline,
+    options_text,
     stoppable,
 )
 
@@ -81,6 +82,9 @@ def status_blocks(status: StatusView) -> list[Block]:
     blocks = [section(_title(status))]
     if status.card is not None:
         blocks.append(context(facts(status.card)))
+        options = options_text(status.card)  # per time zone, say: why it is still going
+        if options:
+            blocks.append(context(options))
     if status.counters:
         blocks.append(section(f"*Total*: {_counter_line(status.counters)}"))
     lines = [

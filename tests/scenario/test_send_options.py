@@ -8,16 +8,22 @@ import pytest
 import sqlalchemy as sa
 
 from bot import const
+from storage import queries
 from storage.models import AuditEvent, SendState
 from tests.fakes.onesignal.shapes import check_notification
+from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.onesignal.spec import check_request
 from tests.scenario.sendkit import (
+    ALICE,
+    APPROVALS_CHANNEL,
+    BOB,
     SEGMENT,
     all_sends,
     audit_actions,
     click,
     creates,
     only_send,
+    require_approvals,
     serve_sending,
     settings,
     text_of,
@@ -286,3 +292,80 @@ async def test_an_unknown_template_is_answered_with_the_apps_templates(
         fake_onesignal,
         "There is no template 'Digest'. This app's templates: Welcome, Weekly digest.",
     )
+
+
+# --- approvals, status, batches -------------------------------------------------------------
+
+
+async def test_a_send_with_options_is_approved_once_and_keeps_them(
+    app, fake_slack, fake_onesignal, database
+):
+    await require_approvals(database, fake_slack)
+    sent = await app.post_command(
+        f'send --yes --segment "{SEGMENT}" --when-active --button "Open|https://example.com" '
+        "--text-de Neuigkeiten News"
+    )
+    await sent.reply()
+    send = await only_send(database)
+    request = await fake_slack.wait_for(
+        "chat.postMessage", where=lambda c: c.args.get("channel") == APPROVALS_CHANNEL
+    )
+    asked = text_of(request.args)
+    assert "when each user is usually active" in asked and "Buttons: Open" in asked
+    assert "`de` Neuigkeiten" in asked
+    assert creates(fake_onesignal) == []
+
+    await click(app, const.ACTION_APPROVE, str(send.id), user=BOB, channel=APPROVALS_CHANNEL)
+
+    await wait_for_state(database, send.short_id, SendState.SENT)
+    body = _body(fake_onesignal)
+    assert body["delayed_option"] == "last-active"
+    assert body["contents"] == {"en": "News", "de": "Neuigkeiten"}
+    assert body["web_buttons"][0]["url"] == "https://example.com"
+
+
+async def test_status_of_a_send_delivered_per_time_zone_reads_onesignals_counters(
+    app, fake_onesignal, database
+):
+    send, _ = await _send_now(app, database, "--local-time 09:00 Hello")
+    for _ in range(3):
+        fake_onesignal.advance_delivery(send.notification_id)
+
+    sent = await app.post_command(f"status {send.short_id}")
+
+    text = text_of(await sent.reply())
+    assert f"`{send.short_id}`" in text
+    assert "Delivery: at 09:00 in each user's time zone" in text
+    assert "Delivery still in progress" in text
+    assert fake_onesignal.notifications[send.notification_id]["completed_at"] is None
+
+
+async def test_every_batch_of_a_large_send_carries_the_same_options(
+    app, fake_onesignal, database, storage_factory
+):
+    users = [f"cust-{i:04d}" for i in range(2_001)]  # 2,000 ids a call: two batches
+    for user in users:
+        fake_onesignal.add_user(fake_onesignal.app.id, user)
+    async with database.sessions() as session:
+        default = await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID)
+    assert default is not None
+    send = await storage_factory.send(
+        default,
+        requester_id=ALICE,
+        content={"message": "Hello", "languages": {"fr": {"message": "Bonjour"}}},
+        audience={"external_ids": users},
+        options={"local_time": "18:00", "throttle": 100, "data": {"plan": "pro"}},
+    )
+
+    await wait_for_state(database, send.short_id, SendState.SENT)
+
+    first, second = creates(fake_onesignal)
+    for request in (first, second):
+        check_request("create_notification", request)
+        check_notification(request.json)
+    audience = {"include_aliases", "idempotency_key", "name"}
+    same = {k: v for k, v in first.json.items() if k not in audience}
+    assert same == {k: v for k, v in second.json.items() if k not in audience}
+    assert same["contents"] == {"en": "Hello", "fr": "Bonjour"}
+    assert same["delivery_time_of_day"] == "18:00" and same["throttle_rate_per_minute"] == "100"
+    assert same["data"] == {"plan": "pro"}
