@@ -77,6 +77,8 @@ BLOCK_SETUP_POLICY_USERS: Final = "setup_policy_users"
 # --- events --------------------------------------------------------------------------------------
 EVENT_APP_UNINSTALLED: Final = "app_uninstalled"
 EVENT_TOKENS_REVOKED: Final = "tokens_revoked"
+EVENT_APP_HOME_OPENED: Final = "app_home_opened"
+"""Someone opened the app's Home (or Messages) tab: their Home is published."""
 
 # --- OAuth ---------------------------------------------------------------------------------------
 BOT_SCOPES: Final[tuple[str, ...]] = (
@@ -113,6 +115,14 @@ ACTION_CANCEL_SEND: Final = "pushops_cancel_send"
 """"Cancel" (with a confirm dialog) on every message about a send that can still be stopped:
 the log-channel post, the requester's reply and DMs, the approval request, the status reply,
 the Home tab. Value: the send's UUID."""
+ACTION_HOME_CANCEL: Final = "pushops_home_cancel"
+ACTION_HOME_APPROVE: Final = "pushops_home_approve"
+ACTION_HOME_REJECT: Final = "pushops_home_reject"
+"""Cancel / Approve / Reject beside a send on the Home tab. Value: the send's UUID."""
+ACTION_HOME_COMPOSE: Final = "pushops_home_compose"
+"""The Home tab's "Compose": the compose form."""
+ACTION_HOME_SETUP: Final = "pushops_home_setup"
+"""The Home tab's "Set up PushOps" (admins): the setup form."""
 ACTION_MISSED_SEND_NOW: Final = "pushops_missed_send_now"
 ACTION_MISSED_DROP: Final = "pushops_missed_drop"
 """"Send now" / "Drop" on the message about a missed send. Value: the send's UUID."""

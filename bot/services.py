@@ -28,6 +28,7 @@ from bot.delivery import DeliveryPolicy, SendService
 from bot.digest import DigestPolicy
 from bot.directory import SlackDirectory
 from bot.errors import report_unexpected
+from bot.home import HomeBoard
 from bot.metrics import Metrics
 from bot.notifier import NotifierRelay
 from bot.onesignal import PooledHttpClient, make_http_client
@@ -133,6 +134,7 @@ class Services:
         scheduler: started after the start hooks, stopped before the shutdown hooks.
         workspaces: the workspace service (bot.workspaces), made from the parts above.
         series: the series service (bot.series: recurring sends), made from the parts above.
+        home: what the Home tabs show, and which to publish again (bot.home).
         readiness: what `/readyz` awaits; defaults to checking that the database takes a
             write (`Database.ping`).
         checkpoints: publishes the audit checkpoints (bot.checkpoints); None without a
@@ -183,6 +185,7 @@ class Services:
     onesignal: OneSignalClients = field(init=False)
     workspaces: Workspaces = field(init=False)
     series: SeriesService = field(init=False)
+    home: HomeBoard = field(init=False)
 
     def __post_init__(self) -> None:
         scheduler = self.scheduler
@@ -194,6 +197,7 @@ class Services:
         self.workspaces = Workspaces(
             database=self.database, keyring=self.keyring, clients=self.onesignal, sends=self.sends
         )
+        self.home = HomeBoard(self.database)
 
     def after_ack(
         self,

@@ -34,6 +34,7 @@ from commands.cancel import cancel
 from commands.cards import card_of
 from commands.context import (
     CommandError,
+    Respond,
     button_send_id,
     load_send,
     refuse,
@@ -58,7 +59,7 @@ _STATE_WORDS: Final = {
     SendState.DRAFT: "is only a draft",
 }
 
-Handler = Callable[[Services, dict[str, Any], AsyncRespond, AsyncWebClient], Awaitable[None]]
+Handler = Callable[[Services, dict[str, Any], Respond, AsyncWebClient], Awaitable[None]]
 
 
 def _state_words(send: Send) -> str:
@@ -114,9 +115,11 @@ NOT_AN_APPROVER: Final = (
 )
 
 
-async def _approve(
-    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+async def approve_clicked(
+    services: Services, body: dict[str, Any], respond: Respond, client: AsyncWebClient
 ) -> None:
+    """Approve on a request (or the Home tab): checked, recorded, the request updated;
+    `respond` answers the clicker."""
     team_id, user_id, send = await _clicked(services, body, SendState.PENDING_APPROVAL, "approval")
     await _check_approver(services, client, team_id, user_id, send, "approve")
     notifier = notifier_of(services)
@@ -158,9 +161,10 @@ def _still_needed(send: Send, user_id: str) -> str:
     return f"Approved by <@{user_id}>; {left} more {noun} needed."
 
 
-async def _reject(
-    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+async def reject_clicked(
+    services: Services, body: dict[str, Any], respond: Respond, client: AsyncWebClient
 ) -> None:
+    """Reject on a request (or the Home tab): checked and recorded; the notifier tells."""
     team_id, user_id, send = await _clicked(services, body, SendState.PENDING_APPROVAL, "approval")
     await _check_approver(services, client, team_id, user_id, send, "reject")
     try:
@@ -192,7 +196,7 @@ async def _missed(
 
 
 async def _send_now(
-    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    services: Services, body: dict[str, Any], respond: Respond, client: AsyncWebClient
 ) -> None:
     team_id, user_id, send = await _missed(services, body, "send", "send a missed send now")
     # As on a preview's Send: the right to send and the approval policy are checked again,
@@ -216,7 +220,7 @@ async def _send_now(
 
 
 async def _drop(
-    services: Services, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    services: Services, body: dict[str, Any], respond: Respond, client: AsyncWebClient
 ) -> None:
     team_id, user_id, send = await _missed(services, body, "cancel", "drop a missed send")
     outcome = await cancel(services, team_id=team_id, ref=send.short_id, actor=user_id)
@@ -249,7 +253,7 @@ def _listener(services: Services, handler: Handler) -> Callable[..., Awaitable[N
 
 def register(app: AsyncApp, services: Services) -> None:
     """Listen to Approve / Reject and Send now / Drop."""
-    app.action(const.ACTION_APPROVE)(_listener(services, _approve))
-    app.action(const.ACTION_REJECT)(_listener(services, _reject))
+    app.action(const.ACTION_APPROVE)(_listener(services, approve_clicked))
+    app.action(const.ACTION_REJECT)(_listener(services, reject_clicked))
     app.action(const.ACTION_MISSED_SEND_NOW)(_listener(services, _send_now))
     app.action(const.ACTION_MISSED_DROP)(_listener(services, _drop))

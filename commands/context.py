@@ -100,6 +100,10 @@ class Subcommand:
 
 # --- answering a click on a message about a send ----------------------------------------------
 
+Respond = Callable[..., Awaitable[Any]]
+"""Bolt's `respond` (a click's response_url), or what stands for it where there is none (the
+Home tab): called with `text=` and Slack's message options."""
+
 Reply = Callable[[str, Sequence[Block]], Awaitable[None]]
 """Answers the requester where they are (a response_url, an ephemeral message, a DM)."""
 
@@ -125,12 +129,12 @@ async def load_send(services: Services, team_id: str, send_id: uuid.UUID | None)
     return await services.sends.get(team_id=team_id, send_id=send_id)
 
 
-async def refuse(respond: AsyncRespond, message: str) -> None:
+async def refuse(respond: Respond, message: str) -> None:
     """An ephemeral answer to a clicker that leaves the message clicked on as it is."""
     await respond(text=message, response_type="ephemeral", replace_original=False)
 
 
-def replacing(respond: AsyncRespond) -> Reply:
+def replacing(respond: Respond) -> Reply:
     """A reply that replaces the message whose button was clicked."""
 
     async def reply(text: str, blocks: Sequence[Block]) -> None:

@@ -188,3 +188,13 @@ def test_org_wide_installs_are_enabled_as_the_installation_store_supports_them(m
     # The store keeps org-wide installs (tests/scenario/test_enterprise_grid.py installs
     # one and sends through it), so the manifest offers them to Grid admins.
     assert manifest["settings"]["org_deploy_enabled"] is True
+
+
+def test_the_home_tab_is_enabled_and_its_opening_is_heard(manifest, app):
+    home = manifest["features"]["app_home"]
+
+    assert home["home_tab_enabled"] is True
+    # the requester's DMs need the Messages tab; PushOps reads no message sent there
+    assert home["messages_tab_enabled"] is True and home["messages_tab_read_only_enabled"]
+    assert const.EVENT_APP_HOME_OPENED in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert ("event", const.EVENT_APP_HOME_OPENED) in listener_surface(app)

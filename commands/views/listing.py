@@ -83,6 +83,11 @@ def _scheduled(card: SendCard, now: datetime | None) -> Block:
     return block
 
 
+def send_line(card: SendCard, now: datetime | None = None) -> str:
+    """One send in two lines of mrkdwn: ids, state, audience, time, requester; its text."""
+    return _line(card, now)
+
+
 def _line(card: SendCard, now: datetime | None) -> str:
     words = _STATE_WORDS.get(card.state.value, card.state.value)
     test = " (test)" if card.is_test else ""

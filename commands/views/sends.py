@@ -313,13 +313,14 @@ def stoppable(card: SendCard) -> bool:
     return card.state in STOPPABLE
 
 
-def cancel_button(card: SendCard) -> dict[str, Any]:
-    """Cancel, confirmed first: the emergency brake on a message about the send."""
+def cancel_button(card: SendCard, action_id: str = const.ACTION_CANCEL_SEND) -> dict[str, Any]:
+    """Cancel, confirmed first: the emergency brake on a message about the send (or, with
+    its own `action_id`, on the Home tab)."""
     if card.state in _NOT_OUT:
         consequence = "It will not go out; nobody receives it."
     else:
         consequence = "OneSignal stops delivering it; phones that already have it keep it."
-    element = button("Cancel", const.ACTION_CANCEL_SEND, card.send_id, style="danger")
+    element = button("Cancel", action_id, card.send_id, style="danger")
     element["confirm"] = {
         "title": {"type": "plain_text", "text": "Stop this send?"},
         "text": {"type": "mrkdwn", "text": f"Stop {code(card.short_id)}? {consequence}"},

@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import uvicorn
@@ -188,6 +188,7 @@ class _State:
     app_tokens: set[str] = field(default_factory=set)
     faults: dict[str, Fault] = field(default_factory=dict)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    homes: dict[tuple[str, str], str] = field(default_factory=dict)  # (team, user) -> view id
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     uploads: dict[str, Upload] = field(default_factory=dict)  # by file id
     response_uses: dict[str, int] = field(default_factory=dict)
@@ -426,6 +427,12 @@ class FakeSlack:
         """The view the fake holds under `view_id` (as last opened, updated or pushed)."""
         with self._lock:
             return self._state.views.get(view_id)
+
+    def home(self, user_id: str, team_id: str = DEFAULT_TEAM_ID) -> dict[str, Any] | None:
+        """The Home tab last published for `user_id` in `team_id`."""
+        with self._lock:
+            view_id = self._state.homes.get((team_id, user_id))
+            return self._state.views.get(view_id) if view_id else None
 
     def check_view_answer(self, answer: Any, view: dict[str, Any]) -> None:
         """Check the app's answer to the submission of `view` (the HTTP body of its ack, or a
@@ -812,10 +819,36 @@ def _views_push(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[st
     return _view_response(fake, ws, args.get("view"), "V" + uuid.uuid4().hex[:10].upper())
 
 
+_VIEW_BYTES: Final = 250_000
+"""Slack's `view_too_large`: a view of more than 250 kB."""
+_NOT_ON_HOME: Final = ("title", "submit", "close")
+"""Fields of a modal that a Home tab view does not have."""
+
+
 def _views_publish(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
-    if not args.get("user_id"):
-        return {"ok": False, "error": "invalid_arguments"}
-    return _view_response(fake, ws, args.get("view"), "V" + uuid.uuid4().hex[:10].upper())
+    """A Home tab for one person of the workspace: only a `home` view, within 250 kB."""
+    user_id = str(args.get("user_id") or "")
+    with fake._lock:
+        user = fake._state.users.get(user_id)
+    if user is None or (user.team_id != ws.team_id and not ws.org_wide):
+        return _view_refused("invalid_arguments", "invalid `user_id`")
+    view = args.get("view")
+    if not isinstance(view, dict) or view.get("type") != "home":
+        return _view_refused("invalid_arguments", "/view/type: views.publish takes a home view")
+    if any(key in view for key in _NOT_ON_HOME):
+        return _view_refused("invalid_arguments", "/view: a home view has no title or buttons")
+    if len(json.dumps(view).encode()) > _VIEW_BYTES:
+        return {"ok": False, "error": "view_too_large"}
+    with fake._lock:
+        known = fake._state.homes.get((ws.team_id, user_id))
+    answer = _view_response(fake, ws, view, known or "V" + uuid.uuid4().hex[:10].upper())
+    with fake._lock:
+        fake._state.homes[(ws.team_id, user_id)] = answer["view"]["id"]
+    return answer
+
+
+def _view_refused(error: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": error, "response_metadata": {"messages": [f"[ERROR] {message}"]}}
 
 
 def _users_info(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:

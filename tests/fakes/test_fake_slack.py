@@ -182,10 +182,52 @@ async def test_a_view_breaking_a_block_kit_rule_is_refused_as_invalid_arguments(
 async def test_a_home_tab_holds_at_most_100_blocks(fake_slack):
     home = {"type": "home", "blocks": [_section("a")] * 101}
 
-    answer = await _post(fake_slack, "views.publish", user_id="U1", view=home)
+    answer = await _post(fake_slack, "views.publish", user_id=DEFAULT_USER_ID, view=home)
 
     assert answer["error"] == "invalid_arguments"
-    fake_slack.take_refusals()
+    assert "/view/blocks" in " ".join(answer["response_metadata"]["messages"])
+    assert [r.method for r in fake_slack.take_refusals()] == ["views.publish"]
+    assert fake_slack.home(DEFAULT_USER_ID) is None
+
+
+@pytest.mark.parametrize(
+    ("user", "view", "error"),
+    [
+        ("U0NOBODY", {"type": "home", "blocks": [_section("a")]}, "invalid_arguments"),
+        (DEFAULT_USER_ID, _modal([_section("a")]), "invalid_arguments"),
+        (DEFAULT_USER_ID, {**_modal([_section("a")]), "type": "home"}, "invalid_arguments"),
+        (
+            DEFAULT_USER_ID,
+            {"type": "home", "blocks": [_section("a" * 2900)] * 90},
+            "view_too_large",
+        ),
+    ],
+    ids=["unknown user", "a modal", "a home with a title", "over 250 kB"],
+)
+async def test_views_publish_takes_only_a_home_for_a_person_of_the_workspace(
+    fake_slack, user, view, error
+):
+    answer = await _post(fake_slack, "views.publish", user_id=user, view=view)
+
+    assert (answer["ok"], answer["error"]) == (False, error)
+    assert fake_slack.home(DEFAULT_USER_ID) is None
+    fake_slack.take_refusals()  # the title also breaks a Block Kit rule of home views
+
+
+async def test_a_published_home_is_kept_per_person_and_replaced_in_place(fake_slack):
+    first = await _post(
+        fake_slack, "views.publish", user_id=DEFAULT_USER_ID,
+        view={"type": "home", "blocks": [_section("one")]},
+    )  # fmt: skip
+    second = await _post(
+        fake_slack, "views.publish", user_id=DEFAULT_USER_ID,
+        view={"type": "home", "blocks": [_section("two")]},
+    )  # fmt: skip
+
+    assert first["ok"] and second["ok"]
+    assert first["view"]["id"] == second["view"]["id"]
+    home = fake_slack.home(DEFAULT_USER_ID)
+    assert home is not None and home["blocks"][0]["text"]["text"] == "two"
 
 
 def test_form_errors_must_name_input_blocks_of_the_submitted_view():
