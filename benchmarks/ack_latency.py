@@ -1,7 +1,8 @@
 """How fast PushOps acknowledges Slack: `pushops serve` against a bare Bolt app that only acks.
 
     .venv/bin/python benchmarks/ack_latency.py [--rates 50,100,200,400] [--duration 10]
-        [--commands send,user] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+        [--commands send,user,cancel,button,home]
+        [--postgres postgresql://postgres@127.0.0.1:5432/postgres] [--brakes 30]
 
 Processes: the fake Slack (benchmarks/servers/fake_slack.py) and the fake OneSignal
 (`python -m tests.fakes.onesignal`) each in their own; the real app as `pushops serve`
@@ -9,8 +10,15 @@ pointed at them (a fresh SQLite file, or a fresh PostgreSQL database with --post
 bare app (benchmarks/servers/bare_app.py) on the same server stack with the same signing
 secret; and this load generator. Slack's requests arrive at a rate whatever the app does,
 so the load is open loop: request i of a step leaves at t0 + i/rate, never waiting for
-earlier answers. Every body is a signed `/push send --yes …` (to a segment) or
-`/push user …` (a user seeded at the fake OneSignal) with its own response_url.
+earlier answers. Every body is signed, with its own response_url: `/push send --yes …` (to a
+segment), `/push user …` (a user seeded at the fake OneSignal), `/push cancel ID` and a click
+on a message's Cancel button (each on a send of its own, scheduled an hour ahead by requests
+made before the step), or an `app_home_opened` event (the Home tab, published after the
+ack; one person opening it over and over, so most publishes are held back by its pace).
+
+Then the brake (`--brakes N`): N times one after the other, a send goes out, and its Cancel
+button is clicked; the time from writing the click to the fake OneSignal having the
+notification cancelled (`DELETE /notifications/ID`, polled every millisecond) is reported.
 
 Per (command, rate, app) it prints p50, p99 and max of the HTTP response time (request
 written -> response read), the real/bare ratios, the highest rate of the ladder each side
@@ -53,6 +61,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.fakes.signing, when run as benchmarks/ack_latency.py
 
+from bot import const  # noqa: E402
 from tests.fakes import signing  # noqa: E402
 
 # Fixed, made-up credentials of the fake OneSignal's seeded app, known to every process.
@@ -69,7 +78,10 @@ WARMUP = 20  # sequential requests per app and command before measuring
 START_TIMEOUT = 60.0
 DRAIN_TIMEOUT = 120.0
 CLIENT_TIMEOUT = 10.0  # Slack gives up after 3 s; a slower answer is still measured
-COMMANDS = ("send", "user")
+COMMANDS = ("send", "user", "cancel", "button", "home")
+STOPS = ("cancel", "button")  # each request stops a send of its own, made before the step
+POOL_CONCURRENCY = 8  # sends made at once for the next step's cancels
+BRAKES = 30
 APPS = ("real", "bare")
 
 
@@ -228,28 +240,62 @@ class Step:
 
 
 class Load:
-    """Signed `/push` requests to an app's `/slack/events`, open loop."""
+    """Signed Slack requests to an app's `/slack/events`, open loop.
+
+    `pool` holds the sends the next cancels and clicks stop (short id, UUID); without one
+    (the bare app) they name sends that do not exist.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, slack: dict[str, str]) -> None:
         self.session = session
         self.slack = slack
         self.counter = 0
+        self.pool: list[tuple[str, str]] = []
+
+    def _stop(self) -> tuple[str, str]:
+        return self.pool.pop() if self.pool else ("ZZZZZZ", str(uuid.uuid4()))
 
     def text(self, command: str) -> str:
         self.counter += 1
         if command == "send":
             return f'send --yes --segment "{SEGMENT}" "Benchmark notification {self.counter}"'
+        if command == "schedule":
+            return f'send --yes --in 1h --segment "{SEGMENT}" "To be stopped {self.counter}"'
+        if command == "cancel":
+            return f"cancel {self._stop()[0]}"
         return f"user user-{self.counter % USERS + 1}"
+
+    def _url(self) -> str:
+        return f"{self.slack['base_url']}/response/{uuid.uuid4().hex}"
 
     def request(self, command: str) -> tuple[str, dict[str, str]]:
         """A freshly signed body (and headers) with its own response_url."""
+        secret = self.slack["signing_secret"]
+        if command == "button":
+            return self.click(self._stop()[1])
+        if command == "home":
+            event = {"type": "app_home_opened", "user": self.slack["user_id"], "tab": "home"}
+            body = signing.event_body(signing.event_callback(event, team_id=self.slack["team_id"]))
+            return body, signing.signed_headers(body, secret=secret, content_type=signing.JSON)
         fields = signing.slash_command(
             text=self.text(command),
-            response_url=f"{self.slack['base_url']}/response/{uuid.uuid4().hex}",
+            response_url=self._url(),
             user_id=self.slack["user_id"],
             team_id=self.slack["team_id"],
         )
         body = signing.form_body(fields)
+        return body, signing.signed_headers(body, secret=secret)
+
+    def click(self, send_id: str) -> tuple[str, dict[str, str]]:
+        """A click on the Cancel button of an (ephemeral) message about `send_id`."""
+        payload = signing.block_actions(
+            action_id=const.ACTION_CANCEL_SEND,
+            user_id=self.slack["user_id"],
+            team_id=self.slack["team_id"],
+            response_url=self._url(),
+            value=send_id,
+        )
+        body = signing.interactive_body(payload)
         return body, signing.signed_headers(body, secret=self.slack["signing_secret"])
 
     async def one(self, url: str, command: str, step: Step | None = None) -> None:
@@ -344,8 +390,46 @@ class Apps:
     pids: dict[str, int]
     fake_slack: FakeSlackProcess
     onesignal_url: str
+    db_url: str = ""
     expected_replies: int = 0  # real-app requests answered 200: each owes one reply
     sends: int = 0  # of which /push send --yes: each owes one notification
+    used: set[str] = field(default_factory=set)  # sends handed out to stop already
+
+    def owe(self, command: str, answered: int) -> None:
+        """`answered` requests of `command` to the real app: the replies and sends owed."""
+        self.expected_replies += 0 if command == "home" else answered
+        self.sends += answered if command == "send" else 0
+
+    async def pool(self, load: Load, count: int) -> None:
+        """`count` sends scheduled an hour ahead, for the next cancels and clicks to stop."""
+        for first in range(0, count, POOL_CONCURRENCY):
+            batch = min(POOL_CONCURRENCY, count - first)
+            await asyncio.gather(*(load.one(self.urls["real"], "schedule") for _ in range(batch)))
+        self.expected_replies += count
+        await self.drain()
+        load.pool = await asyncio.to_thread(self._fresh, "scheduled")
+
+    def _fresh(self, state: str) -> list[tuple[str, str]]:
+        """Sends in `state` not handed out yet (short id, UUID), marked handed out now."""
+        import sqlalchemy as sa
+
+        url = sa.engine.make_url(self.db_url)
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    sa.text("SELECT short_id, id, notification_id FROM sends WHERE state = :s"),
+                    {"s": state},
+                ).all()
+        finally:
+            engine.dispose()
+        fresh = [(r[0], str(uuid.UUID(str(r[1]))), r[2]) for r in rows if r[0] not in self.used]
+        self.used.update(short for short, _, _ in fresh)
+        if state == "sent":
+            return [(nid, send_id) for _, send_id, nid in fresh if nid]
+        return [(short, send_id) for short, send_id, _ in fresh]
 
     def replies(self) -> int:
         return self.fake_slack.counts()["calls"].get("response_url", 0)
@@ -372,16 +456,17 @@ async def run_ladder(
     for command in commands:
         climbing = dict.fromkeys(APPS, True)
         for app in APPS:
+            await _pool_for(apps, load, app, command, WARMUP)
             await load.warm_up(apps.urls[app], command)
             if app == "real":
-                apps.expected_replies += WARMUP
-                apps.sends += WARMUP if command == "send" else 0
+                apps.owe(command, WARMUP)
                 await apps.drain()
         for rate in rates:
             for app in APPS:
                 if rate not in REQUIRED_RATES and not climbing[app]:
                     continue
                 step = Step(app=app, command=command, rate=rate)
+                await _pool_for(apps, load, app, command, round(rate * duration))
                 cpu = process_cpu(apps.pids[app])
                 with profiler.recording(app, f"{app}-{command}-{rate}", duration):
                     await load.run(apps.urls[app], step, duration)
@@ -389,11 +474,58 @@ async def run_ladder(
                 climbing[app] = climbing[app] and step.sustained
                 print(_progress(step), file=sys.stderr, flush=True)
                 if app == "real":
-                    apps.expected_replies += step.ok
-                    apps.sends += step.ok if command == "send" else 0
+                    apps.owe(command, step.ok)
                     step.replied_after_s = await apps.drain()
                 step.cpu_ms = (process_cpu(apps.pids[app]) - cpu) / max(1, step.ok) * 1000
     return steps
+
+
+async def _pool_for(apps: Apps, load: Load, app: str, command: str, count: int) -> None:
+    """Before cancels or clicks: sends of their own to stop (the bare app stops none)."""
+    load.pool = []
+    if command in STOPS and app == "real":
+        await apps.pool(load, count)
+
+
+async def brakes(apps: Apps, load: Load, count: int) -> tuple[list[float], list[float]]:
+    """`count` times: a send goes out, then its Cancel button is clicked. Returns the click's
+    HTTP response times and the times from writing the click to OneSignal's cancel (ms)."""
+    acks: list[float] = []
+    stops: list[float] = []
+    url = apps.urls["real"]
+    async with aiohttp.ClientSession() as onesignal:
+        for _ in range(count):
+            await load.one(url, "send")
+            apps.owe("send", 1)
+            await apps.drain()
+            sent: list[tuple[str, str]] = []
+            while not sent:  # delivered after the ack: wait for its OneSignal id
+                await asyncio.sleep(0.01)
+                sent = await asyncio.to_thread(apps._fresh, "sent")
+            nid, send_id = sent[-1]
+            body, headers = load.click(send_id)
+            started = time.monotonic()
+            async with load.session.post(url, data=body, headers=headers) as response:
+                await response.read()
+            acks.append((time.monotonic() - started) * 1000)
+            await _cancelled_at_onesignal(onesignal, apps.onesignal_url, nid)
+            stops.append((time.monotonic() - started) * 1000)
+            apps.expected_replies += 1
+            await apps.drain()
+    return acks, stops
+
+
+async def _cancelled_at_onesignal(session: aiohttp.ClientSession, url: str, nid: str) -> None:
+    """Until the fake OneSignal has notification `nid` cancelled (polled every millisecond)."""
+    headers = {"Authorization": f"Key {REST_KEY}"}
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while time.monotonic() < deadline:
+        params = {"app_id": APP_ID}
+        async with session.get(f"{url}/notifications/{nid}", params=params, headers=headers) as r:
+            if (await r.json()).get("canceled"):
+                return
+        await asyncio.sleep(0.001)
+    raise RuntimeError(f"notification {nid} was never cancelled")
 
 
 def _progress(step: Step) -> str:
@@ -486,14 +618,21 @@ async def measure(
         for app in APPS:
             await wait_until_serving(urls[app], processes)
         pids = {app: process.pid for app, process in processes.items()}
-        apps = Apps(urls=urls, pids=pids, fake_slack=fake_slack, onesignal_url=onesignal_url)
+        apps = Apps(
+            urls=urls, pids=pids, fake_slack=fake_slack, onesignal_url=onesignal_url,
+            db_url=db_url,
+        )  # fmt: skip
         connector = aiohttp.TCPConnector(limit=0)  # open loop: never queue in the client
         timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             profiler = Profiler(args.profile, processes)
-            steps = await run_ladder(apps, Load(session, slack), args, profiler)
+            load = Load(session, slack)
+            steps = await run_ladder(apps, load, args, profiler)
+            braked = await brakes(apps, load, args.brakes) if args.brakes else ([], [])
         counts = fake_slack.counts()
         checks = {
+            "brakes": braked,
+            "load": os.getloadavg(),
             "expected_replies": apps.expected_replies,
             "replies": counts["calls"].get("response_url", 0),
             "reply_words": counts["replies"],
@@ -596,8 +735,28 @@ def report(
     print()
     met = _targets(steps, args.commands)
     print()
+    _print_brakes(*checks["brakes"])
     _print_checks(checks)
+    one, five, fifteen = checks["load"]
+    print(f"load average at the end of the run: {one:.2f}, {five:.2f}, {fifteen:.2f}")
     return met
+
+
+def _print_brakes(acks: list[float], stops: list[float]) -> None:
+    if not stops:
+        return
+    print(f"the brake: {len(stops)} sends out, each stopped by its Cancel button, one at a time")
+
+    def line(name: str, times: list[float]) -> str:
+        step = Step(app="real", command="button", rate=0, times_ms=times)
+        quantiles = (step.quantile(q) for q in (0.5, 0.95, 1.0))
+        return f"  {name:44} " + " ".join(f"{_ms(v):>8}" for v in quantiles)
+
+    print(f"  {'':44} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    print(line("click answered (HTTP 200)", acks))
+    print(line("click written -> cancelled at OneSignal", stops))
+    print("  (OneSignal's side polled every millisecond: add up to about 1 ms)")
+    print()
 
 
 def _sustained_rate(steps: list[Step], app: str, command: str, rates: list[int]) -> int | None:
@@ -614,7 +773,7 @@ def _sustained_rate(steps: list[Step], app: str, command: str, rates: list[int])
 def _targets(steps: list[Step], commands: list[str]) -> bool:
     met = True
     print("targets (issue 5), real app:")
-    for command in commands:
+    for command in (c for c in commands if c in ("send", "user")):
         real = _find(steps, "real", command, TARGET_RATE)
         bare = _find(steps, "bare", command, TARGET_RATE)
         if real is not None and bare is not None:
@@ -681,6 +840,10 @@ def _parser() -> argparse.ArgumentParser:
         help="a PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/postgres): "
         "the real app gets a fresh database there instead of SQLite",
     )
+    parser.add_argument(
+        "--brakes", type=int, default=BRAKES,
+        help="sends stopped by their Cancel button one at a time, timed to OneSignal's cancel",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
     parser.add_argument(
         "--bare-like-pushops",

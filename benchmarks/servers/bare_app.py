@@ -1,4 +1,5 @@
-"""The baseline of benchmarks/ack_latency.py: a Bolt app whose `/push` only acks.
+"""The baseline of benchmarks/ack_latency.py: a Bolt app whose `/push` (and Cancel button,
+and `app_home_opened`) only acks.
 
     SLACK_BOT_TOKEN=… SLACK_SIGNING_SECRET=… SLACK_API_URL=… PORT=… \
         python -m benchmarks.servers.bare_app      (from the repository's root)
@@ -34,7 +35,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"  # bot.logs' te
 def build_bare_app(
     *, token: str, signing_secret: str, api_url: str, process_before_response: bool = False
 ) -> AsyncApp:
-    """An AsyncApp with one listener: `/push` acks and does nothing else.
+    """An AsyncApp whose `/push`, Cancel button and `app_home_opened` only ack.
 
     `process_before_response`: Bolt's setting of that name (PushOps sets it; off by default,
     Bolt then runs the listener as a task and looks every 10 ms whether it acked).
@@ -50,7 +51,12 @@ def build_bare_app(
     async def on_push(ack: AsyncAck) -> None:
         await ack()
 
+    async def on_event() -> None:
+        pass  # Bolt acknowledges events itself
+
     app.command(const.SLASH_COMMAND)(on_push)
+    app.action(const.ACTION_CANCEL_SEND)(on_push)  # a Cancel button: acked, nothing else
+    app.event(const.EVENT_APP_HOME_OPENED)(on_event)
     return app
 
 
