@@ -186,3 +186,23 @@ async def test_the_home_of_a_busy_workspace_stays_within_block_kit_limits(
     assert "and 15 more: `/push list`" in text_of(bobs)  # 30 recent, 15 shown
     assert fake_slack.take_refusals() == []
     assert len(await all_sends(database)) == 95
+
+
+async def test_compose_opens_the_form_and_setup_is_for_admins_only(app, fake_slack, database):
+    await require_approvals(database, fake_slack)  # CAROL: a member without a role
+    alices = await _open_home(app, ALICE)
+
+    await _click_home(app, alices, const.ACTION_HOME_COMPOSE, "compose", ALICE)
+    compose = await fake_slack.wait_for("views.open")
+    await _click_home(app, alices, const.ACTION_HOME_SETUP, "setup", ALICE)
+    setup = await fake_slack.wait_for("views.open", count=2)
+
+    assert compose.args["view"]["callback_id"] == const.CALLBACK_COMPOSE
+    assert setup.args["view"]["callback_id"] == const.CALLBACK_SETUP
+    carols = await _open_home(app, CAROL)
+    assert const.ACTION_HOME_SETUP not in buttons(carols["blocks"])
+    started = time.time()
+    await _click_home(app, alices, const.ACTION_HOME_SETUP, "setup", CAROL)  # a forged click
+    refused = await _home_after(app, CAROL, started, saying="admins")
+    assert "Only PushOps admins" in text_of(refused)
+    assert len(fake_slack.calls_to("views.open")) == 2
