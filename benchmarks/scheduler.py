@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/scheduler.py [--sends 10000] [--series 1000] [--window 10]
         [--database-url URL]
 
-One PushOps process, as the issue asks: a `SendService` with its `Scheduler`, built as
+One PushOps process, as the issue asks: a `Deliverer` with its `Scheduler`, built as
 `pushops serve` builds them (the default `DeliveryPolicy`: 50 OneSignal calls in flight,
 one pooled client), delivers over loopback to the fake OneSignal (tests/fakes/onesignal),
 which runs in a child process of its own, as OneSignal runs elsewhere: served from a
@@ -60,12 +60,13 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from bot import collector  # noqa: E402
-from bot.delivery import SendService  # noqa: E402
+from bot.delivery import Deliverer  # noqa: E402
 from bot.notifier import Notifier, NullNotifier  # noqa: E402
 from bot.onesignal import make_http_client  # noqa: E402
 from bot.onesignal_clients import OneSignalClients  # noqa: E402
 from bot.scheduling import Scheduler  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from bot.timers import Timers  # noqa: E402
 from storage import queries  # noqa: E402
 from storage.audit import AuditKeys  # noqa: E402
 from storage.crypto import KeyRing, generate_key  # noqa: E402
@@ -242,12 +243,17 @@ class Delivered(NullNotifier):
 
 def _services(
     database: Database, keyring: KeyRing, settings: Settings, http: Any, notifier: Notifier
-) -> tuple[SendService, Scheduler]:
+) -> tuple[Deliverer, Scheduler]:
     clients = OneSignalClients(http, settings.onesignal_api_url)
-    sends = SendService(
-        database=database, keyring=keyring, clients=clients, settings=settings, notifier=notifier
+    deliverer = Deliverer(
+        database=database,
+        keyring=keyring,
+        clients=clients,
+        settings=settings,
+        timers=Timers(),
+        notifier=notifier,
     )
-    return sends, Scheduler(database=database, deliver=sends, settings=settings)
+    return deliverer, Scheduler(database=database, deliverer=deliverer, settings=settings)
 
 
 def _process_cpu() -> float:
@@ -319,7 +325,7 @@ async def burst(
     settings = Settings(_env_file=None, onesignal_api_url=fake.url)
     http = make_http_client()
     delivered = Delivered(total)
-    sends, scheduler = _services(database, keyring, settings, http, delivered)
+    deliverer, scheduler = _services(database, keyring, settings, http, delivered)
     cpu, fake_cpu = _process_cpu(), fake.report()[2]
     loop_thread = threading.get_native_id()
     loop_cpu = _thread_cpu(loop_thread)
@@ -337,7 +343,7 @@ async def burst(
     arrivals, notifications, fake_end_cpu = fake.report()
     fake_cpu = fake_end_cpu - fake_cpu
     await scheduler.stop()
-    await sends.aclose()
+    await deliverer.aclose()
     await http.aclose()
     gc.unfreeze()
     gc.set_threshold(*DEFAULT_GC_THRESHOLDS)
@@ -385,13 +391,13 @@ async def restart(
     await _store(database, app, [ahead + timedelta(seconds=i) for i in range(count)], "R")
     settings = Settings(_env_file=None, onesignal_api_url=fake.url)
     http = make_http_client()
-    sends, scheduler = _services(database, keyring, settings, http, NullNotifier())
+    deliverer, scheduler = _services(database, keyring, settings, http, NullNotifier())
     began = time.perf_counter()
     await scheduler.start()
     elapsed = time.perf_counter() - began
     armed = scheduler.armed
     await scheduler.stop()
-    await sends.aclose()
+    await deliverer.aclose()
     await http.aclose()
     return {"rearm": elapsed, "armed": armed}
 

@@ -15,9 +15,13 @@ notification's name, has of it (sent, or missed); approvals older than PUSHOPS_A
 expire. A heartbeat renews the leases of every claim this process holds: the sends it is
 delivering, and those it claimed as it stored them and has yet to deliver. `stop()` (at
 SIGTERM) takes no new work and starts no new OneSignal call, lets deliveries in flight
-finish within `drain_timeout`, and cancels any that do not; the service's `aclose` then
-hands their claims back (see `SendService.aclose`), so another scheduler takes them at
-once instead of after the lease.
+finish within `drain_timeout`, and cancels any that do not; the deliverer's `aclose` then
+hands their claims back (see `Deliverer.aclose`), so another scheduler takes them at once
+instead of after the lease.
+
+Wiring, all in constructors: the timers (`bot.timers.Timers`) are built first and given to
+the `Deliverer`, which arms a send due later and a retry; the scheduler is given the
+deliverer, delivers what it claims through it, and starts, stops and waits on its timers.
 """
 
 from __future__ import annotations
@@ -26,60 +30,27 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.delivery import SendService
+from bot.delivery import Deliverer
 from bot.delivery.attempt import span
-from bot.delivery.service import default_worker_id
-from bot.delivery.writer import WriteGate
-from bot.notifier import Notifier, NotifierRelay
-from bot.outcome_log import OutcomeLog
 from bot.recurrence import Rule
 from bot.settings import Settings
 from storage import claims
 from storage import series as stored_series
-from storage.claims import DEFAULT_LEASE
 from storage.db import Database
 from storage.models import Send, SendState, Series, utcnow
 
 log = logging.getLogger(__name__)
 
-Deliver = Callable[[Send], Awaitable[object]]
-"""Delivers one claimed send (`SendService.deliver`, or a test's own)."""
-
 SWEEP_JOB: Final = "pushops-sweep"
 _BATCH_LIMIT: Final = 500  # rows per missed/expired sweep transaction
 _RETRY_PAUSE: Final = 1.0  # seconds before the claimer tries again after a database error
-# A timer only wakes the claimer, which then claims every send due by then; so sends due in
-# the same 10 ms share one APScheduler job. 10,000 sends due within 10 s are 1,000 jobs, not
-# 10,000, and a send waits at most this long past its due time for its wake-up.
-_SLOT_SECONDS: Final = 0.01
-
-
-@dataclass(frozen=True)
-class _Slot:
-    """The APScheduler job waking the claimer for the sends due in one 10 ms slot."""
-
-    index: int  # the slot's end, in _SLOT_SECONDS since the epoch
-    retry: bool  # for sends held in `sending` (taken over at their lease's end)
-
-    @property
-    def at(self) -> datetime:
-        return datetime.fromtimestamp(self.index * _SLOT_SECONDS, UTC)
-
-    @property
-    def job_id(self) -> str:
-        return f"pushops-{'retry' if self.retry else 'due'}-{self.index}"
 
 
 class Scheduler:
@@ -87,13 +58,11 @@ class Scheduler:
 
     Args:
         database: where the sends are.
-        deliver: the `SendService` (which then arms timers through this scheduler), or any
-            async callable taking a claimed send.
+        deliverer: delivers what is claimed here, with its worker id, lease, notifier and
+            outcome log; its timers are the ones this scheduler starts, stops and waits on.
         settings: PUSHOPS_MISFIRE_GRACE and PUSHOPS_APPROVAL_TTL.
-        worker_id: who claims (default: the service's, else host:pid:random).
         sweep_interval: seconds between sweeps of the table.
         clock: the current time (UTC).
-        notifier: for missed sends and expired approvals (default: the service's).
         claim_batch: sends claimed per transaction.
         drain_timeout: seconds `stop()` waits for deliveries in flight.
         series_lead: how long before its time a series' occurrence becomes a send (default:
@@ -104,50 +73,31 @@ class Scheduler:
         self,
         *,
         database: Database,
-        deliver: SendService | Deliver,
+        deliverer: Deliverer,
         settings: Settings,
-        worker_id: str | None = None,
         sweep_interval: float = 15.0,
         clock: Callable[[], datetime] = utcnow,
-        notifier: Notifier | None = None,
         claim_batch: int = 100,
         drain_timeout: float = 10.0,
         series_lead: timedelta | None = None,
     ) -> None:
         self.database = database
+        self.deliverer = deliverer
+        self.timers = deliverer.timers
         self.settings = settings
         self.sweep_interval = sweep_interval
         self.clock = clock
         self.claim_batch = claim_batch
         self.drain_timeout = drain_timeout
         self.series_lead = series_lead or timedelta(seconds=max(60.0, 4 * sweep_interval))
-        self._service = deliver if isinstance(deliver, SendService) else None
-        if self._service is not None:
-            if worker_id is not None and worker_id != self._service.worker_id:
-                raise ValueError("a scheduler claims with its SendService's worker_id")
-            self._service.timers = self
-            self.worker_id = self._service.worker_id
-            self.lease = self._service.lease
-            self.notifier = self._service.notifier if notifier is None else NotifierRelay(notifier)
-            self.outcomes = self._service.outcomes
-            self._deliver: Deliver = self._service.deliver
-            self._writes = self._service.writes
-        else:
-            assert not isinstance(deliver, SendService)
-            self.worker_id = worker_id or default_worker_id()
-            self.lease = DEFAULT_LEASE
-            self.notifier = NotifierRelay(notifier)
-            self.outcomes = OutcomeLog()
-            self._deliver = deliver
-            self._writes = WriteGate(database)
-        self._aps: AsyncIOScheduler | None = None
-        self._armed: dict[uuid.UUID, datetime] = {}  # send -> the moment it needs us
-        self._slots: dict[_Slot, set[uuid.UUID]] = {}
-        self._slot_of: dict[uuid.UUID, _Slot] = {}
+        self.worker_id = deliverer.worker_id
+        self.lease = deliverer.lease
+        self.notifier = deliverer.notifier
+        self.outcomes = deliverer.outcomes
+        self._writes = deliverer.writes
         self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._side_tasks: set[asyncio.Task[Any]] = set()
-        self._wake = asyncio.Event()
-        self._reclaim = False
+        self._started = False
         self._stopping = False
         self._claimer: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -161,43 +111,34 @@ class Scheduler:
     @property
     def running(self) -> bool:
         """Whether the scheduler was started and not stopped."""
-        return self._aps is not None and not self._stopping
+        return self._started and not self._stopping
 
     @property
     def armed(self) -> int:
         """How many timers are armed now."""
-        return len(self._armed)
+        return self.timers.armed
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
         """Derive every timer from the table, pick up what is due or stuck, then run."""
-        if self._aps is not None:
+        if self._started:
             return
-        _quiet_apscheduler()
+        self._started = True
         self._stopping = False
-        self._aps = AsyncIOScheduler(
-            timezone=UTC,
-            # Late timers still fire: whether a send is too late is the grace's call, below.
-            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
-        )
-        self._aps.start(paused=True)  # arming thousands of timers is cheaper while paused
+        self.timers.start()  # paused: arming thousands of timers is cheaper so
         self._claimer = asyncio.get_running_loop().create_task(
             self._claim_loop(), name="pushops-claimer"
         )
         await self.sweep()
-        self._aps.resume()
-        self._aps.add_job(
-            self._start_sweep,
-            IntervalTrigger(seconds=self.sweep_interval, timezone=UTC),
-            id=SWEEP_JOB,
-        )
+        self.timers.resume()
+        self.timers.every(self.sweep_interval, self._start_sweep, job_id=SWEEP_JOB)
         self._heartbeat = asyncio.get_running_loop().create_task(
             self._keep_leases(), name="pushops-leases"
         )
         log.info(
             "scheduler started (worker %s): %d timers armed, sweep every %g s",
-            self.worker_id, len(self._armed), self.sweep_interval,
+            self.worker_id, self.timers.armed, self.sweep_interval,
         )  # fmt: skip
 
     async def stop(self) -> None:
@@ -205,16 +146,14 @@ class Scheduler:
 
         No OneSignal call starts any more: deliveries still waiting for their turn end at
         once. Deliveries still running after `drain_timeout` are cancelled. Their sends stay
-        claimed until `SendService.aclose` hands them back: scheduled again if no call
+        claimed until `Deliverer.aclose` hands them back: scheduled again if no call
         started, else left for another scheduler to take over at once, with the same key.
         """
-        if self._aps is None or self._stopping:
+        if not self._started or self._stopping:
             return
         self._stopping = True
-        if self._service is not None:
-            self._service.stop_calling()
-        self._aps.shutdown(wait=False)
-        self._wake.set()
+        self.deliverer.stop_calling()
+        self.timers.stop()  # wakes the claimer, to see it stop
         await _finish(self._claimer, within=self.drain_timeout)
         in_flight = list(self._in_flight.values())
         if in_flight:
@@ -229,63 +168,8 @@ class Scheduler:
         await _finish(self._heartbeat, within=0)
         if self._side_tasks:
             await asyncio.wait(set(self._side_tasks), timeout=self.drain_timeout)
-        self._armed.clear()
-        self._slots.clear()
-        self._slot_of.clear()
-        self._aps = None
+        self._started = False
         log.info("scheduler stopped (worker %s)", self.worker_id)
-
-    # --- timers --------------------------------------------------------------------------
-
-    def arm(self, send_id: uuid.UUID, due_at: datetime, *, retry: bool = False) -> None:
-        """Wake the claimer at `due_at` for this send (idempotent; replaces its timer).
-
-        `retry`: the send is held in `sending` until `due_at` (a retry, or a crashed
-        worker's lease); it is taken over then. Does nothing when not running.
-        """
-        if self._aps is None or self._stopping:
-            return
-        self.disarm(send_id)
-        if due_at <= self.clock():
-            self._poke(retry)
-            return
-        self._armed[send_id] = due_at
-        slot = _Slot(math.ceil(due_at.timestamp() / _SLOT_SECONDS), retry)
-        waiting = self._slots.get(slot)
-        if waiting is None:
-            waiting = self._slots[slot] = set()
-            self._aps.add_job(
-                self._fire,
-                DateTrigger(run_date=slot.at, timezone=UTC),
-                id=slot.job_id,
-                kwargs={"slot": slot},
-            )
-        waiting.add(send_id)
-        self._slot_of[send_id] = slot
-
-    def disarm(self, send_id: uuid.UUID) -> None:
-        """Forget the send's timer (a stale one would be harmless: the claim decides)."""
-        self._armed.pop(send_id, None)
-        slot = self._slot_of.pop(send_id, None)
-        if slot is None:
-            return
-        waiting = self._slots.get(slot)
-        if waiting is not None:
-            waiting.discard(send_id)
-            if not waiting and self._aps is not None:
-                del self._slots[slot]
-                with contextlib.suppress(LookupError):  # it fired meanwhile
-                    self._aps.remove_job(slot.job_id)
-
-    async def _fire(self, slot: _Slot) -> None:
-        for send_id in self._slots.pop(slot, ()):
-            self._armed.pop(send_id, None)
-            self._slot_of.pop(send_id, None)
-        self._poke(slot.retry)
-
-    def _poke(self, retry: bool) -> None:
-        self._reclaim = self._reclaim or retry
-        self._wake.set()
 
     # --- the sweep -----------------------------------------------------------------------
 
@@ -315,7 +199,7 @@ class Scheduler:
             await self._expire_approvals()
             await self._derive_timers()
         except SQLAlchemyError as error:
-            if self._aps is None:
+            if not self._started:
                 raise
             log.warning("sweep failed (%s); the next one tries again", type(error).__name__)
 
@@ -338,7 +222,7 @@ class Scheduler:
     def sweep_soon(self) -> None:
         """Sweep now, aside (a series was just made or resumed: its first occurrence may be
         due before the next periodic sweep)."""
-        if self._aps is not None and not self._stopping:
+        if self.running:
             self._side(self._start_sweep())
 
     async def _mark_missed(self) -> None:
@@ -353,7 +237,7 @@ class Scheduler:
                 )
             why = f"Not sent: found more than {span(self.settings.misfire_grace)} after it was due."
             for send in missed:
-                self.disarm(send.id)
+                self.timers.disarm(send.id)
                 self.outcomes.ended(send, reason=why)
                 self._side(self.notifier.send_missed(send))
             if len(missed) < _BATCH_LIMIT:
@@ -387,33 +271,31 @@ class Scheduler:
             if retry and timer.send_id in busy:
                 continue  # ours, in flight: its lease is being renewed
             if timer.at is None or timer.at <= now:
-                self._poke(retry)
+                self.timers.poke(retry)
             else:
                 wanted[timer.send_id] = (timer.at, retry)
-        for send_id in [s for s in self._armed if s not in wanted]:
-            self.disarm(send_id)  # cancelled or taken elsewhere
+        for send_id in [s for s in self.timers.armed_ids() if s not in wanted]:
+            self.timers.disarm(send_id)  # cancelled or taken elsewhere
         for send_id, (at, retry) in wanted.items():
-            if self._armed.get(send_id) != at:
-                self.arm(send_id, at, retry=retry)
+            if self.timers.due_at(send_id) != at:
+                self.timers.arm(send_id, at, retry=retry)
 
     # --- claiming and delivering ---------------------------------------------------------
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            await self._wake.wait()
-            self._wake.clear()
+            reclaim = await self.timers.woken()
             if self._stopping:
                 return
             try:
-                await self._claim_all()
+                await self._claim_all(reclaim)
             except SQLAlchemyError as error:
                 log.warning("claiming failed (%s); trying again", type(error).__name__)
                 await asyncio.sleep(_RETRY_PAUSE)
-                self._wake.set()
+                self.timers.poke(False)
 
-    async def _claim_all(self) -> None:
-        if self._reclaim:
-            self._reclaim = False
+    async def _claim_all(self, reclaim: bool) -> None:
+        if reclaim:
             # Held sends are taken over however late: the service retries them with the same
             # key, or (too late, or out of attempts) asks OneSignal what it has of them.
             await self._take_batches(claims.reclaim_stale_sends)
@@ -435,10 +317,9 @@ class Scheduler:
                 return
 
     def _start_all(self, sends: list[Send]) -> None:
-        if self._service is not None:
-            self._service.claimed([send.id for send in sends])  # handed back if not delivered
+        self.deliverer.claimed([send.id for send in sends])  # handed back if not delivered
         for send in sends:
-            self.disarm(send.id)
+            self.timers.disarm(send.id)
             task = asyncio.get_running_loop().create_task(
                 self._delivery(send), name=f"pushops-deliver-{send.short_id}"
             )
@@ -450,7 +331,7 @@ class Scheduler:
 
     async def _delivery(self, send: Send) -> None:
         try:
-            await self._deliver(send)
+            await self.deliverer.deliver(send)
         except Exception:  # broad: the top of a delivery task; the send stays claimed
             log.exception(
                 "delivery of send %s failed unexpectedly; it is retried after its lease",
@@ -493,9 +374,9 @@ class Scheduler:
 
     def _claims(self) -> set[uuid.UUID]:
         """Every claim this process keeps renewing: the sends its tasks deliver (waiting for
-        a slot too), and the service's (`SendService.renewing()`: send-nows waiting for a
+        a slot too), and the deliverer's (`Deliverer.renewing()`: send-nows waiting for a
         place)."""
-        return set(self._in_flight) | (self._service.renewing() if self._service else set())
+        return set(self._in_flight) | self.deliverer.renewing()
 
     def _side(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a notification aside, so a slow Slack does not hold up the sweep."""
@@ -517,11 +398,3 @@ async def _finish(task: asyncio.Task[None] | None, *, within: float) -> None:
 
 def _next_occurrence(series: Series, moment: datetime) -> datetime:
     return Rule.from_json(series.rule).next_after(moment)
-
-
-def _quiet_apscheduler() -> None:
-    """APScheduler logs every job run at INFO: one line per send would drown the log."""
-    for name in ("apscheduler.executors.default", "apscheduler.scheduler"):
-        logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.WARNING)

@@ -1,11 +1,12 @@
 """The long-lived things Slack handlers use, built once per process and handed down.
 
 `Services` is the one object `build_app` and every command module receive. It holds the
-settings, the database and key ring, the workspace and send services and the scheduler, the
-OneSignal clients on the process's pool, the notifier relay, Slack's HTTP session and its
-directory of people, admission control, the metrics and the tracked background tasks (work
-that goes on after Slack was acknowledged), plus start/stop hooks that `serve`'s lifespan
-and `worker` run. `build_services` makes all of it, for `serve`, `worker` and the tests alike.
+settings, the database and key ring, the workspace service, the three parts of the send
+engine (`sends`, `deliverer`, `recall`) and the scheduler, the OneSignal clients on the
+process's pool, the notifier relay, Slack's HTTP session and its directory of people,
+admission control, the metrics and the tracked background tasks (work that goes on after
+Slack was acknowledged), plus start/stop hooks that `serve`'s lifespan and `worker` run.
+`build_services` makes all of it, for `serve`, `worker` and the tests alike.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.admission import Admission
 from bot.checkpoints import CheckpointPublisher, FileSink
-from bot.delivery import DeliveryPolicy, SendService
+from bot.delivery import Deliverer, DeliveryPolicy, Recall, Sends
 from bot.digest import DigestPolicy
 from bot.directory import SlackDirectory
 from bot.errors import report_unexpected
@@ -41,6 +42,7 @@ from bot.settings import Settings
 from bot.slack_http import SlackHttp
 from bot.slack_limits import SLACK_LIMITS, SlackLimits
 from bot.throttle import Throttle
+from bot.timers import Timers
 from bot.workspaces import Workspaces
 from storage.audit import AuditKeys
 from storage.crypto import KEY_FILE_NAME, KeyRing, key_file_warning
@@ -130,7 +132,10 @@ class Services:
         database: engine and session factory.
         keyring: the keys that seal secrets at rest (OneSignal keys, Slack tokens in OAuth
             mode).
-        sends: the send service (bot.delivery).
+        sends: the send state machine (`bot.delivery.Sends`): create, confirm, approve.
+        deliverer: takes sends to OneSignal (`bot.delivery.Deliverer`): `dispatch` after the
+            ack.
+        recall: cancels sends and reports on them (`bot.delivery.Recall`).
         scheduler: started after the start hooks, stopped before the shutdown hooks.
         workspaces: the workspace service (bot.workspaces), made from the parts above.
         series: the series service (bot.series: recurring sends), made from the parts above.
@@ -163,7 +168,9 @@ class Services:
     onesignal_http: httpx.AsyncClient
     database: Database
     keyring: KeyRing
-    sends: SendService
+    sends: Sends
+    deliverer: Deliverer
+    recall: Recall
     scheduler: Lifecycle
     readiness: ReadinessCheck | None = None
     checkpoints: CheckpointPublisher | None = None
@@ -279,37 +286,41 @@ def build_services(
     """The services of a process (`serve`, `worker`, and every test's app).
 
     A pooled OneSignal client counting into the metrics, `database` (disposed at shutdown)
-    and `keyring`; the send service and its scheduler (which starts and stops with the
-    services; the service's queued results are written at shutdown), the workspace service,
-    and with a database opened with audit keys the audit checkpoints (signed as
-    `checkpoint_actor`, default the send service's worker). At start they warn when the key
-    ring comes from the key file in the data directory, and bind OneSignal keys written by
-    older versions to their app's row. Tests pass a short `policy` and `sweep_interval`.
+    and `keyring`; the send engine's three parts and the scheduler given its deliverer (it
+    starts and stops with the services; the deliverer's queued results are written at
+    shutdown), the workspace service, and with a database opened with audit keys the audit
+    checkpoints (signed as `checkpoint_actor`, default the deliverer's worker). At start
+    they warn when the key ring comes from the key file in the data directory, and bind
+    OneSignal keys written by older versions to their app's row. Tests pass a short
+    `policy` and `sweep_interval`.
 
     Must run inside the event loop that will use them (the HTTP pool binds to it).
     """
     metrics = Metrics()
     http = onesignal_pool(metrics)
     notifier = NotifierRelay()
-    sends = SendService(
+    deliverer = Deliverer(
         database=database,
         keyring=keyring,
         clients=OneSignalClients(http, settings.onesignal_api_url),
         settings=settings,
+        timers=Timers(),
         notifier=notifier,
         outcomes=OutcomeLog(metrics),
         policy=policy,
         worker_id=worker_id,
     )
     scheduler = Scheduler(
-        database=database, deliver=sends, settings=settings, sweep_interval=sweep_interval
+        database=database, deliverer=deliverer, settings=settings, sweep_interval=sweep_interval
     )
     services = Services(
         settings=settings,
         onesignal_http=http,
         database=database,
         keyring=keyring,
-        sends=sends,
+        sends=Sends(deliverer),
+        deliverer=deliverer,
+        recall=Recall(deliverer),
         scheduler=scheduler,
         readiness=readiness,
         notifier=notifier,
@@ -320,7 +331,7 @@ def build_services(
     if not _secret_key_set(settings):
         services.on_startup.append(functools.partial(_warn_of_key_file, settings))
     services.on_startup.append(functools.partial(_bind_app_keys, database, keyring))
-    services.on_shutdown.append(sends.aclose)
+    services.on_shutdown.append(deliverer.aclose)
     if database.audit_keys is not None:
         _attach_checkpoints(services, database.audit_keys, checkpoint_actor)
     return services
@@ -337,7 +348,7 @@ def _attach_checkpoints(services: Services, keys: AuditKeys, actor: str | None) 
     publisher = CheckpointPublisher(
         database=services.database,
         keys=keys,
-        actor=actor or f"worker:{services.sends.worker_id}",
+        actor=actor or f"worker:{services.deliverer.worker_id}",
         interval=settings.audit_checkpoint_interval,
     )
     if settings.audit_checkpoints:

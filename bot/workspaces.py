@@ -5,7 +5,7 @@ Its OneSignal apps and their keys (add, replace, remove, the default), who holds
 the approval policy and log channel, each person's linked external id (`/push me`), and its
 audit log (reading it, and writing refusals and user lookups). Every method is one transaction
 (or one read) of its own, so no Slack handler opens a session; a change that sends depend on
-is told to the send service at once (`SendService.forget_apps`, `forget_policy`).
+is told to the send state machine at once (`Sends.forget_apps`, `forget_policy`).
 
 The rows it hands up (`Workspace`, `OneSignalApp`, `Member`, `AuditEvent`) and the errors it
 raises are re-exported here, so the Slack surface needs nothing from `storage`.
@@ -106,7 +106,7 @@ class TeamFacts:
 
 
 class SendsToTell(Protocol):
-    """What the send service hears of a workspace's changes (`SendService` is one)."""
+    """What the send state machine hears of a workspace's changes (`bot.delivery.Sends` is one)."""
 
     def forget_apps(self, team_id: str) -> None:
         """The workspace's apps changed (added, replaced, removed, a new default)."""

@@ -75,7 +75,7 @@ async def handle(ctx: CommandContext) -> None:
 async def cancel(services: Services, *, team_id: str, ref: str, actor: str) -> CancelOutcome:
     """Cancel `ref`; the notifier updates the send's messages and tells its requester."""
     try:
-        return await services.sends.cancel(team_id=team_id, ref=ref, actor=actor)
+        return await services.recall.cancel(team_id=team_id, ref=ref, actor=actor)
     except SendNotFound as error:
         raise CommandError(str(error)) from None
 
@@ -122,7 +122,7 @@ async def cancellable(
     """`may_cancel` for the send `ref` names (a short or OneSignal id). A ref that names no
     send and is no OneSignal id either passes: cancelling it answers that it is unknown."""
     try:
-        send: Send | None = await services.sends.find(team_id=team_id, ref=ref)
+        send: Send | None = await services.recall.find(team_id=team_id, ref=ref)
     except SendNotFound:
         if send_uuid(ref.strip().strip("`")) is None:
             return

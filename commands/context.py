@@ -126,7 +126,7 @@ async def load_send(services: Services, team_id: str, send_id: uuid.UUID | None)
     """The send with this UUID in this workspace (another workspace's is not found)."""
     if send_id is None:
         return None
-    return await services.sends.get(team_id=team_id, send_id=send_id)
+    return await services.recall.get(team_id=team_id, send_id=send_id)
 
 
 async def refuse(respond: Respond, message: str) -> None:

@@ -52,7 +52,7 @@ async def listing(services: Services, team_id: str, app: str | None) -> tuple[st
     if app is not None:
         await _check_app(services, team_id, app)
     # One more than is shown tells the list that there are more.
-    upcoming, finished = await services.sends.recent(
+    upcoming, finished = await services.recall.recent(
         team_id=team_id, limit=MAX_SHOWN + 1, app_name=app
     )
     scheduled = [card_of(s) for s in upcoming]

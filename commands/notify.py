@@ -355,7 +355,7 @@ class SlackNotifier:
     # --- plumbing ----------------------------------------------------------------------------
 
     async def _load(self, team_id: str, send_id: uuid.UUID) -> Send | None:
-        return await self._services.sends.get(team_id=team_id, send_id=send_id)
+        return await self._services.recall.get(team_id=team_id, send_id=send_id)
 
     async def _workspace(self, team_id: str) -> Workspace | None:
         return await self._services.workspaces.get_workspace(team_id)
@@ -365,7 +365,7 @@ class SlackNotifier:
             audience = Audience.from_stored(send.audience)
         except (SendRejected, TypeError):
             return None
-        estimate = await self._services.sends.estimate(
+        estimate = await self._services.recall.estimate(
             team_id=send.team_id, app_name=send.app_name, audience=audience
         )
         return estimate_text(estimate)
@@ -466,7 +466,7 @@ def plug_in(services: Services, clients: ClientSource) -> SlackNotifier:
         database=services.database,
         deliver=delivery,
         pacer=pacer,
-        worker_id=services.sends.worker_id,
+        worker_id=services.deliverer.worker_id,
         policy=policy,
         coalesce=Coalescer(services.database, policy=services.digest_policy),
     )
@@ -482,10 +482,10 @@ def plug_in(services: Services, clients: ClientSource) -> SlackNotifier:
 
 
 def _stop_after_deliveries(services: Services, drainer: OutboxDrainer) -> None:
-    """Stop the drainer at shutdown after the send service wrote its last outcomes (the
+    """Stop the drainer at shutdown after the deliverer wrote its last outcomes (the
     hooks run in reverse order), so what they owe Slack still goes out if it can."""
     hooks = services.on_shutdown
-    closing = services.sends.aclose
+    closing = services.deliverer.aclose
     at = hooks.index(closing) if closing in hooks else len(hooks)
     hooks.insert(at, drainer.stop)
 

@@ -27,7 +27,7 @@ async def before_ack(ctx: CommandContext) -> object:
 async def report(services: Services, team_id: str, ref: str) -> StatusView:
     """The status of `ref` as the view draws it; CommandError for an unknown id."""
     try:
-        found = await services.sends.status(team_id=team_id, ref=ref)
+        found = await services.recall.status(team_id=team_id, ref=ref)
     except SendNotFound as error:
         raise CommandError(str(error)) from None
     send = found.send

@@ -5,7 +5,7 @@ StorageError
  ├── NotFound               an id unknown in *this* workspace (another workspace's id too)
  │    ├── WorkspaceNotFound
  │    ├── AppNotFound
- │    └── SendNotFound
+ │    └── NoSuchSend
  ├── InvalidInput           a name, id or value the caller should have refused
  ├── DuplicateAppName
  ├── AppInUse               removing an app that active sends still need
@@ -47,7 +47,7 @@ class AppNotFound(NotFound):
         super().__init__(f"No OneSignal app {what} in workspace {team_id}.")
 
 
-class SendNotFound(NotFound):
+class NoSuchSend(NotFound):
     """No send with that id in the workspace."""
 
     def __init__(self, team_id: str, ref: str) -> None:

@@ -50,8 +50,8 @@ from storage.errors import (
     DuplicateAppName,
     IllegalTransition,
     InvalidInput,
+    NoSuchSend,
     SelfApproval,
-    SendNotFound,
     ShortIdExhausted,
     WorkspaceNotFound,
 )
@@ -1080,7 +1080,7 @@ async def _pending_send(
     )
     send = (await session.scalars(query)).one_or_none()
     if send is None:
-        raise SendNotFound(team_id, str(send_id))
+        raise NoSuchSend(team_id, str(send_id))
     if send.state != SendState.PENDING_APPROVAL:
         raise IllegalTransition(
             f"Send {send.short_id} is {send.state.value}, not pending approval."

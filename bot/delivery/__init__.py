@@ -1,22 +1,32 @@
 """The send services between the Slack surface and OneSignal (docs/design.md, invariants 1-4b).
 
-`SendService` creates, confirms, approves, delivers, cancels and reports sends;
-`SendContent` and `Audience` validate what a send says and to whom; `Send` and `SendState`
-are the stored sends it hands up (the Slack surface imports nothing from `storage`). Nothing
-here imports Slack: outcomes reach people through `bot.notifier.Notifier`.
+Three parts, one per process each, built in this order (`bot.services.build_services`):
+the `Deliverer` (given the process's `bot.timers.Timers`) takes due sends to OneSignal and
+records their outcomes; `Sends`, the state machine, creates, confirms, approves and rejects
+sends and hands what may go to the deliverer; `Recall` cancels sends and reports on them.
+The `Scheduler` is given the deliverer. `SendContent` and `Audience` validate what a send
+says and to whom; `Send` and `SendState` are the stored sends they hand up (the Slack
+surface imports nothing from `storage`), and storage's errors are answered in this
+package's own (`outcomes.py`). Nothing here imports Slack: outcomes reach people through
+`bot.notifier.Notifier`.
 
-    content.py   SendContent, Audience, SendRejected (OneSignal's limits), languages
-    options.py   DeliveryOptions: time zone or intelligent delivery, throttle, buttons, data
-    templates.py OneSignal's templates of an app, listed and kept briefly
-    outcomes.py  Estimate, CancelOutcome, StatusReport, SendNotFound, StoreBusy,
-                 StoreRefused, StoreInterrupted, DeliveryPolicy
-    service.py   SendService
-    attempt.py   one delivery attempt, and the check rounds of a send OneSignal has not
-                 answered about
-    answers.py   what OneSignal's answers mean, and which leave a send's outcome unknown
-    writer.py    delivery results written many per transaction
-    apps.py      a OneSignal client per app on one shared pool, keys kept briefly
-    recall.py    cancelling at OneSignal, reading counters, finding notifications by name
+    sends.py          Sends: create, confirm, discard, resend_missed, approve, reject
+    deliverer.py      Deliverer: dispatch, deliver, claims, slots, the result writer
+    recall.py         Recall: cancel, status, estimate, segments, get, find, recent
+    content.py        SendContent, Audience, SendRejected (OneSignal's limits), languages
+    options.py        DeliveryOptions: time zone or intelligent delivery, throttle, buttons,
+                      data
+    templates.py      OneSignal's templates of an app, listed and kept briefly
+    outcomes.py       Estimate, CancelOutcome, StatusReport, SendNotFound,
+                      DecisionRefused, NoLongerPending, StoreBusy, StoreRefused,
+                      StoreInterrupted, DeliveryPolicy
+    attempt.py        one delivery attempt, and the check rounds of a send OneSignal has
+                      not answered about
+    answers.py        what OneSignal's answers mean, and which leave a send's outcome unknown
+    writer.py         delivery results written many per transaction
+    holds.py          the approval policy asked again when a send is due
+    apps.py           a OneSignal client per app on one shared pool, keys kept briefly
+    notifications.py  cancelling at OneSignal, reading counters, finding notifications by name
 """
 
 from bot.delivery.attempt import notification_ids, notification_name
@@ -32,6 +42,7 @@ from bot.delivery.content import (
     TemplateRef,
     Translation,
 )
+from bot.delivery.deliverer import Deliverer
 from bot.delivery.options import ActionButton, DeliveryOptions
 from bot.delivery.outcomes import (
     CancelKind,
@@ -46,7 +57,8 @@ from bot.delivery.outcomes import (
     StoreInterrupted,
     StoreRefused,
 )
-from bot.delivery.service import SendService, Timers
+from bot.delivery.recall import Recall
+from bot.delivery.sends import Sends
 from storage.models import Send, SendState, utcnow  # the rows and states the service hands up
 
 __all__ = [
@@ -62,21 +74,22 @@ __all__ = [
     "CancelKind",
     "CancelOutcome",
     "DecisionRefused",
+    "Deliverer",
     "DeliveryPolicy",
     "Estimate",
+    "Recall",
     "RejectedField",
     "SendContent",
     "NoLongerPending",
     "SendNotFound",
     "Send",
     "SendRejected",
-    "SendService",
+    "Sends",
     "SendState",
     "StatusReport",
     "StoreBusy",
     "StoreInterrupted",
     "StoreRefused",
-    "Timers",
     "notification_ids",
     "notification_name",
     "utcnow",

@@ -3,7 +3,8 @@
 Decrypting an app's key costs a database read and an AES-GCM open; a burst of sends of one
 app would pay it per send. The decrypted key lives here for `DeliveryPolicy.credentials_ttl`
 seconds (inside a `SecretStr`, so it never shows in a repr) and is dropped when OneSignal
-refuses it, so a key replaced with `pushops apps add --replace` is picked up at once.
+refuses it, so a key replaced with `pushops apps add --replace` is picked up at once. The
+row of the app a new send names is kept here too, for `APP_TTL` seconds (`resolve`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cache import Expiring
+from bot.delivery.content import SendRejected
 from bot.delivery.outcomes import DeliveryPolicy
 from bot.onesignal import OneSignalClient, RetryPolicy
 from bot.onesignal_clients import OneSignalClients
@@ -22,6 +27,9 @@ from storage.crypto import KeyRing, SecretDecryptionError
 from storage.db import Database
 from storage.errors import AppNotFound
 from storage.models import OneSignalApp
+
+APP_TTL: Final = 5.0
+"""Seconds an app's row found by name is kept for new sends (see `AppClients.resolve`)."""
 
 
 class AppUnavailable(Exception):
@@ -60,6 +68,41 @@ class AppClients:
         # One lookup per app at a time (`Expiring.get`): a burst of due sends of one app must
         # not each read and decrypt its key while the first lookup is still on its way.
         self._cache: Expiring[tuple[str, uuid.UUID], AppClient] = Expiring(clock=clock)
+        # (team, app name or None for the default) -> the app's row; see `resolve`
+        self._rows: Expiring[tuple[str, str | None], OneSignalApp] = Expiring()
+
+    async def resolve(
+        self, session: AsyncSession, team_id: str, app_name: str | None
+    ) -> OneSignalApp:
+        """The row of the app a new send names (the default app when None), in the caller's
+        transaction; `SendRejected(field="app")`, naming the apps there are, when none is."""
+        # Kept a few seconds: every send asks, before its ack, and apps rarely change. /push
+        # setup forgets them at once (`forget_team`); another replica's change shows within
+        # APP_TTL, and a send to an app removed meanwhile fails at delivery, saying why.
+        # The read is in the caller's transaction, so it is not an `Expiring.get` load (a task
+        # of its own, which could outlive the session).
+        found, kept = self._rows.peek((team_id, app_name))
+        if found and kept is not None:
+            return kept
+        app = await queries.get_app(session=session, team_id=team_id, name=app_name)
+        if app is not None:
+            self._rows.put((team_id, app_name), app, APP_TTL)
+            return app
+        names = [a.name for a in await queries.list_apps(session=session, team_id=team_id)]
+        if not names:
+            raise SendRejected(
+                "app",
+                "No OneSignal app is set up in this workspace yet; an admin can add one "
+                "with /push setup.",
+            )
+        if app_name is None:
+            raise SendRejected(
+                "app",
+                f"This workspace has no default app; add --app with one of: {', '.join(names)}.",
+            )
+        raise SendRejected(
+            "app", f"There is no app {app_name!r} here; use --app with one of: {', '.join(names)}."
+        )
 
     async def for_app(self, team_id: str, app_ref: uuid.UUID | None, app_name: str) -> AppClient:
         """The client of the app `app_ref` of the workspace; AppUnavailable when it is gone."""
@@ -101,8 +144,9 @@ class AppClients:
             self._cache.forget((team_id, app_ref))
 
     def forget_team(self, team_id: str) -> None:
-        """Drop every cached key of the workspace (its apps changed)."""
+        """Drop every cached key and row of the workspace (its apps changed)."""
         self._cache.forget_where(lambda key: key[0] == team_id)
+        self._rows.forget_where(lambda key: key[0] == team_id)
 
     def _remember(self, app: OneSignalApp) -> AppClient:
         ready = self._client_of(app)

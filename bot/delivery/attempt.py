@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.delivery import recall as recalling
+from bot.delivery import notifications
 from bot.delivery.answers import Absent, explain, is_passing, outcome_unknown
 from bot.delivery.apps import AppClient, AppClients, AppUnavailable
 from bot.delivery.content import Audience, SendContent, SendRejected
@@ -184,7 +184,7 @@ async def settle(
         app = await apps.for_app(send.team_id, send.app_ref, send.app_name)
     except AppUnavailable as error:
         return _unsettled(send, policy, clock(), records, str(error))
-    found = await recalling.look_up(app, notification_name(send), since=earliest_call(send))
+    found = await notifications.look_up(app, notification_name(send), since=earliest_call(send))
     if found is None:
         return _unsettled(send, policy, clock(), records, send.last_error)
     records = [_found_in(record, send, len(records), found) for record in records]
@@ -222,7 +222,7 @@ async def _call(
 async def _ask_by_name(send: Send, app: AppClient, batches: list[BatchResult]) -> list[BatchResult]:
     """`batches`, each whose outcome was unknown settled by OneSignal's listing: found (sent),
     or `Absent`; left unknown when OneSignal could not say."""
-    found = await recalling.look_up(app, notification_name(send), since=earliest_call(send))
+    found = await notifications.look_up(app, notification_name(send), since=earliest_call(send))
     if found is None:
         return batches
     settled = []

@@ -303,7 +303,7 @@ def _command_reply(ctx: CommandContext) -> Reply:
 async def _preview(ctx: CommandContext, stored: Stored) -> None:
     """The ephemeral preview: the send, how many it reaches, Send and Cancel."""
     send = stored.send
-    estimate = await ctx.services.sends.estimate(
+    estimate = await ctx.services.recall.estimate(
         team_id=send.team_id, app_name=send.app_name, audience=Audience.from_stored(send.audience)
     )
     notes = list(stored.notes)

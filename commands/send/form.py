@@ -149,7 +149,7 @@ async def list_segments(
     """(segment names, None), or (None, why they must be typed)."""
     typed = "Type segment names, separated by commas."
     try:
-        page = await services.sends.segments(
+        page = await services.recall.segments(
             team_id=team_id, app_name=app, limit=compose.MAX_OPTIONS
         )
     except SendRejected:  # the app was removed
@@ -199,7 +199,7 @@ async def _audience_changed(
     app = Meta.load(form.metadata).app
     try:
         audience = _audience(typed)
-        estimate = await services.sends.estimate(team_id=team_id, app_name=app, audience=audience)
+        estimate = await services.recall.estimate(team_id=team_id, app_name=app, audience=audience)
     except SendRejected as error:  # a bad audience, or the app was removed meanwhile
         if error.field == "app":
             text = escape(await _unknown_app(services, team_id, app, view))

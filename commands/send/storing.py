@@ -127,7 +127,7 @@ async def store(
             is_test=draft.is_test,
             approvals_required=required,
             claim=confirm,  # `go` delivers it right after the ack
-            submission=submission,  # a form stores one send (see `SendService.create`)
+            submission=submission,  # a form stores one send (see `Sends.create`)
             lock_wait=STORE_WAIT,
         )
     except StoreBusy:
@@ -185,13 +185,13 @@ async def go(services: Services, send: Send, reply: Reply, *, notes: Sequence[st
 
 async def _take_on(services: Services, send: Send, reply: Reply) -> tuple[Send, str | None]:
     """Announce, then deliver (due now) or dispatch the send; (its row now, why it failed)."""
-    sends = services.sends
+    deliverer = services.deliverer
     notifier = notifier_of(services)
     if notifier is not None and send.state != SendState.PENDING_APPROVAL:
         await notifier.announce(send)
         await services.admission.acks_first()
-    if not (sends.claimed_here(send) or _due_now(send)):  # claimed here: stored by `store`
-        await sends.dispatch(send)  # arms its timer, or asks the approvers
+    if not (deliverer.claimed_here(send) or _due_now(send)):  # claimed here: stored by `store`
+        await deliverer.dispatch(send)  # arms its timer, or asks the approvers
         return send, None
     answering: AbstractContextManager[list[str]] = (
         notifier.answering(send.id) if notifier is not None else nullcontext([])
@@ -202,11 +202,11 @@ async def _take_on(services: Services, send: Send, reply: Reply) -> tuple[Send, 
         await reply(text, views.recording_blocks(text))
 
     with answering as reasons:  # the row as delivery left it: no re-read
-        delivered = await sends.deliver(send, unrecorded=recording)
+        delivered = await deliverer.deliver(send, unrecorded=recording)
     if delivered is None:  # not claimed here: another worker took it, or it is not due yet
-        delivered = await sends.find(team_id=send.team_id, ref=send.short_id)
+        delivered = await services.recall.find(team_id=send.team_id, ref=send.short_id)
         if delivered.state == SendState.SCHEDULED:
-            await sends.dispatch(delivered)
+            await deliverer.dispatch(delivered)
     return delivered, reasons[-1] if reasons else None
 
 

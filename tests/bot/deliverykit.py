@@ -1,5 +1,5 @@
-"""What the delivery and scheduling tests share: a send service and scheduler on a real
-database, talking to the fake OneSignal over loopback, with a recording notifier."""
+"""What the delivery and scheduling tests share: the send engine's three parts and a scheduler
+on a real database, talking to the fake OneSignal over loopback, with a recording notifier."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.delivery import Audience, DeliveryPolicy, SendContent, SendService
+from bot.delivery import Audience, Deliverer, DeliveryPolicy, Recall, SendContent, Sends
 from bot.onesignal import make_http_client
 from bot.onesignal_clients import OneSignalClients
 from bot.scheduling import Scheduler
 from bot.settings import Settings
+from bot.timers import Timers
 from storage import queries
 from storage.crypto import KeyRing
 from storage.db import Database
@@ -48,12 +49,14 @@ def settings_for(fake: FakeOneSignal, **overrides: Any) -> Settings:
 
 @dataclass
 class Kit:
-    """A send service (and its scheduler) against the fake OneSignal and a real database."""
+    """The send engine (and its scheduler) against the fake OneSignal and a real database."""
 
     database: Database
     fake: FakeOneSignal
     app: OneSignalApp
-    sends: SendService
+    sends: Sends
+    deliverer: Deliverer
+    recall: Recall
     scheduler: Scheduler
     notifier: RecordingNotifier
     started: bool = False
@@ -72,7 +75,7 @@ class Kit:
         requester_id: str = "U0ALICE",
         claim: bool = False,
     ) -> Send:
-        """A send made through `SendService.create` (not dispatched)."""
+        """A send made through `Sends.create` (not dispatched)."""
         audience = (
             Audience(external_ids=tuple(external_ids))
             if external_ids
@@ -163,28 +166,38 @@ async def kit(
     http = make_http_client() if http_timeout is None else make_http_client(timeout=http_timeout)
     notifier = RecordingNotifier()
     config = settings_for(fake, **settings)
-    sends = SendService(
+    deliverer = Deliverer(
         database=database,
         keyring=keyring,
         clients=OneSignalClients(http, config.onesignal_api_url),
         settings=config,
+        timers=Timers(),
         notifier=notifier,
         policy=policy,
         worker_id=worker_id,
     )
     scheduler = Scheduler(
         database=database,
-        deliver=sends,
-        settings=sends.settings,
+        deliverer=deliverer,
+        settings=config,
         sweep_interval=sweep_interval,
         drain_timeout=5.0,
     )
-    ready = Kit(database, fake, app, sends, scheduler, notifier)
+    ready = Kit(
+        database=database,
+        fake=fake,
+        app=app,
+        sends=Sends(deliverer),
+        deliverer=deliverer,
+        recall=Recall(deliverer),
+        scheduler=scheduler,
+        notifier=notifier,
+    )
     try:
         yield ready
     finally:
         await scheduler.stop()
-        await sends.aclose()
+        await deliverer.aclose()
         await http.aclose()
 
 

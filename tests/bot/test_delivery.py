@@ -1,4 +1,5 @@
-"""SendService against the fake OneSignal over loopback and a real database.
+"""The send engine (state machine, deliverer, recall) against the fake OneSignal over loopback
+and a real database.
 
 What a user would see: the requests OneSignal received (one per send, its UUID as
 idempotency key), the row's state and error, the audit trail, and the notifier's calls.
@@ -77,7 +78,7 @@ async def test_a_send_claimed_as_it_is_created_is_left_to_its_creator(env):
     assert env.posted() == []
     assert (send.state, later.state) == (SendState.SENDING, SendState.SCHEDULED)
 
-    await env.sends.dispatch(send)
+    await env.deliverer.dispatch(send)
 
     assert [r.json["idempotency_key"] for r in env.posted()] == [str(send.id)]
     assert (await env.row(send)).state == SendState.SENT
@@ -102,7 +103,7 @@ async def test_a_create_kept_waiting_past_its_lock_wait_is_busy_and_stores_nothi
         waited = time.monotonic() - started
 
     assert waited < 5  # it gave up on the lock, not on a default timeout
-    assert await env.sends.recent(team_id=env.app.team_id, limit=5) == ([], [])
+    assert await env.recall.recent(team_id=env.app.team_id, limit=5) == ([], [])
 
 
 async def _create_submitted(env, submission: str, message: str = "Hello"):
@@ -128,10 +129,10 @@ async def test_a_submission_repeated_in_another_process_gets_the_first_send_and_
         again = await _create_submitted(other, "V0FORM", message="pressed again")
 
         assert (again.id, again.short_id, again.replayed) == (send.id, send.short_id, True)
-        assert again.claimed_by == env.sends.worker_id  # still its first process's to deliver
-        assert await other.sends.deliver(again) is None
-        await other.sends.dispatch(again)
-        await env.sends.dispatch(send)
+        assert again.claimed_by == env.deliverer.worker_id  # still its first process's to deliver
+        assert await other.deliverer.deliver(again) is None
+        await other.deliverer.dispatch(again)
+        await env.deliverer.dispatch(send)
 
     assert [r.json["idempotency_key"] for r in env.posted()] == [str(send.id)]
     assert (await env.row(send)).state == SendState.SENT
@@ -266,7 +267,7 @@ async def test_a_missed_send_is_sent_again_once_however_often_it_is_clicked(env)
     (resent,) = [s for s in (first, second) if s is not None]
     assert resent.state == SendState.SCHEDULED and resent.due_at <= utcnow()
     assert (await env.actions(send))[-1] == "send.scheduled"
-    await env.sends.dispatch(resent)
+    await env.deliverer.dispatch(resent)
     (request,) = env.posted()
     assert request.json["idempotency_key"] == str(send.id)
 
@@ -280,7 +281,7 @@ async def test_a_missed_send_asks_for_the_approvals_the_policy_now_requires(env)
 
     assert resent.state == SendState.PENDING_APPROVAL and resent.approvals_required == 1
     assert resent.due_at is None  # as soon as it is approved
-    await env.sends.dispatch(resent)
+    await env.deliverer.dispatch(resent)
     (notice,) = env.notifier.of("approval_requested")
     assert notice.send.id == send.id and env.posted() == []
     approved = await env.sends.approve(team_id=env.app.team_id, send_id=send.id, approver_id="U0B")
@@ -301,7 +302,7 @@ async def test_only_a_missed_send_is_sent_again(env):
 async def test_a_send_due_now_reaches_onesignal_once_with_its_uuid_as_key(env):
     send = await env.create("Release 2.0 is out")
 
-    await env.sends.dispatch(send)
+    await env.deliverer.dispatch(send)
 
     (request,) = env.posted()
     assert request.json["idempotency_key"] == str(send.id)
@@ -323,7 +324,7 @@ async def test_a_send_due_now_reaches_onesignal_once_with_its_uuid_as_key(env):
 async def test_delivering_twice_sends_once(env):
     send = await env.create()
 
-    results = await asyncio.gather(env.sends.deliver(send), env.sends.deliver(send))
+    results = await asyncio.gather(env.deliverer.deliver(send), env.deliverer.deliver(send))
 
     assert sum(result is not None for result in results) == 1
     assert len(env.posted()) == 1
@@ -332,10 +333,10 @@ async def test_delivering_twice_sends_once(env):
 async def test_a_send_already_on_its_way_is_not_attempted_again(env):
     hold = env.fake.faults.hold(method="POST", path="/notifications")
     send = await env.create()
-    first = asyncio.create_task(env.sends.deliver(send))
+    first = asyncio.create_task(env.deliverer.deliver(send))
     await asyncio.to_thread(hold.arrived.wait, 10)
 
-    again = await env.sends.deliver(await env.row(send))  # claimed by this very process
+    again = await env.deliverer.deliver(await env.row(send))  # claimed by this very process
     hold.release()
     await first
 
@@ -348,7 +349,7 @@ async def test_two_503s_then_success_make_one_notification(env):
     env.fake.faults.statuses([503, 503], path="/notifications")
     send = await env.create()
 
-    await env.sends.deliver(send)
+    await env.deliverer.deliver(send)
 
     posted = env.posted()
     assert len(posted) == 3
@@ -361,7 +362,7 @@ async def test_a_429_with_retry_after_is_waited_for(env):
     env.fake.faults.statuses([429], path="/notifications", retry_after=1)
     send = await env.create()
 
-    await env.sends.deliver(send)
+    await env.deliverer.deliver(send)
 
     first, second = env.posted()
     assert second.time - first.time >= 1.0
@@ -374,7 +375,7 @@ async def test_a_retry_after_beyond_the_grace_is_not_waited_for(env):
     env.fake.faults.statuses([429] * 5, path="/notifications", retry_after=3600)
     send = await env.create()
 
-    row = await env.sends.deliver(send)
+    row = await env.deliverer.deliver(send)
 
     assert len(env.posted()) == 1  # the client does not wait an hour either
     assert row.state == SendState.FAILED and row.lease_until is None
@@ -392,7 +393,7 @@ async def test_a_retry_is_planned_only_within_the_grace(database, keyring, fake_
         env.fake.faults.statuses([503] * 10, path="/notifications")
         send = await env.create()
 
-        first = await env.sends.deliver(send)
+        first = await env.deliverer.deliver(send)
         assert first is not None and first.state == SendState.SENDING  # 0.2 s: within 30 s
         assert first.lease_until is not None and first.due_at is not None
         assert first.lease_until <= first.due_at + timedelta(seconds=30)
@@ -402,7 +403,7 @@ async def test_a_400_fails_at_once_with_onesignals_message(env):
     env.fake.faults.statuses([400], path="/notifications")
     send = await env.create()
 
-    await env.sends.deliver(send)
+    await env.deliverer.deliver(send)
 
     assert len(env.posted()) == 1
     row = await env.row(send)
@@ -416,7 +417,7 @@ async def test_a_400_fails_at_once_with_onesignals_message(env):
 async def test_nobody_to_send_to_fails_with_onesignals_reason(env):
     send = await env.create(segments=["Nobody Here"])
 
-    await env.sends.deliver(send)
+    await env.deliverer.deliver(send)
 
     row = await env.row(send)
     assert row.state == SendState.FAILED
@@ -428,7 +429,7 @@ async def test_users_onesignal_does_not_know_fail_at_once_with_its_reason(env):
     # OneSignal answers 200 without any id: nothing was sent, and asking again cannot help.
     send = await env.create(external_ids=["ghost-1", "ghost-2"])
 
-    await env.sends.deliver(send)
+    await env.deliverer.deliver(send)
 
     row = await env.row(send)
     assert row.state == SendState.FAILED
@@ -446,7 +447,7 @@ async def test_a_passing_failure_keeps_the_send_for_a_later_attempt(env):
     send = await env.create()
     tried_at = utcnow()
 
-    row = await env.sends.deliver(send)
+    row = await env.deliverer.deliver(send)
 
     assert row is not None and row.state == SendState.SENDING
     assert row.last_error == "OneSignal failed (HTTP 503): Service Unavailable."
@@ -463,7 +464,7 @@ async def test_5000_users_go_out_in_three_batches_with_three_keys(env):
         env.fake.add_user(env.fake.app.id, user)
     send = await env.create(external_ids=users)
 
-    await env.sends.deliver(send)
+    await env.deliverer.deliver(send)
 
     posted = env.posted()
     keys = [r.json["idempotency_key"] for r in posted]
@@ -484,7 +485,7 @@ async def test_one_failing_batch_is_reported_beside_the_two_that_went_out(env):
     env.fake.faults.statuses([200, 400], path="/notifications")
     send = await env.create(external_ids=users)
 
-    await env.sends.deliver(send)
+    await env.deliverer.deliver(send)
 
     row = await env.row(send)
     first, second, third = row.batches
@@ -510,7 +511,7 @@ async def test_a_create_answered_after_the_timeout_is_found_at_onesignal_and_sen
         send = await env.create()
         started = time.monotonic()
 
-        row = await env.sends.deliver(send)
+        row = await env.deliverer.deliver(send)
 
         took = time.monotonic() - started
     (created,) = env.created()
@@ -535,7 +536,7 @@ async def test_batches_answered_after_the_timeout_are_each_found_under_their_own
         env.fake.faults.answer_late(2.0, method="POST", path="/notifications")
         send = await env.create(external_ids=users)
 
-        row = await env.sends.deliver(send)
+        row = await env.deliverer.deliver(send)
 
     assert row is not None and row.state == SendState.SENT and row.last_error is None
     by_first_user = {n["include_aliases"]["external_id"][0]: n for n in env.created()}
@@ -550,7 +551,7 @@ async def test_a_removed_app_fails_the_send_with_a_way_out(env):
         stored = await session.get(type(send), send.id)
         stored.app_ref = None
 
-    await env.sends.deliver(send)
+    await env.deliverer.deliver(send)
 
     row = await env.row(send)
     assert row.state == SendState.FAILED
@@ -563,10 +564,10 @@ async def test_a_failing_notifier_does_not_undo_a_delivery(env, caplog):
         async def send_delivered(self, send):
             raise RuntimeError("Slack is down")
 
-    env.sends.notifier.target = Broken()
+    env.deliverer.notifier.target = Broken()
     send = await env.create()
 
-    await env.sends.dispatch(send)
+    await env.deliverer.dispatch(send)
 
     assert (await env.row(send)).state == SendState.SENT
     assert "could not tell Slack about send" in caplog.text
@@ -578,7 +579,7 @@ async def test_a_failing_notifier_does_not_undo_a_delivery(env, caplog):
 async def test_dispatching_a_send_pending_approval_asks_the_approvers(env):
     send = await env.create(approvals=1)
 
-    await env.sends.dispatch(send)
+    await env.deliverer.dispatch(send)
 
     (notice,) = env.notifier.of("approval_requested")
     assert notice.send.id == send.id
@@ -603,7 +604,7 @@ async def test_a_second_answer_and_a_decision_on_a_cancelled_send_are_refused_in
 
     with pytest.raises(DecisionRefused, match=f"already answered for send {send.short_id}"):
         await env.sends.approve(team_id=team, send_id=send.id, approver_id="U0BOB")
-    await env.sends.cancel(team_id=team, ref=send.short_id, actor="U0ALICE")
+    await env.recall.cancel(team_id=team, ref=send.short_id, actor="U0ALICE")
     with pytest.raises(NoLongerPending):
         await env.sends.reject(team_id=team, send_id=send.id, approver_id="U0CAROL", reason=None)
 
@@ -653,7 +654,7 @@ async def test_approving_an_unknown_send_is_not_found(env):
 async def test_cancelling_a_scheduled_send_stops_it_before_it_leaves(env):
     send = await env.create(due_in=3600)
 
-    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=send.short_id, actor="U0BOB")
+    outcome = await env.recall.cancel(team_id=env.app.team_id, ref=send.short_id, actor="U0BOB")
 
     assert outcome.kind == "stopped_before_sending"
     assert outcome.message == f"Stopped `{send.short_id}` before it was sent: nobody received it."
@@ -670,10 +671,10 @@ async def test_cancelling_a_scheduled_send_stops_it_before_it_leaves(env):
 
 async def test_cancelling_a_sent_send_asks_onesignal_and_says_what_that_means(env):
     send = await env.create()
-    await env.sends.deliver(send)
+    await env.deliverer.deliver(send)
     nid = (await env.row(send)).notification_id
 
-    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=nid, actor="U0BOB")
+    outcome = await env.recall.cancel(team_id=env.app.team_id, ref=nid, actor="U0BOB")
 
     assert outcome.kind == "cancelled_at_onesignal"
     assert "A notification already sending may still reach some users." in outcome.message
@@ -684,10 +685,10 @@ async def test_cancelling_a_sent_send_asks_onesignal_and_says_what_that_means(en
 
 async def test_a_send_delivered_to_everyone_cannot_be_recalled(env):
     send = await env.create()
-    await env.sends.deliver(send)
+    await env.deliverer.deliver(send)
     env.fake.complete_delivery()
 
-    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=send.short_id, actor="U0BOB")
+    outcome = await env.recall.cancel(team_id=env.app.team_id, ref=send.short_id, actor="U0BOB")
 
     assert outcome.kind == "already_finished"
     assert "already delivered to everyone" in outcome.message
@@ -698,10 +699,10 @@ async def test_a_send_delivered_to_everyone_cannot_be_recalled(env):
 async def test_a_send_cancelled_while_going_out_is_stopped_at_onesignal_too(env):
     hold = env.fake.faults.hold(method="POST", path="/notifications")
     send = await env.create()
-    delivery = asyncio.create_task(env.sends.deliver(send))
+    delivery = asyncio.create_task(env.deliverer.deliver(send))
     await asyncio.to_thread(hold.arrived.wait, 10)
 
-    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=send.short_id, actor="U0BOB")
+    outcome = await env.recall.cancel(team_id=env.app.team_id, ref=send.short_id, actor="U0BOB")
     hold.release()
     await delivery
 
@@ -732,7 +733,7 @@ async def test_a_bare_onesignal_id_is_cancelled_in_the_app_that_has_it(env):
             {"app_id": env.fake.app.id, "contents": {"en": "x"}, "included_segments": [SEGMENT]}
         )
 
-    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=created.id, actor="U0BOB")
+    outcome = await env.recall.cancel(team_id=env.app.team_id, ref=created.id, actor="U0BOB")
 
     assert outcome.send is None and outcome.kind == "cancelled_at_onesignal"
     assert "may still reach some users" in outcome.message
@@ -742,7 +743,7 @@ async def test_a_bare_onesignal_id_is_cancelled_in_the_app_that_has_it(env):
 @pytest.mark.parametrize("ref", ["ZZZZZZ", "4b506679-ece5-4b08-a6f2-867ea8367e7c", "not an id"])
 async def test_an_unknown_reference_is_not_found(env, ref):
     with pytest.raises(SendNotFound, match="/push list"):
-        await env.sends.cancel(team_id=env.app.team_id, ref=ref, actor="U0BOB")
+        await env.recall.cancel(team_id=env.app.team_id, ref=ref, actor="U0BOB")
 
 
 async def test_another_workspaces_send_is_not_found(env, storage_factory):
@@ -750,9 +751,9 @@ async def test_another_workspaces_send_is_not_found(env, storage_factory):
     await storage_factory.workspace(OTHER_TEAM)
 
     with pytest.raises(SendNotFound):
-        await env.sends.find(team_id=OTHER_TEAM, ref=send.short_id)
+        await env.recall.find(team_id=OTHER_TEAM, ref=send.short_id)
     with pytest.raises(SendNotFound):
-        await env.sends.cancel(team_id=OTHER_TEAM, ref=send.short_id, actor="U0EVE")
+        await env.recall.cancel(team_id=OTHER_TEAM, ref=send.short_id, actor="U0EVE")
 
     assert (await env.row(send)).state == SendState.SCHEDULED
 
@@ -765,10 +766,10 @@ async def test_status_sums_onesignals_counters_over_the_batches(env):
     for user in users:
         env.fake.add_user(env.fake.app.id, user)
     send = await env.create(external_ids=users)
-    await env.sends.deliver(send)
+    await env.deliverer.deliver(send)
     env.fake.complete_delivery()
 
-    report = await env.sends.status(team_id=env.app.team_id, ref=send.short_id)
+    report = await env.recall.status(team_id=env.app.team_id, ref=send.short_id)
 
     assert len(report.notification_ids) == 2
     assert report.counters["successful"] + report.counters["failed"] == 3000
@@ -780,14 +781,14 @@ async def test_status_sums_onesignals_counters_over_the_batches(env):
 async def test_status_of_a_send_not_yet_sent_says_so(env):
     send = await env.create(due_in=3600)
 
-    report = await env.sends.status(team_id=env.app.team_id, ref=send.short_id)
+    report = await env.recall.status(team_id=env.app.team_id, ref=send.short_id)
 
     assert report.notification_ids == [] and report.note == "Not sent yet (scheduled)."
     assert env.fake.requests == []
 
 
 async def test_estimate_asks_onesignal_for_the_audience(env):
-    estimate = await env.sends.estimate(
+    estimate = await env.recall.estimate(
         team_id=env.app.team_id, app_name=None, audience=Audience(segments=[SEGMENT])
     )
 
@@ -797,7 +798,7 @@ async def test_estimate_asks_onesignal_for_the_audience(env):
 async def test_an_estimate_onesignal_cannot_give_says_why(env):
     env.fake.faults.statuses([401], path="/notifications/count-unsaved")
 
-    estimate = await env.sends.estimate(
+    estimate = await env.recall.estimate(
         team_id=env.app.team_id, app_name=None, audience=Audience(segments=[SEGMENT])
     )
 
@@ -810,10 +811,10 @@ async def test_recent_lists_upcoming_sends_by_due_time_then_finished_ones(env):
     sooner = await env.create(due_in=3600)
     created_first = await env.create()
     done = await env.create()
-    await env.sends.deliver(done)
-    await env.sends.deliver(created_first)  # finished last: listed first
+    await env.deliverer.deliver(done)
+    await env.deliverer.deliver(created_first)  # finished last: listed first
 
-    upcoming, finished = await env.sends.recent(team_id=env.app.team_id)
+    upcoming, finished = await env.recall.recent(team_id=env.app.team_id)
 
     assert [s.id for s in upcoming] == [sooner.id, later.id]
     assert [s.id for s in finished] == [created_first.id, done.id]
@@ -835,8 +836,8 @@ async def test_recent_keeps_the_soonest_of_many_and_one_apps_only(env, storage_f
         confirm=True,
     )
 
-    upcoming, _ = await env.sends.recent(team_id=env.app.team_id, limit=2, app_name="main")
-    (of_shop,), _ = await env.sends.recent(team_id=env.app.team_id, app_name=other.name)
+    upcoming, _ = await env.recall.recent(team_id=env.app.team_id, limit=2, app_name="main")
+    (of_shop,), _ = await env.recall.recent(team_id=env.app.team_id, app_name=other.name)
 
     assert [s.id for s in upcoming][:1] == [soonest.id] and len(upcoming) == 2
     assert {s.app_name for s in upcoming} == {"main"} and of_shop.app_name == "shop"
@@ -859,7 +860,7 @@ async def test_a_result_the_database_refuses_is_kept_and_recorded_once_it_takes_
         hold = env.fake.faults.hold(method="POST", path="/notifications")
         await env.start()
         send = await env.create()
-        env.scheduler.arm(send.id, utcnow())
+        env.scheduler.timers.arm(send.id, utcnow())
         await asyncio.to_thread(hold.arrived.wait, 10)
         async with refusing_writes(database):
             hold.release()
@@ -871,7 +872,7 @@ async def test_a_result_the_database_refuses_is_kept_and_recorded_once_it_takes_
         (delivered,) = await env.notifier.wait_for("send_delivered")
 
     (created,) = env.created()
-    assert (held.state, held.claimed_by) == (SendState.SENDING, env.sends.worker_id)
+    assert (held.state, held.claimed_by) == (SendState.SENDING, env.deliverer.worker_id)
     assert told_meanwhile == []  # nobody hears "failed" while it is being recorded
     assert row.notification_id == created["id"] == delivered.send.notification_id
     assert env.notifier.of("send_failed") == [] and len(env.posted()) == 1
@@ -886,7 +887,7 @@ async def test_one_result_the_database_refuses_never_holds_up_the_others(
     async with kit(database, keyring, fake_onesignal, app, policy=policy) as env:
         hold = env.fake.faults.hold(method="POST", path="/notifications")
         refused, taken = await env.create("Refused"), await env.create("Taken")
-        deliveries = [asyncio.create_task(env.sends.deliver(s)) for s in (refused, taken)]
+        deliveries = [asyncio.create_task(env.deliverer.deliver(s)) for s in (refused, taken)]
         await asyncio.to_thread(lambda: _until(lambda: hold.arrivals == 2))
         async with refusing_to_change(database, refused.short_id):
             hold.release()  # both answers come back together

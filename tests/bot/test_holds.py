@@ -41,7 +41,7 @@ async def test_a_due_send_lacking_the_approvals_now_required_waits_for_them(env)
     send = await env.create(due_in=3600)  # scheduled while approvals were off
     await _set_policy(env.database, SEGMENTS)
 
-    result = await env.sends.deliver(await _due(env, send))
+    result = await env.deliverer.deliver(await _due(env, send))
 
     assert result is not None and result.state == SendState.PENDING_APPROVAL
     row = await env.row(send)
@@ -62,7 +62,7 @@ async def test_a_send_with_the_approvals_it_needs_goes_out(env):
     send = await env.create(external_ids=["cust-1"])  # a listed user: no approval needed
     await _set_policy(env.database, SEGMENTS)
 
-    result = await env.sends.deliver(send)
+    result = await env.deliverer.deliver(send)
 
     assert result is not None and result.state == SendState.SENT
     assert len(env.posted()) == 1 and env.notifier.of("send_held") == []
@@ -72,7 +72,7 @@ async def test_an_unreadable_policy_sends_nothing_and_says_why(env):
     send = await env.create()
     await _set_policy(env.database, {"mode": "sometimes"})
 
-    result = await env.sends.deliver(send)
+    result = await env.deliverer.deliver(send)
 
     assert result is not None and result.state == SendState.FAILED
     assert "approval policy stored for this workspace is invalid" in (result.last_error or "")
@@ -83,11 +83,11 @@ async def test_an_unreadable_policy_sends_nothing_and_says_why(env):
 
 async def test_a_policy_changed_in_setup_is_seen_at_once(env):
     first = await env.create()
-    await env.sends.deliver(first)  # the policy ("off") is now kept for a few seconds
+    await env.deliverer.deliver(first)  # the policy ("off") is now kept for a few seconds
     await _set_policy(env.database, SEGMENTS)
     env.sends.forget_policy(DEFAULT_TEAM)  # what /push setup does when it saves one
 
-    second = await env.sends.deliver(await env.create("Second"))
+    second = await env.deliverer.deliver(await env.create("Second"))
 
     assert second is not None and second.state == SendState.PENDING_APPROVAL
     assert len(env.posted()) == 1
@@ -96,13 +96,13 @@ async def test_a_policy_changed_in_setup_is_seen_at_once(env):
 async def test_a_retry_is_never_held_back(env):
     env.fake.faults.statuses([503] * 4, path="/notifications")
     send = await env.create()
-    first = await env.sends.deliver(send)
+    first = await env.deliverer.deliver(send)
     assert first is not None and first.state == SendState.SENDING and first.last_error
     await _set_policy(env.database, SEGMENTS)
     env.sends.forget_policy(DEFAULT_TEAM)
     env.fake.faults.clear()
 
-    again = await env.sends.deliver(await env.row(send))  # its retry, still claimed here
+    again = await env.deliverer.deliver(await env.row(send))  # its retry, still claimed here
 
     assert again is not None and again.state == SendState.SENT
     assert env.notifier.of("send_held") == []

@@ -17,11 +17,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot.delivery import SendService, notification_name
+from bot.delivery import Deliverer, notification_name
 from bot.onesignal import OneSignalClient, make_http_client
 from bot.onesignal_clients import OneSignalClients
 from bot.scheduling import SWEEP_JOB, Scheduler
 from bot.settings import Settings
+from bot.timers import Timers
 from storage.audit import AuditKeys
 from storage.crypto import KeyRing
 from storage.db import Database
@@ -70,11 +71,11 @@ async def test_a_send_due_in_2s_goes_out_once_and_a_cancelled_one_never(env):
     started = time.monotonic()
     kept = await env.create("kept", due_in=2)
     dropped = await env.create("dropped", due_in=2)
-    await env.sends.dispatch(kept)
-    await env.sends.dispatch(dropped)
+    await env.deliverer.dispatch(kept)
+    await env.deliverer.dispatch(dropped)
     assert env.scheduler.armed == 2
 
-    outcome = await env.sends.cancel(team_id=env.app.team_id, ref=dropped.short_id, actor="U0B")
+    outcome = await env.recall.cancel(team_id=env.app.team_id, ref=dropped.short_id, actor="U0B")
     await env.wait_state(kept, SendState.SENT)
     await asyncio.sleep(1.0)  # two more sweeps: the cancelled one stays cancelled
 
@@ -94,7 +95,7 @@ async def test_sends_due_within_the_same_10_ms_share_one_timer_and_none_goes_ear
     later = await insert_due(database, app, 1, due + timedelta(seconds=1), prefix="L")
 
     await env.start()
-    jobs = [job.id for job in env.scheduler._aps.get_jobs() if job.id != SWEEP_JOB]
+    jobs = [job.id for job in env.scheduler.timers._aps.get_jobs() if job.id != SWEEP_JOB]
     await _wait_count(database, SendState.SENT, 31, seconds=15)
 
     assert env.scheduler.armed == 0
@@ -112,7 +113,7 @@ async def test_at_start_every_scheduled_send_gets_a_timer(env):
     await env.start()
 
     assert env.scheduler.armed == 3
-    await env.sends.cancel(team_id=env.app.team_id, ref=sends[0].short_id, actor="U0B")
+    await env.recall.cancel(team_id=env.app.team_id, ref=sends[0].short_id, actor="U0B")
     assert env.scheduler.armed == 2
 
 
@@ -169,7 +170,7 @@ async def test_a_send_stuck_in_sending_after_a_crash_is_taken_over(env, storage_
     row = await env.wait_state(stuck, SendState.SENT)
     (request,) = env.posted()
     assert request.json["idempotency_key"] == str(stuck.id)
-    assert row.attempts == 2 and row.claimed_by == env.sends.worker_id
+    assert row.attempts == 2 and row.claimed_by == env.deliverer.worker_id
     assert "send.reclaimed" in await env.actions(stuck)
 
 
@@ -293,11 +294,11 @@ async def test_a_send_claimed_as_it_is_stored_keeps_its_claim_while_it_waits_for
         send = await env.create(claim=True)
         await asyncio.sleep(FAST.lease * 2)  # still waiting for a place, past its first lease
 
-        await env.sends.dispatch(send)
+        await env.deliverer.dispatch(send)
 
     assert [r.json["idempotency_key"] for r in env.posted()] == [str(send.id)]
     row = await env.row(send)
-    assert row.state == SendState.SENT and row.claimed_by == env.sends.worker_id
+    assert row.state == SendState.SENT and row.claimed_by == env.deliverer.worker_id
     assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
 
 
@@ -314,7 +315,7 @@ async def test_a_claim_let_go_after_waiting_too_long_is_not_delivered_twice(
         # Let go after 0.5 s, then taken over once its lease ended (by either scheduler).
         taken = await other.wait_state(send, SendState.SENT)
 
-        assert await slow.sends.deliver(send) is None  # its stored claim is gone: no 2nd call
+        assert await slow.deliverer.deliver(send) is None  # its stored claim is gone: no 2nd call
 
     assert [r.json["idempotency_key"] for r in other.posted()] == [str(send.id)]
     assert taken.attempts == 2 and "send.reclaimed" in await other.actions(send)
@@ -356,7 +357,7 @@ async def test_passing_failures_are_retried_with_backoff_then_fail_once_onesigna
         await env.start()
         send = await env.create()
 
-        await env.sends.dispatch(send)
+        await env.deliverer.dispatch(send)
         row = await env.wait_state(send, SendState.FAILED)
 
     posted = env.posted()
@@ -384,7 +385,7 @@ async def test_a_send_onesignal_cannot_say_anything_of_ends_saying_it_may_have_g
         await env.start()
         send = await env.create()
 
-        await env.sends.dispatch(send)
+        await env.deliverer.dispatch(send)
         row = await env.wait_state(send, SendState.FAILED)
 
     assert len(env.posted()) == 1
@@ -417,8 +418,8 @@ async def test_a_failing_lease_renewal_does_not_stop_the_heartbeat(env, caplog):
     clock = _FlakyClock()
     scheduler = Scheduler(
         database=env.database,
-        deliver=env.sends,
-        settings=env.sends.settings,
+        deliverer=env.deliverer,
+        settings=env.deliverer.settings,
         sweep_interval=60,
         clock=clock,
         drain_timeout=5.0,
@@ -427,7 +428,7 @@ async def test_a_failing_lease_renewal_does_not_stop_the_heartbeat(env, caplog):
     try:
         await scheduler.start()
         send = await env.create()
-        scheduler.arm(send.id, utcnow())
+        scheduler.timers.arm(send.id, utcnow())
         await asyncio.to_thread(hold.arrived.wait, 10)
         clock.fail_next = True  # the next renewal fails
 
@@ -445,7 +446,7 @@ async def test_a_failing_lease_renewal_does_not_stop_the_heartbeat(env, caplog):
         hold.release()
         await scheduler.stop()
 
-    assert row.claimed_by == env.sends.worker_id and row.attempts == 1
+    assert row.claimed_by == env.deliverer.worker_id and row.attempts == 1
     assert len(env.posted()) == 1
     assert "could not renew leases (RuntimeError)" in caplog.text
 
@@ -454,7 +455,7 @@ async def test_stop_lets_a_delivery_in_flight_finish(env):
     hold = env.fake.faults.hold(method="POST", path="/notifications")
     await env.start()
     send = await env.create()
-    env.scheduler.arm(send.id, utcnow())  # due now: the scheduler's claimer takes it
+    env.scheduler.timers.arm(send.id, utcnow())  # due now: the scheduler's claimer takes it
     await asyncio.to_thread(hold.arrived.wait, 10)
 
     stopping = asyncio.create_task(env.scheduler.stop())
@@ -475,7 +476,7 @@ async def test_a_delivery_cut_off_at_shutdown_resumes_with_the_same_key(
         first.scheduler.drain_timeout = 0.2
         await first.start()
         send = await first.create()
-        first.scheduler.arm(send.id, utcnow())
+        first.scheduler.timers.arm(send.id, utcnow())
         await asyncio.to_thread(hold.arrived.wait, 10)
         await first.scheduler.stop()
         assert (await first.row(send)).state == SendState.SENDING  # still claimed, not lost
@@ -502,7 +503,7 @@ async def test_shutdown_hands_back_its_claims_and_another_scheduler_sends_them_a
         await first.start()
         await asyncio.to_thread(hold.arrived.wait, 10)
         await first.scheduler.stop()  # what SIGTERM runs: `Services.aclose`
-        await first.sends.aclose()
+        await first.deliverer.aclose()
         stopped_at = utcnow()
         rows = {send_id: await first.row(send_id) for send_id in ids}
     (called,) = [uuid.UUID(r.json["idempotency_key"]) for r in first.posted()]
@@ -548,16 +549,17 @@ def _abandoned_scheduler(
     async def start() -> None:
         parts["database"] = Database.open(url, audit_keys=AuditKeys.from_keyring(keyring))
         parts["http"] = make_http_client()
-        sends = SendService(
+        deliverer = Deliverer(
             database=parts["database"],
             keyring=keyring,
             clients=OneSignalClients(parts["http"], settings.onesignal_api_url),
             settings=settings,
+            timers=Timers(),
             policy=replace(FAST, lease=3.0),  # no lease renewal before the crash
             worker_id="crashed-worker",
         )
         scheduler = Scheduler(
-            database=parts["database"], deliver=sends, settings=settings, sweep_interval=60
+            database=parts["database"], deliverer=deliverer, settings=settings, sweep_interval=60
         )
         await scheduler.start()
 

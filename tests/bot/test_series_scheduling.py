@@ -12,11 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from bot.delivery import Audience, SendContent
+from bot.delivery import Audience, Deliverer, SendContent
+from bot.onesignal_clients import OneSignalClients
 from bot.recurrence import Recurrence, Rule, parse_every
 from bot.scheduling import Scheduler
 from bot.series import SeriesService
 from bot.settings import Settings
+from bot.timers import Timers
 from storage.models import Send, SendState, Series, utcnow
 from storage.series import occurrence_id
 from tests.bot.deliverykit import SEGMENT, kit, seeded_app
@@ -77,7 +79,7 @@ async def test_two_replicas_and_a_restart_send_each_occurrence_once_with_its_own
             await two.start()
             await _wait_sent(database, series, 1)
             await one.scheduler.stop()  # a restart of one replica mid-series
-            await one.sends.aclose()
+            await one.deliverer.aclose()
             async with kit(database, keyring, fake_onesignal, app, worker_id="three") as three:
                 await three.start()
                 sends = await _wait_sent(database, series, 3)
@@ -113,7 +115,7 @@ async def test_an_occurrence_found_later_than_the_grace_is_missed_and_told_not_s
 
 
 async def test_a_weekly_series_keeps_its_wall_clock_time_across_the_clock_change(
-    database, storage_factory
+    database, storage_factory, keyring
 ):
     # Berlin leaves winter time on Sunday 28 March 2027; the sweep runs on a clock the test turns.
     await storage_factory.app(name="main")
@@ -121,16 +123,16 @@ async def test_a_weekly_series_keeps_its_wall_clock_time_across_the_clock_change
     recurrence = parse_every("monday", at="09:00", tz="Europe/Berlin", now=start)
     series = await _series(database, recurrence)
     clock = [start]
-    delivered: list[Send] = []
-
-    async def deliver(send: Send) -> None:
-        delivered.append(send)
-
-    scheduler = Scheduler(
+    settings = Settings(_env_file=None)
+    deliverer = Deliverer(  # it never delivers: the test only sweeps
         database=database,
-        deliver=deliver,
-        settings=Settings(_env_file=None),
-        clock=lambda: clock[0],
+        keyring=keyring,
+        clients=OneSignalClients(http=None, base_url=settings.onesignal_api_url),
+        settings=settings,
+        timers=Timers(),
+    )
+    scheduler = Scheduler(
+        database=database, deliverer=deliverer, settings=settings, clock=lambda: clock[0]
     )
     made_per_sweep = []
     for moment in recurrence.upcoming(3):

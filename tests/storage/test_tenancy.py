@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storage import queries
-from storage.errors import AppNotFound, SendNotFound
+from storage.errors import AppNotFound, NoSuchSend
 from storage.models import Decision, SendState
 from tests.plugins.database import DEFAULT_TEAM, OTHER_TEAM
 
@@ -57,7 +57,7 @@ async def test_another_workspaces_send_cannot_be_cancelled_moved_or_approved(dat
             channel="C1",
             ts="1.2",
         )
-        with pytest.raises(SendNotFound):
+        with pytest.raises(NoSuchSend):
             await queries.record_approval(
                 session=session,
                 team_id=DEFAULT_TEAM,
