@@ -251,6 +251,8 @@ class Send(Timestamps, Base):
         # An occurrence is made once, whoever makes it (a second replica, a restart). An index,
         # not a constraint: SQLite adds it without rebuilding `sends` (which would cascade).
         sa.Index("uq_sends_series_id_occurrence_at", "series_id", "occurrence_at", unique=True),
+        # `/push list`'s upcoming sends: the workspace's few in those states, not its history.
+        sa.Index(None, "team_id", "state", "due_at"),
     )
 
     # The UUID is OneSignal's idempotency key; it never changes, so retries cannot double-send.
@@ -297,6 +299,15 @@ class Send(Timestamps, Base):
 
     def __repr__(self) -> str:
         return f"Send(team_id={self.team_id!r}, short_id={self.short_id!r}, state={self.state!r})"
+
+
+# `/push list`'s recent sends, latest to end first (`queries.list_sends(order="finished")`):
+# read from the end of this index, however many sends the workspace keeps.
+sa.Index(
+    "ix_sends_team_id_ended",
+    Send.team_id,
+    sa.func.coalesce(Send.finished_at, Send.due_at, Send.created_at),
+)
 
 
 class SendNotification(Base):

@@ -8,7 +8,10 @@ answered with one JSON line: `calls`, the number of recorded calls per method
 (`response_url` for posts to response URLs), and `replies`, the posts to response URLs
 counted by the first two words of their text once ids (`code` and what is in brackets)
 are left out ("was sent.", "User in", "Sorry, something"...), to tell answers from
-apologies. End of input (or SIGTERM) stops it.
+apologies. Each line `replies` is answered with one JSON line: the posts to response URLs
+since the last `replies`, each `[target, at, text]` (`at`: when the fake answered it, on
+the machine's monotonic clock, which every process shares). End of input (or SIGTERM)
+stops it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ def _counts(fake: FakeSlack) -> dict[str, dict[str, int]]:
     return {"calls": dict(Counter(call.method for call in calls)), "replies": dict(replies)}
 
 
+def _replies(fake: FakeSlack, seen: int) -> list[list[object]]:
+    posts = fake.calls_to(RESPONSE_URL)[seen:]
+    return [[call.target, call.at, str(call.args.get("text", ""))] for call in posts]
+
+
 def _opening(text: str) -> str:
     words = _WORD.findall(_IDS.sub(" ", text))
     return " ".join(words[:2]) or "(no text)"
@@ -63,10 +71,15 @@ def main() -> int:
         "signing_secret": signing.DEFAULT_SIGNING_SECRET,
     }
     print(json.dumps(ready), flush=True)
+    seen = 0
     try:
         for line in sys.stdin:
             if line.strip() == "counts":
                 print(json.dumps(_counts(fake)), flush=True)
+            elif line.strip() == "replies":
+                posts = _replies(fake, seen)
+                seen += len(posts)
+                print(json.dumps(posts), flush=True)
     finally:
         fake.stop()
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+import warnings
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -48,7 +49,12 @@ EXPECTED_TABLES = {
 async def _diff(database: Database, metadata: sa.MetaData) -> list[object]:
     def compare(connection: sa.Connection) -> list[object]:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, metadata))
+        with warnings.catch_warnings():
+            # SQLite's reflection cannot read an index on an expression (PostgreSQL's can, and
+            # compares it); the models' one is created by migration 0011 on both.
+            warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression")
+            warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expr")
+            return list(compare_metadata(context, metadata))
 
     async with database.engine.connect() as connection:
         return await connection.run_sync(compare)
@@ -233,3 +239,14 @@ async def _old_send(
     table = sa.table("sends", *(sa.column(name, columns[name].type) for name in values))
     await connection.execute(sa.insert(table).values(values))
     return send_id
+
+
+async def test_the_list_indexes_are_there_on_both_databases(database):
+    async with database.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            query = "SELECT indexname FROM pg_indexes WHERE tablename = 'sends'"
+        else:
+            query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sends'"
+        names = set((await connection.execute(sa.text(query))).scalars())
+
+    assert {"ix_sends_team_id_state_due_at", "ix_sends_team_id_ended"} <= names

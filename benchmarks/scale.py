@@ -1,0 +1,850 @@
+"""How PushOps' cost grows with a year of history, on PostgreSQL.
+
+    .venv/bin/python benchmarks/scale.py [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--quick] [--samples 150] [--rate 25] [--explain FILE] [--keep]
+
+A fresh database on the server at --database-url (dropped afterwards) is filled in bulk
+with the rows PushOps' own code writes (COPY of the same columns; every audit event hashed
+and MACed as `storage.audit` chains them, so `pushops audit verify` holds): 1,000
+workspaces, 1,000,000 sends over a year (every state; 3% sent in several batches, each
+batch's id in `send_notifications`), three audit events a send (3,000,000), and one
+workspace, the one `pushops serve` answers (the fake Slack's), with 100,000 of them.
+
+It measures twice, once with 10,000 sends stored and once with 1,000,000:
+- the ack (HTTP response) and the answer (the reply posted to the response URL, where the
+  lookup happens) of signed `/push status ID`, `/push cancel ID` (ID a short id, the
+  OneSignal id of a first batch, of a later batch, an id PushOps never made) and
+  `/push list`, p50 and p99, at --rate requests/s;
+- how long `pushops serve` takes from its start to its scheduler's timers armed (1% of the
+  sends are scheduled: 10,000 at full size);
+- `pushops audit verify` of the served workspace and of every workspace (events/s);
+- serve's RSS once idle and after the requests.
+Then EXPLAIN of every query behind those paths, the scheduler's claims and sweeps, at the
+full size (to --explain FILE too), flagging a sequential scan of sends or audit_events.
+
+Targets (issue 16): each p99 at 1,000,000 sends within 1.5x its value at 10,000; audit verify
+at least 50,000 events/s; serve's idle RSS at most 100 MB. `--quick` runs the same at a tiny
+size (tests/benchmarks/test_scale.py); its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks.*, storage, tests.fakes when run as a script
+
+from benchmarks.ack_latency import (  # noqa: E402
+    FakeSlackProcess,
+    _stop,
+    base_env,
+    postgres_database,
+    process_cpu,
+    pushops_command,
+    real_env,
+    start_fake_onesignal,
+    wait_until_serving,
+)
+from tests.fakes import signing  # noqa: E402
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+P99_RATIO = 1.5
+VERIFY_RATE = 50_000
+IDLE_RSS_MB = 100.0
+START_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Size:
+    """How much history to store, and how many requests each path gets."""
+
+    workspaces: int
+    small: int  # sends at the first measurement
+    sends: int  # sends at the second
+    main_events: int  # audit events of the served workspace at the second
+    samples: int
+    events_per_send: int = 3
+    scheduled: float = 0.01  # share of sends scheduled (in the future)
+    batched: float = 0.03  # share of delivered sends that went out in several batches
+
+
+FULL = Size(workspaces=1_000, small=10_000, sends=1_000_000, main_events=100_000, samples=150)
+QUICK = Size(workspaces=5, small=300, sends=1_500, main_events=900, samples=8, batched=0.3)
+
+
+# ------------------------------------------------------------------ seeding
+
+_STATES = (  # (state, share) of the sends not scheduled
+    ("sent", 0.85),
+    ("failed", 0.03),
+    ("cancelled", 0.04),
+    ("rejected", 0.01),
+    ("expired", 0.01),
+    ("missed", 0.01),
+    ("pending_approval", 0.005),
+    ("draft", 0.004),
+    ("sending", 0.001),
+)
+_DELIVERED = {"sent", "cancelled"}
+_SEND_COLUMNS = (
+    "id", "short_id", "team_id", "app_ref", "app_name", "requester_id", "content", "audience",
+    "is_test", "due_at", "timezone", "state", "approvals_required", "approvals_received",
+    "notification_id", "batches", "slack_messages", "last_error", "attempts", "claimed_by",
+    "claimed_at", "lease_until", "finished_at", "submission", "created_at", "updated_at",
+)  # fmt: skip
+_EVENT_COLUMNS = (
+    "id", "team_id", "seq", "created_at", "actor", "action", "target", "outcome", "details",
+    "prev_hash", "hash", "mac", "mac_key_id",
+)  # fmt: skip
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CHUNK = 20_000
+
+
+@dataclass
+class Targets:
+    """Ids of the served workspace's sends, for the requests."""
+
+    short: list[str] = field(default_factory=list)
+    first: list[str] = field(default_factory=list)
+    later: list[str] = field(default_factory=list)
+
+
+class Seeder:
+    """Writes history in bulk: the rows `storage` writes, its audit chains continued."""
+
+    def __init__(self, dsn: str, main_team: str, secret_key: str, size: Size) -> None:
+        from storage.audit import AuditKeys
+        from storage.crypto import KeyRing
+
+        self.dsn = dsn
+        self.size = size
+        self.main = main_team
+        self.keys = AuditKeys.from_keyring(KeyRing.from_text(secret_key))
+        self.teams = [main_team] + [f"T{n:08d}" for n in range(1, size.workspaces)]
+        self.empty = "T0EMPTY"  # no event: `audit verify` of it is the command's own cost
+        self.heads: dict[str, tuple[int, str]] = {}
+        self.counters: dict[str, int] = {}
+        self.rng = random.Random(16)
+        self.now = datetime.now(UTC)
+        self.start = self.now - timedelta(days=365)
+        self.main_app: uuid.UUID | None = None
+        self.targets = Targets()
+        self.stored = 0
+        self.events = 0
+
+    def workspaces(self) -> None:
+        """The workspaces other than the served one (serve made that one and its app)."""
+        import psycopg
+
+        from storage.models import GENESIS_HASH
+
+        with psycopg.connect(self.dsn) as connection:
+            found = connection.execute(
+                "SELECT team_id, audit_head_seq, audit_head_hash FROM workspaces"
+            ).fetchall()
+            self.heads = {team: (seq, head) for team, seq, head in found}
+            row = connection.execute(
+                "SELECT id FROM onesignal_apps WHERE team_id = %s", (self.main,)
+            ).fetchone()
+            self.main_app = row[0] if row else None
+            with connection.cursor().copy(
+                "COPY workspaces (team_id, name, settings, audit_head_seq, audit_head_hash, "
+                "created_at, updated_at) FROM STDIN"
+            ) as copy:
+                for team in [*self.teams, self.empty]:
+                    if team not in self.heads:
+                        copy.write_row(
+                            (team, f"Team {team}", "{}", 0, GENESIS_HASH, self.start, self.start)
+                        )
+                        self.heads[team] = (0, GENESIS_HASH)
+
+    def fill(self, total: int) -> float:
+        """Sends (and their events, batch ids) up to `total` stored; the seconds it took."""
+        import psycopg
+
+        began = time.monotonic()
+        count = total - self.stored
+        with psycopg.connect(self.dsn) as connection:  # serve wrote events since: its heads
+            found = connection.execute(
+                "SELECT team_id, audit_head_seq, audit_head_hash FROM workspaces"
+            ).fetchall()
+            self.heads = {team: (seq, head) for team, seq, head in found}
+        events = 0
+        with psycopg.connect(self.dsn) as connection:
+            cursor = connection.cursor()
+            for chunk in range(self.stored, total, _CHUNK):  # a chunk's rows at a time in memory
+                events += self._fill_chunk(cursor, chunk, min(total, chunk + _CHUNK))
+            cursor.executemany(
+                "UPDATE workspaces SET audit_head_seq = %s, audit_head_hash = %s "
+                "WHERE team_id = %s",
+                [(seq, head, team) for team, (seq, head) in self.heads.items()],
+            )
+            connection.commit()
+            connection.autocommit = True
+            connection.execute("VACUUM ANALYZE")
+        self.stored = total
+        self.events += events
+        print(
+            f"  stored {count:,} sends, {events:,} audit events in "
+            f"{time.monotonic() - began:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        return time.monotonic() - began
+
+    def _fill_chunk(self, cursor: Any, start: int, end: int) -> int:
+        """Sends `start` to `end` and theirs; how many audit events."""
+        sends: list[tuple[Any, ...]] = []
+        notes: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        for index in range(start, end):
+            send, batch_rows = self._send(index)
+            sends.append(send)
+            notes.extend(batch_rows)
+            events.extend(self._events(send))
+        _copy(cursor, "sends", _SEND_COLUMNS, sends)
+        columns = ("team_id", "notification_id", "send_id", "batch")
+        _copy(cursor, "send_notifications", columns, notes)
+        _copy(cursor, "audit_events", _EVENT_COLUMNS, events)
+        return len(events)
+
+    def _team(self, index: int) -> str:
+        # The served workspace gets its share of the events: main_events of sends * 3.
+        main_share = self.size.main_events / (self.size.sends * self.size.events_per_send)
+        if self.rng.random() < main_share:
+            return self.main
+        return self.teams[1 + index % (len(self.teams) - 1)]
+
+    def _short_id(self, team: str) -> str:
+        number = self.counters.get(team, 0)
+        self.counters[team] = number + 1
+        number = number * 7_368_787 % (32**6)  # spread over the id space, still one per number
+        return "".join(_ALPHABET[(number >> (5 * i)) & 31] for i in range(6))
+
+    def _state(self) -> str:
+        if self.rng.random() < self.size.scheduled:
+            return "scheduled"
+        pick = self.rng.random() * sum(share for _, share in _STATES)
+        for state, share in _STATES:
+            pick -= share
+            if pick < 0:
+                return state
+        return "sent"
+
+    def _send(self, index: int) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+        team, state = self._team(index), self._state()
+        created = self.start + timedelta(seconds=index * 365 * 86400 / self.size.sends)
+        send_id = uuid.UUID(int=self.rng.getrandbits(128), version=4)
+        short_id = self._short_id(team)
+        due, finished, updated = created + timedelta(minutes=5), None, created
+        lease = claimed_by = None
+        if state == "scheduled":
+            due = self.now + timedelta(days=1 + self.rng.random() * 60)
+        elif state == "pending_approval":
+            updated = self.now - timedelta(minutes=10)  # not yet expired by the sweeps
+        elif state == "sending":
+            lease, claimed_by = self.now + timedelta(days=400), "benchmark-elsewhere"
+        elif state not in {"draft", "missed"}:
+            finished = updated = due + timedelta(seconds=2)
+        batches, notes = self._batches(team, send_id, state)
+        first = batches[0]["notification_id"] if batches else None
+        app_ref = self.main_app if team == self.main else None
+        if team == self.main and state == "sent":
+            self._target(short_id, batches)
+        row = (
+            send_id, short_id, team, app_ref, "default", "U0BENCH",
+            json.dumps({"contents": {"en": f"Notification {index}"}}),
+            json.dumps({"segments": ["Active Users"]}), False, due, "UTC", state, 0, 0, first,
+            json.dumps(batches), "{}", None, 1 if batches else 0, claimed_by, None, lease,
+            finished, None, created, updated,
+        )  # fmt: skip
+        return row, notes
+
+    def _batches(
+        self, team: str, send_id: uuid.UUID, state: str
+    ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+        if state not in _DELIVERED:
+            return [], []
+        count = self.rng.randint(2, 4) if self.rng.random() < self.size.batched else 1
+        batches = [
+            {
+                "index": i,
+                "idempotency_key": str(send_id),
+                "notification_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+                "recipients": 600,
+                "error": None,
+                "status": None,
+                "attempt": 1,
+            }
+            for i in range(count)
+        ]
+        return batches, [(team, b["notification_id"], send_id, b["index"]) for b in batches]
+
+    def _target(self, short_id: str, batches: list[dict[str, Any]]) -> None:
+        self.targets.short.append(short_id)
+        self.targets.first.append(batches[0]["notification_id"])
+        if len(batches) > 1:
+            self.targets.later.append(batches[-1]["notification_id"])
+
+    def _events(self, send: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        from storage.audit import _hash, _timestamp
+
+        send_id, short_id, team, state, created = send[0], send[1], send[2], send[11], send[24]
+        seq, prev = self.heads[team]
+        actions = ("send.created", "send.scheduled", f"send.{state}")
+        rows = []
+        for offset, action in enumerate(actions):
+            seq += 1
+            at = created + timedelta(seconds=offset)
+            event = {
+                "id": uuid.UUID(int=self.rng.getrandbits(128), version=4),
+                "team_id": team,
+                "seq": seq,
+                "actor": "U0BENCH",
+                "action": action,
+                "target": f"send {short_id}",
+                "outcome": "ok",
+                "details": {"send_id": str(send_id)},
+            }
+            digest = _hash(prev, event, _timestamp(at))
+            rows.append(
+                (event["id"], team, seq, at, "U0BENCH", action, event["target"], "ok",
+                 json.dumps(event["details"]), prev, digest, self.keys.mac(digest),
+                 self.keys.primary_key_id)
+            )  # fmt: skip
+            prev = digest
+        self.heads[team] = (seq, prev)
+        return rows
+
+
+def _copy(cursor: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+# ------------------------------------------------------------------ the served app
+
+
+class ScaleSlack(FakeSlackProcess):
+    """The fake Slack, also telling when each reply to a response URL arrived."""
+
+    def replies(self) -> list[tuple[str, float, str]]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("replies\n")
+        self.process.stdin.flush()
+        return [tuple(item) for item in json.loads(self.process.stdout.readline())]  # type: ignore[misc]
+
+
+_ARMED = re.compile(r"scheduler started \(worker [^)]*\): (\d+) timers armed")
+
+
+class Serve:
+    """`pushops serve` in its own process; restartable, with its log kept."""
+
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.url = f"http://127.0.0.1:{env['PORT']}/slack/events"
+        self.process: subprocess.Popen[Any] | None = None
+        self.starts = 0
+
+    async def start(self) -> tuple[float, int]:
+        """Start it; the seconds until its timers were armed, and how many."""
+        self.starts += 1
+        log_path = self.workdir / f"serve-{self.starts}.log"
+        log = log_path.open("w")
+        began = time.monotonic()
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited on
+            [*pushops_command(), "serve"], cwd=self.workdir, env=self.env,
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        while time.monotonic() - began < START_TIMEOUT:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"pushops serve exited; see {log_path}")
+            found = _ARMED.search(log_path.read_text(errors="replace"))
+            if found:
+                armed = time.monotonic() - began
+                await wait_until_serving(self.url, {"serve": self.process})
+                return armed, int(found[1])
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"pushops serve armed no timers within {START_TIMEOUT:.0f} s")
+
+    def rss_mb(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return math.nan
+
+    def cpu(self) -> float:
+        assert self.process is not None
+        return process_cpu(self.process.pid)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+
+
+# ------------------------------------------------------------------ requests
+
+
+@dataclass
+class Path_:
+    """One kind of request, and what it gave at one size."""
+
+    name: str
+    acks_ms: list[float] = field(default_factory=list)
+    answers_ms: list[float] = field(default_factory=list)
+    replies: dict[str, int] = field(default_factory=dict)
+    lost: int = 0
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return math.inf
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def _texts(targets: Targets, size: Size, rng: random.Random) -> dict[str, list[str]]:
+    """The request texts of each path; cancels take sends the status requests do not."""
+    n = size.samples
+
+    def split(ids: list[str]) -> tuple[list[str], list[str]]:
+        shuffled = ids[:]
+        rng.shuffle(shuffled)
+        half = max(1, len(shuffled) // 2)
+        return shuffled[:half], shuffled[half:] or shuffled[:half]
+
+    def cycle(ids: list[str]) -> list[str]:
+        return [ids[i % len(ids)] for i in range(n)] if ids else []
+
+    paths: dict[str, list[str]] = {}
+    for kind in ("short", "first", "later"):
+        looked, cancelled = split(getattr(targets, kind))
+        paths[f"status {kind}"] = [f"status {ref}" for ref in cycle(looked)]
+        paths[f"cancel {kind}"] = [f"cancel {ref}" for ref in cycle(cancelled)]
+    unknown = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
+    paths["status unknown"] = [f"status {ref}" for ref in unknown]
+    paths["cancel unknown"] = [f"cancel {ref}" for ref in unknown]
+    paths["list"] = ["list"] * n
+    return paths
+
+
+async def run_paths(
+    serve: Serve, slack: ScaleSlack, texts: dict[str, list[str]], rate: float
+) -> list[Path_]:
+    info = slack.info
+    results: list[Path_] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+        for name, commands in texts.items():
+            path = Path_(name)
+            sent: dict[str, float] = {}
+            tasks = []
+            t0 = time.monotonic() + 0.05
+            for i, text in enumerate(commands):
+                delay = t0 + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                target = uuid.uuid4().hex
+                sent[target] = time.monotonic()
+                tasks.append(
+                    asyncio.create_task(_post(session, serve.url, info, text, target, path))
+                )
+            await asyncio.gather(*tasks)
+            await _collect(slack, sent, path)
+            results.append(path)
+            print(f"    {_row(path)}", file=sys.stderr, flush=True)
+    return results
+
+
+async def _post(
+    session: aiohttp.ClientSession,
+    url: str,
+    info: dict[str, str],
+    text: str,
+    target: str,
+    path: Path_,
+) -> None:
+    fields = signing.slash_command(
+        text=text,
+        response_url=f"{info['base_url']}/response/{target}",
+        user_id=info["user_id"],
+        team_id=info["team_id"],
+    )
+    body = signing.form_body(fields)
+    headers = signing.signed_headers(body, secret=info["signing_secret"])
+    began = time.perf_counter()
+    async with session.post(url, data=body, headers=headers) as response:
+        await response.read()
+        if response.status == 200:
+            path.acks_ms.append((time.perf_counter() - began) * 1000)
+
+
+async def _collect(slack: ScaleSlack, sent: dict[str, float], path: Path_) -> None:
+    """Each request's answer: the first reply to its response URL (waits up to 30 s)."""
+    waiting = dict(sent)
+    deadline = time.monotonic() + 30
+    while waiting and time.monotonic() < deadline:
+        for target, at, text in slack.replies():
+            if target in waiting:
+                path.answers_ms.append((at - waiting.pop(target)) * 1000)
+                words = " ".join(re.sub(r"`[^`]*`|\([^)]*\)", " ", text).split()[:3])
+                path.replies[words] = path.replies.get(words, 0) + 1
+        if waiting:
+            await asyncio.sleep(0.05)
+    path.lost = len(waiting)
+
+
+def _row(path: Path_) -> str:
+    return (
+        f"{path.name:16} ack p50 {quantile(path.acks_ms, 0.5):6.1f} p99 "
+        f"{quantile(path.acks_ms, 0.99):6.1f}  answer p50 {quantile(path.answers_ms, 0.5):7.1f} "
+        f"p99 {quantile(path.answers_ms, 0.99):7.1f} ms"
+    )
+
+
+# ------------------------------------------------------------------ audit verify
+
+
+def audit_verify(env: dict[str, str], workdir: Path, team: str | None) -> tuple[float, int, bool]:
+    command = [*pushops_command(), "audit", "verify", *(["--team", team] if team else [])]
+    began = time.monotonic()
+    done = subprocess.run(
+        command, cwd=workdir, env=env, capture_output=True, text=True, check=False
+    )
+    seconds = time.monotonic() - began
+    found = re.search(r"intact: ([\d,]+) event", done.stdout)
+    events = int(found[1].replace(",", "")) if found else 0
+    return seconds, events, done.returncode == 0
+
+
+# ------------------------------------------------------------------ EXPLAIN
+
+
+async def explain_paths(dsn: str, team: str, targets: Targets) -> list[tuple[str, str, list[str]]]:
+    """(what, statement, plan) of every query the lookup paths, claims and sweeps run."""
+    from sqlalchemy import event
+
+    from bot.delivery.service import FINISHED, UPCOMING
+    from storage import claims, queries
+    from storage.audit import iter_audit_events, list_audit_events
+    from storage.db import Database
+
+    database = Database.open(dsn)
+    captured: list[tuple[str, str, Any]] = []
+    label = ["?"]
+
+    def capture(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "WITH")):
+            captured.append((label[0], statement, params))
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", capture)
+    now = datetime.now(UTC)
+    unknown = str(uuid.uuid4())
+    try:
+        async with database.sessions() as session:
+            for what, ref in (
+                ("find_send short id", targets.short[0]),
+                ("find_send first batch", targets.first[0]),
+                ("find_send later batch", (targets.later or targets.first)[0]),
+                ("find_send unknown id", unknown),
+            ):
+                label[0] = what
+                await queries.find_send(session=session, team_id=team, ref=ref)
+            label[0] = "/push list: upcoming"
+            await queries.list_sends(session=session, team_id=team, states=UPCOMING, order="due")
+            label[0] = "/push list: recent"
+            await queries.list_sends(
+                session=session, team_id=team, states=FINISHED, order="finished"
+            )
+            label[0] = "list_timers"
+            await claims.list_timers(session=session)
+            label[0] = "next_due_at"
+            await queries.next_due_at(session=session)
+            label[0] = "list_audit_events"
+            await list_audit_events(session=session, team_id=team, limit=20)
+            label[0] = "audit verify (one workspace)"
+            async for _ in iter_audit_events(session=session, team_id=team):
+                break
+        factory = database.sessions
+        sweeps = {
+            "claim_due_sends": claims.claim_due_sends(
+                session_factory=factory, now=now, worker_id="explain"
+            ),
+            "reclaim_stale_sends": claims.reclaim_stale_sends(
+                session_factory=factory, now=now, worker_id="explain"
+            ),
+            "mark_missed_sends": claims.mark_missed_sends(
+                session_factory=factory, now=now, grace=timedelta(minutes=10)
+            ),
+            "expire_pending_approvals": claims.expire_pending_approvals(
+                session_factory=factory, now=now, ttl=timedelta(days=1)
+            ),
+        }
+        for what, call in sweeps.items():
+            label[0] = what
+            await call
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", capture)
+        await database.dispose()
+    return _plans(dsn, captured)
+
+
+def _plans(dsn: str, captured: list[tuple[str, str, Any]]) -> list[tuple[str, str, list[str]]]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    plain = make_url(dsn).set(drivername="postgresql").render_as_string(hide_password=False)
+    plans = []
+    with psycopg.connect(plain) as connection:
+        for what, statement, params in captured:
+            rows = connection.execute(f"EXPLAIN {statement}", params).fetchall()
+            plans.append((what, " ".join(statement.split())[:160], [row[0] for row in rows]))
+        connection.rollback()
+    return plans
+
+
+def seq_scans(plan: list[str]) -> list[str]:
+    return [line.strip() for line in plan if re.search(r"Seq Scan on (sends|audit_events)\b", line)]
+
+
+# ------------------------------------------------------------------ the run
+
+
+@dataclass
+class Stage:
+    sends: int
+    events: int
+    seed_s: float
+    armed_s: float
+    armed: int
+    rss_idle: float
+    rss_after: float
+    paths: list[Path_]
+    verify_one: tuple[float, int, bool]
+    verify_all: tuple[float, int, bool]
+    cpu_s: float
+
+
+async def measure(
+    args: argparse.Namespace, size: Size, workdir: Path, db_url: str
+) -> tuple[list[Stage], list[Any]]:
+    logs = {name: (workdir / f"{name}.log").open("w") for name in ("slack", "onesignal")}
+    slack = ScaleSlack(logs["slack"])
+    onesignal, onesignal_url = start_fake_onesignal(logs["onesignal"])
+    serve: Serve | None = None
+    try:
+        env = real_env(workdir, slack.info, onesignal_url, db_url)
+        env["PUSHOPS_LOG_LEVEL"] = "INFO"
+        serve = Serve(env, workdir)
+        await serve.start()  # migrates, makes the served workspace and its `default` app
+        serve.stop()
+        seeder = Seeder(_plain(db_url), slack.info["team_id"], env["PUSHOPS_SECRET_KEY"], size)
+        seeder.workspaces()
+        stages = []
+        for total in (size.small, size.sends):
+            print(f"history of {total:,} sends:", file=sys.stderr, flush=True)
+            seed_s = seeder.fill(total)
+            stages.append(await _stage(args, size, serve, slack, seeder, env, workdir, seed_s))
+        plans = await explain_paths(db_url, seeder.main, seeder.targets)
+        return stages, plans
+    finally:
+        if serve is not None:
+            serve.stop()
+        _stop(onesignal)
+        slack.stop()
+        for log in logs.values():
+            log.close()
+
+
+async def _stage(
+    args: argparse.Namespace, size: Size, serve: Serve, slack: ScaleSlack, seeder: Seeder,
+    env: dict[str, str], workdir: Path, seed_s: float,
+) -> Stage:  # fmt: skip
+    armed_s, armed = await serve.start()
+    await asyncio.sleep(2.0)
+    idle = serve.rss_mb()
+    warm = {"warm-up": ["list", *(f"status {ref}" for ref in seeder.targets.short[-5:])]}
+    await run_paths(serve, slack, warm, args.rate)
+    cpu = serve.cpu()
+    texts = _texts(seeder.targets, size, random.Random(seeder.stored))
+    paths = await run_paths(serve, slack, texts, args.rate)
+    after = serve.rss_mb()
+    cpu = serve.cpu() - cpu
+    serve.stop()
+    names = ("DATABASE_URL", "PUSHOPS_SECRET_KEY", "PUSHOPS_DATA_DIR")
+    verify_env = {**base_env(), **{name: env[name] for name in names}}
+    baseline = audit_verify(verify_env, workdir, seeder.empty)[0]
+    one = _net(audit_verify(verify_env, workdir, seeder.main), baseline)
+    every = _net(audit_verify(verify_env, workdir, None), baseline)
+    return Stage(
+        seeder.stored, seeder.events, seed_s, armed_s, armed, idle, after, paths, one, every, cpu
+    )
+
+
+def _net(result: tuple[float, int, bool], baseline: float) -> tuple[float, int, bool]:
+    """`result` less the seconds the command takes for a workspace without events."""
+    seconds, events, ok = result
+    return max(seconds - baseline, 1e-3), events, ok
+
+
+def _plain(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+# ------------------------------------------------------------------ report
+
+
+def report(
+    stages: list[Stage], plans: list[Any], args: argparse.Namespace, size: Size
+) -> list[str]:
+    """Print the tables; the targets missed."""
+    load = os.getloadavg()
+    print("PushOps at scale: a year of history on PostgreSQL")
+    print(
+        f"  {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at "
+        f"the end; {size.workspaces:,} workspaces; {size.samples} requests a path at "
+        f"{args.rate:g}/s; ack = HTTP response, answer = reply at the response URL"
+    )
+    small, large = stages[0], stages[-1]
+    print()
+    print(
+        f"{'path':16} {'sends':>9} {'ack p50':>8} {'ack p99':>8} {'ans p50':>8} "
+        f"{'ans p99':>8}  replies"
+    )
+    for stage in stages:
+        for path in stage.paths:
+            words = ", ".join(f"{w!r}: {n}" for w, n in sorted(path.replies.items()))
+            lost = f", {path.lost} unanswered" if path.lost else ""
+            print(
+                f"{path.name:16} {stage.sends:>9,} {quantile(path.acks_ms, 0.5):>8.1f} "
+                f"{quantile(path.acks_ms, 0.99):>8.1f} {quantile(path.answers_ms, 0.5):>8.1f} "
+                f"{quantile(path.answers_ms, 0.99):>8.1f}  {words}{lost}"
+            )
+    print()
+    print(
+        f"{'sends':>9} {'events':>10} {'seeded s':>9} {'armed s':>8} {'timers':>7} "
+        f"{'RSS idle':>9} {'RSS after':>10} {'CPU s':>6}"
+    )
+    for stage in stages:
+        print(
+            f"{stage.sends:>9,} {stage.events:>10,} {stage.seed_s:>9.0f} {stage.armed_s:>8.2f} "
+            f"{stage.armed:>7,} {stage.rss_idle:>8.0f}M {stage.rss_after:>9.0f}M "
+            f"{stage.cpu_s:>6.1f}"
+        )
+    print()
+    print("pushops audit verify (less its cost for a workspace without events: start, keys):")
+    for stage in stages:
+        for what, (seconds, events, ok) in (
+            ("served workspace", stage.verify_one),
+            ("every workspace", stage.verify_all),
+        ):
+            print(
+                f"  {stage.sends:>9,} sends, {what:16}: {events:>9,} events in {seconds:6.1f} s = "
+                f"{events / seconds:>9,.0f} events/s{'' if ok else ' (FAILED)'}"
+            )
+    missed = _targets(small, large)
+    print()
+    print("EXPLAIN at the full size (PostgreSQL):")
+    for what, _statement, plan in plans:
+        scans = seq_scans(plan)
+        print(f"  {what}: {'SEQ SCAN: ' + '; '.join(scans) if scans else 'indexed'}")
+    if args.explain is not None:
+        with args.explain.open("w") as out:
+            for what, statement, plan in plans:
+                out.write(f"## {what}\n{statement}\n" + "\n".join(plan) + "\n\n")
+        print(f"  plans written to {args.explain}")
+    print()
+    print("targets:" + ("" if missed else " all met"))
+    for line in missed:
+        print(f"  MISSED: {line}")
+    return missed
+
+
+def _targets(small: Stage, large: Stage) -> list[str]:
+    missed = []
+    for before, after in zip(small.paths, large.paths, strict=True):
+        for kind, a, b in (
+            ("answer", before.answers_ms, after.answers_ms),
+            ("ack", before.acks_ms, after.acks_ms),
+        ):
+            ratio = quantile(b, 0.99) / quantile(a, 0.99)
+            if ratio > P99_RATIO:
+                missed.append(
+                    f"{before.name} {kind} p99 {ratio:.2f}x its value at {small.sends:,} sends"
+                )
+        if after.lost:
+            missed.append(f"{after.name}: {after.lost} requests never answered")
+    for seconds, events, ok in (large.verify_one, large.verify_all):
+        if not ok or events / seconds < VERIFY_RATE:
+            missed.append(f"audit verify {events / seconds:,.0f} events/s (ok={ok})")
+    if large.rss_idle > IDLE_RSS_MB:
+        missed.append(f"idle RSS {large.rss_idle:.0f} MB")
+    return missed
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("PUSHOPS_BENCH_DATABASE_URL", DEFAULT_SERVER),
+        help="a PostgreSQL server: the run gets a fresh database there, dropped afterwards",
+    )
+    parser.add_argument("--quick", action="store_true", help="a tiny size, to check it runs")
+    parser.add_argument("--samples", type=int, help="requests a path (150; --quick 8)")
+    parser.add_argument("--rate", type=float, default=25.0, help="requests a second")
+    parser.add_argument("--explain", type=Path, metavar="FILE", help="write every plan there")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    size = QUICK if args.quick else FULL
+    if args.samples:
+        size = Size(**{**size.__dict__, "samples": args.samples})
+    workdir = Path(tempfile.mkdtemp(prefix="pushops-scale-"))
+    try:
+        with postgres_database(args.database_url) as url:
+            assert url is not None
+            stages, plans = asyncio.run(measure(args, size, workdir, url))
+        report(stages, plans, args, size)
+    finally:
+        if args.keep:
+            print(f"logs kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

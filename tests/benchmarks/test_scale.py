@@ -1,0 +1,43 @@
+"""benchmarks/scale.py runs end to end at its `--quick` size: seeding, requests, restarts,
+audit verify and the EXPLAIN of every lookup path (its numbers at that size mean nothing)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.database import PG_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def test_the_scale_benchmark_runs_at_its_quick_size(tmp_path):
+    server = os.environ.get(PG_ENV)
+    if not server:
+        pytest.skip(f"{PG_ENV} is not set: the benchmark runs on PostgreSQL only")
+    plans = tmp_path / "plans.txt"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/scale.py", "--quick", "--database-url", server,
+         "--explain", str(plans)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    for path in ("status short", "cancel first", "cancel later", "status unknown", "list"):
+        assert f"\n{path} " in out, out
+    assert "'No send in': 8" in out  # the unknown ids were answered as unknown
+    assert "unanswered" not in out
+    assert "served workspace:" in out and "(FAILED)" not in out  # the seeded chains verify
+    assert "SEQ SCAN" not in out
+    assert "## find_send later batch" in plans.read_text()
