@@ -92,11 +92,16 @@ DEFAULT_GC_THRESHOLDS = gc.get_threshold()
 
 
 def _serve_fake(pipe: Any) -> None:
-    """The child process: serve a fake OneSignal; answer "report" until told "stop"."""
+    """The child process: serve a fake OneSignal; answer "report" (and "deletes") until
+    told "stop"."""
     with FakeOneSignal() as fake:
         fake.record_requests = True
         pipe.send((fake.url, fake.app.id, fake.app.rest_api_key))
-        while pipe.recv() == "report":
+        while (asked := pipe.recv()) != "stop":
+            if asked == "deletes":
+                deleted = fake.requests_to("DELETE", "/notifications/")
+                pipe.send([(request.path.rsplit("/", 1)[-1], request.time) for request in deleted])
+                continue
             posted = fake.requests_to("POST", "/notifications")
             arrivals = [(request.json["idempotency_key"], request.time) for request in posted]
             pipe.send((arrivals, len(fake.notifications), _process_cpu()))
@@ -126,6 +131,12 @@ class FakeProcess:
         arrivals, notifications, cpu = self._pipe.recv()
         return arrivals, notifications, cpu
 
+    def deletes(self) -> list[tuple[str, float]]:
+        """Every cancel request's (notification id, arrival)."""
+        self._pipe.send("deletes")
+        found: list[tuple[str, float]] = self._pipe.recv()
+        return found
+
 
 async def _database(url: str | None, workdir: Path, keyring: KeyRing) -> Database:
     target = url or f"sqlite:///{workdir / 'bench.db'}"
@@ -154,7 +165,7 @@ async def _store(database: Database, app: OneSignalApp, dues: list[datetime], ta
         {
             "id": uuid.uuid4(),
             "short_id": f"{tag}{i:05d}",
-            "team_id": TEAM,
+            "team_id": app.team_id,
             "app_ref": app.id,
             "app_name": app.name,
             "requester_id": "U0BENCH",
