@@ -509,9 +509,9 @@ async def _post(
 
 
 async def _collect(slack: ScaleSlack, sent: dict[str, float], path: Path_) -> None:
-    """Each request's answer: the first reply to its response URL (waits up to 30 s)."""
+    """Each request's answer: the first reply to its response URL (waits up to 60 s)."""
     waiting = dict(sent)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while waiting and time.monotonic() < deadline:
         for target, at, text in slack.replies():
             if target in waiting:
