@@ -3,7 +3,11 @@ print, the rows and audit events they write (those of /push setup), and their re
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
+import pty
+import sys
 import uuid
 from typing import Any
 
@@ -12,9 +16,11 @@ import sqlalchemy as sa
 
 from bot.policy import ApprovalPolicy
 from storage import queries
+from storage.crypto import KeyRing
 from storage.db import Database
 from storage.models import AuditEvent, Member, OneSignalApp, Workspace
 from tests.plugins.database import DEFAULT_TEAM, OTHER_TEAM, fake_api_key, register_secret
+from tests.terminal import read_until
 
 
 @pytest.fixture
@@ -476,3 +482,47 @@ async def test_import_reads_standard_input_for_a_dash(configured, database, run_
         "  - role sender: U0BOB",  # a roles section is the whole truth
         "Dry run: nothing was changed.",
     ]
+
+
+async def test_import_asks_for_each_new_apps_key_without_echo_in_a_terminal(
+    sqlite_database, secret_key, tmp_path
+):
+    keyring = KeyRing.from_text(secret_key)
+    async with sqlite_database.sessions.begin() as session:
+        await queries.ensure_workspace(session=session, team_id=DEFAULT_TEAM)
+    ids = {"shop": str(uuid.uuid4()), "news": str(uuid.uuid4())}
+    keys = {name: fake_api_key() for name in ids}
+    path = tmp_path / "apps.yaml"
+    path.write_text(
+        f"team: {DEFAULT_TEAM}\napps:\n"
+        + "".join(f"- name: {n}\n  onesignal_app_id: {i}\n" for n, i in ids.items())
+    )
+    url = str(sqlite_database.engine.url.set(drivername="sqlite"))
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": url, "PUSHOPS_SECRET_KEY": secret_key}
+    argv = [sys.executable, "-m", "bot", "import-settings", str(path), "--no-verify"]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: a real terminal as its controlling tty
+        os.chdir(tmp_path)
+        os.execve(sys.executable, argv, env)
+    seen = b""
+    try:
+        for name in ids:
+            seen += await asyncio.to_thread(read_until, terminal, b"(not echoed): ")
+            os.write(terminal, keys[name].encode() + b"\n")
+        seen += await asyncio.to_thread(read_until, terminal, b"Applied")
+        seen += await asyncio.to_thread(read_until, terminal, b"\n", 5.0)
+    finally:
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        os.close(terminal)
+
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert b"OneSignal REST API key of app shop (not echoed): " in seen
+    assert b"OneSignal REST API key of app news (not echoed): " in seen
+    assert not any(key.encode() in seen for key in keys.values())  # not echoed
+    assert b"Applied 2 changes to T0000TEST." in seen
+    async with sqlite_database.sessions() as session:
+        for name, key in keys.items():
+            stored = await queries.get_app_credentials(
+                session=session, keyring=keyring, team_id=DEFAULT_TEAM, name=name
+            )
+            assert stored.api_key.get_secret_value() == key

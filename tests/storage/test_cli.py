@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
-import select
 import socket
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from storage.db import Database
 from storage.migrations import head_revision
 from storage.models import OneSignalApp, SendState
 from tests.plugins.database import DEFAULT_TEAM, OTHER_TEAM, fake_api_key, register_secret
+from tests.terminal import read_until
 
 
 @pytest.fixture
@@ -466,22 +465,6 @@ async def test_an_unusable_database_url_is_explained(run_cli, url, message):
     assert result.code == 1 and result.stderr.startswith(f"error: {message}")
 
 
-def _read_until(fd: int, marker: bytes, timeout: float = 30.0) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while marker not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 1024)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen
-
-
 async def test_apps_add_prompts_for_the_key_without_echo_in_a_terminal(
     sqlite_database, secret_key, tmp_path
 ):
@@ -494,10 +477,10 @@ async def test_apps_add_prompts_for_the_key_without_echo_in_a_terminal(
         os.chdir(tmp_path)
         os.execve(sys.executable, argv, env)
     try:
-        prompt = await asyncio.to_thread(_read_until, terminal, b"(not echoed): ")
+        prompt = await asyncio.to_thread(read_until, terminal, b"(not echoed): ")
         os.write(terminal, key.encode() + b"\n")
-        rest = await asyncio.to_thread(_read_until, terminal, b"Saved app")
-        rest += await asyncio.to_thread(_read_until, terminal, b"\n", 5.0)
+        rest = await asyncio.to_thread(read_until, terminal, b"Saved app")
+        rest += await asyncio.to_thread(read_until, terminal, b"\n", 5.0)
     finally:
         _, status = await asyncio.to_thread(os.waitpid, pid, 0)
         os.close(terminal)
