@@ -77,7 +77,8 @@ class _OpenForm:
 
 @dataclass(frozen=True)
 class _Deferred:
-    """Slack was slow to say who asks: store the send right after the ack."""
+    """Store the send right after the ack: Slack was slow to say who asks, or the send names
+    a OneSignal template, which is looked up only once Slack has its answer."""
 
     request: SendRequest
 

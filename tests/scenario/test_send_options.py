@@ -369,3 +369,17 @@ async def test_every_batch_of_a_large_send_carries_the_same_options(
     assert same["contents"] == {"en": "Hello", "fr": "Bonjour"}
     assert same["delivery_time_of_day"] == "18:00" and same["throttle_rate_per_minute"] == "100"
     assert same["data"] == {"plan": "pro"}
+
+
+async def test_the_apps_templates_are_listed_once_for_sends_close_together(
+    app, fake_onesignal, database
+):
+    template = fake_onesignal.add_template(fake_onesignal.app.id, "Welcome")
+
+    for _ in range(2):
+        sent = await app.post_command(f'send --segment "{SEGMENT}" --template Welcome')
+        assert "Template: Welcome" in text_of(await sent.reply())
+
+    asked = [r.path for r in fake_onesignal.requests_to("GET", "/templates")]
+    assert asked == ["/templates", f"/templates/{template['id']}"]  # once each, then kept
+    assert len(await all_sends(database)) == 2
