@@ -22,12 +22,26 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import const
 from bot.delivery import Audience, Send
 from bot.outbox import OutboxEntry, OutboxKind, owe
-from bot.series import Series, SeriesChange, SeriesState, describe, upcoming
+from bot.series import (
+    Series,
+    SeriesApproval,
+    SeriesChange,
+    SeriesState,
+    describe,
+    upcoming,
+)
 from bot.services import Services
 from commands._format import code, context
 from commands._parsing import parse_options
 from commands.access import interaction_ids, may_see_sends, resolve_actor, senders_configured
-from commands.context import CommandContext, CommandError, Subcommand, refuse, send_uuid
+from commands.context import (
+    CommandContext,
+    CommandError,
+    Reply,
+    Subcommand,
+    refuse,
+    send_uuid,
+)
 from commands.denials import Denial, deny
 from commands.help import usage
 from commands.send.storing import policy_of
@@ -254,6 +268,29 @@ def created_reply(series: Series, notes: Sequence[str]) -> tuple[str, list[dict[
     """The confirmation of a new series, with its next occurrences."""
     card = card_of(series, next_count=views.NEXT_SHOWN)
     return views.created_text(card), views.created_blocks(card, notes=notes)
+
+
+async def confirm(services: Services, series: Series, notes: Sequence[str], reply: Reply) -> None:
+    """Answer a new series (the command's or the form's): ask the approvers first when it
+    needs approval, then confirm it with its next occurrences. `notes` are mrkdwn."""
+    said = list(notes)
+    if series.approval == SeriesApproval.PENDING:
+        channel = await request_approval(services, series)
+        noun = "approval" if series.approvals_required == 1 else "approvals"
+        where = f" in <#{channel}>" if channel else ""
+        said.append(
+            f"Needs {series.approvals_required} {noun}{where} before its first occurrence; "
+            "approved once, every occurrence goes without asking. You get a message when it "
+            "is decided."
+            + (
+                ""
+                if channel
+                else " This workspace has no approvals channel: ask a PushOps admin to choose "
+                "one in `/push setup`."
+            )
+        )
+    text, blocks = created_reply(series, said)
+    await reply(text, blocks)
 
 
 def register(app: AsyncApp, services: Services) -> None:

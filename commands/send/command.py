@@ -34,7 +34,7 @@ from bot.delivery import (
 )
 from bot.policy import approvals_required
 from bot.recurrence import RecurrenceError, parse_every
-from bot.series import Series, SeriesApproval
+from bot.series import Series
 from bot.services import Services
 from bot.timeparse import ScheduledTime, TimeParseError, parse_when
 from commands import series as series_views
@@ -210,25 +210,8 @@ async def store_series(
 
 async def _confirm_series(ctx: CommandContext, stored: StoredSeries) -> None:
     """After the ack: ask the approvers if it needs approval, and confirm it."""
-    series = stored.series
     notes = [escape(note) for note in stored.notes]
-    if series.approval == SeriesApproval.PENDING:
-        channel = await series_views.request_approval(ctx.services, series)
-        noun = "approval" if series.approvals_required == 1 else "approvals"
-        where = f" in <#{channel}>" if channel else ""
-        notes.append(
-            f"Needs {series.approvals_required} {noun}{where} before its first occurrence; "
-            "approved once, every occurrence goes without asking. You get a message when "
-            "it is decided."
-            + (
-                ""
-                if channel
-                else " This workspace has no approvals channel: ask a PushOps admin to "
-                "choose one in `/push setup`."
-            )
-        )
-    text, blocks = series_views.created_reply(series, notes)
-    await ctx.reply(text, blocks=blocks)
+    await series_views.confirm(ctx.services, stored.series, notes, _command_reply(ctx))
 
 
 def _when(request: SendRequest, person: Requester) -> ScheduledTime | None:

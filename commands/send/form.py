@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -29,8 +30,12 @@ from bot.cache import Expiring
 from bot.delivery import Audience, Send, SendContent, SendRejected, TemplateRef
 from bot.delivery.attempt import explain
 from bot.onesignal.errors import OneSignalError
+from bot.policy import approvals_required
+from bot.recurrence import Recurrence, RecurrenceError, parse_every
+from bot.series import Series
 from bot.services import Services
 from bot.timeparse import TimeParseError, parse_in
+from commands import series as series_commands
 from commands._format import Block, escape, unknown_app_text
 from commands.access import interaction_ids
 from commands.cards import estimate_text
@@ -40,9 +45,10 @@ from commands.notify import notifier_of
 from commands.outgoing import SLACK_ERRORS
 from commands.send import form_options
 from commands.send.requester import Requester, requester
-from commands.send.storing import Draft, answer, app_names, go, store
+from commands.send.storing import Draft, answer, app_names, go, policy_of, store
 from commands.views import compose, compose_options
 from commands.views.compose import ComposeForm, ComposeInput
+from commands.views.sends import zone_of
 
 log = logging.getLogger(__name__)
 
@@ -363,17 +369,21 @@ def _draft(
     )
 
 
-async def _submitted(
-    services: Services, body: dict[str, Any], client: AsyncWebClient
-) -> tuple[Send, Meta]:
-    """Check the form and store its send (before the ack); FormErrors for bad fields.
+@dataclass(frozen=True)
+class _Prepared:
+    """A submitted form, checked: who asks, what they typed, and the send it describes."""
 
-    The database stores one send per form (its view id): a submission that reached another
-    process first gets that send back, `replayed`.
+    team_id: str
+    person: Requester
+    typed: ComposeInput
+    meta: Meta
+    draft: Draft
+    view: dict[str, Any]
 
-    Slack's lookup waits at most LOOKUP_BUDGET, the store at most its own wait for other
-    writers (`commands.send.storing.store`); each refusal says that nothing was sent.
-    """
+
+async def _prepare(services: Services, body: dict[str, Any], client: AsyncWebClient) -> _Prepared:
+    """Who submitted the form (Slack's lookup waits at most LOOKUP_BUDGET) and the send its
+    fields describe; FormErrors for bad fields. Nothing is stored."""
     view = body["view"]
     typed = compose.read_compose(view["state"]["values"])
     meta = Meta.load(view.get("private_metadata") or "")
@@ -398,6 +408,29 @@ async def _submitted(
     except SendRejected as error:
         raise FormErrors({_error_block(error.field, typed, view, str(error)): str(error)}) from None
     draft = _draft(typed, meta, person.timezone, view, template)
+    return _Prepared(team_id, person, typed, meta, draft, view)
+
+
+async def _submitted(
+    services: Services, body: dict[str, Any], client: AsyncWebClient
+) -> tuple[Send, Meta]:
+    """Check the form and store its send (before the ack); FormErrors for bad fields.
+
+    The database stores one send per form (its view id): a submission that reached another
+    process first gets that send back, `replayed`.
+
+    Slack's lookup waits at most LOOKUP_BUDGET, the store at most its own wait for other
+    writers (`commands.send.storing.store`); each refusal says that nothing was sent.
+    """
+    ready = await _prepare(services, body, client)
+    team_id, person, typed, meta, draft, view = (
+        ready.team_id,
+        ready.person,
+        ready.typed,
+        ready.meta,
+        ready.draft,
+        ready.view,
+    )
     try:
         send = await store(
             services,
@@ -415,6 +448,157 @@ async def _submitted(
     except CommandError as error:
         raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: str(error)}) from None
     return send, meta
+
+
+# --- a recurring send from the form (Repeat) ---------------------------------------------------
+
+_TIMES: Final = re.compile(r"(\d{1,4})\s*(?:x|times?)?", re.IGNORECASE)
+
+
+def _recurrence(ready: _Prepared) -> Recurrence:
+    """The form's Repeat, Repeat until and When as a series' rule; FormErrors if unusable."""
+    typed = ready.typed
+    if typed.when == compose.WHEN_IN:
+        raise FormErrors(
+            {
+                const.BLOCK_COMPOSE_EVERY: "A repeat starts at a date and time: choose At a "
+                "date and time for its first time (or Now, for a repeat like 6h)."
+            }
+        )
+    zone = zone_of(ready.person.timezone or "UTC")
+    at = None
+    if typed.when == compose.WHEN_AT and typed.at is not None:
+        at = f"{typed.at.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
+    ends = (typed.ends or "").strip()
+    counted = _TIMES.fullmatch(ends)
+    try:
+        return parse_every(
+            typed.every or "",
+            at=at,
+            until=ends if ends and counted is None else None,
+            times=counted[1] if counted else None,
+            tz=ready.person.timezone,
+        )
+    except RecurrenceError as error:
+        text = str(error)
+        if text.startswith(("--until", "--times")):
+            block = const.BLOCK_COMPOSE_ENDS
+        elif "needs --at" in text or text.startswith("--at"):
+            block = const.BLOCK_COMPOSE_AT
+            text = "Pick the first time under When (At a date and time): " + text
+        else:
+            block = const.BLOCK_COMPOSE_EVERY
+        raise FormErrors({block: text}) from None
+
+
+async def _submitted_series(
+    services: Services, body: dict[str, Any], client: AsyncWebClient
+) -> tuple[Series, Meta, tuple[str, ...]]:
+    """Check the form and store its series (before the ack); FormErrors for bad fields."""
+    ready = await _prepare(services, body, client)
+    recurrence = _recurrence(ready)
+    draft = ready.draft
+    try:
+        policy = await policy_of(services, ready.team_id)
+        series = await services.series.create(
+            team_id=ready.team_id,
+            requester_id=ready.person.actor.user_id,
+            app_name=draft.app,
+            content=draft.content,
+            audience=draft.audience,
+            recurrence=recurrence,
+            approvals_required=approvals_required(policy, draft.audience, is_test=False),
+            options=draft.options,
+        )
+    except SendRejected as error:
+        text = str(error)
+        if error.field == "app":  # removed while the form was open
+            text = await _unknown_app(services, ready.team_id, draft.app, ready.view)
+        raise FormErrors({_error_block(error.field, ready.typed, ready.view): text}) from None
+    except CommandError as error:
+        raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: str(error)}) from None
+    return series, ready.meta, recurrence.notes
+
+
+SeriesSubmission = tuple[Series, Meta, tuple[str, ...]]
+
+_SERIES_FORMS: weakref.WeakKeyDictionary[Services, Expiring[tuple[str, str], SeriesSubmission]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _series_once(
+    services: Services, body: dict[str, Any], client: AsyncWebClient
+) -> tuple[SeriesSubmission, bool]:
+    """The form's series, stored once per form in this process; (it, whether stored here)."""
+    forms = _SERIES_FORMS.get(services)
+    if forms is None:
+        forms = _SERIES_FORMS[services] = Expiring()
+    stored_here: list[bool] = []
+
+    async def first() -> tuple[SeriesSubmission, float | None]:
+        stored_here.append(True)
+        return await _submitted_series(services, body, client), SUBMITTED_TTL
+
+    key = _form_key(body)
+    if not key[1]:
+        return await _submitted_series(services, body, client), True
+    return await forms.get(key, first), bool(stored_here)
+
+
+async def _series_follow_up(
+    services: Services, client: AsyncWebClient, submission: SeriesSubmission
+) -> None:
+    """After the ack: ask the approvers if needed, and confirm the series where asked."""
+    series, meta, notes = submission
+    reply = _ephemeral(services, client, series.team_id, series.requester_id, meta.channel)
+    await series_commands.confirm(services, series, [escape(note) for note in notes], reply)
+
+
+async def _finish_series_late(
+    services: Services,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    outcome: asyncio.Task[tuple[SeriesSubmission, bool]],
+) -> None:
+    """A series form answered before it was stored: confirm it, or say why it was not."""
+    try:
+        submission, stored_here = await outcome
+    except FormErrors as error:
+        team_id, user_id = interaction_ids(body)
+        channel = Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
+        why = " ".join(error.errors.values())
+        reply = _ephemeral(services, client, team_id, user_id, channel)
+        await reply(f"Your recurring send was not stored: {why}", [])
+        return
+    if stored_here:
+        await _series_follow_up(services, client, submission)
+
+
+async def _on_series_submit(
+    services: Services, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+) -> None:
+    """The form submitted with Repeat: store the series within the ack's budget, or close
+    the form and tell what came of it after."""
+    outcome = services.tasks.spawn(_series_once(services, body, client), name="compose")
+    done, _ = await asyncio.wait({outcome}, timeout=ACK_BUDGET)
+    if not done:
+        await ack()
+        services.after_ack(
+            _finish_series_late(services, body, client, outcome),
+            respond=None,
+            kind="view_submission",
+        )
+        return
+    try:
+        submission, stored_here = outcome.result()
+    except FormErrors as error:
+        await ack(response_action="errors", errors=error.errors)
+        return
+    await ack()
+    if stored_here:
+        follow = _series_follow_up(services, client, submission)
+        services.after_ack(follow, respond=None, kind="view_submission")
 
 
 SLACK_TOO_SLOW: Final = "Slack was slow to say who you are; nothing was sent. Press Send again."
@@ -534,6 +718,9 @@ def register(app: AsyncApp, services: Services) -> None:
         )
 
     async def on_submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        if compose.read_compose(body["view"]["state"]["values"]).every:
+            await _on_series_submit(services, ack, body, client)
+            return
         # Run apart from this request, so Slack gets its answer within ACK_BUDGET whatever
         # happens; a store that takes longer is never cut short (it may be committing).
         outcome = services.tasks.spawn(_submit_once(services, body, client), name="compose")

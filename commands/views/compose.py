@@ -120,6 +120,20 @@ def compose_view(form: ComposeForm) -> dict[str, Any]:
             placeholder="10m, 2h, 1d or 1h30m",
             initial=filled.in_,
         ),
+        _text_input(
+            const.BLOCK_COMPOSE_EVERY,
+            "Repeat",
+            optional=True,
+            placeholder="monday, weekday, day, week, month or 6h; the first time is When",
+            initial=filled.every,
+        ),
+        _text_input(
+            const.BLOCK_COMPOSE_ENDS,
+            "Repeat until",
+            optional=True,
+            placeholder="a last day like 2027-03-31, or a count like 4 times",
+            initial=filled.ends,
+        ),
         *options_blocks(form.options),
         {
             "type": "context",
@@ -315,6 +329,8 @@ class ComposeInput:
     when: str = WHEN_NOW
     at: datetime | None = None
     in_: str | None = None
+    every: str | None = None
+    ends: str | None = None
 
 
 def read_compose(values: dict[str, dict[str, Any]]) -> ComposeInput:
@@ -331,6 +347,8 @@ def read_compose(values: dict[str, dict[str, Any]]) -> ComposeInput:
         when=_selected(values, const.BLOCK_COMPOSE_WHEN) or WHEN_NOW,
         at=_date_time(values, const.BLOCK_COMPOSE_AT),
         in_=_text(values, const.BLOCK_COMPOSE_IN),
+        every=_text(values, const.BLOCK_COMPOSE_EVERY),
+        ends=_text(values, const.BLOCK_COMPOSE_ENDS),
     )
 
 
