@@ -86,6 +86,10 @@ class AppClients:
             return kept
         app = await queries.get_app(session=session, team_id=team_id, name=app_name)
         if app is not None:
+            # Out of the session that read it: a rollback of that transaction (a store that
+            # found the database busy) would expire the row kept for every later send, and a
+            # concurrent transaction would find it unreadable.
+            session.expunge(app)
             self._rows.put((team_id, app_name), app, APP_TTL)
             return app
         names = [a.name for a in await queries.list_apps(session=session, team_id=team_id)]

@@ -106,6 +106,37 @@ async def test_a_create_kept_waiting_past_its_lock_wait_is_busy_and_stores_nothi
     assert await env.recall.recent(team_id=env.app.team_id, limit=5) == ([], [])
 
 
+async def test_a_create_that_was_busy_leaves_the_next_one_of_its_app_working(env, database):
+    # The busy create read the app's row in the transaction it then rolled back; the row kept
+    # for the next sends must not be the one that rollback expired.
+    async with held_by_another_writer(database, env.app.team_id):
+        with pytest.raises(StoreBusy):
+            await env.sends.create(
+                team_id=env.app.team_id,
+                requester_id="U0ALICE",
+                app_name="main",
+                content=SendContent(message="Hello"),
+                audience=Audience(segments=(SEGMENT,)),
+                due_at=None,
+                timezone="Europe/Berlin",
+                confirm=True,
+                lock_wait=0.2,
+            )
+
+    send = await env.sends.create(
+        team_id=env.app.team_id,
+        requester_id="U0ALICE",
+        app_name="main",
+        content=SendContent(message="Hello again"),
+        audience=Audience(segments=(SEGMENT,)),
+        due_at=None,
+        timezone="Europe/Berlin",
+        confirm=True,
+    )
+
+    assert (await env.row(send)).app_name == "main"
+
+
 async def _create_submitted(env, submission: str, message: str = "Hello"):
     return await env.sends.create(
         team_id=env.app.team_id,
