@@ -15,7 +15,13 @@ from bot.diagnostics import REDACTED, redacted_settings, redacted_url
 from bot.settings import Settings
 from storage.migrations import head_revision
 from storage.models import SendState, utcnow
-from tests.fakes.slack import DEFAULT_BOT_TOKEN, DEFAULT_TEAM_ID
+from tests.fakes.slack import (
+    DEFAULT_APP_TOKEN,
+    DEFAULT_BOT_TOKEN,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_TEAM_ID,
+)
 from tests.plugins.database import DEFAULT_TEAM, OTHER_TEAM, register_secret
 
 REASON = "OneSignal refused the notification (HTTP 400): All included players are not subscribed"
@@ -142,3 +148,28 @@ def test_settings_and_database_urls_are_shown_without_their_secrets():
     assert shown["SLACK_APP_TOKEN"] is None  # not set
     assert "hunter2" not in json.dumps(shown) and "client-secret-xyz" not in json.dumps(shown)
     assert redacted_url("sqlite:///data/pushops.db") == "sqlite:///data/pushops.db"
+
+
+async def test_oauth_and_socket_mode_secrets_stay_out_too(secrets, failed, run_cli):
+    oauth = {
+        "SLACK_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "SLACK_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "SLACK_APP_TOKEN": DEFAULT_APP_TOKEN,
+        "SLACK_BOT_TOKEN": None,  # each workspace's token comes from its install
+    }
+
+    result = await run_cli("diagnostics", "--team", DEFAULT_TEAM, env=oauth)
+
+    assert result.code == 0, result.stderr
+    for secret in (DEFAULT_CLIENT_SECRET, DEFAULT_APP_TOKEN, *secrets.values()):
+        assert secret not in result.stdout
+    document = json.loads(result.stdout)
+    assert document["mode"] == {
+        "transport": "socket_mode",
+        "oauth": True,
+        "workspaces": "many (OAuth installs)",
+    }
+    assert document["settings"]["SLACK_CLIENT_ID"] == DEFAULT_CLIENT_ID
+    assert document["settings"]["SLACK_CLIENT_SECRET"] == REDACTED
+    assert document["settings"]["SLACK_APP_TOKEN"] == REDACTED
+    assert "Slack accepts SLACK_APP_TOKEN." in document["check"]["fine"]
