@@ -188,6 +188,32 @@ class SeriesService:
             self.wake()
         return change
 
+    async def find(self, *, team_id: str, ref: str) -> Series | None:
+        """The workspace's series a short id (as typed) names, or None."""
+        async with self.database.sessions() as session:
+            return await stored.find_series(session=session, team_id=team_id, ref=ref)
+
+    async def edit(
+        self,
+        *,
+        team_id: str,
+        series_id: uuid.UUID,
+        content: SendContent,
+        actor: str,
+        approvals_required: int,
+    ) -> Series | None:
+        """New content for the series (from its next occurrence on); it asks for approval
+        again when `approvals_required`. None if it is stopped or finished."""
+        async with self.database.sessions.begin() as session:
+            return await stored.edit_series(
+                session=session,
+                team_id=team_id,
+                series_id=series_id,
+                content=content.model_dump(exclude_none=True),
+                actor=actor,
+                approvals_required=approvals_required,
+            )
+
     async def decide(
         self, *, team_id: str, series_id: uuid.UUID, approver_id: str, approve: bool
     ) -> Series | None:

@@ -53,7 +53,10 @@ USAGE: dict[str, str] = {
     const.SUB_STATUS: f"{C} status ID",
     const.SUB_ME: f"{C} me [EXTERNAL_ID]               show or set your linked external id",
     const.SUB_LIST: f"{C} list [--app NAME]",
-    const.SUB_SERIES: f"{C} series                         recurring sends: pause, resume, stop",
+    const.SUB_SERIES: f"""\
+{C} series                         recurring sends: pause, resume, stop
+{C} series edit ID [--title TEXT] MESSAGE   new text from the next occurrence on
+                                   (asks for approval again when the policy does)""",
     const.SUB_SETUP: f"{C} setup                          admin: apps, keys, roles, approvals",
     const.SUB_AUDIT: f"{C} audit [N]                      admin: the last N audit events",
     const.SUB_DIAGNOSTICS: f"{C} diagnostics                  admin: how PushOps runs, as a file",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from slack_bolt.async_app import AsyncApp
@@ -20,8 +21,9 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
-from bot.delivery import Audience, Send
+from bot.delivery import Audience, Send, SendContent, SendRejected
 from bot.outbox import OutboxEntry, OutboxKind, owe
+from bot.policy import approvals_required
 from bot.series import (
     Series,
     SeriesApproval,
@@ -83,11 +85,68 @@ def card_of(series: Series, *, next_count: int = 1) -> views.SeriesCard:
 # --- /push series ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Edit:
+    """`/push series edit ID [--title TEXT] MESSAGE`."""
+
+    ref: str
+    message: str
+    title: str | None
+
+
 async def before_ack(ctx: CommandContext) -> object:
-    """`/push series` takes no words."""
-    if parse_options(ctx.args, usage=usage(const.SUB_SERIES)).positional:
-        raise CommandError(f"`series` takes no words.\nUsage: {usage(const.SUB_SERIES)}")
-    return None
+    """`/push series` alone lists; `edit ID [--title TEXT] MESSAGE` gives a series new text."""
+    if not ctx.args:
+        return None
+    if ctx.args[0].lower() != "edit":
+        raise CommandError(f"`series` lists, or edits a series.\nUsage: {usage(const.SUB_SERIES)}")
+    options = parse_options(ctx.args[1:], single=("--title",), usage=usage(const.SUB_SERIES))
+    words = options.positional
+    if len(words) < 2:
+        raise CommandError(
+            'Which series, and its new text? `/push series edit ID "New text"` (the ids are '
+            f"in `/push series`).\nUsage: {usage(const.SUB_SERIES)}"
+        )
+    return _Edit(words[0], " ".join(words[1:]).strip(), options.one("--title"))
+
+
+async def _edit(ctx: CommandContext, asked: _Edit) -> None:
+    """Give the series new text (creator, senders, admins); approval is asked again when the
+    policy wants it."""
+    services = ctx.services
+    series = await services.series.find(team_id=ctx.team_id, ref=asked.ref)
+    if series is None:
+        raise CommandError(f"There is no series {code(asked.ref)} here; `/push series` lists them.")
+    await _may_change(services, ctx.client, ctx.team_id, ctx.user_id, series)
+    try:
+        content = SendContent.from_stored(
+            series.content | {"message": asked.message, "title": asked.title}
+        )
+    except SendRejected as error:
+        raise CommandError(str(error)) from None
+    policy = await policy_of(services, ctx.team_id)
+    audience = Audience.from_stored(series.audience)
+    edited = await services.series.edit(
+        team_id=ctx.team_id,
+        series_id=series.id,
+        content=content,
+        actor=ctx.user_id,
+        approvals_required=approvals_required(policy, audience, is_test=series.is_test),
+    )
+    if edited is None:
+        raise CommandError(
+            f"Series {code(series.short_id)} is {series.state.value}: it has no next "
+            "occurrence to edit."
+        )
+    note = "Its next occurrences carry the new text."
+    await confirm(services, edited, [note], _reply_of(ctx))
+
+
+def _reply_of(ctx: CommandContext) -> Reply:
+    async def reply(text: str, blocks: Sequence[dict[str, Any]]) -> None:
+        await ctx.reply(text, blocks=blocks)
+
+    return reply
 
 
 async def listing(services: Services, team_id: str) -> tuple[str, list[dict[str, Any]]]:
@@ -98,7 +157,10 @@ async def listing(services: Services, team_id: str) -> tuple[str, list[dict[str,
 
 
 async def handle(ctx: CommandContext) -> None:
-    """Reply with the workspace's series."""
+    """Reply with the workspace's series, or edit one."""
+    if isinstance(ctx.prepared, _Edit):
+        await _edit(ctx, ctx.prepared)
+        return
     await may_see_sends(ctx.services, ctx.client, ctx.team_id, ctx.user_id, area="series")
     text, blocks = await listing(ctx.services, ctx.team_id)
     await ctx.reply(text, blocks=blocks)

@@ -44,6 +44,7 @@ __all__ = [
     "SeriesChange",
     "cancel_occurrences",
     "create_series",
+    "edit_series",
     "find_series",
     "get_series",
     "list_series",
@@ -311,6 +312,49 @@ async def record_series_decision(
             "series_id": str(series.id),
             "approvals": f"{series.approvals_received}/{series.approvals_required}",
         },
+    )
+    return series
+
+
+async def edit_series(
+    *,
+    session: AsyncSession,
+    team_id: str,
+    series_id: uuid.UUID,
+    content: Mapping[str, Any],
+    actor: str,
+    approvals_required: int,
+) -> Series | None:
+    """New content for an active or paused series; None if it is stopped, finished or not
+    this workspace's. The occurrences made from now on carry it (one made already keeps
+    what it was made with). When the policy asks for approvals the series waits for them
+    again, approvals it had not counting. Audited `series.edited`."""
+    series = (
+        await session.scalars(
+            sa.select(Series)
+            .where(
+                Series.id == series_id,
+                Series.team_id == team_id,
+                Series.state.in_([SeriesState.ACTIVE, SeriesState.PAUSED]),
+            )
+            .with_for_update()
+        )
+    ).one_or_none()
+    if series is None:
+        return None
+    series.content = dict(content)
+    series.approvals_required = approvals_required
+    series.approvals_received = 0
+    series.approval = SeriesApproval.PENDING if approvals_required else SeriesApproval.NOT_NEEDED
+    series.updated_at = utcnow()
+    await session.flush()
+    await append_audit(
+        session=session,
+        team_id=team_id,
+        actor=actor,
+        action="series.edited",
+        target=f"series {series.short_id}",
+        details={"series_id": str(series.id), "approval": series.approval.value},
     )
     return series
 

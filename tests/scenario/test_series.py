@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from bot import const
 from storage import queries
-from storage.models import MemberRole, Send, SendState, Series, SeriesState
+from storage.models import MemberRole, Send, SendState, Series, SeriesApproval, SeriesState
 from storage.series import occurrence_id
 from tests.denials import wait_for_denials
 from tests.fakes.slack import DEFAULT_TEAM_ID
@@ -267,3 +267,47 @@ async def test_a_series_under_an_approval_policy_is_approved_once_then_each_occu
     assert len(approval_requests) == 1  # the occurrence asked nobody again
     actions = await audit_actions(database)
     assert "series.approved" in actions and "send.pending_approval" not in actions
+
+
+async def test_an_edit_of_an_approved_series_asks_for_approval_again(
+    app, fake_slack, fake_onesignal, database
+):
+    await require_approvals(database, fake_slack)
+    sent = await app.post_command(f'send --every day --at 09:00 --segment "{SEGMENT}" Old')
+    await sent.reply()
+    series = await _only_series(database)
+    await fake_slack.wait_for(
+        "chat.postMessage", where=lambda c: c.args.get("channel") == APPROVALS_CHANNEL
+    )
+    await app.fake.wait_for_reply(
+        await click(
+            app, const.ACTION_SERIES_APPROVE, str(series.id), user=BOB, channel=APPROVALS_CHANNEL
+        )
+    )
+    assert (await _only_series(database)).approval == SeriesApproval.APPROVED
+
+    edited = await app.post_command(f'series edit {series.short_id} --title Notice "New text"')
+
+    reply = await edited.reply()
+    assert "Its next occurrences carry the new text." in text_of(reply)
+    assert f"Needs 1 approval in <#{APPROVALS_CHANNEL}>" in text_of(reply)
+    after = await _only_series(database)
+    assert after.approval == SeriesApproval.PENDING and after.approvals_received == 0
+    assert (after.content["message"], after.content["title"]) == ("New text", "Notice")
+    asked_again = await fake_slack.wait_for(
+        "chat.update", where=lambda c: c.args.get("channel") == APPROVALS_CHANNEL
+    )
+    assert buttons(asked_again.args["blocks"])[const.ACTION_SERIES_APPROVE]["value"] == str(
+        series.id
+    )
+    assert "New text" in text_of(asked_again.args)
+    assert "series.edited" in await audit_actions(database)
+    assert creates(fake_onesignal) == []
+
+
+async def test_editing_a_series_that_is_not_there_says_so_and_changes_nothing(app, database):
+    sent = await app.post_command('series edit 7K3M9Q "New text"')
+
+    reply = await sent.reply()
+    assert "There is no series `7K3M9Q` here" in reply["text"]
+    assert "series.edited" not in await audit_actions(database)
