@@ -37,7 +37,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,6 +60,8 @@ _SECRET_VALUE_HINT: Final = re.compile(
     "|".join(map(re.escape, ("xox", "xapp-", "os_v2_", "v1:", "Key ", "Basic ", "Bearer ")))
 )
 _EXPORT_BATCH: Final = 500
+_VERIFY_BATCH: Final = 2_000
+_EVENTS: Final = cast(sa.Table, AuditEvent.__table__)
 
 AUDIT_MAC_LABEL: Final = b"pushops audit log mac v1"
 """The HKDF label of the audit keys: distinct from every other use of PUSHOPS_SECRET_KEY."""
@@ -168,7 +170,38 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event_hash(prev_hash: str, event: AuditEvent) -> str:
+class AuditRecord(Protocol):
+    """What verification reads of an event: an `AuditEvent`, or a row of its table."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def team_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+    @property
+    def mac(self) -> str | None: ...
+    @property
+    def mac_key_id(self) -> str | None: ...
+
+
+def event_hash(prev_hash: str, event: AuditRecord) -> str:
     """The hash `event` must carry after `prev_hash`."""
     columns = {
         "id": event.id,
@@ -378,6 +411,23 @@ async def get_audit_event(
     """One event of the workspace by id; another workspace's event is None."""
     query = sa.select(AuditEvent).where(AuditEvent.id == event_id, AuditEvent.team_id == team_id)
     return (await session.scalars(query)).one_or_none()
+
+
+async def iter_audit_rows(*, session: AsyncSession, team_id: str) -> AsyncIterator[AuditRecord]:
+    """Every event of the workspace, oldest first, as rows of the table, streamed.
+
+    What `audit verify` walks: a row costs a fraction of an ORM object (no identity map, no
+    instrumentation), which at a million events is most of the time verification takes.
+    """
+    query = sa.select(_EVENTS).where(_EVENTS.c.team_id == team_id).order_by(_EVENTS.c.seq)
+    last = 0
+    while True:  # keyset pages on (team_id, seq), the unique index
+        page = (await session.execute(query.where(_EVENTS.c.seq > last).limit(_VERIFY_BATCH))).all()
+        for row in page:
+            yield cast(AuditRecord, row)
+        if len(page) < _VERIFY_BATCH:
+            return
+        last = page[-1].seq
 
 
 async def iter_audit_events(

@@ -32,9 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import (
     AuditKeys,
+    AuditRecord,
     append_audit,
     event_hash,
-    iter_audit_events,
+    iter_audit_rows,
     session_audit_keys,
 )
 from storage.models import GENESIS_HASH, AuditEvent, Workspace, utcnow
@@ -219,7 +220,7 @@ def _by_team(
 async def _walk_workspace(
     session: AsyncSession, walk: _Walk, head: tuple[int, str]
 ) -> ChainBreak | None:
-    async for event in iter_audit_events(session=session, team_id=walk.team_id):
+    async for event in iter_audit_rows(session=session, team_id=walk.team_id):
         problem = walk.step(event)
         if problem is not None:
             return ChainBreak(walk.team_id, event.seq, event.id, problem)
@@ -241,7 +242,7 @@ class _Walk:
     last_key: str | None = None  # the key of the last event's MAC; None: it has no MAC
     last_checked: bool = False  # whether that key was at hand (then the MAC verified)
 
-    def step(self, event: AuditEvent) -> str | None:
+    def step(self, event: AuditRecord) -> str | None:
         """Take the next event; what is wrong with it, or None."""
         self.events += 1
         expected = self.seq + 1
@@ -256,7 +257,7 @@ class _Walk:
             self.seq, self.prev_hash = event.seq, event.hash
         return problem
 
-    def _check_mac(self, event: AuditEvent) -> str | None:
+    def _check_mac(self, event: AuditRecord) -> str | None:
         if event.mac is None:
             if self.first_keyed is not None:
                 return (
@@ -273,7 +274,7 @@ class _Walk:
         self.last_key, self.last_checked = event.mac_key_id or "?", verdict is True
         return None
 
-    def _check_marks(self, event: AuditEvent) -> str | None:
+    def _check_marks(self, event: AuditRecord) -> str | None:
         for mark in self.marks.get(event.seq, ()):
             if mark.mac != event.mac:
                 return (
