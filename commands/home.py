@@ -29,10 +29,17 @@ from bot.slack_clients import ClientSource, client_source
 from bot.slack_limits import Paced
 from commands import approvals
 from commands._format import escape
-from commands.access import GUEST_SEES_NOTHING, interaction_ids, require_admin, resolve_actor
+from commands.access import (
+    GUEST_SEES_NOTHING,
+    interaction_ids,
+    require_admin,
+    resolve_actor,
+    slack_error,
+)
 from commands.cancel import stop_clicked
 from commands.cards import card_of
 from commands.context import CommandError
+from commands.outgoing import SLACK_ERRORS
 from commands.send.form import open_compose
 from commands.send.requester import requester
 from commands.setup import ACTION as SETUP_ACTION
@@ -121,8 +128,8 @@ async def publish(
     state, sends = await home_state(services, client, team_id, user_id, notice=notice)
     try:
         await client.views_publish(user_id=user_id, view=views.home_view(state))
-    except SlackApiError as error:
-        log.info("home of %s not published: %s", user_id, error.response.get("error"))
+    except SLACK_ERRORS as error:  # the next open, or the next move, publishes it again
+        log.info("home of %s not published: %s", user_id, slack_error(error))
         return
     services.home.published(team_id, user_id, sends.shown() if sends is not None else {})
 

@@ -206,3 +206,28 @@ async def test_compose_opens_the_form_and_setup_is_for_admins_only(app, fake_sla
     refused = await _home_after(app, CAROL, started, saying="admins")
     assert "Only PushOps admins" in text_of(refused)
     assert len(fake_slack.calls_to("views.open")) == 2
+
+
+async def test_a_refresh_slack_refuses_is_tried_again(app, fake_slack, database):
+    for text in ("First", "Second"):
+        await (await app.post_command(f'send --yes --in 1h --segment "{SEGMENT}" {text}')).reply()
+    first, second = await all_sends(database)
+    await _open_home(app, ALICE)
+    down = [True]
+    fake_slack.fail(
+        "views.publish", "internal_error", status=500, times=1000, where=lambda _: down[0]
+    )
+    await (await app.post_command(f"cancel {first.short_id}")).reply()
+    refused = await fake_slack.wait_for("views.publish", count=2)  # the refresh
+    assert refused.status == 500
+    await asyncio.sleep(0.5)
+    assert app.fake.home(ALICE) is not None and "Nothing scheduled" not in text_of(
+        app.fake.home(ALICE)
+    )
+    down[0] = False  # Slack is back
+
+    await (await app.post_command(f"cancel {second.short_id}")).reply()
+
+    home = await _home_after(app, ALICE, time.time() - 0.2, saying="Nothing scheduled")
+    assert f"`{first.short_id}` · cancelled" in text_of(home)
+    assert f"`{second.short_id}` · cancelled" in text_of(home)
