@@ -40,7 +40,7 @@ from bot.timeparse import ScheduledTime, TimeParseError, parse_when
 from commands import series as series_views
 from commands._format import Block, escape
 from commands.access import interaction_ids
-from commands.cards import card_of, estimate_text
+from commands.cards import card_of
 from commands.context import (
     CommandContext,
     CommandError,
@@ -57,10 +57,11 @@ from commands.send.grammar import SendRequest, parse_send
 from commands.send.requester import Requester, requester
 from commands.send.storing import (
     Draft,
-    approvals_note,
+    confirm_draft,
     go,
     linked_external_id,
     policy_of,
+    preview_message,
     store,
     unknown_app,
 )
@@ -133,8 +134,7 @@ async def handle(ctx: CommandContext) -> None:
     if not isinstance(prepared, Stored):
         raise TypeError(f"unexpected preparation {prepared!r}")
     if prepared.send.state == SendState.DRAFT:
-        async with ctx.services.admission.heavy_work():  # OneSignal's estimate
-            await _preview(ctx, prepared)
+        await _preview(ctx, prepared)
     else:
         await go(ctx.services, prepared.send, _command_reply(ctx), notes=prepared.notes)
 
@@ -286,20 +286,7 @@ def _command_reply(ctx: CommandContext) -> Reply:
 
 async def _preview(ctx: CommandContext, stored: Stored) -> None:
     """The ephemeral preview: the send, how many it reaches, Send and Cancel."""
-    send = stored.send
-    estimate = await ctx.services.recall.estimate(
-        team_id=send.team_id, app_name=send.app_name, audience=Audience.from_stored(send.audience)
-    )
-    notes = list(stored.notes)
-    needs = approvals_note(send, await policy_of(ctx.services, send.team_id))
-    if needs:
-        notes.append(needs)
-    card = card_of(send)
-    text = estimate_text(estimate)
-    await ctx.reply(
-        views.preview_text(card, estimate=text),
-        blocks=views.preview_blocks(card, estimate=text, notes=notes),
-    )
+    await preview_message(ctx.services, stored.send, _command_reply(ctx), notes=stored.notes)
 
 
 # --- the preview's buttons ------------------------------------------------------------------
@@ -333,22 +320,13 @@ async def _confirm(
     if found is None:
         return
     team_id, user_id, draft = found
-    try:  # the right to send is checked again: roles may have changed since the preview
-        await requester(
-            services=services,
-            client=client,
-            team_id=team_id,
-            user_id=user_id,
-            what="confirm a preview",
+    try:
+        confirmed = await confirm_draft(
+            services, client, team_id=team_id, user_id=user_id, draft=draft
         )
     except CommandError as error:
         await refuse(respond, str(error))
         return
-    policy = await policy_of(services, team_id)
-    needed = approvals_required(policy, Audience.from_stored(draft.audience), is_test=draft.is_test)
-    confirmed = await services.sends.confirm(
-        team_id=team_id, send_id=draft.id, actor=user_id, approvals_required=needed
-    )
     if confirmed is None:
         await _already_answered(services, team_id, draft, respond)
         return

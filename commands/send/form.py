@@ -12,11 +12,11 @@ outcome follows in a message), and one form stores one send however often Send i
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
 import weakref
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -36,16 +36,22 @@ from bot.series import Series
 from bot.services import Services
 from bot.timeparse import TimeParseError, parse_in
 from commands import series as series_commands
-from commands._format import Block, escape, unknown_app_text
+from commands._format import escape, unknown_app_text
 from commands.access import interaction_ids
 from commands.cards import estimate_text
-from commands.context import CommandContext, CommandError, Reply
+from commands.context import CommandContext, CommandError
 from commands.dispatch import ACK_BUDGET
-from commands.notify import notifier_of
 from commands.outgoing import SLACK_ERRORS
-from commands.send import form_options
+from commands.send import form_options, previewing
 from commands.send.requester import Requester, requester
-from commands.send.storing import Draft, answer, app_names, go, policy_of, store
+from commands.send.storing import (
+    Draft,
+    answer_where,
+    app_names,
+    policy_of,
+    preview_message,
+    store,
+)
 from commands.views import compose, compose_options
 from commands.views.compose import ComposeForm, ComposeInput
 from commands.views.sends import zone_of
@@ -414,10 +420,12 @@ async def _prepare(services: Services, body: dict[str, Any], client: AsyncWebCli
 async def _submitted(
     services: Services, body: dict[str, Any], client: AsyncWebClient
 ) -> tuple[Send, Meta]:
-    """Check the form and store its send (before the ack); FormErrors for bad fields.
+    """Check the form and store its send as a draft for the preview (before the ack);
+    FormErrors for bad fields.
 
-    The database stores one send per form (its view id): a submission that reached another
-    process first gets that send back, `replayed`.
+    The database stores one draft per form and input (`submission_key`): a submission that
+    reached another process first gets that draft back, `replayed`; the same form submitted
+    again after its preview's Back with other input stores another.
 
     Slack's lookup waits at most LOOKUP_BUDGET, the store at most its own wait for other
     writers (`commands.send.storing.store`); each refusal says that nothing was sent.
@@ -437,8 +445,8 @@ async def _submitted(
             team_id=team_id,
             requester=person,
             draft=draft,
-            confirm=True,
-            submission=view.get("id") or None,  # one send per form, in every replica
+            confirm=False,  # the preview's Send confirms it
+            submission=submission_key(view),
         )
     except SendRejected as error:
         text = str(error)
@@ -551,7 +559,7 @@ async def _series_follow_up(
 ) -> None:
     """After the ack: ask the approvers if needed, and confirm the series where asked."""
     series, meta, notes = submission
-    reply = _ephemeral(services, client, series.team_id, series.requester_id, meta.channel)
+    reply = answer_where(services, client, series.team_id, series.requester_id, meta.channel)
     await series_commands.confirm(services, series, [escape(note) for note in notes], reply)
 
 
@@ -568,7 +576,7 @@ async def _finish_series_late(
         team_id, user_id = interaction_ids(body)
         channel = Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
         why = " ".join(error.errors.values())
-        reply = _ephemeral(services, client, team_id, user_id, channel)
+        reply = answer_where(services, client, team_id, user_id, channel)
         await reply(f"Your recurring send was not stored: {why}", [])
         return
     if stored_here:
@@ -601,6 +609,21 @@ async def _on_series_submit(
         services.after_ack(follow, respond=None, kind="view_submission")
 
 
+def submission_key(view: dict[str, Any]) -> str | None:
+    """`VIEWID:digest`: the form and everything in it as submitted (None without a view id):
+    its typed fields, its template, languages and delivery options, the app it is for.
+
+    What was typed rather than the draft: a delay (`2h`) gives a new due time each time it is
+    read, and a second press of the same form must still find the first one's draft.
+    """
+    if not view.get("id"):
+        return None
+    values = (view.get("state") or {}).get("values") or {}
+    fields = {"values": values, "metadata": view.get("private_metadata") or ""}
+    text = json.dumps(fields, sort_keys=True, default=str)
+    return f"{view['id']}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
 SLACK_TOO_SLOW: Final = "Slack was slow to say who you are; nothing was sent. Press Send again."
 
 SUBMITTED_TTL: Final = 900.0
@@ -622,10 +645,10 @@ def _submissions(services: Services) -> Expiring[tuple[str, str], Submission]:
 
 
 def _form_key(body: dict[str, Any]) -> tuple[str, str]:
-    """(team, view id): one modal, however often its Send is pressed."""
+    """(team, submission key): one modal and its input, however often Send is pressed."""
     view = body.get("view") or {}
     team = (body.get("team") or {}).get("id") or view.get("team_id") or ""
-    return str(team), str(view.get("id") or "")
+    return str(team), submission_key(view) or ""
 
 
 async def _submit_once(
@@ -649,63 +672,30 @@ async def _submit_once(
     return await _submissions(services).get(key, first), bool(stored_here)
 
 
-def _ephemeral(
-    services: Services, client: AsyncWebClient, team_id: str, user_id: str, channel: str | None
-) -> Reply:
-    """Answers in the channel the form was opened from (only to the requester), else by DM."""
-
-    async def reply(text: str, blocks: Sequence[Block]) -> None:
-        if channel:
-            try:
-                await client.chat_postEphemeral(
-                    channel=channel, user=user_id, text=text, blocks=list(blocks)
-                )
-                return
-            except SLACK_ERRORS as error:  # not in that channel, say: a DM will do
-                log.info("ephemeral answer not posted: %s", type(error).__name__)
-        notifier = notifier_of(services)
-        if notifier is not None:
-            await notifier.tell(team_id, user_id, text, blocks)
-
-    return reply
-
-
 async def _finish_late(
     services: Services,
     body: dict[str, Any],
     client: AsyncWebClient,
     outcome: asyncio.Task[tuple[Submission, bool]],
 ) -> None:
-    """A submission answered before it was stored: send it, or say why it was not."""
+    """A submission answered before its draft was stored: the preview follows as a message
+    (with Send and Cancel), or why nothing was stored."""
     try:
         (send, meta), stored_here = await outcome
     except FormErrors as error:
         team_id, user_id = interaction_ids(body)
         channel = Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
         why = " ".join(error.errors.values())
-        reply = _ephemeral(services, client, team_id, user_id, channel)
+        reply = answer_where(services, client, team_id, user_id, channel)
         await reply(f"Your notification was not sent: {why}", [])
         return
     if stored_here:
-        await _follow_up(services, client, send, meta)
-
-
-async def _follow_up(services: Services, client: AsyncWebClient, send: Send, meta: Meta) -> None:
-    """After the ack: take the form's new send on, or show the one it had stored already.
-
-    A `replayed` send belongs to an earlier submission of the same form (maybe to another
-    replica), which takes it on; this one only answers with it, the same short id, so it
-    is neither delivered, announced nor put to the approvers twice.
-    """
-    reply = _ephemeral(services, client, send.team_id, send.requester_id, meta.channel)
-    if send.replayed:
-        await answer(services, send, reply)
-    else:
-        await go(services, send, reply)
+        reply = answer_where(services, client, send.team_id, send.requester_id, meta.channel)
+        await preview_message(services, send, reply)
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    """Listen to the compose form: app and audience changes, and its submission."""
+    """Listen to the compose form: app and audience changes, its submission, its preview."""
 
     async def on_app(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
@@ -726,22 +716,22 @@ def register(app: AsyncApp, services: Services) -> None:
         outcome = services.tasks.spawn(_submit_once(services, body, client), name="compose")
         done, _ = await asyncio.wait({outcome}, timeout=ACK_BUDGET)
         if not done:
-            await ack()  # close the form; what came of it follows in a message
+            await ack()  # close the form; the preview follows in a message
             services.after_ack(
                 _finish_late(services, body, client, outcome), respond=None, kind="view_submission"
             )
             return
         try:
-            (send, meta), stored_here = outcome.result()
+            (send, meta), _ = outcome.result()
         except FormErrors as error:
             await ack(response_action="errors", errors=error.errors)
             return
-        await ack()
-        if stored_here:
-            follow = _follow_up(services, client, send, meta)
-            services.after_ack(follow, respond=None, kind="view_submission")
+        shown = await previewing.preview_of(services, send, channel=meta.channel)
+        await ack(response_action="push", view=shown.view)
+        services.after_ack(shown.fill_in(client), respond=None, kind="view_submission")
 
     app.action(const.ACTION_COMPOSE_APP)(on_app)
     app.action(const.ACTION_COMPOSE_AUDIENCE)(on_audience)
     app.view(const.CALLBACK_COMPOSE)(on_submit)
     form_options.register(app, services)
+    previewing.register(app, services)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from slack_sdk.web.async_client import AsyncWebClient
+
 from bot.delivery import (
     Audience,
     DeliveryOptions,
@@ -29,12 +31,13 @@ from bot.delivery.attempt import Attempt
 from bot.errors import Unfinished
 from bot.policy import ApprovalPolicy, PolicyError, approvals_required
 from bot.services import Services
-from commands._format import escape, unknown_app_text
+from commands._format import Block, escape, unknown_app_text
 from commands.access import team_facts
-from commands.cards import card_of
+from commands.cards import card_of, estimate_text
 from commands.context import CommandError, Reply
 from commands.notify import notifier_of
-from commands.send.requester import Requester
+from commands.outgoing import SLACK_ERRORS
+from commands.send.requester import Requester, requester
 from commands.views import sends as views
 
 log = logging.getLogger(__name__)
@@ -243,3 +246,74 @@ def _what_next(send: Send, policy: ApprovalPolicy) -> str | None:
     if send.state in (SendState.SCHEDULED, SendState.SENDING):
         return f"It is on its way; you get a message with the result. {cancel}"
     return None
+
+
+async def reach(services: Services, send: Send) -> str:
+    """How many subscriptions the send's audience reaches now (OneSignal; heavy work)."""
+    try:
+        async with services.admission.heavy_work():
+            estimate = await services.recall.estimate(
+                team_id=send.team_id,
+                app_name=send.app_name,
+                audience=Audience.from_stored(send.audience),
+            )
+    except SendRejected as error:  # its app was removed meanwhile
+        return str(error)
+    return estimate_text(estimate)
+
+
+async def preview_message(
+    services: Services, send: Send, reply: Reply, *, notes: Sequence[str] = ()
+) -> None:
+    """Answer with the preview of a draft as a message: the send, its reach, Send and Cancel."""
+    said = list(notes)
+    needs = approvals_note(send, await policy_of(services, send.team_id))
+    if needs:
+        said.append(needs)
+    card = card_of(send)
+    text = await reach(services, send)
+    await reply(
+        views.preview_text(card, estimate=text),
+        views.preview_blocks(card, estimate=text, notes=said),
+    )
+
+
+async def confirm_draft(
+    services: Services, client: AsyncWebClient, *, team_id: str, user_id: str, draft: Send
+) -> Send | None:
+    """A preview's Send: the right to send checked again (roles may have changed since), the
+    approvals the policy asks for now, then draft -> scheduled or pending (compare-and-set).
+
+    None when it was confirmed or dropped already (Send pressed twice): it goes out once.
+    CommandError when the person may not send.
+    """
+    await requester(
+        services=services, client=client, team_id=team_id, user_id=user_id,
+        what="confirm a preview",
+    )  # fmt: skip
+    policy = await policy_of(services, team_id)
+    needed = approvals_required(policy, Audience.from_stored(draft.audience), is_test=draft.is_test)
+    return await services.sends.confirm(
+        team_id=team_id, send_id=draft.id, actor=user_id, approvals_required=needed
+    )
+
+
+def answer_where(
+    services: Services, client: AsyncWebClient, team_id: str, user_id: str, channel: str | None
+) -> Reply:
+    """Answers in the channel a form was opened from (only to the requester), else by DM."""
+
+    async def reply(text: str, blocks: Sequence[Block]) -> None:
+        if channel:
+            try:
+                await client.chat_postEphemeral(
+                    channel=channel, user=user_id, text=text, blocks=list(blocks)
+                )
+                return
+            except SLACK_ERRORS as error:  # not in that channel, say: a DM will do
+                log.info("ephemeral answer not posted: %s", type(error).__name__)
+        notifier = notifier_of(services)
+        if notifier is not None:
+            await notifier.tell(team_id, user_id, text, blocks)
+
+    return reply

@@ -260,14 +260,14 @@ def options_text(card: SendCard) -> str | None:
 def card_blocks(card: SendCard, *, now: datetime | None = None) -> list[Block]:
     """The headline, the notification, and its facts."""
     blocks = [section(f"*{headline(card)}*"), section(content_text(card))]
-    blocks.extend(_extras(card))
+    blocks.extend(extras_blocks(card))
     blocks.append(context(f"{facts(card, now=now)} · requested by <@{card.requester_id}>"))
     if card.reason:
         blocks.append(section(reason_text(card.reason)))
     return blocks
 
 
-def _extras(card: SendCard) -> list[Block]:
+def extras_blocks(card: SendCard) -> list[Block]:
     """The other languages (a section) and the template and options (a context)."""
     blocks = []
     languages = languages_text(card)
@@ -396,7 +396,7 @@ def approval_request_blocks(card: SendCard, *, estimate: str | None = None) -> l
             f"*<@{card.requester_id}> asks to send {ids_text(card)}* ({_approvals_count(card)})"
         ),
         section(content_text(card)),
-        *_extras(card),
+        *extras_blocks(card),
         context(facts(card)),
     ]
     if estimate:

@@ -5,7 +5,9 @@ at the worst-case sizes."""
 from datetime import UTC, datetime
 
 from bot import const
-from commands.views import compose
+from commands.views import compose, preview
+from commands.views.sends import SendCard, audience_text
+from storage.models import SendState
 from tests.fakes import blockkit
 
 DUE = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -71,3 +73,33 @@ def test_a_form_filled_at_the_worst_case_sizes_is_one_slack_takes():
 
     assert blockkit.view_problems(view) == []
     assert len(_elements(view)[const.BLOCK_COMPOSE_MESSAGE]["initial_value"]) == 3000
+
+
+def test_a_preview_at_the_worst_case_sizes_is_one_slack_takes():
+    card = SendCard(
+        send_id="5f0c3c5e-0000-4000-8000-000000000001",
+        short_id="7K3M9Q",
+        state=SendState.DRAFT,
+        app_name="a" * 200,
+        requester_id="U0ALICE",
+        message="&<>" * 3000,
+        title="<!channel>" * 300,
+        url="https://example.com/" + "u" * 3000,
+        image="https://example.com/" + "&" * 3000,
+        audience=audience_text(external_ids=tuple("y" * 128 for _ in range(2000))),
+        timezone="Pacific/Chatham",
+        due_at=DUE,
+        is_test=True,
+        approvals_required=9,
+    )
+    facts = preview.PreviewFacts(
+        estimate="estimate unavailable: " + "&" * 3000,
+        approval="Needs 9 approvals in <#C0APPROVE> before it goes out.",
+        metadata=preview.PreviewFacts().metadata + "x" * 100,
+        external_id="preview-" + "f" * 40,
+    )
+
+    view = preview.preview_view(card, facts)
+
+    assert blockkit.view_problems(view) == []
+    assert "<!channel>" not in str(view)

@@ -436,10 +436,78 @@ class FakeSlack:
 
     def check_view_answer(self, answer: Any, view: dict[str, Any]) -> None:
         """Check the app's answer to the submission of `view` (the HTTP body of its ack, or a
-        Socket Mode ack's payload) as Slack does; a refusal is kept in `refusals`."""
+        Socket Mode ack's payload) as Slack does; a refusal is kept in `refusals`.
+
+        An answer Slack takes changes what it shows: `update` replaces the view (same id),
+        `push` stacks a new view on it (at most two on a modal opened by the app, and an
+        `external_id` used once), `clear` closes the whole modal.
+        """
         problems = blockkit.response_action_problems(answer, view)
+        if not problems and isinstance(answer, dict):
+            problems = self._show_answer(answer, str(view.get("id") or ""))
         if problems:
             self._refuse("view_submission", ("invalid_response_action", problems))
+
+    def _show_answer(self, answer: dict[str, Any], view_id: str) -> list[str]:
+        """Show what the answer to the submission of `view_id` asks for; its problems."""
+        action = answer.get("response_action")
+        with self._lock:
+            views = self._state.views
+            if action not in ("update", "push", "clear"):
+                return []
+            current = views.get(view_id)
+            if current is None:  # a view the test made up rather than opened: its own root
+                if action == "clear":
+                    return []
+                current = views[view_id] = {"id": view_id, "type": "modal", "blocks": []}
+            if action == "clear":
+                root = current.get("root_view_id") or view_id
+                for vid in [v for v, shown in views.items() if _in_stack(shown, v, root)]:
+                    del views[vid]
+                return []
+            return self._stack_view(answer["view"], current, view_id, push=action == "push")
+
+    def _stack_view(
+        self, view: dict[str, Any], current: dict[str, Any], view_id: str, *, push: bool
+    ) -> list[str]:
+        """Store `view` over `current` (update) or on top of it (push); called locked."""
+        external_id = view.get("external_id")
+        if external_id and any(
+            v.get("external_id") == external_id and (push or vid != view_id)
+            for vid, v in self._state.views.items()
+        ):
+            return [f"/view/external_id: {external_id!r} is used by another view"]
+        root = current.get("root_view_id") or view_id
+        if push and _depth(self._state.views, view_id) >= _MODAL_STACK:
+            return [f"/response_action: a modal holds at most {_MODAL_STACK} views"]
+        new_id = "V" + uuid.uuid4().hex[:10].upper() if push else view_id
+        self._state.views[new_id] = {
+            **view,
+            "id": new_id,
+            "team_id": current.get("team_id"),
+            "hash": f"{time.time():.6f}",
+            "state": {"values": {}},
+            "root_view_id": root,
+            "previous_view_id": view_id if push else current.get("previous_view_id"),
+        }
+        return []
+
+    def view_by_external_id(self, external_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(view id, view) of the view shown under `external_id`, if any."""
+        with self._lock:
+            return next(
+                ((vid, v) for vid, v in self._state.views.items()
+                 if v.get("external_id") == external_id),
+                None,
+            )  # fmt: skip
+
+    def close_view(self, view_id: str) -> dict[str, Any] | None:
+        """The person closes the view on top (its close button: "Back" on a pushed view);
+        the view under it, shown again as it was, or None when the modal is gone."""
+        with self._lock:
+            closed = self._state.views.pop(view_id, None)
+            previous = (closed or {}).get("previous_view_id")
+            return self._state.views.get(previous) if previous else None
 
     def check_ack_message(self, payload: dict[str, Any]) -> None:
         """Check a message the app answered in an ack (Socket Mode) as Slack does."""
@@ -702,6 +770,23 @@ class FakeSlack:
         return f"{int(time.time())}.{next(self._counter):06d}"
 
 
+_MODAL_STACK = 3  # a modal opened by the app, and at most two views pushed on it
+
+
+def _in_stack(view: dict[str, Any], view_id: str, root: str) -> bool:
+    return view_id == root or view.get("root_view_id") == root
+
+
+def _depth(views: dict[str, dict[str, Any]], view_id: str) -> int:
+    """How many views the modal showing `view_id` stacks, up to it."""
+    depth = 0
+    current: str | None = view_id
+    while current is not None and current in views:
+        depth += 1
+        current = views[current].get("previous_view_id")
+    return depth
+
+
 def _auth_error(token: str | None) -> dict[str, Any]:
     return {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
 
@@ -810,7 +895,14 @@ def _views_update(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[
         return {"ok": False, "error": "not_found"}
     if args.get("hash") and args["hash"] != existing["hash"]:
         return {"ok": False, "error": "hash_conflict"}
-    return _view_response(fake, ws, args.get("view"), str(view_id))
+    answer = _view_response(fake, ws, args.get("view"), str(view_id))
+    stack: dict[str, Any] = {
+        k: existing[k] for k in ("root_view_id", "previous_view_id") if k in existing
+    }
+    if answer.get("ok") and stack:  # an update keeps the view where it is in its modal
+        with fake._lock:
+            fake._state.views[str(view_id)].update(stack)
+    return answer
 
 
 def _views_push(fake: FakeSlack, ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:

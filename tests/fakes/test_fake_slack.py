@@ -450,3 +450,37 @@ async def test_completing_a_file_nobody_asked_for_is_refused(fake_slack):
     assert unknown.json() == {"ok": False, "error": "file_not_found"}
     assert shapeless.json() == {"ok": False, "error": "invalid_arguments"}
     assert fake_slack.shared_files() == []
+
+
+def _stacked(callback_id: str, external_id: str | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": {"type": "plain_text", "text": "T"},
+        "blocks": [_section("x")],
+    }
+    if external_id:
+        view["external_id"] = external_id
+    return view
+
+
+def test_answers_to_a_submission_stack_views_as_slack_does(fake_slack: FakeSlack) -> None:
+    fake_slack.check_view_answer(
+        {"response_action": "push", "view": _stacked("b", "e1")}, {"id": "V1"}
+    )
+    pushed_id, _ = fake_slack.view_by_external_id("e1") or ("", {})
+    fake_slack.check_view_answer(
+        {"response_action": "push", "view": _stacked("c", "e1")}, {"id": pushed_id}
+    )  # external id taken
+    fake_slack.check_view_answer(
+        {"response_action": "push", "view": _stacked("c")}, {"id": pushed_id}
+    )
+    third = [vid for vid, v in fake_slack._state.views.items() if v.get("callback_id") == "c"][0]
+    fake_slack.check_view_answer({"response_action": "push", "view": _stacked("d")}, {"id": third})
+
+    refused = fake_slack.take_refusals()
+    assert ["external_id" in str(r) for r in refused] == [True, False]
+    assert "at most 3 views" in str(refused[1])
+    assert fake_slack.close_view(third)["id"] == pushed_id  # type: ignore[index]
+    fake_slack.check_view_answer({"response_action": "clear"}, {"id": pushed_id})
+    assert fake_slack.view(pushed_id) is None and fake_slack.view("V1") is None

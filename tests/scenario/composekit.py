@@ -3,11 +3,13 @@ or as a person changed them) and its submission as Slack sends it."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from bot import const
 from tests.fakes import signing
-from tests.fakes.slack import DEFAULT_TEAM_ID, FakeSlack
+from tests.fakes.slack import DEFAULT_TEAM_ID, RESPONSE_URL, FakeSlack
 from tests.plugins.slack import PushOps
 from tests.scenario.sendkit import ALICE
 
@@ -82,3 +84,51 @@ async def submit_shown(
         view_id=view_id,
     )
     return await app.post_action(payload)
+
+
+def pushed_preview(fake: FakeSlack, response: Any) -> tuple[str, dict[str, Any]]:
+    """(view id, view) of the preview a form's submission answered with (pushed over it)."""
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["response_action"] == "push", answer
+    assert answer["view"]["callback_id"] == const.CALLBACK_COMPOSE_PREVIEW
+    found = fake.view_by_external_id(answer["view"]["external_id"])
+    assert found is not None
+    return found
+
+
+async def press_send(app: PushOps, fake: FakeSlack, preview_id: str, *, user: str = ALICE) -> Any:
+    """Press Send on the preview shown under `preview_id`; Slack's answer closes the modal."""
+    response = await submit_shown(app, fake, preview_id, {}, user=user)
+    assert response.status_code == 200 and response.json() == {"response_action": "clear"}
+    return response
+
+
+def preview_facts(view: dict[str, Any]) -> str:
+    """The preview's facts (audience, reach, when, approval) as one text."""
+    block = by_id(view)[const.BLOCK_PREVIEW_FACTS]
+    return "\n".join(field["text"] for field in block["fields"])
+
+
+async def filled_preview(fake: FakeSlack, preview: dict[str, Any]) -> dict[str, Any]:
+    """The preview once its reach is counted (filled in by its external id)."""
+    external_id = preview["external_id"]
+    update = await fake.wait_for(
+        "views.update", where=lambda c: c.args.get("external_id") == external_id
+    )
+    view: dict[str, Any] = update.args["view"]
+    return view
+
+
+async def told(fake_slack: FakeSlack, *words: str) -> dict[str, Any]:
+    """The requester's answer saying `words`: in the channel, in place of the preview
+    message whose Send was pressed, or by DM (when another replica's scheduler delivered it
+    first, the one answering says it is on its way and the DM says it was sent)."""
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        methods = ("chat.postEphemeral", RESPONSE_URL, "chat.postMessage")
+        for call in [c for method in methods for c in fake_slack.calls_to(method)]:
+            if all(word in str(call.args.get("text")) for word in words):
+                return dict(call.args)
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"nobody was told {words!r}")

@@ -17,6 +17,7 @@ from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import register_secret
 from tests.scenario.busy import held_by_another_writer
+from tests.scenario.composekit import press_send, pushed_preview, told
 from tests.scenario.sendkit import (
     ALICE,
     SEGMENT,
@@ -214,29 +215,32 @@ async def test_clearing_the_audience_asks_for_one_instead_of_quoting_flags(app, 
     assert estimate_of(update) == "Pick an audience to see how many subscriptions it reaches."
 
 
-async def test_a_submitted_form_sends_and_answers_in_the_channel(
+async def test_a_submitted_form_is_previewed_and_its_send_sends_it_and_answers_in_the_channel(
     app, fake_slack, fake_onesignal, database
 ):
     response = await submit(app, values(title="Release"))
 
-    assert response.status_code == 200 and response.text == ""
-    [send] = await all_sends(database)
-    await wait_for_state(database, send.short_id, SendState.SENT)
-    answer = await fake_slack.wait_for("chat.postEphemeral")
-    assert answer.args["channel"] == "C0GENERAL" and answer.args["user"] == ALICE
-    assert f"`{send.short_id}`" in answer.args["text"] and "was sent" in answer.args["text"]
+    preview_id, preview = pushed_preview(fake_slack, response)
+    [draft] = await all_sends(database)
+    assert draft.state == SendState.DRAFT and creates(fake_onesignal) == []
+    await press_send(app, fake_slack, preview_id)
+    send = await wait_for_state(database, draft.short_id, SendState.SENT)
+    assert send.id == draft.id
+    answer = await told(fake_slack, f"`{send.short_id}`", "was sent")
+    assert answer["channel"] in ("C0GENERAL", "D0ALICE")  # D: delivered by the scheduler first
     [request] = creates(fake_onesignal)
     assert request.json["headings"] == {"en": "Release"}
 
 
-async def test_pressing_send_twice_on_one_form_sends_once(app, fake_onesignal, database):
+async def test_pressing_send_twice_on_one_form_previews_one_draft(app, fake_slack, database):
     both = await asyncio.gather(submit(app, values()), submit(app, values()))
     again = await submit(app, values())  # pressed once more after Slack answered
 
-    assert [r.status_code for r in (*both, again)] == [200, 200, 200]
-    [send] = await all_sends(database)
-    await wait_for_state(database, send.short_id, SendState.SENT)
-    assert len(creates(fake_onesignal)) == 1
+    for response in (*both, again):
+        _, preview = pushed_preview(fake_slack, response)
+        assert preview["callback_id"] == const.CALLBACK_COMPOSE_PREVIEW
+    [draft] = await all_sends(database)
+    assert draft.state == SendState.DRAFT
 
 
 async def test_a_form_meeting_a_busy_database_stores_nothing_and_says_so(
@@ -259,9 +263,10 @@ async def test_a_form_scheduled_with_the_picker_is_armed(app, fake_slack, databa
 
     response = await submit(app, values(when=WHEN_AT, at=int(due.timestamp())))
 
-    assert response.status_code == 200
+    preview_id, _ = pushed_preview(fake_slack, response)
+    await press_send(app, fake_slack, preview_id)
     [send] = await all_sends(database)
-    assert send.state == SendState.SCHEDULED
+    send = await wait_for_state(database, send.short_id, SendState.SCHEDULED)
     assert send.due_at is not None and abs((send.due_at - due).total_seconds()) < 1
     answer = await fake_slack.wait_for("chat.postEphemeral")
     assert "is scheduled" in text_of(answer.args)

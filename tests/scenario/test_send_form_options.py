@@ -16,6 +16,7 @@ from tests.fakes import signing
 from tests.fakes.onesignal.shapes import check_notification
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.onesignal.spec import check_request
+from tests.scenario.composekit import press_send, pushed_preview
 from tests.scenario.sendkit import (
     ALICE,
     SEGMENT,
@@ -219,7 +220,9 @@ async def test_a_form_with_a_template_languages_and_options_sends_them_all(
 
     response = await submit(app, filled, shown)
 
-    assert response.status_code == 200 and response.content in (b"", b"{}")
+    preview_id, preview = pushed_preview(app.fake, response)
+    assert "Zusammenfassung" in str(preview["blocks"])  # its languages and options shown
+    await press_send(app, app.fake, preview_id)
     [send] = await all_sends(database)
     await wait_for_state(database, send.short_id, SendState.SENT)
     [request] = creates(fake_onesignal)
@@ -282,3 +285,17 @@ async def test_a_language_without_english_comes_back_inline(app, fake_onesignal,
     assert answer["response_action"] == "errors"
     assert "The message is empty" in answer["errors"][const.BLOCK_COMPOSE_MESSAGE]
     assert await all_sends(database) == []
+
+
+async def test_the_same_form_submitted_again_with_only_an_option_changed_previews_a_new_draft(
+    app, database
+):
+    shown = opts.OptionsForm(languages=("de", "fr"))
+    first = values() | option_values(throttle="250")
+    second = values() | option_values(throttle="500")  # after the preview's Back
+
+    previews = [pushed_preview(app.fake, await submit(app, v, shown)) for v in (first, second)]
+
+    drafts = await all_sends(database)
+    assert len(drafts) == 2 and previews[0][0] != previews[1][0]
+    assert {d.options.get("throttle") for d in drafts} == {250, 500}

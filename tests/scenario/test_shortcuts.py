@@ -9,11 +9,26 @@ import pytest
 from bot import const
 from commands.access import forget_team
 from storage import queries
-from storage.models import MemberRole
+from storage.models import MemberRole, SendState
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
-from tests.scenario.composekit import by_id, initial_message
-from tests.scenario.sendkit import ALICE, serve_sending, settings
+from tests.scenario.composekit import (
+    by_id,
+    initial_message,
+    press_send,
+    pushed_preview,
+    shown_values,
+    submit_shown,
+)
+from tests.scenario.sendkit import (
+    ALICE,
+    SEGMENT,
+    all_sends,
+    creates,
+    serve_sending,
+    settings,
+    wait_for_state,
+)
 
 MEMBER = "U0MEMBER"
 SOURCE = (
@@ -114,3 +129,22 @@ async def test_who_may_not_send_is_told_so_and_gets_no_form(app, fake_slack, dat
     assert reply["text"].startswith("Only PushOps senders can send notifications")
     assert reply["response_type"] == "ephemeral"
     assert fake_slack.calls_to("views.open") == []
+
+
+async def test_a_message_sent_as_push_goes_out_as_it_was_previewed(
+    app, fake_slack, fake_onesignal, database
+):
+    await use_on_message(app, SOURCE)
+    form_id = (await fake_slack.wait_for("views.update")).args["view_id"]
+    shown = fake_slack.view(form_id)
+
+    typed = shown_values(shown, **{const.BLOCK_COMPOSE_SEGMENTS: (SEGMENT,)})
+    preview_id, preview = pushed_preview(
+        fake_slack, await submit_shown(app, fake_slack, form_id, typed)
+    )
+    await press_send(app, fake_slack, preview_id)
+
+    [send] = await all_sends(database)
+    await wait_for_state(database, send.short_id, SendState.SENT)
+    [request] = creates(fake_onesignal)
+    assert request.json["contents"] == {"en": SHOWN}
