@@ -54,7 +54,7 @@ from benchmarks.scheduler import (  # noqa: E402
     _percentile,
     _store,
 )
-from storage import queries  # noqa: E402
+from storage import workspaces  # noqa: E402
 from storage.audit import AuditKeys  # noqa: E402
 from storage.crypto import KeyRing, generate_key  # noqa: E402
 from storage.db import Database  # noqa: E402
@@ -140,7 +140,7 @@ async def one_run(args: argparse.Namespace, workers: int, workdir: Path) -> Run:
         try:
             await upgrade(database.engine)
             async with database.sessions.begin() as session:
-                await queries.ensure_workspace(session=session, team_id=TEAM, name="bench")
+                await workspaces.ensure_workspace(session=session, team_id=TEAM, name="bench")
             app = await _app(database, keyring, fake)
             # Stored first: a worker arms the timers it finds at its start (it would see sends
             # stored later only at its next sweep).

@@ -67,7 +67,7 @@ from bot.onesignal_clients import OneSignalClients  # noqa: E402
 from bot.scheduling import Scheduler  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.timers import Timers  # noqa: E402
-from storage import queries  # noqa: E402
+from storage import workspaces  # noqa: E402
 from storage.audit import AuditKeys  # noqa: E402
 from storage.crypto import KeyRing, generate_key  # noqa: E402
 from storage.db import Database, display_url  # noqa: E402
@@ -149,7 +149,7 @@ async def _app(database: Database, keyring: KeyRing, fake: FakeProcess) -> OneSi
     from pydantic import SecretStr
 
     async with database.sessions.begin() as session:
-        return await queries.add_app(
+        return await workspaces.add_app(
             session=session,
             keyring=keyring,
             team_id=TEAM,
@@ -396,7 +396,7 @@ async def restart(
 ) -> dict[str, Any]:
     """`count` sends an hour ahead; how long a fresh scheduler takes to arm every timer."""
     async with database.sessions() as session:
-        app = await queries.get_app(session=session, team_id=TEAM, name="bench")
+        app = await workspaces.get_app(session=session, team_id=TEAM, name="bench")
     assert app is not None
     ahead = utcnow() + timedelta(hours=1)
     await _store(database, app, [ahead + timedelta(seconds=i) for i in range(count)], "R")
@@ -420,7 +420,7 @@ async def main(args: argparse.Namespace) -> int:
         database = await _database(args.database_url, Path(workdir), keyring)
         try:
             async with database.sessions.begin() as session:
-                await queries.ensure_workspace(session=session, team_id=TEAM, name="bench")
+                await workspaces.ensure_workspace(session=session, team_id=TEAM, name="bench")
             first = await burst(
                 database,
                 keyring,

@@ -50,7 +50,7 @@ import sqlalchemy as sa  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from benchmarks.scheduler import FakeProcess  # noqa: E402
-from storage import queries  # noqa: E402
+from storage import workspaces  # noqa: E402
 from storage.audit import AuditKeys  # noqa: E402
 from storage.crypto import KeyRing, generate_key  # noqa: E402
 from storage.db import Database  # noqa: E402
@@ -154,11 +154,11 @@ async def _store(
     """The workspace, its app and log channel, and the sends; their short ids and the
     monotonic time the last falls due."""
     async with database.sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=DEFAULT_TEAM_ID, name="bench")
-        await queries.update_workspace(
+        await workspaces.ensure_workspace(session=session, team_id=DEFAULT_TEAM_ID, name="bench")
+        await workspaces.update_workspace(
             session=session, team_id=DEFAULT_TEAM_ID, actor="U0BENCH", log_channel_id=LOG_CHANNEL
         )
-        app = await queries.add_app(
+        app = await workspaces.add_app(
             session=session,
             keyring=keyring,
             team_id=DEFAULT_TEAM_ID,

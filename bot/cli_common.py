@@ -25,7 +25,7 @@ from storage.db import Database, DatabaseURLError, display_url
 from storage.errors import StorageError
 from storage.migrations import current_revision, head_revision
 from storage.models import OneSignalApp
-from storage.queries import decrypt_app_key
+from storage.workspaces import decrypt_app_key
 
 if TYPE_CHECKING:
     from bot.workspaces import Workspaces

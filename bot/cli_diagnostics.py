@@ -12,7 +12,7 @@ from bot.cli_common import CliError, cli_settings, sync, with_database, workspac
 from bot.diagnostics import collect
 from storage.crypto import KeyRing, generate_key, read_keyring
 from storage.db import Database
-from storage.queries import get_workspace, list_workspaces, validate_team_id
+from storage.workspaces import get_workspace, list_workspaces, validate_team_id
 
 
 def add_parser(subparsers: Any) -> None:

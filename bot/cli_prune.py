@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from bot.cli_common import audited, cli_settings, new_keyring, operator, sync, with_database
 from bot.words import plural
-from storage import queries
+from storage import workspaces
 from storage.db import Database
 from storage.models import utcnow
 from storage.retention import PruneReport, prune_sends
@@ -63,7 +63,7 @@ def add_parser(subparsers: Any) -> None:
 async def _prune(args: argparse.Namespace) -> int:
     settings = cli_settings()
     if args.team is not None:
-        queries.validate_team_id(args.team)
+        workspaces.validate_team_id(args.team)
     before = utcnow() - args.older_than
 
     async def work(database: Database) -> int:

@@ -51,7 +51,7 @@ from bot.words import plural
 from bot.workspaces import Snapshot, Workspaces, is_usergroup_id
 from storage.crypto import KeyRing
 from storage.db import Database
-from storage.queries import validate_team_id
+from storage.workspaces import validate_team_id
 
 # --- parser -----------------------------------------------------------------------------------
 

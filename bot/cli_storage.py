@@ -31,7 +31,7 @@ from bot.cli_common import (
 )
 from bot.settings import Settings
 from bot.words import plural
-from storage import queries
+from storage import workspaces
 from storage.audit import AuditKeys, iter_audit_events
 from storage.audit_chain import Checkpoint, verify_audit_chain
 from storage.crypto import KEY_FILE_NAME, KeyRing, generate_key, key_file_ring
@@ -191,9 +191,9 @@ async def _db_upgrade(args: argparse.Namespace) -> int:
 
 async def _apps_add(args: argparse.Namespace) -> int:
     settings = cli_settings()
-    queries.validate_team_id(args.team)
-    queries.validate_app_name(args.name)
-    app_id = queries.validate_onesignal_app_id(args.app_id)
+    workspaces.validate_team_id(args.team)
+    workspaces.validate_app_name(args.name)
+    app_id = workspaces.validate_onesignal_app_id(args.app_id)
 
     async def work(database: Database) -> int:
         api_key = read_api_key(settings.onesignal_api_key)
@@ -205,7 +205,7 @@ async def _apps_add(args: argparse.Namespace) -> int:
         keyring = new_keyring(settings)
         try:
             async with audited(database, keyring).sessions.begin() as session:
-                app = await queries.add_app(
+                app = await workspaces.add_app(
                     session=session,
                     keyring=keyring,
                     team_id=args.team,
@@ -228,7 +228,7 @@ async def _apps_add(args: argparse.Namespace) -> int:
 
 async def _refuse_duplicate(database: Database, team_id: str, name: str) -> None:
     async with database.sessions() as session:
-        if await queries.get_app(session=session, team_id=team_id, name=name) is not None:
+        if await workspaces.get_app(session=session, team_id=team_id, name=name) is not None:
             raise CliError(_duplicate(DuplicateAppName(team_id, name)))
 
 
@@ -241,7 +241,7 @@ async def _apps_list(args: argparse.Namespace) -> int:
 
     async def work(database: Database) -> int:
         async with database.sessions() as session:
-            apps = await queries.list_apps(session=session, team_id=args.team)
+            apps = await workspaces.list_apps(session=session, team_id=args.team)
         if not apps:
             print("No OneSignal app is configured" + (f" in {args.team}." if args.team else "."))
             return 0
@@ -269,7 +269,7 @@ async def _apps_remove(args: argparse.Namespace) -> int:
     async def work(database: Database) -> int:
         keyed = audited(database, existing_keyring(settings))  # the removal is audited
         async with keyed.sessions.begin() as session:
-            await queries.remove_app(
+            await workspaces.remove_app(
                 session=session, team_id=args.team, name=args.name, actor=operator()
             )
         print(f"Removed app {args.name!r} and its key from workspace {args.team}.")

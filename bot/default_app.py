@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Hook, Services
 from bot.settings import Settings
-from storage import queries
+from storage import workspaces
 from storage.crypto import CryptoError
 from storage.errors import InvalidInput
 from storage.models import OneSignalApp
@@ -53,13 +53,13 @@ async def seed_default_app(settings: Settings, services: Services, client: Async
     team_id, team_name = team
     try:
         async with services.database.sessions.begin() as session:
-            await queries.ensure_workspace(session=session, team_id=team_id, name=team_name)
-            existing = await queries.get_app(
+            await workspaces.ensure_workspace(session=session, team_id=team_id, name=team_name)
+            existing = await workspaces.get_app(
                 session=session, team_id=team_id, name=DEFAULT_APP_NAME
             )
             if _same(existing, app_id, api_key, services):
                 return False
-            await queries.add_app(
+            await workspaces.add_app(
                 session=session,
                 keyring=services.keyring,
                 team_id=team_id,
@@ -94,12 +94,12 @@ def _same(
     if existing is None:
         return False
     try:
-        if existing.onesignal_app_id != queries.validate_onesignal_app_id(app_id):
+        if existing.onesignal_app_id != workspaces.validate_onesignal_app_id(app_id):
             return False
     except InvalidInput:
         return False  # add_app refuses it with the reason
     try:
-        stored = queries.decrypt_app_key(existing, keyring=services.keyring)
+        stored = workspaces.decrypt_app_key(existing, keyring=services.keyring)
     except CryptoError:  # sealed with a key no longer in the ring: save it again
         return False
     return stored.get_secret_value() == api_key.get_secret_value().strip()

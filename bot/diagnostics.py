@@ -38,7 +38,7 @@ from storage.db import Database
 from storage.diagnostics import last_app_errors, recent_failures, scheduler_state, server_version
 from storage.migrations import current_revision, head_revision
 from storage.models import OneSignalApp, Send, utcnow
-from storage.queries import decrypt_app_key, ensure_workspace
+from storage.workspaces import decrypt_app_key, ensure_workspace
 
 REDACTED: Final = "**REDACTED**"
 FAILURES: Final = 20

@@ -24,7 +24,7 @@ from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 
-from storage import queries
+from storage import workspaces
 from storage.crypto import KeyRing, key_id_of
 from storage.db import Database
 from storage.models import SLACK_TOKEN_COLUMNS, utcnow
@@ -120,7 +120,7 @@ class EncryptedInstallationStore(AsyncInstallationStore):
         if self._database is None or not installation.team_id:
             return
         async with self._database.sessions.begin() as session:
-            await queries.ensure_workspace(
+            await workspaces.ensure_workspace(
                 session=session,
                 team_id=installation.team_id,
                 name=installation.team_name,

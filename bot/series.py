@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.delivery import Audience, SendContent, SendRejected
 from bot.delivery.options import DeliveryOptions
 from bot.recurrence import Recurrence, Rule
-from storage import queries
 from storage import series as stored
+from storage import workspaces
 from storage.db import Database
 from storage.models import OneSignalApp, Send, Series, SeriesApproval, SeriesState, utcnow
 
@@ -232,7 +232,7 @@ class SeriesService:
 
 
 async def _app(session: AsyncSession, team_id: str, app_name: str | None) -> OneSignalApp:
-    app = await queries.get_app(session=session, team_id=team_id, name=app_name)
+    app = await workspaces.get_app(session=session, team_id=team_id, name=app_name)
     if app is not None:
         return app
     what = "This workspace has no default app" if app_name is None else f"No app {app_name!r}"

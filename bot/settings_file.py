@@ -20,7 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from bot.cli_common import MASK
 from bot.policy import ApprovalPolicy, PolicyError, Role
 from storage.errors import InvalidInput
-from storage.queries import validate_app_name, validate_onesignal_app_id, validate_team_id
+from storage.workspaces import validate_app_name, validate_onesignal_app_id, validate_team_id
 
 USER_ID: Final = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 GROUP_ID: Final = re.compile(r"^S[A-Z0-9]{2,31}$")

@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.installations import EncryptedInstallationStore
 from bot.settings import Settings
 from bot.slack_http import CountError, SlackErrorCounter
-from storage import queries
+from storage import workspaces
 from storage.crypto import KeyRing
 from storage.db import Database
 
@@ -79,7 +79,7 @@ def client_source(
     async def enterprise_of(team_id: str) -> str | None:
         if team_id not in enterprises and database is not None:
             async with database.sessions() as session:
-                workspace = await queries.get_workspace(session=session, team_id=team_id)
+                workspace = await workspaces.get_workspace(session=session, team_id=team_id)
             if workspace is not None and workspace.enterprise_id:
                 enterprises[team_id] = workspace.enterprise_id
         return enterprises.get(team_id)

@@ -24,7 +24,7 @@ from bot.cache import Expiring
 from bot.onesignal import OneSignalClient
 from bot.onesignal_clients import PERSON_WAITING, OneSignalClients
 from bot.policy import ApprovalPolicy, Role
-from storage import lookups, queries
+from storage import lookups, workspaces
 from storage.audit import append_audit, list_audit_events
 from storage.crypto import KeyRing, SecretDecryptionError
 from storage.db import Database, WriteBusy, limited_lock_wait
@@ -37,7 +37,7 @@ from storage.links import (
 )
 from storage.lookups import LookupOutcome
 from storage.models import AuditEvent, Member, OneSignalApp, Workspace
-from storage.queries import validate_app_name, validate_onesignal_app_id
+from storage.workspaces import validate_app_name, validate_onesignal_app_id
 
 __all__ = [
     "MAX_EXTERNAL_ID_LENGTH",
@@ -167,9 +167,9 @@ class Workspaces:
     async def snapshot(self, team_id: str) -> Snapshot:
         """The workspace's row, apps and role holders, in one session."""
         async with self._database.sessions() as session:
-            workspace = await queries.get_workspace(session=session, team_id=team_id)
-            apps = await queries.list_apps(session=session, team_id=team_id)
-            members = await queries.list_members(session=session, team_id=team_id)
+            workspace = await workspaces.get_workspace(session=session, team_id=team_id)
+            apps = await workspaces.list_apps(session=session, team_id=team_id)
+            members = await workspaces.list_members(session=session, team_id=team_id)
         return Snapshot(workspace, apps, members)
 
     async def facts(self, team_id: str) -> TeamFacts:
@@ -178,8 +178,8 @@ class Workspaces:
 
         async def read() -> tuple[TeamFacts, float | None]:
             async with self._database.sessions() as session:
-                members = await queries.list_members(session=session, team_id=team_id)
-                workspace = await queries.get_workspace(session=session, team_id=team_id)
+                members = await workspaces.list_members(session=session, team_id=team_id)
+                workspace = await workspaces.get_workspace(session=session, team_id=team_id)
             held = tuple((member.subject_id, member.role) for member in members)
             if workspace is None:
                 return TeamFacts(members=held), TEAM_TTL
@@ -199,17 +199,17 @@ class Workspaces:
     async def get_workspace(self, team_id: str) -> Workspace | None:
         """The workspace's row, or None before its first write."""
         async with self._database.sessions() as session:
-            return await queries.get_workspace(session=session, team_id=team_id)
+            return await workspaces.get_workspace(session=session, team_id=team_id)
 
     async def app(self, team_id: str, name: str | None) -> OneSignalApp | None:
         """The app named `name` (the default app when None), or None."""
         async with self._database.sessions() as session:
-            return await queries.get_app(session=session, team_id=team_id, name=name)
+            return await workspaces.get_app(session=session, team_id=team_id, name=name)
 
     async def app_names(self, team_id: str) -> list[str]:
         """The names of the workspace's apps, default first."""
         async with self._database.sessions() as session:
-            return [a.name for a in await queries.list_apps(session=session, team_id=team_id)]
+            return [a.name for a in await workspaces.list_apps(session=session, team_id=team_id)]
 
     async def audit_events(self, team_id: str, *, limit: int) -> list[AuditEvent]:
         """The workspace's latest `limit` audit events, newest first."""
@@ -232,7 +232,7 @@ class Workspaces:
         """
         async with self._database.sessions() as session:
             try:
-                app = await queries.get_app_credentials(
+                app = await workspaces.get_app_credentials(
                     session=session, keyring=self._keyring, team_id=team_id, name=name
                 )
             except SecretDecryptionError:
@@ -258,10 +258,10 @@ class Workspaces:
         not replaced.
         """
         async with self._database.sessions.begin() as session:
-            await queries.ensure_workspace(
+            await workspaces.ensure_workspace(
                 session=session, team_id=team_id, enterprise_id=enterprise_id
             )
-            app = await queries.add_app(
+            app = await workspaces.add_app(
                 session=session,
                 keyring=self._keyring,
                 team_id=team_id,
@@ -279,13 +279,15 @@ class Workspaces:
     async def set_default_app(self, *, team_id: str, name: str, actor: str) -> None:
         """Make `name` the default app; AppNotFound when it is gone."""
         async with self._database.sessions.begin() as session:
-            await queries.set_default_app(session=session, team_id=team_id, name=name, actor=actor)
+            await workspaces.set_default_app(
+                session=session, team_id=team_id, name=name, actor=actor
+            )
         self._apps_changed(team_id)
 
     async def remove_app(self, *, team_id: str, name: str, actor: str) -> None:
         """Remove the app and its key; AppNotFound when gone, AppInUse while sends need it."""
         async with self._database.sessions.begin() as session:
-            await queries.remove_app(session=session, team_id=team_id, name=name, actor=actor)
+            await workspaces.remove_app(session=session, team_id=team_id, name=name, actor=actor)
         self._apps_changed(team_id)
 
     def _apps_changed(self, team_id: str) -> None:
@@ -315,10 +317,12 @@ class Workspaces:
         self, team_id: str, enterprise_id: str | None, actor: str, changes: Mapping[str, Any]
     ) -> None:
         async with self._database.sessions.begin() as session:
-            await queries.ensure_workspace(
+            await workspaces.ensure_workspace(
                 session=session, team_id=team_id, enterprise_id=enterprise_id
             )
-            await queries.update_workspace(session=session, team_id=team_id, actor=actor, **changes)
+            await workspaces.update_workspace(
+                session=session, team_id=team_id, actor=actor, **changes
+            )
         self.forget_facts(team_id)
 
     async def change_roles(
@@ -334,20 +338,20 @@ class Workspaces:
         """Give `role` to (or, without `give`, take it from) each subject; those changed."""
         changed = []
         async with self._database.sessions.begin() as session:
-            await queries.ensure_workspace(
+            await workspaces.ensure_workspace(
                 session=session, team_id=team_id, enterprise_id=enterprise_id
             )
             for subject in subjects:
                 if give:
-                    had = await queries.member_roles(
+                    had = await workspaces.member_roles(
                         session=session, team_id=team_id, subject_ids=[subject]
                     )
-                    await queries.add_member(
+                    await workspaces.add_member(
                         session=session, team_id=team_id, subject_id=subject, role=role, actor=actor
                     )
                     done = role not in had
                 else:
-                    done = await queries.remove_member(
+                    done = await workspaces.remove_member(
                         session=session, team_id=team_id, subject_id=subject, role=role, actor=actor
                     )
                 if done:
@@ -361,7 +365,7 @@ class Workspaces:
         """Link `user_id` to `external_id` (`/push me`); False when it already was.
         InvalidInput when the external id is not one."""
         async with self._database.sessions.begin() as session:
-            await queries.ensure_workspace(
+            await workspaces.ensure_workspace(
                 session=session, team_id=team_id, enterprise_id=enterprise_id
             )
             return await set_linked_external_id(
@@ -385,8 +389,8 @@ class Workspaces:
         try:
             async with self._database.sessions.begin() as session:
                 if create_workspace:
-                    await queries.ensure_workspace(session=session, team_id=team_id)
-                elif await queries.get_workspace(session=session, team_id=team_id) is None:
+                    await workspaces.ensure_workspace(session=session, team_id=team_id)
+                elif await workspaces.get_workspace(session=session, team_id=team_id) is None:
                     return "no such workspace here"
                 await append_audit(
                     session=session,

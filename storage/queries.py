@@ -1,7 +1,8 @@
-"""Workspaces, OneSignal apps, members, sends and approvals.
+"""Sends and approvals.
 
-Claims, leases and sweeps of sends are in `storage.claims`. Conventions, which the other
-storage modules (claims, deliveries, audit, links, lookups, requests, rotation) keep too:
+Workspaces, OneSignal apps and members are in `storage.workspaces`; claims, leases and sweeps
+of sends in `storage.claims`. Conventions, which the other storage modules (workspaces,
+claims, deliveries, audit, links, lookups, requests, rotation) keep too:
 - Functions taking a `session` run inside the caller's transaction and never commit:
   `async with database.sessions.begin() as session: ...` makes one unit of work.
 - Functions taking a `session_factory` (claims, sweeps, key rotation) open their own short
@@ -13,19 +14,13 @@ storage modules (claims, deliveries, audit, links, lookups, requests, rotation) 
 
 from __future__ import annotations
 
-import json
-import re
 import sqlite3
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias, cast
 
 import sqlalchemy as sa
-from pydantic import SecretStr
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -42,12 +37,9 @@ from storage.audit import (
 )
 from storage.audit_chain import ChainBreak, ChainReport, verify_audit_chain
 from storage.claims import Claim
-from storage.crypto import KeyRing, Purpose
 from storage.errors import (
     AlreadyDecided,
-    AppInUse,
     AppNotFound,
-    DuplicateAppName,
     IllegalTransition,
     InvalidInput,
     NoSuchSend,
@@ -62,64 +54,44 @@ from storage.links import (
     validate_external_id,
 )
 from storage.models import (
-    ACTIVE_STATES,
     TRANSITIONS,
     Approval,
     Decision,
-    Member,
-    MemberRole,
     OneSignalApp,
     Send,
     SendState,
-    Workspace,
     utcnow,
 )
 from storage.notifications import SendBatches, find_notification, record_notifications
+from storage.sql import json_safe, rowcount
 
 __all__ = [
-    "AppCredentials",
     "AuditEntry",
     "ChainBreak",
     "ChainReport",
     "SendOrder",
-    "add_app",
-    "add_member",
     "append_audit",
     "append_audit_entries",
     "cancel_send",
     "count_sends",
     "create_send",
-    "decrypt_app_key",
-    "ensure_workspace",
     "find_send",
-    "get_app",
-    "get_app_by_id",
-    "get_app_credentials",
     "get_audit_event",
     "get_linked_external_id",
     "get_send",
-    "get_workspace",
     "iter_audit_events",
     "list_active_sends",
-    "list_apps",
     "list_approvals",
     "list_audit_events",
-    "list_members",
     "list_sends",
-    "list_workspaces",
-    "member_roles",
     "next_due_at",
     "record_approval",
     "record_send_progress",
     "redact",
-    "remove_app",
-    "remove_member",
-    "set_default_app",
     "set_linked_external_id",
     "set_slack_message",
     "transition_send",
     "unlink_external_id",
-    "update_workspace",
     "validate_external_id",
     "verify_audit_chain",
 ]
@@ -133,398 +105,11 @@ _SEND_ORDERS: Final[dict[str, tuple[sa.ColumnElement[Any], ...]]] = {
     "finished": (sa.func.coalesce(Send.finished_at, Send.due_at, Send.created_at).desc(),),
 }
 _SHORT_ID_ATTEMPTS: Final = 8
-_TEAM_ID: Final = re.compile(r"^[TE][A-Z0-9]{1,31}$")
-_APP_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FINISHING: Final = frozenset(
     {SendState.SENT, SendState.FAILED, SendState.CANCELLED, SendState.REJECTED, SendState.EXPIRED}
 )
 # What a transition's `values` may not touch: identity, tenancy, and the state itself.
 _PROTECTED_COLUMNS: Final = frozenset({"id", "team_id", "short_id", "state", "created_at"})
-
-
-# --- workspaces -------------------------------------------------------------------------------
-
-
-def validate_team_id(team_id: str) -> str:
-    """`team_id` if it looks like a Slack team (T…) or enterprise (E…) id."""
-    if not _TEAM_ID.match(team_id):
-        raise InvalidInput(
-            f"{team_id!r} is not a Slack workspace id (like T0123ABCD); find it in the "
-            "workspace's URL or in Slack's About this workspace."
-        )
-    return team_id
-
-
-async def ensure_workspace(
-    *,
-    session: AsyncSession,
-    team_id: str,
-    name: str | None = None,
-    enterprise_id: str | None = None,
-) -> Workspace:
-    """The workspace row, created on first sight (concurrent first sights are fine)."""
-    validate_team_id(team_id)
-    insert = _insert_for(session)
-    await session.execute(
-        insert(Workspace)
-        .values(team_id=team_id, name=name or "", enterprise_id=enterprise_id)
-        .on_conflict_do_nothing(index_elements=["team_id"])
-    )
-    workspace = await get_workspace(session=session, team_id=team_id)
-    assert workspace is not None
-    if name and workspace.name != name:
-        workspace.name = name
-    if enterprise_id and workspace.enterprise_id != enterprise_id:
-        workspace.enterprise_id = enterprise_id
-    return workspace
-
-
-async def get_workspace(*, session: AsyncSession, team_id: str) -> Workspace | None:
-    """The workspace, or None."""
-    return await session.get(Workspace, team_id)
-
-
-async def list_workspaces(*, session: AsyncSession) -> list[Workspace]:
-    """Every workspace (operator tools and the scheduler, never a Slack reply)."""
-    return list(await session.scalars(sa.select(Workspace).order_by(Workspace.team_id)))
-
-
-async def update_workspace(
-    *,
-    session: AsyncSession,
-    team_id: str,
-    actor: str,
-    name: str | None = None,
-    log_channel_id: str | None = None,
-    clear_log_channel: bool = False,
-    settings: Mapping[str, Any] | None = None,
-) -> Workspace:
-    """Change the workspace's name, log channel or settings (merged key by key); audited."""
-    workspace = await _require_workspace(session, team_id)
-    changed: dict[str, Any] = {}
-    if name is not None and name != workspace.name:
-        workspace.name = changed["name"] = name
-    if clear_log_channel or (log_channel_id is not None):
-        workspace.log_channel_id = changed["log_channel_id"] = (
-            None if clear_log_channel else log_channel_id
-        )
-    if settings:
-        workspace.settings = {**workspace.settings, **_json_safe(settings, "settings")}
-        changed["settings"] = sorted(settings)
-    if changed:
-        await append_audit(
-            session=session,
-            team_id=team_id,
-            actor=actor,
-            action="workspace.updated",
-            target=f"workspace {team_id}",
-            details=changed,
-        )
-    return workspace
-
-
-async def _require_workspace(session: AsyncSession, team_id: str) -> Workspace:
-    workspace = await get_workspace(session=session, team_id=team_id)
-    if workspace is None:
-        raise WorkspaceNotFound(team_id)
-    return workspace
-
-
-def _json_safe(value: Mapping[str, Any], what: str) -> dict[str, Any]:
-    try:
-        normalised = json.loads(json.dumps(dict(value)))
-    except (TypeError, ValueError) as error:
-        raise InvalidInput(f"The {what} must be plain JSON data: {error}.") from None
-    assert isinstance(normalised, dict)
-    return normalised
-
-
-# --- OneSignal apps ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AppCredentials:
-    """What a OneSignal call needs; the key is a `SecretStr`, so it never shows in a repr."""
-
-    app_ref: uuid.UUID
-    name: str
-    onesignal_app_id: str
-    api_key: SecretStr
-
-
-def validate_app_name(name: str) -> str:
-    """`name` if usable as `--app NAME`."""
-    if not _APP_NAME.match(name):
-        raise InvalidInput(
-            f"{name!r} is not a usable app name: use up to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit."
-        )
-    return name
-
-
-def validate_onesignal_app_id(app_id: str) -> str:
-    """The canonical form of a OneSignal app id (a UUID)."""
-    try:
-        return str(uuid.UUID(app_id.strip()))
-    except ValueError:
-        raise InvalidInput(
-            f"{app_id!r} is not a OneSignal app id; copy it from OneSignal's Settings > Keys & IDs "
-            "(it looks like 8f1c2d3e-…)."
-        ) from None
-
-
-async def add_app(
-    *,
-    session: AsyncSession,
-    keyring: KeyRing,
-    team_id: str,
-    name: str,
-    onesignal_app_id: str,
-    api_key: SecretStr,
-    added_by: str,
-    make_default: bool = False,
-    replace: bool = False,
-) -> OneSignalApp:
-    """Save an app and its encrypted REST API key; the workspace's first app becomes its default.
-
-    With `replace`, an app of the same name gets the new app id and key (a key rotated at
-    OneSignal); otherwise a duplicate name is `DuplicateAppName`.
-    """
-    validate_app_name(name)
-    app_id = validate_onesignal_app_id(onesignal_app_id)
-    plain = api_key.get_secret_value().strip()
-    if not plain:
-        raise InvalidInput("The REST API key is empty.")
-    await ensure_workspace(session=session, team_id=team_id)
-    app, action = await _app_to_write(session, team_id, name, replace)
-    ciphertext = keyring.encrypt(
-        plain, team_id=team_id, purpose=Purpose.ONESIGNAL_API_KEY, row=str(app.id)
-    )
-    app.onesignal_app_id, app.api_key_ciphertext, app.added_by = app_id, ciphertext, added_by
-    has_default = await get_app(session=session, team_id=team_id) is not None
-    await session.flush()
-    if make_default or not has_default:
-        await _make_default(session, app)
-    await append_audit(
-        session=session,
-        team_id=team_id,
-        actor=added_by,
-        action=action,
-        target=f"app {name}",
-        details={
-            "onesignal_app_id": app_id,
-            "default": app.is_default,
-            "key_id": keyring.primary_key_id,
-        },
-    )
-    return app
-
-
-async def _app_to_write(
-    session: AsyncSession, team_id: str, name: str, replace: bool
-) -> tuple[OneSignalApp, str]:
-    """The row `add_app` fills (new, or the one replaced) and its audit action."""
-    app = await get_app(session=session, team_id=team_id, name=name)
-    if app is None:
-        app = OneSignalApp(id=uuid.uuid4(), team_id=team_id, name=name)
-        session.add(app)
-        return app, "app.added"
-    if not replace:
-        raise DuplicateAppName(team_id, name)
-    return app, "app.replaced"
-
-
-async def _make_default(session: AsyncSession, app: OneSignalApp) -> None:
-    # Clear first: the partial unique index allows one default per workspace at any moment.
-    await session.execute(
-        sa.update(OneSignalApp)
-        .where(OneSignalApp.team_id == app.team_id, OneSignalApp.id != app.id)
-        .values(is_default=False)
-    )
-    app.is_default = True
-    await session.flush()
-
-
-async def get_app(
-    *, session: AsyncSession, team_id: str, name: str | None = None
-) -> OneSignalApp | None:
-    """The app named `name` in the workspace, or its default app when `name` is None."""
-    query = sa.select(OneSignalApp).where(OneSignalApp.team_id == team_id)
-    query = query.where(OneSignalApp.name == name if name else OneSignalApp.is_default)
-    return (await session.scalars(query)).one_or_none()
-
-
-async def get_app_by_id(
-    *, session: AsyncSession, team_id: str, app_ref: uuid.UUID
-) -> OneSignalApp | None:
-    """The app with our id `app_ref`, only if it belongs to the workspace."""
-    query = sa.select(OneSignalApp).where(
-        OneSignalApp.id == app_ref, OneSignalApp.team_id == team_id
-    )
-    return (await session.scalars(query)).one_or_none()
-
-
-async def list_apps(*, session: AsyncSession, team_id: str | None) -> list[OneSignalApp]:
-    """The workspace's apps, default first; `team_id=None` lists every workspace (operator CLI)."""
-    query = sa.select(OneSignalApp)
-    if team_id is not None:
-        query = query.where(OneSignalApp.team_id == team_id)
-    order = (OneSignalApp.team_id, OneSignalApp.is_default.desc(), OneSignalApp.name)
-    return list(await session.scalars(query.order_by(*order)))
-
-
-async def set_default_app(
-    *, session: AsyncSession, team_id: str, name: str, actor: str
-) -> OneSignalApp:
-    """Make `name` the workspace's default app."""
-    app = await get_app(session=session, team_id=team_id, name=name)
-    if app is None:
-        raise AppNotFound(team_id, name)
-    await _make_default(session, app)
-    await append_audit(
-        session=session, team_id=team_id, actor=actor, action="app.default", target=f"app {name}"
-    )
-    return app
-
-
-async def remove_app(*, session: AsyncSession, team_id: str, name: str, actor: str) -> None:
-    """Delete an app and its key; refused while sends not yet delivered still need it.
-
-    Past sends keep their history (`app_name`); when the default goes, the oldest remaining
-    app becomes the default.
-    """
-    app = await get_app(session=session, team_id=team_id, name=name)
-    if app is None:
-        raise AppNotFound(team_id, name)
-    active = await session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Send)
-        .where(Send.app_ref == app.id, Send.state.in_(ACTIVE_STATES))
-    )
-    if active:
-        raise AppInUse(team_id, name, int(active))
-    was_default = app.is_default
-    await session.delete(app)
-    await session.flush()
-    if was_default:
-        successor = (
-            await session.scalars(
-                sa.select(OneSignalApp)
-                .where(OneSignalApp.team_id == team_id)
-                .order_by(OneSignalApp.created_at)
-                .limit(1)
-            )
-        ).one_or_none()
-        if successor is not None:
-            await _make_default(session, successor)
-    await append_audit(
-        session=session, team_id=team_id, actor=actor, action="app.removed", target=f"app {name}"
-    )
-
-
-def decrypt_app_key(app: OneSignalApp, *, keyring: KeyRing) -> SecretStr:
-    """The app's REST API key; `SecretDecryptionError` when it is not this app's (another
-    workspace's, or another app's of this workspace)."""
-    return keyring.decrypt(
-        app.api_key_ciphertext,
-        team_id=app.team_id,
-        purpose=Purpose.ONESIGNAL_API_KEY,
-        row=str(app.id),
-    )
-
-
-async def get_app_credentials(
-    *,
-    session: AsyncSession,
-    keyring: KeyRing,
-    team_id: str,
-    name: str | None = None,
-    app_ref: uuid.UUID | None = None,
-) -> AppCredentials:
-    """The decrypted credentials of an app, by our id, by name, or the default one."""
-    if app_ref is not None:
-        app = await get_app_by_id(session=session, team_id=team_id, app_ref=app_ref)
-    else:
-        app = await get_app(session=session, team_id=team_id, name=name)
-    if app is None:
-        raise AppNotFound(team_id, name)
-    return AppCredentials(
-        app.id, app.name, app.onesignal_app_id, decrypt_app_key(app, keyring=keyring)
-    )
-
-
-# --- members ----------------------------------------------------------------------------------
-
-
-async def add_member(
-    *, session: AsyncSession, team_id: str, subject_id: str, role: MemberRole, actor: str
-) -> Member:
-    """Give a user (U…/W…) or user group (S…) a role; adding an existing role is a no-op."""
-    await _require_workspace(session, team_id)
-    existing = (
-        await session.scalars(
-            sa.select(Member).where(
-                Member.team_id == team_id, Member.subject_id == subject_id, Member.role == role
-            )
-        )
-    ).one_or_none()
-    if existing is not None:
-        return existing
-    member = Member(team_id=team_id, subject_id=subject_id, role=role, added_by=actor)
-    session.add(member)
-    await session.flush()
-    await append_audit(
-        session=session,
-        team_id=team_id,
-        actor=actor,
-        action="member.added",
-        target=subject_id,
-        details={"role": role.value},
-    )
-    return member
-
-
-async def remove_member(
-    *, session: AsyncSession, team_id: str, subject_id: str, role: MemberRole, actor: str
-) -> bool:
-    """Take a role away; False when the subject did not have it."""
-    result = await session.execute(
-        sa.delete(Member).where(
-            Member.team_id == team_id, Member.subject_id == subject_id, Member.role == role
-        )
-    )
-    if not _rowcount(result):
-        return False
-    await append_audit(
-        session=session,
-        team_id=team_id,
-        actor=actor,
-        action="member.removed",
-        target=subject_id,
-        details={"role": role.value},
-    )
-    return True
-
-
-async def list_members(
-    *, session: AsyncSession, team_id: str, role: MemberRole | None = None
-) -> list[Member]:
-    """The workspace's role holders, optionally of one role."""
-    query = sa.select(Member).where(Member.team_id == team_id)
-    if role is not None:
-        query = query.where(Member.role == role)
-    return list(await session.scalars(query.order_by(Member.role, Member.subject_id)))
-
-
-async def member_roles(
-    *, session: AsyncSession, team_id: str, subject_ids: Iterable[str]
-) -> set[MemberRole]:
-    """The roles held by any of `subject_ids` (a user and the user groups they belong to)."""
-    subjects = list(subject_ids)
-    if not subjects:
-        return set()
-    query = sa.select(Member.role).where(Member.team_id == team_id, Member.subject_id.in_(subjects))
-    return set(await session.scalars(query))
 
 
 # --- sends ------------------------------------------------------------------------------------
@@ -573,9 +158,9 @@ async def create_send(
         "app_ref": app.id,
         "app_name": app.name,
         "requester_id": requester_id,
-        "content": _json_safe(content, "content"),
-        "audience": _json_safe(audience, "audience"),
-        "options": _json_safe(options or {}, "options"),
+        "content": json_safe(content, "content"),
+        "audience": json_safe(audience, "audience"),
+        "options": json_safe(options or {}, "options"),
         "state": state,
         "due_at": due_at,
         "timezone": timezone,
@@ -727,11 +312,6 @@ def _is_foreign_key_violation(error: IntegrityError) -> bool:
     if getattr(original, "sqlstate", None) == _PG_FOREIGN_KEY_VIOLATION:
         return True
     return getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
-
-
-def _insert_for(session: AsyncSession) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL spell it the same)."""
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def send_summary(send: Send) -> dict[str, Any]:
@@ -910,7 +490,7 @@ async def transition_send(
         .values(**_transition_changes(row.state, new, values))
         .execution_options(synchronize_session="fetch")
     )
-    if _rowcount(result) != 1:
+    if rowcount(result) != 1:
         return False
     await append_audit(
         session=session,
@@ -978,7 +558,7 @@ async def record_send_progress(
     if notification_id is not None:
         values["notification_id"] = notification_id
     if batches is not None:
-        values["batches"] = [_json_safe(batch, "batch result") for batch in batches]
+        values["batches"] = [json_safe(batch, "batch result") for batch in batches]
     if last_error is not None:
         values["last_error"] = last_error
     if lease_until is not None:
@@ -994,7 +574,7 @@ async def record_send_progress(
         .values(**values)
         .execution_options(synchronize_session="fetch")
     )
-    recorded = _rowcount(result) == 1
+    recorded = rowcount(result) == 1
     if recorded:
         made = SendBatches(team_id, send_id, batches or (), notification_id)
         await record_notifications(session=session, recorded=[made])
@@ -1096,8 +676,3 @@ async def list_approvals(
     """The decisions on a send, oldest first."""
     query = sa.select(Approval).where(Approval.team_id == team_id, Approval.send_id == send_id)
     return list(await session.scalars(query.order_by(Approval.created_at)))
-
-
-def _rowcount(result: Any) -> int:
-    count: int = result.rowcount
-    return count

@@ -19,7 +19,7 @@ from bot.checks.problems import Problem, Report
 from bot.default_app import SETTINGS_ACTOR
 from bot.settings import Settings
 from bot.words import plural
-from storage import queries
+from storage import workspaces
 from storage.crypto import KEY_FILE_NAME, CryptoError, KeyRing, SecretDecryptionError, read_keyring
 from storage.db import Database, display_url
 from storage.migrations import current_revision, head_revision, is_known_revision
@@ -174,7 +174,7 @@ async def stored_apps(
 ) -> tuple[list[StoredApp], Report]:
     """Every stored OneSignal app with its key decrypted, and a problem for each that won't."""
     async with database.sessions() as session:
-        rows = await queries.list_apps(session=session, team_id=None)
+        rows = await workspaces.list_apps(session=session, team_id=None)
     report = Report()
     if not rows:
         return [], report
@@ -205,7 +205,7 @@ def _opened(row: OneSignalApp, keyring: KeyRing) -> StoredApp:
         team_id=row.team_id,
         name=row.name,
         app_id=row.onesignal_app_id,
-        api_key=queries.decrypt_app_key(row, keyring=keyring),
+        api_key=workspaces.decrypt_app_key(row, keyring=keyring),
         from_settings=row.added_by == SETTINGS_ACTOR,
     )
 

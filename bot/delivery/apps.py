@@ -22,7 +22,7 @@ from bot.delivery.content import SendRejected
 from bot.delivery.outcomes import DeliveryPolicy
 from bot.onesignal import OneSignalClient, RetryPolicy
 from bot.onesignal_clients import OneSignalClients
-from storage import queries
+from storage import workspaces
 from storage.crypto import KeyRing, SecretDecryptionError
 from storage.db import Database
 from storage.errors import AppNotFound
@@ -84,7 +84,7 @@ class AppClients:
         found, kept = self._rows.peek((team_id, app_name))
         if found and kept is not None:
             return kept
-        app = await queries.get_app(session=session, team_id=team_id, name=app_name)
+        app = await workspaces.get_app(session=session, team_id=team_id, name=app_name)
         if app is not None:
             # Out of the session that read it: a rollback of that transaction (a store that
             # found the database busy) would expire the row kept for every later send, and a
@@ -92,7 +92,7 @@ class AppClients:
             session.expunge(app)
             self._rows.put((team_id, app_name), app, APP_TTL)
             return app
-        names = [a.name for a in await queries.list_apps(session=session, team_id=team_id)]
+        names = [a.name for a in await workspaces.list_apps(session=session, team_id=team_id)]
         if not names:
             raise SendRejected(
                 "app",
@@ -115,7 +115,9 @@ class AppClients:
 
         async def load() -> tuple[AppClient, float]:
             async with self._database.sessions() as session:
-                app = await queries.get_app_by_id(session=session, team_id=team_id, app_ref=app_ref)
+                app = await workspaces.get_app_by_id(
+                    session=session, team_id=team_id, app_ref=app_ref
+                )
             if app is None:
                 raise AppUnavailable(_removed(app_name))
             return self._client_of(app), self._ttl
@@ -125,7 +127,7 @@ class AppClients:
     async def by_name(self, team_id: str, name: str | None) -> AppClient:
         """The client of the app named `name` (the default app when None); AppNotFound if none."""
         async with self._database.sessions() as session:
-            app = await queries.get_app(session=session, team_id=team_id, name=name)
+            app = await workspaces.get_app(session=session, team_id=team_id, name=name)
         if app is None:
             raise AppNotFound(team_id, name)
         return self._remember(app)
@@ -133,7 +135,7 @@ class AppClients:
     async def all_of(self, team_id: str) -> list[AppClient]:
         """Clients of every app of the workspace, default first (for a bare OneSignal id)."""
         async with self._database.sessions() as session:
-            apps = await queries.list_apps(session=session, team_id=team_id)
+            apps = await workspaces.list_apps(session=session, team_id=team_id)
         clients = []
         for app in apps:
             try:
@@ -159,7 +161,7 @@ class AppClients:
 
     def _client_of(self, app: OneSignalApp) -> AppClient:
         try:
-            key = queries.decrypt_app_key(app, keyring=self._keyring)
+            key = workspaces.decrypt_app_key(app, keyring=self._keyring)
         except SecretDecryptionError:
             raise AppUnavailable(
                 f"The key of the OneSignal app {app.name!r} cannot be decrypted with this "

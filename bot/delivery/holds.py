@@ -21,7 +21,7 @@ from typing import Final
 from bot.cache import Expiring
 from bot.delivery.attempt import notification_ids
 from bot.policy import ApprovalPolicy, PolicyError, approvals_required
-from storage import queries
+from storage import queries, workspaces
 from storage.db import Database
 from storage.models import Send, SendState
 
@@ -69,7 +69,7 @@ class ApprovalGate:
     async def _policy(self, team_id: str) -> Stored:
         async def read() -> tuple[Stored, float | None]:
             async with self.database.sessions() as session:
-                workspace = await queries.get_workspace(session=session, team_id=team_id)
+                workspace = await workspaces.get_workspace(session=session, team_id=team_id)
             try:
                 return ApprovalPolicy.from_settings(workspace.settings if workspace else {}), (
                     POLICY_TTL

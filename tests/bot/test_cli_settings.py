@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.policy import ApprovalPolicy
-from storage import queries
+from storage import workspaces
 from storage.crypto import KeyRing
 from storage.db import Database
 from storage.models import AuditEvent, Member, OneSignalApp, Workspace
@@ -30,7 +30,7 @@ async def workspace(storage_factory):
 
 async def _members(database: Database) -> list[tuple[str, str, str]]:
     async with database.sessions() as session:
-        members = await queries.list_members(session=session, team_id=DEFAULT_TEAM)
+        members = await workspaces.list_members(session=session, team_id=DEFAULT_TEAM)
     return [(m.subject_id, m.role.value, m.added_by) for m in members]
 
 
@@ -45,7 +45,7 @@ async def _audit(database: Database) -> list[tuple[str, str, str, dict[str, Any]
 
 async def _workspace(database: Database) -> Workspace:
     async with database.sessions() as session:
-        found = await queries.get_workspace(session=session, team_id=DEFAULT_TEAM)
+        found = await workspaces.get_workspace(session=session, team_id=DEFAULT_TEAM)
     assert found is not None
     return found
 
@@ -226,7 +226,7 @@ async def test_policy_set_replaces_a_stored_policy_that_does_not_parse(
     database, workspace, run_cli
 ):
     async with database.sessions.begin() as session:
-        await queries.update_workspace(
+        await workspaces.update_workspace(
             session=session,
             team_id=DEFAULT_TEAM,
             actor="U0X",
@@ -297,7 +297,7 @@ async def _state(database: Database) -> tuple[Any, ...]:
     async with database.sessions() as session:
         apps = (await session.scalars(sa.select(OneSignalApp).order_by(OneSignalApp.name))).all()
         members = (await session.scalars(sa.select(Member).order_by(Member.subject_id))).all()
-        workspace = await queries.get_workspace(session=session, team_id=DEFAULT_TEAM)
+        workspace = await workspaces.get_workspace(session=session, team_id=DEFAULT_TEAM)
         audit = (await session.scalars(sa.select(sa.func.count()).select_from(AuditEvent))).one()
     return (
         [(a.name, a.onesignal_app_id, a.is_default, a.api_key_ciphertext) for a in apps],
@@ -489,7 +489,7 @@ async def test_import_asks_for_each_new_apps_key_without_echo_in_a_terminal(
 ):
     keyring = KeyRing.from_text(secret_key)
     async with sqlite_database.sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=DEFAULT_TEAM)
+        await workspaces.ensure_workspace(session=session, team_id=DEFAULT_TEAM)
     ids = {"shop": str(uuid.uuid4()), "news": str(uuid.uuid4())}
     keys = {name: fake_api_key() for name in ids}
     path = tmp_path / "apps.yaml"
@@ -522,7 +522,7 @@ async def test_import_asks_for_each_new_apps_key_without_echo_in_a_terminal(
     assert b"Applied 2 changes to T0000TEST." in seen
     async with sqlite_database.sessions() as session:
         for name, key in keys.items():
-            stored = await queries.get_app_credentials(
+            stored = await workspaces.get_app_credentials(
                 session=session, keyring=keyring, team_id=DEFAULT_TEAM, name=name
             )
             assert stored.api_key.get_secret_value() == key

@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.default_app import seed_default_app
 from bot.services import build_services
-from storage import queries
+from storage import workspaces
 from storage.models import AuditEvent, OneSignalApp
 from tests.fakes.slack import DEFAULT_BOT_TOKEN, DEFAULT_TEAM_ID
 from tests.plugins.database import fake_api_key
@@ -36,9 +36,14 @@ async def seed(fake_slack, sqlite_database, keyring, client, tmp_path):
 
 async def _apps(database, keyring):
     async with database.sessions() as session:
-        apps = await queries.list_apps(session=session, team_id=DEFAULT_TEAM_ID)
+        apps = await workspaces.list_apps(session=session, team_id=DEFAULT_TEAM_ID)
         return [
-            (a.name, a.onesignal_app_id, a.is_default, queries.decrypt_app_key(a, keyring=keyring))
+            (
+                a.name,
+                a.onesignal_app_id,
+                a.is_default,
+                workspaces.decrypt_app_key(a, keyring=keyring),
+            )
             for a in apps
         ]
 

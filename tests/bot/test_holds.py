@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.policy import ApprovalPolicy
-from storage import queries
+from storage import workspaces
 from storage.models import Send, SendState, utcnow
 from tests.bot.deliverykit import kit, seeded_app
 from tests.plugins.database import DEFAULT_TEAM
@@ -29,7 +29,7 @@ async def env(database, keyring, fake_onesignal, app):
 
 async def _set_policy(database: Any, settings: Any) -> None:
     async with database.sessions.begin() as session:
-        await queries.update_workspace(
+        await workspaces.update_workspace(
             session=session, team_id=DEFAULT_TEAM, actor="U0ADMIN", settings={"approvals": settings}
         )
 

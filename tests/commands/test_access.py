@@ -22,7 +22,7 @@ from commands.access import (
 from commands.context import CommandError
 from commands.denials import Denied
 from commands.send.requester import requester
-from storage import queries
+from storage import workspaces
 from tests.denials import wait_for_denials
 from tests.fakes.slack import DEFAULT_BOT_TOKEN, DEFAULT_TEAM_ID
 from tests.plugins.slack import make_settings
@@ -46,8 +46,8 @@ def client(fake_slack):
 async def _give(services, subject_id, role, team_id=TEAM):
     """A role given as `/push setup` gives it: stored, and this process told."""
     async with services.database.sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=team_id)
-        await queries.add_member(
+        await workspaces.ensure_workspace(session=session, team_id=team_id)
+        await workspaces.add_member(
             session=session, team_id=team_id, subject_id=subject_id, role=role, actor="U0BOSS"
         )
     forget_team(services, team_id)
@@ -167,7 +167,7 @@ async def test_roles_are_read_once_and_read_again_when_setup_changes_them(servic
     await _give(services, "U0BOB", Role.SENDER)
     before = await team_facts(services, TEAM)
     async with services.database.sessions.begin() as session:  # as another replica would
-        await queries.add_member(
+        await workspaces.add_member(
             session=session, team_id=TEAM, subject_id="U0DAN", role=Role.ADMIN, actor="U0BOSS"
         )
 

@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from storage import queries
+from storage import queries, workspaces
 from storage.audit import AuditKeys
 from storage.crypto import KeyRing, generate_key
 from storage.db import Database
@@ -231,7 +231,8 @@ def fake_api_key() -> str:
 
 @dataclass
 class StorageFactory:
-    """Make rows in a line; every write goes through `storage.queries`, so rows are real."""
+    """Make rows in a line; every write goes through `storage.queries` and `storage.workspaces`,
+    so rows are real."""
 
     database: Database
     keyring: KeyRing
@@ -239,7 +240,7 @@ class StorageFactory:
     async def workspace(self, team_id: str = DEFAULT_TEAM, name: str = "Test") -> Workspace:
         """A workspace (created if missing)."""
         async with self.database.sessions.begin() as session:
-            return await queries.ensure_workspace(session=session, team_id=team_id, name=name)
+            return await workspaces.ensure_workspace(session=session, team_id=team_id, name=name)
 
     async def app(
         self,
@@ -252,7 +253,7 @@ class StorageFactory:
     ) -> OneSignalApp:
         """A OneSignal app with a random registered key (its workspace made if missing)."""
         async with self.database.sessions.begin() as session:
-            return await queries.add_app(
+            return await workspaces.add_app(
                 session=session,
                 keyring=self.keyring,
                 team_id=team_id,

@@ -18,7 +18,7 @@ from bot.delivery import DeliveryPolicy
 from bot.policy import ApprovalPolicy
 from bot.settings import Settings
 from bot.slack_limits import SlackLimits
-from storage import queries
+from storage import queries, workspaces
 from storage.crypto import KeyRing
 from storage.db import Database
 from storage.models import AuditEvent, MemberRole, Send, SendState
@@ -76,13 +76,13 @@ async def serve_sending(
 async def ensure_workspace(database: Database, team_id: str = DEFAULT_TEAM_ID) -> None:
     """The workspace row (the default app's start hook makes it too)."""
     async with database.sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=team_id)
+        await workspaces.ensure_workspace(session=session, team_id=team_id)
 
 
 async def set_log_channel(database: Database, channel: str = LOG_CHANNEL) -> None:
     """Give the default workspace a log channel."""
     async with database.sessions.begin() as session:
-        await queries.update_workspace(
+        await workspaces.update_workspace(
             session=session, team_id=DEFAULT_TEAM_ID, actor=ALICE, log_channel_id=channel
         )
 
@@ -93,13 +93,13 @@ async def require_approvals(
     """Sends to segments need approval in APPROVALS_CHANNEL; BOB approves, CAROL has no role."""
     policy = ApprovalPolicy(mode=mode, approvals=approvals, channel_id=APPROVALS_CHANNEL)  # type: ignore[arg-type]
     async with database.sessions.begin() as session:
-        await queries.update_workspace(
+        await workspaces.update_workspace(
             session=session,
             team_id=DEFAULT_TEAM_ID,
             actor=ALICE,
             settings={"approvals": policy.to_settings()},
         )
-        await queries.add_member(
+        await workspaces.add_member(
             session=session,
             team_id=DEFAULT_TEAM_ID,
             subject_id=BOB,

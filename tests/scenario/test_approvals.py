@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from bot import const
 from commands.access import forget_team
-from storage import queries
+from storage import queries, workspaces
 from storage.models import MemberRole, SendState, utcnow
 from tests.scenario.sendkit import (
     ALICE,
@@ -323,7 +323,7 @@ async def _missed(
 ) -> Any:
     """A send found too late by the scheduler: its requester gets a DM with Send now / Drop."""
     async with database.sessions() as session:
-        default = await queries.get_app(session=session, team_id="T0PUSHOPS", name="default")
+        default = await workspaces.get_app(session=session, team_id="T0PUSHOPS", name="default")
     send = await storage_factory.send(
         default,
         state=SendState.SCHEDULED,
@@ -361,7 +361,7 @@ async def test_send_now_on_a_missed_send_checks_the_right_to_send_again(
 ):
     send, _ = await _missed(app, fake_slack, database, storage_factory, requester=CAROL)
     async with database.sessions.begin() as session:  # BOB becomes the only sender
-        await queries.add_member(
+        await workspaces.add_member(
             session=session,
             team_id=send.team_id,
             subject_id=BOB,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from storage import queries
+from storage import queries, workspaces
 from storage.audit_chain import Checkpoint
 from storage.models import SendState
 from tests.fakes.slack import DEFAULT_TEAM_ID
@@ -36,7 +36,7 @@ async def sending(serve_pushops, fake_slack, fake_onesignal, database, keyring, 
 
 async def _events(database, count, team_id=DEFAULT_TEAM_ID, actor="U0BOB"):
     async with database.sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=team_id)
+        await workspaces.ensure_workspace(session=session, team_id=team_id)
         for i in range(count):
             await queries.append_audit(
                 session=session,

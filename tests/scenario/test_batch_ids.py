@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from storage import queries
+from storage import queries, workspaces
 from storage.models import Send, SendNotification, SendState, utcnow
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import OTHER_TEAM
@@ -35,7 +35,7 @@ async def app(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_
 
 async def _sent_in_two_batches(database: Any, storage_factory: Any) -> Send:
     async with database.sessions() as session:
-        default = await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID)
+        default = await workspaces.get_app(session=session, team_id=DEFAULT_TEAM_ID)
     assert default is not None
     send = await storage_factory.send(
         default,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot import const
-from storage import queries
+from storage import workspaces
 from storage.models import SendState, utcnow
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.scenario.sendkit import (
@@ -96,7 +96,7 @@ async def test_a_failure_naming_3000_unknown_users_is_summarized(
 ):
     ghosts = [f"ghost-{i:04d}" for i in range(3000)]
     async with database.sessions() as session:
-        default = await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID)
+        default = await workspaces.get_app(session=session, team_id=DEFAULT_TEAM_ID)
     assert default is not None
     send = await storage_factory.send(
         default,

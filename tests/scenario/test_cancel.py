@@ -10,7 +10,7 @@ import pytest
 from bot.delivery import notification_name
 from bot.onesignal import OneSignalClient
 from commands.views.sends import describe_time
-from storage import queries
+from storage import workspaces
 from storage.models import SendState, utcnow
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import OTHER_TEAM
@@ -90,7 +90,7 @@ async def test_cancel_finds_what_a_worker_that_died_mid_send_had_created(
     app, fake_onesignal, database, storage_factory
 ):
     async with database.sessions() as session:
-        default = await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
+        default = await workspaces.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
     send = await storage_factory.send(  # claimed by a worker that died mid-call
         default,
         state=SendState.SENDING,

@@ -11,7 +11,7 @@ import pytest
 
 from bot import const
 from commands.access import forget_team
-from storage import queries
+from storage import workspaces
 from storage.models import MemberRole, SendState, utcnow
 from tests.denials import wait_for_denials
 from tests.fakes.slack import DEFAULT_TEAM_ID
@@ -53,7 +53,7 @@ async def app(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_
 
 async def _give(app: Any, database: Any, subject: str, role: MemberRole) -> None:
     async with database.sessions.begin() as session:
-        await queries.add_member(
+        await workspaces.add_member(
             session=session, team_id=DEFAULT_TEAM_ID, subject_id=subject, role=role, actor=ALICE
         )
     forget_team(app.services, DEFAULT_TEAM_ID)

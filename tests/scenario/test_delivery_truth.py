@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from storage import queries
+from storage import workspaces
 from storage.models import AuditEvent, SendState
 from tests.bot.deliverykit import kit
 from tests.fakes.slack import DEFAULT_TEAM_ID
@@ -95,7 +95,7 @@ async def test_send_nows_waiting_for_a_place_longer_than_a_lease_are_requested_o
 
 async def _default_app(database: Any) -> Any:
     async with database.sessions() as session:
-        return await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
+        return await workspaces.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
 
 
 async def _all_sent(database: Any, count: int, *, within: float) -> None:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot import const
-from storage import queries
+from storage import workspaces
 from storage.models import SendState
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
@@ -72,7 +72,7 @@ async def _command(app: PushOps, text: str, *, org_wide: bool = False) -> SentCo
 
 async def _add_app(database: Any, keyring: Any, fake_onesignal: Any) -> None:
     async with database.sessions.begin() as session:
-        await queries.add_app(
+        await workspaces.add_app(
             session=session,
             keyring=keyring,
             team_id=GRID_TEAM,
@@ -102,7 +102,7 @@ async def test_installed_in_a_grid_workspace_the_bot_writes_later_with_its_token
 ):
     await _install(app, fake_slack.issue_oauth_code(GRID_TEAM, enterprise_id=ORG))
     async with database.sessions() as session:
-        workspace = await queries.get_workspace(session=session, team_id=GRID_TEAM)
+        workspace = await workspaces.get_workspace(session=session, team_id=GRID_TEAM)
     assert workspace is not None and workspace.enterprise_id == ORG  # recorded at install
     await _add_app(database, keyring, fake_onesignal)
 
@@ -148,7 +148,7 @@ def _from_grid(payload: dict[str, Any]) -> dict[str, Any]:
 
 async def _org_of_workspace(database: Any) -> str | None:
     async with database.sessions() as session:
-        workspace = await queries.get_workspace(session=session, team_id=GRID_TEAM)
+        workspace = await workspaces.get_workspace(session=session, team_id=GRID_TEAM)
     assert workspace is not None
     return workspace.enterprise_id
 

@@ -7,7 +7,7 @@ import pytest
 
 from bot import const
 from bot.policy import Role
-from storage import queries
+from storage import workspaces
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID, RESPONSE_URL
 from tests.scenario.sendkit import buttons
@@ -123,7 +123,7 @@ async def test_someone_not_an_admin_reads_only_the_help(stored):
 
 async def test_once_senders_are_named_an_admin_reads_only_the_help(stored, database):
     async with database.sessions.begin() as session:
-        await queries.add_member(
+        await workspaces.add_member(
             session=session, team_id=DEFAULT_TEAM_ID, subject_id="S0TEAM", role=Role.SENDER,
             actor=ADMIN,
         )  # fmt: skip
@@ -180,7 +180,7 @@ async def test_name_senders_in_the_help_opens_the_roles_form_and_the_warning_goe
 
     assert "Everyone in this workspace may send" not in _reply_text(again)
     async with database.sessions() as session:
-        members = await queries.list_members(session=session, team_id=DEFAULT_TEAM_ID)
+        members = await workspaces.list_members(session=session, team_id=DEFAULT_TEAM_ID)
     assert [(m.subject_id, m.role) for m in members] == [("U0BOB", Role.SENDER)]
 
 

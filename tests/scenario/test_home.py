@@ -15,7 +15,7 @@ from bot import const
 from bot.home import HomePolicy
 from bot.slack_limits import Limit
 from commands.views.setup import OPEN_SENDING
-from storage import queries
+from storage import workspaces
 from storage.models import SendState, utcnow
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
@@ -162,7 +162,7 @@ async def test_the_home_of_a_busy_workspace_stays_within_block_kit_limits(
 ):
     await require_approvals(database, fake_slack)
     async with database.sessions() as session:
-        default = await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
+        default = await workspaces.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
     later = utcnow() + timedelta(hours=2)
     long = {"message": "Z&<" * 600, "title": "T" * 60}
     wide = {"segments": [f"Segment {i} " + "&" * 20 for i in range(40)]}

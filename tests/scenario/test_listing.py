@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bot import const
-from storage import queries
+from storage import workspaces
 from storage.models import SendState, utcnow
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import OTHER_TEAM
@@ -81,7 +81,7 @@ async def _scheduled(storage_factory: Any, app_row: Any, hours: float, message: 
 
 async def _default_app(database: Any) -> Any:
     async with database.sessions() as session:
-        return await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
+        return await workspaces.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
 
 
 async def test_the_soonest_sends_are_listed_however_many_are_scheduled(

@@ -25,7 +25,7 @@ from bot import const
 from bot.delivery import DeliveryPolicy
 from bot.logs import build_handler
 from bot.settings import Settings
-from storage import queries
+from storage import queries, workspaces
 from storage.models import SendState, utcnow
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID, RESPONSE_URL
@@ -305,7 +305,7 @@ async def test_a_send_that_gave_up_after_retries_logs_each_retry_and_its_end(
 
 async def test_a_missed_send_logs_one_line(app, database, storage_factory, outcome_lines):
     async with database.sessions() as session:
-        default = await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
+        default = await workspaces.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
     send = await storage_factory.send(
         default, state=SendState.SCHEDULED, due_at=utcnow() - timedelta(hours=2)
     )

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import const
-from storage import queries
+from storage import workspaces
 from storage.models import MemberRole, SendState, utcnow
 from tests.fakes.slack import DEFAULT_TEAM_ID, FakeSlack
 from tests.scenario.sendkit import (
@@ -42,7 +42,7 @@ async def app(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_
         await ensure_workspace(database)
         await set_log_channel(database)
         async with database.sessions.begin() as session:  # on call: may stop anyone's send
-            await queries.add_member(
+            await workspaces.add_member(
                 session=session,
                 team_id=DEFAULT_TEAM_ID,
                 subject_id=BOB,
@@ -178,7 +178,7 @@ async def test_a_missed_send_is_told_with_send_now_and_drop(
     app, fake_slack, fake_onesignal, database, storage_factory
 ):
     async with database.sessions() as session:
-        default = await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
+        default = await workspaces.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
     send = await storage_factory.send(
         default,
         state=SendState.SCHEDULED,

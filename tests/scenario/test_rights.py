@@ -14,7 +14,7 @@ import pytest
 
 from bot import const
 from commands.access import forget_team
-from storage import queries
+from storage import workspaces
 from storage.models import MemberRole, SendState
 from tests.denials import wait_for_denials
 from tests.fakes.slack import DEFAULT_TEAM_ID
@@ -54,8 +54,8 @@ async def app(serve_pushops, fake_slack, fake_onesignal, database, keyring, tmp_
 async def _give(app: Any, database: Any, subject: str, role: MemberRole) -> None:
     """A role given as `/push setup` gives it: stored, and the serving app told."""
     async with database.sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=TEAM)
-        await queries.add_member(
+        await workspaces.ensure_workspace(session=session, team_id=TEAM)
+        await workspaces.add_member(
             session=session, team_id=TEAM, subject_id=subject, role=role, actor=ALICE
         )
     forget_team(app.services, TEAM)

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from bot import const
 from commands.views.compose import WHEN_AT, WHEN_IN, WHEN_NOW, ComposeForm, compose_view
-from storage import queries
+from storage import workspaces
 from storage.models import SendState, utcnow
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
@@ -194,7 +194,7 @@ async def test_an_app_removed_while_the_form_is_open_is_named_where_the_reach_sh
 ):
     view_id, view = await opened_form(app, fake_slack)
     async with database.sessions.begin() as session:
-        await queries.remove_app(
+        await workspaces.remove_app(
             session=session, team_id=DEFAULT_TEAM_ID, name="default", actor="U0"
         )
 
@@ -355,7 +355,7 @@ async def _add_shop(fake_onesignal, database, keyring):
     """A second OneSignal app, `shop`, in the workspace."""
     shop = fake_onesignal.add_app("Shop")
     async with database.sessions.begin() as session:
-        await queries.add_app(
+        await workspaces.add_app(
             session=session,
             keyring=keyring,
             team_id=DEFAULT_TEAM_ID,
@@ -370,7 +370,7 @@ async def _add_shop(fake_onesignal, database, keyring):
 async def _replace_default_app_with_shop(fake_onesignal, database, keyring):
     await _add_shop(fake_onesignal, database, keyring)
     async with database.sessions.begin() as session:
-        await queries.remove_app(
+        await workspaces.remove_app(
             session=session, team_id=DEFAULT_TEAM_ID, name="default", actor="U0"
         )
 
@@ -438,7 +438,7 @@ async def test_without_any_app_the_form_does_not_open_and_says_how_to_add_one(
     app, fake_slack, database
 ):
     async with database.sessions.begin() as session:
-        await queries.remove_app(
+        await workspaces.remove_app(
             session=session, team_id=DEFAULT_TEAM_ID, name="default", actor="U0"
         )
 

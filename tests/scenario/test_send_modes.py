@@ -4,7 +4,7 @@ workspace, also for the DM told later) and Socket Mode."""
 import pytest
 from pydantic import SecretStr
 
-from storage import queries
+from storage import workspaces
 from storage.models import SendState
 from tests.fakes.slack import DEFAULT_APP_TOKEN, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from tests.plugins.database import register_secret
@@ -47,8 +47,8 @@ async def test_a_send_in_oauth_mode_uses_the_installed_workspace(
         await _redirect(app, fake_slack.issue_oauth_code(NEW_TEAM), state, cookie)
         fake_slack.add_user(NEWBIE, team_id=NEW_TEAM, tz="Asia/Tokyo")
         async with database.sessions.begin() as session:
-            await queries.ensure_workspace(session=session, team_id=NEW_TEAM)
-            await queries.add_app(
+            await workspaces.ensure_workspace(session=session, team_id=NEW_TEAM)
+            await workspaces.add_app(
                 session=session,
                 keyring=keyring,
                 team_id=NEW_TEAM,

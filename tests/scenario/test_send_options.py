@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot import const
-from storage import queries
+from storage import workspaces
 from storage.models import AuditEvent, SendState
 from tests.fakes.onesignal.shapes import check_notification
 from tests.fakes.slack import DEFAULT_TEAM_ID
@@ -347,7 +347,7 @@ async def test_every_batch_of_a_large_send_carries_the_same_options(
     for user in users:
         fake_onesignal.add_user(fake_onesignal.app.id, user)
     async with database.sessions() as session:
-        default = await queries.get_app(session=session, team_id=DEFAULT_TEAM_ID)
+        default = await workspaces.get_app(session=session, team_id=DEFAULT_TEAM_ID)
     assert default is not None
     send = await storage_factory.send(
         default,

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot import const
-from storage import queries
+from storage import workspaces
 from storage.models import MemberRole, Send, SendState, Series, SeriesApproval, SeriesState
 from storage.series import occurrence_id
 from tests.denials import wait_for_denials
@@ -210,7 +210,7 @@ async def test_pause_resume_and_stop_from_the_list_are_audited(app, fake_onesign
 async def test_someone_who_may_not_send_cannot_stop_anothers_series(app, fake_slack, database):
     fake_slack.add_user(CAROL, name="carol")
     async with database.sessions.begin() as session:  # once a sender is named, Carol is none
-        await queries.add_member(
+        await workspaces.add_member(
             session=session,
             team_id=DEFAULT_TEAM_ID,
             subject_id="U0SENDER",

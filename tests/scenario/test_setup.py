@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from bot import const
 from bot.policy import ApprovalPolicy, Role
-from storage import queries
+from storage import workspaces
 from storage.models import AuditEvent, MemberRole
 from tests.denials import wait_for_denials
 from tests.fakes import signing
@@ -117,12 +117,12 @@ def _app_values(name, app_id, key, default=False):
 
 async def _apps(database, keyring):
     async with database.sessions() as session:
-        apps = await queries.list_apps(session=session, team_id=TEAM)
+        apps = await workspaces.list_apps(session=session, team_id=TEAM)
         return {
             a.name: (
                 a.onesignal_app_id,
                 a.is_default,
-                queries.decrypt_app_key(a, keyring=keyring).get_secret_value(),
+                workspaces.decrypt_app_key(a, keyring=keyring).get_secret_value(),
             )
             for a in apps
         }
@@ -182,7 +182,7 @@ async def test_an_admin_gets_the_home_with_apps_log_channel_approvals_and_roles(
 
 async def test_a_member_given_the_admin_role_may_open_setup(app, fake_slack, database):
     async with database.sessions.begin() as session:
-        await queries.add_member(
+        await workspaces.add_member(
             session=session, team_id=TEAM, subject_id="U0BOB", role=Role.ADMIN, actor=ADMIN
         )
 
@@ -299,7 +299,7 @@ async def test_replacing_a_key_checks_the_new_one_and_keeps_the_app(
     app, fake_slack, fake_onesignal, database, keyring, second
 ):
     async with database.sessions.begin() as session:
-        await queries.add_app(
+        await workspaces.add_app(
             session=session,
             keyring=keyring,
             team_id=TEAM,
@@ -335,7 +335,7 @@ async def test_making_an_app_the_default_and_removing_it(
     app, fake_slack, database, keyring, second
 ):
     async with database.sessions.begin() as session:
-        await queries.add_app(
+        await workspaces.add_app(
             session=session,
             keyring=keyring,
             team_id=TEAM,
@@ -373,13 +373,13 @@ async def test_choosing_and_clearing_the_log_channel(app, fake_slack, database):
     )
     assert "Results of sends will be posted in <#C0LOG>." in _text(home)
     async with database.sessions() as session:
-        workspace = await queries.get_workspace(session=session, team_id=TEAM)
+        workspace = await workspaces.get_workspace(session=session, team_id=TEAM)
         assert workspace is not None and workspace.log_channel_id == "C0LOG"
 
     home = await _click(app, fake_slack, view_id, const.ACTION_SETUP_LOG_OFF)
     assert "no longer posted in a channel" in _text(home)
     async with database.sessions() as session:
-        workspace = await queries.get_workspace(session=session, team_id=TEAM)
+        workspace = await workspaces.get_workspace(session=session, team_id=TEAM)
         assert workspace is not None and workspace.log_channel_id is None
 
 
@@ -401,7 +401,7 @@ def _roles_values(change, role, users=(), groups=""):
 
 async def _members(database):
     async with database.sessions() as session:
-        members = await queries.list_members(session=session, team_id=TEAM)
+        members = await workspaces.list_members(session=session, team_id=TEAM)
         return {(m.subject_id, m.role.value) for m in members}
 
 
@@ -438,9 +438,9 @@ async def _many_hold_roles(database, users, groups):
     roles = [MemberRole.SENDER, MemberRole.APPROVER, MemberRole.ADMIN]
     subjects = [f"U{i:09d}" for i in range(users)] + [f"S{i:09d}" for i in range(groups)]
     async with database.sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=TEAM)
+        await workspaces.ensure_workspace(session=session, team_id=TEAM)
         for i, subject in enumerate(subjects):
-            await queries.add_member(
+            await workspaces.add_member(
                 session=session, team_id=TEAM, subject_id=subject, role=roles[i % 3], actor=ADMIN
             )
     return subjects
@@ -570,7 +570,7 @@ def _policy_values(mode, approvals, channel, users=None):
 
 async def _policy(database):
     async with database.sessions() as session:
-        workspace = await queries.get_workspace(session=session, team_id=TEAM)
+        workspace = await workspaces.get_workspace(session=session, team_id=TEAM)
         assert workspace is not None
         return ApprovalPolicy.from_settings(workspace.settings)
 

@@ -4,7 +4,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot import const
-from storage import queries
+from storage import workspaces
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import register_secret
@@ -38,7 +38,7 @@ async def test_a_new_default_app_takes_the_next_send(
     second = fake_onesignal.add_app("Second")
     register_secret(second.rest_api_key)
     async with database.sessions.begin() as session:
-        await queries.add_app(
+        await workspaces.add_app(
             session=session,
             keyring=keyring,
             team_id=TEAM,

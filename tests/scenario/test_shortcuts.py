@@ -8,7 +8,7 @@ import pytest
 
 from bot import const
 from commands.access import forget_team
-from storage import queries
+from storage import workspaces
 from storage.models import MemberRole, SendState
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
@@ -113,8 +113,8 @@ async def test_compose_a_push_opens_an_empty_form(app, fake_slack):
 
 async def test_who_may_not_send_is_told_so_and_gets_no_form(app, fake_slack, database):
     async with database.sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=DEFAULT_TEAM_ID)
-        await queries.add_member(
+        await workspaces.ensure_workspace(session=session, team_id=DEFAULT_TEAM_ID)
+        await workspaces.add_member(
             session=session,
             team_id=DEFAULT_TEAM_ID,
             subject_id=ALICE,

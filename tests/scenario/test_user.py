@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from storage import queries
+from storage import workspaces
 from storage.models import AuditEvent, MemberRole
 from tests.fakes.slack import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TEAM_ID
 from tests.plugins.database import register_secret
@@ -47,7 +47,7 @@ def customer(fake_onesignal):
 
 async def _add_app(database, keyring, name, app_id, key, team=DEFAULT_TEAM_ID):
     async with database.sessions.begin() as session:
-        await queries.add_app(
+        await workspaces.add_app(
             session=session,
             keyring=keyring,
             team_id=team,
@@ -113,7 +113,7 @@ async def test_every_lookup_is_in_the_audit_log_without_the_users_data(
 ):
     fake_slack.add_user("U0SUPPORT")
     async with database.sessions.begin() as session:  # support is on call: a responder
-        await queries.add_member(
+        await workspaces.add_member(
             session=session,
             team_id=DEFAULT_TEAM_ID,
             subject_id="U0SUPPORT",

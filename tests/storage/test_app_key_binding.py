@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from bot.services import build_services
 from bot.settings import Settings
-from storage import queries
+from storage import workspaces
 from storage.crypto import Purpose, SecretDecryptionError
 from storage.models import OneSignalApp
 from storage.rotation import bind_app_keys, rotate_secrets
@@ -43,7 +43,7 @@ async def test_keys_swapped_between_two_apps_of_a_workspace_do_not_decrypt(
     apps = await _apps(database)
     for name in ("one", "two"):
         with pytest.raises(SecretDecryptionError):
-            queries.decrypt_app_key(apps[name], keyring=keyring)
+            workspaces.decrypt_app_key(apps[name], keyring=keyring)
 
 
 async def _unbound(database, keyring, app, plain):
@@ -62,7 +62,9 @@ async def test_an_unbound_key_still_decrypts_and_is_bound_by_bind_app_keys(
     other = await storage_factory.app(name="other")
     legacy = await _unbound(database, keyring, app, plain)
     assert (
-        queries.decrypt_app_key((await _apps(database))["old"], keyring=keyring).get_secret_value()
+        workspaces.decrypt_app_key(
+            (await _apps(database))["old"], keyring=keyring
+        ).get_secret_value()
         == plain
     )
 
@@ -71,10 +73,10 @@ async def test_an_unbound_key_still_decrypts_and_is_bound_by_bind_app_keys(
     bound = (await _apps(database))["old"]
     assert report.reencrypted == 1 and report.ok
     assert bound.api_key_ciphertext != legacy and bound.api_key_ciphertext.startswith("v2:")
-    assert queries.decrypt_app_key(bound, keyring=keyring).get_secret_value() == plain
+    assert workspaces.decrypt_app_key(bound, keyring=keyring).get_secret_value() == plain
     await _set_ciphertext(database, other.id, bound.api_key_ciphertext)
     with pytest.raises(SecretDecryptionError):
-        queries.decrypt_app_key((await _apps(database))["other"], keyring=keyring)
+        workspaces.decrypt_app_key((await _apps(database))["other"], keyring=keyring)
     again = await bind_app_keys(session_factory=database.sessions, keyring=keyring)
     assert again.reencrypted == 0  # bound keys are left alone
 
@@ -88,7 +90,7 @@ async def test_keys_rotate_binds_unbound_keys_too(database, keyring, storage_fac
 
     bound = (await _apps(database))["old"]
     assert report.reencrypted == 1 and bound.api_key_ciphertext.startswith("v2:")
-    assert queries.decrypt_app_key(bound, keyring=keyring).get_secret_value() == plain
+    assert workspaces.decrypt_app_key(bound, keyring=keyring).get_secret_value() == plain
 
 
 async def test_serve_and_worker_bind_unbound_keys_at_start(
@@ -107,4 +109,4 @@ async def test_serve_and_worker_bind_unbound_keys_at_start(
         await services.aclose()
 
     assert bound.api_key_ciphertext.startswith("v2:")
-    assert queries.decrypt_app_key(bound, keyring=keyring).get_secret_value() == plain
+    assert workspaces.decrypt_app_key(bound, keyring=keyring).get_secret_value() == plain

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from storage import queries
+from storage import workspaces
 from storage.audit import event_hash
 from storage.db import Database
 from storage.models import (
@@ -38,7 +38,7 @@ async def logged(database, storage_factory) -> list[AuditEvent]:
     await storage_factory.workspace(DEFAULT_TEAM)
     await storage_factory.workspace(OTHER_TEAM)
     async with database.sessions.begin() as session:
-        await queries.add_member(
+        await workspaces.add_member(
             session=session,
             team_id=DEFAULT_TEAM,
             subject_id="U0BOB",

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from storage import queries
+from storage import queries, workspaces
 from storage.crypto import KeyRing, SecretDecryptionError, generate_key
 from storage.db import Database
 from storage.migrations import head_revision
@@ -38,7 +38,7 @@ def _add_args(app_id: str, team: str = DEFAULT_TEAM, name: str = "main") -> list
 
 async def _apps(database: Database, team_id: str | None = None) -> list[OneSignalApp]:
     async with database.sessions() as session:
-        return await queries.list_apps(session=session, team_id=team_id)
+        return await workspaces.list_apps(session=session, team_id=team_id)
 
 
 def _sqlite_files(database: Database) -> list[Path]:
@@ -67,7 +67,7 @@ async def test_apps_add_checks_the_key_with_onesignal_and_stores_it_encrypted(
         True,
     )
     assert key not in app.api_key_ciphertext
-    assert queries.decrypt_app_key(app, keyring=keyring).get_secret_value() == key
+    assert workspaces.decrypt_app_key(app, keyring=keyring).get_secret_value() == key
     await database.dispose()  # let SQLite fold its WAL into the file before we read the bytes
     for path in _sqlite_files(database):
         assert key.encode() not in path.read_bytes(), path
@@ -187,7 +187,7 @@ async def test_apps_add_refuses_a_bad_app_id_and_a_duplicate_name(
     )
     assert replaced.code == 0
     async with database.sessions() as session:
-        credentials = await queries.get_app_credentials(
+        credentials = await workspaces.get_app_credentials(
             session=session, keyring=storage_factory.keyring, team_id=DEFAULT_TEAM, name="main"
         )
     assert credentials.api_key.get_secret_value() == new_key
@@ -241,7 +241,7 @@ async def test_the_first_apps_add_without_a_secret_key_makes_the_key_file(
     assert result.code == 0, result.stderr
     key = register_secret(_key_file(cli_env).read_text().strip())
     (app,) = await _apps(database)
-    decrypted = queries.decrypt_app_key(app, keyring=KeyRing.from_text(key))
+    decrypted = workspaces.decrypt_app_key(app, keyring=KeyRing.from_text(key))
     assert decrypted.get_secret_value() == onesignal.app.rest_api_key
 
 
@@ -332,9 +332,9 @@ async def test_after_rotation_the_old_key_can_go(database, run_cli, storage_fact
     )
     assert "UNREADABLE" not in listed.stdout
     async with database.sessions() as session:
-        for app in await queries.list_apps(session=session, team_id=None):
+        for app in await workspaces.list_apps(session=session, team_id=None):
             assert new_ring.is_current(app.api_key_ciphertext, row=str(app.id))
-            plain = queries.decrypt_app_key(app, keyring=new_ring).get_secret_value()
+            plain = workspaces.decrypt_app_key(app, keyring=new_ring).get_secret_value()
             assert plain == keys[app.name]
         events = await queries.list_audit_events(session=session, team_id=DEFAULT_TEAM, limit=2)
     assert {event.action for event in events} == {"secret.reencrypted"}
@@ -422,7 +422,7 @@ async def test_a_ciphertext_copied_to_another_workspace_does_not_decrypt(
 
     async with database.sessions() as session:
         with pytest.raises(SecretDecryptionError) as caught:
-            await queries.get_app_credentials(
+            await workspaces.get_app_credentials(
                 session=session, keyring=storage_factory.keyring, team_id=OTHER_TEAM, name="theirs"
             )
     listed = await run_cli("apps", "list", "--team", OTHER_TEAM)
@@ -490,7 +490,7 @@ async def test_apps_add_prompts_for_the_key_without_echo_in_a_terminal(
     assert key.encode() not in prompt + rest  # not echoed
     assert b"Saved app 'main' (default) in workspace T0000TEST." in rest
     async with sqlite_database.sessions() as session:
-        credentials = await queries.get_app_credentials(
+        credentials = await workspaces.get_app_credentials(
             session=session, keyring=KeyRing.from_text(secret_key), team_id=DEFAULT_TEAM
         )
     assert credentials.api_key.get_secret_value() == key

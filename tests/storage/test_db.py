@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from storage import queries
+from storage import workspaces
 from storage.db import Database, WriteBusy, WriteRefused, is_sqlite, limited_lock_wait
 from storage.migrations import current_revision, head_revision
 from storage.models import Workspace
@@ -32,7 +32,7 @@ async def _rename(database: Database, name: str) -> None:
 
 async def _name(database: Database) -> str | None:
     async with database.sessions() as session:
-        workspace = await queries.get_workspace(session=session, team_id=DEFAULT_TEAM)
+        workspace = await workspaces.get_workspace(session=session, team_id=DEFAULT_TEAM)
     return workspace.name if workspace else None
 
 
@@ -49,13 +49,13 @@ async def _holding_the_write_lock(database: Database) -> AsyncIterator[None]:
 async def test_a_read_left_open_does_not_hold_up_a_write(database, storage_factory):
     await storage_factory.workspace(DEFAULT_TEAM, name="before")
     async with database.sessions() as reader:
-        await queries.get_workspace(session=reader, team_id=DEFAULT_TEAM)  # a read, begun
+        await workspaces.get_workspace(session=reader, team_id=DEFAULT_TEAM)  # a read, begun
 
         async with asyncio.timeout(HANG_GUARD):
             await _rename(database, "after")
 
         # The read keeps its snapshot; a new one sees the write.
-        workspace = await queries.get_workspace(session=reader, team_id=DEFAULT_TEAM)
+        workspace = await workspaces.get_workspace(session=reader, team_id=DEFAULT_TEAM)
         assert workspace is not None
     assert await _name(database) == "after"
 

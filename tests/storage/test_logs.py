@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from storage import queries
+from storage import workspaces
 from storage.crypto import SecretDecryptionError
 from storage.models import OneSignalApp
 from tests.plugins.database import OTHER_TEAM, fake_api_key, find_leaks
@@ -38,16 +38,16 @@ async def test_keys_stay_out_of_logs_even_with_sql_echo(database, run_cli, stora
     )
     listed = await run_cli("apps", "list")
     async with database.sessions() as session:
-        credentials = await queries.get_app_credentials(
+        credentials = await workspaces.get_app_credentials(
             session=session, keyring=storage_factory.keyring, team_id="T0000TEST"
         )
-        mine = await queries.get_app(session=session, team_id="T0000TEST")
+        mine = await workspaces.get_app(session=session, team_id="T0000TEST")
     assert mine is not None
     misplaced = OneSignalApp(
         team_id=OTHER_TEAM, name="x", api_key_ciphertext=mine.api_key_ciphertext
     )
     with pytest.raises(SecretDecryptionError) as caught:
-        queries.decrypt_app_key(misplaced, keyring=storage_factory.keyring)
+        workspaces.decrypt_app_key(misplaced, keyring=storage_factory.keyring)
     logging.getLogger("storage.test").warning(
         "%r %s %s", credentials, credentials.api_key, caught.value
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage import queries
+from storage import queries, workspaces
 from storage.errors import AppNotFound, NoSuchSend
 from storage.models import Decision, SendState
 from tests.plugins.database import DEFAULT_TEAM, OTHER_TEAM
@@ -78,18 +78,20 @@ async def test_another_workspaces_app_cannot_be_read_used_or_removed(database, k
     app, _, _ = theirs
     async with database.sessions.begin() as session:
         assert (
-            await queries.get_app_by_id(session=session, team_id=DEFAULT_TEAM, app_ref=app.id)
+            await workspaces.get_app_by_id(session=session, team_id=DEFAULT_TEAM, app_ref=app.id)
             is None
         )
-        assert await queries.get_app(session=session, team_id=DEFAULT_TEAM, name="theirs") is None
-        assert await queries.get_app(session=session, team_id=DEFAULT_TEAM) is None
-        assert await queries.list_apps(session=session, team_id=DEFAULT_TEAM) == []
+        assert (
+            await workspaces.get_app(session=session, team_id=DEFAULT_TEAM, name="theirs") is None
+        )
+        assert await workspaces.get_app(session=session, team_id=DEFAULT_TEAM) is None
+        assert await workspaces.list_apps(session=session, team_id=DEFAULT_TEAM) == []
         with pytest.raises(AppNotFound):
-            await queries.get_app_credentials(
+            await workspaces.get_app_credentials(
                 session=session, keyring=keyring, team_id=DEFAULT_TEAM, app_ref=app.id
             )
         with pytest.raises(AppNotFound):
-            await queries.remove_app(
+            await workspaces.remove_app(
                 session=session, team_id=DEFAULT_TEAM, name="theirs", actor="U0X"
             )
         with pytest.raises(AppNotFound):
@@ -102,7 +104,7 @@ async def test_another_workspaces_app_cannot_be_read_used_or_removed(database, k
                 audience={"segments": ["All"]},
             )
     async with database.sessions() as session:
-        assert await queries.get_app_by_id(session=session, team_id=OTHER_TEAM, app_ref=app.id)
+        assert await workspaces.get_app_by_id(session=session, team_id=OTHER_TEAM, app_ref=app.id)
 
 
 async def test_another_workspaces_audit_event_cannot_be_read(database, theirs):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from storage import queries
+from storage import queries, workspaces
 from storage.errors import InvalidInput
 from tests.plugins.database import DEFAULT_TEAM, OTHER_TEAM
 
@@ -73,7 +73,7 @@ async def test_an_unusable_external_id_is_refused_and_nothing_is_written(
     given, message, sqlite_database
 ):
     async with sqlite_database.sessions.begin() as session:
-        await queries.ensure_workspace(session=session, team_id=DEFAULT_TEAM)
+        await workspaces.ensure_workspace(session=session, team_id=DEFAULT_TEAM)
 
     with pytest.raises(InvalidInput, match=message):
         await _link(sqlite_database, DEFAULT_TEAM, "U0ALICE", given)
