@@ -16,8 +16,7 @@ import hashlib
 import json
 import logging
 import re
-import weakref
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -530,18 +529,11 @@ async def _submitted_series(
 
 SeriesSubmission = tuple[Series, Meta, tuple[str, ...]]
 
-_SERIES_FORMS: weakref.WeakKeyDictionary[Services, Expiring[tuple[str, str], SeriesSubmission]] = (
-    weakref.WeakKeyDictionary()
-)
-
 
 async def _series_once(
-    services: Services, body: dict[str, Any], client: AsyncWebClient
+    services: Services, forms: Submitted, body: dict[str, Any], client: AsyncWebClient
 ) -> tuple[SeriesSubmission, bool]:
     """The form's series, stored once per form in this process; (it, whether stored here)."""
-    forms = _SERIES_FORMS.get(services)
-    if forms is None:
-        forms = _SERIES_FORMS[services] = Expiring()
     stored_here: list[bool] = []
 
     async def first() -> tuple[SeriesSubmission, float | None]:
@@ -551,7 +543,7 @@ async def _series_once(
     key = _form_key(body)
     if not key[1]:
         return await _submitted_series(services, body, client), True
-    return await forms.get(key, first), bool(stored_here)
+    return await forms.series.get(key, first), bool(stored_here)
 
 
 async def _series_follow_up(
@@ -584,11 +576,15 @@ async def _finish_series_late(
 
 
 async def _on_series_submit(
-    services: Services, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    services: Services,
+    forms: Submitted,
+    ack: AsyncAck,
+    body: dict[str, Any],
+    client: AsyncWebClient,
 ) -> None:
     """The form submitted with Repeat: store the series within the ack's budget, or close
     the form and tell what came of it after."""
-    outcome = services.tasks.spawn(_series_once(services, body, client), name="compose")
+    outcome = services.tasks.spawn(_series_once(services, forms, body, client), name="compose")
     done, _ = await asyncio.wait({outcome}, timeout=ACK_BUDGET)
     if not done:
         await ack()
@@ -631,17 +627,14 @@ SUBMITTED_TTL: Final = 900.0
 
 Submission = tuple[Send, Meta]
 
-_SUBMITTED: weakref.WeakKeyDictionary[Services, Expiring[tuple[str, str], Submission]] = (
-    weakref.WeakKeyDictionary()
-)
 
+@dataclass(frozen=True)
+class Submitted:
+    """The forms this app took, by (team, submission key), each kept `SUBMITTED_TTL`: a
+    second press of Send shares the first one's outcome. Made by `register`, one per app."""
 
-def _submissions(services: Services) -> Expiring[tuple[str, str], Submission]:
-    """The forms submitted to this app (one map per `Services`), by (team, view id)."""
-    found = _SUBMITTED.get(services)
-    if found is None:
-        found = _SUBMITTED[services] = Expiring()
-    return found
+    sends: Expiring[tuple[str, str], Submission] = field(default_factory=Expiring)
+    series: Expiring[tuple[str, str], SeriesSubmission] = field(default_factory=Expiring)
 
 
 def _form_key(body: dict[str, Any]) -> tuple[str, str]:
@@ -652,7 +645,7 @@ def _form_key(body: dict[str, Any]) -> tuple[str, str]:
 
 
 async def _submit_once(
-    services: Services, body: dict[str, Any], client: AsyncWebClient
+    services: Services, forms: Submitted, body: dict[str, Any], client: AsyncWebClient
 ) -> tuple[Submission, bool]:
     """The submission's send, stored once per form; (it, whether this request stored it).
 
@@ -669,7 +662,7 @@ async def _submit_once(
     key = _form_key(body)
     if not key[1]:  # no view id to know the form by (never from Slack): store it
         return await _submitted(services, body, client), True
-    return await _submissions(services).get(key, first), bool(stored_here)
+    return await forms.sends.get(key, first), bool(stored_here)
 
 
 async def _finish_late(
@@ -696,6 +689,7 @@ async def _finish_late(
 
 def register(app: AsyncApp, services: Services) -> None:
     """Listen to the compose form: app and audience changes, its submission, its preview."""
+    forms = Submitted()
 
     async def on_app(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
@@ -709,11 +703,11 @@ def register(app: AsyncApp, services: Services) -> None:
 
     async def on_submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         if compose.read_compose(body["view"]["state"]["values"]).every:
-            await _on_series_submit(services, ack, body, client)
+            await _on_series_submit(services, forms, ack, body, client)
             return
         # Run apart from this request, so Slack gets its answer within ACK_BUDGET whatever
         # happens; a store that takes longer is never cut short (it may be committing).
-        outcome = services.tasks.spawn(_submit_once(services, body, client), name="compose")
+        outcome = services.tasks.spawn(_submit_once(services, forms, body, client), name="compose")
         done, _ = await asyncio.wait({outcome}, timeout=ACK_BUDGET)
         if not done:
             await ack()  # close the form; the preview follows in a message
