@@ -103,9 +103,12 @@ class SeriesService:
         approvals_required: int = 0,
         is_test: bool = False,
         options: DeliveryOptions | None = None,
+        submission: str | None = None,
     ) -> Series:
         """Store a series (audited); its first occurrence is made by the next sweep.
 
+        `submission` (a compose form's submission key) stores one series per form in any
+        process: a repeat gets the series stored first, marked `replayed`, to answer with.
         Raises `SendRejected` for an unknown app, as a single send would.
         """
         async with self.database.sessions.begin() as session:
@@ -125,6 +128,7 @@ class SeriesService:
                 approvals_required=approvals_required,
                 is_test=is_test,
                 options=options.stored() if options is not None else None,
+                submission=submission,
             )
         self.wake()
         return series

@@ -362,6 +362,8 @@ class Series(Timestamps, Base):
     __table_args__ = (
         sa.UniqueConstraint("team_id", "short_id"),
         sa.Index(None, "state", "next_at"),
+        # One series per compose form, whichever replica a (repeated) submission reaches.
+        sa.Index("uq_series_team_id_submission", "team_id", "submission", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -391,6 +393,13 @@ class Series(Timestamps, Base):
     approvals_received: Mapped[int] = mapped_column(default=0, server_default="0")
     # purpose ("approval") -> {"channel": ..., "ts": ...}
     slack_messages: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The compose form (Slack view id and digest) that made this series; None otherwise.
+    submission: Mapped[str | None] = mapped_column(sa.String(64))
+
+    # Not a column: True on the series `create_series` returned instead of storing one,
+    # because its submission had stored this one already (Send pressed twice, maybe on two
+    # replicas).
+    replayed = False
 
     def __repr__(self) -> str:
         return f"Series(team_id={self.team_id!r}, short_id={self.short_id!r}, state={self.state!r})"

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -84,11 +85,20 @@ async def create_series(
     approvals_required: int,
     is_test: bool = False,
     options: Mapping[str, Any] | None = None,
+    submission: str | None = None,
     new_short_id: Callable[[], str] = ids.new_short_id,
 ) -> Series:
-    """Store a series (active; pending approval when it needs any); audited `series.created`."""
+    """Store a series (active; pending approval when it needs any); audited `series.created`.
+
+    `submission` names the compose form it came from: a repeat of the form, in whichever
+    process it arrives, gets the series stored first, marked `replayed`, and stores nothing.
+    """
     if app.team_id != team_id:
         raise AppNotFound(team_id, app.name)
+    if submission is not None:
+        stored = await _submitted_series(session, team_id, submission)
+        if stored is not None:
+            return stored
     series = Series(
         team_id=team_id,
         app_ref=app.id,
@@ -109,10 +119,14 @@ async def create_series(
         approvals_required=approvals_required,
         approvals_received=0,
         slack_messages={},
+        submission=submission,
     )
     series.short_id = await _free_short_id(session, team_id, new_short_id)
-    session.add(series)
-    await session.flush()
+    if not await _added(session, series):  # the same form, stored meanwhile by another process
+        stored = await _submitted_series(session, team_id, submission or "")
+        if stored is None:
+            raise ShortIdExhausted("The series could not be stored; try again.")
+        return stored
     await append_audit(
         session=session,
         team_id=team_id,
@@ -122,6 +136,36 @@ async def create_series(
         details=_summary(series),
     )
     return series
+
+
+async def _added(session: AsyncSession, series: Series) -> bool:
+    """Insert `series`; False when its submission is stored already (nothing inserted).
+
+    On PostgreSQL a concurrent transaction may store the same form between our read and
+    this insert: the unique (team, submission) index refuses ours, in a savepoint so the
+    caller's transaction goes on. On SQLite the caller's write transaction holds the only
+    write lock, so the read before this settled it.
+    """
+    if session.get_bind().dialect.name == "sqlite" or series.submission is None:
+        session.add(series)
+        await session.flush()
+        return True
+    try:
+        async with session.begin_nested():
+            session.add(series)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def _submitted_series(session: AsyncSession, team_id: str, submission: str) -> Series | None:
+    """The series `submission` stored in the workspace, marked `replayed`; None if none yet."""
+    query = sa.select(Series).where(Series.team_id == team_id, Series.submission == submission)
+    stored = (await session.scalars(query)).one_or_none()
+    if stored is not None:
+        stored.replayed = True
+    return stored
 
 
 async def _free_short_id(

@@ -516,6 +516,7 @@ async def _submitted_series(
             recurrence=recurrence,
             approvals_required=approvals_required(policy, draft.audience, is_test=False),
             options=draft.options,
+            submission=submission_key(ready.view),  # one series per form, in any process
         )
     except SendRejected as error:
         text = str(error)
@@ -533,7 +534,11 @@ SeriesSubmission = tuple[Series, Meta, tuple[str, ...]]
 async def _series_once(
     services: Services, forms: Submitted, body: dict[str, Any], client: AsyncWebClient
 ) -> tuple[SeriesSubmission, bool]:
-    """The form's series, stored once per form in this process; (it, whether stored here)."""
+    """The form's series, stored once per form; (it, whether this request stored it).
+
+    A repeat in this process shares the first one's outcome here; one that reached another
+    process gets the series that process stored, `replayed`, from the database.
+    """
     stored_here: list[bool] = []
 
     async def first() -> tuple[SeriesSubmission, float | None]:
@@ -542,8 +547,10 @@ async def _series_once(
 
     key = _form_key(body)
     if not key[1]:
-        return await _submitted_series(services, body, client), True
-    return await forms.series.get(key, first), bool(stored_here)
+        submission = await _submitted_series(services, body, client)
+        return submission, not submission[0].replayed
+    submission = await forms.series.get(key, first)
+    return submission, bool(stored_here) and not submission[0].replayed
 
 
 async def _series_follow_up(

@@ -5,12 +5,15 @@ database. Each submission is previewed with the same draft, and one notification
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from bot import const
-from storage.models import SendState
+from commands.views.compose import WHEN_AT
+from storage.models import SendState, Series, utcnow
 from tests.scenario.composekit import press_send, preview_facts, pushed_preview, told
 from tests.scenario.sendkit import (
     ALICE,
@@ -26,6 +29,7 @@ from tests.scenario.sendkit import (
     wait_for_state,
 )
 from tests.scenario.test_send_form import submit, values
+from tests.scenario.test_series_form import repeating
 
 
 @pytest.fixture
@@ -132,3 +136,34 @@ async def test_a_form_needing_approval_asks_the_approvers_once_whichever_replica
         "chat.postMessage", where=lambda c: c.args.get("channel") == APPROVALS_CHANNEL
     )
     assert len(asked) == 1 and creates(fake_onesignal) == []
+
+
+def _weekly(first: Any) -> dict[str, Any]:
+    """The form's values for a weekly series starting at `first`."""
+    return repeating("week", "3 times", when=WHEN_AT, at=int(first.timestamp()))
+
+
+@pytest.mark.parametrize("at_once", [False, True], ids=["one-after-the-other", "at-once"])
+async def test_a_series_form_submitted_to_two_replicas_stores_one_series_confirmed_once(
+    replicas, fake_slack, database, at_once
+):
+    one, two = replicas
+    first = utcnow().replace(second=0, microsecond=0) + timedelta(days=2)
+
+    if at_once:
+        await asyncio.gather(submit(one, _weekly(first)), submit(two, _weekly(first)))
+    else:
+        await submit(one, _weekly(first))
+        await submit(two, _weekly(first))  # the same view, to the other replica
+
+    async with database.sessions() as session:
+        [series] = list(await session.scalars(sa.select(Series)))
+    await fake_slack.wait_for(
+        "chat.postEphemeral", where=lambda c: f"Series `{series.short_id}`" in text_of(c.args)
+    )
+    await asyncio.sleep(0.3)  # time enough for a second confirmation, were one coming
+    confirmed = fake_slack.calls_to(
+        "chat.postEphemeral", where=lambda c: f"Series `{series.short_id}`" in text_of(c.args)
+    )
+    assert len(confirmed) == 1
+    assert (await audit_actions(database)).count("series.created") == 1
