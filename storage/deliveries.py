@@ -135,7 +135,7 @@ async def finish_sends(
         await _record_ids(session, by_id, current)
         await _keep_ids_of_cancelled(session, by_id, current, held)
         await _audit_results(session, held, current, worker_id)
-        await _owe_notices(session, held, notice_grace)
+        await _owe_notices(session, held, current, now, notice_grace)
         held_ids = {result.send_id for result in held}
         lost_ids = [i for i in by_id if i not in held_ids and i in current]
         lost = await _reload(session, lost_ids) if lost_ids else {}
@@ -147,6 +147,7 @@ async def _lock_rows(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.U
         sa.select(
             Send.id,
             Send.team_id,
+            Send.requester_id,
             Send.short_id,
             Send.state,
             Send.claimed_by,
@@ -271,17 +272,32 @@ async def _audit_results(
         await append_audit_entries(session=session, team_id=team_id, entries=by_team[team_id])
 
 
+@dataclass(frozen=True)
+class _Ended:
+    """A send as the transaction recording its end leaves it, as far as its notice needs."""
+
+    id: uuid.UUID
+    team_id: str
+    requester_id: str
+    updated_at: datetime
+
+
 async def _owe_notices(
-    session: AsyncSession, held: Sequence[DeliveryResult], grace: timedelta
+    session: AsyncSession,
+    held: Sequence[DeliveryResult],
+    current: Mapping[uuid.UUID, Any],
+    now: datetime,
+    grace: timedelta,
 ) -> None:
-    """The notices of the ends in `held` (a retry kept for later is no news)."""
+    """The notices of the ends in `held` (a retry kept for later is no news), from the rows
+    locked for them and the moment `_apply` stamped: no send is read again."""
     ended = [result for result in held if result.state != SendState.SENDING]
     if not ended:
         return
-    sends = await _reload(session, [result.send_id for result in ended])
     entries = []
     for result in ended:
-        send = sends[result.send_id]
+        row = current[result.send_id]
+        send = _Ended(row.id, row.team_id, row.requester_id, now)
         args: dict[str, str] = {}
         if result.state == SendState.MISSED:
             outcome = "missed"

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Protocol, TypeAlias, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -84,7 +84,7 @@ class OutboxEntry:
 
 
 def notice_entry(
-    send: Send, outcome: str, args: Mapping[str, Any], *, grace: timedelta = NOTICE_GRACE
+    send: NoticeOf, outcome: str, args: Mapping[str, Any], *, grace: timedelta = NOTICE_GRACE
 ) -> OutboxEntry:
     """The notice that the people concerned are owed news of `send`'s `outcome` (`NOTICE`),
     to write in the transaction of the change; `send` as that transaction left it."""
@@ -100,6 +100,19 @@ def notice_entry(
         send_id=send.id,
         due_at=utcnow() + grace,
     )
+
+
+class NoticeOf(Protocol):
+    """What a notice needs of its send: a `Send`, or a row of its columns."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def team_id(self) -> str: ...
+    @property
+    def requester_id(self) -> str: ...
+    @property
+    def updated_at(self) -> datetime | None: ...
 
 
 async def settle_notices(
@@ -134,6 +147,9 @@ async def enqueue(*, session: AsyncSession, entries: Sequence[OutboxEntry], repl
     told once).
     """
     now = utcnow()
+    if not replace:
+        await _insert_new(session, entries, now)
+        return
     insert = _insert_for(session)
     for entry in entries:
         values = {
@@ -175,6 +191,43 @@ async def enqueue(*, session: AsyncSession, entries: Sequence[OutboxEntry], repl
         else:
             statement = statement.on_conflict_do_nothing(index_elements=["team_id", "key"])
         await session.execute(statement)
+
+
+_OUTBOX: Final = cast(sa.Table, OutboxMessage.__table__)
+
+
+async def _insert_new(session: AsyncSession, entries: Sequence[OutboxEntry], now: datetime) -> None:
+    """`entries` whose keys are not queued yet, as one statement run for every row (compiled
+    once: a delivery's notices are written by the thousand, in the transaction of its end)."""
+    if not entries:
+        return
+    statement = _insert_for(session)(_OUTBOX).on_conflict_do_nothing(
+        index_elements=["team_id", "key"]
+    )
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "team_id": entry.team_id,
+            "key": entry.key,
+            "send_id": entry.send_id,
+            "kind": entry.kind,
+            "purpose": entry.purpose,
+            "destination": entry.destination,
+            "priority": entry.priority,
+            "payload": dict(entry.payload),
+            "state": OutboxState.PENDING,
+            "version": 1,
+            "attempts": 0,
+            "next_attempt_at": entry.due_at or now,
+            "last_error": None,
+            "channel": entry.channel,
+            "ts": entry.ts,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for entry in entries
+    ]
+    await session.execute(statement, rows)
 
 
 async def get_outbox_message(
