@@ -562,7 +562,7 @@ async def explain_paths(dsn: str, team: str, targets: Targets) -> list[tuple[str
     """(what, statement, plan) of every query the lookup paths, claims and sweeps run."""
     from sqlalchemy import event
 
-    from bot.delivery.service import FINISHED, UPCOMING
+    from bot.delivery.recall import FINISHED, UPCOMING
     from storage import claims, queries
     from storage.audit import iter_audit_events, list_audit_events
     from storage.db import Database
