@@ -151,45 +151,23 @@ async def enqueue(*, session: AsyncSession, entries: Sequence[OutboxEntry], repl
         await _insert_new(session, entries, now)
         return
     insert = _insert_for(session)
-    for entry in entries:
-        values = {
-            "id": uuid.uuid4(),
-            "team_id": entry.team_id,
-            "key": entry.key,
-            "send_id": entry.send_id,
-            "kind": entry.kind,
-            "purpose": entry.purpose,
-            "destination": entry.destination,
-            "priority": entry.priority,
-            "payload": dict(entry.payload),
-            "state": OutboxState.PENDING,
-            "version": 1,
-            "attempts": 0,
-            "next_attempt_at": entry.due_at or now,
-            "channel": entry.channel,
-            "ts": entry.ts,
-            "created_at": now,
-            "updated_at": now,
-        }
-        statement = insert(OutboxMessage).values(**values)
-        if replace:
-            excluded = statement.excluded
-            statement = statement.on_conflict_do_update(
-                index_elements=["team_id", "key"],
-                set_={
-                    "payload": excluded.payload,
-                    "priority": excluded.priority,
-                    "destination": excluded.destination,
-                    "state": OutboxState.PENDING,
-                    "version": OutboxMessage.version + 1,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "last_error": None,
-                    "updated_at": now,
-                },
-            )
-        else:
-            statement = statement.on_conflict_do_nothing(index_elements=["team_id", "key"])
+    for entry in entries:  # one statement each: an upsert's `excluded` row is per statement
+        statement = insert(OutboxMessage).values(**_row(entry, now))
+        excluded = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=["team_id", "key"],
+            set_={
+                "payload": excluded.payload,
+                "priority": excluded.priority,
+                "destination": excluded.destination,
+                "state": OutboxState.PENDING,
+                "version": OutboxMessage.version + 1,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "last_error": None,
+                "updated_at": now,
+            },
+        )
         await session.execute(statement)
 
 
@@ -204,30 +182,31 @@ async def _insert_new(session: AsyncSession, entries: Sequence[OutboxEntry], now
     statement = _insert_for(session)(_OUTBOX).on_conflict_do_nothing(
         index_elements=["team_id", "key"]
     )
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "team_id": entry.team_id,
-            "key": entry.key,
-            "send_id": entry.send_id,
-            "kind": entry.kind,
-            "purpose": entry.purpose,
-            "destination": entry.destination,
-            "priority": entry.priority,
-            "payload": dict(entry.payload),
-            "state": OutboxState.PENDING,
-            "version": 1,
-            "attempts": 0,
-            "next_attempt_at": entry.due_at or now,
-            "last_error": None,
-            "channel": entry.channel,
-            "ts": entry.ts,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for entry in entries
-    ]
-    await session.execute(statement, rows)
+    await session.execute(statement, [_row(entry, now) for entry in entries])
+
+
+def _row(entry: OutboxEntry, now: datetime) -> dict[str, Any]:
+    """The new row of `entry`: pending, due at its `due_at` (or now), never tried."""
+    return {
+        "id": uuid.uuid4(),
+        "team_id": entry.team_id,
+        "key": entry.key,
+        "send_id": entry.send_id,
+        "kind": entry.kind,
+        "purpose": entry.purpose,
+        "destination": entry.destination,
+        "priority": entry.priority,
+        "payload": dict(entry.payload),
+        "state": OutboxState.PENDING,
+        "version": 1,
+        "attempts": 0,
+        "next_attempt_at": entry.due_at or now,
+        "last_error": None,
+        "channel": entry.channel,
+        "ts": entry.ts,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 async def get_outbox_message(
