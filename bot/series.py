@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery import Audience, SendContent, SendRejected
 from bot.delivery.options import DeliveryOptions
+from bot.delivery.outcomes import store_errors
 from bot.recurrence import Recurrence, Rule
 from storage import series as stored
 from storage import workspaces
@@ -109,27 +110,30 @@ class SeriesService:
 
         `submission` (a compose form's submission key) stores one series per form in any
         process: a repeat gets the series stored first, marked `replayed`, to answer with.
-        Raises `SendRejected` for an unknown app, as a single send would.
+        Raises `SendRejected` for an unknown app, as a single send would, and `StoreRefused`
+        or `StoreInterrupted` when the database failed (see `store_errors`).
         """
-        async with self.database.sessions.begin() as session:
-            app = await _app(session, team_id, app_name)
-            series = await stored.create_series(
-                session=session,
-                team_id=team_id,
-                requester_id=requester_id,
-                app=app,
-                content=content.model_dump(exclude_none=True),
-                audience=audience.model_dump(mode="json"),
-                rule=recurrence.rule.to_json(),
-                timezone=recurrence.rule.zone,
-                first_at=recurrence.first,
-                until=recurrence.until,
-                times=recurrence.times,
-                approvals_required=approvals_required,
-                is_test=is_test,
-                options=options.stored() if options is not None else None,
-                submission=submission,
-            )
+        with store_errors("series") as storing:
+            async with self.database.sessions.begin() as session:
+                app = await _app(session, team_id, app_name)
+                series = await stored.create_series(
+                    session=session,
+                    team_id=team_id,
+                    requester_id=requester_id,
+                    app=app,
+                    content=content.model_dump(exclude_none=True),
+                    audience=audience.model_dump(mode="json"),
+                    rule=recurrence.rule.to_json(),
+                    timezone=recurrence.rule.zone,
+                    first_at=recurrence.first,
+                    until=recurrence.until,
+                    times=recurrence.times,
+                    approvals_required=approvals_required,
+                    is_test=is_test,
+                    options=options.stored() if options is not None else None,
+                    submission=submission,
+                )
+                storing.committing = True
         self.wake()
         return series
 

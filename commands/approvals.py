@@ -211,7 +211,7 @@ async def _send_now(
     policy = await policy_of(services, team_id)
     needed = approvals_required(policy, Audience.from_stored(send.audience), is_test=send.is_test)
     resent = await services.sends.resend_missed(
-        team_id=team_id, send_id=send.id, actor=user_id, approvals_required=needed
+        team_id=team_id, send_id=send.id, actor=user_id, approvals_required=needed, claim=True
     )
     if resent is None:  # a second click, or a Drop, came first
         again = await load_send(services, team_id, send.id)

@@ -34,6 +34,7 @@ __all__ = [
     "Released",
     "Timer",
     "claim_due_sends",
+    "claim_in",
     "claim_send",
     "confirm_claim",
     "expire_pending_approvals",
@@ -213,14 +214,28 @@ async def _bulk_transition(
         chosen = list(await session.scalars(candidates))
         if not chosen:
             return []
-        result = await session.scalars(
-            sa.update(Send)
-            .where(Send.id.in_(chosen), Send.state == from_state)
-            .values(state=to_state, updated_at=utcnow(), **changes)
-            .returning(Send)
-        )
-        sends = list(result)
-        await _audit_each(session, sends, from_state, actor, action)
+        return await _move(session, chosen, from_state, to_state, changes, actor, action)
+
+
+async def _move(
+    session: AsyncSession,
+    chosen: Sequence[uuid.UUID],
+    from_state: SendState,
+    to_state: SendState,
+    changes: Mapping[str, Any],
+    actor: str,
+    action: str,
+) -> list[Send]:
+    """Move the `chosen` sends still in `from_state` to `to_state`, audited; the moved rows."""
+    result = await session.scalars(
+        sa.update(Send)
+        .where(Send.id.in_(chosen), Send.state == from_state)
+        .values(state=to_state, updated_at=utcnow(), **changes)
+        .returning(Send)
+        .execution_options(populate_existing=True)  # a row this session already holds
+    )
+    sends = list(result)
+    await _audit_each(session, sends, from_state, actor, action)
     return sends
 
 
@@ -276,6 +291,22 @@ async def claim_send(
         action="send.sending",
     )
     return claimed[0] if claimed else None
+
+
+async def claim_in(
+    *, session: AsyncSession, send_id: uuid.UUID, now: datetime, claim: Claim
+) -> Send | None:
+    """Claim a scheduled send for `claim`'s worker inside the caller's transaction.
+
+    For a send the caller has just made due (a missed send sent again), so that no sweep
+    takes it between that commit and the caller's own delivery. None when it is not scheduled.
+    """
+    changes = _claim_changes(claim.worker_id, now, claim.lease)
+    actor = f"worker:{claim.worker_id}"
+    moved = await _move(
+        session, [send_id], SendState.SCHEDULED, SendState.SENDING, changes, actor, "send.sending"
+    )
+    return moved[0] if moved else None
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal, TypeAlias
 
+from sqlalchemy.exc import DBAPIError
+
 from storage.claims import DEFAULT_LEASE
+from storage.db import WriteBusy, is_lock_timeout
+from storage.errors import ShortIdExhausted, WorkspaceNotFound
 from storage.models import Send
 
 CancelKind: TypeAlias = Literal[
@@ -52,6 +58,36 @@ class StoreRefused(Exception):
 
 class StoreInterrupted(Exception):
     """The database failed while committing the send: it may or may not have been stored."""
+
+
+@dataclass
+class Storing:
+    """Where a store stands: `committing` once its last statement ran and the commit is next."""
+
+    committing: bool = False
+
+
+@contextmanager
+def store_errors(what: str) -> Iterator[Storing]:
+    """Translate the database's failures while storing `what` into what the requester may rely
+    on: `StoreBusy` and `StoreRefused` (nothing was stored), `StoreInterrupted` (the commit
+    failed: it may have been). A lock timeout without a caller's wait goes on as it is.
+
+    Set `committing` on the yielded `Storing` just before the transaction's commit.
+    """
+    storing = Storing()
+    try:
+        yield storing
+    except WriteBusy:
+        raise StoreBusy(f"other writers held the database; no {what} was stored") from None
+    except (WorkspaceNotFound, ShortIdExhausted) as error:  # nothing was stored
+        raise StoreRefused(str(error)) from None
+    except DBAPIError as error:
+        if is_lock_timeout(error):
+            raise  # no `lock_wait`: the caller's own `limited_lock_wait` says busy
+        # Only a failure of the commit itself leaves it open whether the row was stored.
+        failed = StoreInterrupted if storing.committing else StoreRefused
+        raise failed(f"the database failed ({type(error).__name__})") from error
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery.content import Audience, SendContent, SendRejected
@@ -24,22 +23,18 @@ from bot.delivery.outcomes import (
     DecisionRefused,
     NoLongerPending,
     SendNotFound,
-    StoreBusy,
-    StoreInterrupted,
-    StoreRefused,
+    store_errors,
 )
 from bot.delivery.templates import Templates
 from bot.timeparse import MAX_AHEAD, too_far_ahead
 from storage import claims, queries
-from storage.db import WriteBusy, is_lock_timeout, limited_lock_wait
+from storage.db import limited_lock_wait
 from storage.errors import (
     AlreadyDecided,
     AppNotFound,
     IllegalTransition,
     NoSuchSend,
     SelfApproval,
-    ShortIdExhausted,
-    WorkspaceNotFound,
 )
 from storage.models import Decision, Send, SendState
 
@@ -105,10 +100,9 @@ class Sends:
         now = state == SendState.SCHEDULED and (due_at is None or due_at <= self.clock())
         deliverer = self.deliverer
         taken = claims.Claim(deliverer.worker_id, deliverer.lease) if claim and now else None
-        committing = False
         waiting = limited_lock_wait(lock_wait) if lock_wait is not None else nullcontext()
         try:
-            with waiting:
+            with store_errors("send") as storing, waiting:
                 async with self.database.sessions.begin() as session:
                     app = await deliverer.apps.resolve(session, team_id, app_name)
                     send = await queries.create_send(
@@ -127,19 +121,9 @@ class Sends:
                         claim=taken,
                         submission=submission,
                     )
-                    committing = True
-        except WriteBusy:
-            raise StoreBusy("other writers held the database; nothing was stored") from None
+                    storing.committing = True
         except AppNotFound:  # removed while the send was being stored
             raise SendRejected("app", f"There is no app {app_name!r} here any more.") from None
-        except (WorkspaceNotFound, ShortIdExhausted) as error:  # nothing was stored
-            raise StoreRefused(str(error)) from None
-        except DBAPIError as error:
-            if is_lock_timeout(error):
-                raise  # no `lock_wait`: the caller's own `limited_lock_wait` says busy
-            # Only a failure of the commit itself leaves it open whether the row was stored.
-            failed = StoreInterrupted if committing else StoreRefused
-            raise failed(f"the database failed ({type(error).__name__})") from error
         if taken is not None and deliverer.claimed_here(send) and not send.replayed:
             deliverer.claimed_as_stored(send)
         return send
@@ -206,15 +190,24 @@ class Sends:
             )
 
     async def resend_missed(
-        self, *, team_id: str, send_id: uuid.UUID, actor: str, approvals_required: int = 0
+        self,
+        *,
+        team_id: str,
+        send_id: uuid.UUID,
+        actor: str,
+        approvals_required: int = 0,
+        claim: bool = False,
     ) -> Send | None:
         """A missed send's "Send now": missed -> scheduled, due now (compare-and-set, audited).
 
         `approvals_required` is what the workspace's policy asks now; a send with fewer
         approvals goes to pending_approval instead, due as soon as it is approved. Approvals
         already given to it still count: its content and audience are the ones approved.
-        The caller checks the actor's right to send first. None when the send is no longer
-        missed (a second click, a Drop). Fast, database only; call `dispatch(send)` after.
+        With `claim`, a send that can go at once is claimed for this process in the same
+        transaction (as `create(claim=True)`), so no scheduler takes it before the caller
+        delivers it. The caller checks the actor's right to send first. None when the send is
+        no longer missed (a second click, a Drop). Fast, database only; call `dispatch(send)`
+        (or deliver the claimed send) after.
         """
         if approvals_required < 0:
             raise ValueError("approvals_required must not be negative")
@@ -223,8 +216,9 @@ class Sends:
             if send is None or send.state != SendState.MISSED:
                 return None
             new = SendState.SCHEDULED
+            now = self.clock()
             # A fresh start: its attempts count again from the first.
-            values: dict[str, object] = {"due_at": self.clock(), "last_error": None}
+            values: dict[str, object] = {"due_at": now, "last_error": None}
             if send.approvals_received < approvals_required:
                 new = SendState.PENDING_APPROVAL
                 values = {"due_at": None, "last_error": None}
@@ -240,6 +234,10 @@ class Sends:
                 values=values,
                 details={"resent": True},
             )
+            if moved and claim and new == SendState.SCHEDULED:
+                deliverer = self.deliverer
+                taken = claims.Claim(deliverer.worker_id, deliverer.lease)
+                await claims.claim_in(session=session, send_id=send_id, now=now, claim=taken)
         return await self._get(team_id, send_id) if moved else None
 
     # --- approvals -----------------------------------------------------------------------

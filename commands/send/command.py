@@ -63,6 +63,7 @@ from commands.send.storing import (
     policy_of,
     preview_message,
     store,
+    told_store_errors,
     unknown_app,
 )
 from commands.views import sends as views
@@ -190,17 +191,18 @@ async def store_series(
     policy = await policy_of(ctx.services, ctx.team_id)
     needed = approvals_required(policy, draft.audience, is_test=draft.is_test)
     try:
-        stored = await ctx.services.series.create(
-            team_id=ctx.team_id,
-            requester_id=person.actor.user_id,
-            app_name=draft.app,
-            content=draft.content,
-            audience=draft.audience,
-            recurrence=recurrence,
-            approvals_required=needed,
-            is_test=draft.is_test,
-            options=draft.options,
-        )
+        with told_store_errors(ctx.team_id, "series"):
+            stored = await ctx.services.series.create(
+                team_id=ctx.team_id,
+                requester_id=person.actor.user_id,
+                app_name=draft.app,
+                content=draft.content,
+                audience=draft.audience,
+                recurrence=recurrence,
+                approvals_required=needed,
+                is_test=draft.is_test,
+                options=draft.options,
+            )
     except SendRejected as error:
         if error.field == "app":
             raise CommandError(await unknown_app(ctx.services, ctx.team_id, draft.app)) from None

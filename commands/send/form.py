@@ -50,6 +50,7 @@ from commands.send.storing import (
     policy_of,
     preview_message,
     store,
+    told_store_errors,
 )
 from commands.views import compose, compose_options
 from commands.views.compose import ComposeForm, ComposeInput
@@ -507,17 +508,18 @@ async def _submitted_series(
     draft = ready.draft
     try:
         policy = await policy_of(services, ready.team_id)
-        series = await services.series.create(
-            team_id=ready.team_id,
-            requester_id=ready.person.actor.user_id,
-            app_name=draft.app,
-            content=draft.content,
-            audience=draft.audience,
-            recurrence=recurrence,
-            approvals_required=approvals_required(policy, draft.audience, is_test=False),
-            options=draft.options,
-            submission=submission_key(ready.view),  # one series per form, in any process
-        )
+        with told_store_errors(ready.team_id, "series"):
+            series = await services.series.create(
+                team_id=ready.team_id,
+                requester_id=ready.person.actor.user_id,
+                app_name=draft.app,
+                content=draft.content,
+                audience=draft.audience,
+                recurrence=recurrence,
+                approvals_required=approvals_required(policy, draft.audience, is_test=False),
+                options=draft.options,
+                submission=submission_key(ready.view),  # one series per form, in any process
+            )
     except SendRejected as error:
         text = str(error)
         if error.field == "app":  # removed while the form was open

@@ -8,8 +8,8 @@ answered the same way whichever door it came through.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -83,15 +83,31 @@ BUSY: Final = (
     "PushOps is busy right now: nothing was stored and nothing will be sent. Try again in a moment."
 )
 REFUSED: Final = (
-    "PushOps's database refused to store this send, so nothing was stored and nothing will be "
+    "PushOps's database refused to store this {what}, so nothing was stored and nothing will be "
     "sent. Send it again once the database is back; your admin finds the details in PushOps's "
     "logs."
 )
 INTERRUPTED: Final = (
-    "PushOps lost its database while storing this send, so it cannot tell whether it was "
-    "stored. `/push list` shows it if it was, and then it goes out as planned; if it is not "
-    "listed, nothing was stored and nothing will be sent."
+    "PushOps lost its database while storing this {what}, so it cannot tell whether it was "
+    "stored. `/push {listing}` shows it if it was, and then it goes out as planned; if it is "
+    "not listed, nothing was stored and nothing will be sent."
 )
+
+
+@contextmanager
+def told_store_errors(team_id: str, what: str = "send") -> Iterator[None]:
+    """Tell a store's failure (`StoreBusy`, `StoreRefused`, `StoreInterrupted`) as a
+    CommandError saying what the requester may rely on; `what` is "send" or "series"."""
+    try:
+        yield
+    except StoreBusy:
+        raise CommandError(BUSY) from None
+    except (StoreRefused, StoreInterrupted) as error:
+        log.warning("could not store a %s of team %s: %s", what, team_id, error)
+        if isinstance(error, StoreRefused):
+            raise CommandError(REFUSED.format(what=what)) from None
+        listing = "series" if what == "series" else "list"
+        raise CommandError(INTERRUPTED.format(what=what, listing=listing)) from None
 
 
 async def store(
@@ -117,29 +133,23 @@ async def store(
     required = approvals_required(policy, draft.audience, is_test=draft.is_test)
     sends = services.sends
     try:
-        return await sends.create(
-            team_id=team_id,
-            requester_id=requester.actor.user_id,
-            app_name=draft.app,
-            content=draft.content,
-            audience=draft.audience,
-            due_at=draft.due_at,
-            options=draft.options,
-            timezone=requester.zone_name,
-            confirm=confirm,
-            is_test=draft.is_test,
-            approvals_required=required,
-            claim=confirm,  # `go` delivers it right after the ack
-            submission=submission,  # a form stores one send (see `Sends.create`)
-            lock_wait=STORE_WAIT,
-        )
-    except StoreBusy:
-        raise CommandError(BUSY) from None
-    except (StoreRefused, StoreInterrupted) as error:
-        log.warning("could not store a send of team %s: %s", team_id, error)
-        raise CommandError(
-            INTERRUPTED if isinstance(error, StoreInterrupted) else REFUSED
-        ) from None
+        with told_store_errors(team_id):
+            return await sends.create(
+                team_id=team_id,
+                requester_id=requester.actor.user_id,
+                app_name=draft.app,
+                content=draft.content,
+                audience=draft.audience,
+                due_at=draft.due_at,
+                options=draft.options,
+                timezone=requester.zone_name,
+                confirm=confirm,
+                is_test=draft.is_test,
+                approvals_required=required,
+                claim=confirm,  # `go` delivers it right after the ack
+                submission=submission,  # a form stores one send (see `Sends.create`)
+                lock_wait=STORE_WAIT,
+            )
     except SendRejected as error:
         if error.field != "app":
             raise

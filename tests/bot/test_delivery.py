@@ -303,6 +303,37 @@ async def test_a_missed_send_is_sent_again_once_however_often_it_is_clicked(env)
     assert request.json["idempotency_key"] == str(send.id)
 
 
+async def test_a_missed_send_sent_now_is_this_workers_before_any_sweep_sees_it(env):
+    send = await _missed(env)
+
+    resent = await env.sends.resend_missed(
+        team_id=env.app.team_id, send_id=send.id, actor="U0ALICE", claim=True
+    )
+
+    assert (resent.state, resent.claimed_by) == (SendState.SENDING, env.deliverer.worker_id)
+    swept = await claims.claim_due_sends(
+        session_factory=env.database.sessions, now=utcnow(), worker_id="replica-2"
+    )
+    assert swept == []
+    assert (await env.actions(send))[-2:] == ["send.scheduled", "send.sending"]
+    delivered = await env.deliverer.deliver(resent)
+    assert delivered.state == SendState.SENT and len(env.posted()) == 1
+
+
+async def test_a_missed_send_waiting_for_approval_is_not_claimed(env):
+    send = await _missed(env)
+
+    resent = await env.sends.resend_missed(
+        team_id=env.app.team_id,
+        send_id=send.id,
+        actor="U0ALICE",
+        approvals_required=1,
+        claim=True,
+    )
+
+    assert (resent.state, resent.claimed_by) == (SendState.PENDING_APPROVAL, None)
+
+
 async def test_a_missed_send_asks_for_the_approvals_the_policy_now_requires(env):
     send = await _missed(env)
 

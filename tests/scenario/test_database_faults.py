@@ -68,6 +68,20 @@ async def test_a_send_the_database_refuses_to_store_says_nothing_was_stored(
     assert creates(fake_onesignal) == []
 
 
+async def test_a_series_the_database_refuses_to_store_says_nothing_was_stored(
+    app, fake_onesignal, database
+):
+    async with refusing_writes(database):
+        sent = await app.post_command(f'send --yes --every day --at 09:00 --segment "{SEGMENT}" Hi')
+        reply = await sent.reply(timeout=10)
+
+    text = text_of(reply)
+    assert "nothing was stored" in text and "nothing will be sent" in text, text
+    assert "Sorry, something went wrong" not in text
+    assert await all_sends(database) == []
+    assert creates(fake_onesignal) == []
+
+
 async def test_a_result_the_database_refuses_is_told_as_it_is_and_recorded_once_it_is_back(
     app, fake_onesignal, fake_slack, database
 ):
