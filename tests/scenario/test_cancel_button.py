@@ -3,6 +3,7 @@ Slack's confirm dialog; a click stops the send as `/push cancel` does, for whoev
 (its requester, senders, responders, admins), and the message shows who stopped it and when."""
 
 import asyncio
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -68,7 +69,8 @@ async def _scheduled(app: Any, database: Any) -> tuple[Any, dict[str, Any]]:
 
 async def _log_post(fake_slack: Any, database: Any, send: Any, words: str) -> dict[str, Any]:
     """The log channel's message about `send` once it says `words` and its place is kept."""
-    for _ in range(500):
+    deadline = time.monotonic() + 30  # the outbox records where it posted after the post
+    while time.monotonic() < deadline:
         found = [m for m in fake_slack.messages_in(LOG_CHANNEL) if words in text_of(m)]
         stored = await only_send(database)
         if found and stored.slack_messages.get("log", {}).get("ts") == found[-1]["ts"]:
