@@ -33,9 +33,10 @@ from bot.slack_limits import Pacer
 from storage import outbox
 from storage.db import Database
 from storage.models import OutboxKind, OutboxMessage, utcnow
-from storage.outbox import NOTICE, OutboxEntry, OutboxResult, Refused, Retry, Sent
+from storage.outbox import COUNTERS, NOTICE, OutboxEntry, OutboxResult, Refused, Retry, Sent
 
 __all__ = [
+    "COUNTERS",
     "Deliverer",
     "Delivered",
     "DrainPolicy",
@@ -51,6 +52,7 @@ __all__ = [
     "SlackRefused",
     "Wait",
     "find_owed",
+    "find_posted",
     "owe",
     "refusals",
 ]
@@ -108,9 +110,14 @@ class Deliverer(Protocol):
         """Deliver `message`."""
 
 
-Notices: TypeAlias = Callable[[OutboxMessage], Awaitable[None]]
-"""Renders a notice (`storage.outbox.NOTICE`) its own process did not: owes the messages it
-stands for and settles it (the Slack notifier's `render_notice`)."""
+Notices: TypeAlias = Callable[[OutboxMessage], Awaitable[Outcome | None]]
+"""Renders a row that stands for messages not written yet (the Slack notifier's
+`render_notice`): a notice (`storage.outbox.NOTICE`) its own process did not render, or a
+send's final counters come due (`storage.outbox.COUNTERS`). It owes the messages and answers
+None when done, or what to do with the row (wait, try again, refused)."""
+
+RENDERED: Final = frozenset({NOTICE, COUNTERS})
+"""Purposes of the rows the drainer hands to its `notices` instead of delivering them."""
 
 
 async def owe(
@@ -145,6 +152,16 @@ async def find_owed(database: Database, *, team_id: str, key: str) -> OutboxMess
     """The row of `key`, if it was ever owed (and not pruned)."""
     async with database.sessions() as session:
         return await outbox.get_outbox_message(session=session, team_id=team_id, key=key)
+
+
+async def find_posted(
+    database: Database, *, team_id: str, send_id: uuid.UUID, purpose: str
+) -> OutboxMessage | None:
+    """The latest message of `purpose` about the send that Slack took, if any (not pruned)."""
+    async with database.sessions() as session:
+        return await outbox.posted_message(
+            session=session, team_id=team_id, send_id=send_id, purpose=purpose
+        )
 
 
 @dataclass(frozen=True)
@@ -306,19 +323,19 @@ class OutboxDrainer:
 
     async def _handle(self, row: OutboxMessage) -> None:
         try:
-            outcome = await (self._notice(row) if row.purpose == NOTICE else self._deliver(row))
+            rendered = row.purpose in RENDERED
+            outcome = await (self._notice(row) if rendered else self._deliver(row))
         except Exception as error:  # one message's bug must not stop the rest: logged
             log.exception("could not deliver Slack message %s", row.key)
             outcome = Failure(f"unexpected {type(error).__name__}")
         await self._finish([(row, self._result(row, outcome))])
 
     async def _notice(self, row: OutboxMessage) -> Outcome:
-        """A notice its process left unrendered (it died after the change committed): owe
-        the messages it stands for now."""
+        """A row standing for messages (a notice its process left unrendered, a send's
+        counters come due): owe the messages it stands for now."""
         if self.notices is None:  # no notifier here (yet): another drainer, or later
             return Wait(self.policy.lease.total_seconds(), "no notifier to render it")
-        await self.notices(row)
-        return Delivered()
+        return await self.notices(row) or Delivered()
 
     def _result(self, row: OutboxMessage, outcome: Outcome) -> OutboxResult:
         now = self._clock()

@@ -5,8 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from bot.delivery import Audience, DeliveryOptions, Estimate, Send, SendContent, SendRejected
-from commands.views.sends import SendCard, audience_text
+from bot.delivery import (
+    Audience,
+    DeliveryOptions,
+    Estimate,
+    Send,
+    SendContent,
+    SendRejected,
+    counters_of,
+)
+from commands.views.sends import FinalNumbers, SendCard, audience_text
 
 ESTIMATE_UNAVAILABLE = "Estimate unavailable."
 
@@ -44,7 +52,16 @@ def _card(
         approvals_required=send.approvals_required,
         approvals_received=send.approvals_received,
         reason=reason,
+        final=final_numbers(send),
     )
+
+
+def final_numbers(send: Send) -> FinalNumbers | None:
+    """The final counters read of `send`, as the views show them; None before they were."""
+    counted = counters_of(send)
+    if counted is None:
+        return None
+    return FinalNumbers(dict(counted.totals), counted.finished, counted.read_at)
 
 
 def _content(send: Send) -> tuple[str, str | None, str | None, str | None]:

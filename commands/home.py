@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import const
-from bot.delivery import Send
+from bot.delivery import Send, counters_of
 from bot.home import HomeSends
 from bot.services import Services
 from bot.slack_clients import ClientSource, client_source
@@ -87,10 +87,20 @@ async def home_state(
 
 def counters(send: Send) -> dict[str, int]:
     """The delivery counters known of `send` without asking OneSignal: how many recipients
-    OneSignal counted for its batches when it took them."""
+    OneSignal counted for its batches when it took them, and its final counters once they
+    were read (`converted` is OneSignal's name for clicks)."""
     counts = [b.get("recipients") for b in send.batches if isinstance(b, Mapping)]
     known = [c for c in counts if isinstance(c, int)]
-    return {"recipients": sum(known)} if known else {}
+    shown = {"recipients": sum(known)} if known else {}
+    final = counters_of(send)
+    if final is not None:
+        totals = final.totals
+        shown |= {
+            name: totals[name] for name in ("successful", "failed", "errored") if name in totals
+        }
+        if "converted" in totals:
+            shown["clicked"] = totals["converted"]
+    return shown
 
 
 async def setup_warnings(services: Services, team_id: str) -> list[str]:

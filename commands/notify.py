@@ -16,12 +16,18 @@ dies leaves its messages to another, and updates of one message queued together 
 once, the latest. Each DM is keyed by its send, outcome and the moment of the change, so an
 outcome told twice is sent once; the log message is keyed by its send (`log:<id>`), the
 approval request too (`approval:<id>`). What matters most goes first (`URGENT`).
+
+A send that went out owes its final counters an hour later (`storage.outbox.COUNTERS`): the
+drainer hands that row to `render_notice`, which reads them once (`bot.delivery.counters`)
+and adds them to the log message and the requester's "was sent" DM in place
+(`final_counters`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,10 +35,22 @@ from typing import Any, Final
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.delivery import Audience, Send, SendRejected
+from bot.delivery import Audience, Counted, Later, Send, SendRejected, Uncountable
 from bot.digest import Coalescer
 from bot.notifier import NotifierRelay
-from bot.outbox import OutboxDrainer, OutboxEntry, OutboxKind, OutboxMessage, find_owed, owe
+from bot.outbox import (
+    COUNTERS,
+    Failure,
+    OutboxDrainer,
+    OutboxEntry,
+    OutboxKind,
+    OutboxMessage,
+    Outcome,
+    Wait,
+    find_owed,
+    find_posted,
+    owe,
+)
 from bot.policy import ApprovalPolicy, PolicyError
 from bot.services import Services
 from bot.slack_clients import ClientSource, client_source
@@ -53,6 +71,8 @@ NORMAL: Final = 1
 ROUTINE: Final = 2
 """Priorities of owed messages, drained lowest first: approval requests, cancel confirmations
 and failures before routine news of a send that went out."""
+
+log = logging.getLogger(__name__)
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
@@ -245,15 +265,21 @@ class SlackNotifier:
             ]
         )
 
-    async def render_notice(self, notice: OutboxMessage) -> None:
+    async def render_notice(self, notice: OutboxMessage) -> Outcome | None:
         """Tell a change whose process committed it but died before telling it (a notice
         left pending, `storage.outbox.NOTICE`): as its notifier would have, from the send's
-        row as it is now."""
+        row as it is now. A send's final counters come due (`COUNTERS`): read and shown."""
         if notice.send_id is None:
-            return
+            return None
         send = await self._load(notice.team_id, notice.send_id)
         if send is None:  # the workspace was removed meanwhile: nobody to tell
-            return
+            return None
+        if notice.purpose == COUNTERS:
+            return await self.final_counters(send)
+        await self._retell(send, notice)
+        return None
+
+    async def _retell(self, send: Send, notice: OutboxMessage) -> None:
         outcome = notice.payload.get("outcome")
         args = notice.payload.get("args") or {}
         if outcome == "delivered":
@@ -262,6 +288,66 @@ class SlackNotifier:
             await self.send_failed(send, str(args.get("reason") or "Delivery failed."))
         elif outcome == "missed":
             await self.send_missed(send)
+
+    async def final_counters(self, send: Send) -> Outcome | None:
+        """Read `send`'s final counters from OneSignal (once) and show them: the log-channel
+        message and the requester's DM about it are updated in place, or the requester gets
+        a DM with them when none was posted alone (answered in place, told in a digest)."""
+        read = await self._services.recall.counters.read(send)
+        if isinstance(read, Later):
+            return Failure(read.why) if read.counted else Wait(read.seconds, read.why)
+        if isinstance(read, Uncountable):
+            log.info("no final counters of send %s: %s", send.short_id, read.why)
+            return None
+        assert isinstance(read, Counted)
+        card = card_of(read.send)
+        if card.final is None:  # recorded, yet nothing to show: nothing changes
+            return None
+        final = views.final_block(card.final, card.timezone)
+        owed = await self._log_final(read.send, card, final)
+        owed.append(await self._dm_final(read.send, card, final))
+        await self._postbox.owe(owed)
+        return None
+
+    async def _log_final(self, send: Send, card: views.SendCard, final: Block) -> list[OutboxEntry]:
+        """The log message with the final counters added to what it last said."""
+        channel = (await team_facts(self._services, send.team_id)).log_channel_id
+        if not channel:
+            return []
+        last = await self._postbox.owed(send.team_id, f"{LOG}:{send.id}")
+        if last is None or not last.payload.get("blocks"):
+            text, blocks = views.outcome_text(card), views.log_blocks(card)
+        else:
+            text = str(last.payload.get("text") or views.outcome_text(card))
+            blocks = views.with_final(last.payload["blocks"], final)
+        return [self._message(send, LOG, channel, text, blocks, ROUTINE)]
+
+    async def _dm_final(self, send: Send, card: views.SendCard, final: Block) -> OutboxEntry:
+        """The requester's DM that it went out, updated with the final counters; a DM of
+        its own with them when that one was never posted alone."""
+        posted = await find_posted(
+            self._services.database, team_id=send.team_id, send_id=send.id, purpose="delivered"
+        )
+        if posted is None or not posted.channel or not posted.payload.get("blocks"):
+            numbers = views.final_text(card.final) if card.final else ""
+            text = f"Final numbers of {views.ids_text(card)}: {numbers}"
+            return self._dm(send, "final_numbers", text, views.outcome_blocks(card))
+        return OutboxEntry(
+            team_id=send.team_id,
+            key=f"dm_final:{send.id}",
+            kind=OutboxKind.MESSAGE,
+            purpose="dm_final",
+            destination=posted.channel,
+            payload=_payload(
+                str(posted.payload.get("text") or ""),
+                views.with_final(posted.payload["blocks"], final),
+                _facts(send),
+            ),
+            priority=ROUTINE,
+            send_id=send.id,
+            channel=posted.channel,
+            ts=posted.ts,
+        )
 
     async def refused(self, message: OutboxMessage, reason: str) -> None:
         """Slack refused an owed message for good: an approval request nobody will see is

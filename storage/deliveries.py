@@ -29,6 +29,7 @@ __all__ = [
     "FinishedSends",
     "apply_result",
     "finish_sends",
+    "record_counters",
 ]
 
 # What an attempt may leave a send in: delivered, given up, still held for another round, or
@@ -105,6 +106,7 @@ async def finish_sends(
     worker_id: str,
     results: Sequence[DeliveryResult],
     notice_grace: timedelta = outbox.NOTICE_GRACE,
+    counters_after: timedelta | None = None,
 ) -> FinishedSends:
     """Record many delivery attempts in one transaction.
 
@@ -116,6 +118,8 @@ async def finish_sends(
 
     An end (sent, failed, missed) also writes its notice in the outbox (`outbox.NOTICE`):
     the people concerned are owed its news even if this process dies before telling them.
+    With `counters_after`, a send that went out also owes its final counters then
+    (`outbox.COUNTERS`), in the same statement: one more row, nothing read.
     """
     if not results:
         return FinishedSends()
@@ -135,7 +139,7 @@ async def finish_sends(
         await _record_ids(session, by_id, current)
         await _keep_ids_of_cancelled(session, by_id, current, held)
         await _audit_results(session, held, current, worker_id)
-        await _owe_notices(session, held, current, now, notice_grace)
+        await _owe_notices(session, held, current, now, (notice_grace, counters_after))
         held_ids = {result.send_id for result in held}
         lost_ids = [i for i in by_id if i not in held_ids and i in current]
         lost = await _reload(session, lost_ids) if lost_ids else {}
@@ -287,26 +291,70 @@ async def _owe_notices(
     held: Sequence[DeliveryResult],
     current: Mapping[uuid.UUID, Any],
     now: datetime,
-    grace: timedelta,
+    waits: tuple[timedelta, timedelta | None],
 ) -> None:
     """The notices of the ends in `held` (a retry kept for later is no news), from the rows
-    locked for them and the moment `_apply` stamped: no send is read again."""
+    locked for them and the moment `_apply` stamped: no send is read again. `waits`: the
+    notices' grace, and how long after going out a send's final counters are owed (None:
+    not at all)."""
     ended = [result for result in held if result.state != SendState.SENDING]
     if not ended:
         return
+    grace, counters_after = waits
     entries = []
     for result in ended:
         row = current[result.send_id]
         send = _Ended(row.id, row.team_id, row.requester_id, now)
-        args: dict[str, str] = {}
-        if result.state == SendState.MISSED:
-            outcome = "missed"
-        elif result.state == SendState.SENT and result.error is None:
-            outcome = "delivered"
-        else:
-            outcome, args = "failed", {"reason": result.error or "Delivery failed."}
-        entries.append(outbox.notice_entry(send, outcome, args, grace=grace))
+        entries.append(outbox.notice_entry(send, *_outcome(result), grace=grace))
+        if counters_after is not None and _went_out(result):
+            entries.append(outbox.counters_entry(send, due_at=now + counters_after))
     await outbox.enqueue(session=session, entries=entries, replace=False)
+
+
+def _outcome(result: DeliveryResult) -> tuple[str, dict[str, str]]:
+    """What the notice of `result` tells, and what telling it needs."""
+    if result.state == SendState.MISSED:
+        return "missed", {}
+    if result.state == SendState.SENT and result.error is None:
+        return "delivered", {}
+    return "failed", {"reason": result.error or "Delivery failed."}
+
+
+def _went_out(result: DeliveryResult) -> bool:
+    """Whether OneSignal took some of the send (a send partly delivered is `sent` too)."""
+    return result.state == SendState.SENT and (
+        result.notification_id is not None
+        or any(batch.get("notification_id") for batch in result.batches)
+    )
+
+
+async def record_counters(
+    *,
+    session: AsyncSession,
+    team_id: str,
+    send_id: uuid.UUID,
+    counted: Mapping[str, Mapping[str, Any]],
+) -> Send | None:
+    """Keep OneSignal's final counters of a send's notifications (`counted`: notification id
+    -> counters) in its batches, each beside its notification id; the send as it is now, or
+    None when it is gone. A send stored before batches were kept gets one batch."""
+    send = (
+        await session.scalars(
+            sa.select(Send).where(Send.id == send_id, Send.team_id == team_id).with_for_update()
+        )
+    ).one_or_none()
+    if send is None:
+        return None
+    batches = [dict(batch) for batch in send.batches or []]
+    if not batches and send.notification_id:
+        batches = [{"notification_id": send.notification_id}]
+    for batch in batches:
+        found = counted.get(str(batch.get("notification_id")))
+        if found is not None:
+            batch["counters"] = dict(found)
+    send.batches = batches
+    await session.flush([send])
+    return send
 
 
 async def _reload(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, Send]:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.models import OutboxKind, OutboxMessage, OutboxState, Send, utcnow
 
 __all__ = [
+    "COUNTERS",
     "DEFAULT_OUTBOX_LEASE",
     "NOTICE",
     "NOTICE_GRACE",
@@ -38,6 +39,7 @@ __all__ = [
     "Retry",
     "Sent",
     "claim_outbox",
+    "counters_entry",
     "enqueue",
     "finish_outbox",
     "notice_entry",
@@ -64,6 +66,12 @@ is rendered by a drainer."""
 
 NOTICE_GRACE: Final = timedelta(seconds=10)
 """How long a notice waits for the notifier of its own process before a drainer renders it."""
+
+COUNTERS: Final = "counters"
+"""The purpose of a row that says a send's final delivery counters are owed: written with its
+end (`sent`), due when OneSignal's counters are to be read (`counters_entry`). The drainer that
+claims it (with a lease, as any row: one process reads them) hands it to its notifier, which
+reads OneSignal once per notification and updates the messages about the send."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,21 @@ def notice_entry(
         priority=0,
         send_id=send.id,
         due_at=utcnow() + grace,
+    )
+
+
+def counters_entry(send: NoticeOf, *, due_at: datetime) -> OutboxEntry:
+    """The row owing `send`'s final counters (`COUNTERS`), due at `due_at`; one per send."""
+    return OutboxEntry(
+        team_id=send.team_id,
+        key=f"{COUNTERS}:{send.id}",
+        kind=OutboxKind.DM,
+        purpose=COUNTERS,
+        destination=send.requester_id,
+        payload={},
+        priority=2,
+        send_id=send.id,
+        due_at=due_at,
     )
 
 
@@ -215,6 +238,24 @@ async def get_outbox_message(
     """The row of `key` in the workspace, or None."""
     query = sa.select(OutboxMessage).where(
         OutboxMessage.team_id == team_id, OutboxMessage.key == key
+    )
+    return (await session.scalars(query)).one_or_none()
+
+
+async def posted_message(
+    *, session: AsyncSession, team_id: str, send_id: uuid.UUID, purpose: str
+) -> OutboxMessage | None:
+    """The latest message of `purpose` about the send that Slack took (its place known)."""
+    query = (
+        sa.select(OutboxMessage)
+        .where(
+            OutboxMessage.team_id == team_id,
+            OutboxMessage.send_id == send_id,
+            OutboxMessage.purpose == purpose,
+            OutboxMessage.ts.is_not(None),
+        )
+        .order_by(OutboxMessage.created_at.desc())
+        .limit(1)
     )
     return (await session.scalars(query)).one_or_none()
 
@@ -402,11 +443,13 @@ async def _remember(session: AsyncSession, row: OutboxMessage, result: Sent) -> 
 async def refused_messages(
     *, session: AsyncSession, team_id: str, send_id: uuid.UUID
 ) -> list[OutboxMessage]:
-    """The messages about a send that Slack refused for good, oldest first."""
+    """The messages about a send that Slack refused for good, oldest first (a read of its
+    final counters given up is no message Slack refused: only logged)."""
     query = sa.select(OutboxMessage).where(
         OutboxMessage.team_id == team_id,
         OutboxMessage.send_id == send_id,
         OutboxMessage.state == OutboxState.REFUSED,
+        OutboxMessage.purpose != COUNTERS,
     )
     return list(await session.scalars(query.order_by(OutboxMessage.created_at)))
 
@@ -422,8 +465,14 @@ async def owed_before(*, session: AsyncSession, moment: datetime) -> bool:
 
 
 async def outbox_counts(*, session: AsyncSession) -> dict[OutboxState, int]:
-    """How many rows are in each state (every workspace; operators and metrics)."""
-    query = sa.select(OutboxMessage.state, sa.func.count()).group_by(OutboxMessage.state)
+    """How many rows are in each state (every workspace; operators and metrics). A send's
+    final counters not due yet are no message owed to Slack yet: left out."""
+    waiting = sa.and_(OutboxMessage.purpose == COUNTERS, OutboxMessage.next_attempt_at > utcnow())
+    query = (
+        sa.select(OutboxMessage.state, sa.func.count())
+        .where(sa.not_(waiting))
+        .group_by(OutboxMessage.state)
+    )
     counts = {state: 0 for state in OutboxState}
     for state, count in (await session.execute(query)).all():
         counts[OutboxState(state)] = int(count)

@@ -27,6 +27,7 @@ package's own (`outcomes.py`). Nothing here imports Slack: outcomes reach people
     holds.py          the approval policy asked again when a send is due
     apps.py           a OneSignal client per app on one shared pool, keys kept briefly
     notifications.py  cancelling at OneSignal, reading counters, finding notifications by name
+    counters.py       a sent send's final counters, read once per notification, paced
 """
 
 from bot.delivery.attempt import notification_ids, notification_name
@@ -41,6 +42,14 @@ from bot.delivery.content import (
     SendRejected,
     TemplateRef,
     Translation,
+)
+from bot.delivery.counters import (
+    Counted,
+    CountersRead,
+    Later,
+    SendCounters,
+    Uncountable,
+    counters_of,
 )
 from bot.delivery.deliverer import Deliverer
 from bot.delivery.options import ActionButton, DeliveryOptions
@@ -73,6 +82,12 @@ __all__ = [
     "Audience",
     "CancelKind",
     "CancelOutcome",
+    "Counted",
+    "CountersRead",
+    "Later",
+    "SendCounters",
+    "Uncountable",
+    "counters_of",
     "DecisionRefused",
     "Deliverer",
     "DeliveryPolicy",

@@ -113,6 +113,7 @@ class Deliverer:
             gate=self.writes,
             backoff=self.policy.record_backoff,
             max_backoff=self.policy.record_max_backoff,
+            counters_after=self.policy.counters_wait,
         )
         self._slots = asyncio.Semaphore(self.policy.max_in_flight)
         self._delivering: set[uuid.UUID] = set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, Literal, TypeAlias
 
 from sqlalchemy.exc import DBAPIError
@@ -163,6 +163,8 @@ class DeliveryPolicy:
         record_batch: most delivery results written in one transaction.
         record_backoff, record_max_backoff: seconds before a result the database refused is
             tried again; doubling per refusal in a row, up to the latter.
+        counters_after: seconds after a send went out that its final counters are read from
+            OneSignal (once per notification) and shown in its messages; None: never.
     """
 
     max_attempts: int = 5
@@ -179,18 +181,26 @@ class DeliveryPolicy:
     record_batch: int = 200
     record_backoff: float = 0.5
     record_max_backoff: float = 10.0
+    counters_after: float | None = 3600.0
 
     def __post_init__(self) -> None:
         if min(self.max_attempts, self.checks, self.max_in_flight, self.record_batch) < 1:
             raise ValueError(
                 "max_attempts, checks, max_in_flight and record_batch must be at least 1"
             )
+        if self.counters_after is not None and self.counters_after < 0:
+            raise ValueError("counters_after must not be negative")
         waits = (self.backoff, self.max_backoff, self.lease, self.max_queued, self.credentials_ttl)
         if min(*waits, self.record_backoff, self.record_max_backoff) <= 0:
             raise ValueError(
                 "backoff, max_backoff, lease, max_queued, credentials_ttl, record_backoff and "
                 "record_max_backoff must be positive"
             )
+
+    @property
+    def counters_wait(self) -> timedelta | None:
+        """`counters_after` as a duration (None: counters are never read)."""
+        return None if self.counters_after is None else timedelta(seconds=self.counters_after)
 
     def wait_before(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""

@@ -15,6 +15,7 @@ from bot.delivery.answers import explain
 from bot.delivery.apps import AppClient, AppUnavailable
 from bot.delivery.attempt import earliest_call, notification_ids, notification_name
 from bot.delivery.content import Audience, SendRejected
+from bot.delivery.counters import FinalCounters
 from bot.delivery.deliverer import Deliverer, audit_recall
 from bot.delivery.outcomes import (
     MAY_STILL_REACH,
@@ -60,6 +61,9 @@ class Recall:
     Args:
         deliverer: stops what OneSignal accepted for a send cancelled while going out;
             its database, apps, timers, notifier and outcome log are the ones used here.
+
+    `counters` reads and records sends' final counters (`bot.delivery.counters`), paced per
+    app for the whole process.
     """
 
     def __init__(self, deliverer: Deliverer) -> None:
@@ -67,6 +71,7 @@ class Recall:
         self.database = deliverer.database
         self.apps = deliverer.apps
         self.outcomes = deliverer.outcomes
+        self.counters = FinalCounters(database=self.database, apps=self.apps)
 
     # --- cancelling ----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -97,8 +97,10 @@ class ResultWriter:
         gate: WriteGate,
         backoff: float = 0.5,
         max_backoff: float = 10.0,
+        counters_after: timedelta | None = None,
     ) -> None:
         self._database = database
+        self._counters_after = counters_after
         self._gate = gate
         self._worker_id = worker_id
         self._batch = batch
@@ -197,6 +199,7 @@ class ResultWriter:
                     session_factory=self._database.sessions,
                     worker_id=self._worker_id,
                     results=[pending.result for pending in batch],
+                    counters_after=self._counters_after,
                 )
         except SQLAlchemyError as error:
             self._refused(batch, error)

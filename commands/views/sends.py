@@ -6,8 +6,8 @@ once it exists), its audience, and its time in the requester's zone and in UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -16,7 +16,7 @@ from bot import const
 from bot.delivery import SendState
 from bot.timeparse import ScheduledTime
 from commands._format import Block, code, context, escape, section
-from commands.views.limits import SECTION_TEXT, fit, listing, summarize
+from commands.views.limits import MESSAGE_BLOCKS, SECTION_TEXT, fit, listing, summarize
 
 AUDIENCE_SHOWN: Final = 500
 """Characters (as sent) of an audience in any message about a send; longer ones are
@@ -28,6 +28,34 @@ _EXCLUDED_SHOWN: Final = 150  # of AUDIENCE_SHOWN, for the excluded segments
 _IDS_SHOWN: Final = 3  # external ids named; the rest are counted
 
 _MESSAGE_SHOWN = 2000  # of a notification's text in a card; the rest is elided
+
+
+@dataclass(frozen=True)
+class FinalNumbers:
+    """OneSignal's final counters of a send, by OneSignal's names, as they were read.
+
+    Attributes:
+        totals: `successful`, `received`, `failed`, `errored`, `converted` (clicks),
+            `remaining`: those OneSignal reported, summed over the send's notifications.
+        finished: whether OneSignal had completed (or stopped) every notification's delivery.
+        read_at: when they were read.
+    """
+
+    totals: Mapping[str, int] = field(default_factory=dict)
+    finished: bool = True
+    read_at: datetime | None = None
+
+
+FINAL_SHOWN: Final = (
+    ("successful", "delivered"),
+    ("received", "confirmed received"),
+    ("converted", "clicked"),
+    ("failed", "failed (unsubscribed)"),
+    ("errored", "errored"),
+)
+"""OneSignal's counters in the order shown, with the words for them: `successful` is what
+reached the push services, `received` the deliveries devices confirmed (a paid feature: free
+accounts report 0, so 0 is not shown), `converted` the clicks (OneSignal's name for them)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +93,7 @@ class SendCard:
     delivery: tuple[str, ...] = ()
     buttons: tuple[tuple[str, str], ...] = ()
     data: tuple[tuple[str, str], ...] = ()
+    final: FinalNumbers | None = None
 
 
 LANGUAGES_SHOWN: Final = 2000
@@ -264,7 +293,44 @@ def card_blocks(card: SendCard, *, now: datetime | None = None) -> list[Block]:
     blocks.append(context(f"{facts(card, now=now)} · requested by <@{card.requester_id}>"))
     if card.reason:
         blocks.append(section(reason_text(card.reason)))
+    if card.final is not None:
+        blocks.append(final_block(card.final, card.timezone))
     return blocks
+
+
+def final_text(final: FinalNumbers) -> str:
+    """`delivered 590 · confirmed received 560 · clicked 59 · failed (unsubscribed) 10 ·
+    errored 0`, and what was still to deliver when OneSignal had not finished."""
+    totals = final.totals
+    shown = [
+        f"{words} {totals[name]:,}"
+        for name, words in FINAL_SHOWN
+        if name in totals and (name != "received" or totals[name] > 0)
+    ]
+    remaining = totals.get("remaining", 0)
+    if not final.finished and remaining > 0:
+        shown.append(f"still to deliver {remaining:,}")
+    return " · ".join(shown) or "OneSignal reported no counters"
+
+
+def final_block(final: FinalNumbers, timezone: str) -> Block:
+    """The final counters as a context line, marked so an update replaces it."""
+    when = f", read {describe_time(final.read_at, timezone)}" if final.read_at else ""
+    status = "Final numbers" if final.finished else "Numbers so far (OneSignal still delivering)"
+    block = context(f"*{status}* from OneSignal{when}: {final_text(final)}")
+    return {**block, "block_id": const.BLOCK_FINAL_NUMBERS}
+
+
+def with_final(blocks: Sequence[Block], final: Block) -> list[Block]:
+    """`blocks` (a message as it was posted) with the final counters `final` in place of
+    any shown before, above its buttons; within the blocks a message may hold."""
+    kept = [b for b in blocks if b.get("block_id") != const.BLOCK_FINAL_NUMBERS]
+    at = len(kept)
+    while at > 0 and kept[at - 1].get("type") == "actions":
+        at -= 1
+    if len(kept) >= MESSAGE_BLOCKS:  # never so many: a card is a handful of blocks
+        return kept
+    return [*kept[:at], final, *kept[at:]]
 
 
 def extras_blocks(card: SendCard) -> list[Block]:

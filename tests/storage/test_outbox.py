@@ -217,3 +217,22 @@ async def test_done_rows_are_pruned_and_refused_ones_kept(database):
 
     assert pruned == 1
     assert [row.state for row in await _rows(database)] == [OutboxState.REFUSED]
+
+
+async def test_a_read_of_final_counters_given_up_is_not_listed_as_refused_by_slack(
+    database, storage_factory
+):
+    app = await storage_factory.app(TEAM)
+    send = await storage_factory.send(app)
+    await _owe(database, outbox.counters_entry(send, due_at=utcnow()), replace=False)
+    (claimed,) = await _claim(database)
+
+    await outbox.finish_outbox(
+        session_factory=database.sessions,
+        worker_id="w1",
+        results=[(claimed, Refused("gave up after 12 tries: OneSignal unreachable"))],
+    )
+
+    async with database.sessions() as session:
+        refused = await outbox.refused_messages(session=session, team_id=TEAM, send_id=send.id)
+    assert refused == []
