@@ -309,7 +309,7 @@ class Seeder:
             self.targets.later.append(batches[-1]["notification_id"])
 
     def _events(self, send: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        from storage.audit import _hash, _timestamp
+        from storage.audit import _hash, canonical_time
 
         send_id, short_id, team, state, created = send[0], send[1], send[2], send[11], send[24]
         seq, prev = self.heads[team]
@@ -328,7 +328,7 @@ class Seeder:
                 "outcome": "ok",
                 "details": {"send_id": str(send_id)},
             }
-            digest = _hash(prev, event, _timestamp(at))
+            digest = _hash(prev, event, canonical_time(at))
             rows.append(
                 (event["id"], team, seq, at, "U0BENCH", action, event["target"], "ok",
                  json.dumps(event["details"]), prev, digest, self.keys.mac(digest),

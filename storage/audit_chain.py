@@ -32,10 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import (
     AuditKeys,
-    AuditRecord,
+    AuditRow,
     append_audit,
+    canonical_time,
+    content_hash,
     event_hash,
-    iter_audit_rows,
+    iter_audit_pages,
     session_audit_keys,
 )
 from storage.models import GENESIS_HASH, AuditEvent, Workspace, utcnow
@@ -220,10 +222,12 @@ def _by_team(
 async def _walk_workspace(
     session: AsyncSession, walk: _Walk, head: tuple[int, str]
 ) -> ChainBreak | None:
-    async for event in iter_audit_rows(session=session, team_id=walk.team_id):
-        problem = walk.step(event)
-        if problem is not None:
-            return ChainBreak(walk.team_id, event.seq, event.id, problem)
+    step = walk.step
+    async for page in iter_audit_pages(session=session, team_id=walk.team_id):
+        for row in page:
+            problem = step(row)
+            if problem is not None:
+                return ChainBreak(walk.team_id, row[2], row[0], problem)
     problem = walk.end(head)
     return None if problem is None else ChainBreak(walk.team_id, None, None, problem)
 
@@ -242,23 +246,27 @@ class _Walk:
     last_key: str | None = None  # the key of the last event's MAC; None: it has no MAC
     last_checked: bool = False  # whether that key was at hand (then the MAC verified)
 
-    def step(self, event: AuditRecord) -> str | None:
+    def step(self, row: AuditRow) -> str | None:
         """Take the next event; what is wrong with it, or None."""
         self.events += 1
+        event_id, team, seq, at, actor, action, target, outcome, details, prev, digest = row[:11]
         expected = self.seq + 1
-        if event.seq != expected:
+        if seq != expected:
             return f"event #{expected} is missing before it (removed)"
-        if event.prev_hash != self.prev_hash:
+        if prev != self.prev_hash:
             return "it does not follow the event before it (an event was removed, added or moved)"
-        if event_hash(self.prev_hash, event) != event.hash:
+        content = (event_id, team, seq, canonical_time(at), actor, action, target, outcome)
+        computed = content_hash(prev, *content, json.loads(details))
+        if computed != digest:
             return "its content does not match its hash (edited or moved)"
-        problem = self._check_mac(event) or self._check_marks(event)
+        mac, key_id = row[11], row[12]
+        problem = self._check_mac(seq, digest, mac, key_id) or self._check_marks(seq, mac)
         if problem is None:
-            self.seq, self.prev_hash = event.seq, event.hash
+            self.seq, self.prev_hash = seq, digest
         return problem
 
-    def _check_mac(self, event: AuditRecord) -> str | None:
-        if event.mac is None:
+    def _check_mac(self, seq: int, digest: str, mac: str | None, key_id: str | None) -> str | None:
+        if mac is None:
             if self.first_keyed is not None:
                 return (
                     f"it carries no MAC, though event #{self.first_keyed} before it does "
@@ -266,17 +274,17 @@ class _Walk:
                 )
             self.last_key, self.last_checked = None, False
             return None
-        verdict = self.keys.check(event.mac_key_id, event.hash, event.mac)
+        verdict = self.keys.check(key_id, digest, mac)
         if verdict is False:
             return "its MAC does not match (written or rewritten without the audit key)"
         if self.first_keyed is None:
-            self.first_keyed = event.seq
-        self.last_key, self.last_checked = event.mac_key_id or "?", verdict is True
+            self.first_keyed = seq
+        self.last_key, self.last_checked = key_id or "?", verdict is True
         return None
 
-    def _check_marks(self, event: AuditRecord) -> str | None:
-        for mark in self.marks.get(event.seq, ()):
-            if mark.mac != event.mac:
+    def _check_marks(self, seq: int, mac: str | None) -> str | None:
+        for mark in self.marks.get(seq, ()) if self.marks else ():
+            if mark.mac != mac:
                 return (
                     f"it is not the event the checkpoint of {mark.when} recorded (the log was "
                     "rewritten from here on, or rolled back and written again)"

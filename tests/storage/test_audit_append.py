@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from storage import queries
 from storage.audit import REDACTED, AuditEntry, append_audit_entries, event_hash, redact
@@ -205,3 +208,64 @@ async def test_an_append_rolled_back_leaves_no_gap(database, storage_factory, ru
     assert [(e.seq, e.action) for e in events] == [(1, "kept.1"), (2, "kept.2")]
     assert events[1].prev_hash == events[0].hash
     assert (await run_cli("audit", "verify")).code == 0
+
+
+# The canonical form as docs/audit.md defines it, written the plain way: the event's columns
+# as one JSON object, keys sorted, no spaces, UTF-8, its time in UTC to the microsecond.
+_REFERENCE_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _reference_hash(prev: str, event: AuditEvent) -> str:
+    payload = {
+        "id": str(event.id),
+        "team_id": event.team_id,
+        "seq": event.seq,
+        "created_at": event.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "outcome": event.outcome,
+        "details": event.details,
+    }
+    return hashlib.sha256((prev + _REFERENCE_JSON.encode(payload)).encode("utf-8")).hexdigest()
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+_ZONES = st.sampled_from(
+    [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    team=st.text(max_size=20),
+    seq=st.integers(min_value=1, max_value=2**62),
+    at=st.datetimes(min_value=datetime(1000, 1, 2), timezones=_ZONES),
+    words=st.tuples(st.text(max_size=64), st.text(max_size=64), st.text(), st.text(max_size=32)),
+    details=st.dictionaries(st.text(), _JSON_VALUES, max_size=6),
+)
+def test_an_event_hashes_exactly_as_its_canonical_form_says(
+    team: str,
+    seq: int,
+    at: datetime,
+    words: tuple[str, str, str, str],
+    details: dict[str, Any],
+) -> None:
+    actor, action, target, outcome = words
+    event = AuditEvent(
+        id=uuid.uuid4(),
+        team_id=team,
+        seq=seq,
+        created_at=at,
+        actor=actor,
+        action=action,
+        target=target,
+        outcome=outcome,
+        details=details,
+    )
+
+    assert event_hash(GENESIS_HASH, event) == _reference_hash(GENESIS_HASH, event)
