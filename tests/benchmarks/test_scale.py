@@ -38,6 +38,7 @@ def test_the_scale_benchmark_runs_at_its_quick_size(tmp_path):
         assert f"\n{path} " in out, out
     assert "'No send in': 8" in out  # the unknown ids were answered as unknown
     assert "unanswered" not in out
-    assert "served workspace:" in out and "(FAILED)" not in out  # the seeded chains verify
+    assert "sends, one workspace" in out and "sends, every workspace" in out
+    assert "(FAILED)" not in out  # the seeded chains verify
     assert "SEQ SCAN" not in out
     assert "## find_send later batch" in plans.read_text()
