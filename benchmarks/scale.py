@@ -123,6 +123,7 @@ _EVENT_COLUMNS = (
     "prev_hash", "hash", "mac", "mac_key_id",
 )  # fmt: skip
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_AUDIENCE = json.dumps({"segments": ["Active Users"]})
 _CHUNK = 20_000
 
 
@@ -289,9 +290,9 @@ class Seeder:
             self._target(short_id, batches)
         row = (
             send_id, short_id, team, app_ref, "default", "U0BENCH",
-            json.dumps({"contents": {"en": f"Notification {index}"}}),
-            json.dumps({"segments": ["Active Users"]}), False, due, "UTC", state, 0, 0, first,
-            json.dumps(batches), "{}", None, 1 if batches else 0, claimed_by, None, lease,
+            f'{{"contents": {{"en": "Notification {index}"}}}}', _AUDIENCE, False, due, "UTC",
+            state, 0, 0, first, json.dumps(batches) if batches else "[]", "{}", None,
+            1 if batches else 0, claimed_by, None, lease,
             finished, None, created, updated,
         )  # fmt: skip
         return row, notes
@@ -323,30 +324,25 @@ class Seeder:
             self.targets.later.append(batches[-1]["notification_id"])
 
     def _events(self, send: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        from storage.audit import _hash, canonical_time
+        """The send's three events, chained as `storage.audit` chains them (its own hash)."""
+        from storage.audit import canonical_time, content_hash
 
         send_id, short_id, team, state, created = send[0], send[1], send[2], send[11], send[24]
         seq, prev = self.heads[team]
-        actions = ("send.created", "send.scheduled", f"send.{state}")
+        target, details = f"send {short_id}", {"send_id": str(send_id)}
+        stored = json.dumps(details)  # as the JSON column stores it, once for the three
         rows = []
-        for offset, action in enumerate(actions):
+        for offset, action in enumerate(("send.created", "send.scheduled", f"send.{state}")):
             seq += 1
             at = created + timedelta(seconds=offset)
-            event = {
-                "id": uuid.UUID(int=self.rng.getrandbits(128), version=4),
-                "team_id": team,
-                "seq": seq,
-                "actor": "U0BENCH",
-                "action": action,
-                "target": f"send {short_id}",
-                "outcome": "ok",
-                "details": {"send_id": str(send_id)},
-            }
-            digest = _hash(prev, event, canonical_time(at))
+            event_id = uuid.UUID(int=self.rng.getrandbits(128), version=4)
+            digest = content_hash(
+                prev, event_id, team, seq, canonical_time(at), "U0BENCH", action, target, "ok",
+                details,
+            )  # fmt: skip
             rows.append(
-                (event["id"], team, seq, at, "U0BENCH", action, event["target"], "ok",
-                 json.dumps(event["details"]), prev, digest, self.keys.mac(digest),
-                 self.keys.primary_key_id)
+                (event_id, team, seq, at, "U0BENCH", action, target, "ok", stored, prev, digest,
+                 self.keys.mac(digest), self.keys.primary_key_id)
             )  # fmt: skip
             prev = digest
         self.heads[team] = (seq, prev)
