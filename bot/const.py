@@ -18,10 +18,12 @@ SUB_SETUP: Final = "setup"
 SUB_AUDIT: Final = "audit"
 SUB_DIAGNOSTICS: Final = "diagnostics"
 SUB_SERIES: Final = "series"
+SUB_EDIT: Final = "edit"
 SUBCOMMANDS: Final[tuple[str, ...]] = (
     SUB_HELP,
     SUB_SEND,
     SUB_CANCEL,
+    SUB_EDIT,
     SUB_USER,
     SUB_STATUS,
     SUB_ME,
@@ -124,6 +126,12 @@ ACTION_HOME_COMPOSE: Final = "pushops_home_compose"
 """The Home tab's "Compose": the compose form."""
 ACTION_HOME_SETUP: Final = "pushops_home_setup"
 """The Home tab's "Set up PushOps" (admins): the setup form."""
+ACTION_EDIT_SEND: Final = "pushops_edit_send"
+""""Edit" on messages about an upcoming send (the requester's reply and DMs, `/push list`,
+the Home tab): the compose form filled from it, saving into the same send. Value: its UUID."""
+ACTION_SEND_AGAIN: Final = "pushops_send_again"
+""""Send again" on a finished send: the compose form filled from it, as a new send. Value:
+the finished send's UUID."""
 ACTION_MISSED_SEND_NOW: Final = "pushops_missed_send_now"
 ACTION_MISSED_DROP: Final = "pushops_missed_drop"
 """"Send now" / "Drop" on the message about a missed send. Value: the send's UUID."""
@@ -138,6 +146,8 @@ ACTION_SERIES_REJECT: Final = "pushops_series_reject"
 
 CALLBACK_COMPOSE: Final = "pushops_compose"
 """The compose form of `/push send` without arguments."""
+CALLBACK_COMPOSE_EDIT: Final = "pushops_compose_edit"
+"""The compose form filled from an upcoming send (`/push edit`, Edit): Save changes that send."""
 CALLBACK_COMPOSE_PREVIEW: Final = "pushops_compose_preview"
 """The compose form's preview, pushed over it: Send (submit) or Back (close)."""
 BLOCK_PREVIEW_FACTS: Final = "preview_facts"

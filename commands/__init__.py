@@ -33,11 +33,13 @@ from commands import (
 )
 from commands.context import Subcommand
 from commands.dispatch import build_listener
+from commands.send import editing
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     help.SUBCOMMAND,
     send.SUBCOMMAND,
     cancel.SUBCOMMAND,
+    editing.SUBCOMMAND,
     status.SUBCOMMAND,
     listing.SUBCOMMAND,
     series.SUBCOMMAND,
@@ -56,6 +58,7 @@ REGISTRARS: tuple[Callable[[AsyncApp, Services], None], ...] = (
     home.register,
     notify.register,
     send.register,
+    editing.register,
     status.register,
     listing.register,
     series.register,

@@ -49,6 +49,9 @@ USAGE: dict[str, str] = {
     --until DATE       the last day of a series (2027-03-31), or
     --times N          how many times it goes out""",
     const.SUB_CANCEL: f"{C} cancel ID                      a short send id or a OneSignal id",
+    const.SUB_EDIT: f"""\
+{C} edit ID                        the form filled from an upcoming send: Save changes
+                                   it (same id; approval asked again when the policy does)""",
     const.SUB_USER: f"{C} user EXTERNAL_ID [--app NAME]  senders, responders, admins",
     const.SUB_STATUS: f"{C} status ID",
     const.SUB_ME: f"{C} me [EXTERNAL_ID]               show or set your linked external id",

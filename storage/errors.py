@@ -109,3 +109,12 @@ class AuditKeyMissing(StorageError):
             "No audit key: this database was opened without the keys derived from "
             "PUSHOPS_SECRET_KEY, so no audit event can be written."
         )
+
+
+class NotEditable(StorageError):
+    """The send is no longer scheduled or pending approval: gone out, going, or ended."""
+
+    def __init__(self, short_id: str, state: str) -> None:
+        self.short_id = short_id
+        self.state = state
+        super().__init__(f"Send {short_id} is {state}; only an upcoming send can be edited.")

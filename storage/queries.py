@@ -84,6 +84,7 @@ __all__ = [
     "list_approvals",
     "list_audit_events",
     "list_sends",
+    "lock_send",
     "next_due_at",
     "record_approval",
     "record_send_progress",
@@ -652,6 +653,19 @@ async def _pending_send(
     # Locked (on PostgreSQL; SQLite's write transaction holds the whole database) until the
     # decision commits: a cancel or expiry racing it waits, then finds the send decided, and
     # a decision that comes second finds the send moved on and records nothing.
+    send = await lock_send(session=session, team_id=team_id, send_id=send_id)
+    if send.state != SendState.PENDING_APPROVAL:
+        raise IllegalTransition(
+            f"Send {send.short_id} is {send.state.value}, not pending approval."
+        )
+    if approver_id == send.requester_id:
+        raise SelfApproval(f"You requested send {send.short_id}; someone else has to approve it.")
+    return send
+
+
+async def lock_send(*, session: AsyncSession, team_id: str, send_id: uuid.UUID) -> Send:
+    """The send, read afresh and its row locked until the caller's transaction ends (on
+    PostgreSQL; SQLite's write transaction holds the whole database); `NoSuchSend`."""
     query = (
         sa.select(Send)
         .where(Send.id == send_id, Send.team_id == team_id)
@@ -661,12 +675,6 @@ async def _pending_send(
     send = (await session.scalars(query)).one_or_none()
     if send is None:
         raise NoSuchSend(team_id, str(send_id))
-    if send.state != SendState.PENDING_APPROVAL:
-        raise IllegalTransition(
-            f"Send {send.short_id} is {send.state.value}, not pending approval."
-        )
-    if approver_id == send.requester_id:
-        raise SelfApproval(f"You requested send {send.short_id}; someone else has to approve it.")
     return send
 
 

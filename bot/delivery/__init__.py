@@ -10,7 +10,7 @@ surface imports nothing from `storage`), and storage's errors are answered in th
 package's own (`outcomes.py`). Nothing here imports Slack: outcomes reach people through
 `bot.notifier.Notifier`.
 
-    sends.py          Sends: create, confirm, discard, resend_missed, approve, reject
+    sends.py          Sends: create, confirm, discard, resend_missed, edit, approve, reject
     deliverer.py      Deliverer: dispatch, deliver, claims, slots, the result writer
     recall.py         Recall: cancel, status, estimate, segments, get, find, recent
     content.py        SendContent, Audience, SendRejected (OneSignal's limits), languages
@@ -18,7 +18,8 @@ package's own (`outcomes.py`). Nothing here imports Slack: outcomes reach people
                       data
     templates.py      OneSignal's templates of an app, listed and kept briefly
     outcomes.py       Estimate, CancelOutcome, StatusReport, SendNotFound,
-                      DecisionRefused, NoLongerPending, StoreBusy, StoreRefused,
+                      DecisionRefused, NoLongerPending, NotEditable, StoreBusy,
+                      StoreRefused,
                       StoreInterrupted, DeliveryPolicy
     attempt.py        one delivery attempt, and the check rounds of a send OneSignal has
                       not answered about
@@ -60,6 +61,7 @@ from bot.delivery.outcomes import (
     DeliveryPolicy,
     Estimate,
     NoLongerPending,
+    NotEditable,
     SendNotFound,
     StatusReport,
     StoreBusy,
@@ -67,7 +69,7 @@ from bot.delivery.outcomes import (
     StoreRefused,
 )
 from bot.delivery.recall import Recall
-from bot.delivery.sends import Sends
+from bot.delivery.sends import Edit, Sends
 from storage.models import Send, SendState, utcnow  # the rows and states the service hands up
 
 __all__ = [
@@ -91,11 +93,13 @@ __all__ = [
     "DecisionRefused",
     "Deliverer",
     "DeliveryPolicy",
+    "Edit",
     "Estimate",
     "Recall",
     "RejectedField",
     "SendContent",
     "NoLongerPending",
+    "NotEditable",
     "SendNotFound",
     "Send",
     "SendRejected",

@@ -46,6 +46,20 @@ class NoLongerPending(Exception):
     before the decision was recorded: nothing of the decision was kept."""
 
 
+class NotEditable(Exception):
+    """The send went out, is going, or ended before the edit was saved: nothing was changed.
+
+    Attributes:
+        short_id: the send's short id.
+        state: the state it is in now (`sending`, `sent`, `cancelled`...).
+    """
+
+    def __init__(self, short_id: str, state: str) -> None:
+        self.short_id = short_id
+        self.state = state
+        super().__init__(f"Send {short_id} is {state}; nothing was changed.")
+
+
 class StoreBusy(Exception):
     """Other writers held the database longer than storing the send could wait: nothing of it
     was written, so nothing will be sent."""

@@ -1,7 +1,8 @@
 """`Sends`: the send state machine between the Slack surface and the deliverer.
 
 It stores sends (`create`), moves them through their states (`confirm`, `discard`,
-`resend_missed`, `approve`, `reject`), each move an audited compare-and-set, and hands what
+`resend_missed`, `approve`, `reject`), each move an audited compare-and-set, changes an
+upcoming one (`edit`: not a move of its own, see `storage.edits`), and hands what
 may go to the `Deliverer` (`approve` dispatches; a caller dispatches what it created or
 confirmed, after Slack's ack). Fast methods touch only the database and may run before the
 ack. Storage's errors are answered here in the delivery layer's own (`bot.delivery.outcomes`).
@@ -22,12 +23,13 @@ from bot.delivery.options import DeliveryOptions
 from bot.delivery.outcomes import (
     DecisionRefused,
     NoLongerPending,
+    NotEditable,
     SendNotFound,
     store_errors,
 )
 from bot.delivery.templates import Templates
 from bot.timeparse import MAX_AHEAD, too_far_ahead
-from storage import claims, queries
+from storage import claims, edits, queries
 from storage.db import limited_lock_wait
 from storage.errors import (
     AlreadyDecided,
@@ -36,7 +38,11 @@ from storage.errors import (
     NoSuchSend,
     SelfApproval,
 )
+from storage.errors import NotEditable as StoredNotEditable
 from storage.models import Decision, Send, SendState
+
+Edit = edits.Edited
+"""An edit saved: the send as it is now, what changed (`content`, `due_at`...), its old state."""
 
 PAST_TOLERANCE: Final = timedelta(seconds=60)
 """How far in the past a due time may be (a slow form) before it is refused as passed."""
@@ -239,6 +245,56 @@ class Sends:
                 taken = claims.Claim(deliverer.worker_id, deliverer.lease)
                 await claims.claim_in(session=session, send_id=send_id, now=now, claim=taken)
         return await self._get(team_id, send_id) if moved else None
+
+    # --- editing -------------------------------------------------------------------------
+
+    async def edit(
+        self,
+        *,
+        team_id: str,
+        send_id: uuid.UUID,
+        actor: str,
+        app_name: str | None,
+        content: SendContent,
+        audience: Audience,
+        options: DeliveryOptions | None,
+        due_at: datetime | None,
+        timezone: str,
+        approvals_required: int,
+    ) -> Edit:
+        """Save new content, audience, app, options and time of an upcoming send (fast,
+        database only: it may run before the ack). Call `dispatch(edit.send)` after the ack.
+
+        The send keeps its id (its idempotency key) and short id. `approvals_required` is
+        what the policy asks of it now: above zero it waits for approval again, approvals
+        given before void; else it is scheduled. The caller checks who may edit. Raises
+        `SendRejected` (a bad time, an app removed), `SendNotFound`, and `NotEditable` when
+        it went out (or is going, or ended) first: then nothing is changed.
+        """
+        self._check_due(due_at, timezone)
+        try:
+            async with self.database.sessions.begin() as session:
+                change = edits.SendEdit(
+                    app=await self.deliverer.apps.resolve(session, team_id, app_name),
+                    content=content.stored(),
+                    audience=audience.model_dump(mode="json"),
+                    options=options.stored() if options is not None else {},
+                    due_at=due_at,
+                )
+                return await edits.edit_send(
+                    session=session,
+                    team_id=team_id,
+                    send_id=send_id,
+                    edit=change,
+                    actor=actor,
+                    approvals_required=max(approvals_required, 0),
+                )
+        except AppNotFound:
+            raise SendRejected("app", f"There is no app {app_name!r} here any more.") from None
+        except NoSuchSend:
+            raise SendNotFound(str(send_id)) from None
+        except StoredNotEditable as error:
+            raise NotEditable(error.short_id, error.state) from None
 
     # --- approvals -----------------------------------------------------------------------
 

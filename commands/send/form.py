@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import re
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -54,6 +55,7 @@ from commands.send.storing import (
 )
 from commands.views import compose, compose_options
 from commands.views.compose import ComposeForm, ComposeInput
+from commands.views.compose_options import OptionsForm
 from commands.views.sends import zone_of
 
 log = logging.getLogger(__name__)
@@ -66,14 +68,17 @@ LOADING: Final = "Loading this app's segments…"
 
 @dataclass(frozen=True)
 class Meta:
-    """The form's `private_metadata`: where to answer, which app is chosen."""
+    """The form's `private_metadata`: where to answer, which app is chosen, and the send an
+    edit form saves into (a claim only: checked again on submit, never trusted)."""
 
     channel: str | None = None
     app: str | None = None
+    send: str | None = None
 
     def dump(self) -> str:
         """As JSON text (Slack keeps up to 3,000 characters)."""
-        return json.dumps({"channel": self.channel, "app": self.app})
+        data = {"channel": self.channel, "app": self.app}
+        return json.dumps(data | ({"send": self.send} if self.send else {}))
 
     @classmethod
     def load(cls, text: str) -> Meta:
@@ -84,7 +89,12 @@ class Meta:
             return cls()
         if not isinstance(data, dict):
             return cls()
-        return cls(channel=data.get("channel") or None, app=data.get("app") or None)
+        send = data.get("send")
+        return cls(
+            channel=data.get("channel") or None,
+            app=data.get("app") or None,
+            send=send if isinstance(send, str) and send else None,
+        )
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -109,19 +119,25 @@ async def open_compose(
     trigger_id: str,
     channel: str | None,
     filled: ComposeInput | None = None,
+    options: OptionsForm | None = None,
+    editing: uuid.UUID | None = None,
 ) -> None:
-    """Open the compose form (its fields starting with `filled`), then list the chosen app's
-    segments into it. CommandError when the workspace has no app to send with."""
+    """Open the compose form (its fields starting with `filled` and `options`), then list the
+    chosen app's segments into it; `editing`: the form saves into that send instead.
+    CommandError when the workspace has no app to send with."""
     names, default = await _apps(services, team_id)
     if not names:
         raise CommandError(unknown_app_text(None, []))
     app = filled.app if filled is not None and filled.app in names else default
+    send = str(editing) if editing is not None else None
     form = ComposeForm(
         apps=names,
         app=app,
         segments_note=LOADING,
-        metadata=Meta(channel=channel, app=app).dump(),
+        metadata=Meta(channel=channel, app=app, send=send).dump(),
         filled=filled,
+        options=options or OptionsForm(),
+        editing=editing is not None,
     )
     opened = await client.views_open(trigger_id=trigger_id, view=compose.compose_view(form))
     await _refresh(services, client, team_id, opened["view"], form)
@@ -214,7 +230,7 @@ async def _audience_changed(
         estimate = await services.recall.estimate(team_id=team_id, app_name=app, audience=audience)
     except SendRejected as error:  # a bad audience, or the app was removed meanwhile
         if error.field == "app":
-            text = escape(await _unknown_app(services, team_id, app, view))
+            text = escape(await unknown_app_here(services, team_id, app, view))
         elif not (typed.segments or typed.excluded or typed.external_ids):
             text = compose.ESTIMATE_PROMPT  # cleared while choosing: not an error yet
         else:
@@ -269,7 +285,7 @@ def _pick_app(view: dict[str, Any]) -> str:
     return f"Close this form and run `{const.SLASH_COMMAND} send` again to choose one"
 
 
-async def _unknown_app(
+async def unknown_app_here(
     services: Services, team_id: str, name: str | None, view: dict[str, Any]
 ) -> str:
     """`unknown_app_text` in the form's words."""
@@ -295,7 +311,7 @@ class FormErrors(Exception):
         self.errors = errors
 
 
-def _error_block(field: str, typed: ComposeInput, view: dict[str, Any], message: str = "") -> str:
+def error_block(field: str, typed: ComposeInput, view: dict[str, Any], message: str = "") -> str:
     """The block showing a refusal of `field` (one that exists in this view)."""
     shown = {block.get("block_id") for block in view.get("blocks") or ()}
     ours = compose_options.error_block(field, message, view)
@@ -355,15 +371,15 @@ def _draft(
             **form_options.content_fields(values),
         )
     except SendRejected as error:
-        errors[_error_block(error.field, typed, view, str(error))] = str(error)
+        errors[error_block(error.field, typed, view, str(error))] = str(error)
     try:
         options = form_options.delivery_of(values)
     except SendRejected as error:
-        errors.setdefault(_error_block(error.field, typed, view, str(error)), str(error))
+        errors.setdefault(error_block(error.field, typed, view, str(error)), str(error))
     try:
         audience = _audience(typed)
     except SendRejected as error:
-        errors.setdefault(_error_block(error.field, typed, view), str(error))
+        errors.setdefault(error_block(error.field, typed, view), str(error))
     try:
         due = _due(typed, timezone)
     except FormErrors as error:
@@ -376,7 +392,7 @@ def _draft(
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
     """A submitted form, checked: who asks, what they typed, and the send it describes."""
 
     team_id: str
@@ -387,7 +403,7 @@ class _Prepared:
     view: dict[str, Any]
 
 
-async def _prepare(services: Services, body: dict[str, Any], client: AsyncWebClient) -> _Prepared:
+async def prepare(services: Services, body: dict[str, Any], client: AsyncWebClient) -> Prepared:
     """Who submitted the form (Slack's lookup waits at most LOOKUP_BUDGET) and the send its
     fields describe; FormErrors for bad fields. Nothing is stored."""
     view = body["view"]
@@ -412,9 +428,9 @@ async def _prepare(services: Services, body: dict[str, Any], client: AsyncWebCli
             services, team_id, typed.app or meta.app, view["state"]["values"]
         )
     except SendRejected as error:
-        raise FormErrors({_error_block(error.field, typed, view, str(error)): str(error)}) from None
+        raise FormErrors({error_block(error.field, typed, view, str(error)): str(error)}) from None
     draft = _draft(typed, meta, person.timezone, view, template)
-    return _Prepared(team_id, person, typed, meta, draft, view)
+    return Prepared(team_id, person, typed, meta, draft, view)
 
 
 async def _submitted(
@@ -430,7 +446,7 @@ async def _submitted(
     Slack's lookup waits at most LOOKUP_BUDGET, the store at most its own wait for other
     writers (`commands.send.storing.store`); each refusal says that nothing was sent.
     """
-    ready = await _prepare(services, body, client)
+    ready = await prepare(services, body, client)
     team_id, person, typed, meta, draft, view = (
         ready.team_id,
         ready.person,
@@ -451,8 +467,8 @@ async def _submitted(
     except SendRejected as error:
         text = str(error)
         if error.field == "app":  # removed while the form was open
-            text = await _unknown_app(services, team_id, draft.app, view)
-        raise FormErrors({_error_block(error.field, typed, view): text}) from None
+            text = await unknown_app_here(services, team_id, draft.app, view)
+        raise FormErrors({error_block(error.field, typed, view): text}) from None
     except CommandError as error:
         raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: str(error)}) from None
     return send, meta
@@ -463,7 +479,7 @@ async def _submitted(
 _TIMES: Final = re.compile(r"(\d{1,4})\s*(?:x|times?)?", re.IGNORECASE)
 
 
-def _recurrence(ready: _Prepared) -> Recurrence:
+def _recurrence(ready: Prepared) -> Recurrence:
     """The form's Repeat, Repeat until and When as a series' rule; FormErrors if unusable."""
     typed = ready.typed
     if typed.when == compose.WHEN_IN:
@@ -503,7 +519,7 @@ async def _submitted_series(
     services: Services, body: dict[str, Any], client: AsyncWebClient
 ) -> tuple[Series, Meta, tuple[str, ...]]:
     """Check the form and store its series (before the ack); FormErrors for bad fields."""
-    ready = await _prepare(services, body, client)
+    ready = await prepare(services, body, client)
     recurrence = _recurrence(ready)
     draft = ready.draft
     try:
@@ -523,8 +539,8 @@ async def _submitted_series(
     except SendRejected as error:
         text = str(error)
         if error.field == "app":  # removed while the form was open
-            text = await _unknown_app(services, ready.team_id, draft.app, ready.view)
-        raise FormErrors({_error_block(error.field, ready.typed, ready.view): text}) from None
+            text = await unknown_app_here(services, ready.team_id, draft.app, ready.view)
+        raise FormErrors({error_block(error.field, ready.typed, ready.view): text}) from None
     except CommandError as error:
         raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: str(error)}) from None
     return series, ready.meta, recurrence.notes

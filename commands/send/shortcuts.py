@@ -103,13 +103,14 @@ async def _open(
             filled=filled,
         )
     except CommandError as error:
-        await _refuse(services, respond, team_id, user_id, str(error))
+        await refuse_opening(services, respond, team_id, user_id, str(error))
 
 
-async def _refuse(
+async def refuse_opening(
     services: Services, respond: AsyncRespond | None, team_id: str, user_id: str, text: str
 ) -> None:
-    """Say why the form did not open: where the message shortcut was used, else by DM."""
+    """Say why the form did not open: where the shortcut or button was used (`respond`),
+    else by DM (a global shortcut, a button on the Home tab)."""
     if respond is not None:
         await respond(text=text, response_type="ephemeral", replace_original=False)
         return

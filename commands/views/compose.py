@@ -8,7 +8,7 @@ app change, or with a fresh audience estimate) without losing the text already e
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -23,6 +23,7 @@ from commands.views.limits import (
     OPTION_TEXT,
     OPTION_VALUE,
     SELECT_OPTIONS,
+    VIEW_BLOCKS,
     fit,
     shorten,
 )
@@ -59,6 +60,8 @@ class ComposeForm:
         filled: what the fields start with (a message turned into a push, a send to edit or
             send again, the form again after its preview's Back); None: empty. Slack shows it
             only in fields the person has not typed in.
+        editing: the form edits a stored send (`/push edit`): its own callback id, Save
+            instead of Send, and no Repeat (an upcoming send stays one send).
     """
 
     apps: tuple[str, ...] = ()
@@ -69,6 +72,7 @@ class ComposeForm:
     metadata: str = ""
     filled: ComposeInput | None = None
     options: OptionsForm = OptionsForm()
+    editing: bool = False
 
 
 def compose_view(form: ComposeForm) -> dict[str, Any]:
@@ -120,6 +124,28 @@ def compose_view(form: ComposeForm) -> dict[str, Any]:
             placeholder="10m, 2h, 1d or 1h30m",
             initial=filled.in_,
         ),
+        *([] if form.editing else _repeat_blocks(filled)),
+        *options_blocks(form.options),
+        {
+            "type": "context",
+            "block_id": const.BLOCK_COMPOSE_ESTIMATE,
+            "elements": [{"type": "mrkdwn", "text": fit(form.estimate, CONTEXT_TEXT)}],
+        },
+    ]
+    return {
+        "type": "modal",
+        "callback_id": const.CALLBACK_COMPOSE_EDIT if form.editing else const.CALLBACK_COMPOSE,
+        "title": _plain("Edit a push" if form.editing else "Send a push"),
+        "submit": _plain("Save" if form.editing else "Send"),
+        "close": _plain("Cancel"),
+        "private_metadata": form.metadata,
+        "blocks": blocks,
+    }
+
+
+def _repeat_blocks(filled: ComposeInput) -> list[Block]:
+    """Repeat and Repeat until: the form makes a series when Repeat is given."""
+    return [
         _text_input(
             const.BLOCK_COMPOSE_EVERY,
             "Repeat",
@@ -134,22 +160,37 @@ def compose_view(form: ComposeForm) -> dict[str, Any]:
             placeholder="a last day like 2027-03-31, or a count like 4 times",
             initial=filled.ends,
         ),
-        *options_blocks(form.options),
-        {
-            "type": "context",
-            "block_id": const.BLOCK_COMPOSE_ESTIMATE,
-            "elements": [{"type": "mrkdwn", "text": fit(form.estimate, CONTEXT_TEXT)}],
-        },
     ]
-    return {
-        "type": "modal",
-        "callback_id": const.CALLBACK_COMPOSE,
-        "title": _plain("Send a push"),
-        "submit": _plain("Send"),
-        "close": _plain("Cancel"),
-        "private_metadata": form.metadata,
-        "blocks": blocks,
+
+
+def too_big(form: ComposeForm) -> str | None:
+    """What of `form.filled` (and its options' filling) Slack's form cannot show whole: a
+    text over what a field may start with, or more languages than a view has blocks for.
+    None when it all fits (checked with every optional block shown)."""
+    filled = form.filled or ComposeInput()
+    texts = {
+        "text": filled.message,
+        "title": filled.title,
+        "segments": ", ".join(filled.segments),
+        "excluded segments": ", ".join(filled.excluded),
+        "list of users": "\n".join(filled.external_ids),
     }
+    for name, text in texts.items():
+        if text and len(text) > INITIAL_VALUE:
+            return f"its {name} (over {INITIAL_VALUE:,} characters)"
+    options = form.options
+    for code, (text, title) in (options.filled.languages if options.filled else {}).items():
+        if len(text or "") > INITIAL_VALUE or len(title or "") > INITIAL_VALUE:
+            return f"its text in {code} (over {INITIAL_VALUE:,} characters)"
+    fullest = ComposeForm(
+        apps=("a", "b"),
+        filled=filled,
+        editing=form.editing,
+        options=replace(options, templates=(("t", "t"),), template_text="t"),
+    )
+    if len(compose_view(fullest)["blocks"]) > VIEW_BLOCKS:
+        return f"its {len(options.languages)} languages"
+    return None
 
 
 def _plain(text: str) -> dict[str, Any]:
@@ -426,6 +467,7 @@ def form_of(view: dict[str, Any]) -> ComposeForm:
         estimate=str(elements[0].get("text") or ESTIMATE_PROMPT),
         metadata=str(view.get("private_metadata") or ""),
         options=shown_options(view),
+        editing=view.get("callback_id") == const.CALLBACK_COMPOSE_EDIT,
     )
 
 

@@ -8,13 +8,21 @@ form needs no memory of its own: "Add a language" rebuilds the view with one mor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bot.delivery.options import MAX_BUTTONS
 from bot.onesignal.languages import ENGLISH, LANGUAGES
 from commands._format import Block
-from commands.views.limits import CONTEXT_TEXT, OPTION_TEXT, SELECT_OPTIONS, fit, shorten
+from commands.views.limits import (
+    CONTEXT_TEXT,
+    INITIAL_VALUE,
+    OPTION_TEXT,
+    SELECT_OPTIONS,
+    fit,
+    shorten,
+)
 
 ACTION_TEMPLATE: Final = "pushops_compose_template"
 ACTION_ADD_LANGUAGE: Final = "pushops_compose_add_language"
@@ -45,6 +53,21 @@ _PRIORITIES: Final = {"high": "High", "normal": "Normal"}
 
 
 @dataclass(frozen=True, kw_only=True)
+class FilledOptions:
+    """What the options start with (a send to edit or send again), as a send keeps them.
+
+    Attributes:
+        template_id: the template chosen (picked when the app still lists it).
+        languages: code -> (text, title) of each other language.
+        delivery: the send's delivery options as stored (`DeliveryOptions.stored()`).
+    """
+
+    template_id: str | None = None
+    languages: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    delivery: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class OptionsForm:
     """What the options part of the form shows.
 
@@ -52,28 +75,34 @@ class OptionsForm:
         templates: (id, name) of the app's push templates; None or empty: no picker.
         template_text: the chosen template's text, shown under the picker.
         languages: the codes whose text and title fields are shown.
+        filled: what the fields start with (Slack shows it in untouched fields only).
     """
 
     templates: tuple[tuple[str, str], ...] | None = None
     template_text: str | None = None
     languages: tuple[str, ...] = ()
+    filled: FilledOptions | None = None
 
 
 def options_blocks(form: OptionsForm) -> list[Block]:
     """The template picker, the languages, and the delivery options."""
     blocks: list[Block] = []
+    filled = form.filled or FilledOptions()
     if form.templates:
-        blocks.append(_template_block(form.templates))
+        blocks.append(_template_block(form.templates, filled.template_id))
         if form.template_text:
             blocks.append(_context(BLOCK_TEMPLATE_TEXT, form.template_text))
     for code in form.languages:
         name = f"{LANGUAGES[code]} ({code})"
-        blocks.append(_text(f"{TEXT_PREFIX}{code}", f"Message in {name}", multiline=True))
-        blocks.append(_text(f"{TITLE_PREFIX}{code}", f"Title in {name}"))
+        text, title = filled.languages.get(code, (None, None))
+        blocks.append(
+            _text(f"{TEXT_PREFIX}{code}", f"Message in {name}", multiline=True, initial=text)
+        )
+        blocks.append(_text(f"{TITLE_PREFIX}{code}", f"Title in {name}", initial=title))
     left = [c for c in LANGUAGES if c != ENGLISH and c not in form.languages]
     if left:
         blocks.append(_add_language_block(left))
-    return blocks + _delivery_blocks()
+    return blocks + _delivery_blocks(filled.delivery)
 
 
 def _plain(text: str) -> dict[str, Any]:
@@ -97,7 +126,9 @@ def _input(block_id: str, label: str, element: dict[str, Any], hint: str | None 
     return block
 
 
-def _text(block_id: str, label: str, *, multiline: bool = False, **extra: Any) -> Block:
+def _text(
+    block_id: str, label: str, *, multiline: bool = False, initial: str | None = None, **extra: Any
+) -> Block:
     hint = extra.pop("hint", None)
     element = {
         "type": "plain_text_input",
@@ -105,6 +136,8 @@ def _text(block_id: str, label: str, *, multiline: bool = False, **extra: Any) -
         "multiline": multiline,
         **extra,
     }
+    if initial:
+        element["initial_value"] = shorten(initial, INITIAL_VALUE)
     return _input(block_id, label, element, hint)
 
 
@@ -116,15 +149,18 @@ def _context(block_id: str, mrkdwn: str) -> Block:
     }
 
 
-def _template_block(templates: tuple[tuple[str, str], ...]) -> Block:
+def _template_block(templates: tuple[tuple[str, str], ...], chosen: str | None) -> Block:
     options = [_option(NO_TEMPLATE, "No template")]
     options += [_option(tid, name) for tid, name in templates[: SELECT_OPTIONS - 1]]
-    element = {
+    element: dict[str, Any] = {
         "type": "static_select",
         "action_id": ACTION_TEMPLATE,
         "placeholder": _plain("Choose a OneSignal template"),
         "options": options,
     }
+    picked = next((o for o in options[1:] if chosen and o["value"] == chosen), None)
+    if picked is not None:
+        element["initial_option"] = picked
     block = _input(
         BLOCK_TEMPLATE,
         "Template",
@@ -152,53 +188,86 @@ def _add_language_block(codes: list[str]) -> Block:
     }
 
 
-def _delivery_blocks() -> list[Block]:
+def _delivery_blocks(filled: Mapping[str, Any]) -> list[Block]:
     choices = [_option(value, text) for value, text in _DELIVERY_LABELS.items()]
+    how = (
+        DELIVERY_LOCAL
+        if filled.get("local_time")
+        else DELIVERY_ACTIVE
+        if filled.get("when_active")
+        else DELIVERY_AT_ONCE
+    )
     delivery = {
         "type": "radio_buttons",
         "action_id": ACTION_FIELD,
         "options": choices,
-        "initial_option": choices[0],
+        "initial_option": next(c for c in choices if c["value"] == how),
     }
-    priority = {
+    priorities = [_option(value, text) for value, text in _PRIORITIES.items()]
+    priority: dict[str, Any] = {
         "type": "static_select",
         "action_id": ACTION_FIELD,
         "placeholder": _plain("OneSignal's default"),
-        "options": [_option(value, text) for value, text in _PRIORITIES.items()],
+        "options": priorities,
     }
+    picked = next((p for p in priorities if p["value"] == filled.get("priority")), None)
+    if picked is not None:
+        priority["initial_option"] = picked
     return [
         _input(BLOCK_DELIVERY, "Delivery", delivery),
         _input(
             BLOCK_LOCAL_TIME,
             "Local time",
-            {"type": "timepicker", "action_id": ACTION_FIELD},
+            _initial(
+                {"type": "timepicker", "action_id": ACTION_FIELD},
+                "initial_time",
+                filled.get("local_time"),
+            ),
             "For “each user's time zone”: the time of day each user gets it.",
-        ),
+        ),  # fmt: skip
         _input(
             BLOCK_THROTTLE,
             "At most per minute",
-            {
-                "type": "number_input",
-                "action_id": ACTION_FIELD,
-                "is_decimal_allowed": False,
-                "min_value": "1",
-            },
+            _initial(
+                {
+                    "type": "number_input",
+                    "action_id": ACTION_FIELD,
+                    "is_decimal_allowed": False,
+                    "min_value": "1",
+                },
+                "initial_value",
+                filled.get("throttle"),
+            ),
         ),
-        _text(BLOCK_TTL, "Expires after", placeholder=_plain("2h, 3d (at most 28 days)")),
+        _text(
+            BLOCK_TTL,
+            "Expires after",
+            placeholder=_plain("2h, 3d (at most 28 days)"),
+            initial=f"{filled['ttl']}s" if filled.get("ttl") else None,
+        ),
         _input(BLOCK_PRIORITY, "Priority", priority),
         _text(
             BLOCK_BUTTONS,
             "Buttons",
             multiline=True,
             placeholder=_plain(f"Label|https://… one per line, up to {MAX_BUTTONS}"),
+            initial="\n".join(f"{b['label']}|{b['url']}" for b in filled.get("buttons") or ()),
         ),
         _text(
             BLOCK_DATA,
             "Additional data",
             multiline=True,
             placeholder=_plain("KEY=VALUE, one per line"),
+            initial="\n".join(f"{k}={v}" for k, v in (filled.get("data") or {}).items()),
         ),
     ]
+
+
+def _initial(element: dict[str, Any], key: str, value: object) -> dict[str, Any]:
+    """`element` starting with `value` (as text) under `key`, when there is one."""
+    if value is not None and value != "":
+        element[key] = str(value)
+    return element
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The Home tab: one person's view of PushOps.
 
-Their own sends yet to go out (each with the buttons `send_buttons` gives it: Cancel), the
+Their own sends yet to go out (each with the buttons `send_buttons` gives it: Edit and Cancel), the
 sends waiting for their approval (Approve / Reject), the workspace's recent sends with their
 state and delivery counters, a Compose button, and for admins the setup shortcut and the
 warnings `/push setup` shows. Whatever the numbers, the view keeps within Slack's 100 blocks:
@@ -24,6 +24,8 @@ from commands.views.sends import (
     button,
     cancel_button,
     content_text,
+    edit_button,
+    editable,
     facts,
     ids_text,
     stoppable,
@@ -72,8 +74,11 @@ class HomeState:
 
 
 def send_buttons(card: SendCard) -> list[Element]:
-    """Cancel, while the send can be stopped."""
-    return [cancel_button(card, const.ACTION_HOME_CANCEL)] if stoppable(card) else []
+    """Edit, while the send has not started going out; Cancel, while it can be stopped."""
+    elements = [edit_button(card)] if editable(card) else []
+    if stoppable(card):
+        elements.append(cancel_button(card, const.ACTION_HOME_CANCEL))
+    return elements
 
 
 _FIXED_BLOCKS: Final = 16

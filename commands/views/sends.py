@@ -402,6 +402,33 @@ def cancel_actions(card: SendCard) -> list[Block]:
     return [actions(cancel_button(card))] if stoppable(card) else []
 
 
+AGAIN: Final = frozenset(
+    {SendState.SENT, SendState.FAILED, SendState.CANCELLED, SendState.REJECTED, SendState.EXPIRED}
+)
+"""Finished sends whose messages offer "Send again" (a missed one has its own Send now)."""
+
+
+def editable(card: SendCard) -> bool:
+    """Whether the send may still be edited: it has not started going out (nor a test)."""
+    return card.state in _NOT_OUT and not card.is_test
+
+
+def edit_button(card: SendCard) -> dict[str, Any]:
+    """Edit: the compose form filled from the upcoming send, saving into it."""
+    return button("Edit", const.ACTION_EDIT_SEND, card.send_id)
+
+
+def send_actions(card: SendCard) -> list[Block]:
+    """The requester's buttons on a message about their send: Edit and Cancel while it has
+    not gone out, Cancel while it can be stopped, Send again once it is finished."""
+    elements = [edit_button(card)] if editable(card) else []
+    if stoppable(card):
+        elements.append(cancel_button(card))
+    if card.state in AGAIN and not card.is_test:
+        elements.append(button("Send again", const.ACTION_SEND_AGAIN, card.send_id))
+    return [actions(*elements)] if elements else []
+
+
 def preview_blocks(card: SendCard, *, estimate: str, notes: Sequence[str] = ()) -> list[Block]:
     """The preview of a draft: the card, the audience estimate, notes, Send and Cancel.
 
@@ -434,7 +461,7 @@ def outcome_blocks(
     blocks = card_blocks(card, now=now)
     if note:
         blocks.append(context(note))
-    return blocks + cancel_actions(card)
+    return blocks + send_actions(card)
 
 
 def missed_blocks(card: SendCard, *, grace: str) -> list[Block]:

@@ -63,16 +63,25 @@ def test_the_worst_case_home_is_valid_and_says_how_many_more():
 
 
 def test_each_own_send_gets_the_buttons_the_caller_gives_it():
-    def edit_and_cancel(c: sends.SendCard) -> list[dict[str, Any]]:
-        edit = sends.button("Edit", "pushops_home_edit", c.send_id)
-        return [edit, *home.send_buttons(c)]
+    def more(c: sends.SendCard) -> list[dict[str, Any]]:
+        status = sends.button("Status", "pushops_home_status", c.send_id)
+        return [*home.send_buttons(c), status]
 
-    view = home.home_view(worst(), buttons=edit_and_cancel)
+    view = home.home_view(worst(), buttons=more)
+
+    assert blockkit.view_problems(view) == []
+    own = [b for b in view["blocks"] if b["type"] == "actions" and len(b["elements"]) == 3]
+    ids = {tuple(e["action_id"] for e in b["elements"]) for b in own}
+    assert (const.ACTION_EDIT_SEND, const.ACTION_HOME_CANCEL, "pushops_home_status") in ids
+
+
+def test_an_upcoming_send_of_ones_own_has_edit_and_cancel():
+    view = home.home_view(worst())
 
     assert blockkit.view_problems(view) == []
     own = [b for b in view["blocks"] if b["type"] == "actions" and len(b["elements"]) == 2]
     ids = {tuple(e["action_id"] for e in b["elements"]) for b in own}
-    assert ("pushops_home_edit", const.ACTION_HOME_CANCEL) in ids
+    assert (const.ACTION_EDIT_SEND, const.ACTION_HOME_CANCEL) in ids
 
 
 def test_an_empty_home_of_a_member_offers_compose_only():

@@ -23,8 +23,10 @@ def _state(element: dict[str, Any]) -> dict[str, Any]:
     """The state Slack reports for `element` untouched: what it started with."""
     kind = element["type"]
     state: dict[str, Any] = {"type": kind}
-    if kind in ("plain_text_input", "url_text_input"):
+    if kind in ("plain_text_input", "url_text_input", "number_input"):
         state["value"] = element.get("initial_value")
+    elif kind == "timepicker":
+        state["selected_time"] = element.get("initial_time")
     elif kind == "multi_static_select":
         state["selected_options"] = element.get("initial_options") or []
     elif kind in ("static_select", "radio_buttons"):
@@ -51,6 +53,8 @@ def shown_values(view: dict[str, Any], **typed: Any) -> dict[str, dict[str, Any]
                 state["selected_option"] = {"value": new}
             elif "selected_date_time" in state:
                 state["selected_date_time"] = new
+            elif "selected_time" in state:
+                state["selected_time"] = new
             else:
                 state["value"] = new
         values[block["block_id"]] = {element["action_id"]: state}
