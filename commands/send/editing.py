@@ -8,10 +8,11 @@ ack the send is dispatched again (its timer armed at the new time, or the approv
 updated in place) and the editor is told what was saved. The edit goes straight to Save, with
 no preview step: the send it changes is shown in full in the answer, with Edit and Cancel.
 
-Who may edit: the send's requester, or a PushOps admin, and only while they may send (the
-right is checked again on Save; the send id the form carries is checked against the
-workspace, and never trusted for authority). Send again (on a finished send) opens the same
-form as a new send, through the ordinary compose path.
+Who may edit: the send's requester, while they may send (checked again on Save; the send id
+the form carries is checked against the workspace, and never trusted for authority). Not
+admins: whoever rewrites a send could then approve the words they wrote themselves, and the
+approval policy is two people; others stop a send with Cancel. Send again (on a finished
+send) opens the same form as a new send, through the ordinary compose path.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from bot.policy import approvals_required
 from bot.services import Services
 from commands._format import code
 from commands._parsing import parse_options
-from commands.access import interaction_ids, resolve_actor, why_not
+from commands.access import interaction_ids, why_not
 from commands.cards import card_of
 from commands.context import (
     CommandContext,
@@ -69,8 +70,8 @@ log = logging.getLogger(__name__)
 EDITABLE: Final = frozenset({SendState.SCHEDULED, SendState.PENDING_APPROVAL})
 
 NOT_YOURS: Final = (
-    "Only the person who asked for a send, or a PushOps admin, can edit it; "
-    "`/push send` makes a new one."
+    "Only the person who asked for a send can edit it (so that nobody approves words they "
+    "wrote themselves). Cancel stops it, and `/push send` makes a new one."
 )
 GONE: Final = "This send is not known here any more; nothing was changed."
 
@@ -131,16 +132,14 @@ def filled_from(send: Send, *, keep_time: bool) -> tuple[ComposeInput, OptionsFo
 async def may_edit(
     services: Services, client: AsyncWebClient, team_id: str, user_id: str, send: Send
 ) -> None:
-    """Refuse (CommandError, audited) who may not edit `send`: it must be theirs (or they an
-    admin), and they must have the right to send."""
-    await requester(
+    """Refuse (CommandError, audited) who may not edit `send`: it must be theirs, and they must
+    have the right to send."""
+    person = await requester(
         services=services, client=client, team_id=team_id, user_id=user_id, what="edit a send"
     )
     if send.requester_id == user_id:
         return
-    actor = await resolve_actor(team_id=team_id, user_id=user_id, client=client, services=services)
-    if actor.is_admin():
-        return
+    actor = person.actor
     denial = Denial(
         team_id, user_id, "send", "edit a send", why_not(actor, "not_own_send"), target(send)
     )

@@ -15,6 +15,7 @@ from bot import const
 from bot.onesignal.languages import LANGUAGES as LANGUAGE_NAMES
 from storage import queries, workspaces
 from storage.models import AuditEvent, SendState, utcnow
+from tests.denials import wait_for_denials
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.scenario.composekit import (
@@ -217,17 +218,32 @@ async def test_someone_elses_send_cannot_be_edited(app, fake_slack, database):
     sent = await app.post_command(f"edit {send.short_id}", user=CAROL)
 
     reply = await sent.reply()
-    assert "Only the person who asked for a send, or a PushOps admin" in reply["text"]
+    assert "Only the person who asked for a send can edit it" in reply["text"]
     assert fake_slack.calls_to("views.open") == []
-    assert "send.denied" in [
-        action
-        for action in await _actions(database)  # audited as every refusal is
-    ]
+    [denied] = await wait_for_denials(database, 1, "send.denied")  # as every refusal is
+    assert denied.actor == CAROL and denied.target == f"send {send.short_id}"
+    assert denied.details["what"] == "edit a send"
 
 
-async def _actions(database: Any) -> list[str]:
+async def test_an_admin_cannot_edit_anothers_send_and_could_not_approve_their_own_words(
+    app, fake_slack, database, storage_factory
+):
+    await require_approvals(database, fake_slack)
     async with database.sessions() as session:
-        return list(await session.scalars(sa.select(AuditEvent.action)))
+        default = await workspaces.get_app(session=session, team_id=DEFAULT_TEAM_ID, name="default")
+    assert default is not None
+    send = await storage_factory.send(
+        default, requester_id=BOB, state=SendState.PENDING_APPROVAL,
+        due_at=utcnow() + timedelta(hours=1), content={"message": "Bob's news"},
+        audience={"segments": [SEGMENT]}, approvals_required=1,
+    )  # fmt: skip
+
+    sent = await app.post_command(f"edit {send.short_id}")  # ALICE, an admin and approver
+
+    reply = await sent.reply()
+    assert "Only the person who asked for a send can edit it" in reply["text"]
+    assert fake_slack.calls_to("views.open") == []
+    assert (await only_send(database)).content == {"message": "Bob's news"}
 
 
 async def test_send_again_opens_the_form_filled_as_a_new_send(
