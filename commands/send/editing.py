@@ -57,6 +57,7 @@ from commands.dispatch import ACK_BUDGET
 from commands.help import usage
 from commands.notify import notifier_of
 from commands.send import form
+from commands.send.meta import Meta
 from commands.send.requester import requester
 from commands.send.shortcuts import refuse_opening
 from commands.send.storing import answer, answer_where, policy_of
@@ -180,6 +181,8 @@ async def open_filled(
     await form.open_compose(
         services, client, team_id=team_id, trigger_id=trigger_id, channel=channel,
         filled=typed, options=options, editing=None if again else send.id,
+        # An edit keeps the template text it was stored with; a new send reads it afresh.
+        template=None if again else SendContent.from_stored(send.content).template,
     )  # fmt: skip
 
 
@@ -281,7 +284,7 @@ async def _still_editable(services: Services, body: dict[str, Any]) -> Send:
     first: a time that passed because the send went out is not the problem to name)."""
     view = body.get("view") or {}
     team_id, _ = interaction_ids(body)
-    meta = form.Meta.load(view.get("private_metadata") or "")
+    meta = Meta.load(view.get("private_metadata") or "")
     send = await load_send(services, team_id, send_uuid(meta.send))
     try:
         if send is None:
@@ -325,7 +328,7 @@ async def _after_save(
     """After the ack: take the edited send on (its new time, or its approvers asked again in
     their message) and tell the editor what was saved."""
     team_id, user_id = interaction_ids(body)
-    channel = form.Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
+    channel = Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
     reply = answer_where(services, client, team_id, user_id, channel)
     send = edit.send
     if not edit.changed:
@@ -352,7 +355,7 @@ async def _save_late(
         edit = await task
     except form.FormErrors as error:
         team_id, user_id = interaction_ids(body)
-        channel = form.Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
+        channel = Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
         reply = answer_where(services, client, team_id, user_id, channel)
         await reply(f"Your edit was not saved: {' '.join(error.errors.values())}", [])
         return

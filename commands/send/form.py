@@ -43,6 +43,7 @@ from commands.context import CommandContext, CommandError
 from commands.dispatch import ACK_BUDGET
 from commands.outgoing import SLACK_ERRORS
 from commands.send import form_options, previewing
+from commands.send.meta import Meta
 from commands.send.requester import Requester, requester
 from commands.send.storing import (
     Draft,
@@ -64,37 +65,6 @@ LOOKUP_BUDGET: Final = 1.0
 """Seconds the requester lookup may take inside a submission (Slack waits 3 s for the ack)."""
 
 LOADING: Final = "Loading this app's segments…"
-
-
-@dataclass(frozen=True)
-class Meta:
-    """The form's `private_metadata`: where to answer, which app is chosen, and the send an
-    edit form saves into (a claim only: checked again on submit, never trusted)."""
-
-    channel: str | None = None
-    app: str | None = None
-    send: str | None = None
-
-    def dump(self) -> str:
-        """As JSON text (Slack keeps up to 3,000 characters)."""
-        data = {"channel": self.channel, "app": self.app}
-        return json.dumps(data | ({"send": self.send} if self.send else {}))
-
-    @classmethod
-    def load(cls, text: str) -> Meta:
-        """From the view's metadata; empty when it is not ours."""
-        try:
-            data = json.loads(text or "{}")
-        except ValueError:
-            return cls()
-        if not isinstance(data, dict):
-            return cls()
-        send = data.get("send")
-        return cls(
-            channel=data.get("channel") or None,
-            app=data.get("app") or None,
-            send=send if isinstance(send, str) and send else None,
-        )
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -121,9 +91,11 @@ async def open_compose(
     filled: ComposeInput | None = None,
     options: OptionsForm | None = None,
     editing: uuid.UUID | None = None,
+    template: TemplateRef | None = None,
 ) -> None:
     """Open the compose form (its fields starting with `filled` and `options`), then list the
-    chosen app's segments into it; `editing`: the form saves into that send instead.
+    chosen app's segments into it; `editing`: the form saves into that send instead;
+    `template`: the template `options` names, with its text, kept for the submission.
     CommandError when the workspace has no app to send with."""
     names, default = await _apps(services, team_id)
     if not names:
@@ -134,7 +106,7 @@ async def open_compose(
         apps=names,
         app=app,
         segments_note=LOADING,
-        metadata=Meta(channel=channel, app=app, send=send).dump(),
+        metadata=Meta(channel=channel, app=app, send=send, template=template).dump(),
         filled=filled,
         options=options or OptionsForm(),
         editing=editing is not None,
@@ -209,7 +181,8 @@ async def _app_changed(services: Services, body: dict[str, Any], client: AsyncWe
     team_id, _ = interaction_ids(body)
     view = body["view"]
     chosen = compose.read_compose(view["state"]["values"]).app
-    meta = replace(Meta.load(view.get("private_metadata") or ""), app=chosen)
+    # Another app has other templates: the one chosen is forgotten with the picker's list.
+    meta = replace(Meta.load(view.get("private_metadata") or ""), app=chosen, template=None)
     form = replace(
         compose.form_of(view), app=chosen, segments=None, segments_note=LOADING,
         metadata=meta.dump(),
@@ -425,7 +398,7 @@ async def prepare(services: Services, body: dict[str, Any], client: AsyncWebClie
         raise FormErrors({const.BLOCK_COMPOSE_MESSAGE: SLACK_TOO_SLOW}) from None
     try:
         template = await form_options.resolve_template(
-            services, team_id, typed.app or meta.app, view["state"]["values"]
+            services, team_id, typed.app or meta.app, view["state"]["values"], known=meta.template
         )
     except SendRejected as error:
         raise FormErrors({error_block(error.field, typed, view, str(error)): str(error)}) from None

@@ -24,6 +24,7 @@ from bot.services import Services
 from commands._format import escape
 from commands.access import interaction_ids
 from commands.outgoing import SLACK_ERRORS
+from commands.send.meta import Meta
 from commands.views import compose
 from commands.views import compose_options as views
 from commands.views.compose import ComposeForm
@@ -68,12 +69,23 @@ def template_text(template: TemplateRef) -> str:
 
 
 async def resolve_template(
-    services: Services, team_id: str, app: str | None, values: dict[str, Any]
+    services: Services,
+    team_id: str,
+    app: str | None,
+    values: dict[str, Any],
+    *,
+    known: TemplateRef | None = None,
 ) -> TemplateRef | None:
-    """The template chosen in a submitted form; SendRejected("template") when unusable."""
+    """The template chosen in a submitted form; SendRejected("template") when unusable.
+
+    `known`: the template the form's metadata carries (asked of OneSignal when it was picked);
+    when it is the one chosen, OneSignal is not asked again.
+    """
     chosen = views.read_options(values).template_id
     if chosen is None:
         return None
+    if known is not None and known.id == chosen:
+        return known
     try:
         async with asyncio.timeout(TEMPLATE_BUDGET):
             return await services.sends.templates.find(team_id, app, chosen)
@@ -110,13 +122,15 @@ async def _template_chosen(
     team_id, _ = interaction_ids(body)
     view = body["view"]
     form = _form(view)
-    text = None
+    text = ref = None
     try:
         ref = await resolve_template(services, team_id, form.app, view["state"]["values"])
         text = template_text(ref) if ref is not None else None
     except SendRejected as error:
         text = escape(str(error))
-    await _update(client, view, replace(form, options=replace(form.options, template_text=text)))
+    metadata = replace(Meta.load(form.metadata), template=ref).dump()  # for the submission
+    options = replace(form.options, template_text=text)
+    await _update(client, view, replace(form, options=options, metadata=metadata))
 
 
 async def _language_added(body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -183,10 +183,10 @@ async def test_add_a_language_adds_its_text_and_title(app, fake_slack):
     assert "de" not in {o["value"] for o in left}
 
 
-async def test_choosing_a_template_shows_its_text(app, fake_slack, digest):
+async def choose_template(app: Any, fake_slack: Any, template_id: str) -> tuple[Any, Any]:
+    """Open the form and pick the template: (its state values, the views.update that follows)."""
     view_id, view = await opened_form(app, fake_slack)
-    state = option_values(template=digest["id"])
-
+    state = option_values(template=template_id)
     update = await act(
         app,
         fake_slack,
@@ -194,12 +194,45 @@ async def test_choosing_a_template_shows_its_text(app, fake_slack, digest):
         view,
         action_id=opts.ACTION_TEMPLATE,
         block_id=opts.BLOCK_TEMPLATE,
-        chosen=digest["id"],
+        chosen=template_id,
         state=state,
     )
+    return state, update
+
+
+async def test_choosing_a_template_shows_its_text(app, fake_slack, digest):
+    _, update = await choose_template(app, fake_slack, digest["id"])
 
     shown = by_id(update.args["view"])[opts.BLOCK_TEMPLATE_TEXT]["elements"][0]["text"]
     assert shown == "*Digest* This week in the app"
+
+
+async def test_a_template_chosen_in_the_form_is_previewed_without_asking_onesignal_again(
+    app, fake_slack, fake_onesignal, digest
+):
+    """The chosen template's text travels in the form: a submit after PushOps' brief memory of
+    it ran out needs no OneSignal call before Slack's ack, even with OneSignal stalled."""
+    state, update = await choose_template(app, fake_slack, digest["id"])
+    chosen_view = update.args["view"]
+    app.services.sends.templates.forget(DEFAULT_TEAM_ID)  # its memory ran out
+    asked = len(fake_onesignal.requests_to("GET", "/templates"))
+    stalled = fake_onesignal.faults.hold(method="GET")
+    try:
+        payload = signing.view_submission(
+            callback_id=const.CALLBACK_COMPOSE,
+            user_id=ALICE,
+            team_id=DEFAULT_TEAM_ID,
+            values=values(message=None) | state,
+            private_metadata=chosen_view["private_metadata"],
+        )
+        payload["view"]["blocks"] = chosen_view["blocks"]
+        response = await app.post_action(payload)
+    finally:
+        stalled.release()
+
+    _, preview = pushed_preview(app.fake, response)
+    assert "This week in the app" in str(preview["blocks"])
+    assert len(fake_onesignal.requests_to("GET", "/templates")) == asked
 
 
 async def test_a_form_with_a_template_languages_and_options_sends_them_all(
