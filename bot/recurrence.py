@@ -4,9 +4,15 @@ for its occurrences.
 Calendar rules (`day`, `weekday`, `week`, `month`, a weekday name) keep the wall-clock time
 in the sender's zone, so a Monday 09:00 series stays at 09:00 across a daylight-saving
 change; a duration (`6h`, at least `MIN_INTERVAL`) counts elapsed time from its first
-occurrence. The arithmetic is APScheduler's: a `CronTrigger` (in the zone) for calendar
-rules, an `IntervalTrigger` for durations. A wall time that a clock change skips goes out
-an hour later on that day, as APScheduler's cron trigger does.
+occurrence. Around a clock change a calendar rule does what cron does: a wall time the
+change skips goes out that much later on that day (02:30 on the spring-forward night at
+03:30), and a wall time the clock passes twice goes out once, the first time.
+
+The arithmetic is written here rather than taken from APScheduler's `CronTrigger`: in
+APScheduler 3.11 its next fire time after a wall time the clock passes twice is that same
+moment again (a daily series would stop there), and after a spring-forward night it skips a
+whole day for times before the change (00:30 daily: 28 March, then 30 March). Dates and
+`zoneinfo` do it exactly: the next matching date, its wall time resolved in the zone.
 
 The first occurrence is `--at` (read by `bot.timeparse.parse_at`) or, for a duration
 without it, one interval from now; a calendar rule needs `--at`, which says its time of day
@@ -22,9 +28,6 @@ from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
-
 from bot.timeparse import IN_FORMS, ScheduledTime, TimeParseError, parse_at, parse_in
 
 MIN_INTERVAL: Final = timedelta(hours=1)
@@ -37,7 +40,9 @@ CALENDAR: Final = ("day", "weekday", "week", "month")
 EVERY_FORMS: Final = (
     "day, weekday, week, month, a weekday name (monday) or a duration of at least 1 hour (6h)"
 )
-_CRON_DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_LONGEST_GAP_DAYS: Final = 400
+"""Days searched for a rule's next date; the longest gap is 62 (day 31: Jan 31 to Mar 31)."""
+_TICK: Final = timedelta(microseconds=1)
 _DATE: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
@@ -63,30 +68,32 @@ class Rule:
 
     def next_after(self, moment: datetime) -> datetime:
         """The first occurrence strictly after `moment` (UTC)."""
-        fired: datetime | None = self._trigger().get_next_fire_time(moment, moment)
-        if fired is None:  # never: neither trigger has an end date
-            raise RuntimeError(f"rule {self} has no next occurrence")
-        return fired.astimezone(UTC)
+        if self.interval is not None:
+            step = timedelta(seconds=self.interval)
+            done = max(0, (moment - self.start) // step + 1)
+            return (self.start + done * step).astimezone(UTC)
+        zone = zone_of(self.zone)
+        day = moment.astimezone(zone).date()
+        for _ in range(_LONGEST_GAP_DAYS):
+            if self._falls_on(day):
+                at = _wall_time(day, time(self.hour, self.minute), zone)
+                if at > moment:
+                    return at
+            day += timedelta(days=1)
+        raise RuntimeError(f"rule {self} has no occurrence after {moment}")  # never: see above
 
     def first_from(self, moment: datetime) -> datetime:
         """The first occurrence at or after `moment` (UTC): where a resumed series goes on."""
-        fired: datetime | None = self._trigger().get_next_fire_time(None, moment)
-        if fired is None:
-            raise RuntimeError(f"rule {self} has no occurrence after {moment}")
-        return fired.astimezone(UTC)
+        return self.next_after(moment - _TICK)
 
-    def _trigger(self) -> CronTrigger | IntervalTrigger:
-        zone = zone_of(self.zone)
-        if self.interval is not None:
-            return IntervalTrigger(seconds=self.interval, start_date=self.start, timezone=zone)
-        days: dict[str, Any] = {}
+    def _falls_on(self, day: date) -> bool:
         if self.every == "weekday":
-            days["day_of_week"] = "mon-fri"
-        elif self.weekday is not None:
-            days["day_of_week"] = _CRON_DAYS[self.weekday]
-        elif self.day is not None:
-            days["day"] = self.day
-        return CronTrigger(hour=self.hour, minute=self.minute, timezone=zone, **days)
+            return day.weekday() < 5
+        if self.weekday is not None:
+            return day.weekday() == self.weekday
+        if self.day is not None:
+            return day.day == self.day
+        return True
 
     def describe(self) -> str:
         """`every Monday at 09:00 (Europe/Berlin)`, `every 6h`."""
@@ -277,6 +284,13 @@ def _times(text: str | None) -> int | None:
             f"--times needs a whole number from 1 to {MAX_TIMES}, as in --times 4."
         )
     return int(text)
+
+
+def _wall_time(day: date, clock: time, zone: tzinfo) -> datetime:
+    """`clock` on `day` in `zone`, in UTC. Read with fold 0 (PEP 495): the first of the two
+    when the clock passes it twice, and, when a change skips it, with the offset from before
+    the jump, which puts it as much later as the clock jumped (02:30 CET is 03:30 CEST)."""
+    return datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
 
 
 def zone_of(name: str) -> tzinfo:

@@ -32,6 +32,46 @@ def test_every_monday_at_nine_keeps_nine_across_the_clock_change():
     assert series.describe() == "every Monday at 09:00 (Europe/Berlin)"
 
 
+def test_a_wall_time_the_clock_passes_twice_comes_once_and_the_series_goes_on():
+    # 02:30 happens twice in Berlin on Sunday 25 October 2026 (CEST, then CET).
+    series = parse_every("day", at="02:30", tz="Europe/Berlin", now=NOW)
+
+    upcoming = series.upcoming(15)
+
+    assert _wall(upcoming)[-5:] == [
+        "Sat 2026-10-24 02:30 CEST",
+        "Sun 2026-10-25 02:30 CEST",
+        "Mon 2026-10-26 02:30 CET",
+        "Tue 2026-10-27 02:30 CET",
+        "Wed 2026-10-28 02:30 CET",
+    ]
+    assert upcoming == sorted(set(upcoming))
+
+
+def test_a_wall_time_the_clock_skips_comes_an_hour_later_that_day_only():
+    # 02:30 does not happen in Berlin on Sunday 28 March 2027 (CET jumps to CEST at 02:00).
+    march = datetime(2027, 3, 25, 12, 0, tzinfo=UTC)
+    series = parse_every("day", at="02:30", tz="Europe/Berlin", now=march)
+
+    assert _wall(series.upcoming(4)) == [
+        "Fri 2027-03-26 02:30 CET",
+        "Sat 2027-03-27 02:30 CET",
+        "Sun 2027-03-28 03:30 CEST",
+        "Mon 2027-03-29 02:30 CEST",
+    ]
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Australia/Sydney"])
+@pytest.mark.parametrize("clock", ["00:30", "01:30", "02:30", "03:30"])
+def test_a_daily_series_comes_once_a_day_through_a_year_of_clock_changes(zone, clock):
+    series = parse_every("day", at=clock, tz=zone, now=NOW)
+
+    days = [m.astimezone(ZoneInfo(zone)).date() for m in series.upcoming(400)]
+
+    assert days == sorted(set(days)) and len(days) == 400
+    assert (days[-1] - days[0]).days == 399
+
+
 def test_the_rule_survives_its_json_and_goes_on_from_any_occurrence():
     series = parse_every("weekday", at="08:30", tz="Europe/Berlin", now=NOW)
     rule = Rule.from_json(series.rule.to_json())
