@@ -610,13 +610,17 @@ def _children_cpu() -> float:
 
 # ------------------------------------------------------------------ EXPLAIN
 
+REQUESTER = "U0BENCH"  # who asked for every seeded send: whose Home is explained
+
 
 async def explain_paths(dsn: str, team: str, targets: Targets) -> list[tuple[str, str, list[str]]]:
     """(what, statement, plan) of every query the lookup paths, claims and sweeps run."""
     from sqlalchemy import event
 
     from bot.delivery.recall import FINISHED, UPCOMING
+    from bot.home import HomeBoard
     from storage import claims, queries
+    from storage import home as home_queries
     from storage.audit import iter_audit_pages, list_audit_events
     from storage.db import Database
 
@@ -651,6 +655,10 @@ async def explain_paths(dsn: str, team: str, targets: Targets) -> list[tuple[str
             )
             label[0] = "list_timers"
             await claims.list_timers(session=session)
+            label[0] = "Home tab: states of the sends shown"
+            await home_queries.send_states(
+                session=session, team_id=team, send_ids=[uuid.uuid4() for _ in range(20)]
+            )
             label[0] = "next_due_at"
             await queries.next_due_at(session=session)
             label[0] = "list_audit_events"
@@ -658,6 +666,8 @@ async def explain_paths(dsn: str, team: str, targets: Targets) -> list[tuple[str
             label[0] = "audit verify (one workspace)"
             async for _ in iter_audit_pages(session=session, team_id=team):
                 break
+        label[0] = "Home tab: read"
+        await HomeBoard(database).read(team_id=team, user_id=REQUESTER, approver=True)
         factory = database.sessions
         sweeps = {
             "claim_due_sends": claims.claim_due_sends(

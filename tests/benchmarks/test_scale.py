@@ -41,4 +41,8 @@ def test_the_scale_benchmark_runs_at_its_quick_size(tmp_path):
     assert "sends, one workspace" in out and "sends, every workspace" in out
     assert "(FAILED)" not in out  # the seeded chains verify
     assert "SEQ SCAN" not in out
-    assert "## find_send later batch" in plans.read_text()
+    written = plans.read_text()
+    assert "## find_send later batch" in written
+    # The Home tab's reads are explained too: each of its six queries, and its watch's.
+    assert written.count("## Home tab: read\n") == 6, written
+    assert "## Home tab: states of the sends shown\n" in written
