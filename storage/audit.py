@@ -312,6 +312,47 @@ async def append_audit_entries(
         await _append(session, team_id, entries)
 
 
+async def append_audit_by_team(
+    *, session: AsyncSession, entries: Mapping[str, Sequence[AuditEntry]]
+) -> None:
+    """Append events to several workspaces' chains (team id -> its events), in the caller's
+    transaction: what a worker's batch of sends of many workspaces writes.
+
+    Three statements whatever the number of workspaces: lock and read every head (in team
+    order, the one every writer locks in, so two cannot deadlock), move them all, insert every
+    event. A statement per workspace would hold the heads already locked while the rest are
+    taken, and every other writer of those workspaces would wait that long; call it as the
+    transaction's last statement, so they are held for no more than the commit.
+    """
+    teams = sorted(team for team, events in entries.items() if events)
+    if len(teams) == 1:
+        await _append(session, teams[0], entries[teams[0]])
+    elif teams:
+        await _append_to_many(session, teams, entries)
+
+
+async def _append_to_many(
+    session: AsyncSession, teams: list[str], entries: Mapping[str, Sequence[AuditEntry]]
+) -> None:
+    appender = _appender(session)
+    await session.flush()  # as in `_append`
+    now = utcnow()
+    stamp = canonical_time(now)
+    rows = {team: [_new_row(team, now, entry) for entry in entries[team]] for team in teams}
+    for team in teams:  # in use: see `_append`
+        appender.guesses.pop(team, None)
+    found = await session.execute(_LOCK_HEADS, {"teams": teams})
+    heads: dict[str, Head] = {team: (seq, hash_) for team, seq, hash_ in found.tuples()}
+    if missing := [team for team in teams if team not in heads]:
+        raise WorkspaceNotFound(missing[0])
+    moved = {team: _chain(rows[team], heads[team], stamp, appender.keys) for team in teams}
+    await session.execute(
+        _SET_HEAD, [{"team": t, "new_seq": h[0], "new_hash": h[1]} for t, h in moved.items()]
+    )
+    await session.execute(_INSERT_EVENTS, [row for team in teams for row in rows[team]])
+    appender.guesses.update(moved)
+
+
 # The first statement of every append takes the workspace row's write lock (PostgreSQL) for the
 # rest of the transaction; a concurrent append waits there and then sees our head. On SQLite
 # every transaction already holds the write lock (BEGIN IMMEDIATE, see storage.db). It moves
@@ -338,6 +379,15 @@ _SET_HEAD: Final = (
     sa.update(cast(sa.Table, Workspace.__table__))
     .where(Workspace.team_id == sa.bindparam("team"))
     .values(audit_head_seq=sa.bindparam("new_seq"), audit_head_hash=sa.bindparam("new_hash"))
+)
+# Several workspaces' heads, locked in team order (`append_audit_by_team`). FOR NO KEY UPDATE,
+# the lock an UPDATE of the head takes: FOR UPDATE would also wait for (and deadlock with) the
+# key-share locks other transactions' foreign keys take on the workspace row.
+_LOCK_HEADS: Final = (
+    sa.select(Workspace.team_id, Workspace.audit_head_seq, Workspace.audit_head_hash)
+    .where(Workspace.team_id.in_(sa.bindparam("teams", expanding=True)))
+    .order_by(Workspace.team_id)
+    .with_for_update(key_share=True)
 )
 # A Core INSERT on the table: executemany, without the ORM's per-object bookkeeping.
 _INSERT_EVENTS: Final = sa.insert(cast(sa.Table, AuditEvent.__table__))

@@ -25,7 +25,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.audit import AuditEntry, append_audit_entries
+from storage.audit import AuditEntry, append_audit_by_team
 from storage.models import Send, SendState, utcnow
 
 __all__ = [
@@ -254,9 +254,7 @@ async def _audit_each(
         by_team.setdefault(send.team_id, []).append(
             AuditEntry(actor, action, f"send {send.short_id}", "ok", details)
         )
-    # Always lock workspace rows in the same order, so two claimers cannot deadlock.
-    for team_id in sorted(by_team):
-        await append_audit_entries(session=session, team_id=team_id, entries=by_team[team_id])
+    await append_audit_by_team(session=session, entries=by_team)
 
 
 # --- one send, leases, timers, hand-back ---------------------------------------------------------

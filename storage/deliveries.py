@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage import outbox
-from storage.audit import AuditEntry, append_audit_entries
+from storage.audit import AuditEntry, append_audit_by_team
 from storage.errors import InvalidInput
 from storage.models import Send, SendState, utcnow
 from storage.notifications import SendBatches, record_notifications
@@ -138,11 +138,12 @@ async def finish_sends(
         await _apply(session, held, now)
         await _record_ids(session, by_id, current)
         await _keep_ids_of_cancelled(session, by_id, current, held)
-        await _audit_results(session, held, current, worker_id)
         await _owe_notices(session, held, current, now, (notice_grace, counters_after))
         held_ids = {result.send_id for result in held}
         lost_ids = [i for i in by_id if i not in held_ids and i in current]
         lost = await _reload(session, lost_ids) if lost_ids else {}
+        # Last: the audit heads it locks are held until the commit, by this writer alone.
+        await _audit_results(session, held, current, worker_id)
     return FinishedSends([r.send_id for r in held], [lost[i] for i in lost_ids if i in lost], now)
 
 
@@ -271,9 +272,7 @@ async def _audit_results(
             details["retry_at"] = result.retry_at.isoformat()
         entry = AuditEntry(f"worker:{worker_id}", action, f"send {row.short_id}", "ok", details)
         by_team.setdefault(row.team_id, []).append(entry)
-    # Workspace rows are locked in one order by every writer, so two cannot deadlock.
-    for team_id in sorted(by_team):
-        await append_audit_entries(session=session, team_id=team_id, entries=by_team[team_id])
+    await append_audit_by_team(session=session, entries=by_team)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import make_transient_to_detached
 
 from storage import ids, queries
-from storage.audit import AuditEntry, append_audit, append_audit_entries
+from storage.audit import AuditEntry, append_audit, append_audit_by_team
 from storage.errors import AppNotFound, ShortIdExhausted
 from storage.models import (
     OneSignalApp,
@@ -443,8 +443,7 @@ async def materialise_due(
             for send in await _occurrences(session, series, horizon, next_after, per_series):
                 made.append(send)
                 entries.setdefault(series.team_id, []).append(_created(send, worker_id))
-        for team_id in sorted(entries):  # one order of workspace rows: no deadlock
-            await append_audit_entries(session=session, team_id=team_id, entries=entries[team_id])
+        await append_audit_by_team(session=session, entries=entries)
     return made
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from storage import claims, queries
+from storage import claims, deliveries, queries
 from storage.db import Database
+from storage.deliveries import DeliveryResult
 from storage.errors import IllegalTransition
 from storage.models import AuditEvent, OneSignalApp, Send, SendState, utcnow
 
@@ -305,3 +308,98 @@ async def test_pending_approvals_expire_after_their_time(database, storage_facto
                 session=session, team_id=app.team_id, send_id=waiting.id
             )
             assert stored is not None and stored.state == SendState.PENDING_APPROVAL
+
+
+# --- many workspaces in one transaction ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _statements_on_the_audit_log(database: Database) -> Iterator[list[str]]:
+    """Every statement run meanwhile on the chains' heads (workspace rows) or events."""
+    seen: list[str] = []
+
+    def note(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, _many: bool) -> None:
+        start = " ".join(statement.split())[:80]
+        if "workspaces" in start or "audit_events" in start:
+            seen.append(start)
+
+    sa.event.listen(database.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(database.engine.sync_engine, "before_cursor_execute", note)
+
+
+async def test_a_claim_and_its_results_across_many_workspaces_append_in_three_statements(
+    database, storage_factory
+):
+    """A hosted worker's claim spans workspaces: the chains' heads are locked together in one
+    statement and moved in one, and the events go in one, however many workspaces, so each
+    transaction holds those locks for a few statements, not a few per workspace."""
+    teams = [f"T0MANY{n:02d}" for n in range(6)]
+    due = utcnow() - timedelta(seconds=1)
+    for team in teams:
+        await storage_factory.due_sends(await storage_factory.app(team), 3, due)
+
+    with _statements_on_the_audit_log(database) as at_claim:
+        claimed = await claims.claim_due_sends(
+            session_factory=database.sessions, now=utcnow(), worker_id="w1"
+        )
+    with _statements_on_the_audit_log(database) as seen:
+        await deliveries.finish_sends(
+            session_factory=database.sessions,
+            worker_id="w1",
+            results=[DeliveryResult(send.id, SendState.SENT, f"n-{send.id}") for send in claimed],
+        )
+
+    assert len(claimed) == 18
+    assert len(at_claim) <= 3, at_claim
+    assert len(seen) <= 3, seen
+    async with database.sessions() as session:
+        chain = await queries.verify_audit_chain(session=session)
+        actions = (
+            await session.execute(
+                sa.select(AuditEvent.team_id, AuditEvent.seq, AuditEvent.action).order_by(
+                    AuditEvent.team_id, AuditEvent.seq
+                )
+            )
+        ).all()
+    assert chain.ok
+    for team in teams:
+        mine = [(seq, action) for team_id, seq, action in actions if team_id == team]
+        assert [action for _, action in mine[-6:]] == ["send.sending"] * 3 + ["send.sent"] * 3
+        assert [seq for seq, _ in mine] == list(range(1, len(mine) + 1))
+
+
+async def test_two_workers_claiming_and_recording_across_workspaces_keep_every_chain_whole(
+    database, storage_factory
+):
+    """Both lock the heads of the workspaces they touch in one order: no deadlock, no fork."""
+    teams = [f"T0PAIR{n:02d}" for n in range(5)]
+    due = utcnow() - timedelta(seconds=1)
+    for team in teams:
+        await storage_factory.due_sends(await storage_factory.app(team), 40, due)
+    workers = [_process(database, pool_size=2) for _ in range(2)]
+
+    async def work(process: Database, name: str) -> int:
+        done = 0
+        while claimed := await claims.claim_due_sends(
+            session_factory=process.sessions, now=utcnow(), worker_id=name, limit=7
+        ):
+            results = [DeliveryResult(s.id, SendState.SENT, f"n-{s.id}") for s in claimed]
+            finished = await deliveries.finish_sends(
+                session_factory=process.sessions, worker_id=name, results=results
+            )
+            done += len(finished.recorded)
+        return done
+
+    try:
+        counts = await asyncio.gather(*(work(p, f"w{n}") for n, p in enumerate(workers)))
+    finally:
+        for process in workers:
+            await process.dispose()
+
+    assert sum(counts) == 200
+    async with database.sessions() as session:
+        chain = await queries.verify_audit_chain(session=session)
+    assert chain.ok
