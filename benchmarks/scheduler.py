@@ -145,14 +145,16 @@ async def _database(url: str | None, workdir: Path, keyring: KeyRing) -> Databas
     return database
 
 
-async def _app(database: Database, keyring: KeyRing, fake: FakeProcess) -> OneSignalApp:
+async def _app(
+    database: Database, keyring: KeyRing, fake: FakeProcess, team: str = TEAM
+) -> OneSignalApp:
     from pydantic import SecretStr
 
     async with database.sessions.begin() as session:
         return await workspaces.add_app(
             session=session,
             keyring=keyring,
-            team_id=TEAM,
+            team_id=team,
             name="bench",
             onesignal_app_id=fake.app_id,
             api_key=SecretStr(fake.rest_api_key),
