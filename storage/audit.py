@@ -175,6 +175,12 @@ def canonical_time(value: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def stored_time(value: datetime) -> str:
+    """`canonical_time` of a `created_at` as the driver reads it: SQLite keeps no offset, and
+    its values are UTC (what `storage.models.UTCDateTime` reads them as)."""
+    return canonical_time(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
+
+
 class AuditRecord(Protocol):
     """What verification reads of an event: an `AuditEvent`, or a row of its table."""
 
@@ -505,13 +511,20 @@ async def get_audit_event(
 AuditRow = tuple[
     uuid.UUID, str, int, datetime, str, str, str, str, str, str, str, str | None, str | None
 ]
-"""An event as `iter_audit_pages` reads it: id, team_id, seq, created_at, actor, action, target,
-outcome, details (its JSON text, as stored), prev_hash, hash, mac, mac_key_id."""
+"""An event as `iter_audit_pages` reads it: id, team_id, seq, created_at (as the driver reads
+it: `stored_time`), actor, action, target, outcome, details (its JSON text, as stored),
+prev_hash, hash, mac, mac_key_id."""
 
 # `details` as its stored text, parsed by the walk with json.loads: the drivers' own JSON
 # loading (psycopg's guesses the encoding of bytes first) costs more per event.
+# ... and `created_at` without the model's UTC conversion of every row: `stored_time` does
+# the same in one step with the formatting.
+_AS_READ: Final[dict[str, Callable[[Any], Any]]] = {
+    "details": lambda column: sa.cast(column, sa.Text),
+    "created_at": lambda column: sa.type_coerce(column, sa.DateTime(timezone=True)),
+}
 _ROW_COLUMNS: Final = tuple(
-    sa.cast(column, sa.Text) if column.name == "details" else column
+    _AS_READ[column.name](column) if column.name in _AS_READ else column
     for column in (
         _EVENTS.c[name]
         for name in (

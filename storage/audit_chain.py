@@ -34,11 +34,11 @@ from storage.audit import (
     AuditKeys,
     AuditRow,
     append_audit,
-    canonical_time,
     content_hash,
     event_hash,
     iter_audit_pages,
     session_audit_keys,
+    stored_time,
 )
 from storage.models import GENESIS_HASH, AuditEvent, Workspace, utcnow
 
@@ -255,7 +255,7 @@ class _Walk:
             return f"event #{expected} is missing before it (removed)"
         if prev != self.prev_hash:
             return "it does not follow the event before it (an event was removed, added or moved)"
-        content = (event_id, team, seq, canonical_time(at), actor, action, target, outcome)
+        content = (event_id, team, seq, stored_time(at), actor, action, target, outcome)
         computed = content_hash(prev, *content, json.loads(details))
         if computed != digest:
             return "its content does not match its hash (edited or moved)"
