@@ -183,14 +183,16 @@ async def refusals(database: Database, *, team_id: str, send_id: uuid.UUID) -> l
 @dataclass(frozen=True)
 class DrainPolicy:
     """How the drainer works: its lease, how often it looks for others' rows, how many
-    messages it has in flight, how long a call may wait for the pacer in flight, and how long
-    a stopping drainer goes on delivering what is due."""
+    messages it has in flight, how long a call may wait for the pacer in flight, how long
+    a stopping drainer goes on delivering what is due, and how often it looks for sends whose
+    final counters came due (`storage.outbox.owe_counters`)."""
 
     lease: timedelta = outbox.DEFAULT_OUTBOX_LEASE
     poll: float = 1.0
     concurrency: int = 8
     max_wait: float = 2.0
     flush: float = 5.0
+    counters_every: float = 5.0
 
 
 class OutboxDrainer:
@@ -219,6 +221,7 @@ class OutboxDrainer:
         self._inflight: dict[asyncio.Task[None], OutboxMessage] = {}
         self._stopping = False
         self._pruned_at = 0.0
+        self._counted_at = float("-inf")
         self.notices: Notices | None = None
 
     def wake(self) -> None:
@@ -269,6 +272,7 @@ class OutboxDrainer:
 
     async def drain_once(self) -> int:
         """Claim and deliver what is due now, waiting for it; how many were claimed (tests)."""
+        await self._owe_counters()
         await self._make_digests()
         rows = await self._claim(self.policy.concurrency)
         await asyncio.gather(*(self._handle(row) for row in rows))
@@ -278,6 +282,7 @@ class OutboxDrainer:
         while not self._stopping:
             self._wake.clear()
             free = self.policy.concurrency - len(self._inflight)
+            await self._owe_counters()
             await self._make_digests()
             rows = await self._claim(free) if free > 0 else []
             for row in rows:
@@ -291,6 +296,17 @@ class OutboxDrainer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.policy.poll):
                         await self._wake.wait()
+
+    async def _owe_counters(self) -> None:
+        """Every `counters_every` s: owe the final counters of the sends whose moment came."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._counted_at < self.policy.counters_every:
+            return
+        self._counted_at = loop.time()
+        try:
+            await outbox.owe_counters(session_factory=self._database.sessions, now=self._clock())
+        except SQLAlchemyError as error:  # the database hiccups: the next look tries again
+            log.warning("could not look for final counters due: %s", type(error).__name__)
 
     async def _make_digests(self) -> None:
         """Let the coalescer (`bot.digest`) turn what piled up into digests, before a claim."""

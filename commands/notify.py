@@ -17,10 +17,10 @@ once, the latest. Each DM is keyed by its send, outcome and the moment of the ch
 outcome told twice is sent once; the log message is keyed by its send (`log:<id>`), the
 approval request too (`approval:<id>`). What matters most goes first (`URGENT`).
 
-A send that went out owes its final counters an hour later (`storage.outbox.COUNTERS`): the
-drainer hands that row to `render_notice`, which reads them once (`bot.delivery.counters`)
-and adds them to the log message and the requester's "was sent" DM in place
-(`final_counters`).
+A send that went out owes its final counters an hour later (`storage.outbox.COUNTERS`, made
+from `Send.counters_due_at`): the drainer hands that row to `render_notice`, which reads them
+once (`bot.delivery.counters`) and adds them to the log message and the requester's "was
+sent" DM in place (`final_counters`).
 """
 
 from __future__ import annotations

@@ -92,9 +92,9 @@ def apply_result(send: Send, result: DeliveryResult, at: datetime) -> Send:
     Re-reading thousands of rows after writing them would cost more than the write; what
     was written is known, so the caller's copy is brought up to date instead.
     """
-    for name, value in _record_params(result, at).items():
+    for name, value in _record_params(result, at, None).items():
         column = name.removeprefix("b_")
-        if column == "id" or (column == "notification_id" and value is None):
+        if column in ("id", "counters_due_at") or (column == "notification_id" and value is None):
             continue
         setattr(send, column, value)
     return send
@@ -118,8 +118,9 @@ async def finish_sends(
 
     An end (sent, failed, missed) also writes its notice in the outbox (`outbox.NOTICE`):
     the people concerned are owed its news even if this process dies before telling them.
-    With `counters_after`, a send that went out also owes its final counters then
-    (`outbox.COUNTERS`), in the same statement: one more row, nothing read.
+    With `counters_after`, a send that went out is marked to have its final counters read
+    then (`counters_due_at`, a column of the row written anyway; `outbox.owe_counters` makes
+    it an outbox row when the moment comes).
     """
     if not results:
         return FinishedSends()
@@ -135,10 +136,10 @@ async def finish_sends(
             and row.state == SendState.SENDING
             and row.claimed_by == worker_id
         ]
-        await _apply(session, held, now)
+        await _apply(session, held, now, counters_after)
         await _record_ids(session, by_id, current)
         await _keep_ids_of_cancelled(session, by_id, current, held)
-        await _owe_notices(session, held, current, now, (notice_grace, counters_after))
+        await _owe_notices(session, held, current, now, notice_grace)
         held_ids = {result.send_id for result in held}
         lost_ids = [i for i in by_id if i not in held_ids and i in current]
         lost = await _reload(session, lost_ids) if lost_ids else {}
@@ -182,12 +183,16 @@ _RECORD: Final = (
         lease_until=sa.bindparam("b_lease_until", type_=_SENDS.c.lease_until.type),
         finished_at=sa.bindparam("b_finished_at", type_=_SENDS.c.finished_at.type),
         updated_at=sa.bindparam("b_updated_at", type_=_SENDS.c.updated_at.type),
+        counters_due_at=sa.bindparam("b_counters_due_at", type_=_SENDS.c.counters_due_at.type),
     )
 )
 
 
-def _record_params(result: DeliveryResult, now: datetime) -> dict[str, Any]:
+def _record_params(
+    result: DeliveryResult, now: datetime, counters_after: timedelta | None
+) -> dict[str, Any]:
     finished = result.state in _FINISHED  # a missed send may still be sent again
+    due = now + counters_after if counters_after is not None and _went_out(result) else None
     return {
         "b_id": result.send_id,
         "b_state": result.state,
@@ -197,12 +202,19 @@ def _record_params(result: DeliveryResult, now: datetime) -> dict[str, Any]:
         "b_lease_until": result.retry_at,
         "b_finished_at": now if finished else None,
         "b_updated_at": now,
+        "b_counters_due_at": due,
     }
 
 
-async def _apply(session: AsyncSession, held: Sequence[DeliveryResult], now: datetime) -> None:
+async def _apply(
+    session: AsyncSession,
+    held: Sequence[DeliveryResult],
+    now: datetime,
+    counters_after: timedelta | None,
+) -> None:
     if held:
-        await session.execute(_RECORD, [_record_params(result, now) for result in held])
+        params = [_record_params(result, now, counters_after) for result in held]
+        await session.execute(_RECORD, params)
 
 
 async def _record_ids(
@@ -290,23 +302,18 @@ async def _owe_notices(
     held: Sequence[DeliveryResult],
     current: Mapping[uuid.UUID, Any],
     now: datetime,
-    waits: tuple[timedelta, timedelta | None],
+    grace: timedelta,
 ) -> None:
     """The notices of the ends in `held` (a retry kept for later is no news), from the rows
-    locked for them and the moment `_apply` stamped: no send is read again. `waits`: the
-    notices' grace, and how long after going out a send's final counters are owed (None:
-    not at all)."""
+    locked for them and the moment `_apply` stamped: no send is read again."""
     ended = [result for result in held if result.state != SendState.SENDING]
     if not ended:
         return
-    grace, counters_after = waits
     entries = []
     for result in ended:
         row = current[result.send_id]
         send = _Ended(row.id, row.team_id, row.requester_id, now)
         entries.append(outbox.notice_entry(send, *_outcome(result), grace=grace))
-        if counters_after is not None and _went_out(result):
-            entries.append(outbox.counters_entry(send, due_at=now + counters_after))
     await outbox.enqueue(session=session, entries=entries, replace=False)
 
 

@@ -253,6 +253,13 @@ class Send(Timestamps, Base):
         sa.Index("uq_sends_series_id_occurrence_at", "series_id", "occurrence_at", unique=True),
         # `/push list`'s upcoming sends: the workspace's few in those states, not its history.
         sa.Index(None, "team_id", "state", "due_at"),
+        # The few sends whose final counters are owed, soonest first (not every send ever).
+        sa.Index(
+            "ix_sends_counters_due_at",
+            "counters_due_at",
+            sqlite_where=sa.text("counters_due_at IS NOT NULL"),
+            postgresql_where=sa.text("counters_due_at IS NOT NULL"),
+        ),
     )
 
     # The UUID is OneSignal's idempotency key; it never changes, so retries cannot double-send.
@@ -292,6 +299,9 @@ class Send(Timestamps, Base):
     # foreign key: adding one would rebuild `sends` on SQLite; a series is never deleted.
     series_id: Mapped[uuid.UUID | None]
     occurrence_at: Mapped[datetime | None]
+    # When the final counters of a send that went out are to be read (set with its result;
+    # cleared once they are owed as a row of the Slack outbox, `storage.outbox.owe_counters`).
+    counters_due_at: Mapped[datetime | None]
 
     # Not a column: True on the send `create_send` returned instead of storing one, because
     # its submission had stored this one already (Send pressed twice, maybe on two replicas).

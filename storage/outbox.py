@@ -40,6 +40,7 @@ __all__ = [
     "Sent",
     "claim_outbox",
     "counters_entry",
+    "owe_counters",
     "enqueue",
     "finish_outbox",
     "notice_entry",
@@ -68,10 +69,11 @@ NOTICE_GRACE: Final = timedelta(seconds=10)
 """How long a notice waits for the notifier of its own process before a drainer renders it."""
 
 COUNTERS: Final = "counters"
-"""The purpose of a row that says a send's final delivery counters are owed: written with its
-end (`sent`), due when OneSignal's counters are to be read (`counters_entry`). The drainer that
-claims it (with a lease, as any row: one process reads them) hands it to its notifier, which
-reads OneSignal once per notification and updates the messages about the send."""
+"""The purpose of a row that says a send's final delivery counters are owed now: made from
+the send's `counters_due_at` (written with its result) once that moment came (`owe_counters`).
+The drainer that claims it (with a lease, as any row: one process reads them) hands it to its
+notifier, which reads OneSignal once per notification and updates the messages about the
+send."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,35 @@ def counters_entry(send: NoticeOf, *, due_at: datetime) -> OutboxEntry:
         send_id=send.id,
         due_at=due_at,
     )
+
+
+async def owe_counters(
+    *, session_factory: async_sessionmaker[AsyncSession], now: datetime, limit: int = 100
+) -> int:
+    """Make up to `limit` sends whose final counters are due (`Send.counters_due_at`) rows
+    owing them (`COUNTERS`), clearing the moment in the same transaction, so each is owed once
+    whoever looks (rows locked `FOR UPDATE SKIP LOCKED` on PostgreSQL). How many were owed."""
+    due = (
+        sa.select(Send.id, Send.team_id, Send.requester_id, Send.updated_at)
+        .where(Send.counters_due_at.is_not(None), Send.counters_due_at <= now)
+        .order_by(Send.counters_due_at)
+        .limit(limit)
+    )
+    async with session_factory() as session:  # a look that finds none writes nothing
+        if not (await session.execute(due)).first():
+            return 0
+    async with session_factory() as session, session.begin():
+        sends = (await session.execute(due.with_for_update(skip_locked=True))).all()
+        if not sends:
+            return 0
+        await session.execute(
+            sa.update(Send)
+            .where(Send.id.in_([send.id for send in sends]))
+            .values(counters_due_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        await _insert_new(session, [counters_entry(send, due_at=now) for send in sends], now)
+    return len(sends)
 
 
 class NoticeOf(Protocol):
@@ -465,14 +496,8 @@ async def owed_before(*, session: AsyncSession, moment: datetime) -> bool:
 
 
 async def outbox_counts(*, session: AsyncSession) -> dict[OutboxState, int]:
-    """How many rows are in each state (every workspace; operators and metrics). A send's
-    final counters not due yet are no message owed to Slack yet: left out."""
-    waiting = sa.and_(OutboxMessage.purpose == COUNTERS, OutboxMessage.next_attempt_at > utcnow())
-    query = (
-        sa.select(OutboxMessage.state, sa.func.count())
-        .where(sa.not_(waiting))
-        .group_by(OutboxMessage.state)
-    )
+    """How many rows are in each state (every workspace; operators and metrics)."""
+    query = sa.select(OutboxMessage.state, sa.func.count()).group_by(OutboxMessage.state)
     counts = {state: 0 for state in OutboxState}
     for state, count in (await session.execute(query)).all():
         counts[OutboxState(state)] = int(count)

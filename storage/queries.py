@@ -295,6 +295,7 @@ def new_send_row(now: datetime) -> dict[str, Any]:
         "submission": None,
         "series_id": None,
         "occurrence_at": None,
+        "counters_due_at": None,
         "created_at": now,
         "updated_at": now,
     }

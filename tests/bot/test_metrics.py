@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Literal
 
 from bot.metrics import MAX_APP_LABELS, Metrics
@@ -121,23 +118,3 @@ async def test_messages_owed_to_slack_are_counted_by_state(sqlite_database: Data
     assert value(text, "pushops_slack_outbox_messages", state="pending") == 2.0
     assert value(text, "pushops_slack_outbox_messages", state="refused") == 1.0
     assert value(text, "pushops_slack_outbox_messages", state="done") == 0.0
-
-
-async def test_final_counters_not_due_yet_are_no_message_owed_to_slack(
-    sqlite_database: Database,
-) -> None:
-    send = SimpleNamespace(
-        id=uuid.uuid4(), team_id="T0TEST", requester_id="U0A", updated_at=utcnow()
-    )
-    later = outbox.counters_entry(send, due_at=utcnow() + timedelta(hours=1))
-    due = outbox.counters_entry(
-        SimpleNamespace(**{**vars(send), "id": uuid.uuid4()}), due_at=utcnow()
-    )
-    async with sqlite_database.sessions.begin() as session:
-        await outbox.enqueue(session=session, entries=[later, due], replace=False)
-    metrics = Metrics()
-
-    await metrics.read_stored(sqlite_database)
-
-    text = metrics.render().decode()
-    assert value(text, "pushops_slack_outbox_messages", state="pending") == 1.0

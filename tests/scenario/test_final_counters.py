@@ -82,10 +82,15 @@ async def _log_update_with_numbers(fake_slack: FakeSlack, within: float = AFTER 
     )
 
 
-async def _counters_row(database: Any, send_id: Any) -> OutboxMessage:
+async def _counters_row(database: Any, send_id: Any) -> OutboxMessage | None:
+    """The outbox row owing the send's final counters, once their moment came."""
     async with database.sessions() as session:
         query = sa.select(OutboxMessage).where(OutboxMessage.key == f"counters:{send_id}")
-        return (await session.scalars(query)).one()
+        return (await session.scalars(query)).one_or_none()
+
+
+def _state(row: OutboxMessage | None) -> OutboxState | None:
+    return None if row is None else row.state
 
 
 async def _sent_now(app: Any, database: Any, text: str) -> Send:
@@ -100,9 +105,9 @@ async def test_a_send_answered_in_place_gets_its_final_counters_in_the_log_and_a
 ):
     send = await _sent_now(app, database, "Release 2.0 is out")
     nid = send.notification_id
-    owed = await _counters_row(database, send.id)  # owed with the send's end, due later
-    assert owed.state == OutboxState.PENDING and send.finished_at is not None
-    assert abs((owed.next_attempt_at - send.finished_at).total_seconds() - AFTER) < 0.01
+    assert send.finished_at is not None and send.counters_due_at is not None  # set with its end
+    assert send.counters_due_at - send.finished_at == timedelta(seconds=AFTER)
+    assert await _counters_row(database, send.id) is None  # no row until then
     fake_onesignal.complete_delivery(nid)  # OneSignal finishes before the counters are read
 
     update = await _log_update_with_numbers(fake_slack)
@@ -123,7 +128,8 @@ async def test_a_send_answered_in_place_gets_its_final_counters_in_the_log_and_a
     [batch] = row.batches
     assert batch["counters"]["successful"] == 540 and batch["counters"]["converted"] == 54
     assert batch["counters"]["completed_at"] is not None
-    assert (await _counters_row(database, send.id)).state == OutboxState.DONE
+    assert _state(await _counters_row(database, send.id)) == OutboxState.DONE
+    assert row.counters_due_at is None  # owed once
     await asyncio.sleep(0.5)  # nothing reads it again
     assert len(_views(fake_onesignal, nid)) == 1
 
@@ -192,7 +198,7 @@ async def test_a_notification_onesignal_no_longer_has_shows_no_numbers(
     fake_onesignal.faults.statuses([404], method="GET", path=f"/notifications/{nid}")
 
     deadline = time.monotonic() + AFTER + 10
-    while (await _counters_row(database, send.id)).state != OutboxState.DONE:
+    while _state(await _counters_row(database, send.id)) != OutboxState.DONE:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
 
@@ -260,11 +266,12 @@ async def test_counters_owed_by_a_process_that_stopped_are_read_by_the_next(
         send = await wait_for_state(database, (await only_send(database)).short_id, SendState.SENT)
     fake_onesignal.complete_delivery(send.notification_id)
     assert _views(fake_onesignal, send.notification_id) == []  # the first process stopped first
-    assert (await _counters_row(database, send.id)).state == OutboxState.PENDING
+    owed = await only_send(database)
+    assert owed.counters_due_at is not None and await _counters_row(database, send.id) is None
 
     async with serve_sending(serve_pushops, config, database, keyring, policy=policy):
         update = await _log_update_with_numbers(fake_slack, within=after + 10)
 
     assert _final_line(fake_onesignal, send.notification_id) in _final_block(update.args["blocks"])
     assert len(_views(fake_onesignal, send.notification_id)) == 1
-    assert (await _counters_row(database, send.id)).state == OutboxState.DONE
+    assert _state(await _counters_row(database, send.id)) == OutboxState.DONE

@@ -236,3 +236,22 @@ async def test_a_read_of_final_counters_given_up_is_not_listed_as_refused_by_sla
     async with database.sessions() as session:
         refused = await outbox.refused_messages(session=session, team_id=TEAM, send_id=send.id)
     assert refused == []
+
+
+async def test_sends_whose_final_counters_came_due_are_owed_once(database, storage_factory):
+    app = await storage_factory.app(TEAM)
+    due = await storage_factory.send(app, counters_due_at=utcnow() - timedelta(seconds=1))
+    later = await storage_factory.send(app, counters_due_at=utcnow() + timedelta(hours=1))
+    await storage_factory.send(app)  # never went out: nothing owed
+
+    first = await outbox.owe_counters(session_factory=database.sessions, now=utcnow())
+    again = await outbox.owe_counters(session_factory=database.sessions, now=utcnow())
+
+    assert (first, again) == (1, 0)
+    (owed,) = await _claim(database)
+    assert (owed.key, owed.purpose, owed.send_id) == (f"counters:{due.id}", "counters", due.id)
+    async with database.sessions() as session:
+        moments = dict(
+            (await session.execute(sa.select(Send.id, Send.counters_due_at))).tuples().all()
+        )
+    assert moments[due.id] is None and moments[later.id] is not None
