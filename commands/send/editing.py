@@ -53,7 +53,6 @@ from commands.context import (
     send_uuid,
 )
 from commands.denials import Denial, deny, target
-from commands.dispatch import ACK_BUDGET
 from commands.help import usage
 from commands.notify import notifier_of
 from commands.send import form
@@ -380,18 +379,13 @@ def register(app: AsyncApp, services: Services) -> None:
         return listener
 
     async def on_save(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        task = services.tasks.spawn(_save(services, body, client), name="edit")
-        done, _ = await asyncio.wait({task}, timeout=ACK_BUDGET)
-        if not done:
-            await ack()
-            services.after_ack(
-                _save_late(services, body, client, task), respond=None, kind="view_submission"
-            )
-            return
-        try:
-            edit = task.result()
-        except form.FormErrors as error:
-            await ack(response_action="errors", errors=error.errors)
+        edit = await form.within_ack_budget(
+            services,
+            ack,
+            _save(services, body, client),
+            late=lambda task: _save_late(services, body, client, task),
+        )
+        if edit is None:
             return
         await ack()
         services.after_ack(

@@ -17,9 +17,10 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -60,6 +61,8 @@ from commands.views.compose_options import OptionsForm
 from commands.views.sends import zone_of
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 LOOKUP_BUDGET: Final = 1.0
 """Seconds the requester lookup may take inside a submission (Slack waits 3 s for the ack)."""
@@ -573,6 +576,32 @@ async def _finish_series_late(
         await _series_follow_up(services, client, submission)
 
 
+async def within_ack_budget(
+    services: Services,
+    ack: AsyncAck,
+    work: Coroutine[Any, Any, T],
+    *,
+    late: Callable[[asyncio.Task[T]], Coroutine[Any, Any, None]],
+) -> T | None:
+    """Run a form submission's `work` apart from its request, so Slack gets its answer within
+    ACK_BUDGET whatever happens; a store that takes longer is never cut short (it may be
+    committing). Its result, for the caller to answer with; None once Slack was answered
+    here: with the form's errors (FormErrors), or, when `work` outlasts the budget, with the
+    form closed and `late(task)` telling what came of it after the ack.
+    """
+    task = services.tasks.spawn(work, name="form submission")
+    done, _ = await asyncio.wait({task}, timeout=ACK_BUDGET)
+    if not done:
+        await ack()
+        services.after_ack(late(task), respond=None, kind="view_submission")
+        return None
+    try:
+        return task.result()
+    except FormErrors as error:
+        await ack(response_action="errors", errors=error.errors)
+        return None
+
+
 async def _on_series_submit(
     services: Services,
     forms: Submitted,
@@ -582,21 +611,15 @@ async def _on_series_submit(
 ) -> None:
     """The form submitted with Repeat: store the series within the ack's budget, or close
     the form and tell what came of it after."""
-    outcome = services.tasks.spawn(_series_once(services, forms, body, client), name="compose")
-    done, _ = await asyncio.wait({outcome}, timeout=ACK_BUDGET)
-    if not done:
-        await ack()
-        services.after_ack(
-            _finish_series_late(services, body, client, outcome),
-            respond=None,
-            kind="view_submission",
-        )
+    outcome = await within_ack_budget(
+        services,
+        ack,
+        _series_once(services, forms, body, client),
+        late=lambda task: _finish_series_late(services, body, client, task),
+    )
+    if outcome is None:
         return
-    try:
-        submission, stored_here = outcome.result()
-    except FormErrors as error:
-        await ack(response_action="errors", errors=error.errors)
-        return
+    submission, stored_here = outcome
     await ack()
     if stored_here:
         follow = _series_follow_up(services, client, submission)
@@ -703,21 +726,15 @@ def register(app: AsyncApp, services: Services) -> None:
         if compose.read_compose(body["view"]["state"]["values"]).every:
             await _on_series_submit(services, forms, ack, body, client)
             return
-        # Run apart from this request, so Slack gets its answer within ACK_BUDGET whatever
-        # happens; a store that takes longer is never cut short (it may be committing).
-        outcome = services.tasks.spawn(_submit_once(services, forms, body, client), name="compose")
-        done, _ = await asyncio.wait({outcome}, timeout=ACK_BUDGET)
-        if not done:
-            await ack()  # close the form; the preview follows in a message
-            services.after_ack(
-                _finish_late(services, body, client, outcome), respond=None, kind="view_submission"
-            )
+        outcome = await within_ack_budget(  # a late one: the preview follows in a message
+            services,
+            ack,
+            _submit_once(services, forms, body, client),
+            late=lambda task: _finish_late(services, body, client, task),
+        )
+        if outcome is None:
             return
-        try:
-            (send, meta), _ = outcome.result()
-        except FormErrors as error:
-            await ack(response_action="errors", errors=error.errors)
-            return
+        (send, meta), _ = outcome
         shown = await previewing.preview_of(services, send, channel=meta.channel)
         await ack(response_action="push", view=shown.view)
         services.after_ack(shown.fill_in(client), respond=None, kind="view_submission")
