@@ -283,7 +283,7 @@ async def _still_editable(services: Services, body: dict[str, Any]) -> Send:
     first: a time that passed because the send went out is not the problem to name)."""
     view = body.get("view") or {}
     team_id, _ = interaction_ids(body)
-    meta = Meta.load(view.get("private_metadata") or "")
+    meta = Meta.of(view)
     send = await load_send(services, team_id, send_uuid(meta.send))
     try:
         if send is None:
@@ -327,7 +327,7 @@ async def _after_save(
     """After the ack: take the edited send on (its new time, or its approvers asked again in
     their message) and tell the editor what was saved."""
     team_id, user_id = interaction_ids(body)
-    channel = Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
+    channel = Meta.of(body.get("view")).channel
     reply = answer_where(services, client, team_id, user_id, channel)
     send = edit.send
     if not edit.changed:
@@ -354,7 +354,7 @@ async def _save_late(
         edit = await task
     except form.FormErrors as error:
         team_id, user_id = interaction_ids(body)
-        channel = Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
+        channel = Meta.of(body.get("view")).channel
         reply = answer_where(services, client, team_id, user_id, channel)
         await reply(f"Your edit was not saved: {' '.join(error.errors.values())}", [])
         return

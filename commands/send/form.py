@@ -185,7 +185,7 @@ async def _app_changed(services: Services, body: dict[str, Any], client: AsyncWe
     view = body["view"]
     chosen = compose.read_compose(view["state"]["values"]).app
     # Another app has other templates: the one chosen is forgotten with the picker's list.
-    meta = replace(Meta.load(view.get("private_metadata") or ""), app=chosen, template=None)
+    meta = replace(Meta.of(view), app=chosen, template=None)
     form = replace(
         compose.form_of(view), app=chosen, segments=None, segments_note=LOADING,
         metadata=meta.dump(),
@@ -384,7 +384,7 @@ async def prepare(services: Services, body: dict[str, Any], client: AsyncWebClie
     fields describe; FormErrors for bad fields. Nothing is stored."""
     view = body["view"]
     typed = compose.read_compose(view["state"]["values"])
-    meta = Meta.load(view.get("private_metadata") or "")
+    meta = Meta.of(view)
     try:
         team_id, user_id = interaction_ids(body, services=services, area="send")
         async with asyncio.timeout(LOOKUP_BUDGET):
@@ -567,7 +567,7 @@ async def _finish_series_late(
         submission, stored_here = await outcome
     except FormErrors as error:
         team_id, user_id = interaction_ids(body)
-        channel = Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
+        channel = Meta.of(body.get("view")).channel
         why = " ".join(error.errors.values())
         reply = answer_where(services, client, team_id, user_id, channel)
         await reply(f"Your recurring send was not stored: {why}", [])
@@ -698,7 +698,7 @@ async def _finish_late(
         (send, meta), stored_here = await outcome
     except FormErrors as error:
         team_id, user_id = interaction_ids(body)
-        channel = Meta.load((body.get("view") or {}).get("private_metadata") or "").channel
+        channel = Meta.of(body.get("view")).channel
         why = " ".join(error.errors.values())
         reply = answer_where(services, client, team_id, user_id, channel)
         await reply(f"Your notification was not sent: {why}", [])

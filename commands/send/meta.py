@@ -61,6 +61,11 @@ class Meta:
             template=_template(data.get("template")),
         )
 
+    @classmethod
+    def of(cls, view: dict[str, Any] | None) -> Meta:
+        """The metadata of a Slack view payload (empty without one)."""
+        return cls.load((view or {}).get("private_metadata") or "")
+
 
 def _template(data: Any) -> TemplateRef | None:
     try:
