@@ -1,7 +1,7 @@
 """How PushOps' cost grows with a year of history, on PostgreSQL.
 
     .venv/bin/python benchmarks/scale.py [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
-        [--quick] [--samples 150] [--rate 25] [--explain FILE] [--keep]
+        [--quick] [--samples 300] [--rate 25] [--explain FILE] [--keep]
 
 A fresh database on the server at --database-url (dropped afterwards) is filled in bulk
 with the rows PushOps' own code writes (COPY of the same columns; every audit event hashed
@@ -20,6 +20,11 @@ It measures twice, once with 10,000 sends stored and once with 1,000,000:
 - `pushops audit verify` of the served workspace (100,000 events at full size) and of every
   workspace (events/s, and per CPU second of the command);
 - serve's RSS once idle and after the requests.
+For each path it also shows how many acks serve itself timed over 25 ms (its
+`pushops_slack_ack_seconds` histogram, read from /metrics before and after), and, for the
+slowest acks and a median one, what the machine did meanwhile (`Watch`: CPUs busy, serve's
+share of a core, PostgreSQL's running queries and background work, sampled every 10 ms):
+whether an outlier waited for serve, for a CPU or for the database.
 Then EXPLAIN of every query behind those paths, the scheduler's claims and sweeps, at the
 full size (to --explain FILE too), flagging a sequential scan of sends or audit_events.
 
@@ -47,6 +52,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -94,7 +100,8 @@ class Size:
     batched: float = 0.03  # share of delivered sends that went out in several batches
 
 
-FULL = Size(workspaces=1_000, small=10_000, sends=1_000_000, main_events=100_000, samples=150)
+# 300 requests a path: a p99 that is the third slowest, not the second of 150.
+FULL = Size(workspaces=1_000, small=10_000, sends=1_000_000, main_events=100_000, samples=300)
 QUICK = Size(workspaces=5, small=300, sends=1_500, main_events=900, samples=8, batched=0.3)
 
 
@@ -462,6 +469,102 @@ class Serve:
             _stop(self.process)
 
 
+# ------------------------------------------------------------------ what the machine did
+
+
+class Watch:
+    """Samples, every SAMPLE_S in a thread of its own, how busy the machine's CPUs were, how
+    busy serve was, and what PostgreSQL's backends were doing; `explain` says it for the
+    slowest acks of a path, next to the path's median: whether an outlier waited for serve,
+    for a CPU, or for the database."""
+
+    SAMPLE_S = 0.01
+    ACTIVITY_EVERY = 5  # pg_stat_activity on every 5th sample: its query costs a backend too
+
+    def __init__(self, dsn: str, pid: int) -> None:
+        self.dsn = dsn
+        self.pid = pid
+        # (monotonic, machine busy jiffies, machine total jiffies, serve jiffies)
+        self.cpu: list[tuple[float, int, int, int]] = []
+        self.database: list[tuple[float, int, str]] = []  # (monotonic, active, what else ran)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as connection:
+            count = 0
+            while not self._stop.wait(self.SAMPLE_S):
+                now = time.monotonic()
+                fields = [
+                    int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+                ]
+                idle = fields[3] + fields[4]  # idle, iowait
+                with contextlib.suppress(OSError):
+                    self.cpu.append((now, sum(fields) - idle, sum(fields), _jiffies(self.pid)))
+                count += 1
+                if count % self.ACTIVITY_EVERY == 0:
+                    rows = connection.execute(_ACTIVITY).fetchall()
+                    others = sorted({kind for kind, _ in rows if kind != "client backend"})
+                    active = sum(1 for kind, _ in rows if kind == "client backend")
+                    self.database.append((now, active, ",".join(others)))
+
+    def explain(self, path: Path_) -> list[str]:
+        """A line for each ack at or over the path's p99, and one for its median."""
+        if not path.acks_ms:
+            return []
+        p99, p50 = quantile(path.acks_ms, 0.99), quantile(path.acks_ms, 0.5)
+        lines = []
+        ordered = sorted(zip(path.acks_ms, path.sent_at, strict=True), reverse=True)
+        median = min(ordered, key=lambda pair: abs(pair[0] - p50))
+        for ack, at in [*[pair for pair in ordered if pair[0] >= p99], median]:
+            label = "median" if (ack, at) == median else "slow"
+            lines.append(f"{label} {ack:.1f} ms: {self._during(at, at + ack / 1000)}")
+        return lines
+
+    def _during(self, start: float, end: float) -> str:
+        # The samples around the window (a 10 ms sample is as long as a short ack).
+        window = [s for s in self.cpu if start - self.SAMPLE_S <= s[0] <= end + self.SAMPLE_S]
+        if len(window) < 2:
+            return "no samples"
+        first, last = window[0], window[-1]
+        total = max(last[2] - first[2], 1)
+        cores = os.cpu_count() or 1
+        machine = (last[1] - first[1]) / total
+        serve = (last[3] - first[3]) * cores / total  # of one core
+        database = [d for d in self.database if start - 0.05 <= d[0] <= end + 0.05]
+        active = max((d[1] for d in database), default=0)
+        others = sorted({kind for d in database for kind in d[2].split(",") if kind})
+        return (
+            f"CPUs {machine:.0%} busy, serve {serve:.0%} of a core, "
+            f"{active} PostgreSQL queries running"
+            + (f", also {'/'.join(others)}" if others else "")
+        )
+
+
+_ACTIVITY = """
+    SELECT backend_type, wait_event_type FROM pg_stat_activity
+    WHERE pid <> pg_backend_pid() AND (state = 'active' AND datname = current_database() OR (
+        backend_type <> 'client backend' AND coalesce(wait_event, '') NOT IN (
+            'CheckpointerMain', 'AutoVacuumMain', 'BgWriterMain', 'BgWriterHibernate',
+            'WalWriterMain', 'LogicalLauncherMain', 'ArchiverMain')))
+"""
+
+
+def _jiffies(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 # ------------------------------------------------------------------ requests
 
 
@@ -474,6 +577,12 @@ class Path_:
     answers_ms: list[float] = field(default_factory=list)
     replies: dict[str, int] = field(default_factory=dict)
     lost: int = 0
+    sent_at: list[float] = field(default_factory=list)  # monotonic, one per ack in acks_ms
+    server_slow: int = 0  # acks serve itself timed over SERVER_SLOW_S (its ack histogram)
+    slowest: list[str] = field(default_factory=list)  # what the machine did meanwhile
+
+
+SERVER_SLOW_S = 0.025  # a bucket bound of pushops_slack_ack_seconds
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -509,8 +618,9 @@ def _texts(targets: Targets, size: Size, rng: random.Random) -> dict[str, list[s
 
 
 async def run_paths(
-    serve: Serve, slack: ScaleSlack, texts: dict[str, list[str]], rate: float
-) -> list[Path_]:
+    serve: Serve, slack: ScaleSlack, texts: dict[str, list[str]], rate: float,
+    watch: Watch | None = None,
+) -> list[Path_]:  # fmt: skip
     info = slack.info
     results: list[Path_] = []
     connector = aiohttp.TCPConnector(limit=0)
@@ -519,6 +629,7 @@ async def run_paths(
     ) as session:
         for name, commands in texts.items():
             path = Path_(name)
+            slow_before = await _server_slow_acks(session, serve)
             sent: dict[str, float] = {}
             tasks = []
             t0 = time.monotonic() + 0.05
@@ -532,7 +643,10 @@ async def run_paths(
                     asyncio.create_task(_post(session, serve.url, info, text, target, path))
                 )
             await asyncio.gather(*tasks)
+            path.server_slow = await _server_slow_acks(session, serve) - slow_before
             await _collect(slack, sent, path)
+            if watch is not None:
+                path.slowest = watch.explain(path)
             results.append(path)
             print(f"    {_row(path)}", file=sys.stderr, flush=True)
     return results
@@ -554,11 +668,24 @@ async def _post(
     )
     body = signing.form_body(fields)
     headers = signing.signed_headers(body, secret=info["signing_secret"])
-    began = time.perf_counter()
+    began, at = time.perf_counter(), time.monotonic()
     async with session.post(url, data=body, headers=headers) as response:
         await response.read()
         if response.status == 200:
             path.acks_ms.append((time.perf_counter() - began) * 1000)
+            path.sent_at.append(at)
+
+
+async def _server_slow_acks(session: aiohttp.ClientSession, serve: Serve) -> int:
+    """How many acks serve has timed over SERVER_SLOW_S so far (from its /metrics)."""
+    async with session.get(serve.url.rsplit("/slack/", 1)[0] + "/metrics") as response:
+        text = await response.text()
+    counts = {}
+    for found in re.finditer(
+        r'^pushops_slack_ack_seconds_(bucket\{le="([^"]+)"\}|count) (\S+)$', text, re.M
+    ):
+        counts[found[2] or "count"] = float(found[3])
+    return int(counts.get("count", 0) - counts.get(repr(SERVER_SLOW_S), 0))
 
 
 async def _collect(slack: ScaleSlack, sent: dict[str, float], path: Path_) -> None:
@@ -770,7 +897,9 @@ async def _stage(
     await run_paths(serve, slack, warm, args.rate)
     cpu = serve.cpu()
     texts = _texts(seeder.targets, size, random.Random(seeder.stored))
-    paths = await run_paths(serve, slack, texts, args.rate)
+    assert serve.process is not None
+    with Watch(seeder.dsn, serve.process.pid) as watch:
+        paths = await run_paths(serve, slack, texts, args.rate, watch)
     after = serve.rss_mb()
     cpu = serve.cpu() - cpu
     serve.stop()
@@ -810,13 +939,14 @@ def report(
     print(
         f"  {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at "
         f"the end; {size.workspaces:,} workspaces; {size.samples} requests a path at "
-        f"{args.rate:g}/s; ack = HTTP response, answer = reply at the response URL"
+        f"{args.rate:g}/s; ack = HTTP response, answer = reply at the response URL; "
+        f">25ms@ = acks serve itself timed over 25 ms (from the door to Bolt's response)"
     )
     small, large = stages[0], stages[-1]
     print()
     print(
         f"{'path':16} {'sends':>9} {'ack p50':>8} {'ack p99':>8} {'ans p50':>8} "
-        f"{'ans p99':>8}  replies"
+        f"{'ans p99':>8} {'>25ms@':>7}  replies"
     )
     for stage in stages:
         for path in stage.paths:
@@ -825,8 +955,17 @@ def report(
             print(
                 f"{path.name:16} {stage.sends:>9,} {quantile(path.acks_ms, 0.5):>8.1f} "
                 f"{quantile(path.acks_ms, 0.99):>8.1f} {quantile(path.answers_ms, 0.5):>8.1f} "
-                f"{quantile(path.answers_ms, 0.99):>8.1f}  {words}{lost}"
+                f"{quantile(path.answers_ms, 0.99):>8.1f} {path.server_slow:>7}  {words}{lost}"
             )
+    print()
+    print(
+        f"The slowest acks (at or over p99) and a median one, with what the machine did "
+        f"meanwhile (sampled every {Watch.SAMPLE_S * 1000:.0f} ms):"
+    )
+    for stage in stages:
+        for path in stage.paths:
+            for line in path.slowest:
+                print(f"  {path.name:16} {stage.sends:>9,}  {line}")
     print()
     print(
         f"{'sends':>9} {'events':>10} {'seeded s':>9} {'armed s':>8} {'timers':>7} "
@@ -902,7 +1041,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a PostgreSQL server: the run gets a fresh database there, dropped afterwards",
     )
     parser.add_argument("--quick", action="store_true", help="a tiny size, to check it runs")
-    parser.add_argument("--samples", type=int, help="requests a path (150; --quick 8)")
+    parser.add_argument("--samples", type=int, help="requests a path (300; --quick 8)")
     parser.add_argument("--rate", type=float, default=25.0, help="requests a second")
     parser.add_argument("--explain", type=Path, metavar="FILE", help="write every plan there")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")

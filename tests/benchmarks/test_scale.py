@@ -41,6 +41,9 @@ def test_the_scale_benchmark_runs_at_its_quick_size(tmp_path):
     assert "sends, one workspace" in out and "sends, every workspace" in out
     assert "(FAILED)" not in out  # the seeded chains verify
     assert "SEQ SCAN" not in out
+    # Each path's slowest acks come with what the machine did meanwhile.
+    assert "  cancel later         1,500  slow " in out, out
+    assert "% of a core" in out
     written = plans.read_text()
     assert "## find_send later batch" in written
     # The Home tab's reads are explained too: each of its six queries, and its watch's.
