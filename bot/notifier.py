@@ -58,8 +58,9 @@ class Notifier(Protocol):
     async def approval_expired(self, send: Send) -> None:
         """Nobody decided within PUSHOPS_APPROVAL_TTL (`expired`)."""
 
-    async def approval_requested(self, send: Send) -> None:
-        """The send entered `pending_approval`; approvers should be asked."""
+    async def approval_requested(self, send: Send, *, edited_by: str | None = None) -> None:
+        """The send entered `pending_approval`; approvers should be asked (again, after
+        `edited_by` changed it: the approvals given before no longer count)."""
 
 
 class NullNotifier:
@@ -93,7 +94,7 @@ class NullNotifier:
         """Log the expiry."""
         log.info("approval of send %s expired", send.short_id)
 
-    async def approval_requested(self, send: Send) -> None:
+    async def approval_requested(self, send: Send, *, edited_by: str | None = None) -> None:
         """Log the request."""
         log.info("send %s awaits approval", send.short_id)
 
@@ -143,10 +144,12 @@ class NotifierRelay:
         """Forward to the target; never raises."""
         await self._guarded("approval_expired", send, lambda: self.target.approval_expired(send))
 
-    async def approval_requested(self, send: Send) -> None:
+    async def approval_requested(self, send: Send, *, edited_by: str | None = None) -> None:
         """Forward to the target; never raises."""
         await self._guarded(
-            "approval_requested", send, lambda: self.target.approval_requested(send)
+            "approval_requested",
+            send,
+            lambda: self.target.approval_requested(send, edited_by=edited_by),
         )
 
     async def _guarded(self, kind: str, send: Send, call: Callable[[], Awaitable[None]]) -> None:

@@ -184,8 +184,9 @@ class SlackNotifier:
         blocks = views.outcome_blocks(card, note=note)
         await self._postbox.owe([self._dm(send, "held", text, blocks, priority=URGENT)])
 
-    async def approval_requested(self, send: Send) -> None:
-        """Post the request with Approve / Reject to the approvals channel; log it.
+    async def approval_requested(self, send: Send, *, edited_by: str | None = None) -> None:
+        """Post the request with Approve / Reject to the approvals channel (or update the one
+        posted, after `edited_by` changed the send); log it.
 
         Slack refusing the request is told to the requester (`refused`)."""
         card = card_of(send)
@@ -201,7 +202,7 @@ class SlackNotifier:
             await self._postbox.owe(owed)
             return
         estimate = await self._estimate(send)
-        blocks = views.approval_request_blocks(card, estimate=estimate)
+        blocks = views.approval_request_blocks(card, estimate=estimate, edited_by=edited_by)
         owed.append(
             self._message(send, APPROVAL, channel, views.outcome_text(card), blocks, URGENT)
         )

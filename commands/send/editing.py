@@ -339,7 +339,10 @@ async def _after_save(
             closed = f"Edited by <@{user_id}>; it needs no approval now."
             await notifier.close_approval(send, closed)
         await notifier.announce(send)  # the log channel's message shows the edit
-    await services.deliverer.dispatch(send)  # its timer, or the approvers' request again
+    if send.state == SendState.PENDING_APPROVAL:  # asked again, in their message
+        await services.notifier.approval_requested(send, edited_by=user_id)
+    else:
+        await services.deliverer.dispatch(send)  # its timer
     current = await services.recall.get(team_id=team_id, send_id=send.id) or send
     card = card_of(current)
     note = saved_note(edit)

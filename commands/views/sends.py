@@ -482,11 +482,19 @@ def missed_blocks(card: SendCard, *, grace: str) -> list[Block]:
     return blocks
 
 
-def approval_request_blocks(card: SendCard, *, estimate: str | None = None) -> list[Block]:
-    """The approval request in the approvals channel, with Approve and Reject."""
+def approval_request_blocks(
+    card: SendCard, *, estimate: str | None = None, edited_by: str | None = None
+) -> list[Block]:
+    """The approval request in the approvals channel, with Approve and Reject; after an edit
+    (`edited_by`), it says so: approvals given to the earlier words no longer count."""
     blocks = [
         section(
             f"*<@{card.requester_id}> asks to send {ids_text(card)}* ({_approvals_count(card)})"
+        ),
+        *(
+            [context(f"Edited by <@{edited_by}>: approvals given before the edit no longer count.")]
+            if edited_by
+            else []
         ),
         section(content_text(card)),
         *extras_blocks(card),

@@ -83,6 +83,6 @@ class RecordingNotifier:
         """Record it."""
         await self._record(Notice("approval_expired", send))
 
-    async def approval_requested(self, send: Send) -> None:
+    async def approval_requested(self, send: Send, *, edited_by: str | None = None) -> None:
         """Record it."""
         await self._record(Notice("approval_requested", send))

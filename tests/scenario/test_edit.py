@@ -175,6 +175,9 @@ async def test_an_edit_under_an_approval_policy_asks_the_approvers_again_in_thei
     )
     assert const.ACTION_APPROVE in buttons(asked.args["blocks"])
     assert "0 of 1 approval" in text_of(asked.args)
+    assert f"Edited by <@{ALICE}>: approvals given before the edit no longer count" in (
+        text_of(asked.args)
+    )
     assert len(fake_slack.calls_to("chat.postMessage", where=in_approvals)) == 1  # not again
     waiting = await only_send(database)
     assert (waiting.state, waiting.approvals_received) == (SendState.PENDING_APPROVAL, 0)
