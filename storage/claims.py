@@ -60,6 +60,12 @@ class Claim:
     worker_id: str
     lease: timedelta = DEFAULT_LEASE
 
+    def columns(self, now: datetime) -> dict[str, Any]:
+        """What a send claimed as it is stored holds: its first claim, as `claim_due_sends`
+        would write it."""
+        first = {"state": SendState.SENDING, "attempts": 1}  # a new row: no count to add to
+        return _claim_changes(self.worker_id, now, self.lease) | first
+
 
 # --- claims of due sends -----------------------------------------------------------------------
 

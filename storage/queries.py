@@ -172,13 +172,7 @@ async def create_send(
     if claim is not None:
         if state != SendState.SCHEDULED or due_at is None or due_at > now:
             raise IllegalTransition("Only a send scheduled for now is claimed as it is created.")
-        fields |= {
-            "state": SendState.SENDING,
-            "claimed_by": claim.worker_id,
-            "claimed_at": now,
-            "lease_until": now + claim.lease,
-            "attempts": 1,
-        }
+        fields |= claim.columns(now)
     if submission is not None:
         stored = await _submitted_send(session, team_id, submission)
         if stored is not None:
