@@ -786,8 +786,6 @@ async def explain_paths(dsn: str, team: str, targets: Targets) -> list[tuple[str
             await home_queries.send_states(
                 session=session, team_id=team, send_ids=[uuid.uuid4() for _ in range(20)]
             )
-            label[0] = "next_due_at"
-            await queries.next_due_at(session=session)
             label[0] = "list_audit_events"
             await list_audit_events(session=session, team_id=team, limit=20)
             label[0] = "audit verify (one workspace)"

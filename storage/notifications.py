@@ -3,8 +3,8 @@
 A send's batches are JSON in `sends.batches`, which no index reaches; `send_notifications`
 holds each batch's notification id beside its send, so `/push status` and `/push cancel` find
 a send by any of its ids in one indexed read, however many sends a workspace keeps.
-Written wherever batches are recorded (`storage.deliveries`, `queries.record_send_progress`),
-in the same transaction. Same conventions as `storage.queries`.
+Written where batches are recorded (`storage.deliveries`), in the same transaction. Same
+conventions as `storage.queries`.
 """
 
 from __future__ import annotations

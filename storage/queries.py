@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias, cast
 
@@ -62,7 +62,7 @@ from storage.models import (
     SendState,
     utcnow,
 )
-from storage.notifications import SendBatches, find_notification, record_notifications
+from storage.notifications import find_notification
 from storage.sql import json_safe, rowcount
 
 __all__ = [
@@ -80,17 +80,13 @@ __all__ = [
     "get_linked_external_id",
     "get_send",
     "iter_audit_events",
-    "list_active_sends",
     "list_approvals",
     "list_audit_events",
     "list_sends",
     "lock_send",
-    "next_due_at",
     "record_approval",
-    "record_send_progress",
     "redact",
     "set_linked_external_id",
-    "set_slack_message",
     "transition_send",
     "unlink_external_id",
     "validate_external_id",
@@ -404,20 +400,6 @@ async def list_sends(
     return list(await session.scalars(query))
 
 
-async def list_active_sends(
-    *, session: AsyncSession, states: Collection[SendState] = (SendState.SCHEDULED,)
-) -> list[Send]:
-    """Sends of every workspace in `states`, by due time: what the scheduler re-derives at start."""
-    query = sa.select(Send).where(Send.state.in_(list(states)))
-    return list(await session.scalars(query.order_by(Send.due_at, Send.id)))
-
-
-async def next_due_at(*, session: AsyncSession) -> datetime | None:
-    """When the next scheduled send of any workspace is due (for the scheduler's timer)."""
-    query = sa.select(sa.func.min(Send.due_at)).where(Send.state == SendState.SCHEDULED)
-    return await session.scalar(query)
-
-
 async def count_sends(
     *, session: AsyncSession, states: Collection[SendState]
 ) -> dict[SendState, int]:
@@ -536,57 +518,6 @@ async def cancel_send(
         actor=actor,
         details={"reason": reason} if reason else None,
     )
-
-
-async def record_send_progress(
-    *,
-    session: AsyncSession,
-    team_id: str,
-    send_id: uuid.UUID,
-    worker_id: str,
-    notification_id: str | None = None,
-    batches: Sequence[Mapping[str, Any]] | None = None,
-    last_error: str | None = None,
-    lease_until: datetime | None = None,
-) -> bool:
-    """Save delivery progress of a send this worker holds; False if it lost the claim."""
-    values: dict[str, Any] = {"updated_at": utcnow()}
-    if notification_id is not None:
-        values["notification_id"] = notification_id
-    if batches is not None:
-        values["batches"] = [json_safe(batch, "batch result") for batch in batches]
-    if last_error is not None:
-        values["last_error"] = last_error
-    if lease_until is not None:
-        values["lease_until"] = lease_until
-    result = await session.execute(
-        sa.update(Send)
-        .where(
-            Send.id == send_id,
-            Send.team_id == team_id,
-            Send.state == SendState.SENDING,
-            Send.claimed_by == worker_id,
-        )
-        .values(**values)
-        .execution_options(synchronize_session="fetch")
-    )
-    recorded = rowcount(result) == 1
-    if recorded:
-        made = SendBatches(team_id, send_id, batches or (), notification_id)
-        await record_notifications(session=session, recorded=[made])
-    return recorded
-
-
-async def set_slack_message(
-    *, session: AsyncSession, team_id: str, send_id: uuid.UUID, purpose: str, channel: str, ts: str
-) -> bool:
-    """Remember a Slack message about the send (to update it later); False if not found."""
-    send = await get_send(session=session, team_id=team_id, send_id=send_id)
-    if send is None:
-        return False
-    send.slack_messages = {**send.slack_messages, purpose: {"channel": channel, "ts": ts}}
-    await session.flush([send])
-    return True
 
 
 # --- approvals --------------------------------------------------------------------------------

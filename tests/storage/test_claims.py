@@ -124,7 +124,6 @@ async def test_claims_skip_what_is_not_due_and_leave_late_sends_to_the_missed_sw
     assert [send.id for send in claimed] == [due.id]
     assert [send.id for send in missed] == [late.id]
     async with database.sessions() as session:
-        assert await queries.next_due_at(session=session) == future.due_at
         still = {
             s.id: s.state for s in await queries.list_sends(session=session, team_id=app.team_id)
         }
@@ -235,10 +234,11 @@ async def test_a_send_whose_worker_died_is_taken_over_with_the_same_key(database
 
     assert taken.id == first.id == send.id  # same UUID: same OneSignal idempotency key
     assert (taken.claimed_by, taken.attempts, taken.state) == ("w2", 2, SendState.SENDING)
-    async with database.sessions.begin() as session:
-        assert not await queries.record_send_progress(
-            session=session, team_id=app.team_id, send_id=send.id, worker_id="dead", last_error="x"
-        )
+    late = DeliveryResult(send.id, SendState.FAILED, error="x")  # the dead worker's, too late
+    finished = await deliveries.finish_sends(
+        session_factory=database.sessions, worker_id="dead", results=[late]
+    )
+    assert finished.recorded == []
 
 
 async def test_a_dead_workers_claim_is_taken_over_however_late_and_never_marked_missed_blindly(

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from storage import claims, queries
+from storage import claims, deliveries, queries
 from storage.db import Database
+from storage.deliveries import DeliveryResult
 from storage.errors import AlreadyDecided, IllegalTransition, InvalidInput, SelfApproval
 from storage.ids import ALPHABET
 from storage.models import TRANSITIONS, AuditEvent, Decision, Send, SendState, utcnow
@@ -149,7 +150,9 @@ async def test_a_transition_cannot_rewrite_identity_or_tenancy(database, storage
             )
 
 
-async def test_delivery_results_travel_with_the_transition(database, storage_factory):
+async def test_a_delivery_result_is_found_by_any_batch_id_in_its_workspace_only(
+    database, storage_factory
+):
     app = await storage_factory.app()
     send = await storage_factory.send(app, state=SendState.SENDING, claimed_by="w1")
     notification_id = "b7f1c0de-0000-4000-8000-000000000001"
@@ -159,22 +162,18 @@ async def test_delivery_results_travel_with_the_transition(database, storage_fac
         {"batch": 1, "notification_id": second_batch},
     ]
 
-    async with database.sessions.begin() as session:
-        assert await queries.record_send_progress(
-            session=session, team_id=app.team_id, send_id=send.id, worker_id="w1", batches=batches
-        )
-        assert not await queries.record_send_progress(
-            session=session, team_id=app.team_id, send_id=send.id, worker_id="w2", last_error="x"
-        )
-        assert await queries.transition_send(
-            session=session,
-            team_id=app.team_id,
-            send_id=send.id,
-            expected=SendState.SENDING,
-            new=SendState.SENT,
-            actor="worker:w1",
-            values={"notification_id": notification_id},
-        )
+    lost = await deliveries.finish_sends(
+        session_factory=database.sessions,
+        worker_id="w2",
+        results=[DeliveryResult(send.id, SendState.FAILED, error="x")],
+    )
+    kept = await deliveries.finish_sends(
+        session_factory=database.sessions,
+        worker_id="w1",
+        results=[DeliveryResult(send.id, SendState.SENT, notification_id, batches)],
+    )
+
+    assert (lost.recorded, kept.recorded) == ([], [send.id])
 
     async with database.sessions() as session:
         found = await queries.find_send(session=session, team_id=app.team_id, ref=notification_id)

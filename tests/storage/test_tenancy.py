@@ -49,14 +49,6 @@ async def test_another_workspaces_send_cannot_be_cancelled_moved_or_approved(dat
             new=SendState.SCHEDULED,
             actor="U0INTRUDER",
         )
-        assert not await queries.set_slack_message(
-            session=session,
-            team_id=DEFAULT_TEAM,
-            send_id=send.id,
-            purpose="log",
-            channel="C1",
-            ts="1.2",
-        )
         with pytest.raises(NoSuchSend):
             await queries.record_approval(
                 session=session,
