@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -84,11 +83,6 @@ class Settings(BaseSettings):
         return value if value.endswith("/") else value + "/"
 
     @property
-    def admin_ids(self) -> frozenset[str]:
-        """Slack user ids named in `PUSHOPS_ADMINS`."""
-        return frozenset(part.strip() for part in self.admins.split(",") if part.strip())
-
-    @property
     def resolved_database_url(self) -> str:
         """`DATABASE_URL`, or the SQLite file in the data dir."""
         if self.database_url:
@@ -148,9 +142,3 @@ def _invalid(details: ErrorDetails) -> InvalidSetting:
     kind = details["type"]
     message = _MESSAGES.get(kind, details["msg"].rstrip("."))
     return InvalidSetting(str(location[0]).upper(), message, kind)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings; tests build their own `Settings(...)` instead."""
-    return Settings()

@@ -351,18 +351,8 @@ def changes(current: WorkspaceSettings, wanted: WorkspaceSettings) -> Changes:
         found.update(_app_changes(current.apps or (), wanted.apps))
     if wanted.roles is not None:
         now = current.roles or {}
-        found["give"] = tuple(
-            (role, s)
-            for role in Role
-            for s in wanted.roles.get(role, ())
-            if s not in now.get(role, ())
-        )
-        found["take"] = tuple(
-            (role, s)
-            for role in Role
-            for s in now.get(role, ())
-            if s not in wanted.roles.get(role, ())
-        )
+        found["give"] = _missing(wanted.roles, now)
+        found["take"] = _missing(now, wanted.roles)
     if wanted.policy is not None:
         if wanted.policy != (current.policy or ApprovalPolicy()):
             found["policy"] = wanted.policy

@@ -10,7 +10,6 @@ creator); its occurrences then need no approval of their own.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -389,11 +388,6 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(const.ACTION_SERIES_STOP)(on(lambda s: s.series.stop, "stopped"))
     app.action(const.ACTION_SERIES_APPROVE)(decision(True))
     app.action(const.ACTION_SERIES_REJECT)(decision(False))
-
-
-def series_uuid(value: object) -> uuid.UUID | None:
-    """A series id from a button's value (None when it is not one)."""
-    return send_uuid(value)
 
 
 SUBCOMMAND = Subcommand(name=const.SUB_SERIES, handle=handle, before_ack=before_ack)

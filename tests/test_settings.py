@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from bot.policy import ConfiguredAdmins
 from bot.settings import Settings
 
 
@@ -18,6 +19,6 @@ def test_environment_names_are_the_documented_ones(monkeypatch):
     monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api")
     monkeypatch.setenv("PUSHOPS_MISFIRE_GRACE", "30")
     settings = Settings(_env_file=None)
-    assert settings.admin_ids == {"U1", "U2"}
+    assert ConfiguredAdmins.parse(settings.admins).bare == {"U1", "U2"}
     assert settings.slack_api_url == "http://127.0.0.1:9/api/"
     assert settings.misfire_grace == 30

@@ -233,12 +233,6 @@ class DeliveryOptions(BaseModel):
             fields["data"] = data
         return fields
 
-    @property
-    def spread(self) -> bool:
-        """Whether OneSignal delivers it over hours (per zone, or when each user is active),
-        so it may be stopped at OneSignal long after it was handed over."""
-        return self.local_time is not None or self.when_active
-
     def describe(self) -> list[str]:
         """One phrase per option set, for the preview and the cards."""
         said: list[str] = []

@@ -342,8 +342,6 @@ def cli_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database: Database, secret_key: str
 ) -> dict[str, str]:
     """Environment for `pushops` on `database`; tests may change it before `run_cli`."""
-    from bot.settings import get_settings
-
     url = database.engine.url.set(
         drivername=database.engine.url.get_backend_name()
     ).render_as_string(hide_password=False)
@@ -357,7 +355,6 @@ def cli_env(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)  # no stray .env from the developer's checkout
-    get_settings.cache_clear()
     return env
 
 
@@ -365,7 +362,6 @@ def cli_env(
 def run_cli(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     """`await run_cli("apps", "list", env={...})` runs `bot.cli.main` in a thread."""
     from bot.cli import main
-    from bot.settings import get_settings
 
     def invoke(argv: Sequence[str]) -> CliResult:
         out, err = io.StringIO(), io.StringIO()
@@ -382,10 +378,6 @@ def run_cli(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
                 monkeypatch.delenv(name, raising=False)
             else:
                 monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        try:
-            return await asyncio.to_thread(invoke, argv)
-        finally:
-            get_settings.cache_clear()
+        return await asyncio.to_thread(invoke, argv)
 
     return run
