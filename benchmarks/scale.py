@@ -746,6 +746,7 @@ async def explain_paths(dsn: str, team: str, targets: Targets) -> list[tuple[str
 
     from bot.delivery.recall import FINISHED, UPCOMING
     from bot.home import HomeBoard
+    from bot.timers import DEFAULT_HORIZON
     from storage import claims, queries
     from storage import home as home_queries
     from storage.audit import iter_audit_pages, list_audit_events
@@ -780,8 +781,8 @@ async def explain_paths(dsn: str, team: str, targets: Targets) -> list[tuple[str
             await queries.list_sends(
                 session=session, team_id=team, states=FINISHED, order="finished"
             )
-            label[0] = "list_timers"
-            await claims.list_timers(session=session)
+            label[0] = "list_timers (the sweep's, within the timers' horizon)"
+            await claims.list_timers(session=session, until=datetime.now(UTC) + DEFAULT_HORIZON)
             label[0] = "Home tab: states of the sends shown"
             await home_queries.send_states(
                 session=session, team_id=team, send_ids=[uuid.uuid4() for _ in range(20)]

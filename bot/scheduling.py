@@ -3,9 +3,11 @@
 The table is the truth and the timers a cache. At start and on every sweep the scheduler
 re-derives them from the table: a timer per scheduled send at its due time, and per send
 held in `sending` at the end of its lease (a retry waits for it; a crashed worker's send is
-taken over after it). A timer only wakes the claimer; the compare-and-set claim in the
-database decides who delivers, so a stale timer, a second replica or a lost timer are all
-harmless, and a process killed at any point loses nothing.
+taken over after it), for the sends that need it within the timers' horizon (the others
+are armed by the sweep that finds them within it; `bot.timers`). A timer only wakes the
+claimer; the compare-and-set claim in the database decides who delivers, so a stale timer,
+a second replica or a lost timer are all harmless, and a process killed at any point loses
+nothing.
 
 Due sends are claimed in batches (`claim_due_sends`) and delivered concurrently, bounded by
 `DeliveryPolicy.max_in_flight`; a scheduled send later than PUSHOPS_MISFIRE_GRACE is marked
@@ -90,6 +92,13 @@ class Scheduler:
         self.claim_batch = claim_batch
         self.drain_timeout = drain_timeout
         self.series_lead = series_lead or timedelta(seconds=max(60.0, 4 * sweep_interval))
+        if self.timers.horizon < timedelta(seconds=2 * sweep_interval):
+            # A send entering the horizon just after a sweep is armed by the next one: with
+            # less than two sweeps of horizon it could be found only once it is due.
+            raise ValueError(
+                f"the timers' horizon ({self.timers.horizon}) must span at least two sweeps "
+                f"({sweep_interval:g} s each)"
+            )
         self.worker_id = deliverer.worker_id
         self.lease = deliverer.lease
         self.notifier = deliverer.notifier
@@ -261,8 +270,11 @@ class Scheduler:
                 return
 
     async def _derive_timers(self) -> None:
+        """Arm the sends due within the timers' horizon; forget the timers of the others."""
         async with self.database.sessions() as session:
-            timers = await claims.list_timers(session=session)
+            timers = await claims.list_timers(
+                session=session, until=self.clock() + self.timers.horizon
+            )
         now = self.clock()
         busy = self._claims()
         wanted: dict[uuid.UUID, tuple[datetime, bool]] = {}

@@ -5,6 +5,12 @@ A timer only wakes; the compare-and-set claim in the database decides who delive
 and a retry at its lease's end) and, through it, to the `Scheduler` (which starts and stops
 them, re-derives them from the table, and waits for their wake-ups), so neither is wired
 into the other after construction.
+
+Only sends due within the horizon (`DEFAULT_HORIZON`) get a timer: a send due next month is a
+row in the table, not a job in memory, until a sweep finds it within the horizon and arms it.
+So the memory of the timers follows the sends due soon, never the history or the sends
+scheduled far ahead, and a restart re-arms only those. The horizon spans several sweeps
+(`Scheduler` checks it), so a send is armed well before it is due, even when a sweep fails.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import math
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -29,6 +35,11 @@ from storage.models import utcnow
 # the same 10 ms share one APScheduler job. 10,000 sends due within 10 s are 1,000 jobs, not
 # 10,000, and a send waits at most this long past its due time for its wake-up.
 _SLOT_SECONDS: Final = 0.01
+
+# How far ahead timers are armed. Each armed send costs about 1.5 KB (its APScheduler job and
+# our maps): 10,000 sends scheduled over the next two months were 15 MB of a process that
+# should stay under 100 MB. Five minutes is twenty default sweeps (15 s).
+DEFAULT_HORIZON: Final = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -52,10 +63,18 @@ class Timers:
 
     Args:
         clock: the current time (UTC): a timer due by then wakes at once.
+        horizon: only a send due within this long from now gets a timer; a later one is
+            left to the sweep that finds it within the horizon.
     """
 
-    def __init__(self, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        horizon: timedelta = DEFAULT_HORIZON,
+    ) -> None:
         self.clock = clock
+        self.horizon = horizon
         self._aps: AsyncIOScheduler | None = None
         self._armed: dict[uuid.UUID, datetime] = {}  # send -> the moment it needs us
         self._slots: dict[_Slot, set[uuid.UUID]] = {}
@@ -115,13 +134,17 @@ class Timers:
         """Wake the claimer at `due_at` for this send (idempotent; replaces its timer).
 
         `retry`: the send is held in `sending` until `due_at` (a retry, or a crashed
-        worker's lease); it is taken over then. Does nothing when not running.
+        worker's lease); it is taken over then. Does nothing when not running, and nothing
+        but forget its timer when `due_at` is beyond the horizon (a sweep arms it later).
         """
         if self._aps is None:
             return
         self.disarm(send_id)
-        if due_at <= self.clock():
+        now = self.clock()
+        if due_at <= now:
             self.poke(retry)
+            return
+        if due_at > now + self.horizon:
             return
         self._armed[send_id] = due_at
         slot = _Slot(math.ceil(due_at.timestamp() / _SLOT_SECONDS), retry)

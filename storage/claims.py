@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import QueryableAttribute
 
 from storage.audit import AuditEntry, append_audit_by_team
 from storage.models import Send, SendState, utcnow
@@ -326,14 +327,24 @@ class Timer:
     at: datetime | None
 
 
-async def list_timers(*, session: AsyncSession) -> list[Timer]:
-    """Every scheduled or held send of every workspace, with the moment it needs attention.
+async def list_timers(*, session: AsyncSession, until: datetime | None = None) -> list[Timer]:
+    """Every scheduled or held send of every workspace, with the moment it needs attention;
+    with `until`, only those that need it by then (or have no moment: at once).
 
-    Only four columns are read, so re-deriving thousands of timers stays cheap.
+    Only four columns are read, and with `until` only the sends due soon (through the index
+    on state and due time), so re-deriving the timers stays cheap however many sends are
+    scheduled far ahead.
     """
-    query = sa.select(Send.id, Send.state, Send.due_at, Send.lease_until).where(
-        Send.state.in_([SendState.SCHEDULED, SendState.SENDING])
-    )
+    query = sa.select(Send.id, Send.state, Send.due_at, Send.lease_until)
+    if until is None:
+        query = query.where(Send.state.in_([SendState.SCHEDULED, SendState.SENDING]))
+    else:
+        query = query.where(
+            sa.or_(
+                sa.and_(Send.state == SendState.SCHEDULED, _by(Send.due_at, until)),
+                sa.and_(Send.state == SendState.SENDING, _by(Send.lease_until, until)),
+            )
+        )
     rows = (await session.execute(query)).all()
     return [
         Timer(
@@ -341,6 +352,10 @@ async def list_timers(*, session: AsyncSession) -> list[Timer]:
         )
         for row in rows
     ]
+
+
+def _by(column: QueryableAttribute[datetime | None], until: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(column.is_(None), column <= until)
 
 
 async def renew_leases(

@@ -19,7 +19,7 @@ from bot.onesignal import make_http_client
 from bot.onesignal_clients import OneSignalClients
 from bot.scheduling import Scheduler
 from bot.settings import Settings
-from bot.timers import Timers
+from bot.timers import DEFAULT_HORIZON, Timers
 from storage import queries
 from storage.crypto import KeyRing
 from storage.db import Database
@@ -157,11 +157,13 @@ async def kit(
     sweep_interval: float = 0.5,
     worker_id: str | None = None,
     http_timeout: float | None = None,
+    horizon: timedelta = DEFAULT_HORIZON,
     **settings: Any,
 ) -> AsyncIterator[Kit]:
     """A `Kit`; the scheduler is stopped and the pool closed at the end.
 
     `http_timeout`: the pool's timeout (each app's client waits as long), else its default.
+    `horizon`: how far ahead the timers are armed.
     """
     http = make_http_client() if http_timeout is None else make_http_client(timeout=http_timeout)
     notifier = RecordingNotifier()
@@ -171,7 +173,7 @@ async def kit(
         keyring=keyring,
         clients=OneSignalClients(http, config.onesignal_api_url),
         settings=config,
-        timers=Timers(),
+        timers=Timers(horizon=horizon),
         notifier=notifier,
         policy=policy,
         worker_id=worker_id,

@@ -10,7 +10,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ from bot.onesignal import OneSignalClient, make_http_client
 from bot.onesignal_clients import OneSignalClients
 from bot.scheduling import SWEEP_JOB, Scheduler
 from bot.settings import Settings
-from bot.timers import Timers
+from bot.timers import DEFAULT_HORIZON, Timers
 from storage.audit import AuditKeys
 from storage.crypto import KeyRing
 from storage.db import Database
@@ -30,6 +30,7 @@ from storage.models import AuditEvent, Send, SendState, utcnow
 from tests.bot.deliverykit import (
     FAST,
     SEGMENT,
+    Kit,
     audit_chain_ok,
     insert_due,
     kit,
@@ -107,14 +108,74 @@ async def test_sends_due_within_the_same_10_ms_share_one_timer_and_none_goes_ear
         assert sent_at >= due_at[request.json["idempotency_key"]].timestamp() - 0.001
 
 
-async def test_at_start_every_scheduled_send_gets_a_timer(env):
-    sends = [await env.create(due_in=3600 + i) for i in range(3)]
+async def test_at_start_every_send_due_within_the_horizon_gets_a_timer_and_no_later_one(env):
+    sends = [await env.create(due_in=120 + i) for i in range(3)]
+    later = [await env.create(due_in=DEFAULT_HORIZON.total_seconds() + 600 * i) for i in (1, 2)]
 
     await env.start()
 
     assert env.scheduler.armed == 3
+    assert [env.scheduler.timers.due_at(send.id) for send in later] == [None, None]
     await env.recall.cancel(team_id=env.app.team_id, ref=sends[0].short_id, actor="U0B")
     assert env.scheduler.armed == 2
+
+
+async def test_a_send_due_beyond_the_horizon_goes_out_on_time_and_once_across_a_restart(
+    database, keyring, fake_onesignal, app
+):
+    # Timers 2 s ahead, a sweep every 0.5 s: a send due in 4 s has no timer when it is made,
+    # nor after the restart; the sweep that finds it within 2 s of its time arms it.
+    horizon = timedelta(seconds=2)
+    async with kit(database, keyring, fake_onesignal, app, horizon=horizon) as first:
+        await first.start()
+        send = await first.create("far", due_in=4)
+        await first.deliverer.dispatch(send)
+        assert first.scheduler.armed == 0
+        await first.scheduler.stop()
+    assert send.due_at is not None
+
+    async with kit(database, keyring, fake_onesignal, app, horizon=horizon) as second:
+        await second.start()
+        assert second.scheduler.armed == 0
+        armed_at = await _when_armed(second, send.id)
+        sent = await second.wait_state(send, SendState.SENT, seconds=15)
+        await asyncio.sleep(1.0)  # two more sweeps: nothing more goes out
+
+    assert send.due_at - horizon <= armed_at < send.due_at
+    (request,) = second.posted()
+    assert request.json["idempotency_key"] == str(send.id)
+    offset = time.monotonic() - time.time()  # the fake stamps requests with monotonic time
+    assert request.time - offset >= send.due_at.timestamp() - 0.001  # not early
+    assert sent.notification_id in fake_onesignal.notifications
+    assert len(fake_onesignal.notifications) == 1
+
+
+async def _when_armed(env: Kit, send_id: uuid.UUID) -> datetime:
+    """Poll until the send has a timer; when it got it."""
+    deadline = time.monotonic() + 10
+    while env.scheduler.timers.due_at(send_id) is None:
+        assert time.monotonic() < deadline, "the send never got a timer"
+        await asyncio.sleep(0.01)
+    return utcnow()
+
+
+async def test_a_horizon_shorter_than_two_sweeps_is_refused(database, keyring, fake_onesignal):
+    http = make_http_client()
+    deliverer = Deliverer(
+        database=database,
+        keyring=keyring,
+        clients=OneSignalClients(http, fake_onesignal.url),
+        settings=settings_for(fake_onesignal),
+        timers=Timers(horizon=timedelta(seconds=30)),
+    )
+    try:
+        with pytest.raises(ValueError, match="at least two sweeps"):
+            Scheduler(
+                database=database, deliverer=deliverer, settings=deliverer.settings,
+                sweep_interval=20,
+            )  # fmt: skip
+    finally:
+        await http.aclose()
 
 
 async def test_a_send_another_replica_created_is_found_by_the_sweep(env, database, app):

@@ -403,3 +403,27 @@ async def test_two_workers_claiming_and_recording_across_workspaces_keep_every_c
     async with database.sessions() as session:
         chain = await queries.verify_audit_chain(session=session)
     assert chain.ok
+
+
+async def test_timers_until_a_moment_are_the_sends_that_need_attention_by_then(storage_factory):
+    app = await storage_factory.app()
+    now = utcnow()
+    soon = await storage_factory.send(app, due_at=now + timedelta(minutes=1))
+    later = await storage_factory.send(app, due_at=now + timedelta(days=30))
+    held = await storage_factory.send(
+        app, state=SendState.SENDING, lease_until=now + timedelta(seconds=30), claimed_by="w1"
+    )
+    held_long = await storage_factory.send(
+        app, state=SendState.SENDING, lease_until=now + timedelta(days=2), claimed_by="w2"
+    )
+    await storage_factory.send(app, state=SendState.SENT, due_at=now)
+
+    async with storage_factory.database.sessions() as session:
+        every = await claims.list_timers(session=session)
+        soon_ones = await claims.list_timers(session=session, until=now + timedelta(minutes=5))
+
+    assert {t.send_id for t in every} == {soon.id, later.id, held.id, held_long.id}
+    assert {(t.send_id, t.state) for t in soon_ones} == {
+        (soon.id, SendState.SCHEDULED),
+        (held.id, SendState.SENDING),
+    }
