@@ -33,7 +33,16 @@ from bot.slack_limits import Pacer
 from storage import outbox
 from storage.db import Database
 from storage.models import OutboxKind, OutboxMessage, utcnow
-from storage.outbox import COUNTERS, NOTICE, OutboxEntry, OutboxResult, Refused, Retry, Sent
+from storage.outbox import (
+    COUNTERS,
+    NOTICE,
+    Notice,
+    OutboxEntry,
+    OutboxResult,
+    Refused,
+    Retry,
+    Sent,
+)
 
 __all__ = [
     "COUNTERS",
@@ -48,6 +57,7 @@ __all__ = [
     "OutboxKind",
     "OutboxMessage",
     "Outcome",
+    "Owing",
     "Refusal",
     "SlackRefused",
     "Wait",
@@ -125,27 +135,126 @@ async def owe(
     entries: Sequence[OutboxEntry],
     drainer: OutboxDrainer | None = None,
     *,
-    settles: tuple[str, uuid.UUID, str] | None = None,
+    settles: Notice | None = None,
 ) -> None:
-    """Owe Slack `entries` in one transaction (channel messages replace their key's queued
-    version, DMs are written once), then wake `drainer`. `settles` (team, send, outcome): the
-    notices of that outcome are done in the same transaction (its news is owed now)."""
+    """Owe Slack `entries` (channel messages replace their key's queued version, DMs are
+    written once), then wake `drainer`. `settles` (team, send, outcome): the notices of that
+    outcome are done in the same transaction (its news is owed now). With a drainer, what
+    other callers owe meanwhile is written in the same transaction (`Owing`)."""
     if not entries and settles is None:
         return
+    if drainer is not None:
+        await drainer.owing.owe(entries, settles=settles)
+        return
+    await _write_owed(database, [(entries, settles)])
+
+
+async def _write_owed(
+    database: Database, owed: Sequence[tuple[Sequence[OutboxEntry], Notice | None]]
+) -> None:
+    """Write what several callers owe in one transaction: every notice settled in one
+    statement, the channel messages (each an upsert), the DMs in one statement."""
+    notices = [settles for _, settles in owed if settles is not None]
+    entries = [entry for some, _ in owed for entry in some]
     async with database.sessions.begin() as session:
-        if settles is not None:
-            team_id, send_id, outcome = settles
-            await outbox.settle_notices(
-                session=session, team_id=team_id, send_id=send_id, outcome=outcome
-            )
+        await outbox.settle_notices(session=session, notices=notices)
         for kind in (OutboxKind.MESSAGE, OutboxKind.DM):
             chosen = [entry for entry in entries if entry.kind == kind]
             if chosen:
                 await outbox.enqueue(
                     session=session, entries=chosen, replace=kind == OutboxKind.MESSAGE
                 )
-    if drainer is not None:
-        drainer.wake()
+
+
+@dataclass(eq=False)
+class _Owed:
+    entries: Sequence[OutboxEntry]
+    settles: Notice | None
+    future: asyncio.Future[None]
+
+
+class Owing:
+    """What this process owes Slack, written many callers to a transaction.
+
+    A burst's deliveries each owe their news as they end: one transaction each cost more
+    CPU than rendering the news (begin, statements, commit). Each caller's entries join a
+    queue; one background task writes all that is queued in one transaction, and what is
+    queued meanwhile in the next one, so an idle process writes at once and a busy one in
+    batches. Each caller awaits its own write, so nothing is announced before it is stored.
+    When a transaction fails, its callers' writes are tried again one by one, so each
+    caller gets its own answer (a database error, as `owe` always raised). `wake` is called
+    after each write (the drainer: messages are due).
+    """
+
+    def __init__(
+        self, database: Database, *, wake: Callable[[], None] | None = None, batch: int = 200
+    ) -> None:
+        self._database = database
+        self._wake = wake
+        self._batch = batch
+        self._queue: list[_Owed] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def owe(self, entries: Sequence[OutboxEntry], *, settles: Notice | None) -> None:
+        """Write `entries` (and settle `settles`) with whatever else is owed meanwhile."""
+        loop = asyncio.get_running_loop()
+        owed = _Owed(entries, settles, loop.create_future())
+        self._queue.append(owed)
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run(), name="pushops-outbox-owing")
+        await owed.future
+
+    async def aclose(self, *, within: float = 10.0) -> None:
+        """Write what is queued (for up to `within` s), then stop; what is left is told
+        to its callers as not written."""
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within):
+                    await asyncio.shield(self._task)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+        left, self._queue = self._queue, []
+        for owed in left:
+            _answer(owed, OwedNotWritten())
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._batch], self._queue[self._batch :]
+            await self._write(batch)
+            if self._wake is not None:
+                self._wake()
+
+    async def _write(self, batch: list[_Owed]) -> None:
+        try:
+            await _write_owed(self._database, [(owed.entries, owed.settles) for owed in batch])
+        except Exception as error:  # noqa: BLE001 - each caller is answered with its own
+            if len(batch) == 1:
+                _answer(batch[0], error)
+                return
+            for owed in batch:
+                await self._write([owed])
+            return
+        for owed in batch:
+            _answer(owed, None)
+
+
+class OwedNotWritten(Exception):
+    """The process stopped before the database took what was owed."""
+
+    def __init__(self) -> None:
+        super().__init__("messages owed to Slack were not written before shutdown")
+
+
+def _answer(owed: _Owed, error: BaseException | None) -> None:
+    if owed.future.done():  # its caller gave up waiting (cancelled)
+        return
+    if error is None:
+        owed.future.set_result(None)
+    else:
+        owed.future.set_exception(error)
 
 
 async def find_owed(database: Database, *, team_id: str, key: str) -> OutboxMessage | None:
@@ -223,9 +332,10 @@ class OutboxDrainer:
         self._pruned_at = 0.0
         self._counted_at = float("-inf")
         self.notices: Notices | None = None
+        self.owing = Owing(database, wake=self.wake)
 
     def wake(self) -> None:
-        """Look for due messages now (this process just owed one)."""
+        """Look for due messages now (this process just owed one; `owing` wakes it)."""
         self._wake.set()
 
     async def start(self) -> None:
@@ -239,6 +349,7 @@ class OutboxDrainer:
         stop claiming, cancel what is still in flight and hand it back for the next drainer."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.policy.flush if grace is None else grace)
+        await self.owing.aclose(within=max(0.0, deadline - loop.time()))
         while self._task is not None and loop.time() < deadline:
             if not self._inflight and not await self._owed_before(deadline - loop.time()):
                 break

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.outbox import DrainPolicy, OutboxDrainer
+from bot.outbox import DrainPolicy, OutboxDrainer, Owing
 from bot.slack_clients import client_source
 from bot.slack_limits import SLACK_LIMITS, Limit, Paced, Pacer, SlackLimits
 from commands.outgoing import OutboxDelivery
@@ -230,3 +230,27 @@ def test_the_pacer_spaces_calls_by_each_limit_and_waits_out_retry_after():
     pacer.blocked("T1", "chat.postMessage", "C2", 30)
     assert pacer.reserve("T1", "chat.postMessage", "C2", within=60) == pytest.approx(30)
     assert pacer.reserve("T1", "users.info", None, within=0) == 0  # no limit known: no wait
+
+
+async def test_what_callers_owe_at_once_is_written_and_one_the_database_refuses_fails_alone(
+    database,
+):
+    owing = Owing(database)
+    good = [_dm("U0BOB", f"Your send {n} went out.") for n in range(6)]
+    unwritable = OutboxEntry(
+        team_id=DEFAULT_TEAM_ID,
+        key=f"dm:{uuid.uuid4()}",
+        kind=OutboxKind.DM,
+        purpose="delivered",
+        destination="U0BOB",
+        payload={"text": object()},  # no JSON: the database's driver refuses it
+    )
+    owed = [*good[:3], unwritable, *good[3:]]
+
+    answers = await asyncio.gather(
+        *(owing.owe([entry], settles=None) for entry in owed), return_exceptions=True
+    )
+
+    assert [type(answer) for answer in answers[:3] + answers[4:]] == [type(None)] * 6
+    assert isinstance(answers[3], Exception)
+    assert {row.key for row in await _rows(database)} == {entry.key for entry in good}

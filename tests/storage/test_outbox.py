@@ -255,3 +255,36 @@ async def test_sends_whose_final_counters_came_due_are_owed_once(database, stora
             (await session.execute(sa.select(Send.id, Send.counters_due_at))).tuples().all()
         )
     assert moments[due.id] is None and moments[later.id] is not None
+
+
+def _notice(send_id: uuid.UUID, outcome: str, *, team: str = TEAM) -> OutboxEntry:
+    return OutboxEntry(
+        team_id=team,
+        key=f"{outbox.NOTICE}:{send_id}:{outcome}:1796515414692378",
+        kind=OutboxKind.DM,
+        purpose=outbox.NOTICE,
+        destination="U0ALICE",
+        payload={"outcome": outcome, "args": {}},
+        priority=0,
+        send_id=send_id,
+    )
+
+
+async def test_notices_settled_together_are_each_done_for_their_own_send_outcome_and_team(
+    database,
+):
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await _owe(database, _notice(a, "delivered"), _notice(a, "failed"), replace=False)
+    await _owe(database, _notice(b, "delivered"), _notice(b, "failed"), replace=False)
+    await _owe(database, _notice(c, "delivered"), _notice(c, "delivered", team="T0OTHER"),
+               replace=False)  # fmt: skip
+
+    async with database.sessions.begin() as session:
+        await outbox.settle_notices(
+            session=session,
+            notices=[(TEAM, a, "delivered"), (TEAM, b, "failed"), ("T0OTHER", c, "delivered")],
+        )
+
+    done = {(row.team_id, row.send_id, row.payload["outcome"]) for row in await _rows(database)
+            if row.state == OutboxState.DONE}  # fmt: skip
+    assert done == {(TEAM, a, "delivered"), (TEAM, b, "failed"), ("T0OTHER", c, "delivered")}
