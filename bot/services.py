@@ -299,6 +299,7 @@ def build_services(
     metrics = Metrics()
     http = onesignal_pool(metrics)
     notifier = NotifierRelay()
+    admission = Admission()
     deliverer = Deliverer(
         database=database,
         keyring=keyring,
@@ -309,6 +310,8 @@ def build_services(
         outcomes=OutcomeLog(metrics),
         policy=policy,
         worker_id=worker_id,
+        # A burst's deliveries let serve's acks go first (a worker has none to wait for).
+        yield_to=admission.acks_first,
     )
     scheduler = Scheduler(
         database=database, deliverer=deliverer, settings=settings, sweep_interval=sweep_interval
@@ -325,6 +328,7 @@ def build_services(
         readiness=readiness,
         notifier=notifier,
         metrics=metrics,
+        admission=admission,
     )
     services.on_shutdown.append(http.aclose)
     services.on_shutdown.append(database.dispose)

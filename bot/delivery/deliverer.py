@@ -74,6 +74,9 @@ class Deliverer:
         policy: attempts, waits, leases and concurrency of delivery.
         worker_id: who claims sends (default: host:pid:random).
         clock: the current time (UTC).
+        yield_to: awaited before each OneSignal call and before telling an outcome, so that
+            more urgent work of the process goes first (`serve`: the Slack requests
+            awaiting their ack, `bot.admission.Admission.acks_first`); default: nothing.
     """
 
     def __init__(
@@ -89,8 +92,10 @@ class Deliverer:
         policy: DeliveryPolicy | None = None,
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        yield_to: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.database = database
+        self._yield_to = yield_to
         self.outcomes = outcomes or OutcomeLog()
         self.settings = settings
         self.timers = timers
@@ -279,6 +284,7 @@ class Deliverer:
             if held_back is not None:
                 self._claims.discard(send.id)  # its claim was given up: nothing to hand back
                 return held_back
+            await self._yield()
             attempt = await self._attempt(send)
             if attempt is None:
                 return None
@@ -289,10 +295,16 @@ class Deliverer:
             self._called.discard(send.id)
             if written.status == "recorded" and written.at is not None:
                 written = Written("recorded", apply_result(send, attempt.result, written.at))
+            await self._yield()
             await self._after(send, attempt, written)
             return written.send
         finally:
             self._delivering.discard(send.id)
+
+    async def _yield(self) -> None:
+        """Let the process's more urgent work go first (`yield_to`)."""
+        if self._yield_to is not None:
+            await self._yield_to()
 
     async def _attempt(self, send: Send) -> Attempt | None:
         """Call OneSignal for the send, or (it may not be attempted any more) only ask it

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -158,12 +158,14 @@ async def kit(
     worker_id: str | None = None,
     http_timeout: float | None = None,
     horizon: timedelta = DEFAULT_HORIZON,
+    yield_to: Callable[[], Awaitable[None]] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Kit]:
     """A `Kit`; the scheduler is stopped and the pool closed at the end.
 
     `http_timeout`: the pool's timeout (each app's client waits as long), else its default.
     `horizon`: how far ahead the timers are armed.
+    `yield_to`: the deliverer's (what its deliveries let go first).
     """
     http = make_http_client() if http_timeout is None else make_http_client(timeout=http_timeout)
     notifier = RecordingNotifier()
@@ -177,6 +179,7 @@ async def kit(
         notifier=notifier,
         policy=policy,
         worker_id=worker_id,
+        yield_to=yield_to,
     )
     scheduler = Scheduler(
         database=database,

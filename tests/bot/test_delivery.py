@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.admission import Admission
 from bot.delivery import (
     Audience,
     DecisionRefused,
@@ -83,6 +84,22 @@ async def test_a_send_claimed_as_it_is_created_is_left_to_its_creator(env):
     assert [r.json["idempotency_key"] for r in env.posted()] == [str(send.id)]
     assert (await env.row(send)).state == SendState.SENT
     assert await env.actions(send) == ["send.created", "send.sending", "send.sent"]
+
+
+async def test_a_delivery_lets_a_slack_request_awaiting_its_ack_go_first(
+    database, keyring, fake_onesignal, app
+):
+    admission = Admission()  # as serve's services wire it (bot.services.build_services)
+    async with kit(database, keyring, fake_onesignal, app, yield_to=admission.acks_first) as env:
+        send = await env.create(claim=True)
+        with admission.acking():
+            delivering = asyncio.create_task(env.deliverer.dispatch(send))
+            await asyncio.sleep(0.3)  # less than ACKS_FIRST_WAIT: held all along
+            assert env.posted() == []
+        await delivering
+
+        assert [r.json["idempotency_key"] for r in env.posted()] == [str(send.id)]
+        assert (await env.row(send)).state == SendState.SENT
 
 
 async def test_a_create_kept_waiting_past_its_lock_wait_is_busy_and_stores_nothing(env, database):
