@@ -28,18 +28,20 @@ session factory (`storage.db.Database.open(url, audit_keys=...)`).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import hmac
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import KeyRing
@@ -176,8 +178,10 @@ def canonical_time(value: datetime) -> str:
 
 
 def stored_time(value: datetime) -> str:
-    """`canonical_time` of a `created_at` as the driver reads it: SQLite keeps no offset, and
-    its values are UTC (what `storage.models.UTCDateTime` reads them as)."""
+    """`canonical_time` of a `created_at` as `iter_audit_pages` reads it: naive, in UTC (SQLite
+    keeps no offset, and its values are UTC: what `storage.models.UTCDateTime` reads them as)."""
+    if value.tzinfo is None and value.year >= 1000:
+        return value.isoformat(timespec="microseconds") + "Z"  # canonical_time's text, sooner
     return canonical_time(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
 
 
@@ -229,11 +233,11 @@ def event_hash(prev_hash: str, event: AuditRecord) -> str:
 
 
 def _hash(prev_hash: str, event: Mapping[str, Any], created_at: str) -> str:
-    """The hash of a row being appended: `event` maps column names to values; `created_at` is
-    already in `canonical_time` form (one for a batch)."""
-    return content_hash(
+    """The hash of a row being appended: `event` maps column names to values (`details` its
+    canonical text); `created_at` is already in `canonical_time` form (one for a batch)."""
+    return canonical_hash(
         prev_hash,
-        event["id"],
+        str(event["id"]),
         event["team_id"],
         event["seq"],
         created_at,
@@ -258,6 +262,14 @@ _CANONICAL_JSON: Final = json.JSONEncoder(
 _JSON_STRING: Final[Callable[[str], str]] = json.encoder.encode_basestring
 
 
+def canonical_json(details: Any) -> str:
+    """`details` as the canonical form writes them: sorted keys, no spaces, not ASCII-escaped.
+
+    What an event's `details` column holds as its text (PushOps writes that text itself), and
+    what its hash covers."""
+    return _CANONICAL_JSON(details)
+
+
 def content_hash(
     prev_hash: str,
     event_id: uuid.UUID,
@@ -271,18 +283,47 @@ def content_hash(
     details: Any,
 ) -> str:
     """sha256 of `prev_hash` and the canonical JSON of an event's columns (all but its hashes
-    and MAC); `created_at` in `canonical_time` form. What writing and verifying both hash.
+    and MAC); `created_at` in `canonical_time` form. What writing and verifying both hash."""
+    return canonical_hash(
+        prev_hash,
+        str(event_id),
+        team_id,
+        seq,
+        created_at,
+        actor,
+        action,
+        target,
+        outcome,
+        _CANONICAL_JSON(details),
+    )
+
+
+def canonical_hash(
+    prev_hash: str,
+    event_id: str,
+    team_id: str,
+    seq: int,
+    created_at: str,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str,
+    details: str,
+) -> str:
+    """`content_hash` of an event whose id, time and details are already text in canonical form:
+    ``str(event_id)``, `canonical_time`, `canonical_json`.
 
     The canonical JSON is the object below, keys sorted, no spaces, UTF-8. It is written out
     rather than encoded from a dict: the same text at half the cost, which was most of what
     verifying an event cost (tests/storage/test_audit_append.py holds it to the encoder's
     output). Each value is encoded by that encoder but `seq`, an integer, which the encoder
-    writes as `int.__repr__` does, and `created_at`, text without a character JSON escapes.
+    writes as `int.__repr__` does, `created_at`, text without a character JSON escapes, and
+    `details`, already the encoder's text.
     """
-    text, string = _CANONICAL_JSON, _JSON_STRING
+    string = _JSON_STRING
     canonical = (
         f'{{"action":{string(action)},"actor":{string(actor)},"created_at":"{created_at}",'
-        f'"details":{text(details)},"id":{string(str(event_id))},"outcome":{string(outcome)},'
+        f'"details":{details},"id":{string(event_id)},"outcome":{string(outcome)},'
         f'"seq":{int.__repr__(seq)},"target":{string(target)},"team_id":{string(team_id)}}}'
     )
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
@@ -304,7 +345,7 @@ async def append_audit(
     """
     entry = AuditEntry(actor, action, target, outcome, details or {})
     (row,) = await _append(session, team_id, [entry])
-    return AuditEvent(**row)
+    return AuditEvent(**{**row, "details": json.loads(row["details"])})
 
 
 async def append_audit_entries(
@@ -395,8 +436,30 @@ _LOCK_HEADS: Final = (
     .order_by(Workspace.team_id)
     .with_for_update(key_share=True)
 )
+
+
+class _JSONText(sa.TypeDecorator[str]):
+    """A JSON column's value given as its JSON text, stored as it is.
+
+    `details` are written as their canonical text (`canonical_json`), the very text their hash
+    covers, so that verifying can hash the stored text instead of parsing and re-encoding it.
+    The JSON type would encode a string once more (as a JSON string), hence no bind processing
+    here, where TypeDecorator subclasses usually keep the implementation's: what remains of
+    JSON is its SQL type (PostgreSQL's cast to ``json``, which keeps the text as given).
+    tests/storage/test_audit_append.py reads the stored text back.
+    """
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
 # A Core INSERT on the table: executemany, without the ORM's per-object bookkeeping.
-_INSERT_EVENTS: Final = sa.insert(cast(sa.Table, AuditEvent.__table__))
+_INSERT_EVENTS: Final = sa.insert(cast(sa.Table, AuditEvent.__table__)).values(
+    details=sa.bindparam("details", type_=_JSONText())
+)
 _NO_HEAD: Final = (-1, "")  # matches no workspace: the first statement then only reads the head
 
 Head = tuple[int, str]
@@ -476,7 +539,8 @@ def _chain(rows: list[dict[str, Any]], head: Head, stamp: str, keys: AuditKeys) 
 
 
 def _new_row(team_id: str, now: datetime, entry: AuditEntry) -> dict[str, Any]:
-    """An event's columns but its place in the chain (`seq` and the hashes)."""
+    """An event's columns but its place in the chain (`seq` and the hashes); `details` as their
+    canonical text."""
     return {
         "id": uuid.uuid4(),
         "team_id": team_id,
@@ -485,7 +549,7 @@ def _new_row(team_id: str, now: datetime, entry: AuditEntry) -> dict[str, Any]:
         "action": entry.action[:64],
         "target": entry.target[:200],
         "outcome": entry.outcome[:32],
-        "details": redact(entry.details),
+        "details": _CANONICAL_JSON(redact(entry.details)),
     }
 
 
@@ -509,50 +573,103 @@ async def get_audit_event(
 
 
 AuditRow = tuple[
-    uuid.UUID, str, int, datetime, str, str, str, str, str, str, str, str | None, str | None
+    uuid.UUID | str, str, int, datetime, str, str, str, str, str, str, str, str | None, str | None
 ]
-"""An event as `iter_audit_pages` reads it: id, team_id, seq, created_at (as the driver reads
-it: `stored_time`), actor, action, target, outcome, details (its JSON text, as stored),
-prev_hash, hash, mac, mac_key_id."""
+"""An event as `iter_audit_pages` reads it: id (on PostgreSQL its text, which PostgreSQL writes
+as `str` of a UUID does), team_id, seq, created_at (in UTC, naive: `stored_time`), actor,
+action, target, outcome, details (its JSON text, as stored), prev_hash, hash, mac, mac_key_id."""
 
-# `details` as its stored text, parsed by the walk with json.loads: the drivers' own JSON
-# loading (psycopg's guesses the encoding of bytes first) costs more per event.
-# ... and `created_at` without the model's UTC conversion of every row: `stored_time` does
-# the same in one step with the formatting.
+_ROW_NAMES: Final = (
+    "id", "team_id", "seq", "created_at", "actor", "action", "target", "outcome", "details",
+    "prev_hash", "hash", "mac", "mac_key_id",
+)  # fmt: skip
+# `details` as its stored text: hashed as it is when canonical (`content_holds`), else parsed
+# by json.loads (the drivers' own JSON loading costs more). `created_at` as a naive UTC time,
+# without the model's conversion of every row: `stored_time` formats it in one step. On
+# PostgreSQL the database gives the time in UTC and the id as text: no time zone, and no UUID
+# object that would only be written back as text.
 _AS_READ: Final[dict[str, Callable[[Any], Any]]] = {
     "details": lambda column: sa.cast(column, sa.Text),
     "created_at": lambda column: sa.type_coerce(column, sa.DateTime(timezone=True)),
 }
-_ROW_COLUMNS: Final = tuple(
-    _AS_READ[column.name](column) if column.name in _AS_READ else column
-    for column in (
-        _EVENTS.c[name]
-        for name in (
-            "id", "team_id", "seq", "created_at", "actor", "action", "target", "outcome",
-            "details", "prev_hash", "hash", "mac", "mac_key_id",
-        )
-    )
-)  # fmt: skip
+_AS_READ_ON_POSTGRESQL: Final[dict[str, Callable[[Any], Any]]] = {
+    **_AS_READ,
+    "id": lambda column: sa.cast(column, sa.Text),
+    "created_at": lambda column: sa.type_coerce(sa.func.timezone("UTC", column), sa.DateTime()),
+}
+
+
+def _row_columns(as_read: Mapping[str, Callable[[Any], Any]]) -> tuple[Any, ...]:
+    return tuple(as_read.get(name, lambda column: column)(_EVENTS.c[name]) for name in _ROW_NAMES)
+
+
+_ROW_COLUMNS: Final = {
+    "postgresql": _row_columns(_AS_READ_ON_POSTGRESQL),
+    "sqlite": _row_columns(_AS_READ),
+}
 
 
 async def iter_audit_pages(
     *, session: AsyncSession, team_id: str
-) -> AsyncIterator[Sequence[AuditRow]]:
+) -> AsyncGenerator[Sequence[AuditRow], None]:
     """Every event of the workspace, oldest first, as plain rows (`AuditRow`), a page at a time.
 
     What `audit verify` walks: a row costs a fraction of an ORM object (no identity map, no
     instrumentation), unpacked as a tuple it costs less than read by name, and a page is
     one step of the loop instead of one per event; at a million events that is most of the
-    time verification takes.
+    time verification takes. The next page is asked for before a page is handed over, so the
+    database finds it while the caller checks this one. Close the iterator when leaving it
+    early (`contextlib.aclosing`): until then the session may still be reading.
     """
-    query = sa.select(*_ROW_COLUMNS).where(_EVENTS.c.team_id == team_id).order_by(_EVENTS.c.seq)
-    last = 0
-    while True:  # keyset pages on (team_id, seq), the unique index
-        page = (await session.execute(query.where(_EVENTS.c.seq > last).limit(_VERIFY_BATCH))).all()
-        yield cast(Sequence[AuditRow], page)
-        if len(page) < _VERIFY_BATCH:
-            return
-        last = page[-1][2]
+    columns = _ROW_COLUMNS.get(session.get_bind().dialect.name, _ROW_COLUMNS["sqlite"])
+    query = sa.select(*columns).where(_EVENTS.c.team_id == team_id).order_by(_EVENTS.c.seq)
+
+    async def page_after(last: int) -> Sequence[AuditRow]:
+        # keyset pages on (team_id, seq), the unique index
+        page = await session.execute(query.where(_EVENTS.c.seq > last).limit(_VERIFY_BATCH))
+        return cast(Sequence[AuditRow], page.all())
+
+    following: asyncio.Future[Sequence[AuditRow]] | None = asyncio.ensure_future(page_after(0))
+    try:
+        while following is not None:
+            page = await following
+            following = None
+            if len(page) == _VERIFY_BATCH:
+                following = asyncio.ensure_future(page_after(page[-1][2]))
+                await asyncio.sleep(0)  # it sends its query now, not once this page is checked
+            yield page
+    finally:
+        if following is not None:  # left early: the session is free once its answer is in
+            await following
+
+
+def content_holds(row: AuditRow) -> bool:
+    """Whether an event as `iter_audit_pages` reads it matches its hash.
+
+    PushOps stores `details` as their canonical text, so that text is hashed as it is, with no
+    parsing: one hash an event. Only when that does not match, or the text is not canonical
+    (an earlier release stored what `json.dumps` writes: ": " between each key and its value),
+    are the details parsed and written in canonical form, as they always were; so a text in
+    another form verifies exactly as before, and any change fails as before.
+
+    Hashing the stored text is as strong as parsing it: every other value in the hashed text is
+    a JSON string (in which a quote is always escaped), digits, or the time, so the text before
+    the details ends at its first ``,"details":`` and the text after them begins at its last
+    ``,"id":"``. A text that hashes to the event's hash is therefore the text it was written
+    with, column by column; and the canonical text the writer hashed parses and re-encodes to
+    itself, so the parsing path would have accepted it too.
+    """
+    event_id, team, seq, at, actor, action, target, outcome, details, prev, digest = row[:11]
+    ident = event_id if type(event_id) is str else str(event_id)
+    stamp = stored_time(at)
+    fields = (prev, ident, team, seq, stamp, actor, action, target, outcome)
+    if '": ' not in details and canonical_hash(*fields, details) == digest:
+        return True
+    try:
+        parsed = json.loads(details)
+    except ValueError:  # not JSON (SQLite does not check): not what was hashed
+        return False
+    return canonical_hash(*fields, _CANONICAL_JSON(parsed)) == digest
 
 
 async def iter_audit_events(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -34,11 +35,10 @@ from storage.audit import (
     AuditKeys,
     AuditRow,
     append_audit,
-    content_hash,
+    content_holds,
     event_hash,
     iter_audit_pages,
     session_audit_keys,
-    stored_time,
 )
 from storage.models import GENESIS_HASH, AuditEvent, Workspace, utcnow
 
@@ -223,11 +223,12 @@ async def _walk_workspace(
     session: AsyncSession, walk: _Walk, head: tuple[int, str]
 ) -> ChainBreak | None:
     step = walk.step
-    async for page in iter_audit_pages(session=session, team_id=walk.team_id):
-        for row in page:
-            problem = step(row)
-            if problem is not None:
-                return ChainBreak(walk.team_id, row[2], row[0], problem)
+    async with aclosing(iter_audit_pages(session=session, team_id=walk.team_id)) as pages:
+        async for page in pages:
+            for row in page:
+                problem = step(row)
+                if problem is not None:
+                    return ChainBreak(walk.team_id, row[2], uuid.UUID(str(row[0])), problem)
     problem = walk.end(head)
     return None if problem is None else ChainBreak(walk.team_id, None, None, problem)
 
@@ -249,17 +250,14 @@ class _Walk:
     def step(self, row: AuditRow) -> str | None:
         """Take the next event; what is wrong with it, or None."""
         self.events += 1
-        event_id, team, seq, at, actor, action, target, outcome, details, prev, digest = row[:11]
+        seq, prev, digest, mac, key_id = row[2], row[9], row[10], row[11], row[12]
         expected = self.seq + 1
         if seq != expected:
             return f"event #{expected} is missing before it (removed)"
         if prev != self.prev_hash:
             return "it does not follow the event before it (an event was removed, added or moved)"
-        content = (event_id, team, seq, stored_time(at), actor, action, target, outcome)
-        computed = content_hash(prev, *content, json.loads(details))
-        if computed != digest:
+        if not content_holds(row):
             return "its content does not match its hash (edited or moved)"
-        mac, key_id = row[11], row[12]
         problem = self._check_mac(seq, digest, mac, key_id) or self._check_marks(seq, mac)
         if problem is None:
             self.seq, self.prev_hash = seq, digest

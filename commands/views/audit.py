@@ -58,11 +58,13 @@ def details_text(details: Mapping[str, Any]) -> str:
 
 
 def _detail_parts(details: Mapping[str, Any]) -> list[str]:
-    """One mrkdwn part per detail a person needs, in the order they were stored."""
+    """One mrkdwn part per detail a person needs: those of `_ORDER` in its order, then the
+    others by name (details are stored as canonical JSON, keys sorted: they keep no order)."""
     parts: list[str] = []
-    for key, value in details.items():
+    for key in sorted(details, key=_rank):
         if key in _HIDDEN:
             continue
+        value = details[key]
         words = _WORDS.get(key)
         part = words(value, details) if words else f"{escape(key)}: {_value(value)}"
         if part:
@@ -191,6 +193,14 @@ _WORDS: Final[Mapping[str, Words]] = {
     "settings": _named("changed"),
 }
 """Words for the details PushOps writes; others show as `name: value`."""
+
+_ORDER: Final = {key: rank for rank, key in enumerate(("changed", *_WORDS))}
+"""The order details show in: what changed, then as `_WORDS` lists them."""
+
+
+def _rank(key: str) -> tuple[int, str]:
+    return _ORDER.get(key, len(_ORDER)), key
+
 
 _HIDDEN: Final = frozenset({"send_id"})
 """Details that repeat the target: the send's UUID beside `send 7K3M9Q`."""

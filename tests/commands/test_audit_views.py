@@ -44,12 +44,12 @@ DUE_SHOWN = "<!date^1796112000^{date_short_pretty} {time}|2026-12-01 08:00 UTC>"
         ({"settings": ["approvals"]}, "changed approvals"),
         ({"resent": True}, "sent again"),
         ({"answers": {"n-1": "cancelled"}}, "OneSignal answered n-1 cancelled"),
-        ({"something_new": [1, 2], "flag": False}, "something_new: 1, 2, flag: no"),
+        ({"something_new": [1, 2], "flag": False}, "flag: no, something_new: 1, 2"),
     ],
     ids=[
         "created to segments", "created to users", "failed", "retry", "no reason",
         "reason escaped", "app added", "key rotated", "role", "user linked", "log channel",
-        "log channel off", "settings", "resent", "recall", "unknown fields",
+        "log channel off", "settings", "resent", "recall", "unknown fields, by name",
     ],
 )  # fmt: skip
 def test_details_read_as_words(details, shown):
@@ -64,3 +64,12 @@ def test_many_details_are_cut_between_whole_parts():
     assert text.endswith(", …")
     assert len(text) <= 245
     assert text.count("x" * 50) == text.count("field_")  # no value cut in two
+
+
+def test_details_read_in_the_same_order_whatever_order_they_were_stored_in():
+    # Stored details come back with their keys sorted (their canonical text): the order they
+    # show in is the view's own, the same for an event of an older release.
+    edited = {"to": "scheduled", "from": "scheduled", "changed": ["due_at"], "due_at": None}
+
+    assert details_text(edited) == details_text(dict(sorted(edited.items())))
+    assert details_text(edited).startswith("changed: due_at, scheduled → scheduled")
