@@ -332,20 +332,20 @@ class Seeder:
 
     def _events(self, send: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """The send's three events, chained as `storage.audit` chains them (its own hash)."""
-        from storage.audit import canonical_time, content_hash
+        from storage.audit import canonical_hash, canonical_json, canonical_time
 
         send_id, short_id, team, state, created = send[0], send[1], send[2], send[11], send[24]
         seq, prev = self.heads[team]
         target, details = f"send {short_id}", {"send_id": str(send_id)}
-        stored = json.dumps(details)  # as the JSON column stores it, once for the three
+        stored = canonical_json(details)  # as storage.audit stores it, once for the three
         rows = []
         for offset, action in enumerate(("send.created", "send.scheduled", f"send.{state}")):
             seq += 1
             at = created + timedelta(seconds=offset)
             event_id = uuid.UUID(int=self.rng.getrandbits(128), version=4)
-            digest = content_hash(
-                prev, event_id, team, seq, canonical_time(at), "U0BENCH", action, target, "ok",
-                details,
+            digest = canonical_hash(
+                prev, str(event_id), team, seq, canonical_time(at), "U0BENCH", action, target,
+                "ok", stored,
             )  # fmt: skip
             rows.append(
                 (event_id, team, seq, at, "U0BENCH", action, target, "ok", stored, prev, digest,
@@ -790,8 +790,10 @@ async def explain_paths(dsn: str, team: str, targets: Targets) -> list[tuple[str
             label[0] = "list_audit_events"
             await list_audit_events(session=session, team_id=team, limit=20)
             label[0] = "audit verify (one workspace)"
-            async for _ in iter_audit_pages(session=session, team_id=team):
-                break
+            pages = iter_audit_pages(session=session, team_id=team)
+            async with contextlib.aclosing(pages):
+                async for _ in pages:
+                    break
         label[0] = "Home tab: read"
         await HomeBoard(database).read(team_id=team, user_id=REQUESTER, approver=True)
         factory = database.sessions
