@@ -106,6 +106,53 @@ async def test_the_document_says_why_a_send_failed_and_holds_no_secret(
     assert "Slack accepts SLACK_BOT_TOKEN (workspace T0PUSHOPS)." in document["check"]["fine"]
 
 
+async def test_the_roles_the_policy_and_the_database_server_are_in_it(
+    secrets, failed, run_cli, database
+):
+    for args in (
+        ["roles", "add", "--team", DEFAULT_TEAM, "--role", "admin", "--user", "U0ALICE"],
+        ["roles", "add", "--team", DEFAULT_TEAM, "--role", "approver", "--group", "S0LEADS"],
+        ["policy", "set", "--team", DEFAULT_TEAM, "--mode", "all", "--channel", "C0APPROVE"],
+        ["policy", "set", "--team", DEFAULT_TEAM, "--log-channel", "C0LOG"],
+    ):
+        assert (await run_cli(*args)).code == 0
+
+    document = await _document(run_cli, "--team", DEFAULT_TEAM, "--offline")
+
+    (workspace,) = document["workspaces"]
+    assert workspace["roles"] == {
+        "admin": ["U0ALICE"],
+        "sender": [],
+        "approver": ["S0LEADS"],
+        "responder": [],
+    }
+    assert (workspace["policy"]["mode"], workspace["policy"]["channel_id"]) == ("all", "C0APPROVE")
+    assert workspace["log_channel"] == "C0LOG"
+    engine = "SQLite" if database.engine.dialect.name == "sqlite" else "PostgreSQL"
+    assert document["database"]["server"].startswith(engine)
+
+
+async def test_only_the_last_20_failures_are_listed_newest_first(secrets, storage_factory, run_cli):
+    app = await storage_factory.app(make_default=True)
+    start = utcnow() - timedelta(hours=1)
+    ended = [
+        await storage_factory.send(
+            app,
+            state=SendState.MISSED if index % 5 == 0 else SendState.FAILED,
+            last_error=f"reason {index}",
+            finished_at=start + timedelta(minutes=index),
+        )
+        for index in range(24)
+    ]
+    await storage_factory.send(app, state=SendState.SENT, finished_at=utcnow())
+
+    document = await _document(run_cli, "--team", DEFAULT_TEAM, "--offline")
+
+    listed = [(f["send"], f["state"], f["reason"]) for f in document["recent_failures"]]
+    newest = [(s.short_id, str(s.state), f"reason {i}") for i, s in enumerate(ended)][::-1]
+    assert listed == newest[:20]
+
+
 async def test_without_a_team_every_workspace_is_in_it(secrets, failed, storage_factory, run_cli):
     await storage_factory.app(team_id=OTHER_TEAM, name="theirs")
 
