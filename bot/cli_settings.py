@@ -98,6 +98,9 @@ def _add_roles(subparsers: Any) -> None:
     )
     listing = actions.add_parser("list", help="Who holds which role.")
     _team_option(listing)
+    listing.add_argument(
+        "--role", choices=[role.value for role in Role], help="only the holders of this role"
+    )
     listing.set_defaults(handler=sync(_roles_list))
     for name, give in (("add", True), ("remove", False)):
         verb = "Give a role to" if give else "Take a role from"
@@ -191,8 +194,10 @@ async def _roles_list(args: argparse.Namespace) -> int:
         snapshot = await _snapshot(
             workspace_service(settings, database, existing_keyring(settings)), args.team
         )
-        if not snapshot.members:
-            print(f"Nobody holds a PushOps role in {args.team}.")
+        members = [m for m in snapshot.members if args.role in (None, m.role.value)]
+        if not members:
+            which = "a PushOps role" if args.role is None else f"the {args.role} role"
+            print(f"Nobody holds {which} in {args.team}.")
             return 0
         rows = [("ROLE", "HOLDER", "KIND", "GIVEN BY")]
         rows += [
@@ -202,7 +207,7 @@ async def _roles_list(args: argparse.Namespace) -> int:
                 "group" if m.subject_id.startswith("S") else "user",
                 m.added_by,
             )
-            for m in snapshot.members
+            for m in members
         ]
         print_table(rows, sys.stdout)
         return 0

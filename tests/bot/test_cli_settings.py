@@ -94,6 +94,20 @@ async def test_roles_add_and_remove_write_the_rows_and_audit_events_of_setup(
     assert verified.code == 0, verified.stderr
 
 
+async def test_roles_list_with_a_role_lists_that_roles_holders_only(database, workspace, run_cli):
+    for args in (_role("add", "sender", "U0BOB"), _role("add", "approver", "U0CAROL")):
+        assert (await run_cli(*args)).code == 0
+
+    senders = await run_cli("roles", "list", "--team", DEFAULT_TEAM, "--role", "sender")
+    responders = await run_cli("roles", "list", "--team", DEFAULT_TEAM, "--role", "responder")
+
+    assert senders.code == 0, senders.stderr
+    assert [line.split()[:3] for line in senders.stdout.splitlines()[1:]] == [
+        ["sender", "U0BOB", "user"]
+    ]
+    assert responders.stdout == f"Nobody holds the responder role in {DEFAULT_TEAM}.\n"
+
+
 def _os_actor() -> str:
     import getpass
 
