@@ -160,8 +160,9 @@ class Services:
         directory: what Slack said about people and user groups, kept briefly
             (`commands.access`).
         clock: the wall clock (UTC) the door stamps the Slack requests it remembers with,
-            and prunes them by (`bot.door.SeenRequests`); a test turns it to show a key
-            outliving Slack's signature window, then going.
+            and prunes them by (`bot.door.SeenRequests`), and the series resume from; a test
+            turns it to show a key outliving Slack's signature window, then going (and
+            `build_services` gives the same clock to the deliverer and the scheduler).
     """
 
     settings: Settings
@@ -199,6 +200,7 @@ class Services:
         self.series = SeriesService(
             database=self.database,
             wake=scheduler.sweep_soon if isinstance(scheduler, Scheduler) else _no_wake,
+            clock=self.clock,
         )
         self.onesignal = OneSignalClients(self.onesignal_http, self.settings.onesignal_api_url)
         self.workspaces = Workspaces(
@@ -282,6 +284,7 @@ def build_services(
     worker_id: str | None = None,
     readiness: ReadinessCheck | None = None,
     checkpoint_actor: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Services:
     """The services of a process (`serve`, `worker`, and every test's app).
 
@@ -292,7 +295,7 @@ def build_services(
     checkpoints (signed as `checkpoint_actor`, default the deliverer's worker). At start
     they warn when the key ring comes from the key file in the data directory, and bind
     OneSignal keys written by older versions to their app's row. Tests pass a short
-    `policy` and `sweep_interval`.
+    `policy` and `sweep_interval`, and a turned `clock` to show a series across months.
 
     Must run inside the event loop that will use them (the HTTP pool binds to it).
     """
@@ -312,9 +315,14 @@ def build_services(
         worker_id=worker_id,
         # A burst's deliveries let serve's acks go first (a worker has none to wait for).
         yield_to=admission.acks_first,
+        clock=clock,
     )
     scheduler = Scheduler(
-        database=database, deliverer=deliverer, settings=settings, sweep_interval=sweep_interval
+        database=database,
+        deliverer=deliverer,
+        settings=settings,
+        sweep_interval=sweep_interval,
+        clock=clock,
     )
     services = Services(
         settings=settings,
@@ -329,6 +337,7 @@ def build_services(
         notifier=notifier,
         metrics=metrics,
         admission=admission,
+        clock=clock,
     )
     services.on_shutdown.append(http.aclose)
     services.on_shutdown.append(database.dispose)

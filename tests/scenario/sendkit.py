@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from bot.slack_limits import SlackLimits
 from storage import queries, workspaces
 from storage.crypto import KeyRing
 from storage.db import Database
-from storage.models import AuditEvent, MemberRole, Send, SendState
+from storage.models import AuditEvent, MemberRole, Send, SendState, utcnow
 from tests.fakes import signing
 from tests.fakes.onesignal import FakeOneSignal
 from tests.fakes.slack import DEFAULT_TEAM_ID, DEFAULT_USER_ID, FakeSlack
@@ -54,14 +55,18 @@ async def serve_sending(
     policy: DeliveryPolicy = FAST,
     onesignal_timeout: float | None = None,
     slack_limits: SlackLimits | None = None,
+    clock: Callable[[], datetime] = utcnow,
     **serve: Any,
 ) -> AsyncIterator[PushOps]:
     """The real app with storage, the send service and a fast-sweeping scheduler.
 
     `onesignal_timeout`: the OneSignal pool's timeout (every app's client waits as long).
     `slack_limits`: the Slack rate limits the outbox is paced by (Slack's, by default).
+    `clock`: the current time of the app's services (a test turns it to cross months).
     """
-    services = default_services(settings, database, keyring, policy=policy, sweep_interval=0.5)
+    services = default_services(
+        settings, database, keyring, policy=policy, sweep_interval=0.5, clock=clock
+    )
     if slack_limits is not None:  # before the app is built: its outbox paces by them
         services.slack_limits = slack_limits
     if onesignal_timeout is not None:  # before the first client is made: each takes it
