@@ -40,14 +40,14 @@ USAGE: dict[str, str] = {
     --when-active      when each user is usually active (not with --local-time)
     --throttle N       at most N per minute: --throttle 500
     --ttl DURATION     expires for devices offline that long: --ttl 2h
-    --priority high|normal
+    --priority high|normal  --priority high
     --button "Label|URL"  repeatable, up to 3: --button "Read more|https://example.com"
     --data KEY=VALUE   repeatable; the app's additional data: --data screen=news
     --every RULE       a recurring send: day | weekday | week | month | monday..sunday
                        (with --at for its time: --every monday --at 09:00) or a duration
                        of at least 1h (--every 6h; --at gives its first time)
-    --until DATE       the last day of a series (2027-03-31), or
-    --times N          how many times it goes out""",
+    --until DATE       the last day of a series: --until 2027-03-31, or
+    --times N          how many times it goes out: --times 4""",
     const.SUB_CANCEL: f"{C} cancel ID                      a short send id or a OneSignal id",
     const.SUB_EDIT: f"""\
 {C} edit ID                        the form filled from an upcoming send: Save changes

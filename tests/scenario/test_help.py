@@ -1,12 +1,15 @@
 """`/push help` and unknown subcommands through the real /slack/events door."""
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot import const
 from bot.policy import Role
+from commands.send import grammar
 from storage import workspaces
 from tests.fakes import signing
 from tests.fakes.slack import DEFAULT_TEAM_ID, RESPONSE_URL
@@ -15,6 +18,9 @@ from tests.scenario.workspace import onesignal_settings, serve_with_storage
 
 ADMIN = "U0ALICE"  # a Slack workspace admin in the fake
 F = const.ACTION_SETUP_FIELD
+README = Path(__file__).resolve().parents[2] / "README.md"
+FIRST_OPTIONS = {"--yes", "--test", "--app", "--title", "--url", "--image", "--at", "--in"}
+FIRST_OPTIONS |= {"--segment", "--exclude", "--user"}  # shown by their placeholders alone
 
 
 @pytest.fixture
@@ -52,6 +58,45 @@ async def test_help_is_acked_and_answered_ephemerally_with_every_command(pushops
     assert "--segment NAME" in shown
     assert "nothing ever goes to everyone" in shown
     assert "(--at and --in: at most 30 days ahead)" in shown
+
+
+def _send_options() -> list[str]:
+    """Every option of the send grammar; `--text-XX` and `--title-XX` for the languages."""
+    named = [*grammar.FLAGS, *grammar.SINGLE, *grammar.REPEATABLE]
+    plain = [o for o in named if not o.startswith(grammar.LANGUAGE_PREFIXES)]
+    return plain + [prefix + "XX" for prefix in grammar.LANGUAGE_PREFIXES]
+
+
+def _unlisted_or_without_example(text: str) -> list[str]:
+    """The send options `text` does not list, or (those added since the first release, other
+    than flags) lists without an example of their use beside the syntax entry."""
+    problems = []
+    for option in _send_options():
+        if option not in text:
+            problems.append(f"{option} is not listed")
+            continue
+        if option in FIRST_OPTIONS or option in grammar.FLAGS:
+            continue
+        if option.endswith("XX"):  # --text-de "Neue Version"
+            used = re.search(re.escape(option[:-2]) + r"[a-z]{2} \S", text)
+        else:  # the syntax entry (`    --ttl DURATION`) is not an example
+            rest = re.sub(rf"^\s+{re.escape(option)} \S+", "", text, flags=re.M)
+            used = re.search(rf"{re.escape(option)} [^\s]", rest)
+        if used is None:
+            problems.append(f"{option} has no example")
+    return problems
+
+
+async def test_help_lists_every_send_option_with_an_example(pushops):
+    sent = await pushops.post_command("help")
+
+    shown = _reply_text(await sent.reply())
+    assert _unlisted_or_without_example(shown) == []
+    assert "--when-active" in shown and "--every monday --at 09:00" in shown
+
+
+def test_the_readme_lists_every_send_option_with_an_example():
+    assert _unlisted_or_without_example(README.read_text()) == []
 
 
 async def test_unknown_subcommand_says_so_and_shows_help(pushops):
