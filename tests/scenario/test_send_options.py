@@ -172,6 +172,43 @@ async def test_each_delivery_option_reaches_onesignal_and_shows_on_the_card(
     assert send.options and (await _created_details(database))["options"] == send.options
 
 
+@pytest.mark.parametrize(
+    ("options", "stored", "shown"),
+    [
+        ("--local-time 9:30", {"local_time": "09:30"}, "at 09:30 in each user's time zone"),
+        ("--when-active", {"when_active": True}, "when each user is usually active"),
+        ("--throttle 500", {"throttle": 500}, "at most 500 per minute"),
+        ("--ttl 2h", {"ttl": 7200}, "expires after 2 hours offline"),
+        ("--priority high", {"priority": "high"}, "high priority"),
+        ("--data plan=pro", {"data": {"plan": "pro"}}, "plan=pro"),
+        (
+            '--button "Read more|https://example.com/news"',
+            {"buttons": [{"label": "Read more", "url": "https://example.com/news"}]},
+            "Buttons: Read more (https://example.com/news)",
+        ),
+    ],
+)
+async def test_the_preview_shows_each_delivery_option_and_the_confirmed_card_keeps_it(
+    app, fake_onesignal, database, options, stored, shown
+):
+    sent = await app.post_command(f'send --segment "{SEGMENT}" {options} Hello')
+
+    preview = text_of(await sent.reply())
+    draft = await only_send(database)
+    assert "Preview of" in preview and shown in preview, preview
+    assert draft.state == SendState.DRAFT and draft.options == stored
+    assert creates(fake_onesignal) == []
+
+    answer = await app.fake.wait_for_reply(
+        await click(app, const.ACTION_SEND_CONFIRM, str(draft.id))
+    )
+
+    await wait_for_state(database, draft.short_id, SendState.SENT)
+    assert shown in text_of(answer)
+    assert _body(fake_onesignal)  # the one request, valid against OneSignal's spec
+    assert (await _created_details(database))["options"] == stored
+
+
 async def test_a_button_goes_to_web_push_with_its_link_and_to_apps_through_data(
     app, fake_onesignal, database
 ):
@@ -190,6 +227,7 @@ async def test_a_button_goes_to_web_push_with_its_link_and_to_apps_through_data(
     }
     assert "Buttons: Read more (https://example.com/news)" in text_of(reply)
     assert send.options["buttons"] == [{"label": "Read more", "url": "https://example.com/news"}]
+    assert (await _created_details(database))["options"]["buttons"] == send.options["buttons"]
 
 
 async def test_a_local_time_send_scheduled_for_later_keeps_its_option(
@@ -235,13 +273,16 @@ async def test_a_send_delivered_at_once_is_no_longer_cancellable_once_all_have_i
 # --- bad input ---------------------------------------------------------------------------
 
 
-async def _assert_refused(sent: Any, database: Any, fake_onesignal: Any, *expected: str) -> None:
+async def _assert_refused(
+    sent: Any, database: Any, fake_onesignal: Any, audited: list[str], *expected: str
+) -> None:
+    """Answered with `expected`; no row, no audit event beyond `audited`, nothing sent."""
     reply = await sent.reply()
     assert sent.response.status_code == 200
     for words in expected:
         assert words in reply["text"], reply["text"]
     assert await all_sends(database) == []
-    assert "send.created" not in await audit_actions(database)
+    assert await audit_actions(database) == audited
     assert creates(fake_onesignal) == []
 
 
@@ -273,9 +314,11 @@ async def _assert_refused(sent: Any, database: Any, fake_onesignal: Any, *expect
 async def test_bad_options_are_answered_and_write_nothing(
     app, fake_onesignal, database, options, expected
 ):
+    audited = await audit_actions(database)
+
     sent = await app.post_command(f'send --segment "{SEGMENT}" {options}')
 
-    await _assert_refused(sent, database, fake_onesignal, *expected)
+    await _assert_refused(sent, database, fake_onesignal, audited, *expected)
 
 
 async def test_an_unknown_template_is_answered_with_the_apps_templates(
@@ -283,6 +326,7 @@ async def test_an_unknown_template_is_answered_with_the_apps_templates(
 ):
     fake_onesignal.add_template(fake_onesignal.app.id, "Welcome")
     fake_onesignal.add_template(fake_onesignal.app.id, "Weekly digest")
+    audited = await audit_actions(database)
 
     sent = await app.post_command(f'send --yes --segment "{SEGMENT}" --template Digest')
 
@@ -290,6 +334,7 @@ async def test_an_unknown_template_is_answered_with_the_apps_templates(
         sent,
         database,
         fake_onesignal,
+        audited,
         "There is no template 'Digest'. This app's templates: Welcome, Weekly digest.",
     )
 

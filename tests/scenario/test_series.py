@@ -17,7 +17,9 @@ from storage import workspaces
 from storage.models import MemberRole, Send, SendState, Series, SeriesApproval, SeriesState
 from storage.series import occurrence_id
 from tests.denials import wait_for_denials
+from tests.fakes.onesignal.shapes import check_notification
 from tests.fakes.slack import DEFAULT_TEAM_ID
+from tests.onesignal.spec import check_request
 from tests.scenario.sendkit import (
     ALICE,
     APPROVALS_CHANNEL,
@@ -106,7 +108,7 @@ async def test_every_monday_is_stored_once_and_confirmed_with_its_next_occurrenc
     ],
 )
 async def test_bad_series_input_gets_a_clear_answer_and_stores_nothing(
-    app, database, words, answer
+    app, fake_onesignal, database, words, answer
 ):
     before = await audit_actions(database)
 
@@ -116,6 +118,7 @@ async def test_bad_series_input_gets_a_clear_answer_and_stores_nothing(
     assert answer in reply["text"], reply["text"]
     assert await _all_series(database) == [] and await all_sends(database) == []
     assert await audit_actions(database) == before
+    assert fake_onesignal.requests == []  # not even a template or segment lookup
 
 
 async def test_an_occurrence_goes_out_as_its_own_send_under_its_derived_key(
@@ -129,12 +132,17 @@ async def test_an_occurrence_goes_out_as_its_own_send_under_its_derived_key(
     done = await wait_for_state(database, occurrence.short_id, SendState.SENT)
 
     (request,) = creates(fake_onesignal)
+    check_request("create_notification", request)
+    check_notification(request.json)
     assert occurrence.occurrence_at is not None
     assert done.id == occurrence_id(series.id, occurrence.occurrence_at)
     assert request.json["idempotency_key"] == str(done.id)
     assert request.json["contents"] == {"en": "Drink"}
     assert request.json["included_segments"] == [SEGMENT]
-    await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE))
+    told = await fake_slack.wait_for("chat.postMessage", where=dm_to(ALICE))
+    assert f"`{done.short_id}`" in text_of(told.args) and "Drink" in text_of(told.args)
+    actions = await audit_actions(database)
+    assert actions.count("send.created") == 1 and actions.count("send.sent") == 1
     (stored,) = await _all_series(database)
     assert stored.occurrences == 1 and stored.next_at is not None
     assert stored.next_at - occurrence.occurrence_at == timedelta(hours=6)
@@ -160,6 +168,9 @@ async def test_cancelling_one_occurrence_skips_only_it_and_says_how_to_stop_the_
     assert after.state == SeriesState.ACTIVE and after.next_at is not None
     assert (await _occurrences(database, series))[0].state == SendState.CANCELLED
     assert creates(fake_onesignal) == []
+    actions = await audit_actions(database)
+    assert "send.cancelled" in actions and "series.stopped" not in actions
+    assert "series.paused" not in actions
 
 
 async def _listed(app: Any) -> dict[str, Any]:
@@ -260,7 +271,11 @@ async def test_a_series_under_an_approval_policy_is_approved_once_then_each_occu
 
     (occurrence,) = await _wait_occurrence(database, series)
     await wait_for_state(database, occurrence.short_id, SendState.SENT)
-    assert len(creates(fake_onesignal)) == 1
+    (created,) = creates(fake_onesignal)
+    check_request("create_notification", created)
+    check_notification(created.json)
+    assert created.json["contents"] == {"en": "Gated"}
+    assert created.json["idempotency_key"] == str(occurrence.id)
     approval_requests = fake_slack.calls_to(
         "chat.postMessage", where=lambda c: c.args.get("channel") == APPROVALS_CHANNEL
     )

@@ -20,12 +20,12 @@ import pytest
 import sqlalchemy as sa
 
 from storage.db import Database
-from storage.models import Send, SendState, Series, utcnow
+from storage.models import AuditEvent, Send, SendState, Series, utcnow
 from storage.series import occurrence_id
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import register_secret
 from tests.scenario.processes import Server, Worker, environment
-from tests.scenario.sendkit import ALICE
+from tests.scenario.sendkit import ALICE, dm_to, text_of
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +48,12 @@ async def _wait(database: Database, count: int, process: Server | Worker) -> lis
         assert time.monotonic() < deadline, f"{len(sent)} occurrences sent, not {count}"
         await asyncio.sleep(0.1)
     return sent
+
+
+async def _audited(database: Database) -> list[tuple[str, str]]:
+    async with database.sessions() as session:
+        query = sa.select(AuditEvent.action, AuditEvent.target).order_by(AuditEvent.seq)
+        return [(row.action, row.target) for row in await session.execute(query)]
 
 
 async def _next_in(database: Database, seconds: float) -> None:
@@ -80,7 +86,7 @@ async def test_each_occurrence_goes_out_once_across_a_killed_serve_and_a_worker_
             user=ALICE,
         )
         reply = await fake_slack.wait_for_reply(url)
-        assert "every 1h" in str(reply.get("text"))
+        assert "every 1h" in text_of(reply) and "Water the plants" in text_of(reply)
         await _wait(database, 1, first)
         await first.kill()
 
@@ -94,6 +100,12 @@ async def test_each_occurrence_goes_out_once_across_a_killed_serve_and_a_worker_
     worker = Worker(env, log)
     await worker.start()
     sent = await _wait(database, 3, worker)
+    for send in sent:  # each told to its creator, whichever process sent it
+        await fake_slack.wait_for(
+            "chat.postMessage",
+            timeout=15,
+            where=lambda c, s=send: dm_to(ALICE)(c) and f"`{s.short_id}`" in text_of(c.args),
+        )
     assert await worker.terminate() == 0
 
     series = await _series(database)
@@ -102,4 +114,8 @@ async def test_each_occurrence_goes_out_once_across_a_killed_serve_and_a_worker_
     moments = [send.occurrence_at for send in sent if send.occurrence_at is not None]
     assert keys == Counter({str(occurrence_id(series.id, at)): 1 for at in moments})
     assert len(fake_onesignal.notifications) == 3
+    audited = await _audited(database)
+    for send in sent:  # made once and sent once, whichever process did it
+        mine = [action for action, target in audited if send.short_id in target]
+        assert mine.count("send.created") == 1 and mine.count("send.sent") == 1, mine
     assert "Traceback" not in log.read_text()
