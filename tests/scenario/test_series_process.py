@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from storage.db import Database
 from storage.models import AuditEvent, Send, SendState, Series, utcnow
+from storage.outbox import DEFAULT_OUTBOX_LEASE
 from storage.series import occurrence_id
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import register_secret
@@ -103,7 +104,8 @@ async def test_each_occurrence_goes_out_once_across_a_killed_serve_and_a_worker_
     for send in sent:  # each told to its creator, whichever process sent it
         await fake_slack.wait_for(
             "chat.postMessage",
-            timeout=15,
+            # A message a killed process had taken is retaken once its lease is over.
+            timeout=DEFAULT_OUTBOX_LEASE.total_seconds() + 15,
             where=lambda c, s=send: dm_to(ALICE)(c) and f"`{s.short_id}`" in text_of(c.args),
         )
     assert await worker.terminate() == 0
