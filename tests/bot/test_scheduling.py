@@ -25,7 +25,7 @@ from bot.settings import Settings
 from bot.timers import DEFAULT_HORIZON, Timers
 from storage.audit import AuditKeys
 from storage.crypto import KeyRing
-from storage.db import Database
+from storage.db import Database, is_sqlite
 from storage.models import AuditEvent, Send, SendState, utcnow
 from tests.bot.deliverykit import (
     FAST,
@@ -608,7 +608,8 @@ def _abandoned_scheduler(
     asyncio.set_event_loop(loop)
 
     async def start() -> None:
-        parts["database"] = Database.open(url, audit_keys=AuditKeys.from_keyring(keyring))
+        named = _named(url)
+        parts["database"] = Database.open(named, audit_keys=AuditKeys.from_keyring(keyring))
         parts["http"] = make_http_client()
         deliverer = Deliverer(
             database=parts["database"],
@@ -626,6 +627,46 @@ def _abandoned_scheduler(
 
     loop.run_until_complete(start())
     loop.run_forever()
+
+
+CRASHED_PROCESS = "pushops-crashed-worker"
+
+
+def _named(url: URL) -> URL:
+    """`url` with the abandoned process's PostgreSQL connections named, so that its death
+    can close them (`_die`)."""
+    if url.get_backend_name() != "postgresql":
+        return url
+    return url.update_query_dict({"application_name": CRASHED_PROCESS})
+
+
+async def _die(database: Database) -> None:
+    """What the abandoned process's death does to its connections: PostgreSQL closes them
+    and rolls back what they held open. Without it a stopped loop keeps them open, and a
+    lease renewal caught between its UPDATE and its COMMIT keeps the send's row locked, so
+    nobody could take the send over (SQLite: its writes run on the stopped loop's thread
+    between awaits, and no test has caught one open; nothing here closes them)."""
+    if database.engine.url.get_backend_name() != "postgresql":
+        return
+    async with database.engine.connect() as connection:
+        await connection.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = :name AND datname = current_database()"
+            ),
+            {"name": CRASHED_PROCESS},
+        )
+
+
+async def _renewing_forever(
+    database: Database, send_id: uuid.UUID, locked: threading.Event
+) -> None:
+    """Renew `send_id`'s lease as a worker does, in a transaction that never commits."""
+    async with database.sessions() as session, session.begin():
+        renewed = sa.update(Send).where(Send.id == send_id)
+        await session.execute(renewed.values(lease_until=Send.lease_until))
+        locked.set()
+        await asyncio.Event().wait()
 
 
 def _bury(loop: asyncio.AbstractEventLoop, parts: dict[str, Any]) -> None:
@@ -658,10 +699,19 @@ async def test_a_crash_between_the_claim_and_the_result_ends_with_one_notificati
     )
     thread.start()
     await asyncio.to_thread(hold.arrived.wait, 10)
+    if not is_sqlite(database.engine):
+        # The worst moment: the process also renews the send's lease, its row locked in a
+        # transaction that never commits. (On SQLite the stopped loop would hold the whole
+        # database's write lock, which a real death gives back: see `_die`.)
+        locked = threading.Event()
+        renewal = _renewing_forever(parts["database"], send_id, locked)
+        asyncio.run_coroutine_threadsafe(renewal, crashed_loop)
+        assert await asyncio.to_thread(locked.wait, 10)
     # The crash: the process state is abandoned right after the claim, mid-call; OneSignal
     # then creates the notification, but nobody is left to store its id.
     crashed_loop.call_soon_threadsafe(crashed_loop.stop)
     await asyncio.to_thread(thread.join, 10)
+    await _die(database)
     hold.release()
     await asyncio.to_thread(_wait_for, lambda: len(fake_onesignal.notifications) == 1)
     try:
