@@ -150,6 +150,9 @@ def server_config(
         "limit_concurrency": MAX_CONNECTIONS,
         "timeout_keep_alive": KEEP_ALIVE,
         "http": deadlines.protocol(inner),
+        # Nothing here speaks WebSocket (Socket Mode is a client), so uvicorn loads no
+        # WebSocket protocol, whichever library is installed (a development one costs 1 MB).
+        "ws": "none",
     }
     values.update(overrides)
     trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")  # uvicorn's own default

@@ -12,9 +12,8 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
@@ -25,6 +24,9 @@ from starlette.routing import Route
 from bot import const
 from bot.door import Refused, SeenRequests, SlackDoor
 from bot.services import Services
+
+if TYPE_CHECKING:  # imported where used: see `_connect_socket_mode`
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +154,10 @@ def _lifespan(
 
 async def _connect_socket_mode(app: AsyncApp, services: Services) -> AsyncSocketModeHandler:
     """Open the Socket Mode websocket (through `apps.connections.open` at SLACK_API_URL)."""
+    # Imported here, at the start of a Socket Mode server only: an HTTP one never needs its
+    # two dozen modules (slack_sdk's Socket Mode client among them).
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
     token = services.settings.slack_app_token
     if token is None:
         raise ValueError("Socket Mode needs SLACK_APP_TOKEN")

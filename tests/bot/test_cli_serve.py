@@ -501,3 +501,37 @@ def test_check_says_that_a_copy_of_the_data_directory_carries_the_key_too(env, c
     env(PUSHOPS_SECRET_KEY=register_secret(generate_key()))
     code, out, err = run(capsys, "check")
     assert "Warning: PUSHOPS_SECRET_KEY" not in out
+
+
+# --- what a serving process holds ----------------------------------------------------------------
+
+# What `pushops serve` imports before it serves: its command's modules, and uvicorn's protocols
+# for the server it configures (loaded as uvicorn's `Server` loads them).
+_SERVE_IMPORTS = (
+    "import sys\n"
+    "from bot.cli import build_parser\n"
+    "from bot.listener import server_config\n"
+    "build_parser('serve')\n"
+    "async def asgi(scope, receive, send): pass\n"
+    "server_config(asgi).load()\n"
+    "print(' '.join(sorted(name for name, module in sys.modules.items() if module)))\n"
+)
+
+
+def test_serve_loads_nothing_an_http_server_never_runs(tmp_path):
+    """A WebSocket protocol for uvicorn and the Socket Mode client are memory a serving
+    process holds for good, and an HTTP `serve` runs neither (benchmarks/idle_rss.py
+    measures it)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE_IMPORTS], cwd=tmp_path, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "bot.cli_serve" in loaded and "uvicorn.protocols.http.auto" in loaded
+    unused = (
+        *("websockets", "uvicorn.protocols.websockets"),
+        *("slack_sdk.socket_mode", "slack_bolt.adapter.socket_mode"),
+    )
+    assert sorted(name for name in loaded if name.startswith(unused)) == []
