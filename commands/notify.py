@@ -157,7 +157,7 @@ class SlackNotifier:
             text = f"{who} cancelled {views.ids_text(card)}{when}."
             blocks = views.outcome_blocks(card, note=f"Cancelled by {who}. {escape(outcome)}")
             owed.append(self._dm(send, "cancelled", text, blocks, priority=URGENT))
-        await self._postbox.owe(owed)
+        await self._postbox.owe(owed, settles=(send, "cancelled"))
 
     async def send_rejected(self, send: Send, *, approver: str) -> None:
         """Close the approval request, update the log message, tell the requester."""
@@ -289,6 +289,9 @@ class SlackNotifier:
             await self.send_failed(send, str(args.get("reason") or "Delivery failed."))
         elif outcome == "missed":
             await self.send_missed(send)
+        elif outcome == "cancelled":
+            actor, what = str(args.get("actor") or ""), str(args.get("outcome") or "")
+            await self.send_cancelled(send, actor=actor, outcome=what)
 
     async def final_counters(self, send: Send) -> Outcome | None:
         """Read `send`'s final counters from OneSignal (once) and show them: the log-channel

@@ -287,16 +287,6 @@ async def _audit_results(
     await append_audit_by_team(session=session, entries=by_team)
 
 
-@dataclass(frozen=True)
-class _Ended:
-    """A send as the transaction recording its end leaves it, as far as its notice needs."""
-
-    id: uuid.UUID
-    team_id: str
-    requester_id: str
-    updated_at: datetime
-
-
 async def _owe_notices(
     session: AsyncSession,
     held: Sequence[DeliveryResult],
@@ -312,7 +302,7 @@ async def _owe_notices(
     entries = []
     for result in ended:
         row = current[result.send_id]
-        send = _Ended(row.id, row.team_id, row.requester_id, now)
+        send = outbox.Changed(row.id, row.team_id, row.requester_id, now)
         entries.append(outbox.notice_entry(send, *_outcome(result), grace=grace))
     await outbox.enqueue(session=session, entries=entries, replace=False)
 

@@ -39,13 +39,16 @@ __all__ = [
     "Refused",
     "Retry",
     "Notice",
+    "NoticeOf",
     "Sent",
+    "Changed",
     "claim_outbox",
     "counters_entry",
     "owe_counters",
     "enqueue",
     "finish_outbox",
     "notice_entry",
+    "owe_notice",
     "outbox_counts",
     "owed_before",
     "prune_outbox",
@@ -62,10 +65,11 @@ REMEMBERED_PURPOSES: Final = frozenset({"log", "approval"})
 NOTICE: Final = "notice"
 """The purpose of a row that says people are owed news of a change of a send, written in the
 transaction of that change, before anyone rendered the news: `payload` holds the `outcome`
-(`delivered`, `failed`, `missed`) and what telling it needs (`args`). The notifier renders the
-news right after the commit and settles the notice (`settle_notices`) in the transaction that
-owes the messages; a notice still pending after `NOTICE_GRACE` (its process died in between)
-is rendered by a drainer."""
+(`delivered`, `failed`, `missed`, `cancelled`, `rejected`, `expired`, `held`,
+`approval_requested`) and what telling it needs (`args`, e.g. who cancelled and what the
+cancel did). The notifier renders the news right after the commit and settles the notice
+(`settle_notices`) in the transaction that owes the messages; a notice still pending after
+`NOTICE_GRACE` (its process died in between) is rendered by a drainer."""
 
 NOTICE_GRACE: Final = timedelta(seconds=10)
 """How long a notice waits for the notifier of its own process before a drainer renders it."""
@@ -112,6 +116,19 @@ def notice_entry(
         send_id=send.id,
         due_at=utcnow() + grace,
     )
+
+
+async def owe_notice(
+    *,
+    session: AsyncSession,
+    send: NoticeOf,
+    outcome: str,
+    args: Mapping[str, Any],
+    grace: timedelta = NOTICE_GRACE,
+) -> None:
+    """Write the notice of `send`'s `outcome` (`notice_entry`) in the caller's transaction,
+    the one that makes the change."""
+    await _insert_new(session, [notice_entry(send, outcome, args, grace=grace)], utcnow())
 
 
 def counters_entry(send: NoticeOf, *, due_at: datetime) -> OutboxEntry:
@@ -169,6 +186,16 @@ class NoticeOf(Protocol):
     def requester_id(self) -> str: ...
     @property
     def updated_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class Changed:
+    """A send as the transaction of its change leaves it, as far as its notice needs."""
+
+    id: uuid.UUID
+    team_id: str
+    requester_id: str
+    updated_at: datetime
 
 
 Notice: TypeAlias = tuple[str, uuid.UUID, str]

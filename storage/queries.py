@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
-from storage import ids
+from storage import ids, outbox
 from storage.audit import (
     AuditEntry,
     append_audit,
@@ -92,6 +92,10 @@ __all__ = [
     "validate_external_id",
     "verify_audit_chain",
 ]
+
+Notice: TypeAlias = tuple[str, Mapping[str, Any]]
+"""The news a change of a send owes people: its outcome and what telling it needs
+(`outbox.notice_entry`)."""
 
 SendOrder: TypeAlias = Literal["created", "due", "finished"]
 """How `list_sends` orders: newest created, soonest due, or latest finished first."""
@@ -439,12 +443,15 @@ async def transition_send(
     actor: str,
     values: Mapping[str, Any] | None = None,
     details: Mapping[str, Any] | None = None,
+    notice: Notice | None = None,
 ) -> bool:
     """Move a send from `expected` to `new` by compare-and-set; True when this call won.
 
     False when the send is not in this workspace or no longer in `expected` (someone else
     moved it first). `values` sets other columns in the same UPDATE (e.g. `notification_id`,
-    `last_error`, `due_at`). The audit event `send.<new>` is written in the same transaction.
+    `last_error`, `due_at`). The audit event `send.<new>` is written in the same transaction,
+    and so is the move's `notice` (outcome, args), when people are owed its news
+    (`outbox.NOTICE`): told even if the process dies before its notifier runs.
     """
     states = _as_states(expected)
     check_transition(states, new)
@@ -455,21 +462,25 @@ async def transition_send(
     # still the compare-and-set that decides.
     row = (
         await session.execute(
-            sa.select(Send.state, Send.short_id)
+            sa.select(Send.state, Send.short_id, Send.requester_id)
             .where(Send.id == send_id, Send.team_id == team_id)
             .with_for_update()
         )
     ).one_or_none()
     if row is None or row.state not in states:
         return False
+    changes = _transition_changes(row.state, new, values)
     result = await session.execute(
         sa.update(Send)
         .where(Send.id == send_id, Send.team_id == team_id, Send.state == row.state)
-        .values(**_transition_changes(row.state, new, values))
+        .values(**changes)
         .execution_options(synchronize_session="fetch")
     )
     if rowcount(result) != 1:
         return False
+    if notice is not None:
+        changed = outbox.Changed(send_id, team_id, row.requester_id, changes["updated_at"])
+        await outbox.owe_notice(session=session, send=changed, outcome=notice[0], args=notice[1])
     await append_audit(
         session=session,
         team_id=team_id,
@@ -505,8 +516,10 @@ async def cancel_send(
     send_id: uuid.UUID,
     actor: str,
     reason: str | None = None,
+    notice: Notice | None = None,
 ) -> bool:
-    """Cancel a send not yet delivered (or being delivered); False when it was too late."""
+    """Cancel a send not yet delivered (or being delivered); False when it was too late.
+    `notice`: as `transition_send`'s."""
     cancellable = [state for state, nexts in TRANSITIONS.items() if SendState.CANCELLED in nexts]
     cancellable = [state for state in cancellable if state != SendState.SENT]
     return await transition_send(
@@ -517,6 +530,7 @@ async def cancel_send(
         new=SendState.CANCELLED,
         actor=actor,
         details={"reason": reason} if reason else None,
+        notice=notice,
     )
 
 

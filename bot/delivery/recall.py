@@ -112,36 +112,39 @@ class Recall:
             send, "already_finished", f"`{send.short_id}` is {send.state.value}: nothing to stop."
         )
 
-    async def _cancel(self, send: Send, actor: str) -> bool:
+    async def _cancel(self, send: Send, actor: str, outcome: str) -> bool:
+        """Cancel `send`, its news (`outcome`, in words for people) owed in the same
+        transaction (`storage.outbox.NOTICE`)."""
+        notice = _cancel_notice(actor, outcome)
         async with self.database.sessions.begin() as session:
             moved = await queries.cancel_send(
-                session=session, team_id=send.team_id, send_id=send.id, actor=actor
+                session=session, team_id=send.team_id, send_id=send.id, actor=actor, notice=notice
             )
         if moved:
             self.outcomes.ended(send, state=SendState.CANCELLED, by=actor, before=send.state)
         return moved
 
     async def _stop_before_sending(self, send: Send, actor: str) -> CancelOutcome | None:
-        if not await self._cancel(send, actor):
+        message = f"Stopped `{send.short_id}` before it was sent: nobody received it."
+        if not await self._cancel(send, actor, message):
             return None
         self.deliverer.timers.disarm(send.id)
         return CancelOutcome(
-            await self._get(send.team_id, send.id),
-            "stopped_before_sending",
-            f"Stopped `{send.short_id}` before it was sent: nobody received it.",
+            await self._get(send.team_id, send.id), "stopped_before_sending", message
         )
 
     async def _stop_while_sending(self, send: Send, actor: str) -> CancelOutcome | None:
-        if not await self._cancel(send, actor):
+        message = (
+            f"Stopped `{send.short_id}` while it was going out: if OneSignal had already "
+            f"accepted it, PushOps asks OneSignal to cancel it. {MAY_STILL_REACH}"
+        )
+        if not await self._cancel(send, actor, message):
             return None
         await self.deliverer.stop_late(
             send, notification_ids(send), actor, look_up=send.attempts > 0
         )
         return CancelOutcome(
-            await self._get(send.team_id, send.id),
-            "cancelled_at_onesignal",
-            f"Stopped `{send.short_id}` while it was going out: if OneSignal had already "
-            f"accepted it, PushOps asks OneSignal to cancel it. {MAY_STILL_REACH}",
+            await self._get(send.team_id, send.id), "cancelled_at_onesignal", message
         )
 
     async def _stop_unconfirmed(self, send: Send, actor: str) -> CancelOutcome:
@@ -177,6 +180,10 @@ class Recall:
         answer = await notifications.recall(app, ids)
         await audit_recall(self.database, send, actor, answer)
         if answer.ids("cancelled"):
+            message = (
+                f"Asked OneSignal to stop `{send.short_id}` ({', '.join(ids)}); what had not "
+                f"gone out yet will not. {MAY_STILL_REACH}"
+            )
             async with self.database.sessions.begin() as session:
                 moved = await queries.transition_send(
                     session=session,
@@ -186,14 +193,12 @@ class Recall:
                     new=SendState.CANCELLED,
                     actor=actor,
                     details={"cancelled_at_onesignal": answer.ids("cancelled")},
+                    notice=_cancel_notice(actor, message),
                 )
             if moved:
                 self.outcomes.ended(send, state=SendState.CANCELLED, by=actor, before=send.state)
             return CancelOutcome(
-                await self._get(send.team_id, send.id),
-                "cancelled_at_onesignal",
-                f"Asked OneSignal to stop `{send.short_id}` ({', '.join(ids)}); what had not "
-                f"gone out yet will not. {MAY_STILL_REACH}",
+                await self._get(send.team_id, send.id), "cancelled_at_onesignal", message
             )
         if answer.ids("error"):
             why = " ".join(answer.errors.values())
@@ -362,6 +367,11 @@ class Recall:
     async def _get(self, team_id: str, send_id: uuid.UUID) -> Send | None:
         async with self.database.sessions() as session:
             return await queries.get_send(session=session, team_id=team_id, send_id=send_id)
+
+
+def _cancel_notice(actor: str, outcome: str) -> queries.Notice:
+    """The news of a cancel owed with it: who cancelled, and what the cancel did."""
+    return "cancelled", {"actor": actor, "outcome": outcome}
 
 
 def _notification_id(ref: str) -> str:

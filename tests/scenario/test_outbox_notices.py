@@ -1,6 +1,10 @@
-"""The news of a send's end is owed in the transaction that records the end: a process that
+"""The news of a send's change is owed in the transaction that records it: a process that
 dies after that commit, before its notifier told anyone, leaves a notice that the next drainer
-renders, so the requester and the log channel are still told, once."""
+renders, so the requester, the approvers and the log channel are still told, once.
+
+A process whose notifier never told is the send engine of `tests.bot.deliverykit` (its
+notifier only records); the notices it left are then due (their grace passed) when the real
+app starts and drains them."""
 
 from __future__ import annotations
 
@@ -12,10 +16,13 @@ import sqlalchemy as sa
 
 from storage import claims, deliveries
 from storage.models import OutboxMessage, OutboxState, SendState, utcnow
+from storage.outbox import NOTICE
+from tests.bot.deliverykit import kit
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import register_secret
 from tests.scenario.sendkit import (
     ALICE,
+    BOB,
     LOG_CHANNEL,
     SEGMENT,
     dm_to,
@@ -28,13 +35,7 @@ from tests.scenario.sendkit import (
 async def test_an_end_recorded_by_a_process_that_died_before_telling_it_is_told_once(
     serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
 ):
-    app = await storage_factory.app(
-        DEFAULT_TEAM_ID,
-        "default",
-        onesignal_app_id=fake_onesignal.app.id,
-        api_key=register_secret(fake_onesignal.app.rest_api_key),
-        make_default=True,
-    )
+    app = await _default_app(storage_factory, fake_onesignal)
     await set_log_channel(database)
     send = await storage_factory.send(
         app,
@@ -80,3 +81,94 @@ async def test_an_end_recorded_by_a_process_that_died_before_telling_it_is_told_
         rows = list(await session.scalars(sa.select(OutboxMessage)))
     assert {row.state for row in rows} == {OutboxState.DONE}
     assert sorted(row.purpose for row in rows) == ["delivered", "log", "notice"]
+
+
+# --- changes told after their commit ----------------------------------------------------------
+
+
+async def _default_app(storage_factory, fake_onesignal):
+    return await storage_factory.app(
+        DEFAULT_TEAM_ID,
+        "default",
+        onesignal_app_id=fake_onesignal.app.id,
+        api_key=register_secret(fake_onesignal.app.rest_api_key),
+        make_default=True,
+    )
+
+
+async def _grace_passed(database) -> None:
+    """The notices pending now are due: their own process had its time to tell them."""
+    async with database.sessions.begin() as session:
+        await session.execute(
+            sa.update(OutboxMessage)
+            .where(OutboxMessage.purpose == NOTICE, OutboxMessage.state == OutboxState.PENDING)
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+async def _posted_once(fake_slack, where, what: str):
+    """The one message posted `where`, once it came; a drainer's poll later, still one."""
+    deadline = time.monotonic() + 15
+    while not fake_slack.calls_to("chat.postMessage", where=where):
+        assert time.monotonic() < deadline, f"{what} was never posted"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.5)  # a poll of the drainer later: nothing more goes out
+    [posted] = fake_slack.calls_to("chat.postMessage", where=where)
+    return posted
+
+
+async def _notices_done(database) -> list[str]:
+    """The outcomes of the notices written, each checked settled."""
+    async with database.sessions() as session:
+        rows = list(
+            await session.scalars(sa.select(OutboxMessage).where(OutboxMessage.purpose == NOTICE))
+        )
+    assert {row.state for row in rows} <= {OutboxState.DONE}
+    return sorted(str(row.payload["outcome"]) for row in rows)
+
+
+def _in_log(call) -> bool:
+    return call.args["channel"] == LOG_CHANNEL
+
+
+async def test_a_cancel_committed_by_a_process_that_died_before_telling_it_is_told_once(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    app = await _default_app(storage_factory, fake_onesignal)
+    await set_log_channel(database)
+    async with kit(database, keyring, fake_onesignal, app) as gone:
+        send = await gone.create(
+            "Doors open at 9", team_id=DEFAULT_TEAM_ID, requester_id=ALICE, due_in=3600
+        )
+        await gone.recall.cancel(team_id=DEFAULT_TEAM_ID, ref=send.short_id, actor=BOB)
+    await _grace_passed(database)
+
+    async with serve_sending(
+        serve_pushops, settings(fake_slack, fake_onesignal, tmp_path), database, keyring
+    ):
+        dm = await _posted_once(fake_slack, dm_to(ALICE), "the requester's DM")
+        logged = await _posted_once(fake_slack, _in_log, "the log message")
+
+    assert (
+        dm.args["text"].startswith(f"<@{BOB}> cancelled")
+        and f"`{send.short_id}`" in dm.args["text"]
+    )
+    assert "before it was sent: nobody received it." in str(dm.args["blocks"])
+    assert f"Stopped by <@{BOB}>" in str(logged.args["blocks"])
+    assert await _notices_done(database) == ["cancelled"]
+
+
+async def test_a_cancel_told_by_its_own_process_is_not_told_again(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    app = await _default_app(storage_factory, fake_onesignal)
+    async with kit(database, keyring, fake_onesignal, app) as engine:
+        send = await engine.create(team_id=DEFAULT_TEAM_ID, requester_id=ALICE, due_in=3600)
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring) as running:
+        await running.services.recall.cancel(team_id=DEFAULT_TEAM_ID, ref=send.short_id, actor=BOB)
+        await _grace_passed(database)
+        dm = await _posted_once(fake_slack, dm_to(ALICE), "the requester's DM")
+
+    assert dm.args["text"].startswith(f"<@{BOB}> cancelled")
+    assert await _notices_done(database) == ["cancelled"]
