@@ -168,7 +168,7 @@ class SlackNotifier:
         text = f"{who} rejected {views.ids_text(card)}; it will not be sent."
         blocks = views.outcome_blocks(card, note="Rejected by an approver; nothing was sent.")
         owed.append(self._dm(send, "rejected", text, blocks))
-        await self._postbox.owe(owed)
+        await self._postbox.owe(owed, settles=(send, "rejected"))
 
     async def send_held(self, send: Send) -> None:
         """Ask the approvers; tell the requester why their send did not go out at its time."""
@@ -292,6 +292,8 @@ class SlackNotifier:
         elif outcome == "cancelled":
             actor, what = str(args.get("actor") or ""), str(args.get("outcome") or "")
             await self.send_cancelled(send, actor=actor, outcome=what)
+        elif outcome == "rejected":
+            await self.send_rejected(send, approver=str(args.get("approver") or ""))
 
     async def final_counters(self, send: Send) -> Outcome | None:
         """Read `send`'s final counters from OneSignal (once) and show them: the log-channel

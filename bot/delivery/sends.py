@@ -330,7 +330,8 @@ class Sends:
     async def reject(
         self, *, team_id: str, send_id: uuid.UUID, approver_id: str, reason: str | None
     ) -> Send | None:
-        """Record a rejection: pending_approval -> rejected. Raises as `approve`."""
+        """Record a rejection: pending_approval -> rejected, its news owed in the same
+        transaction (`storage.outbox.NOTICE`). Raises as `approve`."""
         async with self.database.sessions.begin() as session:
             send = await self._record_decision(
                 session, team_id, send_id, approver_id, reason, False
@@ -343,6 +344,7 @@ class Sends:
                 new=SendState.REJECTED,
                 actor=approver_id,
                 details={"reason": reason} if reason else None,
+                notice=("rejected", {"approver": approver_id}),
             )
             _require_moved(moved, send)
         self.deliverer.outcomes.ended(send, state=SendState.REJECTED, by=approver_id, reason=reason)

@@ -172,3 +172,40 @@ async def test_a_cancel_told_by_its_own_process_is_not_told_again(
 
     assert dm.args["text"].startswith(f"<@{BOB}> cancelled")
     assert await _notices_done(database) == ["cancelled"]
+
+
+async def test_a_rejection_committed_by_a_process_that_died_before_telling_it_is_told_once(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    app = await _default_app(storage_factory, fake_onesignal)
+    async with kit(database, keyring, fake_onesignal, app) as gone:
+        send = await gone.create(team_id=DEFAULT_TEAM_ID, requester_id=ALICE, approvals=1)
+        await gone.sends.reject(
+            team_id=DEFAULT_TEAM_ID, send_id=send.id, approver_id=BOB, reason=None
+        )
+    await _grace_passed(database)
+
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring):
+        dm = await _posted_once(fake_slack, dm_to(ALICE), "the requester's DM")
+
+    assert dm.args["text"] == f"<@{BOB}> rejected `{send.short_id}`; it will not be sent."
+    assert "rejected" in await _notices_done(database)
+
+
+async def test_a_rejection_told_by_its_own_process_is_not_told_again(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    app = await _default_app(storage_factory, fake_onesignal)
+    async with kit(database, keyring, fake_onesignal, app) as engine:
+        send = await engine.create(team_id=DEFAULT_TEAM_ID, requester_id=ALICE, approvals=1)
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring) as running:
+        await running.services.sends.reject(
+            team_id=DEFAULT_TEAM_ID, send_id=send.id, approver_id=BOB, reason=None
+        )
+        await _grace_passed(database)
+        dm = await _posted_once(fake_slack, dm_to(ALICE), "the requester's DM")
+
+    assert dm.args["text"].startswith(f"<@{BOB}> rejected")
+    assert "rejected" in await _notices_done(database)
