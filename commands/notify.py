@@ -217,7 +217,7 @@ class SlackNotifier:
         owed += await self._log_entries(send, card, ROUTINE)
         text, blocks = views.outcome_text(card), views.outcome_blocks(card)
         owed.append(self._dm(send, "expired", text, blocks))
-        await self._postbox.owe(owed)
+        await self._postbox.owe(owed, settles=(send, "expired"))
 
     # --- used by the commands as well ------------------------------------------------------
 
@@ -294,6 +294,8 @@ class SlackNotifier:
             await self.send_cancelled(send, actor=actor, outcome=what)
         elif outcome == "rejected":
             await self.send_rejected(send, approver=str(args.get("approver") or ""))
+        elif outcome == "expired":
+            await self.approval_expired(send)
 
     async def final_counters(self, send: Send) -> Outcome | None:
         """Read `send`'s final counters from OneSignal (once) and show them: the log-channel

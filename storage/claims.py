@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import QueryableAttribute
 
+from storage import outbox
 from storage.audit import AuditEntry, append_audit_by_team
 from storage.models import Send, SendState, utcnow
 
@@ -156,7 +157,8 @@ async def mark_missed_sends(
 
     Only scheduled ones: they were never claimed, so nothing of them went out. A send held
     in `sending` is never marked here, however late: its last call may have reached
-    OneSignal, and only OneSignal can say (`reclaim_stale_sends`).
+    OneSignal, and only OneSignal can say (`reclaim_stale_sends`). Each miss owes its
+    news in the same transaction (`outbox.NOTICE`).
     """
     return await _bulk_transition(
         session_factory,
@@ -168,6 +170,7 @@ async def mark_missed_sends(
         changes={},
         actor=actor,
         action="send.missed",
+        notice="missed",
     )
 
 
@@ -183,7 +186,7 @@ async def expire_pending_approvals(
 
     The wait counts from the send's last change (`updated_at`): when it entered
     pending_approval, which for a missed send asked again is long after it was created, or
-    its last approval.
+    its last approval. Each expiry owes its news in the same transaction (`outbox.NOTICE`).
     """
     return await _bulk_transition(
         session_factory,
@@ -195,6 +198,7 @@ async def expire_pending_approvals(
         changes={"finished_at": now},
         actor=actor,
         action="send.expired",
+        notice="expired",
     )
 
 
@@ -209,7 +213,10 @@ async def _bulk_transition(
     changes: Mapping[str, Any],
     actor: str,
     action: str,
+    notice: str | None = None,
 ) -> list[Send]:
+    """Move up to `limit` sends matching `conditions`; with `notice`, the news of each move
+    (that outcome) is owed in the same transaction (`outbox.NOTICE`)."""
     async with session_factory() as session, session.begin():
         candidates = (
             sa.select(Send.id)
@@ -221,7 +228,11 @@ async def _bulk_transition(
         chosen = list(await session.scalars(candidates))
         if not chosen:
             return []
-        return await _move(session, chosen, from_state, to_state, changes, actor, action)
+        moved = await _move(session, chosen, from_state, to_state, changes, actor, action)
+        if notice is not None:
+            entries = [outbox.notice_entry(send, notice, {}) for send in moved]
+            await outbox.enqueue(session=session, entries=entries, replace=False)
+        return moved
 
 
 async def _move(

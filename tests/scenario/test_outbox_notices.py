@@ -209,3 +209,56 @@ async def test_a_rejection_told_by_its_own_process_is_not_told_again(
 
     assert dm.args["text"].startswith(f"<@{BOB}> rejected")
     assert "rejected" in await _notices_done(database)
+
+
+async def test_an_expiry_committed_by_a_process_that_died_before_telling_it_is_told_once(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    app = await _default_app(storage_factory, fake_onesignal)
+    send = await storage_factory.send(app, state=SendState.PENDING_APPROVAL, requester_id=ALICE)
+    [expired] = await claims.expire_pending_approvals(
+        session_factory=database.sessions, now=utcnow() + timedelta(seconds=1), ttl=timedelta(0)
+    )
+    assert expired.id == send.id
+    await _grace_passed(database)
+
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring):
+        dm = await _posted_once(fake_slack, dm_to(ALICE), "the requester's DM")
+
+    assert f"`{send.short_id}`" in dm.args["text"] and "expired" in dm.args["text"]
+    assert await _notices_done(database) == ["expired"]
+
+
+async def test_an_expiry_told_by_its_own_process_is_not_told_again(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    app = await _default_app(storage_factory, fake_onesignal)
+    send = await storage_factory.send(app, state=SendState.PENDING_APPROVAL, requester_id=ALICE)
+    config = settings(fake_slack, fake_onesignal, tmp_path).model_copy(update={"approval_ttl": 0.5})
+    async with serve_sending(serve_pushops, config, database, keyring):
+        dm = await _posted_once(fake_slack, dm_to(ALICE), "the requester's DM")
+        await _grace_passed(database)
+        await _posted_once(fake_slack, dm_to(ALICE), "the requester's DM")
+
+    assert f"`{send.short_id}`" in dm.args["text"] and "expired" in dm.args["text"]
+    assert await _notices_done(database) == ["expired"]
+
+
+async def test_a_miss_found_by_a_process_that_died_before_telling_it_is_told_once(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    app = await _default_app(storage_factory, fake_onesignal)
+    send = await storage_factory.send(app, due_at=utcnow() - timedelta(hours=1), requester_id=ALICE)
+    [missed] = await claims.mark_missed_sends(
+        session_factory=database.sessions, now=utcnow(), grace=timedelta(minutes=10)
+    )
+    assert missed.id == send.id
+    await _grace_passed(database)
+
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring):
+        dm = await _posted_once(fake_slack, dm_to(ALICE), "the requester's DM")
+
+    assert f"`{send.short_id}`" in dm.args["text"] and "missed" in dm.args["text"]
+    assert await _notices_done(database) == ["missed"]
