@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.delivery import Audience, Counted, Later, Send, SendRejected, Uncountable
+from bot.delivery import Audience, Counted, Later, Send, SendRejected, SendState, Uncountable
 from bot.digest import Coalescer
 from bot.notifier import NotifierRelay
 from bot.outbox import (
@@ -73,6 +73,14 @@ ROUTINE: Final = 2
 and failures before routine news of a send that went out."""
 
 log = logging.getLogger(__name__)
+
+_STILL_IN: Final = {
+    "missed": SendState.MISSED,
+    "held": SendState.PENDING_APPROVAL,
+    "approval_requested": SendState.PENDING_APPROVAL,
+}
+"""Outcomes a send moves on from: a notice of one found after the send moved on (sent again,
+approved, cancelled) is not told, the later change is."""
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
@@ -172,7 +180,7 @@ class SlackNotifier:
 
     async def send_held(self, send: Send) -> None:
         """Ask the approvers; tell the requester why their send did not go out at its time."""
-        await self.approval_requested(send)
+        owed = await self._request_entries(send)
         card = card_of(send)
         noun = "approval" if send.approvals_required == 1 else "approvals"
         note = (
@@ -182,13 +190,22 @@ class SlackNotifier:
         )
         text = f"{views.ids_text(card)} waits for approval. {note}"
         blocks = views.outcome_blocks(card, note=note)
-        await self._postbox.owe([self._dm(send, "held", text, blocks, priority=URGENT)])
+        owed.append(self._dm(send, "held", text, blocks, priority=URGENT))
+        await self._postbox.owe(owed, settles=(send, "held"))
 
     async def approval_requested(self, send: Send, *, edited_by: str | None = None) -> None:
         """Post the request with Approve / Reject to the approvals channel (or update the one
         posted, after `edited_by` changed the send); log it.
 
         Slack refusing the request is told to the requester (`refused`)."""
+        owed = await self._request_entries(send, edited_by=edited_by)
+        await self._postbox.owe(owed, settles=(send, "approval_requested"))
+
+    async def _request_entries(
+        self, send: Send, *, edited_by: str | None = None
+    ) -> list[OutboxEntry]:
+        """The approval request and the log message; without an approvals channel, a DM
+        telling the requester so."""
         card = card_of(send)
         owed = await self._log_entries(send, card, ROUTINE)
         workspace = await self._workspace(send.team_id)
@@ -199,14 +216,13 @@ class SlackNotifier:
                 "Ask a PushOps admin to choose one in `/push setup`."
             )
             owed.append(self._dm(send, "no_approvals_channel", text, None, priority=URGENT))
-            await self._postbox.owe(owed)
-            return
+            return owed
         estimate = await self._estimate(send)
         blocks = views.approval_request_blocks(card, estimate=estimate, edited_by=edited_by)
         owed.append(
             self._message(send, APPROVAL, channel, views.outcome_text(card), blocks, URGENT)
         )
-        await self._postbox.owe(owed)
+        return owed
 
     async def approval_expired(self, send: Send) -> None:
         """Close the request in the approvals channel, update the log, tell the requester."""
@@ -283,6 +299,9 @@ class SlackNotifier:
     async def _retell(self, send: Send, notice: OutboxMessage) -> None:
         outcome = notice.payload.get("outcome")
         args = notice.payload.get("args") or {}
+        waits = _STILL_IN.get(str(outcome))
+        if waits is not None and send.state != waits:  # it moved on: that change tells
+            return
         if outcome == "delivered":
             await self.send_delivered(send)
         elif outcome == "failed":
@@ -296,6 +315,8 @@ class SlackNotifier:
             await self.send_rejected(send, approver=str(args.get("approver") or ""))
         elif outcome == "expired":
             await self.approval_expired(send)
+        elif outcome == "held":
+            await self.send_held(send)
 
     async def final_counters(self, send: Send) -> Outcome | None:
         """Read `send`'s final counters from OneSignal (once) and show them: the log-channel

@@ -109,6 +109,10 @@ class ApprovalGate:
         values: Mapping[str, object],
         details: Mapping[str, object],
     ) -> Send | None:
+        # Its news is owed with the move: a process dying before telling leaves a notice.
+        notice: queries.Notice = ("held", {})
+        if new == SendState.FAILED:
+            notice = ("failed", {"reason": str(values["last_error"])})
         async with self.database.sessions.begin() as session:
             await queries.transition_send(
                 session=session,
@@ -119,6 +123,7 @@ class ApprovalGate:
                 actor=actor,
                 values=values,
                 details=details,
+                notice=notice,
             )
         async with self.database.sessions() as session:
             return await queries.get_send(session=session, team_id=send.team_id, send_id=send.id)

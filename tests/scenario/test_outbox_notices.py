@@ -14,18 +14,20 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from storage import claims, deliveries
-from storage.models import OutboxMessage, OutboxState, SendState, utcnow
+from storage import claims, deliveries, workspaces
+from storage.models import OutboxMessage, OutboxState, Send, SendState, utcnow
 from storage.outbox import NOTICE
 from tests.bot.deliverykit import kit
 from tests.fakes.slack import DEFAULT_TEAM_ID
 from tests.plugins.database import register_secret
 from tests.scenario.sendkit import (
     ALICE,
+    APPROVALS_CHANNEL,
     BOB,
     LOG_CHANNEL,
     SEGMENT,
     dm_to,
+    require_approvals,
     serve_sending,
     set_log_channel,
     settings,
@@ -262,3 +264,60 @@ async def test_a_miss_found_by_a_process_that_died_before_telling_it_is_told_onc
 
     assert f"`{send.short_id}`" in dm.args["text"] and "missed" in dm.args["text"]
     assert await _notices_done(database) == ["missed"]
+
+
+def _in_approvals(call) -> bool:
+    return call.args["channel"] == APPROVALS_CHANNEL
+
+
+async def _made_due(database, send) -> None:
+    async with database.sessions.begin() as session:
+        await session.execute(sa.update(Send).where(Send.id == send.id).values(due_at=utcnow()))
+
+
+async def test_a_hold_committed_by_a_process_that_died_before_telling_it_is_told_once(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    app = await _default_app(storage_factory, fake_onesignal)
+    async with kit(database, keyring, fake_onesignal, app) as gone:
+        send = await gone.create(team_id=DEFAULT_TEAM_ID, requester_id=ALICE, due_in=3600)
+        await require_approvals(database, fake_slack)  # after it was scheduled
+        await _made_due(database, send)
+        held = await gone.deliverer.deliver(await gone.row(send))
+        assert held is not None and held.state == SendState.PENDING_APPROVAL
+    await _grace_passed(database)
+
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring):
+        dm = await _posted_once(fake_slack, dm_to(ALICE), "the requester's DM")
+        asked = await _posted_once(fake_slack, _in_approvals, "the approval request")
+
+    assert f"`{send.short_id}` waits for approval" in dm.args["text"]
+    assert "Approve" in str(asked.args["blocks"]) and f"`{send.short_id}`" in asked.args["text"]
+    assert await _notices_done(database) == ["held"]
+
+
+async def test_a_send_failed_for_an_unreadable_policy_by_a_process_that_died_is_told_once(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    app = await _default_app(storage_factory, fake_onesignal)
+    async with kit(database, keyring, fake_onesignal, app) as gone:
+        send = await gone.create(team_id=DEFAULT_TEAM_ID, requester_id=ALICE)
+        async with database.sessions.begin() as session:
+            await workspaces.update_workspace(
+                session=session,
+                team_id=DEFAULT_TEAM_ID,
+                actor=ALICE,
+                settings={"approvals": {"mode": "sometimes"}},
+            )
+        failed = await gone.deliverer.deliver(send)
+        assert failed is not None and failed.state == SendState.FAILED
+    await _grace_passed(database)
+
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring):
+        dm = await _posted_once(fake_slack, dm_to(ALICE), "the requester's DM")
+
+    assert f"`{send.short_id}`" in dm.args["text"] and "failed" in dm.args["text"]
+    assert "approval policy stored for this workspace is invalid" in str(dm.args["blocks"])
+    assert await _notices_done(database) == ["failed"]
