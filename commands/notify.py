@@ -317,6 +317,9 @@ class SlackNotifier:
             await self.approval_expired(send)
         elif outcome == "held":
             await self.send_held(send)
+        elif outcome == "approval_requested":
+            edited_by = args.get("edited_by")
+            await self.approval_requested(send, edited_by=str(edited_by) if edited_by else None)
 
     async def final_counters(self, send: Send) -> Outcome | None:
         """Read `send`'s final counters from OneSignal (once) and show them: the log-channel

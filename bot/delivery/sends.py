@@ -29,7 +29,7 @@ from bot.delivery.outcomes import (
 )
 from bot.delivery.templates import Templates
 from bot.timeparse import MAX_AHEAD, too_far_ahead
-from storage import claims, edits, queries
+from storage import claims, edits, outbox, queries
 from storage.db import limited_lock_wait
 from storage.errors import (
     AlreadyDecided,
@@ -127,6 +127,8 @@ class Sends:
                         claim=taken,
                         submission=submission,
                     )
+                    if state == SendState.PENDING_APPROVAL and not send.replayed:
+                        await _owe_request(session, send)
                     storing.committing = True
         except AppNotFound:  # removed while the send was being stored
             raise SendRejected("app", f"There is no app {app_name!r} here any more.") from None
@@ -180,6 +182,7 @@ class Sends:
                 new=new,
                 actor=actor,
                 values=values,
+                notice=_request_notice(new),
             )
         return await self._get(team_id, send_id) if moved else None
 
@@ -239,6 +242,7 @@ class Sends:
                 actor=actor,
                 values=values,
                 details={"resent": True},
+                notice=_request_notice(new),
             )
             if moved and claim and new == SendState.SCHEDULED:
                 deliverer = self.deliverer
@@ -281,7 +285,7 @@ class Sends:
                     options=options.stored() if options is not None else {},
                     due_at=due_at,
                 )
-                return await edits.edit_send(
+                edited = await edits.edit_send(
                     session=session,
                     team_id=team_id,
                     send_id=send_id,
@@ -289,6 +293,9 @@ class Sends:
                     actor=actor,
                     approvals_required=max(approvals_required, 0),
                 )
+                if edited.changed and edited.send.state == SendState.PENDING_APPROVAL:
+                    await _owe_request(session, edited.send, edited_by=actor)
+                return edited
         except AppNotFound:
             raise SendRejected("app", f"There is no app {app_name!r} here any more.") from None
         except NoSuchSend:
@@ -391,3 +398,15 @@ def _require_moved(moved: bool, send: Send) -> None:
     """
     if not moved:
         raise NoLongerPending(f"Send {send.short_id} is no longer pending approval.")
+
+
+def _request_notice(new: SendState) -> queries.Notice | None:
+    """The news a move to `new` owes: approvers asked, when it waits for them."""
+    return ("approval_requested", {}) if new == SendState.PENDING_APPROVAL else None
+
+
+async def _owe_request(session: AsyncSession, send: Send, *, edited_by: str | None = None) -> None:
+    """Owe the approvers' request for `send` in the transaction that made it wait for them
+    (`storage.outbox.NOTICE`): asked even if this process dies before its notifier runs."""
+    args = {"edited_by": edited_by} if edited_by else {}
+    await outbox.owe_notice(session=session, send=send, outcome="approval_requested", args=args)

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from bot.delivery import Audience, SendContent
 from storage import claims, deliveries, workspaces
 from storage.models import OutboxMessage, OutboxState, Send, SendState, utcnow
 from storage.outbox import NOTICE
@@ -321,3 +322,79 @@ async def test_a_send_failed_for_an_unreadable_policy_by_a_process_that_died_is_
     assert f"`{send.short_id}`" in dm.args["text"] and "failed" in dm.args["text"]
     assert "approval policy stored for this workspace is invalid" in str(dm.args["blocks"])
     assert await _notices_done(database) == ["failed"]
+
+
+async def test_an_approval_request_stored_by_a_process_that_died_before_asking_is_asked_once(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    app = await _default_app(storage_factory, fake_onesignal)
+    await require_approvals(database, fake_slack)
+    async with kit(database, keyring, fake_onesignal, app) as gone:
+        send = await gone.create(team_id=DEFAULT_TEAM_ID, requester_id=ALICE, approvals=1)
+    await _grace_passed(database)
+
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring):
+        asked = await _posted_once(fake_slack, _in_approvals, "the approval request")
+
+    assert f"`{send.short_id}`" in asked.args["text"] and "Approve" in str(asked.args["blocks"])
+    assert await _notices_done(database) == ["approval_requested"]
+
+
+async def test_an_approval_request_asked_by_its_own_process_is_not_asked_again(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    await _default_app(storage_factory, fake_onesignal)
+    await require_approvals(database, fake_slack)
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring) as running:
+        send = await running.services.sends.create(
+            team_id=DEFAULT_TEAM_ID,
+            requester_id=ALICE,
+            app_name=None,
+            content=SendContent(message="Doors open at 9"),
+            audience=Audience(segments=(SEGMENT,)),
+            due_at=None,
+            timezone="UTC",
+            confirm=True,
+            approvals_required=1,
+        )
+        await running.services.deliverer.dispatch(send)
+        await _grace_passed(database)
+        asked = await _posted_once(fake_slack, _in_approvals, "the approval request")
+
+    assert f"`{send.short_id}`" in asked.args["text"]
+    assert await _notices_done(database) == ["approval_requested"]
+
+
+async def test_an_edit_that_asks_approvers_again_is_asked_once_after_its_process_died(
+    serve_pushops, fake_slack, fake_onesignal, database, keyring, storage_factory, tmp_path
+):
+    app = await _default_app(storage_factory, fake_onesignal)
+    await require_approvals(database, fake_slack)
+    async with kit(database, keyring, fake_onesignal, app) as gone:
+        send = await gone.create(
+            "Doors open at 9", team_id=DEFAULT_TEAM_ID, requester_id=ALICE, due_in=3600
+        )
+        edited = await gone.sends.edit(
+            team_id=DEFAULT_TEAM_ID,
+            send_id=send.id,
+            actor=ALICE,
+            app_name=None,
+            content=SendContent(message="Doors open at 10"),
+            audience=Audience(segments=(SEGMENT,)),
+            options=None,
+            due_at=send.due_at,
+            timezone="UTC",
+            approvals_required=1,
+        )
+        assert edited.send.state == SendState.PENDING_APPROVAL
+    await _grace_passed(database)
+
+    config = settings(fake_slack, fake_onesignal, tmp_path)
+    async with serve_sending(serve_pushops, config, database, keyring):
+        asked = await _posted_once(fake_slack, _in_approvals, "the approval request")
+
+    assert "Doors open at 10" in str(asked.args["blocks"])
+    assert f"<@{ALICE}>" in str(asked.args["blocks"])  # who edited it
+    assert await _notices_done(database) == ["approval_requested"]
