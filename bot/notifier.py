@@ -24,7 +24,9 @@ class Notifier(Protocol):
 
     Each method gets the send's row as it is after the change. Implementations may be slow
     (Slack calls) and may fail; the services call them through a `NotifierRelay`, which logs
-    a failure and goes on.
+    a failure and goes on. Each change also wrote a notice of its news in its transaction
+    (`storage.outbox.NOTICE`): an implementation settles it as it owes its messages, and
+    tells a notice its process left untold (`commands.notify.SlackNotifier.render_notice`).
     """
 
     async def send_delivered(self, send: Send) -> None:

@@ -192,6 +192,7 @@ async def test_a_rejection_committed_by_a_process_that_died_before_telling_it_is
     async with serve_sending(serve_pushops, config, database, keyring):
         dm = await _posted_once(fake_slack, dm_to(ALICE), "the requester's DM")
 
+    # One DM: the approval request its creation owed too is not told, the send moved on.
     assert dm.args["text"] == f"<@{BOB}> rejected `{send.short_id}`; it will not be sent."
     assert "rejected" in await _notices_done(database)
 
